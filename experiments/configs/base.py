@@ -61,7 +61,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.schedule.power = 0.9  # poly
   config.schedule.end_value = 0.0  # poly, warmup_cosine
   config.schedule.patience = 5  # plateau: evaluations without improvement
-  config.schedule.min_delta = 0.0  # plateau
+  config.schedule.min_delta = 1e-4  # plateau: an improvement must exceed this (absolute, > 0)
 
   config.model = ml_collections.ConfigDict()
   config.model.name = ''

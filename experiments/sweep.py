@@ -1,0 +1,302 @@
+r"""Runs a hyperparameter sweep: one ``experiments.main`` process per trial, on disjoint devices.
+
+Usage::
+
+  python -m experiments.sweep --sweep=experiments/sweeps/<name>.py --workdir=/tmp/sweep \
+      [--devices_per_trial=1] [--parallel=8] [--accelerator=gpu]
+
+A sweep file defines ``get_sweep()`` returning a :class:`Sweep`: the base config file and a list
+of override dicts (see :func:`product` and :func:`chain`). Each trial runs
+``python -m experiments.main --config=<base> --workdir=<workdir>/<trial> --config.<key>=<value>``
+with its own devices (``CUDA_VISIBLE_DEVICES``; ``TPU_VISIBLE_CHIPS`` and friends; on CPU a forced
+host-device count). Running the sweep again skips finished trials (their ``results.json``) and
+resumes interrupted ones from their checkpoints. At the end ``<workdir>/summary.csv`` holds each
+trial's overrides, status and final/best metrics, and is printed.
+"""
+
+import csv
+import dataclasses
+import glob
+import importlib.util
+import io
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any, Iterable, Mapping, Sequence
+
+from absl import app
+from absl import flags
+
+RESULTS_FILE = 'results.json'  # written by jaxseg.train.loop when a run finishes
+
+
+def _define_flags() -> None:
+  """Defines the binary's flags (only when run as a program, so sweep files can import this)."""
+  flags.DEFINE_string('sweep', None, 'Path to a sweep file defining get_sweep().')
+  flags.DEFINE_string('workdir', None, 'Sweep directory; each trial gets a subdirectory.')
+  flags.DEFINE_integer('devices_per_trial', 1, 'Accelerators per trial.')
+  flags.DEFINE_integer('parallel', 0, 'Trials at once; 0: as many as the devices allow '
+                       '(1 on CPU).')
+  flags.DEFINE_enum('accelerator', 'auto', ['auto', 'cpu', 'gpu', 'tpu'],
+                    'Which devices to split between trials.')
+  flags.DEFINE_integer('num_devices', 0, 'Local accelerators; 0: detect.')
+  flags.mark_flags_as_required(['sweep', 'workdir'])
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+  """A base config file and the overrides of each trial.
+
+  Attributes:
+    base_config: path of the config file (relative to the repository root or absolute).
+    trials: one dict per trial mapping dotted config keys to values, e.g.
+      ``{'optimizer.learning_rate': 0.1, 'seed': 1}``.
+  """
+  base_config: str
+  trials: Sequence[Mapping[str, Any]]
+
+
+def product(*axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+  """Returns the Cartesian product of parameter axes.
+
+  Each argument maps keys to equally long value lists that vary *together* (a zipped axis).
+
+  Example:
+    >>> product({'optimizer.learning_rate': [0.1, 0.01]}, {'seed': [0, 1]})
+    [{'optimizer.learning_rate': 0.1, 'seed': 0}, {'optimizer.learning_rate': 0.1, 'seed': 1},
+     {'optimizer.learning_rate': 0.01, 'seed': 0}, {'optimizer.learning_rate': 0.01, 'seed': 1}]
+  """
+  zipped_axes = []
+  for axis in axes:
+    lengths = {len(v) for v in axis.values()}
+    if len(lengths) != 1:
+      raise ValueError(f'product: the lists of one axis must have equal lengths, got {dict(axis)}')
+    zipped_axes.append([dict(zip(axis, values)) for values in zip(*axis.values())])
+  return [dict(kv for part in combo for kv in part.items())
+          for combo in itertools.product(*zipped_axes)]
+
+
+def chain(*trial_lists: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+  """Concatenates lists of trials."""
+  return [dict(t) for trials in trial_lists for t in trials]
+
+
+def load_sweep(path: str) -> Sweep:
+  """Imports a sweep file and returns its ``get_sweep()``."""
+  spec = importlib.util.spec_from_file_location('_jaxseg_sweep', path)
+  if spec is None or not os.path.exists(path):
+    raise ValueError(f'--sweep: no such file {path!r}')
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  result = module.get_sweep()
+  # Compared by fields, not class: run as a program this module is __main__, while the sweep
+  # file imports experiments.sweep, a second copy of the class.
+  if not (hasattr(result, 'base_config') and getattr(result, 'trials', None)):
+    raise ValueError(f'{path}: get_sweep() must return a Sweep with at least one trial')
+  sweep = Sweep(base_config=result.base_config, trials=list(result.trials))
+  # The base config may be given relative to the current directory, the repository root or the
+  # sweep file; trials run from the repository root, so pass it on as an absolute path.
+  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  for root in (os.getcwd(), repo_root, os.path.dirname(os.path.abspath(path))):
+    candidate = os.path.join(root, sweep.base_config)
+    if os.path.exists(candidate):
+      return dataclasses.replace(sweep, base_config=os.path.abspath(candidate))
+  raise ValueError(f'{path}: base_config {sweep.base_config!r} not found')
+
+
+def format_override(value: Any) -> str:
+  """Formats a value as ``config_flags`` parses it on the command line."""
+  if isinstance(value, str):
+    return value
+  return repr(tuple(value)) if isinstance(value, list) else repr(value)
+
+
+def trial_name(index: int, overrides: Mapping[str, Any]) -> str:
+  """Returns ``'003_lr=0.1_seed=1'``: the index plus a filesystem-safe digest of the overrides."""
+  parts = [f'{k.split(".")[-1]}={format_override(v)}' for k, v in overrides.items()]
+  slug = re.sub(r'[^A-Za-z0-9=._-]+', '-', '_'.join(parts))[:80]
+  return f'{index:03d}_{slug}' if slug else f'{index:03d}'
+
+
+def detect_accelerator() -> tuple[str, int]:
+  """Returns ``(kind, count)`` of local accelerators without initialising JAX in this process."""
+  tpus = glob.glob('/dev/accel*') + glob.glob('/dev/vfio/[0-9]*')
+  if tpus:
+    return 'tpu', len(tpus)
+  try:
+    listing = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True, timeout=30)
+    gpus = [line for line in listing.stdout.splitlines() if line.startswith('GPU ')]
+    if gpus:
+      return 'gpu', len(gpus)
+  except (OSError, subprocess.SubprocessError):
+    pass
+  return 'cpu', 0
+
+
+def trial_env(accelerator: str, device_ids: Sequence[int],
+              base_env: Mapping[str, str] | None = None) -> dict[str, str]:
+  """Returns the environment that confines a trial to ``device_ids``.
+
+  Args:
+    accelerator: ``'gpu'`` (``CUDA_VISIBLE_DEVICES``), ``'tpu'`` (``TPU_VISIBLE_CHIPS`` with
+      per-process bounds; chip counts 1, 2, 4 or 8) or ``'cpu'`` (``JAX_PLATFORMS=cpu`` and
+      ``--xla_force_host_platform_device_count=len(device_ids)``).
+    device_ids: local device indices for this trial.
+    base_env: the environment to start from (default ``os.environ``).
+
+  Returns:
+    A new environment dict.
+
+  Example:
+    >>> trial_env('gpu', [2, 3], {})['CUDA_VISIBLE_DEVICES']
+    '2,3'
+  """
+  env = dict(os.environ if base_env is None else base_env)
+  ids = ','.join(str(i) for i in device_ids)
+  if accelerator == 'gpu':
+    env['CUDA_VISIBLE_DEVICES'] = ids
+  elif accelerator == 'tpu':
+    bounds = {1: '1,1,1', 2: '1,2,1', 4: '2,2,1', 8: '2,4,1'}
+    if len(device_ids) not in bounds:
+      raise ValueError(f'--devices_per_trial on TPU must be 1, 2, 4 or 8, got {len(device_ids)}')
+    env.update(TPU_VISIBLE_CHIPS=ids, TPU_CHIPS_PER_PROCESS_BOUNDS=bounds[len(device_ids)],
+               TPU_PROCESS_BOUNDS='1,1,1', TPU_PROCESS_PORT=str(8476 + device_ids[0]),
+               TPU_PROCESS_ADDRESSES=f'localhost:{8476 + device_ids[0]}', CLOUD_TPU_TASK_ID='0')
+  elif accelerator == 'cpu':
+    flags_ = re.sub(r'--xla_force_host_platform_device_count=\d+', '', env.get('XLA_FLAGS', ''))
+    env['XLA_FLAGS'] = f'{flags_} --xla_force_host_platform_device_count={len(device_ids)}'.strip()
+    env['JAX_PLATFORMS'] = 'cpu'
+  else:
+    raise ValueError(f"accelerator must be 'cpu', 'gpu' or 'tpu', got {accelerator!r}")
+  return env
+
+
+def device_slots(num_devices: int, devices_per_trial: int) -> list[list[int]]:
+  """Splits ``range(num_devices)`` into disjoint groups of ``devices_per_trial``.
+
+  Example:
+    >>> device_slots(8, 4)
+    [[0, 1, 2, 3], [4, 5, 6, 7]]
+  """
+  if devices_per_trial < 1 or num_devices < devices_per_trial:
+    raise ValueError(f'--devices_per_trial={devices_per_trial} must be in [1, {num_devices}] '
+                     '(the local devices)')
+  return [list(range(s, s + devices_per_trial))
+          for s in range(0, num_devices - devices_per_trial + 1, devices_per_trial)]
+
+
+@dataclasses.dataclass
+class Trial:
+  index: int
+  overrides: Mapping[str, Any]
+  workdir: str
+
+  @property
+  def finished(self) -> bool:
+    return os.path.exists(os.path.join(self.workdir, RESULTS_FILE))
+
+  def command(self, base_config: str) -> list[str]:
+    return ([sys.executable, '-m', 'experiments.main', f'--config={base_config}',
+             f'--workdir={self.workdir}']
+            + [f'--config.{k}={format_override(v)}' for k, v in self.overrides.items()])
+
+
+def run_sweep(sweep: Sweep, workdir: str, *, accelerator: str, slots: Sequence[Sequence[int]],
+              repo_root: str) -> list[dict[str, Any]]:
+  """Runs every unfinished trial, at most ``len(slots)`` at once, and returns the summary rows.
+
+  Args:
+    sweep: the sweep.
+    workdir: the sweep directory.
+    accelerator: ``'cpu'``, ``'gpu'`` or ``'tpu'``.
+    slots: disjoint device-id groups; each running trial holds one.
+    repo_root: working directory of the trial processes (so ``experiments`` imports).
+
+  Returns:
+    One dict per trial: ``trial``, ``status`` (``done``/``failed``), the overrides, and the
+    trial's ``results.json`` entries.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  trials = [Trial(i, o, os.path.join(workdir, trial_name(i, o)))
+            for i, o in enumerate(sweep.trials)]
+  pending = [t for t in trials if not t.finished]
+  for t in trials:
+    if t.finished:
+      print(f'[sweep] {os.path.basename(t.workdir)}: finished earlier, skipped', flush=True)
+  free = [list(s) for s in slots]
+  running: dict[int, tuple[subprocess.Popen, list[int], Any]] = {}
+  while pending or running:
+    while pending and free:
+      trial, slot = pending.pop(0), free.pop(0)
+      os.makedirs(trial.workdir, exist_ok=True)
+      log = open(os.path.join(trial.workdir, 'log.txt'), 'a')
+      resumed = os.path.isdir(os.path.join(trial.workdir, 'checkpoints'))
+      print(f'[sweep] {os.path.basename(trial.workdir)}: '
+            f'{"resuming" if resumed else "starting"} on {accelerator} {slot}', flush=True)
+      process = subprocess.Popen(trial.command(sweep.base_config), cwd=repo_root,
+                                 env=trial_env(accelerator, slot), stdout=log,
+                                 stderr=subprocess.STDOUT)
+      running[trial.index] = (process, slot, log)
+    time.sleep(0.2)
+    for index, (process, slot, log) in list(running.items()):
+      if process.poll() is not None:
+        log.close()
+        free.append(slot)
+        del running[index]
+        status = 'done' if trials[index].finished else f'failed (exit {process.returncode})'
+        print(f'[sweep] {os.path.basename(trials[index].workdir)}: {status}', flush=True)
+  return [_summary_row(t) for t in trials]
+
+
+def _summary_row(trial: Trial) -> dict[str, Any]:
+  row = {'trial': os.path.basename(trial.workdir),
+         'status': 'done' if trial.finished else 'failed'}
+  row.update({k: format_override(v) for k, v in trial.overrides.items()})
+  if trial.finished:
+    with open(os.path.join(trial.workdir, RESULTS_FILE)) as f:
+      row.update(json.load(f))
+  return row
+
+
+def write_summary(rows: Sequence[Mapping[str, Any]], path: str) -> str:
+  """Writes the rows as CSV (columns in first-seen order) and returns the CSV text."""
+  columns = list(dict.fromkeys(k for row in rows for k in row))
+  buffer = io.StringIO()
+  writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator='\n')
+  writer.writeheader()
+  writer.writerows(rows)
+  with open(path, 'w') as f:
+    f.write(buffer.getvalue())
+  return buffer.getvalue()
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  args = flags.FLAGS
+  sweep = load_sweep(args.sweep)
+  accelerator, detected = args.accelerator, 0
+  if accelerator == 'auto':
+    accelerator, detected = detect_accelerator()
+  if accelerator == 'cpu':
+    # Host "devices" are forced per trial; by default trials run one after another.
+    num_devices = args.devices_per_trial * max(args.parallel, 1)
+  else:
+    num_devices = args.num_devices or detected or detect_accelerator()[1]
+  slots = device_slots(num_devices, args.devices_per_trial)
+  if args.parallel:
+    slots = slots[:args.parallel]
+  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  rows = run_sweep(sweep, args.workdir, accelerator=accelerator, slots=slots, repo_root=repo_root)
+  text = write_summary(rows, os.path.join(args.workdir, 'summary.csv'))
+  print(text, end='')
+  if any(row['status'] != 'done' for row in rows):
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)

@@ -1,0 +1,143 @@
+"""Helpers the jaxseg dataset builders share: Pillow encoding, checked image reads, layout errors.
+
+tfds's ``Image`` feature encodes NumPy arrays with TensorFlow, but stores bytes as they are. Our
+builders therefore hand it PNG or JPEG bytes made (or checked) with Pillow, so building a dataset
+needs no TensorFlow; reading decodes with Pillow through ``tfds.data_source``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+
+import numpy as np
+from absl import logging
+from PIL import Image
+
+__all__ = ["CorruptImageError", "MissingFileError", "SkipCounter", "encode_png",
+           "intended_manual_dir", "manual_dir_or_none", "read_rgb_image",
+           "read_gray_image", "require_file", "check_mask_values"]
+
+
+class MissingFileError(FileNotFoundError):
+  """A file a builder needs is absent; the message names it, the layout and where to get it."""
+
+
+class CorruptImageError(ValueError):
+  """An image file cannot be decoded; the message names it."""
+
+
+def require_file(path: str, *, layout: str, source: str) -> str:
+  """Returns ``path`` if it exists, else raises :class:`MissingFileError` explaining the layout.
+
+  Args:
+    path: the file or directory the builder needs.
+    layout: the expected directory layout, shown to the user.
+    source: where to get the data (URL and the archive to extract).
+  """
+  if not os.path.exists(path):
+    raise MissingFileError(
+        f"Missing {path}.\nExpected layout:\n{layout}\nGet it from: {source}")
+  return path
+
+
+def manual_dir_or_none(dl_manager) -> str | None:
+  """The download manager's manual directory, or None when it is missing or empty.
+
+  tfds asserts (with a generic message) when the manual directory is absent; builders call this
+  instead so that they can name the exact file they expected, or download.
+  """
+  try:
+    return os.fspath(dl_manager.manual_dir)
+  except AssertionError:
+    return None
+
+
+def intended_manual_dir(dl_manager) -> str:
+  """The configured manual directory's path (for messages), whether it exists or not."""
+  return os.fspath(getattr(dl_manager, "_manual_dir", None) or "<manual_dir>")
+
+
+def encode_png(array: np.ndarray) -> bytes:
+  """Losslessly encodes a uint8 ``(H, W)`` or ``(H, W, 3)`` array as PNG bytes with Pillow."""
+  array = np.asarray(array)
+  if array.dtype != np.uint8:
+    raise TypeError(f"array must be uint8 to encode as PNG, got {array.dtype}.")
+  if array.ndim == 3 and array.shape[-1] == 1:
+    array = array[..., 0]
+  buffer = io.BytesIO()
+  Image.fromarray(array).save(buffer, format="PNG")
+  return buffer.getvalue()
+
+
+@dataclasses.dataclass
+class SkipCounter:
+  """Counts the corrupt images a build skipped (``data.skip_corrupt=True``) and logs them."""
+  skip_corrupt: bool = False
+  skipped: list = dataclasses.field(default_factory=list)
+
+  def handle(self, error: CorruptImageError) -> None:
+    """Re-raises ``error`` unless skipping is allowed, in which case it is counted and logged."""
+    if not self.skip_corrupt:
+      raise error
+    self.skipped.append(str(error))
+    logging.warning("Skipping corrupt image (%d so far): %s", len(self.skipped), error)
+
+  def log_summary(self, what: str) -> None:
+    if self.skipped:
+      logging.warning("%s: skipped %d corrupt image(s).", what, len(self.skipped))
+
+
+def read_rgb_image(path: str) -> tuple[bytes, tuple[int, int]]:
+  """Reads an image file as encoded bytes that decode to RGB, and its ``(H, W)``.
+
+  JPEG and PNG files already in RGB are stored as they are (no re-encoding loss); grayscale,
+  CMYK or palette images are converted to RGB and stored as PNG.
+
+  Raises:
+    CorruptImageError: naming ``path`` when Pillow cannot decode the file.
+  """
+  try:
+    with Image.open(path) as image:
+      image.load()
+      mode, fmt = image.mode, image.format
+      if mode != "RGB" or fmt not in ("JPEG", "PNG"):
+        return encode_png(np.asarray(image.convert("RGB"))), (image.height, image.width)
+      size = (image.height, image.width)
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # Pillow raises many types for truncated or garbage files.
+    raise CorruptImageError(f"Cannot decode image {path}: {type(e).__name__}: {e}") from e
+  with open(path, "rb") as f:
+    return f.read(), size
+
+
+def read_gray_image(path: str) -> np.ndarray:
+  """Reads a single-channel image (a palette PNG's indices, or a grayscale map) as uint8 ``(H, W)``.
+
+  Palette images keep their indices (VOC class ids), other images are converted to luminance.
+
+  Raises:
+    CorruptImageError: naming ``path`` when Pillow cannot decode the file.
+  """
+  try:
+    with Image.open(path) as image:
+      image.load()
+      if image.mode not in ("P", "L"):
+        image = image.convert("L")
+      return np.asarray(image, np.uint8)
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # Pillow raises many types for truncated or garbage files.
+    raise CorruptImageError(f"Cannot decode image {path}: {type(e).__name__}: {e}") from e
+
+
+def check_mask_values(mask: np.ndarray, *, num_classes: int, ignore_label: int, where: str) -> None:
+  """Raises ValueError naming ``where`` if ``mask`` holds a value outside ``[0, num_classes)`` that
+  is not ``ignore_label``: such labels would silently corrupt training and the confusion matrix."""
+  values = np.unique(mask)
+  bad = values[(values >= num_classes) & (values != ignore_label)]
+  if bad.size:
+    raise ValueError(
+        f"Mask {where} has values {bad.tolist()} outside [0, {num_classes}) that are not the "
+        f"ignore label {ignore_label}.")

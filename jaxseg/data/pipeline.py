@@ -1,0 +1,332 @@
+"""grain input pipelines over tfds ArrayRecord data sources.
+
+:func:`make_iterator` is what the training engine calls. Training iterators are infinite (or
+``num_epochs`` long), shuffled with a seed, augmented, and sharded per host; evaluation
+iterators make one ordered pass over the split, padding the last global batch and marking real
+examples with ``'valid'``. Both are grain ``DatasetIterator``s underneath, so their position is
+saved and restored with ``get_state``/``set_state``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from jaxseg.data import registry
+from jaxseg.data import transforms as T
+
+__all__ = ["DataIterator", "dataset_info", "make_iterator", "process_sample"]
+
+
+def _ensure_flags_parsed() -> None:
+  # grain reads absl flags (e.g. grain_py_debug_mode). Binaries parse them and tests/conftest.py
+  # marks them parsed; a notebook or a user's script has done neither, and grain would raise.
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def _pair(value, name: str) -> tuple[int, int]:
+  if isinstance(value, int) and not isinstance(value, bool):
+    return value, value
+  if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+      isinstance(v, int) and not isinstance(v, bool) for v in value):
+    return int(value[0]), int(value[1])
+  raise TypeError(f"data.{name} must be an int or a pair of ints, got {value!r}.")
+
+
+def dataset_info(data_config) -> registry.DatasetInfo:
+  """Describes the dataset of ``config.data``, preparing it first if needed (cached).
+
+  Args:
+    data_config: ``config.data`` (a ``ConfigDict`` or mapping): ``name`` and options.
+
+  Returns:
+    A :class:`jaxseg.data.registry.DatasetInfo`.
+
+  Example:
+    >>> info = dataset_info({'name': 'digits'})   # doctest: +SKIP
+    >>> info.num_classes, info.image_shape, info.splits
+    (10, (32, 32, 3), {'test': 297, 'train': 1500})
+  """
+  spec, options = registry.resolve_options(data_config)
+  builder = registry.prepared_builder(spec, options)
+  splits = {name: int(split.num_examples) for name, split in sorted(builder.info.splits.items())}
+  return registry.DatasetInfo(
+      task=spec.task, num_classes=int(spec.num_classes(options)), ignore_label=spec.ignore_label,
+      image_shape=_output_hw(spec.task, options, train=True) + (3,), splits=splits,
+      eval_image_shape=_output_hw(spec.task, options, train=False) + (3,),
+      map_shape=_pair(options["map_size"], "map_size") if spec.task == "saliency" else None,
+      train_split=options["train_split"], eval_split=options["eval_split"])
+
+
+def _output_hw(task: str, options: dict, *, train: bool) -> tuple[int, int]:
+  if task == "classification":
+    return _pair(options["image_size"], "image_size")
+  if task == "segmentation":
+    return _pair(options["crop_size" if train else "eval_size"],
+                 "crop_size" if train else "eval_size")
+  return _pair(options["image_size"], "image_size")
+
+
+def process_sample(sample: dict, *, task: str, options: dict, ignore_label: int | None,
+                   rng: np.random.Generator | None) -> dict:
+  """Augments (``rng`` given) or deterministically prepares one sample, then normalises it.
+
+  Training (``rng`` is a generator): segmentation rescales by ``scale_range``, crops
+  ``crop_size`` (padding with the mean and the ignore label), flips; classification resizes to
+  ``image_size``, pads by ``crop_padding`` and crops back, flips; saliency resizes to
+  ``image_size`` (maps to ``map_size``) and flips everything together. Photometric jitter runs last
+  on the image only. Evaluation (``rng`` is None): segmentation shrinks to fit ``eval_size`` and
+  pads; classification and saliency resize.
+
+  Args:
+    sample: a :mod:`jaxseg.data.transforms` sample with uint8 image.
+    task: ``'classification'`` | ``'segmentation'`` | ``'saliency'``.
+    options: the resolved dataset options.
+    ignore_label: mask padding value.
+    rng: the example's generator, or None for evaluation.
+
+  Returns:
+    The batch element: ``image`` float32 normalised, plus ``label`` int32, or ``mask`` int32, or
+    ``density`` float32 (maximum 1, all zeros without fixations) and ``fixations`` uint8.
+  """
+  pad = T.mean_pixel(options["normalization"])
+  train = rng is not None
+  if task == "segmentation":
+    if train:
+      sample = T.random_scale(sample, rng=rng, scale_range=options["scale_range"])
+      sample = T.random_crop(sample, options["crop_size"], rng=rng, image_pad=pad,
+                             ignore_label=ignore_label)
+    else:
+      sample = T.fit_and_pad(sample, options["eval_size"], image_pad=pad,
+                             ignore_label=ignore_label)
+  elif task == "classification":
+    sample = T.resize(sample, options["image_size"])
+    if train and options["crop_padding"]:
+      p = options["crop_padding"]
+      size = _pair(options["image_size"], "image_size")
+      sample = T.pad_sides(sample, p, image_pad=pad)
+      sample = T.random_crop(sample, size, rng=rng, image_pad=pad)
+  else:
+    image = T.resize({"image": sample["image"]}, options["image_size"])["image"]
+    maps = {"image": sample["image"], "density": sample["density"],
+            "fixations": sample["fixations"]}
+    maps = T.resize(maps, options["map_size"])
+    sample = dict(sample, image=image, density=maps["density"], fixations=maps["fixations"])
+  if train and options["flip"]:
+    if task == "saliency":
+      if rng.uniform() < 0.5:
+        sample = dict(sample, image=sample["image"][:, ::-1],
+                      density=sample["density"][:, ::-1], fixations=sample["fixations"][:, ::-1])
+    else:
+      sample = T.random_horizontal_flip(sample, rng=rng)
+  image = sample["image"]
+  if train and options["photometric"]:
+    s = float(options["photometric"])
+    image = T.photometric_jitter(image, rng=rng, brightness=s, contrast=s, saturation=s)
+  out = {"image": T.normalize(image, options["normalization"])}
+  if task == "classification":
+    out["label"] = np.int32(sample["label"])
+  elif task == "segmentation":
+    out["mask"] = np.ascontiguousarray(sample["mask"], np.int32)
+  else:
+    density = np.ascontiguousarray(sample["density"], np.float32)
+    peak = float(density.max())
+    out["density"] = density / peak if peak > 0 else density
+    out["fixations"] = np.ascontiguousarray(sample["fixations"], np.uint8)
+  return out
+
+
+# ---------------------------------------------------------------------------------------------
+# grain transformations (picklable classes, so worker processes can run them).
+
+
+@dataclasses.dataclass
+class _Prepare:
+  """Decodes a record and prepares it for evaluation (deterministic)."""
+  spec: Any
+  options: dict
+
+  def __call__(self, record):
+    sample = self.spec.decode(record, self.options)
+    return process_sample(sample, task=self.spec.task, options=self.options,
+                          ignore_label=self.spec.ignore_label, rng=None)
+
+
+@dataclasses.dataclass
+class _Augment:
+  """Decodes a record and augments it with grain's per-element generator."""
+  spec: Any
+  options: dict
+
+  def __call__(self, record, rng: np.random.Generator):
+    sample = self.spec.decode(record, self.options)
+    return process_sample(sample, task=self.spec.task, options=self.options,
+                          ignore_label=self.spec.ignore_label, rng=rng)
+
+
+@dataclasses.dataclass
+class _PaddedEvalElement:
+  """Element ``k`` of a host's eval stream: global batch ``k // L``, slot ``k % L`` of this host.
+
+  Global batch ``b`` holds examples ``[b G, (b + 1) G)``; host ``p`` feeds slots
+  ``[p L, (p + 1) L)`` of it (``L = G / process_count``), so hosts are disjoint, together cover the
+  split, and each global batch is assembled in order. Positions past the split repeat example 0
+  with ``valid=False``.
+  """
+  source: Any
+  prepare: _Prepare
+  num_examples: int
+  global_batch_size: int
+  local_batch_size: int
+  process_index: int
+
+  def __call__(self, k):
+    k = int(k)
+    batch, slot = divmod(k, self.local_batch_size)
+    index = batch * self.global_batch_size + self.process_index * self.local_batch_size + slot
+    valid = index < self.num_examples
+    element = self.prepare(self.source[index if valid else 0])
+    element["valid"] = np.bool_(valid)
+    return element
+
+
+def _stack(elements):
+  return {key: np.stack([e[key] for e in elements]) for key in elements[0]}
+
+
+class DataIterator:
+  """The iterator :func:`make_iterator` returns: numpy batches and a checkpointable position.
+
+  ``get_state()`` returns grain's iterator state, a dict of JSON-serialisable values (ints and
+  strings), which the engine stores as JSON; ``set_state(state)`` on an iterator made with the
+  same arguments resumes exactly at that position.
+  """
+
+  def __init__(self, dataset, *, num_batches: int | None, element_spec: dict | None = None):
+    self._dataset = dataset
+    self._iterator = iter(dataset)
+    self.num_batches = num_batches  # eval: batches in the pass; train: None (or epochs' total)
+    self.element_spec = element_spec
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    return next(self._iterator)
+
+  def get_state(self) -> dict:
+    """The position, as a JSON-serialisable dict."""
+    return self._iterator.get_state()
+
+  def set_state(self, state: dict) -> None:
+    """Moves to a position returned by :meth:`get_state` of an identically made iterator."""
+    if not isinstance(state, dict):
+      raise TypeError(f"state must be the dict get_state() returned, got {type(state).__name__}.")
+    self._iterator.set_state(state)
+
+  def close(self) -> None:
+    """Stops worker processes, if any."""
+    close = getattr(self._iterator, "close", None)
+    if close is not None:
+      close()
+
+
+def _derive_seed(*parts: int) -> int:
+  # grain seeds must fit in 32 bits; SeedSequence mixes the parts so nearby seeds decorrelate.
+  return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def make_iterator(data_config, *, split: str, global_batch_size: int, seed: int, train: bool,
+                  process_index: int = 0, process_count: int = 1,
+                  num_epochs: int | None = None) -> DataIterator:
+  """A grain iterator over ``split`` of the dataset ``config.data`` names, for this host.
+
+  Training (``train=True``): this host reads the contiguous shard ``p`` of ``process_count``
+  equal shards of the split (the remainder is dropped), shuffles it with a seed derived from
+  ``(seed, p)`` and reshuffles every epoch, augments each element with a generator seeded by
+  ``(seed, p)`` and the element's position (so resuming reproduces the same augmentation), and
+  repeats forever (``num_epochs=None``) or ``num_epochs`` times, dropping incomplete batches.
+
+  Evaluation (``train=False``): one ordered pass; global batch ``b`` holds examples
+  ``[b G, (b + 1) G)`` split evenly over hosts, the last one padded with ``valid=False`` examples.
+  Every host yields the same number of batches, ``ceil(N / G)``.
+
+  Args:
+    data_config: ``config.data``: ``name`` and options (see :mod:`jaxseg.data.registry`).
+    split: tfds split name (``'train'``, ``'test'``, ``'validation'``, slices like
+      ``'train[:10%]'``).
+    global_batch_size: examples per step over all hosts, divisible by ``process_count``.
+    seed: the pipeline seed.
+    train: training (shuffle, augment, repeat) or evaluation (ordered, padded, one pass).
+    process_index: this host, ``jax.process_index()``.
+    process_count: hosts, ``jax.process_count()``.
+    num_epochs: training epochs before ``StopIteration``; None: infinite. Ignored when
+      ``train=False``.
+
+  Returns:
+    A :class:`DataIterator` yielding dicts of numpy arrays with leading dimension
+    ``global_batch_size // process_count``: classification ``image`` float32 ``(B, H, W, 3)`` and
+    ``label`` int32 ``(B,)``; segmentation ``image`` and ``mask`` int32 ``(B, H, W)`` (255 =
+    ignore); saliency ``image``, ``density`` float32 ``(B, h, w)`` and ``fixations`` uint8
+    ``(B, h, w)``. Evaluation batches add ``valid`` bool ``(B,)``.
+
+  Example:
+    >>> it = make_iterator({'name': 'digits'}, split='train', global_batch_size=8, seed=0,
+    ...                    train=True)   # doctest: +SKIP
+    >>> batch = next(it); batch['image'].shape, batch['label'].dtype
+    ((8, 32, 32, 3), dtype('int32'))
+  """
+  _check_int(global_batch_size, "global_batch_size", minimum=1)
+  _check_int(process_count, "process_count", minimum=1)
+  _check_int(process_index, "process_index", minimum=0)
+  if process_index >= process_count:
+    raise ValueError(f"process_index must be in [0, process_count={process_count}), got "
+                     f"{process_index}.")
+  if global_batch_size % process_count:
+    raise ValueError(f"global_batch_size ({global_batch_size}) must be divisible by "
+                     f"process_count ({process_count}).")
+  if num_epochs is not None:
+    _check_int(num_epochs, "num_epochs", minimum=1)
+  _ensure_flags_parsed()
+  import grain  # pylint: disable=g-import-not-at-top
+
+  spec, options = registry.resolve_options(data_config)
+  builder = registry.prepared_builder(spec, options)
+  source = builder.as_data_source(split)
+  num_examples = len(source)
+  local = global_batch_size // process_count
+
+  if train:
+    shard = num_examples // process_count
+    if shard < local:
+      raise ValueError(
+          f"split {split!r} has {num_examples} examples, {shard} per host: fewer than the local "
+          f"batch size {local} (global_batch_size={global_batch_size}, "
+          f"process_count={process_count}).")
+    ds = grain.MapDataset.source(source)[process_index * shard:(process_index + 1) * shard]
+    ds = ds.shuffle(seed=_derive_seed(seed, process_index, 1)).repeat(num_epochs)
+    ds = ds.random_map(_Augment(spec, options), seed=_derive_seed(seed, process_index, 2))
+    ds = ds.batch(local, drop_remainder=True, batch_fn=_stack)
+    num_batches = None if num_epochs is None else (shard * num_epochs) // local
+  else:
+    num_batches = max(1, math.ceil(num_examples / global_batch_size))
+    ds = grain.MapDataset.range(num_batches * local).map(_PaddedEvalElement(
+        source, _Prepare(spec, options), num_examples, global_batch_size, local, process_index))
+    ds = ds.batch(local, drop_remainder=False, batch_fn=_stack)
+
+  iter_ds = ds.to_iter_dataset(grain.ReadOptions(
+      num_threads=options["read_threads"],
+      prefetch_buffer_size=max(options["read_threads"], options["prefetch"])))
+  if options["num_workers"] > 0:
+    iter_ds = iter_ds.mp_prefetch(grain.MultiprocessingOptions(
+        num_workers=options["num_workers"], per_worker_buffer_size=max(1, options["prefetch"])))
+  return DataIterator(iter_ds, num_batches=num_batches)
+
+
+def _check_int(value, name: str, *, minimum: int) -> None:
+  if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+    raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")

@@ -1,0 +1,539 @@
+"""The dataset registry: every dataset a config can name, its options and its tfds builder.
+
+A config selects a dataset with ``config.data.name`` and sets its options as other fields of
+``config.data``. Options every dataset accepts:
+
+* ``data_dir`` (str, ``''``): where prepared datasets are cached; ``''`` means
+  ``$JAXSEG_DATA_DIR``, else ``~/jaxseg_data``.
+* ``manual_dir`` (str, ``''``): where manually downloaded archives are extracted; ``''`` means
+  ``<data_dir>/downloads/manual``.
+* ``num_workers`` (int, 0): grain worker processes (0: transforms run in threads of this
+  process).
+* ``prefetch`` (int, 2): batches prepared ahead of the consumer, per worker.
+* ``read_threads`` (int, 4): threads decoding and transforming in each process.
+* ``normalization`` (str): ``'imagenet'``, ``'caffe_bgr'`` or ``'none'``
+  (:func:`jaxseg.data.transforms.normalize`).
+* ``train_split``, ``eval_split`` (str): the tfds split names the engine trains and evaluates on
+  (tfds slicing such as ``'train[:90%]'`` is accepted).
+* ``skip_corrupt`` (bool, False): skip undecodable images while building (counted in the log)
+  instead of raising.
+* ``download`` (bool, False): builders that can download (VOC 2012) may do so when the manual
+  files are absent.
+
+Task options (defaults differ per dataset; :func:`describe` prints them):
+
+* classification: ``image_size`` (int, output side), ``crop_padding`` (int, pad then randomly
+  crop back, 0: off), ``flip`` (bool), ``photometric`` (float, jitter strength, 0: off).
+* segmentation: ``crop_size`` (int, training crop side), ``eval_size`` (int, evaluation images
+  are shrunk to fit and padded to this side, the mask with 255), ``scale_range`` ((low, high)
+  random rescaling), ``flip``, ``photometric``.
+* saliency: ``image_size`` ((h, w) network input), ``map_size`` ((h, w) of ``density`` and
+  ``fixations``), ``flip``, ``photometric``.
+
+Dataset options are listed with each dataset below (``DATASETS``); an option that a dataset does
+not define raises a ValueError naming it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "DatasetUnavailableError", "describe",
+           "get_builder", "list_datasets", "resolve_options"]
+
+COMMON_OPTIONS: dict[str, tuple[Any, str]] = {
+    "name": ("", "the dataset's name in this registry"),
+    "data_dir": ("", "cache of prepared datasets; '' -> $JAXSEG_DATA_DIR or ~/jaxseg_data"),
+    "manual_dir": ("", "manually downloaded files; '' -> <data_dir>/downloads/manual"),
+    "num_workers": (0, "grain worker processes (0: threads of this process)"),
+    "prefetch": (2, "batches prepared ahead, per worker"),
+    "read_threads": (4, "threads decoding and transforming in each process"),
+    "skip_corrupt": (False, "skip undecodable images while building, counted in the log"),
+    "download": (False, "download when manual files are absent (builders that can)"),
+}
+
+_CLASSIFICATION = {
+    "image_size": (32, "output side in pixels (images are resized to it)"),
+    "crop_padding": (0, "training: pad by this many pixels then crop back at random (0: off)"),
+    "flip": (False, "training: random horizontal flips"),
+    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
+    "normalization": ("none", "'imagenet' | 'caffe_bgr' | 'none' ([0, 1])"),
+}
+_SEGMENTATION = {
+    "crop_size": (321, "training crop side (padded with the mean / 255 when smaller)"),
+    "eval_size": (513, "evaluation: shrink to fit, then pad to this side (mask padded with 255)"),
+    "scale_range": ((0.5, 2.0), "training: random rescaling range ((1, 1): off)"),
+    "flip": (True, "training: random horizontal flips"),
+    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
+    "normalization": ("imagenet", "'imagenet' | 'caffe_bgr' | 'none' ([0, 1])"),
+}
+_SALIENCY = {
+    "image_size": ((240, 320), "network input (h, w)"),
+    "map_size": ((240, 320), "(h, w) of 'density' and 'fixations'"),
+    "flip": (True, "training: random horizontal flips (maps flip with the image)"),
+    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
+    "normalization": ("imagenet", "'imagenet' | 'caffe_bgr' | 'none' ([0, 1])"),
+}
+_TASK_OPTIONS = {"classification": _CLASSIFICATION, "segmentation": _SEGMENTATION,
+                 "saliency": _SALIENCY}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the training engine needs to know about a dataset before reading it.
+
+  Attributes:
+    task: ``'classification'``, ``'segmentation'`` or ``'saliency'``.
+    num_classes: classes of ``label``/``mask`` (0 for saliency).
+    ignore_label: the mask value never scored (255), or None.
+    image_shape: ``(H, W, 3)`` of training batches' images.
+    splits: split name -> number of examples.
+    eval_image_shape: ``(H, W, 3)`` of evaluation batches' images.
+    map_shape: ``(h, w)`` of saliency maps, else None.
+    train_split, eval_split: the split names selected by the options.
+  """
+  task: str
+  num_classes: int
+  ignore_label: int | None
+  image_shape: tuple[int, int, int]
+  splits: dict[str, int]
+  eval_image_shape: tuple[int, int, int] | None = None
+  map_shape: tuple[int, int] | None = None
+  train_split: str = "train"
+  eval_split: str = "test"
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+  """One registry entry.
+
+  Attributes:
+    name: the registry name.
+    task: ``'classification'`` | ``'segmentation'`` | ``'saliency'``.
+    doc: one paragraph: what the dataset is and how to prepare it.
+    make_builder: ``(options, data_dir) -> tfds.core.DatasetBuilder``.
+    num_classes: ``options -> int``.
+    decode: ``(record, options) -> sample``, a picklable module-level function turning one
+      decoded tfds record into a :mod:`jaxseg.data.transforms` sample (uint8 image, int32 mask,
+      float32 density, uint8 fixations).
+    options: dataset options ``name -> (default, description)`` (beyond common and task ones).
+    defaults: overrides of common/task defaults for this dataset.
+    ignore_label: mask ignore value (segmentation only).
+    derive: ``options -> options`` filling defaults that depend on other options (a synthetic
+      dataset's crop and map sizes default to its generated size), or None.
+  """
+  name: str
+  task: str
+  doc: str
+  make_builder: Callable[[dict, str], Any]
+  num_classes: Callable[[dict], int]
+  decode: Callable[[Mapping[str, Any], dict], dict]
+  options: dict[str, tuple[Any, str]] = dataclasses.field(default_factory=dict)
+  defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+  ignore_label: int | None = None
+  derive: Callable[[dict], dict] | None = None
+
+  def all_options(self) -> dict[str, tuple[Any, str]]:
+    """Every option this dataset accepts with its default and description."""
+    merged = dict(COMMON_OPTIONS)
+    merged["train_split"] = ("train", "split trained on")
+    merged["eval_split"] = ("test", "split evaluated on")
+    merged.update(_TASK_OPTIONS[self.task])
+    merged.update(self.options)
+    for key, value in self.defaults.items():
+      merged[key] = (value, merged[key][1])
+    return merged
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoders: tfds record -> sample. Module-level so grain can pickle them into worker processes.
+
+
+def _decode_classification(record, options):
+  del options
+  return {"image": _rgb(record["image"]), "label": np.int32(record["label"])}
+
+
+def _decode_segmentation(record, options):
+  del options
+  return {"image": _rgb(record["image"]), "mask": _single(record["mask"]).astype(np.int32)}
+
+
+def _decode_saliency(record, options):
+  del options
+  return {"image": _rgb(record["image"]),
+          "density": _single(record["density"]).astype(np.float32) / 255.0,
+          "fixations": (_single(record["fixations"]) > 0).astype(np.uint8)}
+
+
+def _decode_stimulus(record, options):
+  del options
+  image = _rgb(record["image"])
+  return {"image": image, "density": np.zeros(image.shape[:2], np.float32),
+          "fixations": np.zeros(image.shape[:2], np.uint8)}
+
+
+def _decode_pet(record, options):
+  # Trimap: 1 pet, 2 background, 3 border ("not classified").
+  trimap = _single(record["segmentation_mask"]).astype(np.int32)
+  if options["pet_mask"] == "trimap":
+    mask = trimap - 1  # 0 pet, 1 background, 2 border
+  else:
+    mask = np.where(trimap == 1, 1, np.where(trimap == 2, 0, 255)).astype(np.int32)
+  return {"image": _rgb(record["image"]), "mask": mask}
+
+
+# Cityscapes labelIds (0..33, -1 license plate) -> the 19 train ids, others ignored (255); from
+# cityscapesScripts/helpers/labels.py.
+_CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+                         23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+CITYSCAPES_LUT = np.full(256, 255, np.int32)
+for _label_id, _train_id in _CITYSCAPES_TRAIN_IDS.items():
+  CITYSCAPES_LUT[_label_id] = _train_id
+
+
+def _decode_cityscapes(record, options):
+  del options
+  return {"image": _rgb(record["image_left"]),
+          "mask": CITYSCAPES_LUT[_single(record["segmentation_label"])]}
+
+
+def _decode_scene_parse150(record, options):
+  del options
+  # ADE20K SceneParsing: 0 = "other" (not scored), 1..150 the classes -> 0..149, 0 -> 255.
+  annotation = _single(record["annotation"]).astype(np.int32)
+  return {"image": _rgb(record["image"]),
+          "mask": np.where(annotation == 0, 255, annotation - 1).astype(np.int32)}
+
+
+def _rgb(image) -> np.ndarray:
+  image = np.asarray(image)
+  if image.ndim == 2:
+    image = image[..., None]
+  if image.shape[-1] == 1:
+    image = np.repeat(image, 3, -1)
+  return np.ascontiguousarray(image[..., :3], np.uint8)
+
+
+def _single(image) -> np.ndarray:
+  image = np.asarray(image)
+  return image[..., 0] if image.ndim == 3 else image
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders. Imports are local so that importing the registry stays cheap.
+
+
+def _digits_builder(options, data_dir):
+  from jaxseg.data.builders import classification  # pylint: disable=g-import-not-at-top
+  config = classification.digits_config(image_size=options["digits_size"],
+                                        num_test=options["num_test"], seed=options["split_seed"])
+  return classification.Digits(data_dir=data_dir, config=config, file_format="array_record")
+
+
+def _tfds_classification(name):
+  def make(options, data_dir):
+    del options
+    from jaxseg.data.builders import classification  # pylint: disable=g-import-not-at-top
+    return classification.tfds_classification_builder(name)(
+        data_dir=data_dir, file_format="array_record")
+  return make
+
+
+def _tfds_builder(name, config=None):
+  def make(options, data_dir):
+    del options
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    kwargs = {"config": config} if config else {}
+    return tfds.builder(name, data_dir=data_dir, file_format="array_record", **kwargs)
+  return make
+
+
+def _shapes_builder(options, data_dir):
+  from jaxseg.data.builders import synthetic  # pylint: disable=g-import-not-at-top
+  config = synthetic.shapes_config(
+      image_size=options["synthetic_size"], num_shape_classes=options["num_shape_classes"],
+      max_shapes=options["max_shapes"], num_train=options["num_train"],
+      num_test=options["num_test"], seed=options["synthetic_seed"])
+  return synthetic.ShapesSegmentation(data_dir=data_dir, config=config,
+                                      file_format="array_record")
+
+
+def _synthetic_saliency_builder(options, data_dir):
+  from jaxseg.data.builders import synthetic  # pylint: disable=g-import-not-at-top
+  config = synthetic.saliency_config(
+      image_size=options["synthetic_size"], max_objects=options["max_objects"],
+      num_fixations=options["num_fixations"], center_bias=options["center_bias"],
+      num_train=options["num_train"], num_test=options["num_test"],
+      seed=options["synthetic_seed"])
+  return synthetic.SyntheticSaliency(data_dir=data_dir, config=config,
+                                     file_format="array_record")
+
+
+def _voc_builder(kind):
+  def make(options, data_dir):
+    from jaxseg.data.builders import voc  # pylint: disable=g-import-not-at-top
+    cls = voc.Voc2012Segmentation if kind == "voc" else voc.Voc2012Sbd
+    return cls(data_dir=data_dir, file_format="array_record", skip_corrupt=options["skip_corrupt"],
+               allow_download=options["download"])
+  return make
+
+
+def _salicon_builder(options, data_dir):
+  from jaxseg.data.builders import saliency  # pylint: disable=g-import-not-at-top
+  config = saliency.salicon_config(sigma=options["blur_sigma"])
+  return saliency.Salicon(data_dir=data_dir, config=config, file_format="array_record",
+                          skip_corrupt=options["skip_corrupt"])
+
+
+def _mit_builder(kind):
+  def make(options, data_dir):
+    from jaxseg.data.builders import saliency  # pylint: disable=g-import-not-at-top
+    if kind == "mit1003":
+      config = saliency.mit1003_config(num_validation=options["num_validation"],
+                                       seed=options["split_seed"])
+      return saliency.Mit1003(data_dir=data_dir, config=config, file_format="array_record",
+                              skip_corrupt=options["skip_corrupt"])
+    return saliency.Mit300(data_dir=data_dir, file_format="array_record",
+                           skip_corrupt=options["skip_corrupt"])
+  return make
+
+
+def _default_to_generated_size(*keys):
+  def derive(options):
+    size = options["synthetic_size"]
+    return {key: (size, size) if key in ("image_size", "map_size") else size
+            for key in keys if options[key] is None}
+  return derive
+
+
+def _const(n):
+  return lambda options: n
+
+
+_SYNTHETIC_COMMON = {
+    "synthetic_size": (64, "side of the generated images"),
+    "num_train": (2000, "training examples generated"),
+    "num_test": (200, "held-out examples generated"),
+    "synthetic_seed": (0, "seed of the generator (each example is seeded by seed, split, index)"),
+}
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def _register(spec: DatasetSpec) -> None:
+  DATASETS[spec.name] = spec
+
+
+_register(DatasetSpec(
+    name="digits", task="classification",
+    doc="scikit-learn's 8x8 UCI handwritten digits (1797), upsampled; offline.",
+    make_builder=_digits_builder, num_classes=_const(10), decode=_decode_classification,
+    options={"digits_size": (32, "side the 8x8 digits are upsampled to when building"),
+             "num_test": (297, "test examples (stratified split)"),
+             "split_seed": (0, "seed of the stratified train/test split")}))
+for _name, _n, _size, _eval in (("mnist", 10, 28, "test"), ("cifar10", 10, 32, "test"),
+                                ("cifar100", 100, 32, "test"),
+                                ("imagenet2012", 1000, 224, "validation")):
+  _register(DatasetSpec(
+      name=_name, task="classification",
+      doc=f"tfds's {_name} builder, built as ArrayRecord without TensorFlow.",
+      make_builder=_tfds_classification(_name), num_classes=_const(_n),
+      decode=_decode_classification,
+      defaults={"image_size": _size, "eval_split": _eval,
+                **({"crop_padding": 4, "flip": True} if _name.startswith("cifar") else {}),
+                **({"flip": True, "normalization": "imagenet"}
+                   if _name == "imagenet2012" else {})}))
+_register(DatasetSpec(
+    name="shapes_segmentation", task="segmentation",
+    doc="Synthetic circles, rectangles and triangles with masks; deterministic from a seed.",
+    make_builder=_shapes_builder, num_classes=lambda o: o["num_shape_classes"] + 1,
+    decode=_decode_segmentation, ignore_label=255,
+    options={**_SYNTHETIC_COMMON,
+             "num_shape_classes": (3, "foreground classes K (the dataset has K + 1)"),
+             "max_shapes": (3, "most shapes per image")},
+    defaults={"crop_size": None, "eval_size": None, "scale_range": (1.0, 1.0),
+              "normalization": "none"},
+    derive=_default_to_generated_size("crop_size", "eval_size")))
+_register(DatasetSpec(
+    name="synthetic_saliency", task="saliency",
+    doc="Synthetic salient objects with a known fixation density and sampled fixations.",
+    make_builder=_synthetic_saliency_builder, num_classes=_const(0), decode=_decode_saliency,
+    options={**_SYNTHETIC_COMMON,
+             "max_objects": (3, "most salient objects per image"),
+             "num_fixations": (40, "fixations sampled per image"),
+             "center_bias": (0.25, "weight of the centre Gaussian in the density")},
+    defaults={"image_size": None, "map_size": None, "normalization": "none"},
+    derive=_default_to_generated_size("image_size", "map_size")))
+_register(DatasetSpec(
+    name="voc2012_segmentation", task="segmentation",
+    doc="PASCAL VOC 2012 segmentation (1464 train, 1449 val) from VOCtrainval_11-May-2012.",
+    make_builder=_voc_builder("voc"), num_classes=_const(21), decode=_decode_segmentation,
+    ignore_label=255, defaults={"eval_split": "validation"}))
+_register(DatasetSpec(
+    name="voc2012_sbd", task="segmentation",
+    doc="VOC 2012 train merged with SBD (train_aug, 10582), VOC 2012 val held out (1449).",
+    make_builder=_voc_builder("sbd"), num_classes=_const(21), decode=_decode_segmentation,
+    ignore_label=255, defaults={"eval_split": "validation"}))
+_register(DatasetSpec(
+    name="oxford_iiit_pet", task="segmentation",
+    doc="tfds's Oxford-IIIT Pet with its trimaps.",
+    make_builder=_tfds_builder("oxford_iiit_pet"), num_classes=lambda o: 3 if
+    o["pet_mask"] == "trimap" else 2, decode=_decode_pet, ignore_label=255,
+    options={"pet_mask": ("binary", "'binary': pet 1, background 0, border 255 (ignored); "
+                                    "'trimap': pet 0, background 1, border 2")},
+    defaults={"crop_size": 256, "eval_size": 512}))
+_register(DatasetSpec(
+    name="cityscapes", task="segmentation",
+    doc="tfds's Cityscapes (manual download), labelIds mapped to the 19 train ids.",
+    make_builder=_tfds_builder("cityscapes", "semantic_segmentation"), num_classes=_const(19),
+    decode=_decode_cityscapes, ignore_label=255,
+    defaults={"crop_size": 769, "eval_size": 1024, "eval_split": "validation"}))
+_register(DatasetSpec(
+    name="scene_parse150", task="segmentation",
+    doc="ADE20K SceneParsing (150 classes) through tfds's scene_parse150; 'other' ignored.",
+    make_builder=_tfds_builder("scene_parse150"), num_classes=_const(150),
+    decode=_decode_scene_parse150, ignore_label=255,
+    defaults={"crop_size": 512, "eval_size": 512}))
+_register(DatasetSpec(
+    name="salicon", task="saliency",
+    doc="SALICON (10000 train, 5000 val) from the official images and fixation JSON.",
+    make_builder=_salicon_builder, num_classes=_const(0), decode=_decode_saliency,
+    options={"blur_sigma": (19.0, "Gaussian sigma in pixels of the density built from fixations")},
+    defaults={"eval_split": "validation"}))
+_register(DatasetSpec(
+    name="mit1003", task="saliency",
+    doc="MIT1003 stimuli, fixation maps and fixation points; a seeded validation hold-out.",
+    make_builder=_mit_builder("mit1003"), num_classes=_const(0), decode=_decode_saliency,
+    options={"num_validation": (100, "images held out for validation"),
+             "split_seed": (0, "seed of the validation hold-out")},
+    defaults={"eval_split": "validation"}))
+_register(DatasetSpec(
+    name="mit300", task="saliency",
+    doc="MIT300 benchmark stimuli only (no public maps): for producing maps to submit.",
+    make_builder=_mit_builder("mit300"), num_classes=_const(0), decode=_decode_stimulus,
+    defaults={"train_split": "test"}))
+
+
+def list_datasets() -> list[str]:
+  """Names of every registered dataset, sorted."""
+  return sorted(DATASETS)
+
+
+def get_spec(name: str) -> DatasetSpec:
+  """The :class:`DatasetSpec` registered under ``name``; ValueError listing names otherwise."""
+  if name not in DATASETS:
+    raise ValueError(f"data.name must be one of {list_datasets()}, got {name!r}.")
+  return DATASETS[name]
+
+
+def describe(name: str) -> str:
+  """A table of the options of dataset ``name`` with defaults and descriptions."""
+  spec = get_spec(name)
+  lines = [f"{name} ({spec.task}): {spec.doc}"]
+  for key, (default, doc) in sorted(spec.all_options().items()):
+    lines.append(f"  {key} = {default!r}: {doc}")
+  return "\n".join(lines)
+
+
+def _as_dict(data_config) -> dict:
+  if hasattr(data_config, "to_dict"):
+    return data_config.to_dict()
+  if isinstance(data_config, Mapping):
+    return dict(data_config)
+  raise TypeError(
+      f"data_config must be a ConfigDict or a mapping, got {type(data_config).__name__}.")
+
+
+def _check_option_types(options: dict) -> None:
+  if options["normalization"] not in ("imagenet", "caffe_bgr", "none"):
+    raise ValueError("data.normalization must be 'imagenet', 'caffe_bgr' or 'none', got "
+                     f"{options['normalization']!r}.")
+  for key in ("num_workers", "prefetch", "read_threads"):
+    value = options[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key ==
+                                                                          "read_threads" else 0):
+      raise ValueError(f"data.{key} must be a non-negative int (read_threads positive), "
+                       f"got {value!r}.")
+
+
+def resolve_options(data_config) -> tuple[DatasetSpec, dict]:
+  """The dataset spec and the full options (defaults filled in) of a ``config.data``.
+
+  Raises:
+    ValueError: for an unknown dataset name, or options the dataset does not define (named).
+  """
+  given = _as_dict(data_config)
+  spec = get_spec(given.get("name", ""))
+  accepted = spec.all_options()
+  unknown = sorted(set(given) - set(accepted))
+  if unknown:
+    raise ValueError(
+        f"Unknown option(s) {unknown} for dataset {spec.name!r}; it accepts "
+        f"{sorted(accepted)}.")
+  options = {key: default for key, (default, _) in accepted.items()}
+  options.update(given)
+  if spec.derive is not None:
+    options.update(spec.derive(options))
+  for key in ("scale_range", "image_size", "map_size"):
+    if isinstance(options.get(key), list):
+      options[key] = tuple(options[key])
+  _check_option_types(options)
+  return spec, options
+
+
+def resolve_data_dir(options: dict) -> str:
+  """``data_dir`` with its fallbacks: ``$JAXSEG_DATA_DIR``, then ``~/jaxseg_data``."""
+  data_dir = options["data_dir"] or os.environ.get("JAXSEG_DATA_DIR") or "~/jaxseg_data"
+  return os.path.abspath(os.path.expanduser(data_dir))
+
+
+def get_builder(data_config):
+  """The tfds builder of ``config.data`` (not yet prepared)."""
+  spec, options = resolve_options(data_config)
+  return spec.make_builder(options, resolve_data_dir(options))
+
+
+class DatasetUnavailableError(RuntimeError):
+  """A dataset is neither prepared in ``data_dir`` nor obtainable (no network, no manual files)."""
+
+
+@functools.lru_cache(maxsize=64)
+def _prepared(name: str, frozen_options: tuple):
+  spec = get_spec(name)
+  options = dict(frozen_options)
+  data_dir = resolve_data_dir(options)
+  builder = spec.make_builder(options, data_dir)
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from jaxseg.data.builders import _common  # pylint: disable=g-import-not-at-top
+  manual_dir = os.path.abspath(os.path.expanduser(
+      options["manual_dir"] or os.path.join(data_dir, "downloads", "manual")))
+  try:
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except (_common.MissingFileError, _common.CorruptImageError, ValueError):
+    raise  # our builders' own errors already name the file and the layout
+  except Exception as e:  # download failures, tfds's manual-dir assertions, ...
+    raise DatasetUnavailableError(
+        f"Could not prepare dataset {name!r} in {builder.data_dir} "
+        f"({type(e).__name__}: {e}).\n{spec.doc}\nManual files go in {manual_dir}; "
+        f"docs/datasets.md (section {name!r}) says where to get them and how to build.") from e
+  return builder
+
+
+def _freeze(value):
+  if isinstance(value, (list, tuple)):
+    return tuple(_freeze(v) for v in value)
+  if isinstance(value, dict):
+    return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+  return value
+
+
+def prepared_builder(spec: DatasetSpec, options: dict):
+  """The builder of ``options``, prepared in ``data_dir`` once (later calls reuse the files)."""
+  return _prepared(spec.name, _freeze(options))

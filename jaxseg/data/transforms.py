@@ -1,0 +1,407 @@
+"""Joint host-side transforms of an image with its dense targets.
+
+A *sample* is a dict of NumPy arrays sharing the same height and width:
+
+* ``'image'``: ``(H, W, 3)`` uint8 RGB (geometric transforms) or float32 (photometric ones);
+* ``'mask'``: ``(H, W)`` int32 class ids, ``ignore_label`` (255) for void pixels;
+* ``'density'``: ``(H, W)`` float32 saliency density;
+* ``'fixations'``: ``(H, W)`` uint8 binary fixation map.
+
+Other keys (``'label'``, ``'valid'``) pass through unchanged. Every geometric transform moves all
+dense keys identically, each with the resampling its meaning requires: images and densities are
+interpolated bilinearly, masks by nearest neighbour (a class id is never averaged), and fixation
+maps by moving each fixated pixel to its new position (a fixation is never blurred or lost to
+interpolation). Randomness comes only from the ``np.random.Generator`` passed in.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "CAFFE_BGR_MEAN",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NORMALIZATIONS",
+    "center_pad_or_crop",
+    "fit_and_pad",
+    "horizontal_flip",
+    "mean_pixel",
+    "normalize",
+    "pad_sides",
+    "pad_to_size",
+    "photometric_jitter",
+    "random_crop",
+    "random_horizontal_flip",
+    "random_scale",
+    "resize",
+    "resize_to_multiple",
+    "scale",
+]
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # RGB, of [0, 1] pixels
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
+# The mean pixel of the ILSVRC training set in BGR order, 0..255, as Caffe's VGG and FCN models
+# subtract it (fcn.berkeleyvision.org's voc_layers.py).
+CAFFE_BGR_MEAN = np.array([104.00699, 116.66877, 122.67892], np.float32)
+NORMALIZATIONS = ("imagenet", "caffe_bgr", "none")
+
+_DENSE_KEYS = ("image", "mask", "density", "fixations")
+
+
+def _size(value, name: str) -> tuple[int, int]:
+  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    value = (int(value), int(value))
+  if (not isinstance(value, Sequence) or len(value) != 2
+      or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+    raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}.")
+  if min(value) < 1:
+    raise ValueError(f"{name} must be positive, got {value!r}.")
+  return int(value[0]), int(value[1])
+
+
+def _hw(sample: dict) -> tuple[int, int]:
+  if "image" not in sample:
+    raise ValueError(f"sample must have an 'image' key, got keys {sorted(sample)}.")
+  image = sample["image"]
+  if image.ndim != 3 or image.shape[-1] != 3:
+    raise ValueError(f"sample['image'] must have shape (H, W, 3), got {image.shape}.")
+  hw = image.shape[:2]
+  for key in _DENSE_KEYS[1:]:
+    if key in sample and sample[key].shape[:2] != hw:
+      raise ValueError(
+          f"sample[{key!r}] has spatial shape {sample[key].shape[:2]}, expected {hw} (the "
+          "image's): dense targets must be aligned with the image.")
+  return hw
+
+
+def mean_pixel(normalization: str) -> np.ndarray:
+  """The uint8 RGB pixel that :func:`normalize` maps to (about) zero, used for padding.
+
+  Args:
+    normalization: ``'imagenet'``, ``'caffe_bgr'`` or ``'none'`` (ImageNet's mean is used).
+
+  Returns:
+    ``(3,)`` uint8 RGB.
+  """
+  if normalization == "caffe_bgr":
+    return np.round(CAFFE_BGR_MEAN[::-1]).astype(np.uint8)
+  if normalization in ("imagenet", "none"):
+    return np.round(IMAGENET_MEAN * 255).astype(np.uint8)
+  raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+
+
+def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
+  """Converts RGB pixels in ``[0, 255]`` to the network's input convention.
+
+  * ``'imagenet'``: ``(x / 255 - mean) / std`` with torchvision's ImageNet mean and std, RGB.
+  * ``'caffe_bgr'``: ``x[..., ::-1] - [104.00699, 116.66877, 122.67892]``: BGR channel order,
+    0..255 range, as Caffe's VGG, FCN and saliency models expect.
+  * ``'none'``: ``x / 255`` in ``[0, 1]``, RGB.
+
+  Args:
+    image: ``(..., 3)`` RGB, uint8 or float in ``[0, 255]``.
+    normalization: one of ``'imagenet'``, ``'caffe_bgr'``, ``'none'``.
+
+  Returns:
+    float32 array of the same shape.
+
+  Example:
+    >>> normalize(np.full((1, 1, 3), 255, np.uint8), 'none')[0, 0].tolist()
+    [1.0, 1.0, 1.0]
+  """
+  x = np.asarray(image, np.float32)
+  if normalization == "imagenet":
+    return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+  if normalization == "caffe_bgr":
+    return x[..., ::-1] - CAFFE_BGR_MEAN
+  if normalization == "none":
+    return x / 255.0
+  raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+
+
+def _nearest_indices(in_size: int, out_size: int) -> np.ndarray:
+  # Output pixel i samples the input pixel whose area contains its centre (half-pixel centres),
+  # as PIL's NEAREST and torch's 'nearest-exact'.
+  return np.minimum(((np.arange(out_size) + 0.5) * in_size / out_size).astype(np.int64),
+                    in_size - 1)
+
+
+def _resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  if image.dtype == np.uint8:
+    return np.asarray(Image.fromarray(image).resize((hw[1], hw[0]), Image.BILINEAR))
+  channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32))
+                         .resize((hw[1], hw[0]), Image.BILINEAR)) for c in range(image.shape[-1])]
+  return np.stack(channels, -1).astype(image.dtype)
+
+
+def _resize_density(density: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  return np.asarray(Image.fromarray(np.ascontiguousarray(density, np.float32))
+                    .resize((hw[1], hw[0]), Image.BILINEAR), np.float32)
+
+
+def _resize_fixations(fixations: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+  in_h, in_w = fixations.shape
+  rows, cols = np.nonzero(fixations)
+  out = np.zeros(hw, np.uint8)
+  new_rows = np.minimum(((rows + 0.5) * hw[0] / in_h).astype(np.int64), hw[0] - 1)
+  new_cols = np.minimum(((cols + 0.5) * hw[1] / in_w).astype(np.int64), hw[1] - 1)
+  out[new_rows, new_cols] = 1
+  return out
+
+
+def resize(sample: dict, size) -> dict:
+  """Resizes every dense key of ``sample`` to ``size``.
+
+  Images and densities: bilinear (PIL, antialiased when shrinking). Masks: nearest neighbour with
+  half-pixel centres, ``mask_out[i, j] = mask[floor((i + .5) H / h), floor((j + .5) W / w)]``.
+  Fixations: each fixated pixel ``(r, c)`` moves to ``(floor((r + .5) h / H), ...)``.
+
+  Args:
+    sample: dict with ``'image'`` ``(H, W, 3)`` and optional ``'mask'``, ``'density'``,
+      ``'fixations'`` ``(H, W)``.
+    size: int or ``(h, w)``.
+
+  Returns:
+    A new dict with the dense keys resized; other keys are passed through.
+  """
+  hw = _size(size, "size")
+  in_hw = _hw(sample)
+  out = dict(sample)
+  if hw == tuple(in_hw):
+    return out
+  out["image"] = _resize_image(sample["image"], hw)
+  if "mask" in sample:
+    m = sample["mask"]
+    out["mask"] = m[_nearest_indices(in_hw[0], hw[0])][:, _nearest_indices(in_hw[1], hw[1])]
+  if "density" in sample:
+    out["density"] = _resize_density(sample["density"], hw)
+  if "fixations" in sample:
+    out["fixations"] = _resize_fixations(sample["fixations"], hw)
+  return out
+
+
+def scale(sample: dict, factor: float) -> dict:
+  """Resizes ``sample`` by ``factor``: ``(H, W) -> (round(H * factor), round(W * factor))``."""
+  if not factor > 0:
+    raise ValueError(f"factor must be positive, got {factor!r}.")
+  h, w = _hw(sample)
+  return resize(sample, (max(1, int(round(h * factor))), max(1, int(round(w * factor)))))
+
+
+def random_scale(sample: dict, *, rng: np.random.Generator, scale_range=(0.5, 2.0)) -> dict:
+  """Rescales ``sample`` by a factor drawn uniformly from ``scale_range`` (DeepLab's 0.5-2.0).
+
+  Args:
+    sample: see the module docstring.
+    rng: the generator drawing the factor.
+    scale_range: ``(low, high)``, ``0 < low <= high``.
+
+  Returns:
+    The rescaled sample.
+  """
+  low, high = _check_range(scale_range, "scale_range")
+  if low <= 0:
+    raise ValueError(f"scale_range must be positive, got {scale_range!r}.")
+  if low == high == 1.0:
+    return dict(sample)
+  return scale(sample, float(rng.uniform(low, high)))
+
+
+def _check_range(value, name: str) -> tuple[float, float]:
+  if (not isinstance(value, Sequence) or len(value) != 2
+      or not all(isinstance(v, (int, float, np.floating, np.integer)) for v in value)):
+    raise TypeError(f"{name} must be a pair of numbers (low, high), got {value!r}.")
+  low, high = float(value[0]), float(value[1])
+  if low > high:
+    raise ValueError(f"{name} must have low <= high, got {value!r}.")
+  return low, high
+
+
+def _pad_values(sample: dict, image_pad, ignore_label: int) -> dict:
+  return {"image": np.asarray(image_pad, sample["image"].dtype), "mask": ignore_label,
+          "density": 0.0, "fixations": 0}
+
+
+def pad_to_size(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: int = 255) -> dict:
+  """Pads ``sample`` at the bottom and right up to at least ``size`` (never crops).
+
+  The image is padded with ``image_pad`` (the mean pixel, so padding is zero after
+  normalisation), the mask with ``ignore_label`` (padding is never scored), densities and fixation
+  maps with zeros.
+
+  Args:
+    sample: see the module docstring.
+    size: int or ``(h, w)``: the minimum output size.
+    image_pad: ``(3,)`` RGB value for image padding, in the image's dtype range.
+    ignore_label: mask value for padding.
+
+  Returns:
+    The padded sample, of size ``(max(H, h), max(W, w))``.
+  """
+  h, w = _size(size, "size")
+  in_h, in_w = _hw(sample)
+  pad_h, pad_w = max(0, h - in_h), max(0, w - in_w)
+  out = dict(sample)
+  if pad_h == 0 and pad_w == 0:
+    return out
+  values = _pad_values(sample, image_pad, ignore_label)
+  for key in _DENSE_KEYS:
+    if key not in sample:
+      continue
+    x = sample[key]
+    padded = np.empty((in_h + pad_h, in_w + pad_w) + x.shape[2:], x.dtype)
+    padded[...] = values[key]
+    padded[:in_h, :in_w] = x
+    out[key] = padded
+  return out
+
+
+def pad_sides(sample: dict, padding: int, *, image_pad=(124, 116, 104),
+              ignore_label: int = 255) -> dict:
+  """Pads ``padding`` pixels on every side (the image with ``image_pad``, the mask with
+  ``ignore_label``, maps with 0): with :func:`random_crop` back to the original size, the
+  translation augmentation of CIFAR training."""
+  if not isinstance(padding, int) or padding < 0:
+    raise ValueError(f"padding must be a non-negative int, got {padding!r}.")
+  h, w = _hw(sample)
+  values = _pad_values(sample, image_pad, ignore_label)
+  out = dict(sample)
+  for key in _DENSE_KEYS:
+    if key in sample:
+      x = sample[key]
+      padded = np.empty((h + 2 * padding, w + 2 * padding) + x.shape[2:], x.dtype)
+      padded[...] = values[key]
+      padded[padding:padding + h, padding:padding + w] = x
+      out[key] = padded
+  return out
+
+
+def _crop(sample: dict, top: int, left: int, hw: tuple[int, int]) -> dict:
+  out = dict(sample)
+  for key in _DENSE_KEYS:
+    if key in sample:
+      out[key] = sample[key][top:top + hw[0], left:left + hw[1]]
+  return out
+
+
+def random_crop(sample: dict, size, *, rng: np.random.Generator, image_pad=(124, 116, 104),
+                ignore_label: int = 255) -> dict:
+  """Crops a window of ``size`` at a uniformly random position, padding first if needed.
+
+  A sample smaller than ``size`` is padded at the bottom and right (:func:`pad_to_size`: the
+  image with the mean pixel, the mask with ``ignore_label``), as DeepLab's input pipeline does.
+
+  Args:
+    sample: see the module docstring.
+    size: int or ``(h, w)``.
+    rng: the generator drawing the window's top-left corner.
+    image_pad: ``(3,)`` RGB padding value.
+    ignore_label: mask padding value.
+
+  Returns:
+    The cropped sample, of exactly ``size``.
+  """
+  hw = _size(size, "size")
+  sample = pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
+  h, w = _hw(sample)
+  top = int(rng.integers(0, h - hw[0] + 1))
+  left = int(rng.integers(0, w - hw[1] + 1))
+  return _crop(sample, top, left, hw)
+
+
+def center_pad_or_crop(sample: dict, size, *, image_pad=(124, 116, 104),
+                       ignore_label: int = 255) -> dict:
+  """Pads (bottom and right) then centre-crops ``sample`` to exactly ``size``: the eval twin of
+  :func:`random_crop`."""
+  hw = _size(size, "size")
+  sample = pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
+  h, w = _hw(sample)
+  return _crop(sample, (h - hw[0]) // 2, (w - hw[1]) // 2, hw)
+
+
+def fit_and_pad(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: int = 255) -> dict:
+  """Shrinks ``sample`` (keeping its aspect ratio) until it fits in ``size``, then pads to it.
+
+  Samples that already fit are only padded, so evaluation scores the original pixels; the
+  padding is ``ignore_label`` in the mask and is never scored.
+
+  Args:
+    sample: see the module docstring.
+    size: int or ``(h, w)``.
+    image_pad: ``(3,)`` RGB padding value.
+    ignore_label: mask padding value.
+
+  Returns:
+    The sample at exactly ``size``.
+  """
+  hw = _size(size, "size")
+  h, w = _hw(sample)
+  factor = min(hw[0] / h, hw[1] / w)
+  if factor < 1:
+    sample = resize(sample, (min(hw[0], max(1, int(round(h * factor)))),
+                             min(hw[1], max(1, int(round(w * factor))))))
+  return pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
+
+
+def resize_to_multiple(sample: dict, multiple: int = 32) -> dict:
+  """Resizes ``sample`` to the nearest size whose sides are multiples of ``multiple`` (at least
+  one ``multiple``), so stride-32 networks align their feature maps with the input."""
+  if not isinstance(multiple, int) or multiple < 1:
+    raise ValueError(f"multiple must be a positive int, got {multiple!r}.")
+  h, w = _hw(sample)
+  return resize(sample, (max(multiple, int(round(h / multiple)) * multiple),
+                         max(multiple, int(round(w / multiple)) * multiple)))
+
+
+def horizontal_flip(sample: dict) -> dict:
+  """Mirrors every dense key of ``sample`` left to right."""
+  _hw(sample)
+  out = dict(sample)
+  for key in _DENSE_KEYS:
+    if key in sample:
+      out[key] = np.ascontiguousarray(sample[key][:, ::-1])
+  return out
+
+
+def random_horizontal_flip(sample: dict, *, rng: np.random.Generator, prob: float = 0.5) -> dict:
+  """Applies :func:`horizontal_flip` with probability ``prob``."""
+  if not 0.0 <= prob <= 1.0:
+    raise ValueError(f"prob must be in [0, 1], got {prob!r}.")
+  return horizontal_flip(sample) if rng.uniform() < prob else dict(sample)
+
+
+def photometric_jitter(image: np.ndarray, *, rng: np.random.Generator, brightness: float = 0.2,
+                       contrast: float = 0.2, saturation: float = 0.2) -> np.ndarray:
+  """Random brightness, contrast and saturation, in a random order (torchvision's ColorJitter).
+
+  Each factor ``f`` is drawn from ``U[1 - s, 1 + s]``: brightness ``x * f``; contrast
+  ``mean(gray) + f (x - mean(gray))``; saturation ``gray + f (x - gray)`` with
+  ``gray = 0.299 R + 0.587 G + 0.114 B``. The result is clipped to ``[0, 255]``.
+
+  Args:
+    image: ``(H, W, 3)`` RGB in ``[0, 255]``, uint8 or float.
+    rng: the generator drawing the factors and their order.
+    brightness, contrast, saturation: strengths ``s`` in ``[0, 1)``; 0 disables one.
+
+  Returns:
+    float32 ``(H, W, 3)`` in ``[0, 255]``.
+  """
+  for name, value in (("brightness", brightness), ("contrast", contrast),
+                      ("saturation", saturation)):
+    if not 0.0 <= value < 1.0:
+      raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+  x = np.asarray(image, np.float32)
+  weights = np.array([0.299, 0.587, 0.114], np.float32)
+  for op in rng.permutation(3):
+    if op == 0 and brightness:
+      x = x * rng.uniform(1 - brightness, 1 + brightness)
+    elif op == 1 and contrast:
+      mean = float((x @ weights).mean())
+      x = mean + rng.uniform(1 - contrast, 1 + contrast) * (x - mean)
+    elif op == 2 and saturation:
+      gray = (x @ weights)[..., None]
+      x = gray + rng.uniform(1 - saturation, 1 + saturation) * (x - gray)
+  return np.clip(x, 0.0, 255.0).astype(np.float32)

@@ -1,0 +1,94 @@
+"""Losses for image classification: softmax cross-entropy and GoogLeNet's auxiliary weighting.
+
+Layout: logits ``(N, K)``, labels ``(N,)`` integer class indices in ``[0, K)``.
+"""
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+
+def _check(logits, labels, caller: str) -> None:
+  if getattr(logits, 'ndim', None) != 2:
+    raise ValueError(f'{caller}: logits must have shape (N, K), got '
+                     f'{getattr(logits, "shape", None)}')
+  if getattr(labels, 'shape', None) != logits.shape[:1]:
+    raise ValueError(f'{caller}: labels must have shape {logits.shape[:1]} (one per row of '
+                     f'logits), got {getattr(labels, "shape", None)}')
+  if not jnp.issubdtype(labels.dtype, jnp.integer):
+    raise TypeError(f'{caller}: labels must be integer class indices, got dtype {labels.dtype}')
+
+
+def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
+                          label_smoothing: float = 0.0) -> jax.Array:
+  r"""Per-example softmax cross-entropy with optional label smoothing.
+
+  .. math::
+    \ell_n = -\sum_k q_{n,k} \log \mathrm{softmax}(z_n)_k,\qquad
+    q_{n,k} = (1 - \varepsilon)\,[k = y_n] + \varepsilon / K
+
+  (Szegedy et al., 2016, Sec. 7), the definition of ``torch.nn.functional.cross_entropy(...,
+  label_smoothing=eps, reduction='none')``. Computed in float32 whatever the logits' dtype.
+
+  Args:
+    logits: ``(N, K)`` unnormalised scores.
+    labels: ``(N,)`` integer classes in ``[0, K)``.
+    label_smoothing: ``eps`` in ``[0, 1]``.
+
+  Returns:
+    ``(N,)`` losses.
+
+  Example::
+
+    softmax_cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]))   # [log 4, log 4]
+  """
+  _check(logits, labels, 'softmax_cross_entropy')
+  if not 0.0 <= label_smoothing <= 1.0:
+    raise ValueError(f'softmax_cross_entropy: label_smoothing must be in [0, 1], '
+                     f'got {label_smoothing!r}')
+  log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  true_class = -jnp.take_along_axis(log_probs, labels[:, None], axis=-1)[:, 0]
+  if not label_smoothing:
+    return true_class
+  uniform = -jnp.mean(log_probs, axis=-1)
+  return (1.0 - label_smoothing) * true_class + label_smoothing * uniform
+
+
+def classification_loss_with_aux(logits: jax.Array, aux_logits: Sequence[jax.Array],
+                                 labels: jax.Array, *, aux_weight: float = 0.3,
+                                 label_smoothing: float = 0.0) -> jax.Array:
+  r"""Mean cross-entropy of the main head plus weighted auxiliary heads (GoogLeNet).
+
+  .. math::
+    L = \overline{\ell}(z) + w \sum_a \overline{\ell}(z^{(a)})
+
+  where :math:`\overline{\ell}` is the batch mean of :func:`softmax_cross_entropy`. Szegedy
+  et al. (2015, Sec. 5) train with the two auxiliary classifiers' losses weighted by
+  ``w = 0.3`` and discard them at inference.
+
+  Args:
+    logits: ``(N, K)`` main logits.
+    aux_logits: a sequence of ``(N, K)`` auxiliary logits (may be empty).
+    labels: ``(N,)`` integer classes.
+    aux_weight: ``w``, non-negative.
+    label_smoothing: passed to every head's cross-entropy.
+
+  Returns:
+    A scalar loss.
+
+  Example::
+
+    loss = classification_loss_with_aux(logits, [endpoints['aux1'], endpoints['aux2']], labels)
+  """
+  if aux_weight < 0:
+    raise ValueError(f'classification_loss_with_aux: aux_weight must be >= 0, got {aux_weight!r}')
+  for i, aux in enumerate(aux_logits):
+    if getattr(aux, 'shape', None) != logits.shape:
+      raise ValueError(f'classification_loss_with_aux: aux_logits[{i}] has shape '
+                       f'{getattr(aux, "shape", None)}, expected {logits.shape}')
+  total = jnp.mean(softmax_cross_entropy(logits, labels, label_smoothing=label_smoothing))
+  for aux in aux_logits:
+    total = total + aux_weight * jnp.mean(
+        softmax_cross_entropy(aux, labels, label_smoothing=label_smoothing))
+  return total

@@ -1,0 +1,3 @@
+"""Metrics that span a split, as sums merged with ``+`` and finalised once."""
+
+from jaxseg.metrics import classification

@@ -1,0 +1,66 @@
+"""Classification metrics as sums over a split: top-k correct counts, finalised to errors.
+
+Per-batch counts are merged with ``+`` across batches and devices and finalised once, so the
+error of a split does not depend on how it was batched or padded.
+"""
+
+import jax
+import jax.numpy as jnp
+
+
+def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
+                  weights: jax.Array | None = None) -> jax.Array:
+  r"""Counts the examples whose label is among the `k` highest logits.
+
+  .. math::
+    c = \sum_n w_n\,[\#\{j : z_{n,j} > z_{n,y_n}\} < k]
+
+  Ties are resolved in the example's favour (a label tied with the k-th score counts as
+  correct), so the count does not depend on the order of classes.
+
+  Args:
+    logits: ``(N, K)`` scores.
+    labels: ``(N,)`` integer classes in ``[0, K)``.
+    k: ``1 <= k <= K``.
+    weights: optional ``(N,)`` weights, e.g. the ``valid`` mask of a padded eval batch.
+
+  Returns:
+    A float32 scalar: the (weighted) number of correct examples.
+
+  Example::
+
+    top_k_correct(jnp.array([[0., 2., 1.]]), jnp.array([2]), k=2)   # 1.0
+  """
+  if getattr(logits, 'ndim', None) != 2:
+    raise ValueError(f'top_k_correct: logits must have shape (N, K), got '
+                     f'{getattr(logits, "shape", None)}')
+  if getattr(labels, 'shape', None) != logits.shape[:1]:
+    raise ValueError(f'top_k_correct: labels must have shape {logits.shape[:1]}, got '
+                     f'{getattr(labels, "shape", None)}')
+  if not isinstance(k, int) or not 1 <= k <= logits.shape[1]:
+    raise ValueError(f'top_k_correct: k must be an int in [1, {logits.shape[1]}], got {k!r}')
+  if weights is not None and getattr(weights, 'shape', None) != labels.shape:
+    raise ValueError(f'top_k_correct: weights must have shape {labels.shape}, got '
+                     f'{getattr(weights, "shape", None)}')
+  label_score = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+  rank = jnp.sum(logits > label_score, axis=-1)
+  correct = (rank < k).astype(jnp.float32)
+  if weights is not None:
+    correct = correct * weights.astype(jnp.float32)
+  return jnp.sum(correct)
+
+
+def top_k_error(correct, count) -> float:
+  """Finalises a split-wide count: ``1 - correct / count``.
+
+  Args:
+    correct: the summed :func:`top_k_correct` of the split.
+    count: the number of (valid) examples of the split, > 0.
+
+  Returns:
+    The top-k error as a Python float.
+  """
+  count = float(count)
+  if count <= 0:
+    raise ValueError(f'top_k_error: count must be positive, got {count!r}')
+  return 1.0 - float(correct) / count

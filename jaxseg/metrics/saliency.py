@@ -1,0 +1,631 @@
+"""Saliency metrics, as the MIT saliency benchmark computes them.
+
+By default every metric follows the MATLAB code of the MIT/Tuebingen saliency benchmark
+(``code_forMetrics`` in the cvzoya/saliency repository: ``AUC_Judd.m``, ``AUC_Borji.m``,
+``AUC_shuffled.m``, ``NSS.m``, ``CC.m``, ``similarity.m``, ``KLdiv.m``, ``InfoGain.m``), line for
+line where it matters for the value:
+
+* a saliency map whose size differs from the fixation map's is first resized to it (MATLAB's
+  ``imresize`` is bicubic with antialiasing; here ``jax.image.resize(..., 'cubic')``, which uses
+  the same Keys kernel and antialiasing but renormalises instead of mirroring at the border);
+* fixation maps are binary: a pixel counts once however many fixations landed on it;
+* degenerate inputs give what the MATLAB code gives, never an exception:
+
+  ========================  =======================================================
+  no fixations              ``auc_*``, ``nss``, ``info_gain``: NaN
+  constant saliency map     ``nss``, ``cc``, ``similarity``, ``info_gain``: NaN;
+                            ``auc_borji``/``auc_shuffled``: 0.5 (no threshold survives);
+                            ``auc_judd(jitter=False)``: ``1 + K / (2 (N - K))``, the value
+                            the MATLAB code's NaN comparisons produce (jitter avoids it)
+  all-zero saliency map     ``similarity``: 0; ``kld``: large (eps-regularised)
+  ========================  =======================================================
+
+``convention='pysaliency'`` switches to pysaliency's definitions where they differ: the exact
+area under the ROC curve with all pixels as negatives (ties count one half), NSS with the
+population standard deviation (``N``), SIM without min-max normalisation, CC of a constant map
+against a non-constant one is 0, and repeated fixations counted (the fixation map may hold counts).
+
+Every metric takes one image: a saliency map ``(h, w)`` and a fixation map or density ``(H, W)``.
+All are jit-able and vmap-able (batch with ``jax.vmap``); the evaluator at the bottom of this
+module does that over a dataset and prints the lecture's table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "auc_judd", "auc_borji", "auc_shuffled", "nss", "cc", "similarity", "kld", "info_gain",
+    "MATLAB_EPS", "SaliencyEvaluator", "format_table", "TABLE_COLUMNS",
+]
+
+MATLAB_EPS = 2.2204e-16  # the literal the benchmark's KLdiv/InfoGain use (MATLAB's eps)
+_JUDD_JITTER = 1e-7  # AUC_Judd.m: rand(size(map)) / 10000000
+_CONVENTIONS = ("mit", "pysaliency")
+
+
+# ----------------------------------------------------------------------------------------------
+# Argument checks (static: shapes and Python values only, so they run before tracing).
+
+def _check_map(x, name: str):
+  if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+    raise TypeError(f"{name} must be an array of shape (H, W), got {type(x).__name__}.")
+  if x.ndim != 2:
+    raise ValueError(
+        f"{name} must have shape (H, W) (one image; use jax.vmap for a batch), got shape "
+        f"{tuple(x.shape)}.")
+  if min(x.shape) < 1:
+    raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}.")
+
+
+def _check_convention(convention: str) -> None:
+  if convention not in _CONVENTIONS:
+    raise ValueError(f"convention must be one of {_CONVENTIONS}, got {convention!r}.")
+
+
+def _check_splits(n_splits, step) -> None:
+  if not isinstance(n_splits, int) or isinstance(n_splits, bool) or n_splits < 1:
+    raise ValueError(f"n_splits must be a positive int, got {n_splits!r}.")
+  if not isinstance(step, (int, float)) or isinstance(step, bool) or not 0 < step <= 1:
+    raise ValueError(f"step must be a number in (0, 1], got {step!r}.")
+
+
+def _check_key(key, name: str = "key") -> None:
+  if key is None:
+    raise ValueError(f"{name} must be a jax.random key, got None.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Shared pieces.
+
+def _as_float(x) -> jax.Array:
+  x = jnp.asarray(x)
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def _resize_to(sal, shape) -> jax.Array:
+  """MATLAB's ``imresize(sal, size(fix))``: bicubic, antialiased; identity at equal sizes."""
+  sal = _as_float(sal)
+  if tuple(sal.shape) == tuple(shape):
+    return sal
+  return jax.image.resize(sal, tuple(shape), method="cubic", antialias=True)
+
+
+def _min_max(x) -> jax.Array:
+  # (x - min) / (max - min): NaN everywhere for a constant map, as in MATLAB.
+  return (x - x.min()) / (x.max() - x.min())
+
+
+def _centred(x) -> jax.Array:
+  # Exactly zero for a constant map: float32 means of a constant are not always exact, and the
+  # benchmark's NaN for a constant map must not become a ratio of round-off errors.
+  return jnp.where(x.max() == x.min(), 0.0, x - x.mean())
+
+
+def _std(x, ddof: int) -> jax.Array:
+  return jnp.sqrt(jnp.sum(_centred(x) ** 2) / (x.size - ddof))
+
+
+def _trapz(xs, ys) -> jax.Array:
+  """MATLAB's trapz(x, y) along the last axis."""
+  return jnp.sum((xs[..., 1:] - xs[..., :-1]) * (ys[..., 1:] + ys[..., :-1]), axis=-1) / 2
+
+
+def _thresholds(step: float) -> np.ndarray:
+  # AUC_Borji.m: fliplr(0:stepSize:max(values)). Normalised values lie in [0, 1], so these are
+  # every threshold MATLAB can use; those above the largest value add (0, 0) ROC points, which
+  # enclose no area. Computed as j * step in float64, as MATLAB's colon does.
+  count = int(math.floor(1.0 / step + 1e-9)) + 1
+  return np.arange(count, dtype=np.float64) * step
+
+
+def _threshold_bins(values, thresholds: np.ndarray) -> jax.Array:
+  """Index of the highest threshold <= value, plus one; 0 for NaN (below every threshold)."""
+  above = values[..., None] >= jnp.asarray(thresholds, values.dtype)
+  return jnp.sum(above, axis=-1)  # NaN compares False everywhere: bin 0
+
+
+def _roc_from_bins(tp_bins, fp_bins, n_tp, n_fp) -> jax.Array:
+  """AUC from per-bin counts: thresholds swept from the highest down, as the MATLAB loops do.
+
+  ``tp_bins``/``fp_bins`` (..., J + 1) count values in each threshold bin (bin 0: below all);
+  the rate at threshold j is the count in bins > j divided by ``n_tp``/``n_fp``.
+  """
+  # Counts at or above threshold j (j = 0 .. J-1 maps to bins j+1 .. J), highest first.
+  tp_above = jnp.flip(jnp.cumsum(jnp.flip(tp_bins[..., 1:], -1), -1), -1)
+  fp_above = jnp.flip(jnp.cumsum(jnp.flip(fp_bins[..., 1:], -1), -1), -1)
+  tp = jnp.flip(tp_above, -1) / n_tp
+  fp = jnp.flip(fp_above, -1) / n_fp
+  zeros = jnp.zeros(fp.shape[:-1] + (1,), fp.dtype)
+  ones = jnp.ones(fp.shape[:-1] + (1,), fp.dtype)
+  tp = jnp.concatenate([zeros, jnp.broadcast_to(tp, fp.shape), ones], -1)
+  fp = jnp.concatenate([zeros, fp, ones], -1)
+  return _trapz(fp, tp)
+
+
+# ----------------------------------------------------------------------------------------------
+# Location-based metrics (binary fixation maps).
+
+def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit") -> jax.Array:
+  """Area under the ROC curve with thresholds at the fixated saliency values (AUC-Judd).
+
+  With ``S`` the min-max normalised saliency map over ``N`` pixels and ``t_1 >= ... >= t_K`` its
+  values at the ``K`` fixated pixels, threshold ``i`` gives ``TP_i = i / K`` and
+  ``FP_i = (#{S >= t_i} - i) / (N - K)``; the score is the trapezoidal area under
+  ``(0, 0), (FP_1, TP_1), ..., (FP_K, TP_K), (1, 1)``. ``jitter`` adds ``U(0, 1e-7)`` to every
+  pixel first (in map units, before the normalisation), as ``AUC_Judd.m`` does, so ties are
+  broken at random; in float32 remaining exact ties are broken by the same random draw (MATLAB
+  computes in float64, where the jitter never rounds away).
+
+  ``convention='pysaliency'``: the exact ROC area with every fixation (counted with its
+  multiplicity) as a positive and every pixel as a negative,
+  ``mean_{f, p} ([S_f > S_p] + [S_f = S_p] / 2)``; ``jitter`` and ``key`` are ignored.
+
+  Args:
+    sal: ``(h, w)`` saliency map; resized to ``fix``'s size if it differs.
+    fix: ``(H, W)`` fixation map; pixels ``> 0`` are fixated (counts under 'pysaliency').
+    jitter: add the MIT benchmark's tie-breaking noise.
+    key: ``jax.random`` key for the jitter; ``None`` means ``jax.random.key(0)`` so that a default
+      evaluation is reproducible.
+    convention: ``'mit'`` or ``'pysaliency'``.
+
+  Returns:
+    Scalar float32 AUC; NaN without fixations.
+
+  Example:
+    >>> sal = jnp.array([[0.1, 0.9], [0.2, 0.4]])
+    >>> fix = jnp.array([[0, 1], [0, 0]])
+    >>> float(auc_judd(sal, fix, jitter=False))
+    1.0
+  """
+  _check_map(sal, "sal")
+  _check_map(fix, "fix")
+  _check_convention(convention)
+  s = _resize_to(sal, fix.shape).ravel()
+  f = jnp.asarray(fix).ravel()
+  if convention == "pysaliency":
+    return _exact_auc(s, f.astype(s.dtype))
+  n = s.size
+  fixated = f > 0
+  k = jnp.sum(fixated)
+  if jitter:
+    key = jax.random.key(0) if key is None else key
+    u = jax.random.uniform(key, s.shape, s.dtype)
+    s = s + u * _JUDD_JITTER
+    # Rank every pixel by (jittered value, draw): min-max normalisation keeps the order, so the
+    # count #{S >= t_i} is the rank from the top of the i-th fixated pixel.
+    order = jnp.lexsort((u, s))
+    position = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
+    counts = jnp.sort(jnp.where(fixated, n - position, n + 1))  # fixated first, ascending
+  else:
+    s = _min_max(s)
+    thresholds = jnp.flip(jnp.sort(jnp.where(fixated, s, -jnp.inf)))  # NaN first, as MATLAB
+    sorted_s = jnp.sort(s)
+    counts = n - jnp.searchsorted(sorted_s, thresholds, side="left")
+    counts = jnp.where(jnp.isnan(thresholds), 0, counts)  # NaN >= NaN is false in MATLAB
+  i = jnp.arange(1, n + 1, dtype=s.dtype)
+  valid = i <= k
+  tp = jnp.where(valid, i / k, 1.0)
+  fp = jnp.where(valid, (counts.astype(s.dtype) - i) / (n - k), 1.0)
+  # Invalid slots sit at (1, 1), the final point, so they enclose no area.
+  zero = jnp.zeros((1,), s.dtype)
+  one = jnp.ones((1,), s.dtype)
+  area = _trapz(jnp.concatenate([zero, fp, one]), jnp.concatenate([zero, tp, one]))
+  return jnp.where(k > 0, area, jnp.nan)
+
+
+def _exact_auc(s, weights) -> jax.Array:
+  """P(S_fix > S_pixel) + P(S_fix = S_pixel) / 2 with fixations weighted by `weights`."""
+  sorted_s = jnp.sort(s)
+  below = jnp.searchsorted(sorted_s, s, side="left")
+  at_or_below = jnp.searchsorted(sorted_s, s, side="right")
+  per_pixel = (below + 0.5 * (at_or_below - below)) / s.size
+  return jnp.sum(weights * per_pixel) / jnp.sum(weights)
+
+
+def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.Array:
+  """AUC with uniformly sampled negatives, averaged over random splits (AUC-Borji).
+
+  ``S`` is min-max normalised. For each of ``n_splits`` splits, ``K`` pixels (one per fixated
+  pixel) are drawn uniformly with replacement from the whole map as negatives; thresholds
+  ``0, step, 2 step, ...`` give ``TP = #{S_fix >= t} / K`` and ``FP = #{S_neg >= t} / K``; the
+  score is the mean trapezoidal area. Only the counts of the draws per threshold bin enter the
+  area, so they are drawn directly as ``Multinomial(K, p)`` with ``p`` the fraction of pixels in
+  each bin: the same distribution as ``AUC_Borji.m``'s ``randi`` draws, at a cost independent of
+  ``K`` and the map size.
+
+  Args:
+    sal: ``(h, w)`` saliency map; resized to ``fix``'s size if it differs.
+    fix: ``(H, W)`` binary fixation map (pixels ``> 0`` are fixated).
+    key: ``jax.random`` key for the draws (required).
+    n_splits: number of random splits.
+    step: threshold spacing in ``(0, 1]``.
+
+  Returns:
+    Scalar float32 AUC; NaN without fixations; 0.5 for a constant map.
+
+  Example:
+    >>> sal = jnp.array([[0.0, 1.0], [0.2, 0.4]])
+    >>> fix = jnp.array([[0, 1], [0, 0]])
+    >>> 0.5 < float(auc_borji(sal, fix, key=jax.random.key(0))) <= 1.0
+    True
+  """
+  _check_map(sal, "sal")
+  _check_map(fix, "fix")
+  _check_splits(n_splits, step)
+  _check_key(key)
+  thresholds = _thresholds(step)
+  s = _min_max(_resize_to(sal, fix.shape).ravel())
+  fixated = jnp.asarray(fix).ravel() > 0
+  k = jnp.sum(fixated).astype(s.dtype)
+  bins = _threshold_bins(s, thresholds)
+  n_bins = thresholds.size + 1
+  tp_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(fixated.astype(s.dtype))
+  pixel_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(1.0) / s.size
+  fp_bins = jax.random.multinomial(key, k, pixel_bins, shape=(n_splits, n_bins))
+  area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k, k))
+  return jnp.where(k > 0, area, jnp.nan)
+
+
+def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float = 0.1,
+                 max_other_fixations: int | None = None) -> jax.Array:
+  """AUC with negatives at fixations of other images (shuffled AUC, sAUC).
+
+  As :func:`auc_borji`, but each split's negatives are ``m = min(K, M)`` of the ``M`` fixated
+  pixels of ``other_fix`` chosen without replacement (``AUC_shuffled.m``'s ``randperm``), and
+  ``FP = #{S_neg >= t} / m``. ``other_fix`` is usually the union of the fixation maps of about
+  ten other images of the dataset, which discounts the centre bias.
+
+  The draw gives every other-fixated pixel a uniform priority and keeps the ``m`` smallest, over
+  a static number of candidates: ``max_other_fixations`` (default ``H * W``, always enough). A
+  smaller cap makes long evaluations cheaper; if ``other_fix`` has more fixated pixels than the
+  cap the result is NaN rather than a silently different draw.
+
+  Args:
+    sal: ``(h, w)`` saliency map; resized to ``fix``'s size if it differs.
+    fix: ``(H, W)`` binary fixation map of this image.
+    other_fix: ``(H, W)`` binary fixation map of other images.
+    key: ``jax.random`` key (required).
+    n_splits: number of random splits.
+    step: threshold spacing in ``(0, 1]``.
+    max_other_fixations: static cap on the fixated pixels of ``other_fix``.
+
+  Returns:
+    Scalar float32 AUC; NaN without fixations (in either map) or beyond the cap.
+
+  Example:
+    >>> sal = jnp.array([[0.0, 1.0], [0.2, 0.4]])
+    >>> fix = jnp.array([[0, 1], [0, 0]]); other = jnp.array([[1, 0], [1, 1]])
+    >>> float(auc_shuffled(sal, fix, other, key=jax.random.key(0)))
+    1.0
+  """
+  _check_map(sal, "sal")
+  _check_map(fix, "fix")
+  _check_map(other_fix, "other_fix")
+  if tuple(other_fix.shape) != tuple(fix.shape):
+    raise ValueError(
+        f"other_fix must have fix's shape {tuple(fix.shape)}, got {tuple(other_fix.shape)}.")
+  _check_splits(n_splits, step)
+  _check_key(key)
+  size = int(np.prod(fix.shape))
+  cap = size if max_other_fixations is None else max_other_fixations
+  if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+    raise ValueError(
+        f"max_other_fixations must be a positive int or None, got {max_other_fixations!r}.")
+  cap = min(cap, size)
+  thresholds = _thresholds(step)
+  s = _min_max(_resize_to(sal, fix.shape).ravel())
+  fixated = jnp.asarray(fix).ravel() > 0
+  other = jnp.asarray(other_fix).ravel() > 0
+  k = jnp.sum(fixated)
+  m_total = jnp.sum(other)
+  m = jnp.minimum(k, m_total)
+  bins = _threshold_bins(s, thresholds)
+  n_bins = thresholds.size + 1
+  tp_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(fixated.astype(s.dtype))
+  # Candidates: the other-fixated pixels (padded to the cap with invalid slots).
+  (cand,) = jnp.nonzero(other, size=cap, fill_value=0)
+  cand_valid = jnp.arange(cap) < m_total
+  cand_bins = bins[cand]
+  priority = jax.random.uniform(key, (n_splits, cap))
+  priority = jnp.where(cand_valid, priority, jnp.inf)
+  # The m-th smallest priority of each split; priorities are distinct almost surely.
+  kth = jnp.take_along_axis(jnp.sort(priority, -1), jnp.full((n_splits, 1), m - 1), -1)
+  chosen = (priority <= kth) & cand_valid
+  fp_bins = jax.vmap(
+      lambda c: jnp.zeros(n_bins, s.dtype).at[cand_bins].add(c.astype(s.dtype)))(chosen)
+  area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k.astype(s.dtype), m.astype(s.dtype)))
+  ok = (k > 0) & (m_total > 0) & (m_total <= cap)
+  return jnp.where(ok, area, jnp.nan)
+
+
+def nss(sal, fix, *, convention: str = "mit") -> jax.Array:
+  """Normalized scanpath saliency: the mean standardised saliency at fixations.
+
+  ``NSS = mean_{fixated p} (S_p - mean(S)) / std(S)``, ``std`` with ``N - 1`` (MATLAB's ``std``).
+  ``convention='pysaliency'``: ``std`` with ``N``, each fixation weighted by its count, and a
+  constant map scores 0 instead of NaN.
+
+  Args:
+    sal: ``(h, w)`` saliency map; resized to ``fix``'s size if it differs.
+    fix: ``(H, W)`` fixation map (binary under 'mit', counts under 'pysaliency').
+    convention: ``'mit'`` or ``'pysaliency'``.
+
+  Returns:
+    Scalar float32; NaN without fixations (and, under 'mit', for a constant map).
+
+  Example:
+    >>> float(nss(jnp.array([[0., 0.], [0., 4.]]), jnp.array([[0, 0], [0, 1]])))
+    1.5
+  """
+  _check_map(sal, "sal")
+  _check_map(fix, "fix")
+  _check_convention(convention)
+  s = _resize_to(sal, fix.shape)
+  f = jnp.asarray(fix)
+  if convention == "mit":
+    z = _centred(s) / _std(s, ddof=1)
+    weights = (f > 0).astype(s.dtype)
+  else:
+    std = _std(s, ddof=0)
+    z = _centred(s) / jnp.where(std > 0, std, 1.0)
+    weights = f.astype(s.dtype)
+  return jnp.sum(weights * z) / jnp.sum(weights)
+
+
+def info_gain(sal, fix, baseline) -> jax.Array:
+  """Information gain of a saliency map over a baseline map at fixations, in bits.
+
+  Both maps are min-max normalised and divided by their sums (``P``, ``B``);
+  ``IG = mean_{fixated p} (log2(eps + P_p) - log2(eps + B_p))`` with ``eps = 2.2204e-16``
+  (``InfoGain.m``).
+
+  Args:
+    sal: ``(h, w)`` saliency map; resized to ``fix``'s size if it differs.
+    fix: ``(H, W)`` binary fixation map.
+    baseline: ``(h', w')`` baseline map (e.g. a centre bias); resized likewise.
+
+  Returns:
+    Scalar float32 bits per fixation; NaN without fixations or with a constant map.
+
+  Example:
+    >>> sal = jnp.array([[0., 1.], [0., 1.]]); base = jnp.array([[0., 1.], [1., 1.]])
+    >>> round(float(info_gain(sal, jnp.array([[0, 1], [0, 0]]), base)), 4)
+    0.585
+  """
+  _check_map(sal, "sal")
+  _check_map(fix, "fix")
+  _check_map(baseline, "baseline")
+  p = _min_max(_resize_to(sal, fix.shape))
+  b = _min_max(_resize_to(baseline, fix.shape))
+  p = p / p.sum()
+  b = b / b.sum()
+  weights = (jnp.asarray(fix) > 0).astype(p.dtype)
+  gain = jnp.log2(MATLAB_EPS + p) - jnp.log2(MATLAB_EPS + b)
+  return jnp.sum(weights * gain) / jnp.sum(weights)
+
+
+# ----------------------------------------------------------------------------------------------
+# Distribution-based metrics (continuous ground-truth densities).
+
+def cc(sal, density, *, convention: str = "mit") -> jax.Array:
+  """Pearson's linear correlation coefficient between a saliency map and a density.
+
+  ``CC = sum(a b) / sqrt(sum(a^2) sum(b^2))`` with ``a, b`` the mean-subtracted maps (``CC.m``
+  standardises first, which does not change the value). ``convention='pysaliency'`` returns 0
+  when only the saliency map is constant.
+
+  Args:
+    sal: ``(h, w)`` saliency map; resized to ``density``'s size if it differs.
+    density: ``(H, W)`` ground-truth density (or any real map).
+    convention: ``'mit'`` or ``'pysaliency'``.
+
+  Returns:
+    Scalar float32 in ``[-1, 1]``; NaN if either map is constant (see above for 'pysaliency').
+
+  Example:
+    >>> float(cc(jnp.array([[1., 2.], [3., 4.]]), jnp.array([[2., 4.], [6., 8.]])))
+    1.0
+  """
+  _check_map(sal, "sal")
+  _check_map(density, "density")
+  _check_convention(convention)
+  a = _resize_to(sal, density.shape)
+  b = _as_float(density)
+  a = _centred(a)
+  b = _centred(b)
+  value = jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
+  if convention == "pysaliency":
+    value = jnp.where((jnp.sum(a * a) == 0) & (jnp.sum(b * b) > 0), 0.0, value)
+  return value
+
+
+def similarity(sal, density, *, convention: str = "mit") -> jax.Array:
+  """Similarity (histogram intersection) of a saliency map and a density: ``sum_p min(P_p, Q_p)``.
+
+  ``similarity.m``: each map that is not all zero is min-max normalised, then divided by its sum
+  (a zero map stays zero). ``convention='pysaliency'``: no min-max; a map with negative values is
+  shifted by its minimum, then divided by its sum (an all-zero map becomes uniform).
+
+  Args:
+    sal: ``(h, w)`` saliency map; resized to ``density``'s size if it differs.
+    density: ``(H, W)`` ground-truth density.
+    convention: ``'mit'`` or ``'pysaliency'``.
+
+  Returns:
+    Scalar float32 in ``[0, 1]``; under 'mit' NaN for a constant non-zero map, 0 against a zero
+    map.
+
+  Example:
+    >>> float(similarity(jnp.array([[0., 1.], [1., 0.]]), jnp.array([[0., 1.], [0., 0.]])))
+    0.5
+  """
+  _check_map(sal, "sal")
+  _check_map(density, "density")
+  _check_convention(convention)
+  p = _resize_to(sal, density.shape)
+  q = _as_float(density)
+  normalise = _sim_normalise_mit if convention == "mit" else _sim_normalise_pysaliency
+  return jnp.sum(jnp.minimum(normalise(p), normalise(q)))
+
+
+def _sim_normalise_mit(x):
+  nonzero = jnp.any(x != 0)
+  y = _min_max(x)
+  return jnp.where(nonzero, y / y.sum(), x)
+
+
+def _sim_normalise_pysaliency(x):
+  x = jnp.where(x.min() < 0, x - x.min(), x)
+  total = x.sum()
+  return jnp.where(total != 0, x / jnp.where(total != 0, total, 1.0), 1.0 / x.size)
+
+
+def kld(sal, density) -> jax.Array:
+  """KL divergence of a saliency map from a ground-truth density (``KLdiv.m``).
+
+  ``P = sal / sum(sal)``, ``Q = density / sum(density)`` (a map that is all zero stays zero);
+  ``KLD = sum_p Q_p log(eps + Q_p / (P_p + eps))`` with ``eps = 2.2204e-16``. Lower is better.
+
+  Args:
+    sal: ``(h, w)`` non-negative saliency map; resized to ``density``'s size if it differs.
+    density: ``(H, W)`` ground-truth density.
+
+  Returns:
+    Scalar float32 in nats, ``>= 0`` up to eps (0 for identical distributions).
+
+  Example:
+    >>> round(float(kld(jnp.array([[1., 1.]]), jnp.array([[1., 0.]]))), 5)
+    0.69315
+  """
+  _check_map(sal, "sal")
+  _check_map(density, "density")
+  p = _resize_to(sal, density.shape)
+  q = _as_float(density)
+  p = jnp.where(jnp.any(p != 0), p / p.sum(), p)
+  q = jnp.where(jnp.any(q != 0), q / q.sum(), q)
+  return jnp.sum(q * jnp.log(MATLAB_EPS + q / (p + MATLAB_EPS)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Dataset evaluation and the lecture's table.
+
+TABLE_COLUMNS = (("similarity", "Similarity"), ("cc", "CC"), ("auc_shuffled", "AUC shuffled"),
+                 ("auc_borji", "AUC Borji"), ("auc_judd", "AUC Judd"))
+_ALL_METRICS = ("similarity", "cc", "auc_shuffled", "auc_borji", "auc_judd", "nss", "kld")
+
+
+def _batch_scores(sal, fix, density, other_fix, key, n_splits, max_other):
+  """Every metric for one image; vmapped by the evaluator."""
+  k_judd, k_borji, k_shuf = jax.random.split(key, 3)
+  return {
+      "similarity": similarity(sal, density),
+      "cc": cc(sal, density),
+      "auc_shuffled": auc_shuffled(sal, fix, other_fix, key=k_shuf, n_splits=n_splits,
+                                   max_other_fixations=max_other),
+      "auc_borji": auc_borji(sal, fix, key=k_borji, n_splits=n_splits),
+      "auc_judd": auc_judd(sal, fix, key=k_judd),
+      "nss": nss(sal, fix),
+      "kld": kld(sal, density),
+  }
+
+
+@dataclasses.dataclass
+class SaliencyEvaluator:
+  """Accumulates every saliency metric over a dataset, batch by batch.
+
+  Per-image scores are averaged over images whose score is not NaN (the benchmark averages
+  per-image scores; an image without fixations has none). Shuffled AUC takes as negatives the
+  union of the fixation maps of ``n_other`` other images of the same batch, chosen at random
+  (Borji et al. use 10); a batch of one image has no others and gives NaN.
+
+  Example::
+
+    evaluator = SaliencyEvaluator(key=jax.random.key(0))
+    for batch in batches:  # {'fixations' (B,H,W), 'density' (B,H,W)} plus the predictions
+      evaluator.update(predictions, batch['fixations'], batch['density'])
+    print(format_table({'SalNet': evaluator.result()}))
+  """
+  key: jax.Array
+  n_splits: int = 100
+  n_other: int = 10
+  max_other_fixations: int | None = None
+
+  def __post_init__(self):
+    _check_key(self.key)
+    self._sums = {name: 0.0 for name in _ALL_METRICS}
+    self._counts = {name: 0 for name in _ALL_METRICS}
+    self._scores = jax.jit(jax.vmap(_batch_scores, in_axes=(0, 0, 0, 0, 0, None, None)),
+                           static_argnums=(5, 6))
+
+  def _other_maps(self, fixations, key) -> jax.Array:
+    b = fixations.shape[0]
+    if b < 2:
+      return jnp.zeros_like(fixations)
+    n_other = min(self.n_other, b - 1)
+    # For image i, n_other distinct images j != i: a random permutation of the others.
+    scores = jax.random.uniform(key, (b, b)) + jnp.eye(b) * 2.0  # self sorts last
+    picks = jnp.argsort(scores, axis=1)[:, :n_other]
+    return jnp.max(jnp.asarray(fixations)[picks] > 0, axis=1).astype(jnp.uint8)
+
+  def update(self, saliency, fixations, density, valid=None) -> None:
+    """Adds a batch: ``saliency`` (B,h,w) or (B,h,w,1), ``fixations``/``density`` (B,H,W)."""
+    saliency = jnp.asarray(saliency)
+    if saliency.ndim == 4 and saliency.shape[-1] == 1:
+      saliency = saliency[..., 0]
+    if saliency.ndim != 3 or np.ndim(fixations) != 3 or np.ndim(density) != 3:
+      raise ValueError(
+          "saliency, fixations and density must be batches (B, H, W); got shapes "
+          f"{saliency.shape}, {np.shape(fixations)}, {np.shape(density)}.")
+    self.key, k_other, k_scores = jax.random.split(self.key, 3)
+    fixations = jnp.asarray(fixations)
+    other = self._other_maps(fixations, k_other)
+    keys = jax.random.split(k_scores, saliency.shape[0])
+    scores = self._scores(saliency, fixations, jnp.asarray(density), other, keys,
+                          self.n_splits, self.max_other_fixations)
+    mask = np.ones(saliency.shape[0], bool) if valid is None else np.asarray(valid, bool)
+    for name, values in scores.items():
+      values = np.asarray(values)[mask]
+      finite = ~np.isnan(values)
+      self._sums[name] += float(values[finite].sum())
+      self._counts[name] += int(finite.sum())
+
+  def result(self) -> dict[str, float]:
+    """The mean of each metric over the images seen (NaN if none had a score)."""
+    return {name: self._sums[name] / self._counts[name] if self._counts[name] else math.nan
+            for name in _ALL_METRICS}
+
+
+def format_table(results: Mapping[str, Mapping[str, float]],
+                 columns: Sequence[tuple[str, str]] = TABLE_COLUMNS) -> str:
+  """The lecture's table: one row per model, columns Similarity, CC, AUC shuffled/Borji/Judd.
+
+  Args:
+    results: model name -> {metric name -> value}, e.g. ``{'SalNet deep': evaluator.result()}``.
+    columns: ``(metric key, header)`` pairs, in order.
+
+  Returns:
+    A plain-text table with values to three decimals (``-`` for a missing metric).
+
+  Example:
+    >>> print(format_table({'Centre': {'similarity': 0.4, 'cc': 0.5, 'auc_shuffled': 0.5,
+    ...                                'auc_borji': 0.8, 'auc_judd': 0.8}}))  # doctest: +SKIP
+  """
+  names = list(results)
+  width = max([len("Model")] + [len(n) for n in names])
+  header = "  ".join(["Model".ljust(width)] + [title.rjust(max(len(title), 6))
+                                                for _, title in columns])
+  lines = [header, "-" * len(header)]
+  for name in names:
+    cells = [name.ljust(width)]
+    for key, title in columns:
+      value = results[name].get(key)
+      text = "-" if value is None else f"{value:.3f}"
+      cells.append(text.rjust(max(len(title), 6)))
+    lines.append("  ".join(cells))
+  return "\n".join(lines)

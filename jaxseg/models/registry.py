@@ -1,0 +1,81 @@
+"""A name -> constructor registry for every network in jaxseg.
+
+Model files register their variants at import time::
+
+  register_model('resnet50')(functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), ...))
+
+and experiment configs reach them by name::
+
+  model = get_model(config.model.name, **config.model)   # everything but `name`
+"""
+
+from typing import Callable
+
+import flax.linen as nn
+
+ModelConstructor = Callable[..., nn.Module]
+
+_MODELS: dict[str, ModelConstructor] = {}
+
+
+def register_model(name: str) -> Callable[[ModelConstructor], ModelConstructor]:
+  """Returns a decorator that registers a model constructor under `name`.
+
+  Args:
+    name: the registry key, e.g. ``'resnet50'``. Lower case, unique.
+
+  Returns:
+    A function that takes a constructor (a class, a function or a ``functools.partial``
+    returning a ``flax.linen.Module``), registers it and returns it unchanged.
+
+  Raises:
+    TypeError: `name` is not a non-empty string.
+    ValueError: `name` is already registered.
+
+  Example::
+
+    @register_model('tiny')
+    def tiny(**kwargs):
+      return Tiny(**kwargs)
+  """
+  if not isinstance(name, str) or not name:
+    raise TypeError(f'register_model: name must be a non-empty str, got {name!r}')
+
+  def decorator(constructor: ModelConstructor) -> ModelConstructor:
+    if not callable(constructor):
+      raise TypeError(f'register_model({name!r}): constructor must be callable, '
+                      f'got {constructor!r}')
+    if name in _MODELS:
+      raise ValueError(f'register_model: a model named {name!r} is already registered')
+    _MODELS[name] = constructor
+    return constructor
+
+  return decorator
+
+
+def get_model(name: str, **kwargs) -> nn.Module:
+  """Builds the registered model `name` with keyword options `kwargs`.
+
+  Args:
+    name: a key of :func:`list_models`.
+    **kwargs: options of the model's class (e.g. ``num_classes``, ``output_stride``, ``dtype``).
+
+  Returns:
+    An unbound ``flax.linen.Module``; ``module.apply(variables, x, train=...)`` returns
+    ``(output, endpoints)``.
+
+  Raises:
+    ValueError: `name` is not registered (the message lists the registered names).
+
+  Example::
+
+    model = get_model('resnet18', num_classes=10)
+  """
+  if name not in _MODELS:
+    raise ValueError(f'get_model: unknown model name {name!r}; expected one of {list_models()}')
+  return _MODELS[name](**kwargs)
+
+
+def list_models() -> list[str]:
+  """Returns the registered model names, sorted."""
+  return sorted(_MODELS)

@@ -1,0 +1,217 @@
+"""Import torchvision classification checkpoints (AlexNet, VGG, GoogLeNet, ResNet).
+
+jaxseg never unpickles: convert a ``.pth`` file once, where PyTorch is installed, with
+``python tools/pth_to_safetensors.py resnet50.pth resnet50.safetensors``, then::
+
+  model = get_model('resnet50')
+  variables = import_torchvision(model, 'resnet50.safetensors')
+  logits, _ = model.apply(variables, images)          # images NHWC, torchvision-normalised
+
+Layouts: convolution weights ``OIHW`` become ``HWIO`` kernels, linear weights ``(out, in)``
+become ``(in, out)`` kernels, and the first fully connected layer after a flatten (VGG's and
+AlexNet's fc6, GoogLeNet's auxiliary fc1) has its input axis reordered from PyTorch's
+``(c, h, w)`` flatten order to jaxseg's ``(h, w, c)``. Batch-norm ``weight``/``bias`` become
+``scale``/``bias`` and ``running_mean``/``running_var`` go to the ``batch_stats`` collection.
+"""
+
+import os
+import re
+from typing import Any, Callable, Mapping
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxseg.models.alexnet import AlexNet
+from jaxseg.models.googlenet import GoogLeNet
+from jaxseg.models.resnet import ResNet
+from jaxseg.models.vgg import VGG
+
+_LEAF_NAMES = {
+    ('params', 'kernel'): 'weight',
+    ('params', 'bias'): 'bias',
+    ('params', 'scale'): 'weight',
+    ('batch_stats', 'mean'): 'running_mean',
+    ('batch_stats', 'var'): 'running_var',
+}
+# Buffers torchvision saves that jaxseg has no use for.
+_IGNORED_SUFFIXES = ('num_batches_tracked',)
+
+
+def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
+  """Reads a state dict saved as ``.safetensors`` or ``.npz`` into NumPy arrays.
+
+  Args:
+    path: a ``.safetensors`` file (needs the ``safetensors`` package) or an ``.npz`` archive
+      whose keys are torchvision's parameter names.
+
+  Returns:
+    ``{name: array}`` in the file's layouts (PyTorch's ``OIHW`` etc.).
+
+  Raises:
+    ValueError: the extension is neither.
+    ImportError: a ``.safetensors`` file without the ``safetensors`` package.
+  """
+  path = os.fspath(path)
+  if path.endswith('.safetensors'):
+    try:
+      from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise ImportError(f'load_state_dict: reading {path!r} needs the safetensors package '
+                        '(pip install safetensors), or save the state dict as .npz') from e
+    return dict(load_file(path))
+  if path.endswith('.npz'):
+    with np.load(path, allow_pickle=False) as archive:
+      return {name: archive[name] for name in archive.files}
+  raise ValueError(f'load_state_dict: path must end in .safetensors or .npz, got {path!r} '
+                   '(convert a .pth with tools/pth_to_safetensors.py)')
+
+
+# ---- per-architecture module names: jaxseg module path -> torchvision module name ----------
+
+
+def _resnet_module(model: ResNet, path: tuple[str, ...]) -> str:
+  del model
+  renamed = []
+  for part in path:
+    part = re.sub(r'^layer(\d+)_(\d+)$', r'layer\1.\2', part)
+    part = {'downsample_conv': 'downsample.0', 'downsample_bn': 'downsample.1'}.get(part, part)
+    renamed.append(part)
+  return '.'.join(renamed)
+
+
+def _vgg_module(model: VGG, path: tuple[str, ...]) -> str:
+  # torchvision's `features` is one Sequential: conv, [bn], relu per convolution, a pool per
+  # stage; `classifier` is Linear, ReLU, Dropout, Linear, ReLU, Dropout, Linear.
+  index, names = 0, {}
+  for stage, features in enumerate(model.stage_features, start=1):
+    for i in range(1, len(features) + 1):
+      names[f'conv{stage}_{i}'] = f'features.{index}'
+      index += 1
+      if model.batch_norm:
+        names[f'bn{stage}_{i}'] = f'features.{index}'
+        index += 1
+      index += 1  # ReLU
+    index += 1  # max pool
+  names.update(fc6='classifier.0', fc7='classifier.3', fc8='classifier.6')
+  return '.'.join(names.get(part, part) for part in path)
+
+
+_ALEXNET_NAMES = dict(conv1='features.0', conv2='features.3', conv3='features.6',
+                      conv4='features.8', conv5='features.10', fc6='classifier.1',
+                      fc7='classifier.4', fc8='classifier.6')
+
+
+def _alexnet_module(model: AlexNet, path: tuple[str, ...]) -> str:
+  del model
+  return '.'.join(_ALEXNET_NAMES.get(part, part) for part in path)
+
+
+_GOOGLENET_BRANCHES = dict(branch2_reduce='branch2.0', branch2='branch2.1',
+                           branch3_reduce='branch3.0', branch3='branch3.1', branch4='branch4.1')
+
+
+def _googlenet_module(model: GoogLeNet, path: tuple[str, ...]) -> str:
+  del model
+  return '.'.join(_GOOGLENET_BRANCHES.get(part, part) for part in path)
+
+
+# class -> (module-name function, {module path of an fc layer after a flatten: map size}).
+_ARCHITECTURES: dict[type, tuple[Callable[..., str], dict[tuple[str, ...], int]]] = {
+    ResNet: (_resnet_module, {}),
+    VGG: (_vgg_module, {('fc6',): VGG.head_window}),
+    AlexNet: (_alexnet_module, {('fc6',): AlexNet.head_window}),
+    GoogLeNet: (_googlenet_module, {('aux1', 'fc1'): 4, ('aux2', 'fc1'): 4}),
+}
+
+
+def _check_model(model: nn.Module) -> None:
+  if type(model) not in _ARCHITECTURES:
+    raise TypeError(f'import_torchvision: model must be one of '
+                    f'{[c.__name__ for c in _ARCHITECTURES]}, got {type(model).__name__}')
+  if isinstance(model, (AlexNet, GoogLeNet)) and not model.torchvision_compatible:
+    raise ValueError(f'import_torchvision: {type(model).__name__} differs from torchvision\'s '
+                     'layout unless built with torchvision_compatible=True')
+  if getattr(model, 'convolutional', False):
+    raise ValueError('import_torchvision: import into the dense model, then call '
+                     'convolutionalize_variables')
+
+
+def _to_jax_layout(array: np.ndarray, leaf: str, flatten_size: int | None) -> np.ndarray:
+  """PyTorch layout -> jaxseg layout for one tensor."""
+  if leaf != 'kernel':
+    return array
+  if array.ndim == 4:  # (O, I, kh, kw) -> (kh, kw, I, O)
+    return array.transpose(2, 3, 1, 0)
+  if array.ndim == 2 and flatten_size and array.shape[1] % (flatten_size**2) == 0:
+    # Linear after a flatten: the input index is c*h*w in PyTorch, (h*w)*c in jaxseg.
+    out_features, in_features = array.shape
+    channels = in_features // flatten_size**2
+    array = array.reshape(out_features, channels, flatten_size, flatten_size)
+    return array.transpose(2, 3, 1, 0).reshape(in_features, out_features)
+  if array.ndim == 2:  # (out, in) -> (in, out)
+    return array.T
+  return array
+
+
+def import_torchvision(model: nn.Module, state_dict: Mapping[str, Any] | str | os.PathLike, *,
+                       input_shape: tuple[int, int, int, int] = (1, 224, 224, 3)) -> dict:
+  """Builds jaxseg variables for `model` from a torchvision state dict.
+
+  Every parameter and batch-norm statistic of `model` is looked up under its torchvision name
+  (``layer1.0.conv1.weight``, ``features.0.weight`` ...), converted to jaxseg's layout (see the
+  module docstring) and checked against the shape `model` expects. ``num_batches_tracked`` is
+  ignored.
+
+  Args:
+    model: a ``ResNet``, ``VGG`` (plain or batch-norm), or ``AlexNet``/``GoogLeNet`` built with
+      ``torchvision_compatible=True``; its ``num_classes`` must match the checkpoint.
+    state_dict: ``{name: array}`` (NumPy or anything ``np.asarray`` takes), or a path to a
+      ``.safetensors``/``.npz`` file (:func:`load_state_dict`).
+    input_shape: an input shape the model accepts, used only to trace its variable shapes.
+
+  Returns:
+    ``{'params': ..., 'batch_stats': ...}`` (``batch_stats`` only for networks with batch
+    norm), float32.
+
+  Raises:
+    TypeError: unsupported model.
+    ValueError: naming the first tensor that is missing, has the wrong shape, or is not used.
+
+  Example::
+
+    variables = import_torchvision(get_model('vgg16'), 'vgg16.safetensors')
+  """
+  _check_model(model)
+  if not isinstance(state_dict, Mapping):
+    state_dict = load_state_dict(state_dict)
+  module_name, flattened = _ARCHITECTURES[type(model)]
+  key = jax.random.key(0)
+  template = jax.eval_shape(
+      lambda: model.init({'params': key, 'dropout': key}, jnp.zeros(input_shape, jnp.float32)))
+  flat = flax.traverse_util.flatten_dict(dict(template))
+  converted, used = {}, set()
+  for path, expected in flat.items():
+    collection, *modules, leaf = path
+    jax_name = '/'.join(path)
+    if (collection, leaf) not in _LEAF_NAMES:
+      raise ValueError(f'import_torchvision: no torchvision counterpart for {jax_name}')
+    torch_name = f'{module_name(model, tuple(modules))}.{_LEAF_NAMES[collection, leaf]}'
+    if torch_name not in state_dict:
+      raise ValueError(f'import_torchvision: tensor {torch_name!r} (for {jax_name}, shape '
+                       f'{expected.shape}) is missing from the state dict')
+    array = np.asarray(state_dict[torch_name])
+    value = _to_jax_layout(array, leaf, flattened.get(tuple(modules)))
+    if value.shape != expected.shape:
+      raise ValueError(f'import_torchvision: tensor {torch_name!r} has shape {array.shape} '
+                       f'({value.shape} in jaxseg layout) but {jax_name} expects '
+                       f'{expected.shape}')
+    converted[path] = jnp.asarray(value, expected.dtype)
+    used.add(torch_name)
+  for name in state_dict:
+    if name not in used and not name.endswith(_IGNORED_SUFFIXES):
+      raise ValueError(f'import_torchvision: tensor {name!r} of the state dict has no place in '
+                       f'{type(model).__name__} (wrong variant or num_classes?)')
+  return flax.traverse_util.unflatten_dict(converted)

@@ -1,0 +1,122 @@
+"""Argument checks shared by the ops.
+
+Every check runs on static Python values and array shapes, so a bad argument raises before
+anything is traced, with a message naming the argument, its value and what was expected.
+"""
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+Padding = Any  # int | (int, int) | ((int, int), (int, int)) | 'SAME' | 'VALID'
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _is_int(value: Any) -> bool:
+  # bool is an Integral but never a meaningful size; numpy integers are fine.
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_rank(x: Any, rank: int, name: str, layout: str) -> None:
+  """Raises ValueError unless `x` has `rank` dimensions."""
+  shape = getattr(x, "shape", None)
+  if shape is None:
+    raise TypeError(f"{name} must be an array with layout {layout}, got {type(x).__name__}.")
+  if len(shape) != rank:
+    raise ValueError(
+        f"{name} must have rank {rank} (layout {layout}), got shape {tuple(shape)} "
+        f"of rank {len(shape)}.")
+
+
+def pair(value: Any, name: str, *, minimum: int = 1) -> tuple[int, int]:
+  """Returns `value` as an (h, w) pair of ints, each at least `minimum`."""
+  if _is_int(value):
+    values = (int(value), int(value))
+  elif (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
+        and all(_is_int(v) for v in value)):
+    values = (int(value[0]), int(value[1]))
+  else:
+    raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}.")
+  if min(values) < minimum:
+    kind = "positive" if minimum == 1 else f"at least {minimum}"
+    raise ValueError(f"{name} must be {kind}, got {value!r}.")
+  return values
+
+
+def explicit_padding(padding: Padding, *, name: str = "padding", allow_same: bool = True,
+                     input_hw: tuple[int, int] | None = None,
+                     window_hw: tuple[int, int] | None = None,
+                     stride_hw: tuple[int, int] | None = None) -> Pads:
+  """Turns any accepted padding form into ((top, bottom), (left, right)) of non-negative ints.
+
+  'SAME' follows TensorFlow/`jax.lax` (output = ceil(size / stride), the odd pixel at the
+  bottom/right) and needs the input size, the (dilated) window and the stride; 'VALID' is zero.
+  """
+  if isinstance(padding, str):
+    mode = padding.upper()
+    if mode == "VALID":
+      return ((0, 0), (0, 0))
+    if mode == "SAME" and allow_same:
+      pads = []
+      for size, window, stride in zip(input_hw, window_hw, stride_hw):
+        out = -(-size // stride)
+        total = max((out - 1) * stride + window - size, 0)
+        pads.append((total // 2, total - total // 2))
+      return (pads[0], pads[1])
+    expected = "'SAME' or 'VALID'" if allow_same else "'VALID'"
+    raise ValueError(f"{name} as a string must be {expected}, got {padding!r}.")
+  if _is_int(padding):
+    p = int(padding)
+    pads = ((p, p), (p, p))
+  elif isinstance(padding, Sequence) and len(padding) == 2 and all(_is_int(v) for v in padding):
+    pads = ((int(padding[0]),) * 2, (int(padding[1]),) * 2)
+  elif (isinstance(padding, Sequence) and len(padding) == 2
+        and all(isinstance(p, Sequence) and len(p) == 2 and all(_is_int(v) for v in p)
+                for p in padding)):
+    pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+  else:
+    raise TypeError(
+        f"{name} must be an int, a pair (h, w), ((top, bottom), (left, right)), 'SAME' or "
+        f"'VALID', got {padding!r}.")
+  if min(min(p) for p in pads) < 0:
+    raise ValueError(f"{name} must be non-negative, got {padding!r}.")
+  return pads
+
+
+def effective_window(window: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+  """The extent d * (k - 1) + 1 of a dilated window."""
+  return tuple(d * (k - 1) + 1 for k, d in zip(window, dilation))
+
+
+def output_size(size: int, pads: tuple[int, int], window: int, stride: int, *,
+                ceil_mode: bool = False) -> int:
+  """Output length of a sliding window, PyTorch/Caffe rounding.
+
+  floor mode: floor((size + lo + hi - window) / stride) + 1.
+  ceil mode: ceil(...) + 1, minus one if the last window would start in the bottom/right padding
+  (Caffe's PoolingLayer and PyTorch's ceil_mode both apply this correction).
+  """
+  span = size + pads[0] + pads[1] - window
+  if span < 0:
+    return 0
+  if not ceil_mode:
+    return span // stride + 1
+  out = -(-span // stride) + 1
+  if (out - 1) * stride >= size + pads[0]:
+    out -= 1
+  return out
+
+
+def check_nonempty(x_shape: Sequence[int], out_hw: Sequence[int], *, what: str, details: str) -> None:
+  """Raises ValueError when an op would produce an empty spatial output."""
+  if min(out_hw) < 1:
+    raise ValueError(
+        f"{what} of input with spatial size {tuple(x_shape[1:3])} gives an empty output "
+        f"{tuple(out_hw)} ({details}); use a smaller window or dilation, or more padding.")
+
+
+def check_dtype_floating(x: Any, name: str) -> None:
+  import jax.numpy as jnp  # local: keep this module import-light
+  if not jnp.issubdtype(x.dtype, jnp.inexact):
+    raise TypeError(f"{name} must have a floating dtype, got {x.dtype}.")

@@ -1,0 +1,225 @@
+"""Convolutions over NHWC activations with HWIO kernels.
+
+Three ops, each a thin, checked layer over `jax.lax.conv_general_dilated`:
+
+* `conv2d`: the cross-correlation of deep learning (PyTorch `torch.nn.functional.conv2d`).
+* `conv_transpose2d`: its adjoint, the Caffe "Deconvolution" / `torch.nn.functional.conv_transpose2d`.
+* `atrous_conv2d`: `conv2d` with holes (DeepLab), TensorFlow's `tf.nn.atrous_conv2d`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxseg.ops import _validation as v
+
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def _check_bias(b: Any, features: int) -> None:
+  if b is not None and tuple(getattr(b, "shape", ())) != (features,):
+    raise ValueError(f"b must have shape ({features},) (one value per output channel), got "
+                     f"{tuple(getattr(b, 'shape', ()))}.")
+
+
+def _add_bias(y: jax.Array, b: jax.Array | None) -> jax.Array:
+  return y if b is None else y + jnp.asarray(b).astype(y.dtype)
+
+
+def _conv_geometry(x, w, b, *, stride, padding, dilation, groups, what="conv2d"):
+  """Checks conv2d's arguments; returns (stride, pads, dilation, out_hw) as static ints."""
+  v.check_rank(x, 4, "x", "NHWC")
+  v.check_rank(w, 4, "w", "HWIO (kh, kw, in/groups, out)")
+  if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+    raise ValueError(f"groups must be a positive int, got {groups!r}.")
+  stride = v.pair(stride, "stride")
+  dilation = v.pair(dilation, "dilation")
+  kh, kw, w_in, w_out = w.shape
+  channels = x.shape[-1]
+  if min(kh, kw) < 1:
+    raise ValueError(f"w must have a positive spatial size, got shape {tuple(w.shape)}.")
+  if channels % groups:
+    raise ValueError(f"groups={groups} must divide the input channels x.shape[-1]={channels}.")
+  if w_out % groups:
+    raise ValueError(f"groups={groups} must divide the output channels w.shape[3]={w_out}.")
+  if w_in * groups != channels:
+    raise ValueError(
+        f"w.shape[2]={w_in} must equal x.shape[-1] / groups = {channels} / {groups} "
+        f"(w is HWIO (kh, kw, in/groups, out)); got w shape {tuple(w.shape)} for x shape "
+        f"{tuple(x.shape)}.")
+  window = v.effective_window((kh, kw), dilation)
+  pads = v.explicit_padding(padding, input_hw=tuple(x.shape[1:3]), window_hw=window,
+                            stride_hw=stride)
+  out_hw = tuple(v.output_size(size, p, k, s)
+                 for size, p, k, s in zip(x.shape[1:3], pads, window, stride))
+  v.check_nonempty(x.shape, out_hw, what=what,
+                   details=f"kernel {(kh, kw)}, dilation {dilation}, stride {stride}, padding {pads}")
+  _check_bias(b, w_out)
+  return stride, pads, dilation, out_hw
+
+
+def _pointwise_conv(x: jax.Array, w: jax.Array, stride, pads) -> jax.Array:
+  """A 1x1, groups=1 convolution as a matmul over channels.
+
+  XLA:CPU runs a 1x1 convolution's backward pass several times slower than the equivalent
+  matmuls (see benchmarks/conv_ops.py); pad, subsample by slicing, then contract channels.
+  """
+  x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+  x = x[:, ::stride[0], ::stride[1], :]
+  return jnp.einsum("nhwc,co->nhwo", x, w[0, 0])
+
+
+def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> jax.Array:
+  r"""2-D convolution (cross-correlation) of NHWC activations with an HWIO kernel.
+
+  With :math:`g` the group of output channel :math:`o` and :math:`C_g = C / \text{groups}`,
+
+  .. math::
+    y_{n,i,j,o} = b_o + \sum_{u<k_h}\sum_{v<k_w}\sum_{c<C_g}
+      \tilde x_{n,\, s_h i + d_h u,\, s_w j + d_w v,\, g C_g + c}\; w_{u,v,c,o}
+
+  where :math:`\tilde x` is `x` zero-padded. Output size per axis:
+  :math:`\lfloor (H + p_{lo} + p_{hi} - d(k-1) - 1) / s \rfloor + 1`.
+  Agrees with PyTorch's `torch.nn.functional.conv2d` (NCHW/OIHW there) and Caffe's Convolution.
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC).
+    w: kernel, shape `(kh, kw, C / groups, O)` (HWIO); `O` must be divisible by `groups`.
+    b: optional bias, shape `(O,)`.
+    stride: int or `(sh, sw)`, positive.
+    padding: int, `(ph, pw)`, `((top, bottom), (left, right))`, `'SAME'` (output
+      `ceil(H / stride)`, extra pixel bottom/right, as TensorFlow) or `'VALID'` (no padding).
+    dilation: int or `(dh, dw)`, the spacing between kernel taps (atrous rate), positive.
+    groups: number of channel groups; `groups = C` with `O = C * m` is a depthwise convolution.
+
+  Returns:
+    `y`, shape `(N, H_out, W_out, O)`, in the dtype promoted from `x` and `w`.
+
+  Raises:
+    ValueError: wrong ranks, channel mismatch, `groups` not dividing the channels, non-positive
+      stride or dilation, negative padding, or an empty output.
+
+  Example:
+    >>> x = jnp.ones((1, 5, 5, 3)); w = jnp.ones((3, 3, 3, 8))
+    >>> conv2d(x, w, stride=2, padding=1).shape
+    (1, 3, 3, 8)
+  """
+  stride, pads, dilation, _ = _conv_geometry(
+      x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+  x, w = jnp.asarray(x), jnp.asarray(w)
+  if w.shape[:2] == (1, 1) and groups == 1:
+    y = _pointwise_conv(x, w, stride, pads)
+  else:
+    y = lax.conv_general_dilated(
+        x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
+        dimension_numbers=_DIMENSION_NUMBERS, feature_group_count=groups)
+  return _add_bias(y, b)
+
+
+def conv_transpose2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,
+                     stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
+                     dilation: Any = 1) -> jax.Array:
+  r"""Transposed 2-D convolution ("deconvolution"), the adjoint of `conv2d`.
+
+  Every input pixel scatters a copy of the kernel, scaled by its value, into the output:
+
+  .. math::
+    y_{n,\, s_h i + d_h u - p_{top},\, s_w j + d_w v - p_{left},\, o} \mathrel{+}=
+      x_{n,i,j,c}\; w_{u,v,c,o}, \qquad y \mathrel{+}= b_o
+
+  so with the same stride, padding and dilation it is the vector-Jacobian product of `conv2d`
+  with respect to its input (kernel transposed in its channel axes). Output size per axis:
+  :math:`(H - 1) s - p_{lo} - p_{hi} + d (k - 1) + \text{output\_padding} + 1`.
+  Agrees with PyTorch's `torch.nn.functional.conv_transpose2d` (weight `(in, out, kh, kw)` there)
+  and Caffe's Deconvolution, which FCN and the saliency networks use for learned upsampling.
+
+  Args:
+    x: input, shape `(N, H, W, C_in)` (NHWC).
+    w: kernel, shape `(kh, kw, C_in, C_out)` (HWIO, `I` being the input of *this* op).
+    b: optional bias, shape `(C_out,)`.
+    stride: int or `(sh, sw)`, positive: the upsampling factor.
+    padding: int, `(ph, pw)`, `((top, bottom), (left, right))` or `'VALID'` (zero): rows and
+      columns cropped from the full output, as in PyTorch. `'SAME'` is not accepted (its meaning
+      depends on the forward input size; use `output_padding`).
+    output_padding: int or `(oh, ow)` added to the bottom/right of the output to pick among the
+      input sizes a strided `conv2d` maps to the same size; each must be below
+      `max(stride, dilation)` on its axis, as in PyTorch.
+    dilation: int or `(dh, dw)`, spacing between kernel taps, positive.
+
+  Returns:
+    `y`, shape `(N, H_out, W_out, C_out)`.
+
+  Raises:
+    ValueError: wrong ranks, channel mismatch, non-positive stride/dilation, negative padding,
+      too large an `output_padding`, or an empty output.
+
+  Example:
+    >>> x = jnp.ones((1, 4, 4, 21)); w = bilinear_kernel(4, 21)   # FCN's 2x upsampling
+    >>> conv_transpose2d(x, w, stride=2, padding=1).shape
+    (1, 8, 8, 21)
+  """
+  v.check_rank(x, 4, "x", "NHWC")
+  v.check_rank(w, 4, "w", "HWIO (kh, kw, in, out)")
+  stride = v.pair(stride, "stride")
+  dilation = v.pair(dilation, "dilation")
+  output_padding = v.pair(output_padding, "output_padding", minimum=0)
+  pads = v.explicit_padding(padding, allow_same=False)
+  kh, kw, w_in, w_out = w.shape
+  if w_in != x.shape[-1]:
+    raise ValueError(
+        f"w.shape[2]={w_in} must equal the input channels x.shape[-1]={x.shape[-1]} "
+        f"(w is (kh, kw, in, out)); got w shape {tuple(w.shape)}.")
+  for axis in range(2):
+    if output_padding[axis] >= max(stride[axis], dilation[axis]):
+      raise ValueError(
+          f"output_padding={output_padding} must be smaller than max(stride, dilation) = "
+          f"{max(stride[axis], dilation[axis])} on axis {axis}.")
+  window = v.effective_window((kh, kw), dilation)
+  out_hw = tuple((size - 1) * s - p[0] - p[1] + k + op for size, s, p, k, op in
+                 zip(x.shape[1:3], stride, pads, window, output_padding))
+  v.check_nonempty(x.shape, out_hw, what="conv_transpose2d",
+                   details=f"kernel {(kh, kw)}, stride {stride}, padding {pads}")
+  _check_bias(b, w_out)
+  # Scatter == gather with the flipped kernel over the input dilated by the stride, padded by
+  # (window - 1 - crop); a crop larger than window - 1 becomes a negative pad, which XLA accepts.
+  lax_pads = [(k - 1 - p[0], k - 1 - p[1] + op) for k, p, op in zip(window, pads, output_padding)]
+  x, w = jnp.asarray(x), jnp.asarray(w)
+  y = lax.conv_general_dilated(
+      x, w[::-1, ::-1], window_strides=(1, 1), padding=lax_pads, lhs_dilation=stride,
+      rhs_dilation=dilation, dimension_numbers=_DIMENSION_NUMBERS)
+  return _add_bias(y, b)
+
+
+def atrous_conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, rate: Any,
+                  padding: Any = "SAME") -> jax.Array:
+  r"""Atrous (dilated) convolution: `conv2d` with `rate - 1` holes between kernel taps.
+
+  .. math::
+    y_{n,i,j,o} = b_o + \sum_{u,v,c} \tilde x_{n,\, i + r u,\, j + r v,\, c}\; w_{u,v,c,o}
+
+  equal to `conv2d` with the kernel whose taps are spread `rate` apart with zeros in between
+  (DeepLab's "algorithme a trous"). With the default `'SAME'` padding the spatial size is kept,
+  which is how DeepLab enlarges the field of view without losing resolution. Agrees with
+  TensorFlow's `tf.nn.atrous_conv2d` and `torch.nn.functional.conv2d(..., dilation=rate)`.
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC).
+    w: kernel, shape `(kh, kw, C, O)` (HWIO).
+    b: optional bias, shape `(O,)`.
+    rate: int or `(rh, rw)`, positive; `rate=1` is an ordinary convolution.
+    padding: any padding form of `conv2d`; `'SAME'` by default.
+
+  Returns:
+    `y`, shape `(N, H_out, W_out, O)` (`(N, H, W, O)` for `'SAME'`).
+
+  Example:
+    >>> x = jnp.ones((1, 33, 33, 8)); w = jnp.ones((3, 3, 8, 4))
+    >>> atrous_conv2d(x, w, rate=12).shape     # DeepLab-LargeFOV's fc6
+    (1, 33, 33, 4)
+  """
+  v.pair(rate, "rate")
+  return conv2d(x, w, b, stride=1, padding=padding, dilation=rate)

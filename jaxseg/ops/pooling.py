@@ -1,0 +1,185 @@
+"""Max and average pooling over NHWC activations, with Caffe's ceil-mode rounding.
+
+FCN, DeepLab and the saliency networks were trained in Caffe, whose pooling rounds the output
+size up (`ceil_mode=True` here) and then drops a last window that would start in the bottom/right
+padding; PyTorch's `max_pool2d`/`avg_pool2d` with `ceil_mode=True` implement the same rule, and
+so do these ops.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxseg.ops import _validation as v
+
+
+def _pool_geometry(x, window, stride, padding, ceil_mode, what):
+  """Checks pooling arguments; returns (window, stride, pads, out_hw, ceil overhang)."""
+  v.check_rank(x, 4, "x", "NHWC")
+  window = v.pair(window, "window")
+  stride = window if stride is None else v.pair(stride, "stride")
+  pads = v.explicit_padding(padding, input_hw=tuple(x.shape[1:3]), window_hw=window,
+                            stride_hw=stride)
+  for axis in range(2):
+    if max(pads[axis]) > window[axis] // 2:
+      # Beyond half the window some window could lie entirely in padding (PyTorch's limit too).
+      raise ValueError(
+          f"padding={padding!r} must be at most half the window {window} on each axis, "
+          f"got {pads[axis]} on axis {axis}.")
+  out_hw = tuple(v.output_size(size, p, k, s, ceil_mode=bool(ceil_mode))
+                 for size, p, k, s in zip(x.shape[1:3], pads, window, stride))
+  v.check_nonempty(x.shape, out_hw, what=what,
+                   details=f"window {window}, stride {stride}, padding {pads}, "
+                           f"ceil_mode={ceil_mode}")
+  # The ceil-mode overhang: how far the last window runs past the bottom/right padding.
+  overhang = tuple(max((o - 1) * s + k - (size + p[0] + p[1]), 0) for o, s, k, size, p in
+                   zip(out_hw, stride, window, x.shape[1:3], pads))
+  return window, stride, pads, out_hw, overhang
+
+
+def _reduce_pads(pads, overhang):
+  return ((0, 0), (pads[0][0], pads[0][1] + overhang[0]),
+          (pads[1][0], pads[1][1] + overhang[1]), (0, 0))
+
+
+def max_pool(x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0,
+             ceil_mode: bool = False) -> jax.Array:
+  r"""Max pooling over spatial windows of NHWC activations.
+
+  .. math::
+    y_{n,i,j,c} = \max_{u<k_h,\, v<k_w} \tilde x_{n,\, s_h i + u,\, s_w j + v,\, c}
+
+  where :math:`\tilde x` is `x` padded with :math:`-\infty` (padding never wins). Output size
+  per axis is :math:`\lfloor (H + p_{lo} + p_{hi} - k) / s \rfloor + 1`, or with `ceil_mode`
+  :math:`\lceil \cdot \rceil + 1` minus one if the last window would start in the bottom padding.
+  Agrees with PyTorch's `torch.nn.functional.max_pool2d` and, with `ceil_mode=True`, Caffe's
+  Pooling layer (MAX).
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC).
+    window: int or `(kh, kw)`, positive.
+    stride: int or `(sh, sw)`; `None` (default) means `window`.
+    padding: int, `(ph, pw)`, `((top, bottom), (left, right))`, `'SAME'` or `'VALID'`; at most
+      half the window on each side.
+    ceil_mode: round the output size up, as Caffe does.
+
+  Returns:
+    `y`, shape `(N, H_out, W_out, C)`, dtype of `x`.
+
+  Example (the lecture's 2x2, stride-2 max pool):
+    >>> x = jnp.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], jnp.float32)
+    >>> max_pool(x[None, :, :, None], 2)[0, :, :, 0]
+    Array([[6., 8.],
+           [3., 4.]], dtype=float32)
+  """
+  window, stride, pads, _, overhang = _pool_geometry(x, window, stride, padding, ceil_mode,
+                                                     "max_pool")
+  x = jnp.asarray(x)
+  if jnp.issubdtype(x.dtype, jnp.floating):
+    init = np.array(-np.inf, x.dtype)  # host constant: grad under jit needs it
+  else:
+    init = np.array(np.iinfo(x.dtype).min, x.dtype)
+  return lax.reduce_window(x, init, lax.max, (1, *window, 1), (1, *stride, 1),
+                           _reduce_pads(pads, overhang))
+
+
+def _window_counts(size: int, pads: tuple[int, int], window: int, stride: int, out: int,
+                   count_include_pad: bool) -> np.ndarray:
+  """Per output position, how many window cells the average divides by (one axis).
+
+  With padding counted, a window is clipped to the padded extent [-lo, size + hi) but not to the
+  ceil-mode overhang beyond it (PyTorch and Caffe); otherwise it is clipped to [0, size).
+  """
+  lo_limit, hi_limit = (-pads[0], size + pads[1]) if count_include_pad else (0, size)
+  starts = np.arange(out) * stride - pads[0]
+  ends = np.minimum(starts + window, hi_limit)
+  return (ends - np.maximum(starts, lo_limit)).astype(np.int64)
+
+
+def avg_pool(x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0,
+             ceil_mode: bool = False, count_include_pad: bool = True) -> jax.Array:
+  r"""Average pooling over spatial windows of NHWC activations.
+
+  .. math::
+    y_{n,i,j,c} = \frac{1}{|W_{ij}|} \sum_{(h,w) \in W_{ij}} x_{n,h,w,c}
+
+  where :math:`W_{ij}` is the window at output :math:`(i, j)` and :math:`|W_{ij}|` counts its
+  cells inside the padded input if `count_include_pad` (padding counts as zeros, the part of a
+  ceil-mode window hanging past the padding does not), else only those inside the input.
+  Output size as in `max_pool`. Agrees with PyTorch's `torch.nn.functional.avg_pool2d` and, with
+  `ceil_mode=True, count_include_pad=True`, Caffe's Pooling layer (AVE).
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC), floating.
+    window: int or `(kh, kw)`, positive.
+    stride: int or `(sh, sw)`; `None` (default) means `window`.
+    padding: int, `(ph, pw)`, `((top, bottom), (left, right))`, `'SAME'` or `'VALID'`; at most
+      half the window on each side.
+    ceil_mode: round the output size up, as Caffe does.
+    count_include_pad: divide by the window size including zero padding (PyTorch's default).
+
+  Returns:
+    `y`, shape `(N, H_out, W_out, C)`, dtype of `x`.
+
+  Example:
+    >>> x = jnp.arange(16.).reshape(1, 4, 4, 1)
+    >>> avg_pool(x, 2)[0, :, :, 0]
+    Array([[ 2.5,  4.5],
+           [10.5, 12.5]], dtype=float32)
+  """
+  window, stride, pads, out_hw, overhang = _pool_geometry(x, window, stride, padding, ceil_mode,
+                                                          "avg_pool")
+  x = jnp.asarray(x)
+  if not jnp.issubdtype(x.dtype, jnp.inexact):
+    raise TypeError(f"avg_pool needs a floating x, got dtype {x.dtype}.")
+  sums = lax.reduce_window(x, np.array(0, x.dtype), lax.add, (1, *window, 1), (1, *stride, 1),
+                           _reduce_pads(pads, overhang))
+  counts_h, counts_w = (
+      _window_counts(size, p, k, s, o, bool(count_include_pad))
+      for size, p, k, s, o in zip(x.shape[1:3], pads, window, stride, out_hw))
+  counts = np.outer(counts_h, counts_w)[None, :, :, None]
+  return sums / jnp.asarray(counts, x.dtype)
+
+
+def global_avg_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
+  r"""Mean over the spatial axes of NHWC activations: :math:`y_{n,c} = \frac{1}{HW}\sum_{h,w} x_{n,h,w,c}`.
+
+  Agrees with `torch.nn.functional.adaptive_avg_pool2d(x, 1)` (the head of ResNet and GoogLeNet).
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC).
+    keepdims: keep the spatial axes as size 1.
+
+  Returns:
+    `(N, C)`, or `(N, 1, 1, C)` with `keepdims`.
+
+  Example:
+    >>> global_avg_pool(jnp.ones((2, 7, 7, 2048))).shape
+    (2, 2048)
+  """
+  v.check_rank(x, 4, "x", "NHWC")
+  return jnp.mean(x, axis=(1, 2), keepdims=keepdims)
+
+
+def global_max_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
+  r"""Maximum over the spatial axes of NHWC activations: :math:`y_{n,c} = \max_{h,w} x_{n,h,w,c}`.
+
+  Agrees with `torch.nn.functional.adaptive_max_pool2d(x, 1)`.
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC).
+    keepdims: keep the spatial axes as size 1.
+
+  Returns:
+    `(N, C)`, or `(N, 1, 1, C)` with `keepdims`.
+
+  Example:
+    >>> global_max_pool(jnp.ones((2, 7, 7, 512)), keepdims=True).shape
+    (2, 1, 1, 512)
+  """
+  v.check_rank(x, 4, "x", "NHWC")
+  return jnp.max(x, axis=(1, 2), keepdims=keepdims)

@@ -1,0 +1,178 @@
+"""Resizing, cropping and FCN's bilinear upsampling kernel, for NHWC activations."""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxseg.ops import _validation as v
+
+_METHODS = ("bilinear", "nearest")
+
+
+def bilinear_kernel(size: int, channels: int, dtype: Any = jnp.float32) -> jax.Array:
+  r"""FCN's bilinear upsampling kernel: one bilinear filter per channel, on the diagonal.
+
+  With :math:`f = \lceil \text{size} / 2 \rceil` and centre :math:`c = f - 1` (odd size) or
+  :math:`f - 1/2` (even size),
+
+  .. math::
+    w_{u,v,i,o} = [i = o]\, \Big(1 - \frac{|u - c|}{f}\Big)\Big(1 - \frac{|v - c|}{f}\Big)
+
+  Used as the kernel of `conv_transpose2d` with `size = 2 * factor - factor % 2`,
+  `stride = factor` and `padding = ceil((factor - 1) / 2)`, it upsamples by `factor` with
+  bilinear interpolation (exact on linear ramps away from the borders). This is
+  `upsample_filt` of the FCN reference code (Caffe "Deconvolution" with a bilinear filler).
+
+  Args:
+    size: kernel height and width, positive.
+    channels: number of channels `C` (input and output; channels are not mixed).
+    dtype: dtype of the result.
+
+  Returns:
+    kernel, shape `(size, size, C, C)` (HWIO), zero off the channel diagonal.
+
+  Example:
+    >>> bilinear_kernel(4, 1)[:, :, 0, 0][0]
+    Array([0.0625, 0.1875, 0.1875, 0.0625], dtype=float32)
+  """
+  for name, value in (("size", size), ("channels", channels)):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"{name} must be a positive int, got {value!r}.")
+  factor = (size + 1) // 2
+  center = factor - 1 if size % 2 == 1 else factor - 0.5
+  taps = 1.0 - np.abs(np.arange(size) - center) / factor
+  kernel = np.zeros((size, size, channels, channels), np.float64)
+  kernel[:, :, np.arange(channels), np.arange(channels)] = np.outer(taps, taps)[:, :, None]
+  return jnp.asarray(kernel, dtype)
+
+
+def _source_weights(in_size: int, out_size: int, method: str, align_corners: bool):
+  """For each output index along one axis: (low index, high index, weight of high)."""
+  dst = np.arange(out_size, dtype=np.float64)
+  if method == "nearest":
+    # PyTorch's legacy 'nearest': floor(dst * in / out).
+    idx = np.minimum(np.floor(dst * (in_size / out_size)).astype(np.int64), in_size - 1)
+    return idx, idx, np.zeros(out_size)
+  if align_corners:
+    scale = (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+    src = dst * scale
+  else:
+    src = np.maximum((dst + 0.5) * (in_size / out_size) - 0.5, 0.0)
+  low = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+  high = np.minimum(low + 1, in_size - 1)
+  return low, high, src - low
+
+
+def _interpolate_axis(x: jax.Array, axis: int, out_size: int, method: str,
+                      align_corners: bool) -> jax.Array:
+  in_size = x.shape[axis]
+  if in_size == out_size and (method == "nearest" or not align_corners or out_size > 1):
+    return x
+  low, high, frac = _source_weights(in_size, out_size, method, align_corners)
+  x_low = jnp.take(x, low, axis=axis)
+  if method == "nearest":
+    return x_low
+  shape = [1] * x.ndim
+  shape[axis] = out_size
+  frac = jnp.asarray(frac.reshape(shape), x.dtype)
+  return x_low + (jnp.take(x, high, axis=axis) - x_low) * frac
+
+
+def resize(x: jax.Array, shape: Any, *, method: str = "bilinear",
+           align_corners: bool = False) -> jax.Array:
+  r"""Resizes NHWC activations to spatial `shape` by bilinear or nearest interpolation.
+
+  Bilinear, separable over rows then columns: output index :math:`i` samples the input at
+  :math:`s = (i + \tfrac12)\,\tfrac{H_{in}}{H_{out}} - \tfrac12` (clamped at 0) or, with
+  `align_corners`, :math:`s = i\,\tfrac{H_{in} - 1}{H_{out} - 1}`, and interpolates
+  :math:`(1 - \lambda)\, x_{\lfloor s \rfloor} + \lambda\, x_{\lfloor s \rfloor + 1}`,
+  :math:`\lambda = s - \lfloor s \rfloor`. `'nearest'` takes :math:`x_{\lfloor i H_{in}/H_{out}
+  \rfloor}`. Agrees with PyTorch's `torch.nn.functional.interpolate(x, size=shape,
+  mode='bilinear' | 'nearest', align_corners=...)`; DeepLab's Caffe "Interp" layer is the
+  `align_corners=True` case.
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC), floating for `'bilinear'`.
+    shape: output spatial size `(H_out, W_out)`, positive ints.
+    method: `'bilinear'` or `'nearest'`.
+    align_corners: map corner pixel centres onto each other (bilinear only).
+
+  Returns:
+    `y`, shape `(N, H_out, W_out, C)`, dtype of `x`.
+
+  Example:
+    >>> x = jnp.array([0., 1.]).reshape(1, 1, 2, 1)
+    >>> resize(x, (1, 4))[0, 0, :, 0]
+    Array([0.  , 0.25, 0.75, 1.  ], dtype=float32)
+  """
+  v.check_rank(x, 4, "x", "NHWC")
+  out_hw = v.pair(shape, "shape")
+  if method not in _METHODS:
+    raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+  x = jnp.asarray(x)
+  if method == "bilinear" and not jnp.issubdtype(x.dtype, jnp.inexact):
+    raise TypeError(f"bilinear resize needs a floating x, got dtype {x.dtype}.")
+  y = _interpolate_axis(x, 1, out_hw[0], method, bool(align_corners))
+  return _interpolate_axis(y, 2, out_hw[1], method, bool(align_corners))
+
+
+def crop_like(x: jax.Array, reference: Any, *, offset: Any = None) -> jax.Array:
+  r"""Crops NHWC `x` spatially to the size of `reference`.
+
+  :math:`y_{n,i,j,c} = x_{n,\, i + t,\, j + l,\, c}` for :math:`i < H_{ref}, j < W_{ref}`.
+  With `offset=None` the crop is centred (:math:`t = \lfloor (H - H_{ref}) / 2 \rfloor`); FCN's
+  Caffe "Crop" layer uses fixed offsets such as `(19, 19)` after its 100-pixel input padding.
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC).
+    reference: an array shaped `(N', H_ref, W_ref, C')` (NHWC; only `H_ref, W_ref` are used).
+    offset: `(top, left)` of the crop, non-negative ints, or `None` to centre it.
+
+  Returns:
+    `y`, shape `(N, H_ref, W_ref, C)`.
+
+  Example:
+    >>> crop_like(jnp.zeros((1, 10, 10, 2)), jnp.zeros((1, 4, 6, 21)), offset=(3, 2)).shape
+    (1, 4, 6, 2)
+  """
+  v.check_rank(reference, 4, "reference", "NHWC")
+  return _crop(x, tuple(reference.shape[1:3]), offset)
+
+
+def center_crop(x: jax.Array, shape: Any) -> jax.Array:
+  r"""Crops the centre `shape = (h, w)` of NHWC `x`.
+
+  :math:`y_{n,i,j,c} = x_{n,\, i + \lfloor (H - h)/2 \rfloor,\, j + \lfloor (W - w)/2 \rfloor,\, c}`.
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC).
+    shape: `(h, w)` with `h <= H`, `w <= W` (an int means square).
+
+  Returns:
+    `y`, shape `(N, h, w, C)`.
+
+  Example:
+    >>> center_crop(jnp.arange(25.).reshape(1, 5, 5, 1), 3)[0, :, :, 0][0]
+    Array([6., 7., 8.], dtype=float32)
+  """
+  return _crop(x, v.pair(shape, "shape"), None)
+
+
+def _crop(x, out_hw, offset):
+  v.check_rank(x, 4, "x", "NHWC")
+  in_hw = tuple(x.shape[1:3])
+  if offset is None:
+    offset = tuple((size - out) // 2 for size, out in zip(in_hw, out_hw))
+  else:
+    offset = v.pair(offset, "offset", minimum=0)
+  for axis, name in enumerate(("height", "width")):
+    if offset[axis] + out_hw[axis] > in_hw[axis] or out_hw[axis] > in_hw[axis]:
+      raise ValueError(
+          f"cannot crop {name} {out_hw[axis]} at offset {offset[axis]} from an input of "
+          f"{name} {in_hw[axis]} (x shape {tuple(x.shape)}, offset {offset}).")
+  top, left = offset
+  return x[:, top:top + out_hw[0], left:left + out_hw[1], :]

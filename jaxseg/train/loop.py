@@ -1,0 +1,385 @@
+"""``train_and_evaluate``: the training loop every experiment runs.
+
+It builds the task, dataset, model and optimizer from the config, creates (or resumes) the sharded
+train state, and alternates jitted train steps with evaluations, checkpoints and logging. The pieces
+it composes live in their own modules (``state``, ``optimizers``, ``schedules``, ``sharding``,
+``steps``, ``checkpoints``, ``logging``); :func:`run` is the loop with the model, task and data
+injected, for research code and tests.
+"""
+
+import dataclasses
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxseg.train import checkpoints
+from jaxseg.train import logging as run_logging
+from jaxseg.train import optimizers
+from jaxseg.train import schedules
+from jaxseg.train import sharding
+from jaxseg.train import steps
+from jaxseg.train.state import TrainState, create_train_state
+from jaxseg.train.tasks import Task, get_task
+
+RESULTS_FILE = 'results.json'
+
+
+class NonFiniteError(FloatingPointError):
+  """Raised when the loss or a gradient is NaN or Inf; names the step."""
+
+
+@dataclasses.dataclass
+class _Preemption:
+  """Set by SIGTERM; the loop saves a checkpoint and stops at the next step boundary."""
+  requested: bool = False
+
+  def install(self):
+    if threading.current_thread() is not threading.main_thread():
+      return None
+    return signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, 'requested', True))
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the loop's fields before anything is built or traced.
+
+  Raises:
+    ValueError: naming the first bad field, its value and what was expected.
+  """
+  for field in ('total_steps', 'batch_size', 'log_every', 'eval_every', 'checkpoint_every',
+                'keep_checkpoints'):
+    value = config[field]
+    if not isinstance(value, int) or value < 1:
+      raise ValueError(f'config.{field} must be a positive int, got {value!r}')
+  if config.best_mode not in ('max', 'min'):
+    raise ValueError(f"config.best_mode must be 'max' or 'min', got {config.best_mode!r}")
+  steps.compute_dtype(config.dtype)
+  accumulate = int(config.optimizer.get('accumulate_steps', 1))
+  if accumulate < 1 or config.total_steps % accumulate:
+    raise ValueError(f'config.total_steps={config.total_steps} must be a multiple of '
+                     f'config.optimizer.accumulate_steps={accumulate}')
+  if config.schedule.name == 'plateau' and config.eval_every > config.total_steps:
+    raise ValueError('schedule.name=plateau needs evaluations: config.eval_every='
+                     f'{config.eval_every} exceeds total_steps={config.total_steps}')
+
+
+def _abstract_with_shardings(abstract: Any, shardings: Any) -> Any:
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                      abstract, shardings)
+
+
+def _put_global(tree: Any, shardings: Any) -> Any:
+  """Places identical host values on every process as global arrays with ``shardings``."""
+  def put(value, s):
+    value = np.asarray(value)
+    return jax.make_array_from_callback(value.shape, s, lambda index: value[index])
+  return jax.tree.map(put, jax.device_get(tree), shardings)
+
+
+def _check_finite(step: int, metrics: Mapping[str, jax.Array], ckpt: checkpoints.Checkpointer):
+  if not bool(metrics['finite']):
+    loss = float(metrics['loss'])
+    raise NonFiniteError(
+        f'non-finite loss or gradient at step {step} (loss={loss}, '
+        f'grad_norm={float(metrics["grad_norm"])}); training stopped. The last good checkpoint is '
+        f'step {ckpt.latest_step()} in {ckpt.directory}.')
+
+
+def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+  batch = dict(batch)
+  if 'valid' not in batch:
+    batch['valid'] = np.ones(len(batch['image']), bool)
+  return batch
+
+
+def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mapping[str, np.ndarray]],
+             mesh: jax.sharding.Mesh, task: Task, config: ml_collections.ConfigDict,
+             max_batches: int = -1) -> tuple[dict[str, float], Any]:
+  """Runs ``eval_step`` over ``batches``, sums the task's metric sums, and finalises once.
+
+  Args:
+    eval_step: jitted ``(state, global_batch) -> sums``.
+    state: the train state.
+    batches: local (per-process) eval batches; a ``'valid'`` mask marks padding.
+    mesh: the mesh.
+    task: the task (``finalize``).
+    config: the experiment config.
+    max_batches: stop after this many batches; -1 = the whole split.
+
+  Returns:
+    ``(metrics, first_local_batch)``.
+  """
+  sums, first = None, None
+  for i, local in enumerate(batches):
+    if 0 <= max_batches <= i:
+      break
+    local = _with_valid(local)
+    first = first if first is not None else local
+    batch_sums = eval_step(state, sharding.make_global_batch(local, mesh))
+    sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
+  if sums is None:
+    raise ValueError('the evaluation split produced no batches')
+  return task.finalize(jax.device_get(sums), config), first
+
+
+@dataclasses.dataclass
+class _Throughput:
+  batch_size: int
+  last_time: float = dataclasses.field(default_factory=time.perf_counter)
+  last_step: int = 0
+
+  def measure(self, step: int) -> tuple[float, float]:
+    now = time.perf_counter()
+    steps_per_sec = (step - self.last_step) / max(now - self.last_time, 1e-9)
+    self.last_time, self.last_step = now, step
+    return steps_per_sec, steps_per_sec * self.batch_size
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Task,
+        input_shape: tuple[int, int, int],
+        make_train_iterator: Callable[..., Iterator[Mapping[str, np.ndarray]]],
+        make_eval_iterator: Callable[..., Iterable[Mapping[str, np.ndarray]]]) -> dict[str, Any]:
+  """Trains ``model`` on ``task`` for ``config.total_steps``, resuming from ``workdir``.
+
+  Args:
+    config: the experiment config (see ``docs/training.md``).
+    workdir: run directory: ``checkpoints/``, ``metrics.jsonl``, ``tb/``, ``config.json``,
+      ``results.json``.
+    model: a Flax module, ``apply(variables, images, train=...) -> (outputs, endpoints)``.
+    task: the task.
+    input_shape: ``(H, W, C)`` of one image, used to initialise the model.
+    make_train_iterator: ``(process_index, process_count) ->`` an endless iterator of this process's
+      training batches (numpy dicts) with ``get_state()``/``set_state()``.
+    make_eval_iterator: ``(process_index, process_count) ->`` a finite iterable of eval batches.
+
+  Returns:
+    The final evaluation metrics plus ``step``, ``best_<metric>`` and ``best_step``.
+
+  Raises:
+    NonFiniteError: if the loss or a gradient becomes NaN/Inf.
+  """
+  validate_config(config)
+  os.makedirs(workdir, exist_ok=True)
+  results_path = os.path.join(workdir, RESULTS_FILE)
+  logger = run_logging.MetricsLogger(workdir, total_steps=config.total_steps)
+  ckpt = checkpoints.Checkpointer(
+      os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints,
+      best_metric=config.best_metric, best_mode=config.best_mode)
+  try:
+    return _run(config, workdir, results_path, logger, ckpt, model=model, task=task,
+                input_shape=input_shape, make_train_iterator=make_train_iterator,
+                make_eval_iterator=make_eval_iterator)
+  finally:
+    ckpt.close()
+    logger.close()
+
+
+def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shape,
+         make_train_iterator, make_eval_iterator):
+  mesh = sharding.make_mesh(config.mesh)
+  sharding.local_batch_size(config.batch_size, mesh)  # checks divisibility before tracing
+  dtype = steps.compute_dtype(config.dtype)
+  accumulate = int(config.optimizer.get('accumulate_steps', 1))
+  schedule = schedules.make_schedule(
+      config.schedule, learning_rate=float(config.optimizer.learning_rate),
+      total_updates=config.total_steps // accumulate)
+  tx = optimizers.make_optimizer(config.optimizer, schedule=schedule)
+  plateau_tx = schedules.make_plateau(config.schedule)
+
+  init_rng, state_rng = jax.random.split(jax.random.key(config.seed))
+
+  def init_state(rng):
+    variables = model.init({'params': rng, 'dropout': rng},
+                           jnp.zeros((1, *input_shape), dtype), train=False)
+    return create_train_state(variables=dict(variables), tx=tx, plateau_tx=plateau_tx,
+                              rng=jax.random.key_data(state_rng))
+
+  abstract_state = jax.eval_shape(init_state, init_rng)
+  state_shardings = sharding.state_shardings(
+      abstract_state, mesh, fsdp_min_size=int(config.mesh.get('fsdp_min_size', -1)))
+  train_iter = make_train_iterator(process_index=jax.process_index(),
+                                   process_count=jax.process_count())
+  latest = ckpt.latest_step()
+  if latest is None:
+    state = jax.jit(init_state, out_shardings=state_shardings)(init_rng)
+  else:
+    state = ckpt.restore(latest, _abstract_with_shardings(abstract_state, state_shardings),
+                         train_iter)
+    logger.info(f'resumed from checkpoint step {latest} in {ckpt.directory}')
+  step = int(state.step)
+  if step >= config.total_steps and os.path.exists(results_path):
+    with open(results_path) as f:
+      return json.load(f)
+
+  run_logging.save_config(config, workdir)
+  table, total = run_logging.parameter_table(abstract_state.params)
+  logger.info(f'{total:,} parameters\n{table}')
+
+  batch_sharding = sharding.batch_sharding(mesh)
+  replicated = sharding.replicated(mesh)
+  train_step = jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config),
+                       in_shardings=(state_shardings, batch_sharding),
+                       out_shardings=(state_shardings, replicated), donate_argnums=0)
+  eval_step = jax.jit(steps.make_eval_step(model=model, task=task, config=config),
+                      in_shardings=(state_shardings, batch_sharding), out_shardings=replicated)
+
+  preemption = _Preemption()
+  previous_handler = preemption.install()
+  throughput = _Throughput(config.batch_size, last_step=step)
+  best_step, best_value = ckpt.best()
+  best = {'value': best_value, 'step': best_step}
+  eval_metrics: dict[str, float] = {}
+  sums, pending = None, None
+  try:
+    while step < config.total_steps:
+      local = next(train_iter)
+      state, metrics = train_step(state, sharding.make_global_batch(local, mesh))
+      step += 1
+      if pending is not None:  # one step behind, so the host does not stall the device
+        _check_finite(*pending, ckpt)
+      pending = (step, metrics)
+      scalars = {k: v for k, v in metrics.items() if k != 'finite'}
+      sums = scalars if sums is None else jax.tree.map(jnp.add, sums, scalars)
+      is_last = step == config.total_steps
+      evaluate_now = step % config.eval_every == 0 or is_last
+      save_now = (step % config.checkpoint_every == 0 or evaluate_now or preemption.requested)
+
+      if step % config.log_every == 0 or is_last or save_now:
+        _check_finite(step, metrics, ckpt)
+      if step % config.log_every == 0 or is_last:
+        n = step - throughput.last_step
+        steps_per_sec, images_per_sec = throughput.measure(step)
+        logged = {k: float(v) / n for k, v in jax.device_get(sums).items()}
+        logged['learning_rate'] = float(schedule(step // accumulate)) * float(state.plateau.scale)
+        logger.log(step, 'train', logged, steps_per_sec=steps_per_sec,
+                   images_per_sec=images_per_sec)
+        sums = None
+
+      if evaluate_now:
+        eval_metrics, first = evaluate(
+            eval_step=eval_step, state=state,
+            batches=make_eval_iterator(process_index=jax.process_index(),
+                                       process_count=jax.process_count()),
+            mesh=mesh, task=task, config=config, max_batches=config.get('eval_steps', -1))
+        logger.log(step, 'eval', eval_metrics)
+        _track_best(best, eval_metrics, step, config)
+        if config.schedule.name == 'plateau':
+          new_plateau = schedules.update_plateau(
+              plateau_tx, jax.device_get(state.plateau),
+              metric=float(eval_metrics[config.best_metric]), mode=config.best_mode)
+          state = state.replace(plateau=_put_global(new_plateau, state_shardings.plateau))
+        if config.get('write_images', False) and first is not None:
+          # Every process computes (the batch is global); only process 0 writes.
+          outputs = steps.apply_for_outputs(model, state,
+                                            sharding.make_global_batch(first, mesh), dtype=dtype)
+          if jax.process_index() == 0:
+            task.write_images(workdir, step, first, _local_rows(outputs, len(first['image'])),
+                              config)
+      if save_now:
+        ckpt.save(step, state, train_iter, metrics=eval_metrics if evaluate_now else None)
+      if preemption.requested:
+        logger.info(f'SIGTERM: saved checkpoint step {step}; stopping.')
+        return {'step': step, 'preempted': True, **eval_metrics}
+  finally:
+    if previous_handler is not None:
+      signal.signal(signal.SIGTERM, previous_handler)
+
+  results = {'step': step, 'num_devices': jax.device_count(), **eval_metrics,
+             f'best_{config.best_metric}': best['value'], 'best_step': best['step']}
+  if jax.process_index() == 0:
+    with open(results_path, 'w') as f:
+      json.dump(results, f, indent=2)
+  return results
+
+
+def _local_rows(outputs: Any, n: int) -> Any:
+  """Returns the first ``n`` rows of global ``outputs`` that this process can address."""
+  def rows(x):
+    shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+    return np.concatenate([np.asarray(s.data) for s in shards
+                           if s.replica_id == 0])[:n] if x.ndim else np.asarray(x)
+  return jax.tree.map(rows, outputs)
+
+
+def _track_best(best: dict[str, Any], metrics: Mapping[str, float], step: int,
+                config: ml_collections.ConfigDict) -> None:
+  if config.best_metric not in metrics:
+    raise ValueError(f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
+                     f'task {config.task!r}: {sorted(metrics)}')
+  value = float(metrics[config.best_metric])
+  better = (best['value'] is None or (value > best['value'] if config.best_mode == 'max'
+                                      else value < best['value']))
+  if better:
+    best.update(value=value, step=step)
+
+
+def _model_kwargs(config: ml_collections.ConfigDict, info: Any) -> dict[str, Any]:
+  kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
+  kwargs['dtype'] = steps.compute_dtype(config.dtype)
+  if (config.task in ('classification', 'segmentation') and 'num_classes' not in kwargs
+      and getattr(info, 'num_classes', None)):
+    kwargs['num_classes'] = info.num_classes
+  return kwargs
+
+
+def _splits(info: Any) -> tuple[str, str]:
+  """The dataset's (train, eval) splits: ``DatasetInfo.train_split``/``eval_split`` (which follow
+  ``config.data`` options), else 'train' and the first of validation/val/test."""
+  splits = tuple(getattr(info, 'splits', ()) or ())
+  train_split = getattr(info, 'train_split', None) or 'train'
+  eval_split = getattr(info, 'eval_split', None)
+  if not eval_split:
+    eval_split = next((s for s in ('validation', 'val', 'test') if s in splits), None)
+  if not eval_split:
+    raise ValueError(f'dataset has no evaluation split (validation/val/test) among {splits}')
+  return train_split, eval_split
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains and evaluates the experiment described by ``config`` in ``workdir``.
+
+  Starting again with the same ``workdir`` resumes from the latest checkpoint (parameters,
+  optimizer and plateau state, step, rng and the data iterator's position); a finished run returns
+  its saved results.
+
+  Args:
+    config: an experiment config (``experiments/configs/*.py``).
+    workdir: the run directory.
+
+  Returns:
+    The final evaluation metrics plus ``step``, ``best_<metric>`` and ``best_step``.
+
+  Example:
+    >>> from experiments.configs import digits_lenet  # doctest: +SKIP
+    >>> train_and_evaluate(digits_lenet.get_config(), '/tmp/lenet')  # doctest: +SKIP
+  """
+  # Imported here so the loop's building blocks stay usable without the data and model layers.
+  from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
+  from jaxseg import models as jaxseg_models  # pylint: disable=g-import-not-at-top
+
+  sharding.maybe_initialize_distributed()
+  validate_config(config)
+  task = get_task(config.task)
+  info = jaxseg_data.dataset_info(config.data)
+  model = jaxseg_models.get_model(config.model.name, **_model_kwargs(config, info))
+  train_split, eval_split = _splits(info)
+
+  def make_train_iterator(*, process_index, process_count):
+    return jaxseg_data.make_iterator(
+        config.data, split=train_split, global_batch_size=config.batch_size, seed=config.seed,
+        train=True, process_index=process_index, process_count=process_count)
+
+  def make_eval_iterator(*, process_index, process_count):
+    return jaxseg_data.make_iterator(
+        config.data, split=eval_split, global_batch_size=config.batch_size, seed=config.seed,
+        train=False, process_index=process_index, process_count=process_count, num_epochs=1)
+
+  return run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
+             make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)

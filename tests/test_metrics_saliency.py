@@ -1,0 +1,459 @@
+"""Tests for jaxseg.metrics.saliency against NumPy transcriptions of the MIT benchmark code.
+
+The references below follow cvzoya/saliency code_forMetrics (*.m) statement by statement, with
+explicit loops where the MATLAB code loops, in float64; pysaliency's definitions are transcribed
+the same way. Inputs are hand-written or small random maps at the fixation map's size (the
+resize is tested separately).
+"""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxseg.metrics import saliency as sm
+
+EPS = 2.2204e-16
+
+
+# ---------------------------------------------------------------- NumPy references (MATLAB).
+
+def ref_min_max(x):
+  return (x - x.min()) / (x.max() - x.min())
+
+
+def ref_auc_judd(sal, fix, jitter_noise=None):
+  """AUC_Judd.m; `jitter_noise` is the rand(size(map)) draw (None: jitter off)."""
+  if not np.any(fix):
+    return math.nan
+  s = np.asarray(sal, np.float64)
+  if jitter_noise is not None:
+    s = s + jitter_noise / 10000000
+  with np.errstate(invalid="ignore", divide="ignore"):
+    s = ref_min_max(s)
+  S = s.ravel(order="F")  # MATLAB's S(:) is column-major; the value does not depend on it
+  F = np.asarray(fix).ravel(order="F")
+  Sth = S[F > 0]
+  n_fix, n_pix = len(Sth), len(S)
+  allthreshes = sorted(Sth, reverse=True)
+  tp = [0.0] + [0.0] * n_fix + [1.0]
+  fp = [0.0] + [0.0] * n_fix + [1.0]
+  for i in range(1, n_fix + 1):
+    thresh = allthreshes[i - 1]
+    aboveth = sum(1 for v in S if v >= thresh)
+    tp[i] = i / n_fix
+    fp[i] = (aboveth - i) / (n_pix - n_fix)
+  return sum((fp[j + 1] - fp[j]) * (tp[j + 1] + tp[j]) / 2 for j in range(len(tp) - 1))
+
+
+def ref_trapz_roc(sth, negatives, step, n_neg):
+  """The inner loop of AUC_Borji.m / AUC_shuffled.m for one split."""
+  top = max(list(sth) + list(negatives))
+  threshes = [j * step for j in range(int(math.floor(top / step + 1e-9)) + 1)][::-1]
+  tp = [0.0] + [sum(1 for v in sth if v >= t) / len(sth) for t in threshes] + [1.0]
+  fp = [0.0] + [sum(1 for v in negatives if v >= t) / n_neg for t in threshes] + [1.0]
+  return sum((fp[j + 1] - fp[j]) * (tp[j + 1] + tp[j]) / 2 for j in range(len(tp) - 1))
+
+
+def ref_auc_borji(sal, fix, rng, n_splits=100, step=0.1):
+  S = ref_min_max(np.asarray(sal, np.float64)).ravel()
+  F = np.asarray(fix).ravel()
+  Sth = S[F > 0]
+  r = rng.integers(0, S.size, (len(Sth), n_splits))
+  return np.mean([ref_trapz_roc(Sth, S[r[:, s]], step, len(Sth)) for s in range(n_splits)])
+
+
+def ref_auc_shuffled(sal, fix, other, rng, n_splits=100, step=0.1):
+  S = ref_min_max(np.asarray(sal, np.float64)).ravel()
+  F, O = np.asarray(fix).ravel(), np.asarray(other).ravel()
+  Sth = S[F > 0]
+  ind = np.flatnonzero(O > 0)
+  m = min(len(Sth), len(ind))
+  aucs = []
+  for _ in range(n_splits):
+    randind = ind[rng.permutation(len(ind))]
+    aucs.append(ref_trapz_roc(Sth, S[randind[:m]], step, m))
+  return np.mean(aucs)
+
+
+def ref_nss(sal, fix):
+  m = np.asarray(sal, np.float64)
+  m = (m - m.mean()) / m.std(ddof=1)
+  return m[np.asarray(fix) > 0].mean()
+
+
+def ref_cc(a, b):
+  a = np.asarray(a, np.float64)
+  b = np.asarray(b, np.float64)
+  a = (a - a.mean()) / a.std(ddof=1)
+  b = (b - b.mean()) / b.std(ddof=1)
+  # corr2: sum((a-mean)(b-mean)) / sqrt(sum((a-mean)^2) sum((b-mean)^2)), by loops.
+  am, bm = a.mean(), b.mean()
+  num = den_a = den_b = 0.0
+  for x, y in zip(a.ravel(), b.ravel()):
+    num += (x - am) * (y - bm)
+    den_a += (x - am) ** 2
+    den_b += (y - bm) ** 2
+  return num / math.sqrt(den_a * den_b)
+
+
+def ref_similarity(a, b):
+  a = np.asarray(a, np.float64)
+  b = np.asarray(b, np.float64)
+  if np.any(a):
+    a = ref_min_max(a)
+    a = a / a.sum()
+  if np.any(b):
+    b = ref_min_max(b)
+    b = b / b.sum()
+  if np.all(np.isnan(a)) or np.all(np.isnan(b)):
+    return math.nan
+  return sum(min(x, y) for x, y in zip(a.ravel(), b.ravel()))
+
+
+def ref_kld(sal, density):
+  a = np.asarray(sal, np.float64)
+  b = np.asarray(density, np.float64)
+  if np.any(a):
+    a = a / a.sum()
+  if np.any(b):
+    b = b / b.sum()
+  return sum(q * math.log(EPS + q / (p + EPS)) for p, q in zip(a.ravel(), b.ravel()))
+
+
+def ref_info_gain(sal, fix, base):
+  a = ref_min_max(np.asarray(sal, np.float64)).ravel()
+  b = ref_min_max(np.asarray(base, np.float64)).ravel()
+  a, b = a / a.sum(), b / b.sum()
+  locs = np.asarray(fix).ravel() > 0
+  return np.mean([math.log2(EPS + x) - math.log2(EPS + y) for x, y in zip(a[locs], b[locs])])
+
+
+# ------------------------------------------------------------------- pysaliency references.
+
+def ref_pysaliency_auc(sal, fix_counts):
+  """Exact ROC area: every fixation (with multiplicity) against every pixel, ties one half."""
+  s = np.asarray(sal, np.float64).ravel()
+  c = np.asarray(fix_counts).ravel()
+  total = weight = 0.0
+  for value, count in zip(s, c):
+    for _ in range(int(count)):
+      wins = sum(1.0 if value > neg else 0.5 if value == neg else 0.0 for neg in s)
+      total += wins / s.size
+      weight += 1
+  return total / weight
+
+
+def ref_pysaliency_nss(sal, fix_counts):
+  s = np.asarray(sal, np.float64)
+  mean, std = s.mean(), s.std()  # numpy's default ddof=0
+  values = []
+  for (y, x), count in np.ndenumerate(np.asarray(fix_counts)):
+    for _ in range(int(count)):
+      values.append((s[y, x] - mean) / std if std else s[y, x] - mean)
+  return np.mean(values)
+
+
+def ref_pysaliency_sim(a, b):
+  def density(m):
+    m = np.asarray(m, np.float64)
+    if m.min() < 0:
+      m = m - m.min()
+    return m / m.sum() if m.sum() else np.full(m.shape, 1.0 / m.size)
+  return np.minimum(density(a), density(b)).sum()
+
+
+# ------------------------------------------------------------------------- hand-written data.
+
+SAL = np.array([[0.1, 0.5, 0.2, 0.0],
+                [0.9, 0.3, 0.3, 0.7],
+                [0.4, 0.8, 0.6, 0.1]], np.float32)  # ties at 0.1 and 0.3
+FIX = np.array([[0, 1, 0, 0],
+                [1, 0, 1, 0],
+                [0, 0, 0, 1]], np.uint8)
+DENSITY = np.array([[0.05, 0.2, 0.05, 0.0],
+                    [0.25, 0.05, 0.1, 0.02],
+                    [0.03, 0.1, 0.05, 0.1]], np.float32)
+
+
+def _random_case(seed, shape=(9, 11), n_fix=7):
+  rng = np.random.default_rng(seed)
+  sal = rng.random(shape).astype(np.float32) ** 2
+  fix = np.zeros(shape, np.uint8)
+  fix[rng.integers(0, shape[0], n_fix), rng.integers(0, shape[1], n_fix)] = 1
+  density = rng.random(shape).astype(np.float32)
+  return sal, fix, density
+
+
+# ------------------------------------------------------------------- deterministic metrics.
+
+def test_auc_judd_hand_written_without_jitter():
+  # By hand: normalised fixated values 1, 5/9, 3/9, 1/9 (N = 12, K = 4). Thresholds from 1 down:
+  # #{S >= t} = 1, 5, 8, 11 -> FP = 0, 3/8, 5/8, 7/8; TP = 1/4, 2/4, 3/4, 1. Trapezoids:
+  # 3/8 * (1/4 + 2/4)/2 + 2/8 * (2/4 + 3/4)/2 + 2/8 * (3/4 + 1)/2 + 1/8 * 1 = 0.640625.
+  got = sm.auc_judd(SAL, FIX, jitter=False)
+  assert float(got) == pytest.approx(0.640625, abs=1e-6)
+  assert float(got) == pytest.approx(ref_auc_judd(SAL, FIX), abs=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auc_judd_matches_matlab_transcription(seed):
+  sal, fix, _ = _random_case(seed)
+  assert float(sm.auc_judd(sal, fix, jitter=False)) == pytest.approx(
+      ref_auc_judd(sal, fix), abs=1e-6)
+  # With jitter: the same uniform draw fed to the reference reproduces the value exactly.
+  key = jax.random.key(seed)
+  noise = np.asarray(jax.random.uniform(key, (sal.size,), jnp.float32)).reshape(sal.shape)
+  got = sm.auc_judd(sal, fix, jitter=True, key=key)
+  assert float(got) == pytest.approx(ref_auc_judd(sal, fix, noise.astype(np.float64)), abs=1e-6)
+
+
+def test_auc_judd_jitter_breaks_ties_of_a_flat_map():
+  # A map flat except one pixel: without jitter ties make the curve a single step; with it the
+  # ties are ordered at random and the reference (same draw) agrees.
+  sal = np.zeros((6, 6), np.float32)
+  sal[2, 3] = 1.0
+  fix = np.zeros((6, 6), np.uint8)
+  fix[2, 3] = fix[0, 0] = fix[5, 1] = 1
+  key = jax.random.key(7)
+  noise = np.asarray(jax.random.uniform(key, (36,), jnp.float32)).reshape(6, 6)
+  assert float(sm.auc_judd(sal, fix, key=key)) == pytest.approx(
+      ref_auc_judd(sal, fix, noise.astype(np.float64)), abs=1e-6)
+  assert float(sm.auc_judd(sal, fix, jitter=False)) == pytest.approx(
+      ref_auc_judd(sal, fix), abs=1e-6)
+
+
+def test_auc_judd_degenerate_inputs():
+  assert np.isnan(sm.auc_judd(SAL, np.zeros_like(FIX)))
+  # A constant map without jitter: MATLAB's NaN comparisons give 1 + K / (2 (N - K)).
+  flat = np.full((3, 4), 0.3, np.float32)
+  got = float(sm.auc_judd(flat, FIX, jitter=False))
+  assert got == pytest.approx(1 + 4 / (2 * 8), abs=1e-6)
+  assert got == pytest.approx(ref_auc_judd(flat, FIX), abs=1e-6)
+
+
+def test_nss_cc_similarity_kld_info_gain_hand_written():
+  assert float(sm.nss(SAL, FIX)) == pytest.approx(ref_nss(SAL, FIX), abs=1e-6)
+  assert float(sm.cc(SAL, DENSITY)) == pytest.approx(ref_cc(SAL, DENSITY), abs=1e-6)
+  assert float(sm.similarity(SAL, DENSITY)) == pytest.approx(ref_similarity(SAL, DENSITY),
+                                                             abs=1e-6)
+  assert float(sm.kld(SAL, DENSITY)) == pytest.approx(ref_kld(SAL, DENSITY), abs=1e-6)
+  base = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [1, 2, 2, 1]], np.float32)
+  assert float(sm.info_gain(SAL, FIX, base)) == pytest.approx(ref_info_gain(SAL, FIX, base),
+                                                             abs=1e-5)
+
+
+def test_closed_forms():
+  # NSS of a one-hot map at its peak: the std over N - 1 is exactly 1/sqrt(N), so
+  # NSS = (1 - 1/N) sqrt(N) = 3.75 for N = 16 (and (1 - 1/N) sqrt(N - 1) with pysaliency's N).
+  n = 16
+  onehot = np.zeros((4, 4), np.float32)
+  onehot[1, 2] = 1
+  assert float(sm.nss(onehot, onehot.astype(np.uint8))) == pytest.approx(3.75, abs=1e-5)
+  assert float(sm.nss(onehot, onehot.astype(np.uint8), convention="pysaliency")) == (
+      pytest.approx((1 - 1 / n) * n / math.sqrt(n - 1), abs=1e-5))
+  # CC is invariant to affine maps and -1 under negation; SIM of a density with itself is 1.
+  assert float(sm.cc(3 * DENSITY + 2, DENSITY)) == pytest.approx(1.0, abs=1e-6)
+  assert float(sm.cc(-DENSITY, DENSITY)) == pytest.approx(-1.0, abs=1e-6)
+  assert float(sm.similarity(DENSITY, DENSITY)) == pytest.approx(1.0, abs=1e-6)
+  assert float(sm.kld(DENSITY, DENSITY)) == pytest.approx(0.0, abs=1e-6)
+  # KLD from a uniform prediction is log(N) - entropy(Q).
+  q = DENSITY / DENSITY.sum()
+  entropy = -sum(v * math.log(v) for v in q.ravel() if v > 0)
+  assert float(sm.kld(np.ones_like(DENSITY), DENSITY)) == pytest.approx(
+      math.log(q.size) - entropy, abs=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_maps_match_transcriptions(seed):
+  sal, fix, density = _random_case(seed + 10)
+  assert float(sm.nss(sal, fix)) == pytest.approx(ref_nss(sal, fix), abs=1e-5)
+  assert float(sm.cc(sal, density)) == pytest.approx(ref_cc(sal, density), abs=1e-6)
+  assert float(sm.similarity(sal, density)) == pytest.approx(ref_similarity(sal, density),
+                                                             abs=1e-6)
+  assert float(sm.kld(sal, density)) == pytest.approx(ref_kld(sal, density), abs=1e-5)
+  assert float(sm.info_gain(sal, fix, density)) == pytest.approx(
+      ref_info_gain(sal, fix, density), abs=1e-4)
+
+
+def test_degenerate_inputs_match_matlab():
+  flat = np.full((3, 4), 0.3, np.float32)
+  zero = np.zeros((3, 4), np.float32)
+  nofix = np.zeros_like(FIX)
+  assert np.isnan(sm.nss(SAL, nofix)) and np.isnan(sm.nss(flat, FIX))
+  assert np.isnan(sm.cc(flat, DENSITY))
+  assert np.isnan(sm.similarity(flat, DENSITY)) and np.isnan(ref_similarity(flat, DENSITY))
+  assert float(sm.similarity(zero, DENSITY)) == 0.0 == ref_similarity(zero, DENSITY)
+  assert float(sm.kld(zero, DENSITY)) == pytest.approx(ref_kld(zero, DENSITY), rel=1e-5)
+  assert np.isnan(sm.info_gain(SAL, nofix, DENSITY))
+  key = jax.random.key(0)
+  assert np.isnan(sm.auc_borji(SAL, nofix, key=key))
+  assert np.isnan(sm.auc_shuffled(SAL, nofix, FIX, key=key))
+  assert np.isnan(sm.auc_shuffled(SAL, FIX, nofix, key=key))
+  # A constant map: every normalised value is NaN, no threshold survives: the area is 1/2.
+  assert float(sm.auc_borji(flat, FIX, key=key)) == pytest.approx(0.5)
+  assert float(sm.auc_shuffled(flat, FIX, 1 - FIX, key=key)) == pytest.approx(0.5)
+
+
+# ------------------------------------------------------------------ stochastic AUCs.
+
+def test_auc_borji_statistically_matches_transcription():
+  # Means over many seeds of both: one call (20 splits) has a standard deviation of ~0.025
+  # here, so over 200 seeds each the means' difference has sigma ~0.0025; allow 4 sigma.
+  sal, fix, _ = _random_case(3, shape=(10, 12), n_fix=9)
+  rng = np.random.default_rng(0)
+  keys = jax.random.split(jax.random.key(0), 200)
+  ours = np.asarray(jax.jit(jax.vmap(lambda k: sm.auc_borji(sal, fix, key=k, n_splits=20)))(keys))
+  theirs = np.array([ref_auc_borji(sal, fix, rng, n_splits=20) for _ in range(200)])
+  assert abs(ours.mean() - theirs.mean()) < 0.01
+  assert ours.std() == pytest.approx(theirs.std(), rel=0.3)
+
+
+def test_auc_borji_expected_value_closed_form():
+  # With one fixated pixel at the maximum (normalised value 1), TP jumps to 1 at threshold 1, so
+  # AUC = 1 - E[FP(1)] / 2 and E[FP(1)] = fraction of pixels with value 1. Here 2 of 12 pixels.
+  sal = np.array([[0.0, 1.0, 0.3, 0.2], [0.4, 0.5, 1.0, 0.6], [0.7, 0.1, 0.9, 0.8]], np.float32)
+  fix = np.zeros((3, 4), np.uint8)
+  fix[0, 1] = 1
+  value = float(sm.auc_borji(sal, fix, key=jax.random.key(1), n_splits=4000))
+  assert value == pytest.approx(1 - (2 / 12) / 2, abs=0.01)
+
+
+def test_auc_shuffled_statistically_matches_transcription():
+  sal, fix, _ = _random_case(4, shape=(10, 12), n_fix=9)
+  _, other, _ = _random_case(5, shape=(10, 12), n_fix=14)
+  rng = np.random.default_rng(1)
+  keys = jax.random.split(jax.random.key(1), 200)
+  ours = np.asarray(
+      jax.jit(jax.vmap(lambda k: sm.auc_shuffled(sal, fix, other, key=k, n_splits=20)))(keys))
+  theirs = np.array([ref_auc_shuffled(sal, fix, other, rng, n_splits=20) for _ in range(200)])
+  assert abs(ours.mean() - theirs.mean()) < 0.01
+  assert ours.std() == pytest.approx(theirs.std(), rel=0.3)
+  # When the other map has no more fixated pixels than K, every split uses all of them: exact.
+  _, few, _ = _random_case(6, shape=(10, 12), n_fix=5)
+  exact = ref_auc_shuffled(sal, fix, few, np.random.default_rng(0), n_splits=1)
+  assert float(sm.auc_shuffled(sal, fix, few, key=jax.random.key(0))) == pytest.approx(
+      exact, abs=1e-6)
+
+
+def test_auc_shuffled_cap():
+  sal, fix, _ = _random_case(4, shape=(10, 12), n_fix=9)
+  _, other, _ = _random_case(5, shape=(10, 12), n_fix=14)
+  key = jax.random.key(3)
+  m = int((other > 0).sum())
+  full = sm.auc_shuffled(sal, fix, other, key=key)
+  # A cap that holds every other fixation gives a valid draw; one below gives NaN, never a
+  # silently truncated draw.
+  assert not np.isnan(sm.auc_shuffled(sal, fix, other, key=key, max_other_fixations=m))
+  assert np.isnan(sm.auc_shuffled(sal, fix, other, key=key, max_other_fixations=m - 1))
+  assert 0.0 <= float(full) <= 1.0
+
+
+# -------------------------------------------------------------------------- pysaliency.
+
+def test_pysaliency_convention():
+  counts = FIX.copy()
+  counts[1, 0] = 3  # repeated fixations count under pysaliency, once under MIT
+  assert float(sm.auc_judd(SAL, counts, convention="pysaliency")) == pytest.approx(
+      ref_pysaliency_auc(SAL, counts), abs=1e-6)
+  assert float(sm.nss(SAL, counts, convention="pysaliency")) == pytest.approx(
+      ref_pysaliency_nss(SAL, counts), abs=1e-5)
+  assert float(sm.similarity(SAL, DENSITY, convention="pysaliency")) == pytest.approx(
+      ref_pysaliency_sim(SAL, DENSITY), abs=1e-6)
+  # The conventions really differ on these inputs.
+  assert float(sm.nss(SAL, counts)) != pytest.approx(
+      float(sm.nss(SAL, counts, convention="pysaliency")), abs=1e-3)
+  assert float(sm.similarity(SAL + 0.2, DENSITY)) != pytest.approx(
+      float(sm.similarity(SAL + 0.2, DENSITY, convention="pysaliency")), abs=1e-3)
+  assert float(sm.similarity(SAL + 0.2, DENSITY, convention="pysaliency")) == pytest.approx(
+      ref_pysaliency_sim(SAL + 0.2, DENSITY), abs=1e-6)
+  # A constant map: pysaliency gives NSS 0 and CC 0 where MIT gives NaN.
+  flat = np.full((3, 4), 0.3, np.float32)
+  assert float(sm.nss(flat, FIX, convention="pysaliency")) == 0.0
+  assert float(sm.cc(flat, DENSITY, convention="pysaliency")) == 0.0
+  # Exact AUC of a random case against the double loop.
+  sal, fix, _ = _random_case(20)
+  assert float(sm.auc_judd(sal, fix, convention="pysaliency")) == pytest.approx(
+      ref_pysaliency_auc(sal, fix), abs=1e-6)
+  assert float(sm.similarity(sal - 0.5, fix, convention="pysaliency")) == pytest.approx(
+      ref_pysaliency_sim(sal - 0.5, fix), abs=1e-6)
+
+
+# ------------------------------------------------------------------- resize, jit, vmap.
+
+def test_saliency_map_is_resized_to_the_fixation_map():
+  small = np.random.default_rng(0).random((6, 8)).astype(np.float32)
+  fix = np.zeros((12, 16), np.uint8)
+  fix[3, 4] = fix[9, 10] = 1
+  resized = jax.image.resize(small, (12, 16), "cubic")
+  for fn in (lambda s: sm.nss(s, fix), lambda s: sm.cc(s, fix.astype(np.float32)),
+             lambda s: sm.auc_judd(s, fix, jitter=False)):
+    assert float(fn(small)) == pytest.approx(float(fn(resized)), abs=1e-6)
+
+
+def test_jit_and_vmap_equal_eager():
+  cases = [_random_case(s) for s in range(2)]
+  sal = np.stack([c[0] for c in cases])
+  fix = np.stack([c[1] for c in cases])
+  dens = np.stack([c[2] for c in cases])
+  keys = jax.random.split(jax.random.key(0), 2)
+  fns = {
+      "judd": lambda s, f, d, k: sm.auc_judd(s, f, key=k),
+      "borji": lambda s, f, d, k: sm.auc_borji(s, f, key=k, n_splits=10),
+      "shuffled": lambda s, f, d, k: sm.auc_shuffled(s, f, 1 - f, key=k, n_splits=10),
+      "nss": lambda s, f, d, k: sm.nss(s, f),
+      "cc": lambda s, f, d, k: sm.cc(s, d),
+      "sim": lambda s, f, d, k: sm.similarity(s, d),
+      "kld": lambda s, f, d, k: sm.kld(s, d),
+      "ig": lambda s, f, d, k: sm.info_gain(s, f, d),
+  }
+  for name, fn in fns.items():
+    eager = np.array([fn(sal[i], fix[i], dens[i], keys[i]) for i in range(2)])
+    jitted = np.array([jax.jit(fn)(sal[i], fix[i], dens[i], keys[i]) for i in range(2)])
+    vmapped = np.asarray(jax.jit(jax.vmap(fn))(sal, fix, dens, keys))
+    np.testing.assert_allclose(jitted, eager, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(vmapped, eager, atol=1e-6, err_msg=name)
+
+
+def test_bad_arguments():
+  with pytest.raises(ValueError, match="sal must have shape"):
+    sm.nss(SAL[None], FIX)
+  with pytest.raises(TypeError, match="fix must be an array"):
+    sm.nss(SAL, [[1]])
+  with pytest.raises(ValueError, match="convention must be one of"):
+    sm.cc(SAL, DENSITY, convention="matlab")
+  with pytest.raises(ValueError, match="key must be a jax.random key"):
+    sm.auc_borji(SAL, FIX, key=None)
+  with pytest.raises(ValueError, match="n_splits must be a positive int"):
+    sm.auc_borji(SAL, FIX, key=jax.random.key(0), n_splits=0)
+  with pytest.raises(ValueError, match=r"step must be a number in \(0, 1\]"):
+    sm.auc_shuffled(SAL, FIX, FIX, key=jax.random.key(0), step=2.0)
+  with pytest.raises(ValueError, match="other_fix must have fix's shape"):
+    sm.auc_shuffled(SAL, FIX, FIX[:2], key=jax.random.key(0))
+
+
+# ---------------------------------------------------------------------------- evaluator.
+
+def test_evaluator_means_and_table():
+  cases = [_random_case(s) for s in range(4)]
+  sal = np.stack([c[0] for c in cases])
+  fix = np.stack([c[1] for c in cases])
+  dens = np.stack([c[2] for c in cases])
+  evaluator = sm.SaliencyEvaluator(key=jax.random.key(0), n_splits=10)
+  evaluator.update(sal[:2, ..., None], fix[:2], dens[:2])
+  evaluator.update(sal[2:], fix[2:], dens[2:], valid=np.array([True, False]))
+  result = evaluator.result()
+  # Deterministic metrics are the means of the per-image references over the 3 valid images.
+  assert result["cc"] == pytest.approx(np.mean([ref_cc(c[0], c[2]) for c in cases[:3]]),
+                                       abs=1e-6)
+  assert result["nss"] == pytest.approx(np.mean([ref_nss(c[0], c[1]) for c in cases[:3]]),
+                                        abs=1e-5)
+  assert result["similarity"] == pytest.approx(
+      np.mean([ref_similarity(c[0], c[2]) for c in cases[:3]]), abs=1e-6)
+  assert 0.0 < result["auc_shuffled"] < 1.0 and 0.0 < result["auc_borji"] < 1.0
+  table = sm.format_table({"model": result})
+  header, rule, row = table.splitlines()
+  assert header.split()[1:] == ["Similarity", "CC", "AUC", "shuffled", "AUC", "Borji", "AUC",
+                                "Judd"]
+  assert row.split()[2] == f"{result['cc']:.3f}"

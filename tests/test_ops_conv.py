@@ -1,0 +1,311 @@
+"""jaxseg.ops.conv2d / conv_transpose2d / atrous_conv2d against naive NumPy loops and PyTorch.
+
+The grids are all-pairs subsets (tests/numpy_reference.pairwise_cases) of the Cartesian product
+of kernel size 1..7 (odd, even, non-square), stride 1..3, every padding form, dilation 1..4 and
+groups 1, 2 and depthwise: every value of every axis meets every value of every other axis.
+"""
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from jax import test_util as jtu
+
+import numpy_reference as ref
+from jaxseg import ops
+
+TOL = 1e-5  # max-norm relative error, float32 vs float64 loops
+CHANNELS = 4
+
+CONV_AXES = dict(
+    kernel=[1, 2, 3, 4, 5, 6, 7, (2, 5)],
+    stride=[1, 2, 3, (1, 2)],
+    padding=[0, 1, 2, (1, 2), ((0, 2), (1, 0)), "SAME", "VALID"],
+    dilation=[1, 2, 3, 4, (2, 1)],
+    groups=["1", "2", "depthwise"],
+)
+CONV_CASES = ref.pairwise_cases(CONV_AXES, seed=0)
+
+TRANSPOSE_AXES = dict(
+    kernel=[1, 2, 3, 4, 5, 6, 7, (3, 2)],
+    stride=[1, 2, 3, (2, 1)],
+    padding=[0, 1, 2, (1, 0), ((0, 1), (2, 1)), "VALID"],
+    dilation=[1, 2, 3, 4],
+    output_padding=["none", "max"],
+)
+
+
+def _transpose_valid(case):
+  kh, kw = ref.as_pair(case["kernel"])
+  (pt, pb), (pl, pr) = ref.explicit_pads(case["padding"], None, None, None)
+  d = case["dilation"]
+  # Output of a 2-pixel input must be non-empty on both axes.
+  sh, sw = ref.as_pair(case["stride"])
+  return (sh + d * (kh - 1) + 1 - pt - pb >= 1) and (sw + d * (kw - 1) + 1 - pl - pr >= 1)
+
+
+TRANSPOSE_CASES = ref.pairwise_cases(TRANSPOSE_AXES, valid=_transpose_valid, seed=1)
+
+
+def _case_id(case):
+  return "-".join(f"{k}={v}".replace(" ", "") for k, v in case.items())
+
+
+def conv_problem(case):
+  """Random x, w, b and conv2d kwargs for a grid case; the input is sized so output >= 1."""
+  kh, kw = ref.as_pair(case["kernel"])
+  sh, sw = ref.as_pair(case["stride"])
+  dh, dw = ref.as_pair(case["dilation"])
+  groups = {"1": 1, "2": 2, "depthwise": CHANNELS}[case["groups"]]
+  out_ch = 2 * CHANNELS if groups == CHANNELS else 6  # depthwise: channel multiplier 2
+  height = dh * (kh - 1) + 1 + sh + 2
+  width = dw * (kw - 1) + 1 + sw + 1
+  rng = np.random.default_rng(len(CONV_CASES) + kh * 7 + kw + 31 * sh + 101 * dh)
+  x = rng.standard_normal((2, height, width, CHANNELS)).astype(np.float32)
+  w = rng.standard_normal((kh, kw, CHANNELS // groups, out_ch)).astype(np.float32)
+  b = rng.standard_normal((out_ch,)).astype(np.float32)
+  kwargs = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+                groups=groups)
+  return x, w, b, kwargs
+
+
+def transpose_problem(case):
+  kh, kw = ref.as_pair(case["kernel"])
+  stride = ref.as_pair(case["stride"])
+  dilation = case["dilation"]
+  output_padding = (0, 0) if case["output_padding"] == "none" else tuple(
+      max(s, dilation) - 1 for s in stride)
+  rng = np.random.default_rng(kh * 7 + kw + 31 * stride[0] + 101 * dilation)
+  x = rng.standard_normal((2, 3, 4, 3)).astype(np.float32)
+  w = rng.standard_normal((kh, kw, 3, 5)).astype(np.float32)
+  b = rng.standard_normal((5,)).astype(np.float32)
+  kwargs = dict(stride=case["stride"], padding=case["padding"], dilation=dilation,
+                output_padding=output_padding)
+  return x, w, b, kwargs
+
+
+def test_grids_cover_every_value():
+  for axes, cases in ((CONV_AXES, CONV_CASES), (TRANSPOSE_AXES, TRANSPOSE_CASES)):
+    for name, values in axes.items():
+      assert {repr(c[name]) for c in cases} == {repr(v) for v in values}, name
+  assert len(CONV_CASES) < 80 and len(TRANSPOSE_CASES) < 60  # affordable
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=_case_id)
+def test_conv2d_matches_numpy_loops(case):
+  x, w, b, kwargs = conv_problem(case)
+  actual = ops.conv2d(x, w, b, **kwargs)
+  assert ref.relative_error(actual, ref.conv2d(x, w, b, **kwargs)) < TOL
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=_case_id)
+def test_conv_transpose2d_matches_numpy_scatter(case):
+  x, w, b, kwargs = transpose_problem(case)
+  actual = ops.conv_transpose2d(x, w, b, **kwargs)
+  assert ref.relative_error(actual, ref.conv_transpose2d(x, w, b, **kwargs)) < TOL
+
+
+@pytest.mark.parametrize("case", [c for c in CONV_CASES if c["groups"] == "1"], ids=_case_id)
+def test_conv_transpose2d_is_vjp_of_conv2d(case):
+  """conv_transpose2d(dy, w with in/out swapped) == d<conv2d(x, w), dy>/dx (groups=1)."""
+  x, w, _, kwargs = conv_problem(case)
+  kwargs.pop("groups")
+  y, vjp = jax.vjp(lambda x_: ops.conv2d(x_, w, **kwargs), x)
+  dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
+  (expected,) = vjp(dy)
+  # The transposed conv's output_padding recovers the rows a strided conv2d never reached.
+  kh, kw = w.shape[:2]
+  stride, dilation = ref.as_pair(kwargs["stride"]), ref.as_pair(kwargs["dilation"])
+  ext = [d * (k - 1) + 1 for k, d in zip((kh, kw), dilation)]
+  pads = ref.explicit_pads(kwargs["padding"], x.shape[1:3], ext, stride)
+  output_padding = tuple(size + p[0] + p[1] - ((o - 1) * s + e) for size, p, o, s, e in
+                         zip(x.shape[1:3], pads, y.shape[1:3], stride, ext))
+  actual = ops.conv_transpose2d(dy, np.swapaxes(w, 2, 3), stride=stride, padding=pads,
+                                output_padding=output_padding, dilation=dilation)
+  assert ref.relative_error(actual, expected) < TOL
+
+
+def _torch_nchw(a):
+  torch = pytest.importorskip("torch")
+  return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1)))
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=_case_id)
+def test_conv2d_matches_torch(case):
+  torch = pytest.importorskip("torch")
+  x, w, b, kwargs = conv_problem(case)
+  kh, kw = w.shape[:2]
+  stride, dilation = ref.as_pair(kwargs["stride"]), ref.as_pair(kwargs["dilation"])
+  ext = [d * (k - 1) + 1 for k, d in zip((kh, kw), dilation)]
+  (pt, pb), (pl, pr) = ref.explicit_pads(kwargs["padding"], x.shape[1:3], ext, stride)
+  # torch pads symmetrically only: pad explicitly (any form), then convolve unpadded.
+  x_t = torch.nn.functional.pad(_torch_nchw(x), (pl, pr, pt, pb))
+  w_t = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))  # OIHW
+  expected = torch.nn.functional.conv2d(x_t, w_t, torch.from_numpy(b), stride=stride,
+                                        dilation=dilation, groups=kwargs["groups"])
+  actual = ops.conv2d(x, w, b, **kwargs)
+  assert ref.relative_error(actual, np.moveaxis(expected.numpy(), 1, -1)) < TOL
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=_case_id)
+def test_conv_transpose2d_matches_torch(case):
+  torch = pytest.importorskip("torch")
+  x, w, b, kwargs = transpose_problem(case)
+  (pt, pb), (pl, pr) = ref.explicit_pads(kwargs["padding"], None, None, None)
+  w_t = torch.from_numpy(np.ascontiguousarray(w.transpose(2, 3, 0, 1)))  # (in, out, kh, kw)
+  symmetric = pt == pb and pl == pr
+  expected = torch.nn.functional.conv_transpose2d(
+      _torch_nchw(x), w_t, torch.from_numpy(b), stride=kwargs["stride"],
+      padding=(pt, pl) if symmetric else 0,
+      output_padding=kwargs["output_padding"], dilation=kwargs["dilation"])
+  expected = np.moveaxis(expected.numpy(), 1, -1)
+  if not symmetric:  # torch crops symmetrically only: crop its uncropped output ourselves.
+    expected = expected[:, pt:expected.shape[1] - pb, pl:expected.shape[2] - pr]
+  actual = ops.conv_transpose2d(x, w, b, **kwargs)
+  assert ref.relative_error(actual, expected) < TOL
+
+
+@pytest.mark.parametrize("rate", [1, 2, 3, 4, (2, 3)])
+@pytest.mark.parametrize("padding", ["SAME", "VALID", 2, ((1, 3), (0, 2))])
+def test_atrous_equals_conv2d_with_zero_inserted_kernel(rate, padding):
+  rng = np.random.default_rng(7)
+  x = rng.standard_normal((2, 13, 12, 3)).astype(np.float32)
+  w = rng.standard_normal((3, 2, 3, 4)).astype(np.float32)
+  rh, rw = ref.as_pair(rate)
+  holes = np.zeros((rh * 2 + 1, rw * 1 + 1, 3, 4), np.float32)  # r - 1 zeros between taps
+  holes[::rh, ::rw] = w
+  expected = ops.conv2d(x, holes, padding=padding)
+  if padding == "SAME":  # 'SAME' pads by the dilated extent either way: same output size.
+    assert expected.shape[1:3] == x.shape[1:3]
+  actual = ops.atrous_conv2d(x, w, rate=rate, padding=padding)
+  assert ref.relative_error(actual, expected) < TOL
+  assert ref.relative_error(actual, ref.conv2d(x, w, padding=padding, dilation=rate)) < TOL
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("padding", [0, 1, "SAME"])
+def test_pointwise_lowering_matches_lax_forward_and_gradients(stride, padding):
+  """1x1 convs run as a matmul (see benchmarks/conv_ops.py); they must equal lax's conv."""
+  rng = np.random.default_rng(11)
+  x = rng.standard_normal((2, 7, 8, 5)).astype(np.float32)
+  w = rng.standard_normal((1, 1, 5, 6)).astype(np.float32)
+  pads = ref.explicit_pads(padding, x.shape[1:3], (1, 1), (stride, stride))
+
+  def lax_conv(x_, w_):
+    return lax.conv_general_dilated(x_, w_, (stride, stride), pads,
+                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  def ours(x_, w_):
+    return ops.conv2d(x_, w_, stride=stride, padding=padding)
+
+  y, vjp = jax.vjp(ours, x, w)
+  y_lax, vjp_lax = jax.vjp(lax_conv, x, w)
+  assert ref.relative_error(y, y_lax) < TOL
+  dy = rng.standard_normal(y.shape).astype(np.float32)
+  for got, expected in zip(vjp(dy), vjp_lax(dy)):
+    assert ref.relative_error(got, expected) < TOL
+
+
+def test_lecture_worked_example():
+  """The lecture's 5x5x3 input, padding 1, two 3x3x3 filters, stride 2 -> 3x3x2.
+
+  The slide's second map comes out exactly, which pins the conventions (cross-correlation, HWIO
+  layout, padding 1 on every side, stride 2). Its first map cannot be reproduced from the
+  inputs the slide prints: the explicit loop below, written from the slide's own definition,
+  gives [[5,-4,5],[6,10,7],[12,2,7]] for w0 and b0 = 1, so the slide's first map must have been
+  computed from values other than those it shows. We assert the map the definition gives.
+  """
+  x = np.stack([
+      [[1, 2, 1, 0, 2], [2, 1, 1, 2, 2], [1, 2, 0, 1, 0], [2, 0, 1, 0, 2], [1, 2, 2, 0, 1]],
+      [[2, 0, 1, 2, 0], [1, 1, 1, 1, 2], [1, 2, 2, 1, 0], [0, 1, 1, 2, 0], [2, 1, 0, 2, 0]],
+      [[2, 1, 0, 2, 1], [2, 1, 2, 2, 2], [1, 2, 1, 0, 1], [2, 2, 1, 1, 0], [1, 0, 0, 1, 1]],
+  ], axis=-1).astype(np.float32)
+  w0 = np.stack([[[-1, 1, -1], [-1, 0, 1], [0, 1, -1]], [[1, -1, 1], [0, 1, -1], [1, -1, 1]],
+                 [[0, 1, 1], [1, 1, 0], [1, -1, -1]]], axis=-1)
+  w1 = np.stack([[[1, -1, 1], [0, 0, 0], [1, 0, -1]], [[1, 1, 1], [-1, 0, -1], [0, -1, -1]],
+                 [[-1, -1, 0], [-1, 1, -1], [0, 0, 0]]], axis=-1)
+  w = np.stack([w0, w1], axis=-1).astype(np.float32)  # (3, 3, 3, 2) HWIO
+  b = np.array([1.0, 0.0], np.float32)
+  y = np.asarray(ops.conv2d(x[None], w, b, stride=2, padding=1))[0]
+  assert y.shape == (3, 3, 2)
+  np.testing.assert_array_equal(y[:, :, 1], [[-2, -8, -3], [-5, -5, -1], [-3, -4, -3]])
+  # The explicit loop from the slide's definition, independent of every library.
+  padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+  loop = np.zeros((3, 3))
+  for i in range(3):
+    for j in range(3):
+      loop[i, j] = np.sum(padded[2 * i:2 * i + 3, 2 * j:2 * j + 3, :] * w0) + 1
+  np.testing.assert_array_equal(loop, [[5, -4, 5], [6, 10, 7], [12, 2, 7]])
+  np.testing.assert_array_equal(y[:, :, 0], loop)
+
+
+# ---------------------------------------------------------------- errors, before any tracing
+
+
+def _forbid_lax():
+  """Makes any attempt to build a convolution fail loudly (the checks must come first)."""
+  return mock.patch.object(lax, "conv_general_dilated", side_effect=AssertionError("traced"))
+
+
+X = np.zeros((1, 6, 6, 4), np.float32)
+W = np.zeros((3, 3, 4, 2), np.float32)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: ops.conv2d(X[0], W), r"x must have rank 4.*\(6, 6, 4\)"),
+    (lambda: ops.conv2d(X, W[0]), r"w must have rank 4"),
+    (lambda: ops.conv2d(X, np.zeros((3, 3, 3, 2))), r"w.shape\[2\]=3 must equal .* 4"),
+    (lambda: ops.conv2d(X, np.zeros((3, 3, 1, 2)), groups=3), r"groups=3 must divide .*=4"),
+    (lambda: ops.conv2d(X, np.zeros((3, 3, 2, 3)), groups=2), r"groups=2 must divide the "
+                                                               r"output channels .*3"),
+    (lambda: ops.conv2d(X, W, groups=0), r"groups must be a positive int, got 0"),
+    (lambda: ops.conv2d(X, W, stride=0), r"stride must be positive, got 0"),
+    (lambda: ops.conv2d(X, W, stride=(1, -2)), r"stride must be positive, got \(1, -2\)"),
+    (lambda: ops.conv2d(X, W, dilation=0), r"dilation must be positive, got 0"),
+    (lambda: ops.conv2d(X, W, padding=-1), r"padding must be non-negative, got -1"),
+    (lambda: ops.conv2d(X, W, padding=((0, 1), (-1, 0))), r"padding must be non-negative"),
+    (lambda: ops.conv2d(X, W, padding="FULL"), r"padding as a string must be 'SAME' or "
+                                               r"'VALID', got 'FULL'"),
+    (lambda: ops.conv2d(X, W, dilation=3), r"empty output \(0, 0\)"),
+    (lambda: ops.conv2d(X, W, b=np.zeros(3)), r"b must have shape \(2,\)"),
+    (lambda: ops.conv_transpose2d(X, np.zeros((3, 3, 2, 4))), r"w.shape\[2\]=2 must equal"),
+    (lambda: ops.conv_transpose2d(X, W, stride=2, output_padding=2),
+     r"output_padding=\(2, 2\) must be smaller than max\(stride, dilation\) = 2"),
+    (lambda: ops.conv_transpose2d(X, W, padding=-1), r"padding must be non-negative"),
+    (lambda: ops.conv_transpose2d(X, W, padding="SAME"), r"padding as a string must be "
+                                                          r"'VALID', got 'SAME'"),
+    (lambda: ops.conv_transpose2d(X[:, :1, :1], W, padding=2), r"empty output"),
+    (lambda: ops.atrous_conv2d(X, W, rate=0), r"rate must be positive, got 0"),
+])
+def test_bad_arguments_raise_value_error_before_tracing(call, match):
+  with _forbid_lax(), pytest.raises(ValueError, match=match):
+    call()
+
+
+def test_non_integer_stride_is_a_type_error():
+  with pytest.raises(TypeError, match=r"stride must be an int or a pair of ints, got 1.5"):
+    ops.conv2d(X, W, stride=1.5)
+
+
+# ---------------------------------------------------------------- transformations
+
+
+def test_jit_vmap_and_grad():
+  rng = np.random.default_rng(5)
+  x = rng.standard_normal((3, 2, 7, 6, 4)).astype(np.float32)  # extra leading axis for vmap
+  w = rng.standard_normal((3, 3, 2, 6)).astype(np.float32)
+  conv = lambda x_, w_: ops.conv2d(x_, w_, stride=2, padding="SAME", groups=2)
+  eager = conv(x[0], w)
+  assert ref.relative_error(jax.jit(conv)(x[0], w), eager) < TOL
+  batched = jax.vmap(conv, in_axes=(0, None))(x, w)
+  assert ref.relative_error(batched, np.stack([conv(xi, w) for xi in x])) < TOL
+  with jax.enable_x64(True):  # finite differences need float64
+    x64, w64 = x[0].astype(np.float64), w.astype(np.float64)
+    jtu.check_grads(conv, (x64, w64), order=2, modes=["rev", "fwd"])
+    tconv = lambda x_, w_: ops.conv_transpose2d(x_, w_, stride=2, padding=1, output_padding=1)
+    jtu.check_grads(tconv, (x64[..., :2], w64[..., :2, :]), order=1)
+    pointwise = lambda x_, w_: ops.conv2d(x_, w_, stride=2, padding=1)
+    w1x1 = rng.standard_normal((1, 1, 4, 3))
+    jtu.check_grads(pointwise, (x64, w1x1), order=1)

@@ -1,0 +1,216 @@
+"""jaxseg.ops max/avg/global pooling against naive NumPy loops, PyTorch and closed forms.
+
+The grid is an all-pairs subset of window 1..7 (and non-square), stride default/1..3, every
+padding form (at most half the window), ceil_mode and count_include_pad.
+"""
+from unittest import mock
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from jax import test_util as jtu
+
+import numpy_reference as ref
+from jaxseg import ops
+
+TOL = 1e-5
+
+POOL_AXES = dict(
+    window=[1, 2, 3, 4, 5, 6, 7, (2, 3)],
+    stride=[None, 1, 2, 3, (2, 1)],
+    padding=[0, 1, 2, 3, (1, 0), ((0, 1), (1, 0)), "SAME", "VALID"],
+    ceil_mode=[False, True],
+    count_include_pad=[True, False],
+    size=["small", "large"],
+)
+
+
+def _pool_valid(case):
+  kh, kw = ref.as_pair(case["window"])
+  sh, sw = ref.as_pair(case["stride"] or case["window"])
+  if isinstance(case["padding"], str):
+    return True
+  (pt, pb), (pl, pr) = ref.explicit_pads(case["padding"], None, None, None)
+  return max(pt, pb) <= kh // 2 and max(pl, pr) <= kw // 2
+
+
+POOL_CASES = ref.pairwise_cases(POOL_AXES, valid=_pool_valid, seed=2)
+
+
+def _case_id(case):
+  return "-".join(f"{k}={v}".replace(" ", "") for k, v in case.items())
+
+
+def pool_problem(case):
+  kh, kw = ref.as_pair(case["window"])
+  # 'small' leaves the ceil-mode remainder small, 'large' sizes are co-prime with most strides.
+  extra = (1, 2) if case["size"] == "small" else (5, 4)
+  rng = np.random.default_rng(kh * 13 + kw + extra[0])
+  x = rng.standard_normal((2, kh + extra[0], kw + extra[1], 3)).astype(np.float32)
+  kwargs = dict(stride=case["stride"], padding=case["padding"], ceil_mode=case["ceil_mode"])
+  return x, case["window"], kwargs
+
+
+def _torch_pool(name, x, window, stride, padding, **kwargs):
+  """torch's pooling on NHWC numpy x, padding any form (asymmetric padding done by hand)."""
+  torch = pytest.importorskip("torch")
+  kh, kw = ref.as_pair(window)
+  stride = ref.as_pair(stride or window)
+  (pt, pb), (pl, pr) = ref.explicit_pads(padding, x.shape[1:3], (kh, kw), stride)
+  x_t = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
+  if pt == pb and pl == pr:
+    y = getattr(torch.nn.functional, name)(x_t, (kh, kw), stride, (pt, pl), **kwargs)
+  else:
+    return None
+  return np.moveaxis(y.numpy(), 1, -1)
+
+
+def test_grid_covers_every_value():
+  for name, values in POOL_AXES.items():
+    assert {repr(c[name]) for c in POOL_CASES} == {repr(v) for v in values}, name
+  assert len(POOL_CASES) < 80
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
+def test_max_pool_matches_numpy_loops_and_torch(case):
+  x, window, kwargs = pool_problem(case)
+  actual = np.asarray(ops.max_pool(x, window, **kwargs))
+  assert ref.relative_error(actual, ref.max_pool(x, window, **kwargs)) < TOL
+  expected = _torch_pool("max_pool2d", x, window, kwargs["stride"], kwargs["padding"],
+                         ceil_mode=kwargs["ceil_mode"])
+  if expected is not None:
+    assert ref.relative_error(actual, expected) < TOL
+
+
+@pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
+def test_avg_pool_matches_numpy_loops_and_torch(case):
+  x, window, kwargs = pool_problem(case)
+  kwargs["count_include_pad"] = case["count_include_pad"]
+  actual = np.asarray(ops.avg_pool(x, window, **kwargs))
+  assert ref.relative_error(actual, ref.avg_pool(x, window, **kwargs)) < TOL
+  expected = _torch_pool("avg_pool2d", x, window, kwargs["stride"], kwargs["padding"],
+                         ceil_mode=kwargs["ceil_mode"],
+                         count_include_pad=kwargs["count_include_pad"])
+  if expected is not None:
+    assert ref.relative_error(actual, expected) < TOL
+
+
+def _symmetric(case):
+  x, window, kwargs = pool_problem(case)
+  kh, kw = ref.as_pair(window)
+  pads = ref.explicit_pads(kwargs["padding"], x.shape[1:3], (kh, kw),
+                           ref.as_pair(kwargs["stride"] or window))
+  return all(lo == hi for lo, hi in pads)
+
+
+def test_torch_comparison_is_not_vacuous():
+  """torch pads symmetrically only; most grid cases are symmetric, so torch checks them."""
+  assert sum(map(_symmetric, POOL_CASES)) > 0.7 * len(POOL_CASES)
+
+
+def test_lecture_max_pool():
+  x = np.array([[1, 1, 2, 4], [5, 6, 7, 8], [3, 2, 1, 0], [1, 2, 3, 4]], np.float32)
+  y = ops.max_pool(x[None, :, :, None], 2, stride=2)
+  np.testing.assert_array_equal(y[0, :, :, 0], [[6, 8], [3, 4]])
+
+
+def test_max_pool_integer_input_pads_with_dtype_minimum():
+  x = -np.arange(1, 10, dtype=np.int32).reshape(1, 3, 3, 1)
+  y = ops.max_pool(x, 3, stride=1, padding=1)
+  assert y.dtype == jnp.int32
+  np.testing.assert_array_equal(y[0, :, :, 0], [[-1, -1, -2], [-1, -1, -2], [-4, -4, -5]])
+
+
+def test_ceil_mode_rounds_up_like_caffe():
+  """VGG/FCN pool5 on 7x7 with ceil_mode: Caffe's ceil((7-2)/2)+1 = 4, floor gives 3."""
+  x = np.arange(49, dtype=np.float32).reshape(1, 7, 7, 1)
+  assert ops.max_pool(x, 2, stride=2).shape == (1, 3, 3, 1)
+  y = ops.max_pool(x, 2, stride=2, ceil_mode=True)
+  assert y.shape == (1, 4, 4, 1)
+  # The last row/column of windows covers input row/column 6 alone.
+  np.testing.assert_array_equal(y[0, 3, :, 0], [43, 45, 47, 48])
+
+
+def test_ceil_mode_drops_a_window_starting_in_the_padding():
+  """H=3, window 2, stride 2, padding 1: ceil gives 3 windows, the 3rd starts at padded row 4.
+
+  Row 4 of the padded input is padding only, so (as Caffe and PyTorch do) that window is
+  dropped: 2 windows, covering [pad, x0] and [x1, x2].
+  """
+  x = np.array([1.0, 5.0, 3.0], np.float32).reshape(1, 3, 1, 1)
+  y = ops.max_pool(x, (2, 1), stride=(2, 1), padding=((1, 1), (0, 0)), ceil_mode=True)
+  np.testing.assert_array_equal(y[0, :, 0, 0], [1.0, 5.0])
+  y = ops.avg_pool(x, (2, 1), stride=(2, 1), padding=((1, 1), (0, 0)), ceil_mode=True)
+  np.testing.assert_allclose(y[0, :, 0, 0], [0.5, 4.0])
+
+
+@pytest.mark.parametrize("count_include_pad", [True, False])
+def test_avg_pool_ceil_overhang_is_not_counted(count_include_pad):
+  """5x5 ones, 2x2/2 ceil: the last windows overhang the input; the average stays exactly 1."""
+  y = ops.avg_pool(np.ones((1, 5, 5, 1), np.float32), 2, stride=2, ceil_mode=True,
+                   count_include_pad=count_include_pad)
+  assert y.shape == (1, 3, 3, 1)
+  np.testing.assert_array_equal(y, np.ones((1, 3, 3, 1)))
+
+
+def test_avg_pool_count_include_pad_closed_form():
+  """3x3 ones, 3x3/1 padding 1: the corner window holds 4 ones among 9 cells."""
+  x = np.ones((1, 3, 3, 1), np.float32)
+  with_pad = ops.avg_pool(x, 3, stride=1, padding=1, count_include_pad=True)[0, :, :, 0]
+  np.testing.assert_allclose(with_pad, np.array([[4, 6, 4], [6, 9, 6], [4, 6, 4]]) / 9,
+                             rtol=1e-6)
+  without = ops.avg_pool(x, 3, stride=1, padding=1, count_include_pad=False)
+  np.testing.assert_allclose(without, np.ones_like(x), rtol=1e-6)
+
+
+def test_global_pools():
+  x = np.random.default_rng(0).standard_normal((2, 5, 4, 3)).astype(np.float32)
+  np.testing.assert_allclose(ops.global_avg_pool(x), x.mean(axis=(1, 2)), rtol=1e-6)
+  np.testing.assert_array_equal(ops.global_max_pool(x), x.max(axis=(1, 2)))
+  assert ops.global_avg_pool(x, keepdims=True).shape == (2, 1, 1, 3)
+  np.testing.assert_array_equal(ops.global_max_pool(x, keepdims=True)[:, 0, 0], x.max((1, 2)))
+  with pytest.raises(ValueError, match=r"x must have rank 4"):
+    ops.global_avg_pool(x[0])
+
+
+X = np.zeros((1, 6, 6, 2), np.float32)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: ops.max_pool(X[0], 2), r"x must have rank 4"),
+    (lambda: ops.max_pool(X, 0), r"window must be positive, got 0"),
+    (lambda: ops.max_pool(X, (2, -1)), r"window must be positive, got \(2, -1\)"),
+    (lambda: ops.avg_pool(X, 2, stride=0), r"stride must be positive, got 0"),
+    (lambda: ops.avg_pool(X, 3, padding=-1), r"padding must be non-negative, got -1"),
+    (lambda: ops.max_pool(X, 3, padding=2), r"padding=2 must be at most half the window"),
+    (lambda: ops.max_pool(X, 7), r"max_pool .* empty output \(0, 0\)"),
+    (lambda: ops.avg_pool(X, (2, 8), padding="VALID"), r"avg_pool .* empty output"),
+    (lambda: ops.max_pool(X, 2, padding="full"), r"padding as a string must be"),
+])
+def test_bad_arguments_raise_value_error_before_tracing(call, match):
+  with mock.patch.object(lax, "reduce_window", side_effect=AssertionError("traced")):
+    with pytest.raises(ValueError, match=match):
+      call()
+
+
+def test_avg_pool_rejects_integers():
+  with pytest.raises(TypeError, match=r"avg_pool needs a floating x, got dtype int32"):
+    ops.avg_pool(np.zeros((1, 4, 4, 1), np.int32), 2)
+
+
+def test_jit_vmap_and_grad():
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((3, 2, 7, 6, 2)).astype(np.float32)
+  avg = lambda x_: ops.avg_pool(x_, 3, stride=2, padding=1, ceil_mode=True,
+                                count_include_pad=False)
+  mx = lambda x_: ops.max_pool(x_, 3, stride=2, padding="SAME", ceil_mode=True)
+  for fn in (avg, mx):
+    eager = fn(x[0])
+    assert ref.relative_error(jax.jit(fn)(x[0]), eager) < TOL
+    assert ref.relative_error(jax.vmap(fn)(x), np.stack([fn(xi) for xi in x])) < TOL
+  with jax.enable_x64(True):
+    jtu.check_grads(avg, (x[0].astype(np.float64),), order=2)
+    jtu.check_grads(mx, (x[0].astype(np.float64),), order=1)
+    jtu.check_grads(lambda x_: ops.global_avg_pool(x_), (x[0].astype(np.float64),), order=1)

@@ -1,0 +1,183 @@
+"""The training loop: sharded step equivalence, single trace, NaN guard, resume, plateau, files."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import _train_fixtures as fx
+from jaxseg import train
+from jaxseg.train import schedules, sharding, steps
+from jaxseg.train.state import create_train_state
+
+
+def _sharded_steps(devices, batches, config):
+  """Runs len(batches) jitted train steps on a mesh over ``devices``; returns losses and params."""
+  mesh = sharding.make_mesh(config.mesh, devices)
+  model, task = fx.TinyNet(dropout_rate=0.5), fx.SoftmaxTask()
+  sched = schedules.make_schedule(config.schedule, learning_rate=0.1, total_updates=10)
+  tx = train.make_optimizer(config.optimizer, schedule=sched)
+  plateau_tx = schedules.make_plateau(config.schedule)
+
+  def init(rng):
+    variables = model.init(rng, jnp.zeros((1, *fx.IMAGE_SHAPE)), train=False)
+    return create_train_state(variables=variables, tx=tx, plateau_tx=plateau_tx,
+                              rng=jax.random.key_data(jax.random.key(3)))
+
+  rng = jax.random.key(0)
+  shardings = sharding.state_shardings(jax.eval_shape(init, rng), mesh,
+                                       fsdp_min_size=config.mesh.fsdp_min_size)
+  state = jax.jit(init, out_shardings=shardings)(rng)
+  step = jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config),
+                 in_shardings=(shardings, sharding.batch_sharding(mesh)),
+                 out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
+  losses = []
+  for batch in batches:
+    state, metrics = step(state, sharding.make_global_batch(batch, mesh))
+    losses.append(float(metrics['loss']))
+  return np.array(losses), jax.device_get(state.params), jax.device_get(state.batch_stats)
+
+
+@pytest.mark.parametrize('fsdp_min_size', [-1, 8])
+def test_eight_devices_match_one_device(fsdp_min_size):
+  assert jax.device_count() == 8, 'conftest forces 8 host devices'
+  config = fx.tiny_config(**{'mesh.fsdp_min_size': fsdp_min_size, 'optimizer.momentum': 0.9})
+  images, labels = fx.make_dataset(16)
+  it = fx.ArrayIterator(images, labels, global_batch_size=8, seed=0)
+  batches = [next(it) for _ in range(3)]
+  loss8, params8, stats8 = _sharded_steps(jax.devices(), batches, config)
+  loss1, params1, stats1 = _sharded_steps(jax.devices()[:1], batches, config)
+  np.testing.assert_allclose(loss8, loss1, rtol=1e-5, atol=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               (params8, stats8), (params1, stats1))
+  # The steps did move the parameters (the comparison is not between two untouched inits).
+  assert loss1[0] != loss1[-1]
+
+
+def test_fsdp_rule_shards_large_leaves_over_data():
+  config = fx.tiny_config(**{'mesh.fsdp_min_size': 8})
+  mesh = sharding.make_mesh(config.mesh)
+  abstract = {'big': jax.ShapeDtypeStruct((3, 3, 4, 16), jnp.float32),
+              'small': jax.ShapeDtypeStruct((4,), jnp.float32),
+              'odd': jax.ShapeDtypeStruct((3, 5), jnp.float32)}
+  specs = jax.tree.map(lambda s: s.spec, sharding.state_shardings(abstract, mesh, fsdp_min_size=8))
+  assert specs['big'] == jax.sharding.PartitionSpec(None, None, None, 'data')
+  assert specs['small'] == jax.sharding.PartitionSpec()
+  assert specs['odd'] == jax.sharding.PartitionSpec()  # no dimension divisible by 8
+
+
+def test_make_mesh_sizes_and_errors():
+  config = fx.tiny_config(**{'mesh.data': -1, 'mesh.model': 2})
+  assert dict(sharding.make_mesh(config.mesh).shape) == {'data': 4, 'model': 2}
+  config = fx.tiny_config(**{'mesh.data': 3, 'mesh.model': 1})
+  with pytest.raises(ValueError, match='mesh.data=3'):
+    sharding.make_mesh(config.mesh)
+
+
+def test_batch_not_divisible_by_data_axis_fails_before_tracing(tmp_path):
+  with pytest.raises(ValueError, match='batch_size=12'):
+    fx.run_tiny(fx.tiny_config(batch_size=12), str(tmp_path))
+
+
+def test_step_traced_once_over_many_steps(tmp_path):
+  task = fx.SoftmaxTask()
+  fx.run_tiny(fx.tiny_config(total_steps=12, eval_every=3, log_every=1), str(tmp_path), task=task)
+  assert task.traces == 1
+
+
+def test_resume_in_process_matches_uninterrupted(tmp_path):
+  config = fx.tiny_config(total_steps=8, checkpoint_every=3, eval_every=100)
+  config.eval_every = 8
+  full = fx.run_tiny(config, str(tmp_path / 'full'))
+  # Stop after 5 steps (checkpoint at 3 and 5 = end of that run), then continue to 8.
+  fx.run_tiny(fx.tiny_config(total_steps=5, checkpoint_every=3, eval_every=5),
+              str(tmp_path / 'split'))
+  resumed = fx.run_tiny(config, str(tmp_path / 'split'))
+  assert resumed['step'] == full['step'] == 8
+  assert resumed['loss'] == full['loss']
+
+
+def test_nan_guard_names_step_and_keeps_last_good_checkpoint(tmp_path):
+  config = fx.tiny_config(total_steps=10, checkpoint_every=2, log_every=5, eval_every=10)
+  # The batch at position 4 feeds step 5.
+  with pytest.raises(train.NonFiniteError, match='at step 5') as error:
+    fx.run_tiny(config, str(tmp_path), nan_at=4)
+  assert 'last good checkpoint is step 4' in str(error.value)
+  from jaxseg.train import checkpoints
+  ckpt = checkpoints.Checkpointer(str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy',
+                                  best_mode='max')
+  assert ckpt.latest_step() == 4
+  leaves = jax.tree.leaves(ckpt.restore_state_tree(4)['params'])
+  assert leaves and all(np.isfinite(np.asarray(x)).all() for x in leaves)
+
+
+def test_plateau_schedule_divides_rate_when_metric_stalls(tmp_path):
+  # A zero learning rate keeps accuracy constant, so every evaluation after the first is a
+  # plateau: with patience 1 the scale is divided by 10 at evaluations 2, 3, ...
+  config = fx.tiny_config(total_steps=8, eval_every=2, log_every=2, checkpoint_every=8,
+                          **{'schedule.name': 'plateau', 'schedule.patience': 1,
+                             'schedule.decay_factor': 0.1, 'optimizer.learning_rate': 1.0,
+                             'optimizer.momentum': 0.0})
+  model = fx.TinyNet()
+
+  class FrozenTask(fx.SoftmaxTask):
+    def loss(self, outputs, endpoints, batch, config):
+      loss, aux = super().loss(outputs, endpoints, batch, config)
+      return 0.0 * loss, aux
+
+  fx.run_tiny(config, str(tmp_path), task=FrozenTask(), model=model)
+  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  rates = [r['learning_rate'] for r in records if r['split'] == 'train']
+  # Train logs at steps 2, 4, 6, 8 come before the evaluation at the same step.
+  np.testing.assert_allclose(rates, [1.0, 1.0, 0.1, 0.01], rtol=1e-6)
+
+
+def test_eval_metrics_are_sums_over_the_split_not_means_of_batches(tmp_path):
+  # 20 eval examples in batches of 8: the last batch has 4 valid rows (padding repeats a row).
+  config = fx.tiny_config(total_steps=2, eval_every=2)
+  result = fx.run_tiny(config, str(tmp_path))
+  assert result['count'] == 20.0
+  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  assert [r['count'] for r in records if r['split'] == 'eval'] == [20.0]
+
+
+def test_run_writes_config_metrics_and_results(tmp_path):
+  config = fx.tiny_config(total_steps=4, eval_every=2, log_every=1)
+  result = fx.run_tiny(config, str(tmp_path))
+  saved = json.load(open(tmp_path / 'config.json'))
+  assert saved['total_steps'] == 4 and saved['optimizer']['learning_rate'] == 0.05
+  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  train_steps = [r['step'] for r in records if r['split'] == 'train']
+  assert train_steps == [1, 2, 3, 4]
+  assert all(r['steps_per_sec'] > 0 and r['images_per_sec'] == pytest.approx(8 * r['steps_per_sec'])
+             for r in records if r['split'] == 'train')
+  assert json.load(open(tmp_path / 'results.json')) == result
+  assert os.listdir(tmp_path / 'tb')
+  # A finished run started again returns its results without training.
+  assert fx.run_tiny(config, str(tmp_path)) == result
+
+
+def test_bad_config_fields_fail_before_tracing(tmp_path):
+  with pytest.raises(ValueError, match='config.total_steps'):
+    fx.run_tiny(fx.tiny_config(total_steps=0), str(tmp_path))
+  with pytest.raises(ValueError, match='dtype'):
+    fx.run_tiny(fx.tiny_config(dtype='float16'), str(tmp_path))
+  with pytest.raises(ValueError, match='accumulate_steps'):
+    fx.run_tiny(fx.tiny_config(**{'optimizer.accumulate_steps': 3}), str(tmp_path))
+
+
+def test_bfloat16_compute_keeps_float32_params_and_loss(tmp_path):
+  config = fx.tiny_config(total_steps=2, eval_every=2, dtype='bfloat16')
+  result = fx.run_tiny(config, str(tmp_path), model=fx.TinyNet(dtype=jnp.bfloat16))
+  from jaxseg.train import checkpoints
+  ckpt = checkpoints.Checkpointer(str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy',
+                                  best_mode='max')
+  state = ckpt.restore_state_tree(2)
+  assert {np.asarray(x).dtype for x in jax.tree.leaves(state['params'])} == {np.dtype('float32')}
+  assert {np.asarray(x).dtype for x in jax.tree.leaves(state['opt_state'])
+          if np.asarray(x).dtype.kind == 'f'} == {np.dtype('float32')}
+  assert np.isfinite(result['loss'])
