@@ -24,11 +24,23 @@ Expectations written down before measuring:
 * 7x7 stem (3 input channels): im2col might win, the convolution emitter vectorises badly over
   3 channels, but the 49x copy of a 224x224 image is large: expect within 2x either way.
 
-Measured (2-core shared CPU container, jax 0.10.2, batch 8, median of 5; the host was shared
-with other jobs, so absolute numbers are noisy, compare within a row; GFLOP/s counts the
-forward's 2*N*Ho*Wo*O*k*k*C and 3x that for forward+backward):
+Measured (2-core CPU container shared with other jobs, load ~6, jax 0.10.2, batch 8, best of
+7; absolute numbers are noisy, compare within a row. GFLOP/s counts the forward's
+2*N*Ho*Wo*O*k*k*C, and 3x that for forward+backward; "forward | forward+backward"):
 
-  RESULTS_PLACEHOLDER
+  convolution                       lax             einsum            im2col
+  1x1 56x56 256->64            52 |  40         159 | 123         181 | 152
+  1x1 56x56 64->256           199 |  41         361 | 138         364 | 124
+  1x1/2 56x56 256->512        158 |  45         237 | 123         239 | 121
+  3x3 56x56 64->64            133 | 198           -                17 |  44
+  7x7/2 224x224 3->64 (stem)  158 |  31           -                12 |  24
+
+Outcome: the 1x1 prediction held for forward+backward (3x, ~40 -> ~125 GFLOP/s) and the
+forward gained too (up to 3x at 256->64, where XLA's convolution emitter is slowest).
+im2col loses on 3x3 (4x slower) and on the stem (forward 13x slower; forward+backward ~1.3x
+slower), so `jaxseg.ops.conv2d` lowers only 1x1, groups=1 convolutions to `einsum` and
+leaves every other shape to `lax.conv_general_dilated`. (`im2col` with k=1 *is* the einsum.)
+The stem's forward+backward (31 GFLOP/s) stays slow under both lowerings tried.
 
 Run: `python benchmarks/conv_ops.py [--batch 8] [--repeats 5]` (from the repository root).
 """
@@ -36,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -95,7 +106,7 @@ def _time(fn, args, repeats):
     start = time.perf_counter()
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - start)
-  return statistics.median(times)
+  return min(times)  # the least-disturbed run: the host is shared
 
 
 def measure(conv, x, w, dy, stride, padding, repeats):

@@ -157,7 +157,8 @@ def test_eval_pass_is_complete_ordered_and_padded_across_hosts(data_dir):
 
 
 def test_segmentation_batches_follow_the_contract(data_dir):
-  cfg = _cfg(_SHAPES, data_dir, crop_size=24, scale_range=(0.5, 2.0), normalization="imagenet")
+  cfg = _cfg(_SHAPES, data_dir, crop_size=24, scale_range=(0.5, 2.0), normalization="imagenet",
+             photometric=0.2)
   info = data.dataset_info(cfg)
   assert (info.task, info.num_classes, info.ignore_label) == ("segmentation", 4, 255)
   assert info.image_shape == (24, 24, 3) and info.eval_image_shape == (32, 32, 3)
@@ -279,3 +280,28 @@ def test_data_dir_falls_back_to_the_environment(monkeypatch, tmp_path):
   assert registry.resolve_data_dir({"data_dir": ""}) == str(tmp_path)
   monkeypatch.delenv("JAXSEG_DATA_DIR")
   assert registry.resolve_data_dir({"data_dir": ""}) == os.path.expanduser("~/jaxseg_data")
+
+
+def test_library_runs_where_absl_flags_were_never_parsed(data_dir):
+  # Outside a binary and outside pytest nobody parses absl flags; grain reads them anyway
+  # (its worker processes raise UnparsedFlagAccessError).
+  import subprocess
+  import sys
+  data.dataset_info({"name": "digits", "data_dir": data_dir})  # build here, read there
+  code = (
+      "import sys\n"
+      "from absl import flags\n"
+      "from jaxseg import data\n"
+      "assert not flags.FLAGS.is_parsed()\n"
+      f"it = data.make_iterator({{'name': 'digits', 'data_dir': {data_dir!r}, 'num_workers': 1}},\n"
+      "                         split='test',\n"
+      "                         global_batch_size=100, seed=0, train=False)\n"
+      "print(sum(int(b['valid'].sum()) for b in it))\n"
+      "bad = [m for m in sys.modules if m.startswith(('jaxseg.models', 'jaxseg.train'))]\n"
+      "assert not bad, bad\n")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=root)
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=root, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip().splitlines()[-1] == "297"

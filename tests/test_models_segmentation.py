@@ -103,15 +103,21 @@ def _tiny(name, **options):
 
 def _init(model, shape, seed=0):
   x = jax.random.normal(jax.random.key(seed), shape)
-  return model.init(jax.random.key(1), x), x
+  return jax.jit(model.init)(jax.random.key(1), x), x
 
 
-@pytest.mark.parametrize('size', [(33, 47), (1, 1)])
-def test_tiny_models_run_at_odd_sizes(size):
-  for name in SEG_MODELS:
-    model = _tiny(name)
-    variables, x = _init(model, (2,) + size + (3,))
-    logits, _ = model.apply(variables, x)
+def _apply(model, variables, x, **kwargs):
+  """One jitted forward pass (eager op-by-op dispatch is far slower on CPU)."""
+  return jax.jit(functools.partial(model.apply, **kwargs))(variables, x)
+
+
+@pytest.mark.parametrize('name', SEG_MODELS)
+def test_tiny_models_run_at_odd_sizes(name):
+  model = _tiny(name)
+  variables, _ = _init(model, (1, 16, 16, 3))
+  for size in [(33, 47), (1, 1)]:
+    x = jax.random.normal(jax.random.key(3), (2,) + size + (3,))
+    logits, _ = _apply(model, variables, x)
     assert logits.shape == (2,) + size + (3,), name
     assert np.all(np.isfinite(np.asarray(logits))), name
 
@@ -130,7 +136,7 @@ def _randomize(variables, seed=2, names=()):
 def test_fcn_score_layers_start_at_zero():
   model = _tiny('fcn8s')
   variables, x = _init(model, (1, 40, 40, 3))
-  logits, _ = model.apply(variables, x)
+  logits, _ = _apply(model, variables, x)
   np.testing.assert_array_equal(np.asarray(logits), 0.0)
   for name in ('score_fr', 'score_pool4', 'score_pool3'):
     assert not np.any(np.asarray(variables['params'][name]['kernel']))
@@ -140,7 +146,7 @@ def test_fcn32s_default_upsampling_is_aligned_bilinear_interpolation():
   model = _tiny('fcn32s')
   variables, x = _init(model, (1,) + ODD + (3,))
   variables = _randomize(variables, names=('score_fr',))
-  logits, endpoints = model.apply(variables, x)
+  logits, endpoints = _apply(model, variables, x)
   score = endpoints['score_fr']             # (1, 4, 5, 3): the input padded to 128 x 160
   assert score.shape[1:3] == (4, 5)
   reference = ops.resize(score, (128, 160))[:, :ODD[0], :ODD[1]]
@@ -201,8 +207,8 @@ def test_caffe_compat_crops_at_the_reference_offsets(variant):
   variables, x = _init(model, (1, 45, 52, 3))
   variables = _randomize(variables, names=('score_fr', 'score_pool4', 'score_pool3')[
       :{32: 1, 16: 2, 8: 3}[variant]])
-  (logits, endpoints), state = model.apply(variables, x, capture_intermediates=True,
-                                           mutable=['intermediates'])
+  (logits, endpoints), state = _apply(model, variables, x, capture_intermediates=True,
+                                      mutable=['intermediates'])
   inter = state['intermediates']
   out = lambda name: np.asarray(inter[name]['__call__'][0])
   offsets = fcn.CAFFE_OFFSETS[variant]
@@ -232,8 +238,8 @@ def test_at_once_scales_the_pool_skips():
                             'kernel': params['score_pool4']['kernel'] * 0.01},
             'score_pool3': {**params['score_pool3'],
                             'kernel': params['score_pool3']['kernel'] * 1e-4}}
-  want, _ = plain.apply({'params': scaled}, x)
-  got, _ = at_once.apply(variables, x)
+  want, _ = _apply(plain, {'params': scaled}, x)
+  got, _ = _apply(at_once, variables, x)
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
@@ -241,8 +247,8 @@ def test_fcn_dropout_needs_rng_and_changes_training_output():
   model = _tiny('fcn32s')
   variables, x = _init(model, (1, 32, 32, 3))
   variables = _randomize(variables, names=('score_fr',))
-  a, _ = model.apply(variables, x, train=True, rngs={'dropout': jax.random.key(0)})
-  b, _ = model.apply(variables, x, train=False)
+  a, _ = _apply(model, variables, x, train=True, rngs={'dropout': jax.random.key(0)})
+  b, _ = _apply(model, variables, x, train=False)
   assert not np.allclose(np.asarray(a), np.asarray(b))
 
 
@@ -251,7 +257,7 @@ def test_fcn_on_resnet_uses_stride_endpoints():
   variables, x = _init(model, (1, 37, 29, 3))
   assert 'fc6' not in variables['params']
   assert variables['params']['score_pool3']['kernel'].shape == (1, 1, 8, 3)   # stride8: 2 * 4
-  logits, _ = model.apply(variables, x, mutable=False)
+  logits, _ = _apply(model, variables, x)
   assert logits.shape == (1, 37, 29, 3)
 
 
@@ -260,7 +266,7 @@ def test_deeplab_outputs_are_bilinear_upsampled_scores():
   for name in ('deeplab_v1', 'deeplab_v3', 'deeplab_v3plus'):
     model = _tiny(name)
     variables, x = _init(model, (1, 37, 45, 3))
-    logits, endpoints = model.apply(variables, x)
+    logits, endpoints = _apply(model, variables, x)
     np.testing.assert_allclose(np.asarray(logits),
                                np.asarray(ops.resize(endpoints['scores'], (37, 45))),
                                rtol=1e-6, err_msg=name)
@@ -269,7 +275,7 @@ def test_deeplab_outputs_are_bilinear_upsampled_scores():
 def test_deeplab_v1_geometry():
   model = _tiny('deeplab_v1')
   variables, x = _init(model, (1, 64, 64, 3))
-  _, endpoints = model.apply(variables, x)
+  _, endpoints = _apply(model, variables, x)
   assert endpoints['scores'].shape[1:3] == (8, 8)       # output stride 8
   assert variables['params']['fc6']['kernel'].shape == (3, 3, 32, 64)   # 3x3, 1024 / 16
 
@@ -278,15 +284,14 @@ def test_deeplab_v2_multiscale_is_the_pixelwise_max():
   multi = _tiny('deeplab_v2', input_scales=(1.0, 0.75, 0.5))
   single = _tiny('deeplab_v2')
   variables, x = _init(multi, (1, 48, 40, 3))
-  logits, endpoints = multi.apply(variables, x)
+  logits, endpoints = _apply(multi, variables, x)
   per_scale = [endpoints[f'aux_scale{p}'] for p in ('100', '075', '050')]
   assert [s.shape[1:3] for s in per_scale] == [(6, 5), (5, 4), (3, 3)]
   fused = functools.reduce(np.maximum, [np.asarray(ops.resize(s, (6, 5))) for s in per_scale])
   np.testing.assert_allclose(np.asarray(logits), np.asarray(ops.resize(fused, (48, 40))),
                              rtol=1e-5, atol=1e-6)
   # The scale-1 branch is the plain network with the same (shared) weights.
-  plain, _ = single.apply(variables, x)
-  _, single_endpoints = single.apply(variables, x)
+  plain, single_endpoints = _apply(single, variables, x)
   np.testing.assert_allclose(np.asarray(single_endpoints['scores']), np.asarray(per_scale[0]),
                              rtol=1e-5, atol=1e-6)
   assert plain.shape == logits.shape
@@ -340,7 +345,7 @@ def test_deeplab_v3plus_decoder_reads_stride4():
   # resnet18 / 32: stride4 has 2 channels -> 48 / 32 = 1; concat with 256 / 32 = 8 ASPP channels.
   assert params['decoder_project']['kernel'].shape == (1, 1, 2, 1)
   assert params['decoder_conv1']['kernel'].shape == (3, 3, 8 + 1, 8)
-  _, endpoints = model.apply(variables, x)
+  _, endpoints = _apply(model, variables, x)
   assert endpoints['scores'].shape[1:3] == (16, 16)      # the decoder works at stride 4
   assert endpoints['aspp'].shape[1:3] == (4, 4)          # the encoder at output stride 16
 

@@ -79,4 +79,4 @@ def test_jit_vmap_and_grad():
   assert ref.relative_error(jax.jit(fn)(x[0]), fn(x[0])) < TOL
   assert ref.relative_error(jax.vmap(fn)(x), np.stack([fn(xi) for xi in x])) < TOL
   with jax.enable_x64(True):
-    jtu.check_grads(fn, (x[0].astype(np.float64),), order=2)
+    jtu.check_grads(fn, (x[0].astype(np.float64),), order=1)

@@ -211,6 +211,6 @@ def test_jit_vmap_and_grad():
     assert ref.relative_error(jax.jit(fn)(x[0]), eager) < TOL
     assert ref.relative_error(jax.vmap(fn)(x), np.stack([fn(xi) for xi in x])) < TOL
   with jax.enable_x64(True):
-    jtu.check_grads(avg, (x[0].astype(np.float64),), order=2)
+    jtu.check_grads(avg, (x[0].astype(np.float64),), order=1)
     jtu.check_grads(mx, (x[0].astype(np.float64),), order=1)
     jtu.check_grads(lambda x_: ops.global_avg_pool(x_), (x[0].astype(np.float64),), order=1)

@@ -59,7 +59,7 @@ def _write_files(tmp_path, data_dir):
         config.model.name = 'lenet5'
         config.data.name = 'digits'
         config.data.data_dir = {str(data_dir)!r}
-        config.total_steps = 40
+        config.total_steps = 16
         config.batch_size = 16
         config.checkpoint_every = 4
         config.eval_every = 40
@@ -119,7 +119,7 @@ def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
   rows = list(csv.DictReader(open(workdir / 'summary.csv')))
   assert [r['trial'] for r in rows] == names
   assert [r['optimizer.learning_rate'] for r in rows] == ['0.01', '0.05', '0.1']
-  assert all(r['status'] == 'done' and r['step'] == '40' for r in rows)
+  assert all(r['status'] == 'done' and r['step'] == '16' for r in rows)
   assert all(r['num_devices'] == '2' for r in rows)  # each trial saw its own 2 devices
   assert all(0.0 <= float(r['accuracy']) <= 1.0 and r['best_accuracy'] for r in rows)
   assert result.stdout.rstrip().endswith(open(workdir / 'summary.csv').read().rstrip())

@@ -1,4 +1,5 @@
-"""Host-side input: tfds builders (no TensorFlow), grain pipelines, joint transforms, synthetic data.
+"""Host-side input: tfds builders without TensorFlow, grain pipelines, joint transforms, synthetic
+data.
 
 The training engine calls :func:`dataset_info` and :func:`make_iterator` with ``config.data``;
 :func:`list_datasets` names every dataset a config may select and :func:`describe` its options.

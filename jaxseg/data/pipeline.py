@@ -97,9 +97,9 @@ def process_sample(sample: dict, *, task: str, options: dict, ignore_label: int 
   train = rng is not None
   if task == "segmentation":
     if train:
-      sample = T.random_scale(sample, rng=rng, scale_range=options["scale_range"])
-      sample = T.random_crop(sample, options["crop_size"], rng=rng, image_pad=pad,
-                             ignore_label=ignore_label)
+      sample = T.random_scale_crop(sample, options["crop_size"], rng=rng,
+                                   scale_range=options["scale_range"], image_pad=pad,
+                                   ignore_label=ignore_label)
     else:
       sample = T.fit_and_pad(sample, options["eval_size"], image_pad=pad,
                              ignore_label=ignore_label)

@@ -245,13 +245,24 @@ def _tfds_classification(name):
   return make
 
 
-def _tfds_builder(name, config=None):
-  def make(options, data_dir):
-    del options
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    kwargs = {"config": config} if config else {}
-    return tfds.builder(name, data_dir=data_dir, file_format="array_record", **kwargs)
-  return make
+def _pet_builder(options, data_dir):
+  del options
+  from jaxseg.data.builders import segmentation  # pylint: disable=g-import-not-at-top
+  return segmentation.tf_free_oxford_iiit_pet()(data_dir=data_dir, file_format="array_record")
+
+
+def _cityscapes_builder(options, data_dir):
+  del options
+  from jaxseg.data.builders import segmentation  # pylint: disable=g-import-not-at-top
+  return segmentation.tf_free_cityscapes()(data_dir=data_dir, config="semantic_segmentation",
+                                           file_format="array_record")
+
+
+def _ade20k_builder(options, data_dir):
+  from jaxseg.data.builders import segmentation  # pylint: disable=g-import-not-at-top
+  return segmentation.Ade20k(data_dir=data_dir, file_format="array_record",
+                             skip_corrupt=options["skip_corrupt"],
+                             allow_download=options["download"])
 
 
 def _shapes_builder(options, data_dir):
@@ -383,7 +394,7 @@ _register(DatasetSpec(
 _register(DatasetSpec(
     name="oxford_iiit_pet", task="segmentation",
     doc="tfds's Oxford-IIIT Pet with its trimaps.",
-    make_builder=_tfds_builder("oxford_iiit_pet"), num_classes=lambda o: 3 if
+    make_builder=_pet_builder, num_classes=lambda o: 3 if
     o["pet_mask"] == "trimap" else 2, decode=_decode_pet, ignore_label=255,
     options={"pet_mask": ("binary", "'binary': pet 1, background 0, border 255 (ignored); "
                                     "'trimap': pet 0, background 1, border 2")},
@@ -391,15 +402,15 @@ _register(DatasetSpec(
 _register(DatasetSpec(
     name="cityscapes", task="segmentation",
     doc="tfds's Cityscapes (manual download), labelIds mapped to the 19 train ids.",
-    make_builder=_tfds_builder("cityscapes", "semantic_segmentation"), num_classes=_const(19),
+    make_builder=_cityscapes_builder, num_classes=_const(19),
     decode=_decode_cityscapes, ignore_label=255,
     defaults={"crop_size": 769, "eval_size": 1024, "eval_split": "validation"}))
 _register(DatasetSpec(
     name="scene_parse150", task="segmentation",
-    doc="ADE20K SceneParsing (150 classes) through tfds's scene_parse150; 'other' ignored.",
-    make_builder=_tfds_builder("scene_parse150"), num_classes=_const(150),
+    doc="ADE20K SceneParsing (150 classes, 'other' ignored) from ADEChallengeData2016.zip.",
+    make_builder=_ade20k_builder, num_classes=_const(150),
     decode=_decode_scene_parse150, ignore_label=255,
-    defaults={"crop_size": 512, "eval_size": 512}))
+    defaults={"crop_size": 512, "eval_size": 512, "eval_split": "validation"}))
 _register(DatasetSpec(
     name="salicon", task="saliency",
     doc="SALICON (10000 train, 5000 val) from the official images and fixation JSON.",

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SHAPE_KINDS", "example_rng", "saliency_example", "shapes_example", "textured_background"]
+__all__ = ["SHAPE_KINDS", "example_rng", "saliency_example", "shapes_example",
+           "textured_background"]
 
 SHAPE_KINDS = ("circle", "rectangle", "triangle")
 # Well separated hues for the shape classes (RGB); class k uses _CLASS_COLOURS[(k-1) % len].

@@ -114,9 +114,3 @@ def check_nonempty(x_shape: Sequence[int], out_hw: Sequence[int], *, what: str, 
     raise ValueError(
         f"{what} of input with spatial size {tuple(x_shape[1:3])} gives an empty output "
         f"{tuple(out_hw)} ({details}); use a smaller window or dilation, or more padding.")
-
-
-def check_dtype_floating(x: Any, name: str) -> None:
-  import jax.numpy as jnp  # local: keep this module import-light
-  if not jnp.issubdtype(x.dtype, jnp.inexact):
-    raise TypeError(f"{name} must have a floating dtype, got {x.dtype}.")

@@ -8,6 +8,7 @@ Three ops, each a thin, checked layer over `jax.lax.conv_general_dilated`:
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import jax
@@ -33,7 +34,7 @@ def _conv_geometry(x, w, b, *, stride, padding, dilation, groups, what="conv2d")
   """Checks conv2d's arguments; returns (stride, pads, dilation, out_hw) as static ints."""
   v.check_rank(x, 4, "x", "NHWC")
   v.check_rank(w, 4, "w", "HWIO (kh, kw, in/groups, out)")
-  if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+  if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
     raise ValueError(f"groups must be a positive int, got {groups!r}.")
   stride = v.pair(stride, "stride")
   dilation = v.pair(dilation, "dilation")

@@ -36,9 +36,10 @@ def local_response_norm(x: jax.Array, *, size: int = 5, alpha: float = 1e-4,
     `y`, shape and dtype of `x`.
 
   Example:
-    >>> x = jnp.full((1, 1, 1, 3), 2.0)
-    >>> local_response_norm(x, size=3, alpha=3.0, beta=1.0, k=1.0)[0, 0, 0]   # 2 / (1 + sum x^2)
-    Array([0.2222..., 0.1538..., 0.2222...], dtype=float32)
+    >>> x = jnp.full((1, 1, 1, 3), 2.0, jnp.float32)
+    >>> y = local_response_norm(x, size=3, alpha=3.0, beta=1.0, k=1.0)  # 2 / (1 + sum x^2)
+    >>> print(y[0, 0, 0])
+    [0.2222... 0.1538... 0.2222...]
   """
   v.check_rank(x, 4, "x", "NHWC")
   if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:

@@ -44,7 +44,8 @@ def conv2d_as_matrix(w: jax.Array, input_shape: Any, *, stride: Any = 1, padding
   so each row is one output neuron of a fully connected layer whose weights are zero outside
   its window (sparse connections) and repeat the same kernel values in every row (weight
   sharing). Taps landing in the zero padding have no column. Built from the definition by
-  scattering the kernel, so it is differentiable with respect to `w`.
+  scattering the kernel, so it is differentiable with respect to `w`. It is the Jacobian of
+  `conv2d` (and of `torch.nn.functional.conv2d`) with respect to the flattened input.
 
   Args:
     w: kernel, shape `(kh, kw, C, O)` (HWIO, `groups=1`).

@@ -23,18 +23,28 @@ MODEL_AXIS = 'model'
 def maybe_initialize_distributed() -> None:
   """Calls ``jax.distributed.initialize()`` when this process is one of several.
 
-  Several processes are recognised by the variables ``jax.distributed`` reads itself
-  (``JAX_COORDINATOR_ADDRESS`` with ``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``) or by a cluster
-  environment it auto-detects (SLURM, Open MPI, Cloud TPU pods). On a single process this does
-  nothing. Must run before any other JAX call.
+  Several processes are recognised by ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0)
+  with ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``, or by a cluster environment that
+  ``jax.distributed`` detects itself (SLURM, Open MPI, Cloud TPU pods). On a single process this
+  does nothing. Must run before any other JAX call. On CPU, processes exchange data with gloo.
   """
-  explicit = 'JAX_COORDINATOR_ADDRESS' in os.environ
+  address = os.environ.get('JAX_COORDINATOR_ADDRESS')
   slurm = int(os.environ.get('SLURM_NTASKS', '1')) > 1
   mpi = int(os.environ.get('OMPI_COMM_WORLD_SIZE', '1')) > 1
-  tpu_pod = 'TPU_WORKER_HOSTNAMES' in os.environ and ',' in os.environ['TPU_WORKER_HOSTNAMES']
-  if explicit or slurm or mpi or tpu_pod:
+  tpu_pod = ',' in os.environ.get('TPU_WORKER_HOSTNAMES', '')
+  if address:
+    num_processes = os.environ.get('JAX_NUM_PROCESSES')
+    process_id = os.environ.get('JAX_PROCESS_ID')
+    if num_processes is None or process_id is None:
+      raise ValueError('JAX_COORDINATOR_ADDRESS is set: also set JAX_NUM_PROCESSES and '
+                       'JAX_PROCESS_ID for every process')
+    jax.distributed.initialize(address, num_processes=int(num_processes),
+                               process_id=int(process_id))
+  elif slurm or mpi or tpu_pod:
     jax.distributed.initialize()
-    logging.info('jax.distributed: process %d of %d', jax.process_index(), jax.process_count())
+  else:
+    return
+  logging.info('jax.distributed: process %d of %d', jax.process_index(), jax.process_count())
 
 
 def make_mesh(mesh_config: ml_collections.ConfigDict,

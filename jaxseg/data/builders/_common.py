@@ -14,9 +14,9 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-__all__ = ["CorruptImageError", "MissingFileError", "SkipCounter", "encode_png",
-           "intended_manual_dir", "manual_dir_or_none", "read_rgb_image",
-           "read_gray_image", "require_file", "check_mask_values"]
+__all__ = ["CorruptImageError", "MissingFileError", "SkipCounter", "check_mask_values",
+           "encode_png", "extract_archive", "intended_manual_dir", "iter_tar", "manual_dir_or_none",
+           "read_gray_image", "read_rgb_image", "require_file"]
 
 
 class MissingFileError(FileNotFoundError):
@@ -56,6 +56,54 @@ def manual_dir_or_none(dl_manager) -> str | None:
 def intended_manual_dir(dl_manager) -> str:
   """The configured manual directory's path (for messages), whether it exists or not."""
   return os.fspath(getattr(dl_manager, "_manual_dir", None) or "<manual_dir>")
+
+
+def extract_archive(archive: str, destination: str | None = None) -> str:
+  """Extracts a ``.tar``, ``.tar.gz``/``.tgz`` or ``.zip`` archive with Python's own modules.
+
+  tfds's extractor writes through ``tf.io.gfile``, so builders extract with this instead. The
+  result is cached: a second call finds the ``.done`` marker and returns at once.
+
+  Args:
+    archive: path of the archive.
+    destination: directory to extract into; default ``<archive>.extracted``.
+
+  Returns:
+    The directory holding the archive's contents.
+  """
+  import tarfile  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
+  archive = os.fspath(archive)
+  destination = destination or archive + ".extracted"
+  marker = os.path.join(destination, ".done")
+  if os.path.exists(marker):
+    return destination
+  os.makedirs(destination, exist_ok=True)
+  if zipfile.is_zipfile(archive):
+    with zipfile.ZipFile(archive) as z:
+      z.extractall(destination)
+  elif tarfile.is_tarfile(archive):
+    with tarfile.open(archive) as t:
+      t.extractall(destination, filter="data")
+  else:
+    raise CorruptImageError(f"{archive} is neither a tar nor a zip archive.")
+  with open(marker, "w") as f:
+    f.write("ok")
+  return destination
+
+
+def iter_tar(archive):
+  """Yields ``(member name, file object)`` for the files of a tar archive (path or file object),
+  streaming, without TensorFlow (tfds's ``iter_archive`` opens paths with ``tf.io.gfile``)."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  if isinstance(archive, (str, os.PathLike)):
+    with open(archive, "rb") as f:
+      yield from iter_tar(f)
+    return
+  with tarfile.open(fileobj=archive, mode="r|*") as tar:
+    for member in tar:
+      if member.isfile():
+        yield member.name, tar.extractfile(member)
 
 
 def encode_png(array: np.ndarray) -> bytes:

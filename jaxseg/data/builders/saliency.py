@@ -41,7 +41,8 @@ SALICON_LAYOUT = """\
     or, instead of the JSON files, the 2017 release's
       fixations/train/<image name>.mat       (gaze(k).fixations, [x y] 1-based)
       fixations/val/<image name>.mat"""
-MIT1003_SOURCE = "http://people.csail.mit.edu/tjudd/WherePeopleLook/ (ALLSTIMULI.zip, ALLFIXATIONMAPS.zip)"
+MIT1003_SOURCE = ("http://people.csail.mit.edu/tjudd/WherePeopleLook/ "
+                  "(ALLSTIMULI.zip, ALLFIXATIONMAPS.zip)")
 MIT1003_LAYOUT = """\
   <manual_dir>/mit1003/
       ALLSTIMULI/<name>.jpeg
@@ -61,7 +62,7 @@ def _manual_dir(dl_manager) -> str:
 
 
 def fixations_from_points(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-  """The binary ``(H, W)`` uint8 map of 0-based ``(row, col)`` points; points outside are dropped."""
+  """The binary ``(H, W)`` uint8 map of 0-based ``(row, col)`` points (points outside dropped)."""
   fixations = np.zeros(shape, np.uint8)
   points = np.asarray(points, np.int64).reshape(-1, 2)
   inside = ((points[:, 0] >= 0) & (points[:, 0] < shape[0]) & (points[:, 1] >= 0)

@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxseg.data.builders._common import (CorruptImageError, MissingFileError, SkipCounter,
-                                          check_mask_values, encode_png, intended_manual_dir,
-                                          manual_dir_or_none, read_gray_image, read_rgb_image,
-                                          require_file)
+                                          check_mask_values, encode_png, extract_archive,
+                                          intended_manual_dir, manual_dir_or_none,
+                                          read_gray_image, read_rgb_image, require_file)
 
 __all__ = ["VOC_CLASSES", "Voc2012Sbd", "Voc2012Segmentation", "find_voc_root", "voc_palette"]
 
@@ -99,8 +99,8 @@ def _read_voc_mask(path: str) -> np.ndarray:
   mask = np.full(codes.shape, -1, np.int64)
   for code in np.unique(codes):
     if int(code) not in lookup:
-      raise ValueError(f"Mask {path} has colour {((code >> 16) & 255, (code >> 8) & 255, code & 255)}"
-                       " that is not in the VOC palette.")
+      colour = ((code >> 16) & 255, (code >> 8) & 255, code & 255)
+      raise ValueError(f"Mask {path} has colour {colour} that is not in the VOC palette.")
     mask[codes == code] = lookup[int(code)]
   return mask.astype(np.uint8)
 
@@ -146,13 +146,14 @@ class _VocBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       return root
     archive = os.path.join(manual_dir or "", os.path.basename(VOC_URL))
     if manual_dir and os.path.isfile(archive):
-      root = find_voc_root(os.fspath(dl_manager.extract(archive)))
+      root = find_voc_root(extract_archive(archive))
     elif self._allow_download:
-      root = find_voc_root(os.fspath(dl_manager.download_and_extract(VOC_URL)))
+      root = find_voc_root(extract_archive(os.fspath(dl_manager.download(VOC_URL))))
     if root is None:
       manual_dir = manual_dir or intended_manual_dir(dl_manager)
       raise MissingFileError(
-          f"Missing {os.path.join(manual_dir, 'VOCdevkit', 'VOC2012', 'ImageSets', 'Segmentation', 'train.txt')}."
+          f"Missing {os.path.join(manual_dir, 'VOCdevkit', 'VOC2012', 'ImageSets')}"
+          f"{os.sep}Segmentation{os.sep}train.txt."
           f"\nExpected layout:\n{VOC_LAYOUT}\nGet it from: {VOC_SOURCE}\n(or set "
           "data.download=True to download it).")
     return root
