@@ -305,3 +305,27 @@ def test_library_runs_where_absl_flags_were_never_parsed(data_dir):
                           cwd=root, timeout=120)
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip().splitlines()[-1] == "297"
+
+
+def test_classification_crop_padding_is_a_random_translation():
+  rows, cols = np.mgrid[0:16, 0:16]
+  image = np.stack([rows * 10 + 5, cols * 10 + 5, np.full_like(rows, 250)], -1).astype(np.uint8)
+  options = registry.resolve_options({"name": "cifar10", "image_size": 16, "flip": False})[1]
+  shifts = set()
+  for seed in range(60):
+    out = data.process_sample({"image": image, "label": np.int32(3)}, task="classification",
+                              options=options, ignore_label=None,
+                              rng=np.random.default_rng(seed))
+    assert out["label"] == 3 and out["image"].shape == (16, 16, 3)
+    pixels = np.round(out["image"] * 255).astype(int)
+    real = pixels[..., 2] == 250
+    top, left = np.argwhere(real)[0]
+    dy, dx = (pixels[top, left, 0] - 5) // 10 - top, (pixels[top, left, 1] - 5) // 10 - left
+    shifts.add((int(dy), int(dx)))
+    # Every real pixel shows the source pixel shifted by the same (dy, dx); the rest is padding.
+    r, c = np.nonzero(real)
+    np.testing.assert_array_equal(pixels[r, c, 0], (r + dy) * 10 + 5)
+    np.testing.assert_array_equal(pixels[r, c, 1], (c + dx) * 10 + 5)
+    pad = np.broadcast_to([124, 116, 104], pixels[~real].shape)
+    np.testing.assert_array_equal(pixels[~real], pad)
+  assert all(abs(dy) <= 4 and abs(dx) <= 4 for dy, dx in shifts) and len(shifts) > 20

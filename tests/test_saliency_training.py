@@ -75,6 +75,12 @@ def test_eval_sums_and_finalize_are_per_image_means():
   sums = jax.jit(lambda o, b: sal_task.TASK.eval_sums(o, {}, b, config))(outputs, batch)
   metrics = sal_task.TASK.finalize(jax.device_get(sums), config)
   # By hand: each metric of each valid image, skipping NaN (the last image has no fixations).
+  # The maps are scored min-max scaled to [0, 1]; a negative shift changes nothing.
+  outputs = outputs - 0.5
+  sums = jax.jit(lambda o, b: sal_task.TASK.eval_sums(o, {}, b, config))(outputs, batch)
+  metrics = sal_task.TASK.finalize(jax.device_get(sums), config)
+  outputs = (outputs - outputs.min(axis=(1, 2, 3), keepdims=True)) / (
+      outputs.max(axis=(1, 2, 3), keepdims=True) - outputs.min(axis=(1, 2, 3), keepdims=True))
   keys = jax.random.split(jax.random.key(0), 4)
   for name, fn in [("cc", lambda i: sal_metrics.cc(outputs[i, ..., 0], batch["density"][i])),
                    ("nss", lambda i: sal_metrics.nss(outputs[i, ..., 0], batch["fixations"][i])),

@@ -112,9 +112,8 @@ def process_sample(sample: dict, *, task: str, options: dict, ignore_label: int 
       sample = T.random_crop(sample, size, rng=rng, image_pad=pad)
   else:
     image = T.resize({"image": sample["image"]}, options["image_size"])["image"]
-    maps = {"image": sample["image"], "density": sample["density"],
-            "fixations": sample["fixations"]}
-    maps = T.resize(maps, options["map_size"])
+    maps = T.resize({"density": sample["density"], "fixations": sample["fixations"]},
+                    options["map_size"])
     sample = dict(sample, image=image, density=maps["density"], fixations=maps["fixations"])
   if train and options["flip"]:
     if task == "saliency":

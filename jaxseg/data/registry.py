@@ -448,7 +448,8 @@ def describe(name: str) -> str:
   spec = get_spec(name)
   lines = [f"{name} ({spec.task}): {spec.doc}"]
   for key, (default, doc) in sorted(spec.all_options().items()):
-    lines.append(f"  {key} = {default!r}: {doc}")
+    shown = "None (follows synthetic_size)" if default is None else repr(default)
+    lines.append(f"  {key} = {shown}: {doc}")
   return "\n".join(lines)
 
 

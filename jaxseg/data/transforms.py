@@ -65,17 +65,19 @@ def _size(value, name: str) -> tuple[int, int]:
 
 
 def _hw(sample: dict) -> tuple[int, int]:
-  if "image" not in sample:
-    raise ValueError(f"sample must have an 'image' key, got keys {sorted(sample)}.")
-  image = sample["image"]
-  if image.ndim != 3 or image.shape[-1] != 3:
-    raise ValueError(f"sample['image'] must have shape (H, W, 3), got {image.shape}.")
-  hw = image.shape[:2]
-  for key in _DENSE_KEYS[1:]:
-    if key in sample and sample[key].shape[:2] != hw:
+  present = [key for key in _DENSE_KEYS if key in sample]
+  if not present:
+    raise ValueError(f"sample must have one of the keys {_DENSE_KEYS}, got keys {sorted(sample)}.")
+  if "image" in sample:
+    image = sample["image"]
+    if image.ndim != 3 or image.shape[-1] != 3:
+      raise ValueError(f"sample['image'] must have shape (H, W, 3), got {image.shape}.")
+  hw = sample[present[0]].shape[:2]
+  for key in present[1:]:
+    if sample[key].shape[:2] != hw:
       raise ValueError(
           f"sample[{key!r}] has spatial shape {sample[key].shape[:2]}, expected {hw} (the "
-          "image's): dense targets must be aligned with the image.")
+          f"{present[0]}'s): dense targets must be aligned with the image.")
   return hw
 
 
@@ -174,7 +176,8 @@ def resize(sample: dict, size) -> dict:
   out = dict(sample)
   if hw == tuple(in_hw):
     return out
-  out["image"] = _resize_image(sample["image"], hw)
+  if "image" in sample:
+    out["image"] = _resize_image(sample["image"], hw)
   if "mask" in sample:
     m = sample["mask"]
     out["mask"] = m[_nearest_indices(in_hw[0], hw[0])][:, _nearest_indices(in_hw[1], hw[1])]
@@ -223,7 +226,8 @@ def _check_range(value, name: str) -> tuple[float, float]:
 
 
 def _pad_values(sample: dict, image_pad, ignore_label: int) -> dict:
-  return {"image": np.asarray(image_pad, sample["image"].dtype), "mask": ignore_label,
+  dtype = sample["image"].dtype if "image" in sample else np.uint8
+  return {"image": np.asarray(image_pad, dtype), "mask": ignore_label,
           "density": 0.0, "fixations": 0}
 
 

@@ -77,7 +77,7 @@ def lecun_normal() -> Initializer:
 
 
 def normal(stddev: float = 1e-2) -> Initializer:
-  r"""Gaussian initializer :math:`w \sim \mathcal{N}(0, \text{stddev}^2)` (Caffe's "gaussian" filler).
+  r"""Gaussian initializer :math:`w \sim \mathcal{N}(0, \text{stddev}^2)`, Caffe's "gaussian".
 
   Args:
     stddev: standard deviation, e.g. 0.01 for AlexNet and VGG, 0.001 for FCN's score layers.

@@ -108,7 +108,8 @@ def output_size(size: int, pads: tuple[int, int], window: int, stride: int, *,
   return out
 
 
-def check_nonempty(x_shape: Sequence[int], out_hw: Sequence[int], *, what: str, details: str) -> None:
+def check_nonempty(x_shape: Sequence[int], out_hw: Sequence[int], *, what: str,
+                   details: str) -> None:
   """Raises ValueError when an op would produce an empty spatial output."""
   if min(out_hw) < 1:
     raise ValueError(

@@ -146,7 +146,9 @@ def avg_pool(x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0,
 
 
 def global_avg_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
-  r"""Mean over the spatial axes of NHWC activations: :math:`y_{n,c} = \frac{1}{HW}\sum_{h,w} x_{n,h,w,c}`.
+  r"""Mean over the spatial axes of NHWC activations.
+
+  :math:`y_{n,c} = \frac{1}{HW}\sum_{h,w} x_{n,h,w,c}`.
 
   Agrees with `torch.nn.functional.adaptive_avg_pool2d(x, 1)` (the head of ResNet and GoogLeNet).
 
@@ -166,7 +168,9 @@ def global_avg_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
 
 
 def global_max_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
-  r"""Maximum over the spatial axes of NHWC activations: :math:`y_{n,c} = \max_{h,w} x_{n,h,w,c}`.
+  r"""Maximum over the spatial axes of NHWC activations.
+
+  :math:`y_{n,c} = \max_{h,w} x_{n,h,w,c}`.
 
   Agrees with `torch.nn.functional.adaptive_max_pool2d(x, 1)`.
 

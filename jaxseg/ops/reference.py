@@ -33,7 +33,9 @@ def _geometry(w_shape, input_shape, stride, padding, dilation):
 
 def conv2d_as_matrix(w: jax.Array, input_shape: Any, *, stride: Any = 1, padding: Any = 0,
                      dilation: Any = 1) -> jax.Array:
-  r"""The dense matrix `M` of `conv2d` on one image: `M @ x.ravel() == conv2d(x[None], w)[0].ravel()`.
+  r"""The dense matrix `M` of `conv2d` on one image, a fully connected layer in disguise.
+
+  `M @ x.ravel() == conv2d(x[None], w)[0].ravel()`.
 
   Row :math:`(i, j, o)` and column :math:`(h, w', c)` (both in row-major HWC order) hold
 
@@ -92,7 +94,8 @@ def conv2d_vjp(x: jax.Array, w: jax.Array, dy: jax.Array, *, stride: Any = 1,
                padding: Any = 0, dilation: Any = 1) -> tuple[jax.Array, jax.Array]:
   r"""Gradients of `conv2d` with respect to input and kernel, computed as convolutions.
 
-  For :math:`y = \text{conv2d}(x, w)` and upstream gradient :math:`\delta = \partial L / \partial y`:
+  For :math:`y = \text{conv2d}(x, w)` and upstream gradient
+  :math:`\delta = \partial L / \partial y`:
 
   .. math::
     \frac{\partial L}{\partial x} = \text{conv\_transpose2d}(\delta, w^{\top_{IO}})

@@ -146,7 +146,8 @@ def crop_like(x: jax.Array, reference: Any, *, offset: Any = None) -> jax.Array:
 def center_crop(x: jax.Array, shape: Any) -> jax.Array:
   r"""Crops the centre `shape = (h, w)` of NHWC `x`.
 
-  :math:`y_{n,i,j,c} = x_{n,\, i + \lfloor (H - h)/2 \rfloor,\, j + \lfloor (W - w)/2 \rfloor,\, c}`,
+  :math:`y_{n,i,j,c} = x_{n,\, i + t,\, j + l,\, c}` with :math:`t = \lfloor (H - h)/2 \rfloor`,
+  :math:`l = \lfloor (W - w)/2 \rfloor`,
   what Caffe's Crop layer computes with offset :math:`\lfloor (H - h)/2 \rfloor` (the odd pixel
   is dropped at the bottom/right).
 

@@ -16,7 +16,8 @@ The batch holds ``image`` ``(B, H, W, 3)``, ``density`` ``(B, h, w)`` and ``fixa
 target resized to ``(h', w')`` for the loss (bilinear, antialiased); the metrics resize the map to
 the fixation map's size, as the MIT benchmark does.
 
-Evaluation sums, over valid images with a defined score, ``cc``, ``nss``, ``auc_judd``,
+Evaluation scores each map min-max scaled to ``[0, 1]`` (:func:`as_saliency_image`, the image
+the benchmark would receive) and sums, over valid images with a defined score, ``cc``, ``nss``, ``auc_judd``,
 ``similarity`` and ``kld`` with a count per metric (an image without fixations has no NSS or AUC);
 :meth:`SaliencyTask.finalize` divides, giving per-image means as the benchmark reports them, and
 adds ``loss``.
@@ -81,8 +82,19 @@ def _loss_value(name: str, maps: jax.Array, target: jax.Array) -> jax.Array:
   return sal_losses.saliency_kl(maps, target)
 
 
+def as_saliency_image(saliency: jax.Array) -> jax.Array:
+  """A network's map as the benchmark receives it: min-max scaled to ``[0, 1]`` (zeros if flat).
+
+  A regression output may be negative, which KLD cannot take; CC, NSS, AUC and SIM do not change
+  under this positive affine map.
+  """
+  low, high = saliency.min(), saliency.max()
+  return jnp.where(high > low, (saliency - low) / jnp.where(high > low, high - low, 1.0), 0.0)
+
+
 def _per_image_scores(saliency: jax.Array, fixations: jax.Array, density: jax.Array,
                       key: jax.Array) -> dict[str, jax.Array]:
+  saliency = as_saliency_image(saliency)
   return {
       "cc": sal_metrics.cc(saliency, density),
       "nss": sal_metrics.nss(saliency, fixations),
