@@ -23,7 +23,7 @@ CONFIGS = sorted(os.path.splitext(os.path.basename(p))[0]
 # Applied to every config before its own get_test_overrides().
 ONE_STEP = {'total_steps': 1, 'batch_size': 8, 'eval_every': 1, 'checkpoint_every': 1,
             'log_every': 1, 'eval_steps': 1, 'write_images': False,
-            'optimizer.accumulate_steps': 1}
+            'optimizer.accumulate_steps': 1, 'schedule.warmup_steps': 0}
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
@@ -71,7 +71,14 @@ def test_config_trains_one_step_on_tiny_settings(name, data_dir, tmp_path):
   config.data.data_dir = data_dir
   if hasattr(module, 'get_test_overrides'):
     apply_overrides(config, module.get_test_overrides())
-  result = train.train_and_evaluate(config, str(tmp_path))
+  try:
+    result = train.train_and_evaluate(config, str(tmp_path))
+  except Exception as e:  # pylint: disable=broad-except
+    if hasattr(module, 'get_test_overrides'):
+      raise
+    pytest.fail(f'{name}: one tiny step failed ({type(e).__name__}: {str(e)[:300]}). Define '
+                'get_test_overrides() in the config returning a synthetic dataset and a tiny '
+                'model (docs/training.md, "Testing a config").')
   assert result['step'] == 1
   assert config.best_metric in result
   assert os.path.isdir(tmp_path / 'checkpoints' / '1')

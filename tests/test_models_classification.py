@@ -5,6 +5,7 @@ published torchvision numbers and against counts derived here layer by layer fro
 Numerical checks run on reduced-width variants at small inputs.
 """
 
+import importlib
 import math
 
 import flax.linen as nn
@@ -25,6 +26,11 @@ RNGS = {'params': KEY, 'dropout': KEY}
 
 def _abstract_variables(model, shape):
   return jax.eval_shape(lambda: model.init(RNGS, jnp.zeros(shape, jnp.float32)))
+
+
+def _abstract_outputs(model, x, **kwargs):
+  """``(output, endpoints)`` shapes, traced once (init and forward together)."""
+  return jax.eval_shape(lambda: model.init_with_output(RNGS, x, **kwargs))[0]
 
 
 def _numpy_variables(model, shape, seed=0):
@@ -221,7 +227,7 @@ def test_logits_and_endpoint_sizes(name, size, kwargs, strides):
   channels = 1 if name == 'lenet5' else 3
   model = get_model(name, num_classes=7, **kwargs)
   x = jnp.zeros((2, size, size, channels))
-  logits, endpoints = jax.eval_shape(lambda: model.apply(model.init(RNGS, x), x))
+  logits, endpoints = _abstract_outputs(model, x)
   assert logits.shape == (2, 7)
   for stride, spatial in strides.items():
     assert endpoints[f'stride{stride}'].shape[1:3] == (spatial, spatial), stride
@@ -239,8 +245,8 @@ def test_include_top_false_returns_the_last_feature_map(name):
   x = jnp.zeros((1, size, size, channels))
   full = get_model(name)
   headless = get_model(name, include_top=False)
-  _, endpoints = jax.eval_shape(lambda: full.apply(full.init(RNGS, x), x))
-  features, _ = jax.eval_shape(lambda: headless.apply(headless.init(RNGS, x), x))
+  _, endpoints = _abstract_outputs(full, x)
+  features, _ = _abstract_outputs(headless, x)
   assert features.shape == endpoints['features'].shape
   headless_params = _abstract_variables(headless, x.shape)['params']
   assert not {'fc', 'fc3', 'fc8'} & set(headless_params)
@@ -251,7 +257,7 @@ def test_include_top_false_returns_the_last_feature_map(name):
 def test_resnet_last_feature_map_is_input_over_output_stride(depth, output_stride):
   model = get_model(f'resnet{depth}', output_stride=output_stride, include_top=False)
   x = jnp.zeros((1, 224, 224, 3))
-  features, endpoints = jax.eval_shape(lambda: model.apply(model.init(RNGS, x), x))
+  features, endpoints = _abstract_outputs(model, x)
   expansion = 1 if depth < 50 else 4
   assert features.shape == (1, 224 // output_stride, 224 // output_stride, 512 * expansion)
   for stride in (4, 8, 16, 32):
@@ -386,7 +392,7 @@ def test_convolutionalize_vgg16_full_size_shapes():
   model = convolutionalize(get_model('vgg16'))
   for size, cells in ((224, 1), (384, 6)):
     x = jnp.zeros((1, size, size, 3))
-    scores, _ = jax.eval_shape(lambda: model.apply(model.init(RNGS, x), x))
+    scores, _ = _abstract_outputs(model, x)
     assert scores.shape == (1, cells, cells, 1000)
   kernel = _abstract_variables(model, (1, 224, 224, 3))['params']['fc6']['kernel']
   assert kernel.shape == (7, 7, 512, 4096)
@@ -433,8 +439,10 @@ SMALL_MODELS = {
               (2, 32, 32, 3), 'fc8'),
     'vgg16_bn': ({'stage_features': ((4, 4), (8, 8), (8, 8, 8), (8, 8, 8), (8, 8, 8)),
                   'fc_features': 16}, (2, 32, 32, 3), 'fc8'),
-    'resnet18': ({'num_filters': 4}, (2, 32, 32, 3), 'fc'),
-    'resnet50': ({'num_filters': 4, 'output_stride': 16}, (2, 32, 32, 3), 'fc'),
+    # One block per stage: full depths compile for long; the traced test below covers them.
+    'resnet18': ({'num_filters': 4, 'stage_sizes': (1, 1, 1, 1)}, (2, 32, 32, 3), 'fc'),
+    'resnet50': ({'num_filters': 4, 'stage_sizes': (1, 1, 1, 1), 'output_stride': 16},
+                 (2, 32, 32, 3), 'fc'),
     'googlenet': ({}, (2, 96, 96, 3), 'fc'),
     'googlenet_torchvision': ({'aux_logits': False}, (2, 64, 64, 3), 'fc'),
 }
@@ -476,8 +484,10 @@ def test_jitted_forward_and_backward(name):
     assert np.any(leaf != 0), jax.tree_util.keystr(path)
 
 
-@pytest.mark.parametrize('name,size', [('resnet34', 64), ('resnet101', 64), ('resnet152', 64),
-                                       ('googlenet', 96), ('googlenet_torchvision', 64)])
+@pytest.mark.parametrize('name,size', [
+    ('resnet18', 64), ('resnet34', 64), ('resnet50', 64),
+    pytest.param('resnet101', 64, marks=pytest.mark.slow), ('resnet152', 64),
+    ('googlenet', 96), ('googlenet_torchvision', 64)])
 def test_deep_models_trace_jitted_forward_and_backward(name, size):
   # Compiling these takes minutes on two CPU cores (the compiled runs of GoogLeNet are marked
   # slow above); tracing the jitted gradient checks that every parameter gets one.
@@ -521,3 +531,24 @@ def test_train_mode_updates_batch_stats_and_dropout_needs_rng():
   c, _ = model.apply(variables, x)
   d, _ = model.apply(variables, x)
   np.testing.assert_array_equal(c, d)  # and off in eval
+
+
+# ---- experiment configs -----------------------------------------------------------------------
+
+CONFIGS = ['lenet5_mnist', 'lenet5_digits', 'alexnet_imagenet', 'vgg16_imagenet',
+           'googlenet_imagenet', 'resnet50_imagenet', 'resnet18_cifar10']
+
+
+@pytest.mark.parametrize('config_name', CONFIGS)
+def test_experiment_configs_name_buildable_models(config_name):
+  module = importlib.import_module(f'experiments.configs.{config_name}')
+  config = module.get_config()
+  assert config.task == 'classification'
+  for needed in ('Command', 'Hardware', 'Expected time', 'Expected metric'):
+    assert needed in module.__doc__, needed
+  assert f'--config=experiments/configs/{config_name}.py' in module.__doc__
+  kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
+  model = get_model(config.model.name, num_classes=10, **kwargs)
+  size = config.data.image_size
+  logits, _ = _abstract_outputs(model, jnp.zeros((1, size, size, 3)))
+  assert logits.shape == (1, 10)

@@ -125,14 +125,14 @@ def test_shallow_output_shape_and_narrow_forward():
   assert out.shape == (3, 48, 48, 1)
   assert endpoints["features"].shape == (3, 10, 10, 128)
   assert endpoints["hidden"].shape == (3, 2304)
-  # A narrow variant runs; its output is fc2(maxout(fc1(features))) reshaped.
+  # A narrow variant runs; its output is fc2(maxout(relu(fc1(features)))) reshaped.
   narrow = sal_models.SalNetShallow(features=(4, 4, 4), hidden=8, output_shape=(6, 5))
   x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
   variables = narrow.init(jax.random.key(1), x)
   out, endpoints = narrow.apply(variables, x)
   p = variables["params"]
   flat = endpoints["features"].reshape(2, -1)
-  hidden = flat @ p["fc1"]["kernel"] + p["fc1"]["bias"]
+  hidden = np.maximum(flat @ p["fc1"]["kernel"] + p["fc1"]["bias"], 0.0)  # fc1 with ReLU
   hidden = np.maximum(hidden[:, 0::2], hidden[:, 1::2])
   expected = (hidden @ p["fc2"]["kernel"] + p["fc2"]["bias"]).reshape(2, 6, 5, 1)
   np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
@@ -151,14 +151,20 @@ def test_maxout_against_numpy_loop():
 
 
 def test_center_bias_closed_form():
-  m, endpoints = get_model("center_bias", sigma=(0.2, 0.3)).apply({}, jnp.zeros((2, 9, 12, 3)))
+  model = get_model("center_bias", sigma=(0.2, 0.3))
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 9, 12, 3)))
+  np.testing.assert_allclose(np.exp(variables["params"]["log_sigma"]), [0.2, 0.3], rtol=1e-6)
+  m, endpoints = model.apply(variables, jnp.zeros((2, 9, 12, 3)))
   assert m.shape == (2, 9, 12, 1) and endpoints == {}
   for y in range(9):
     for x in range(12):
       value = math.exp(-0.5 * (((y - 4) / (0.2 * 9)) ** 2 + ((x - 5.5) / (0.3 * 12)) ** 2))
       assert float(m[1, y, x, 0]) == pytest.approx(value, rel=1e-6)
-  m, _ = sal_models.CenterBias(output_shape=(4, 6)).apply({}, jnp.zeros((1, 9, 12, 3)))
+  m, _ = sal_models.CenterBias(output_shape=(4, 6)).apply(variables, jnp.zeros((1, 9, 12, 3)))
   assert m.shape == (1, 4, 6, 1)
+  # The width is learnable: the gradient of the map's sum w.r.t. log_sigma is positive.
+  grad = jax.grad(lambda v: model.apply(v, jnp.zeros((1, 9, 12, 3)))[0].sum())(variables)
+  assert np.all(np.asarray(grad["params"]["log_sigma"]) > 0)
 
 
 # --------------------------------------------------------------------------- VGG-CNN-M init.

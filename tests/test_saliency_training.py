@@ -61,6 +61,9 @@ def test_loss_options_and_errors():
   bce, _ = sal_task.TASK.loss(outputs, {}, batch, _config(name="bce"))
   target = d / d.max(axis=(1, 2), keepdims=True)
   assert float(bce) == pytest.approx(float(sal_losses.saliency_bce(outputs, target)), rel=1e-5)
+  centered, _ = sal_task.TASK.loss(outputs, {}, batch, _config(target="centered"))
+  expected = sal_losses.euclidean_loss(outputs, (255 * target - 127) / 128)
+  assert float(centered) == pytest.approx(float(expected), rel=1e-5)
   with pytest.raises(ValueError, match="config.loss.name must be one of"):
     sal_task.TASK.loss(outputs, {}, batch, _config(name="l1"))
   with pytest.raises(ValueError, match="config.loss.target must be one of"):

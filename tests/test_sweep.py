@@ -123,3 +123,12 @@ def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
   assert all(r['num_devices'] == '2' for r in rows)  # each trial saw its own 2 devices
   assert all(0.0 <= float(r['accuracy']) <= 1.0 and r['best_accuracy'] for r in rows)
   assert result.stdout.rstrip().endswith(open(workdir / 'summary.csv').read().rstrip())
+
+
+@pytest.mark.parametrize('path', sorted(
+    __import__('glob').glob(os.path.join(REPO, 'experiments', 'sweeps', '*.py'))))
+def test_sweep_files_load_and_name_an_existing_config(path):
+  if os.path.basename(path).startswith('_'):
+    pytest.skip('not a sweep file')
+  loaded = sweep.load_sweep(path)
+  assert os.path.exists(loaded.base_config) and loaded.trials

@@ -181,3 +181,30 @@ def test_bfloat16_compute_keeps_float32_params_and_loss(tmp_path):
   assert {np.asarray(x).dtype for x in jax.tree.leaves(state['opt_state'])
           if np.asarray(x).dtype.kind == 'f'} == {np.dtype('float32')}
   assert np.isfinite(result['loss'])
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path):
+  import signal  # pylint: disable=g-import-not-at-top
+
+  class SignallingIterator(fx.ArrayIterator):
+    def __next__(self):
+      if self.position == 3:  # delivered while fetching the batch of step 4
+        os.kill(os.getpid(), signal.SIGTERM)
+      return super().__next__()
+
+  previous_handler = signal.getsignal(signal.SIGTERM)
+  images, labels = fx.make_dataset(64)
+  config = fx.tiny_config(total_steps=50, checkpoint_every=100, eval_every=100, log_every=100)
+  result = train.run(
+      config, str(tmp_path), model=fx.TinyNet(), task=fx.SoftmaxTask(),
+      input_shape=fx.IMAGE_SHAPE,
+      make_train_iterator=lambda **kw: SignallingIterator(images, labels, global_batch_size=8,
+                                                          seed=0),
+      make_eval_iterator=lambda **kw: fx.eval_batches(images, labels, global_batch_size=8))
+  assert result == {'step': 4, 'preempted': True}
+  from jaxseg.train import checkpoints
+  ckpt = checkpoints.Checkpointer(str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy',
+                                  best_mode='max')
+  assert ckpt.all_steps() == [4]
+  assert not (tmp_path / 'results.json').exists()
+  assert signal.getsignal(signal.SIGTERM) is previous_handler  # restored after the run

@@ -39,7 +39,7 @@ def _launch(config_path, workdir, total_steps):
         cwd=REPO, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
   try:
     for p in processes:
-      p.wait(timeout=300)
+      p.wait(timeout=150)
   finally:
     for p in processes:
       if p.poll() is None:

@@ -7,7 +7,8 @@ line where it matters for the value:
 
 * a saliency map whose size differs from the fixation map's is first resized to it (MATLAB's
   ``imresize`` is bicubic with antialiasing; here ``jax.image.resize(..., 'cubic')``, which uses
-  the same Keys kernel and antialiasing but renormalises instead of mirroring at the border);
+  the same Keys kernel and antialiasing but renormalises instead of mirroring at the border, and
+  the result is clamped to the map's range as ``imresize`` clamps the benchmark's uint8 images);
 * fixation maps are binary: a pixel counts once however many fixations landed on it;
 * degenerate inputs give what the MATLAB code gives, never an exception:
 
@@ -89,11 +90,16 @@ def _as_float(x) -> jax.Array:
 
 
 def _resize_to(sal, shape) -> jax.Array:
-  """MATLAB's ``imresize(sal, size(fix))``: bicubic, antialiased; identity at equal sizes."""
+  """MATLAB's ``imresize(sal, size(fix))``: bicubic, antialiased; identity at equal sizes.
+
+  The cubic kernel overshoots; the result is clamped to the map's own range, as ``imresize``
+  clamps the uint8 images the benchmark reads (a map may not turn negative, which KLD cannot take).
+  """
   sal = _as_float(sal)
   if tuple(sal.shape) == tuple(shape):
     return sal
-  return jax.image.resize(sal, tuple(shape), method="cubic", antialias=True)
+  resized = jax.image.resize(sal, tuple(shape), method="cubic", antialias=True)
+  return jnp.clip(resized, sal.min(), sal.max())
 
 
 def _min_max(x) -> jax.Array:
@@ -542,7 +548,9 @@ class SaliencyEvaluator:
   Per-image scores are averaged over images whose score is not NaN (the benchmark averages
   per-image scores; an image without fixations has none). Shuffled AUC takes as negatives the
   union of the fixation maps of ``n_other`` other images of the same batch, chosen at random
-  (Borji et al. use 10); a batch of one image has no others and gives NaN.
+  (Borji et al. use 10); a batch of one image has no others and gives NaN. Its candidate cap
+  (see :func:`auc_shuffled`) is ``max_other_fixations``, or by default the smallest power of two
+  that holds every other-fixation map of the batch, so the draw is always exact.
 
   Example::
 
@@ -586,8 +594,14 @@ class SaliencyEvaluator:
     fixations = jnp.asarray(fixations)
     other = self._other_maps(fixations, k_other)
     keys = jax.random.split(k_scores, saliency.shape[0])
+    cap = self.max_other_fixations
+    if cap is None:
+      # The smallest power of two holding every other-fixation map of the batch: an exact draw
+      # at a fraction of the cost of the default H * W candidates, with few recompilations.
+      most = max(int(jnp.max(jnp.sum(other > 0, axis=(1, 2)))), 1)
+      cap = 1 << (most - 1).bit_length()
     scores = self._scores(saliency, fixations, jnp.asarray(density), other, keys,
-                          self.n_splits, self.max_other_fixations)
+                          self.n_splits, cap)
     mask = np.ones(saliency.shape[0], bool) if valid is None else np.asarray(valid, bool)
     for name, values in scores.items():
       values = np.asarray(values)[mask]

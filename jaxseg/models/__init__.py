@@ -9,10 +9,11 @@ Importing a model module registers its variants; this package imports them all.
 """
 
 from jaxseg.models import alexnet, googlenet, lenet, resnet, vgg
+from jaxseg.models import deeplab, fcn  # noqa: F401  (segmentation; after the backbones)
 from jaxseg.models.convolutionalize import (adaptive_avg_pool, convolutionalize,
                                             convolutionalize_variables)
 from jaxseg.models.registry import get_model, list_models, register_model
-from jaxseg.models.weights import import_torchvision, load_state_dict
+from jaxseg.models.weights import import_torchvision, load_state_dict, torchvision_layout
 
 __all__ = [
     'adaptive_avg_pool',
@@ -27,5 +28,6 @@ __all__ = [
     'load_state_dict',
     'register_model',
     'resnet',
+    'torchvision_layout',
     'vgg',
 ]

@@ -39,7 +39,7 @@ conv2      64 x 3x3, ReLU                              44x44x64             18,4
 pool2      max 3x3, stride 2, Caffe ceil               22x22x64                  0
 conv3      128 x 3x3, ReLU                             20x20x128            73,856
 pool3      max 3x3, stride 2, Caffe ceil               10x10x128                 0
-fc1        4608                                        4608             58,987,008
+fc1        4608, ReLU                                  4608             58,987,008
 maxout     max over 2 pieces                           2304                      0
 fc2        2304, reshaped to 48 x 48                   48x48x1           5,310,720
 =========  ==========================================  ==============  ===========
@@ -49,8 +49,11 @@ convention (MB or MiB) and no choice of floor or ceil pooling reproduces that fi
 pooling gives 9 x 9 x 128 before fc1 and 53,185,856 parameters, 202.89 MiB; decimal megabytes
 give 257.57 MB), so we read it as a
 typo for 245.64 and implement the paper's layers with Caffe's ceil pooling, which give exactly
-245.64 MiB. The paper trained this network in Lasagne; conv layers use ReLU, fc1 is linear
-before the maxout and fc2 is linear (a regression output).
+245.64 MiB. The authors trained it in Lasagne, whose layers default to ReLU: the convolutions and
+fc1 use ReLU, the maxout follows fc1, and fc2 is linear (a regression output), as in their
+released ``shallow/train.py`` (imatge-upc/saliency-2016-cvpr). That script differs from the
+figure in two places (2 x 2 pooling after conv2 and conv3, 64 filters in conv3); we follow the
+figure, which the issue and the lecture's table describe.
 """
 from __future__ import annotations
 
@@ -179,6 +182,7 @@ class SalNetShallow(nn.Module):
     features: channels of conv1..conv3.
     hidden: width of fc1 before the maxout (the maxout halves it).
     maxout_pieces: pieces per maxout group.
+    fc1_relu: ReLU on fc1 before the maxout (Lasagne's default nonlinearity, as the authors ran).
     output_shape: ``(h, w)`` of the map; fc2 has ``h * w`` units.
     dropout_rate: dropout before fc1 and fc2 (0: none, the default).
     dtype: compute dtype.
@@ -192,6 +196,7 @@ class SalNetShallow(nn.Module):
   features: Sequence[int] = (32, 64, 128)
   hidden: int = 4608
   maxout_pieces: int = 2
+  fc1_relu: bool = True
   output_shape: Sequence[int] = (48, 48)
   dropout_rate: float = 0.0
   dtype: Any = None
@@ -225,6 +230,7 @@ class SalNetShallow(nn.Module):
     x = x.reshape(x.shape[0], -1)
     x = Dropout(self.dropout_rate, deterministic=not train, name="dropout1")(x)
     x = Dense(self.hidden, dtype=self.dtype, name="fc1")(x)
+    x = nn.relu(x) if self.fc1_relu else x
     x = Maxout(pieces=self.maxout_pieces, name="maxout")(x)
     endpoints["hidden"] = x
     x = Dropout(self.dropout_rate, deterministic=not train, name="dropout2")(x)
@@ -233,60 +239,69 @@ class SalNetShallow(nn.Module):
 
 
 class CenterBias(nn.Module):
-  """A centre-bias baseline: the same Gaussian for every image, no parameters.
+  """A centre-bias baseline: the same Gaussian for every image, with a learnable width.
 
   ``S(y, x) = exp(-((y - c_y)^2 / (2 (s_y H)^2) + (x - c_x)^2 / (2 (s_x W)^2)))`` at pixel
   centres, with ``(c_y, c_x)`` the image centre: a Gaussian stretched to the image's aspect
   ratio, as the MIT benchmark's centre baseline. Fixations in free viewing gather near the centre,
   so this baseline scores well on every metric except shuffled AUC (which is ~0.5 by design).
+  The widths ``(s_y, s_x)`` are the only parameters (``log_sigma``, initialised from ``sigma``), so
+  the baseline can also be fitted to a dataset by the training engine.
 
   Attributes:
-    sigma: ``(s_y, s_x)`` as fractions of the height and width.
+    sigma: initial ``(s_y, s_x)`` as fractions of the height and width.
     output_shape: ``(h, w)`` of the map; ``None``: the input's.
+    dtype: accepted for the common model signature; the map is float32.
 
   Example:
-    >>> m, _ = CenterBias().apply({}, jnp.zeros((2, 5, 7, 3)))
+    >>> model = CenterBias()
+    >>> m, _ = model.apply(model.init(jax.random.key(0), jnp.zeros((1, 5, 7, 3))),
+    ...                    jnp.zeros((2, 5, 7, 3)))
     >>> m.shape, float(m[0, 2, 3, 0])
     ((2, 5, 7, 1), 1.0)
   """
   sigma: Sequence[float] = (0.25, 0.25)
   output_shape: Sequence[int] | None = None
-  dtype: Any = None  # accepted for the common model signature; the map is float32
+  dtype: Any = None
 
+  @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False):
     """Returns ``(map, {})``: ``(N, h, w, 1)`` float32, 1 at the centre."""
     del train
+    if len(self.sigma) != 2 or min(float(s) for s in self.sigma) <= 0:
+      raise ValueError(f"sigma must be two positive fractions of the size, got {self.sigma}.")
     h, w = x.shape[1:3] if self.output_shape is None else tuple(self.output_shape)
-    sy, sx = (float(s) for s in self.sigma)
-    if sy <= 0 or sx <= 0:
-      raise ValueError(f"sigma must be positive fractions of the size, got {self.sigma}.")
+    log_sigma = self.param("log_sigma", lambda key, shape: jnp.log(
+        jnp.asarray(self.sigma, jnp.float32)), (2,))
+    sy, sx = jnp.exp(log_sigma[0]), jnp.exp(log_sigma[1])
     ys = (jnp.arange(h, dtype=jnp.float32) - (h - 1) / 2) / (sy * h)
     xs = (jnp.arange(w, dtype=jnp.float32) - (w - 1) / 2) / (sx * w)
     gauss = jnp.exp(-0.5 * (ys[:, None] ** 2 + xs[None, :] ** 2))
     return jnp.broadcast_to(gauss[None, :, :, None], (x.shape[0], h, w, 1)), {}
 
 
+def _as_tuples(kwargs: dict, *names: str) -> dict:
+  # Configs may hold lists; Flax module attributes must be hashable.
+  return {k: tuple(v) if k in names and v is not None else v for k, v in kwargs.items()}
+
+
 @register_model("salnet_deep")
 def salnet_deep(**kwargs) -> SalNetDeep:
   """The deep saliency ConvNet (25,806,209 parameters); ``kwargs`` go to :class:`SalNetDeep`."""
-  return SalNetDeep(**kwargs)
+  return SalNetDeep(**_as_tuples(kwargs, "features"))
 
 
 @register_model("salnet_shallow")
 def salnet_shallow(**kwargs) -> SalNetShallow:
   """The shallow saliency ConvNet (64,392,512 parameters); ``kwargs`` go to
   :class:`SalNetShallow`."""
-  if "output_shape" in kwargs:
-    kwargs["output_shape"] = tuple(kwargs["output_shape"])
-  if "features" in kwargs:
-    kwargs["features"] = tuple(kwargs["features"])
-  return SalNetShallow(**kwargs)
+  return SalNetShallow(**_as_tuples(kwargs, "features", "output_shape"))
 
 
 @register_model("center_bias")
 def center_bias(**kwargs) -> CenterBias:
   """The centre-bias Gaussian baseline; ``kwargs`` go to :class:`CenterBias`."""
-  return CenterBias(**kwargs)
+  return CenterBias(**_as_tuples(kwargs, "sigma", "output_shape"))
 
 
 # ----------------------------------------------------------------------------------------------

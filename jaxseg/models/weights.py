@@ -145,15 +145,57 @@ def _to_jax_layout(array: np.ndarray, leaf: str, flatten_size: int | None) -> np
     return array
   if array.ndim == 4:  # (O, I, kh, kw) -> (kh, kw, I, O)
     return array.transpose(2, 3, 1, 0)
-  if array.ndim == 2 and flatten_size and array.shape[1] % (flatten_size**2) == 0:
+  if flatten_size:
     # Linear after a flatten: the input index is c*h*w in PyTorch, (h*w)*c in jaxseg.
     out_features, in_features = array.shape
     channels = in_features // flatten_size**2
     array = array.reshape(out_features, channels, flatten_size, flatten_size)
     return array.transpose(2, 3, 1, 0).reshape(in_features, out_features)
-  if array.ndim == 2:  # (out, in) -> (in, out)
-    return array.T
-  return array
+  return array.T  # (out, in) -> (in, out)
+
+
+def _torch_shape(shape: tuple[int, ...], leaf: str) -> tuple[int, ...]:
+  """jaxseg shape -> the PyTorch shape of the same tensor."""
+  if leaf == 'kernel' and len(shape) == 4:
+    return (shape[3], shape[2], shape[0], shape[1])
+  if leaf == 'kernel' and len(shape) == 2:
+    return (shape[1], shape[0])
+  return tuple(shape)
+
+
+def torchvision_layout(model: nn.Module, *,
+                       input_shape: tuple[int, int, int, int] = (1, 224, 224, 3)
+                       ) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+  """The torchvision state dict `model` expects: ``{torch name: (jaxseg path, torch shape)}``.
+
+  Args:
+    model: see :func:`import_torchvision`.
+    input_shape: an input shape the model accepts, used only to trace its variable shapes.
+
+  Returns:
+    For each variable of `model`, in the order of jaxseg's variable tree: its torchvision name (e.g.
+    ``'layer1.0.bn1.running_mean'``), its jaxseg path (e.g.
+    ``('batch_stats', 'layer1_0', 'bn1', 'mean')``) and the shape PyTorch stores it with.
+    Nothing is materialised.
+
+  Example::
+
+    names = torchvision_layout(get_model('resnet18'))
+    names['fc.weight']   # (('params', 'fc', 'kernel'), (1000, 512))
+  """
+  _check_model(model)
+  module_name, _ = _ARCHITECTURES[type(model)]
+  key = jax.random.key(0)
+  template = jax.eval_shape(
+      lambda: model.init({'params': key, 'dropout': key}, jnp.zeros(input_shape, jnp.float32)))
+  layout = {}
+  for path, leaf in flax.traverse_util.flatten_dict(dict(template)).items():
+    collection, *modules, name = path
+    if (collection, name) not in _LEAF_NAMES:
+      raise ValueError(f'torchvision_layout: no torchvision counterpart for {"/".join(path)}')
+    torch_name = f'{module_name(model, tuple(modules))}.{_LEAF_NAMES[collection, name]}'
+    layout[torch_name] = (path, _torch_shape(leaf.shape, name))
+  return layout
 
 
 def import_torchvision(model: nn.Module, state_dict: Mapping[str, Any] | str | os.PathLike, *,
@@ -161,9 +203,9 @@ def import_torchvision(model: nn.Module, state_dict: Mapping[str, Any] | str | o
   """Builds jaxseg variables for `model` from a torchvision state dict.
 
   Every parameter and batch-norm statistic of `model` is looked up under its torchvision name
-  (``layer1.0.conv1.weight``, ``features.0.weight`` ...), converted to jaxseg's layout (see the
-  module docstring) and checked against the shape `model` expects. ``num_batches_tracked`` is
-  ignored.
+  (``layer1.0.conv1.weight``, ``features.0.weight`` ...), checked against the shape PyTorch
+  stores it with, and converted to jaxseg's layout (see the module docstring).
+  ``num_batches_tracked`` is ignored.
 
   Args:
     model: a ``ResNet``, ``VGG`` (plain or batch-norm), or ``AlexNet``/``GoogLeNet`` built with
@@ -184,34 +226,24 @@ def import_torchvision(model: nn.Module, state_dict: Mapping[str, Any] | str | o
 
     variables = import_torchvision(get_model('vgg16'), 'vgg16.safetensors')
   """
-  _check_model(model)
+  layout = torchvision_layout(model, input_shape=input_shape)
   if not isinstance(state_dict, Mapping):
     state_dict = load_state_dict(state_dict)
-  module_name, flattened = _ARCHITECTURES[type(model)]
-  key = jax.random.key(0)
-  template = jax.eval_shape(
-      lambda: model.init({'params': key, 'dropout': key}, jnp.zeros(input_shape, jnp.float32)))
-  flat = flax.traverse_util.flatten_dict(dict(template))
-  converted, used = {}, set()
-  for path, expected in flat.items():
-    collection, *modules, leaf = path
+  _, flattened = _ARCHITECTURES[type(model)]
+  converted = {}
+  for torch_name, (path, torch_shape) in layout.items():
     jax_name = '/'.join(path)
-    if (collection, leaf) not in _LEAF_NAMES:
-      raise ValueError(f'import_torchvision: no torchvision counterpart for {jax_name}')
-    torch_name = f'{module_name(model, tuple(modules))}.{_LEAF_NAMES[collection, leaf]}'
     if torch_name not in state_dict:
-      raise ValueError(f'import_torchvision: tensor {torch_name!r} (for {jax_name}, shape '
-                       f'{expected.shape}) is missing from the state dict')
-    array = np.asarray(state_dict[torch_name])
-    value = _to_jax_layout(array, leaf, flattened.get(tuple(modules)))
-    if value.shape != expected.shape:
-      raise ValueError(f'import_torchvision: tensor {torch_name!r} has shape {array.shape} '
-                       f'({value.shape} in jaxseg layout) but {jax_name} expects '
-                       f'{expected.shape}')
-    converted[path] = jnp.asarray(value, expected.dtype)
-    used.add(torch_name)
+      raise ValueError(f'import_torchvision: tensor {torch_name!r} (shape {torch_shape}, for '
+                       f'{jax_name}) is missing from the state dict')
+    array = np.asarray(state_dict[torch_name], np.float32)
+    if array.shape != torch_shape:
+      raise ValueError(f'import_torchvision: tensor {torch_name!r} has shape {array.shape}, '
+                       f'expected {torch_shape} (for {jax_name})')
+    _, *modules, leaf = path
+    converted[path] = jnp.asarray(_to_jax_layout(array, leaf, flattened.get(tuple(modules))))
   for name in state_dict:
-    if name not in used and not name.endswith(_IGNORED_SUFFIXES):
+    if name not in layout and not name.endswith(_IGNORED_SUFFIXES):
       raise ValueError(f'import_torchvision: tensor {name!r} of the state dict has no place in '
                        f'{type(model).__name__} (wrong variant or num_classes?)')
   return flax.traverse_util.unflatten_dict(converted)

@@ -133,4 +133,4 @@ def bilinear(key: jax.Array, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
     raise ValueError(
         f"the bilinear initializer needs a (k, k, C, C) kernel (square, as many outputs as "
         f"inputs), got shape {shape}.")
-  return bilinear_kernel(shape[0], shape[2], dtype)
+  return bilinear_kernel(shape[0], shape[2], dtype=dtype)

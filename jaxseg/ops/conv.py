@@ -10,12 +10,14 @@ benchmarks/conv_ops.py):
 """
 from __future__ import annotations
 
+import functools
 import numbers
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jaxseg.ops import _validation as v
 
@@ -188,14 +190,107 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,
   v.check_nonempty(x.shape, out_hw, what="conv_transpose2d",
                    details=f"kernel {(kh, kw)}, stride {stride}, padding {pads}")
   _check_bias(b, w_out)
-  # Scatter == gather with the flipped kernel over the input dilated by the stride, padded by
-  # (window - 1 - crop); a crop larger than window - 1 becomes a negative pad, which XLA accepts.
-  lax_pads = [(k - 1 - p[0], k - 1 - p[1] + op) for k, p, op in zip(window, pads, output_padding)]
   x, w = jnp.asarray(x), jnp.asarray(w)
-  y = lax.conv_general_dilated(
-      x, w[::-1, ::-1], window_strides=(1, 1), padding=lax_pads, lhs_dilation=stride,
-      rhs_dilation=dilation, dimension_numbers=_DIMENSION_NUMBERS)
+  if dilation == (1, 1) and max(stride) > 1:
+    y = _strided_transpose(x, w, stride, pads, out_hw)
+  else:
+    # Scatter == gather with the flipped kernel over the input dilated by the stride, padded by
+    # (window - 1 - crop); a crop beyond window - 1 becomes a negative pad, which XLA accepts.
+    lax_pads = [(k - 1 - p[0], k - 1 - p[1] + op)
+                for k, p, op in zip(window, pads, output_padding)]
+    y = lax.conv_general_dilated(
+        x, w[::-1, ::-1], window_strides=(1, 1), padding=lax_pads, lhs_dilation=stride,
+        rhs_dilation=dilation, dimension_numbers=_DIMENSION_NUMBERS)
   return _add_bias(y, b)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def _strided_transpose(x, w, stride, pads, out_hw):
+  """A strided, undilated transposed convolution, fast in the forward pass and both gradients.
+
+  XLA runs a transposed convolution as a convolution over the input dilated with stride - 1
+  zeros per pixel, which multiplies mostly zeros (FCN's 32x upsampling ran at ~1 GFLOP/s), and
+  its kernel gradient is just as slow (benchmarks/conv_ops.py). The value comes from
+  `_transpose_by_phases`; the JVP is `_transpose_by_phases(dx, w) + _transpose_by_blocks(x, dw)`,
+  both linear, so reverse mode transposes them into a convolution (input gradient) and m*m
+  matmuls (kernel gradient) while forward mode still works.
+  """
+  return _transpose_by_phases(x, w, stride, pads, out_hw)
+
+
+@functools.partial(_strided_transpose.defjvp, symbolic_zeros=True)
+def _strided_transpose_jvp(stride, pads, out_hw, primals, tangents):
+  x, w = primals
+  dx, dw = tangents
+  y = _transpose_by_phases(x, w, stride, pads, out_hw)
+  dy = jnp.zeros_like(y)
+  if not isinstance(dx, SymbolicZero):
+    dy = dy + _transpose_by_phases(dx, w, stride, pads, out_hw)
+  if not isinstance(dw, SymbolicZero):
+    dy = dy + _transpose_by_blocks(x, dw, stride, pads, out_hw)
+  return y, dy
+
+
+def _blocks(kernel_hw, stride):
+  return tuple(-(-k // s) for k, s in zip(kernel_hw, stride))
+
+
+def _blocked_kernel(w, stride):
+  """w zero-padded to m*s taps per axis (m = ceil(k / s)), as (mh, sh, mw, sw, in, out) blocks."""
+  (sh, sw), (kh, kw) = stride, w.shape[:2]
+  mh, mw = _blocks((kh, kw), stride)
+  w = jnp.pad(w, ((0, mh * sh - kh), (0, mw * sw - kw), (0, 0), (0, 0)))
+  return w.reshape(mh, sh, mw, sw, *w.shape[2:])
+
+
+def _crop_full_map(y, pads, out_hw):
+  """Crops the scattered map to the output; output_padding past its end reads zeros."""
+  (top, _), (left, _) = pads
+  extra_h = max(top + out_hw[0] - y.shape[1], 0)
+  extra_w = max(left + out_hw[1] - y.shape[2], 0)
+  y = jnp.pad(y, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)))
+  return y[:, top:top + out_hw[0], left:left + out_hw[1]]
+
+
+def _transpose_by_phases(x, w, stride, pads, out_hw):
+  """The transposed convolution as one dense stride-1 convolution plus depth-to-space.
+
+  Output row i*s + r (phase r) only meets kernel taps a*s + r, so all s*s phases are one
+  convolution of the undilated input with an (m, m) kernel whose output channels are (phase
+  row, phase column, out); depth-to-space then interleaves the phases. Tap a*s + r of input
+  pixel i - a lands on row i*s + r, so the kernel blocks are flipped and the input padded by
+  m - 1 on both sides ("full" correlation).
+  """
+  (sh, sw), (mh, mw) = stride, _blocks(w.shape[:2], stride)
+  n, height, width, c_in = x.shape
+  c_out = w.shape[-1]
+  phases = _blocked_kernel(w, stride)[::-1, :, ::-1]  # (mh, sh, mw, sw, in, out)
+  phases = jnp.transpose(phases, (0, 2, 4, 1, 3, 5)).reshape(mh, mw, c_in, sh * sw * c_out)
+  y = lax.conv_general_dilated(x, phases, (1, 1), [(mh - 1, mh - 1), (mw - 1, mw - 1)],
+                               dimension_numbers=_DIMENSION_NUMBERS)
+  full_h, full_w = height + mh - 1, width + mw - 1
+  y = y.reshape(n, full_h, full_w, sh, sw, c_out)
+  y = jnp.transpose(y, (0, 1, 3, 2, 4, 5)).reshape(n, full_h * sh, full_w * sw, c_out)
+  return _crop_full_map(y, pads, out_hw)
+
+
+def _transpose_by_blocks(x, w, stride, pads, out_hw):
+  """The same map as m*m matmuls and an overlap-add (only its transpose is used: dw).
+
+  Kernel block (a, b) scatters input pixel (i, j) into output block (i + a, j + b) of s x s
+  pixels; transposed, it is dw_blocks[a, b] = sum_ij x[i, j] (outer) dy_blocks[i + a, j + b].
+  """
+  (sh, sw), (mh, mw) = stride, _blocks(w.shape[:2], stride)
+  n, height, width, _ = x.shape
+  w_blocks = _blocked_kernel(w, stride)
+  full = 0
+  for a in range(mh):
+    for b in range(mw):
+      block = jnp.einsum("nhwc,rqco->nhrwqo", x, w_blocks[a, :, b])
+      full = full + jnp.pad(block, ((0, 0), (a, mh - 1 - a), (0, 0), (b, mw - 1 - b), (0, 0),
+                                    (0, 0)))
+  full = full.reshape(n, (height + mh - 1) * sh, (width + mw - 1) * sw, w.shape[-1])
+  return _crop_full_map(full, pads, out_hw)
 
 
 def atrous_conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, rate: Any,

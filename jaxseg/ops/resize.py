@@ -13,7 +13,7 @@ from jaxseg.ops import _validation as v
 _METHODS = ("bilinear", "nearest")
 
 
-def bilinear_kernel(size: int, channels: int, dtype: Any = jnp.float32) -> jax.Array:
+def bilinear_kernel(size: int, channels: int, *, dtype: Any = jnp.float32) -> jax.Array:
   r"""FCN's bilinear upsampling kernel: one bilinear filter per channel, on the diagonal.
 
   With :math:`f = \lceil \text{size} / 2 \rceil` and centre :math:`c = f - 1` (odd size) or

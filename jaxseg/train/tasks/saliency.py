@@ -6,8 +6,10 @@ Config fields read (all optional):
   ``(1/n) sum_i ||Y_i - f(X_i)||_F^2``), ``'bce'`` (pixel-wise, the output read as logits) or
   ``'kl'`` (the output read as logits of a distribution over pixels).
 * ``loss.target`` (``'max'``): the target's scale: ``'max'`` (divided by its maximum, in
-  ``[0, 1]``, as the data pipeline delivers it and SALICON's maps are released) or ``'sum'``
-  (divided by its sum, a probability distribution).
+  ``[0, 1]``, as the data pipeline delivers it and SALICON's maps are released), ``'sum'``
+  (divided by its sum, a probability distribution) or ``'centered'`` (``(255 m - 127) / 128`` of
+  the max-scaled map ``m``, about ``[-1, 1]``: the deep ConvNet's target, the inverse of the
+  authors' ``p * 128 + 127`` post-processing in their ``deep/__init__.py``).
 * ``data.normalization``: the input normalisation to undo when writing PNGs.
 * ``num_images`` (4): examples per PNG.
 
@@ -40,7 +42,7 @@ from jaxseg.metrics import saliency as sal_metrics
 from jaxseg.viz import grids, heatmaps
 
 LOSSES = ("euclidean", "bce", "kl")
-TARGETS = ("max", "sum")
+TARGETS = ("max", "sum", "centered")
 EVAL_METRICS = ("cc", "nss", "auc_judd", "similarity", "kld")
 
 
@@ -64,14 +66,17 @@ def loss_options(config: ml_collections.ConfigDict) -> tuple[str, str]:
 
 
 def prepare_target(density: jax.Array, shape: tuple[int, int], target: str) -> jax.Array:
-  """Resizes ``density`` ``(B, h, w)`` to ``shape`` and scales it by its max or sum per image."""
+  """Resizes ``density`` ``(B, h, w)`` to ``shape`` and scales each image as ``target`` says."""
   density = density.astype(jnp.float32)
   if tuple(density.shape[1:3]) != tuple(shape):
     density = jax.image.resize(density, (density.shape[0],) + tuple(shape), method="linear",
                                antialias=True)
-  reduce = jnp.max if target == "max" else jnp.sum
+  reduce = jnp.sum if target == "sum" else jnp.max
   scale = reduce(density, axis=(1, 2), keepdims=True)
-  return jnp.where(scale > 0, density / jnp.where(scale > 0, scale, 1.0), 0.0)
+  scaled = jnp.where(scale > 0, density / jnp.where(scale > 0, scale, 1.0), 0.0)
+  if target == "centered":
+    return (255.0 * scaled - 127.0) / 128.0
+  return scaled
 
 
 def _loss_value(name: str, maps: jax.Array, target: jax.Array) -> jax.Array:

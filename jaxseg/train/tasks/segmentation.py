@@ -68,14 +68,15 @@ class SegmentationTask:
     options = loss_options(config)
     aux_weight = options.pop('aux_weight')
     labels = batch['mask']
-    total, parts = seg_losses.segmentation_loss(outputs, labels, **options)
+    main = seg_losses.segmentation_cross_entropy(outputs, labels, **options)
+    total = main
     for aux in _aux_logits(endpoints, outputs.shape[-1]):
-      aux_total, _ = seg_losses.segmentation_loss(aux, labels, **options)
-      total = total + aux_weight * aux_total
+      aux = seg_losses.resize_logits(aux, labels.shape[1:3])
+      total = total + aux_weight * seg_losses.segmentation_cross_entropy(aux, labels, **options)
     valid = labels != options['ignore_label']
     correct = (jnp.argmax(outputs, -1) == labels) & valid
     pixel_accuracy = jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
-    return total, {'cross_entropy': parts['ce'], 'pixel_accuracy': pixel_accuracy}
+    return total, {'cross_entropy': main, 'pixel_accuracy': pixel_accuracy}
 
   def eval_sums(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
                 batch: Mapping[str, jax.Array], config: ml_collections.ConfigDict):
@@ -113,7 +114,9 @@ class SegmentationTask:
     data = config.get('data')
     images = np.asarray(batch['image'])
     predictions = np.argmax(np.asarray(outputs), -1)
-    keep = np.asarray(batch['valid'], bool) if 'valid' in batch else np.ones(len(images), bool)
+    keep = np.ones(len(images), bool)
+    if 'valid' in batch:
+      keep &= np.asarray(batch['valid'], bool)
     keep &= np.arange(len(images)) < int(config.get('num_images', 4) or 4)
     if not keep.any():
       return

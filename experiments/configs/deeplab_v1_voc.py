@@ -1,0 +1,61 @@
+r"""DeepLab-LargeFOV (DeepLab v1) on PASCAL VOC 2012 + SBD, without the CRF.
+
+Command::
+
+  python -m experiments.main --config=experiments/configs/deeplab_v1_voc.py \
+      --workdir=/tmp/deeplab_v1_voc --config.init_from=/path/to/vgg16_checkpoint
+
+Hardware: one GPU (the paper: one NVIDIA K40; Caffe). Batch 20 of 321 x 321 crops.
+Expected time: not measured here; the paper reports about 10 hours for 6000 iterations on a
+K40 (Chen et al. 2015, Sec. 4.1).
+Expected metric: mean IoU 62.25 on VOC 2012 val before the CRF, 67.64 with it
+(Chen et al., ICLR 2015, Table 2 (b), "DeepLab-LargeFOV").
+
+Recipe (the paper's Sec. 4.1): SGD, momentum 0.9, weight decay 5e-4, initial rate 1e-3 (10x on
+the classifier fc8), divided by 10 every 2000 iterations, 6000 iterations, batch 20, dropout
+0.5; VGG16 ImageNet weights from ``init_from`` (the training engine must load them).
+"""
+import ml_collections
+
+from experiments.configs import base
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """Returns the DeepLab-LargeFOV VOC experiment."""
+  config = base.get_base_config()
+  config.task = 'segmentation'
+  config.total_steps = 6000
+  config.batch_size = 20
+  config.eval_every = 2000
+  config.checkpoint_every = 1000
+  config.log_every = 50
+  config.best_metric = 'mean_iou'
+  config.best_mode = 'max'
+  config.palette = 'voc'
+  config.init_from = ''  # checkpoint directory of the ImageNet VGG16 weights
+
+  config.model.name = 'deeplab_v1'
+  config.model.num_classes = 21
+  config.model.fc6_rate = 12
+  config.model.fc_features = 1024
+  config.model.dropout_rate = 0.5
+
+  config.data.name = 'voc2012_sbd'
+  config.data.normalization = 'caffe_bgr'
+  config.data.crop_size = 321
+  config.data.eval_size = 513
+  config.data.scale_range = (1.0, 1.0)
+  config.data.flip = True
+
+  config.loss.ignore_label = 255
+  config.loss.normalize = True
+
+  config.optimizer.name = 'sgd'
+  config.optimizer.learning_rate = 1e-3
+  config.optimizer.momentum = 0.9
+  config.optimizer.weight_decay = 5e-4
+  config.optimizer.lr_multipliers = (('fc8/bias$', 20.0), ('fc8/kernel$', 10.0), ('bias$', 2.0))
+  config.schedule.name = 'step'
+  config.schedule.boundaries = (2000, 4000)
+  config.schedule.decay_factor = 0.1
+  return config
