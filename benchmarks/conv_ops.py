@@ -1,4 +1,4 @@
-r"""Throughput of ResNet-50's convolutions under alternative lowerings (forward, forward+backward).
+r"""Throughput of the convolutions jaxseg trains (ResNet-50's, FCN's upsampling) under alternative lowerings.
 
 Why: a Flax ResNet-50 train step on XLA:CPU ran at 4.6 img/s against PyTorch's 12 img/s. XLA's
 matmul reaches ~500 GFLOP/s on that machine but its 1x1-convolution backward at 56x56 only ~50.
@@ -41,6 +41,33 @@ im2col loses on 3x3 (4x slower) and on the stem (forward 13x slower; forward+bac
 slower), so `jaxseg.ops.conv2d` lowers only 1x1, groups=1 convolutions to `einsum` and
 leaves every other shape to `lax.conv_general_dilated`. (`im2col` with k=1 *is* the einsum.)
 The stem's forward+backward (31 GFLOP/s) stays slow under both lowerings tried.
+
+Transposed convolutions (FCN's upsampling: 21 classes, kernel 2f, stride f; the saliency net's
+and FCN's learned 2x):
+
+* `lax`: XLA's formulation, a convolution of the input dilated by stride - 1 zeros per pixel
+  with the flipped kernel (what `jax.lax.conv_transpose` does).
+* `jaxseg`: `jaxseg.ops.conv_transpose2d`, which for stride > 1 (dilation 1) computes the value
+  as one stride-1 convolution over the *undilated* input with the s*s phases of the kernel as
+  output channels, then depth-to-space; the input gradient as XLA's strided convolution, and the
+  kernel gradient as ceil(k/s)^2 matmuls (a custom JVP picks each formulation).
+
+Expected before measuring: the dilated formulation multiplies (1 - 1/s^2) zeros, so the forward
+should gain up to s^2 (hundreds of times for s=32, capped by the dense conv's own speed: expect
+10-100x); the input gradient unchanged (already a strided convolution). Found while measuring:
+XLA's kernel gradient of either formulation runs at a few GFLOP/s, hence the matmul blocks.
+
+  Measured (same host, load ~10, best of 5; GFLOP/s of useful multiply-adds):
+
+  transposed convolution              lax               jaxseg
+  FCN-32s x32, 16x16x21           0.5 |   5.6       102 |  28
+  FCN-8s x8, 64x64x21             5.8 |   2.2        58 |  32
+  FCN x2, 32x32x21                 57 |   2.5        68 |  88
+  x2, 4x32x32x64                   66 |   2.0       186 | 289
+
+  The forward gained 200x (x32) and 10x (x8) as predicted; forward+backward gained 5-140x,
+  almost all from the kernel gradient. In the first table, rows where lax and jaxseg run the
+  same code (3x3, stem) show how noisy this shared host is (up to 2x).
 
 Run: `python benchmarks/conv_ops.py [--batch 8] [--repeats 5]` (from the repository root).
 """
@@ -116,6 +143,44 @@ def measure(conv, x, w, dy, stride, padding, repeats):
   return _time(forward, (x, w), repeats), _time(both, (x, w), repeats)
 
 
+# name, (N, H, W, C), kernel, stride, padding; C_out = C.
+TRANSPOSED = [
+    ("FCN-32s x32, 16x16x21", (1, 16, 16, 21), 64, 32, 16),
+    ("FCN-8s x8, 64x64x21", (1, 64, 64, 21), 16, 8, 4),
+    ("FCN x2, 32x32x21", (1, 32, 32, 21), 4, 2, 1),
+    ("x2, 4x32x32x64", (4, 32, 32, 64), 4, 2, 1),
+]
+
+
+def lax_transpose(x, w, stride, padding):
+  k = w.shape[0]
+  return lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1), [(k - 1 - padding,) * 2] * 2,
+                                  lhs_dilation=(stride, stride),
+                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def jaxseg_transpose(x, w, stride, padding):
+  return ops.conv_transpose2d(x, w, stride=stride, padding=padding)
+
+
+def transposed_table(repeats, rng):
+  print(f"\n{'transposed convolution':28s}{'lax':>20s}{'jaxseg':>20s}")
+  for name, shape, k, stride, padding in TRANSPOSED:
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((k, k, shape[-1], shape[-1])) * 0.05, jnp.float32)
+    reference = lax_transpose(x, w, stride, padding)
+    dy = jnp.asarray(rng.standard_normal(reference.shape), jnp.float32)
+    flops = 2 * x.size * k * k * shape[-1]  # useful multiply-adds: every input meets k*k taps
+    row = f"{name:28s}"
+    for conv in (lax_transpose, jaxseg_transpose):
+      error = float(jnp.abs(conv(x, w, stride, padding) - reference).max()
+                    / jnp.abs(reference).max())
+      assert error < 1e-5, (name, conv.__name__, error)
+      t_fwd, t_both = measure(conv, x, w, dy, stride, padding, repeats)
+      row += f"{flops / t_fwd / 1e9:9.1f} |{3 * flops / t_both / 1e9:8.1f} "
+    print(row, flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch", type=int, default=8)
@@ -143,6 +208,7 @@ def main():
       t_fwd, t_both = measure(conv, x, w, dy, stride, padding, args.repeats)
       row += f"{flops / t_fwd / 1e9:9.1f} |{3 * flops / t_both / 1e9:8.1f} "
     print(row, flush=True)
+  transposed_table(args.repeats, rng)
 
 
 if __name__ == "__main__":

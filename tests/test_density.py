@@ -142,3 +142,34 @@ def test_mit_convention_reproduces_the_benchmark_fixation_map():
 
   assert corr(8) > 0.999
   assert corr(8) > corr(6) + 0.01 and corr(8) > corr(10) + 0.005
+
+
+def _antonio_gaussian_transcription(img, fc):
+  """antonioGaussian.m (cvzoya/saliency, 2017 edit), statement by statement, 0-based indices."""
+  sn, sm = img.shape
+  n = max(sn, sm)
+  n = n + n % 2
+  n = 2 ** math.ceil(math.log2(n))
+  img2 = np.zeros((2 * n, 2 * n))  # zeropadimage(img, n)
+  img2[n:n + sn, n:n + sm] = img
+  n2 = max(img2.shape)
+  fx, fy = np.meshgrid(np.arange(n), np.arange(n))
+  fx = fx - n / 2
+  fy = fy - n / 2
+  s = round(n2 / n) * fc / math.sqrt(math.log(2))
+  gf = np.exp(-(fx ** 2 + fy ** 2) / s ** 2)
+  gf2 = np.zeros((n2, n2))
+  gf2[n2 // 2 - n // 2:n2 // 2 + n // 2, n2 // 2 - n // 2:n2 // 2 + n // 2] = gf
+  gf2 = np.fft.fftshift(gf2)
+  bf = np.real(np.fft.ifft2(np.fft.fft2(img2) * gf2))
+  return bf[n:n + sn, n:n + sm]
+
+
+@pytest.mark.parametrize("shape, fc", [((20, 30), 8), ((33, 17), 6), ((48, 64), 8)])
+def test_mit_matches_antonio_gaussian_transcription(shape, fc):
+  # Small maps, where the filter's band limit (n/2 cycles) cuts the Gaussian visibly: the
+  # placement of the transfer function must match the MATLAB code exactly.
+  fix = _random_fixations(shape, 6, seed=shape[0])
+  expected = np.maximum(_antonio_gaussian_transcription(fix.astype(np.float64), fc), 0.0)
+  expected /= expected.sum()
+  np.testing.assert_allclose(fixation_density(fix, cycles_per_image=fc), expected, atol=1e-12)

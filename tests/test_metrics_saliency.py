@@ -445,6 +445,11 @@ def test_evaluator_means_and_table():
   evaluator.update(sal[:2, ..., None], fix[:2], dens[:2])
   evaluator.update(sal[2:], fix[2:], dens[2:], valid=np.array([True, False]))
   result = evaluator.result()
+  assert np.isnan(result["info_gain"])  # no baseline given
+  with_baseline = sm.SaliencyEvaluator(key=jax.random.key(0), n_splits=10)
+  with_baseline.update(sal[:3], fix[:3], dens[:3], baseline=dens[3])
+  assert with_baseline.result()["info_gain"] == pytest.approx(
+      np.mean([ref_info_gain(c[0], c[1], dens[3]) for c in cases[:3]]), abs=1e-4)
   # Deterministic metrics are the means of the per-image references over the 3 valid images.
   assert result["cc"] == pytest.approx(np.mean([ref_cc(c[0], c[2]) for c in cases[:3]]),
                                        abs=1e-6)
@@ -490,3 +495,33 @@ def test_classic_models_on_mit1003_i210():
   # A random map is at chance.
   noise = np.random.default_rng(0).random(fix.shape).astype(np.float32)
   assert float(sm.auc_judd(noise, fix, key=key)) == pytest.approx(0.5, abs=0.05)
+
+
+def test_evaluator_shuffled_auc_uses_the_other_images_fixations():
+  # Two images with as many fixated pixels each: with n_other=1 each image's negatives are all of
+  # the other's fixations (m = K = M), so the draw is deterministic and equals the transcription.
+  sal0, fix0, dens0 = _random_case(30, n_fix=6)
+  sal1, fix1, dens1 = _random_case(31, n_fix=6)
+  assert fix0.sum() == fix1.sum()
+  evaluator = sm.SaliencyEvaluator(key=jax.random.key(0), n_splits=5, n_other=1)
+  evaluator.update(np.stack([sal0, sal1]), np.stack([fix0, fix1]), np.stack([dens0, dens1]))
+  rng = np.random.default_rng(0)
+  expected = np.mean([ref_auc_shuffled(sal0, fix0, fix1, rng, n_splits=1),
+                      ref_auc_shuffled(sal1, fix1, fix0, rng, n_splits=1)])
+  assert evaluator.result()["auc_shuffled"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_info_gain_closed_forms():
+  # Against itself the gain is 0; against a uniform baseline it is log2(N P_f) averaged over the
+  # fixations, P the min-max normalised map divided by its sum.
+  sal, fix, _ = _random_case(40)
+  assert float(sm.info_gain(sal, fix, sal)) == pytest.approx(0.0, abs=1e-6)
+  ramp = np.arange(sal.size, dtype=np.float32).reshape(sal.shape)  # min-max keeps it a ramp
+  p = (ramp - ramp.min()) / (ramp.max() - ramp.min())
+  p = p / p.sum()
+  uniform_after_min_max = np.ones_like(sal)
+  uniform_after_min_max[0, 0] = 0.0  # min-max of a constant is NaN; a single zero is near-uniform
+  b = uniform_after_min_max / uniform_after_min_max.sum()
+  expected = np.mean(np.log2(EPS + p[fix > 0]) - np.log2(EPS + b[fix > 0]))
+  assert float(sm.info_gain(ramp, fix, uniform_after_min_max)) == pytest.approx(expected,
+                                                                               abs=1e-4)

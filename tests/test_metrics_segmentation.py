@@ -56,6 +56,14 @@ def test_confusion_matrix_matches_loop_and_fast_hist():
   assert got.sum() == np.sum(labels != 255)
 
 
+def test_confusion_matrix_of_uint8_masks_does_not_overflow():
+  labels, preds = _random_batch(4, num_classes=21)
+  labels[labels == 5] = 20   # 20 * 21 + p overflows uint8 arithmetic
+  got = seg_metrics.confusion_matrix(jnp.asarray(labels.astype(np.uint8)),
+                                     jnp.asarray(preds.astype(np.uint8)), 21)
+  np.testing.assert_array_equal(np.asarray(got), _loop_confusion(labels, preds, 21))
+
+
 def test_confusion_matrix_is_jittable_and_sums_over_batches():
   labels, preds = _random_batch(1, shape=(4, 6, 6))
   fn = jax.jit(seg_metrics.confusion_matrix, static_argnums=2)

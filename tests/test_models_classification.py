@@ -210,6 +210,23 @@ def test_alexnet_every_layer_matches_the_lecture_table(groups):
     assert captured[layer]['__call__'][0].shape == (2, *shape), layer
 
 
+def test_alexnet_normalisation_uses_the_papers_formula():
+  # Krizhevsky et al. Sec. 3.3: b_c = a_c / (2 + 1e-4 * sum_{|c'-c|<=2} a_c'^2)^0.75.
+  model = get_model('alexnet', conv_features=(8, 16, 16, 16, 16), fc_features=8)
+  x = jax.random.normal(jax.random.key(9), (1, 67, 67, 3)) * 30.0  # large: LRN matters
+  variables = _numpy_variables(model, x.shape)
+  _, state = model.apply(variables, x, capture_intermediates=True, mutable=['intermediates'])
+  a = np.asarray(state['intermediates']['pool1']['__call__'][0], np.float64)
+  b = np.asarray(state['intermediates']['norm1']['__call__'][0])
+  expected = np.empty_like(a)
+  channels = a.shape[-1]
+  for c in range(channels):
+    window = a[..., max(0, c - 2):min(channels, c + 3)]
+    expected[..., c] = a[..., c] / (2.0 + 1e-4 * np.sum(window**2, axis=-1))**0.75
+  assert not np.allclose(expected, a / 2.0**0.75, rtol=1e-2)  # the sum term is not negligible
+  np.testing.assert_allclose(b, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize('name,size,kwargs,strides', [
     ('lenet5', 32, {}, {2: 14, 4: 5}),
     ('vgg16', 224, {}, {2: 112, 4: 56, 8: 28, 16: 14, 32: 7}),
@@ -485,7 +502,9 @@ def test_jitted_forward_and_backward(name):
 
 
 @pytest.mark.parametrize('name,size', [
-    ('resnet18', 64), ('resnet34', 64), ('resnet50', 64),
+    # ResNet-18 and -50 run in full in test_weights.py; -101 has -152's structure.
+    pytest.param('resnet18', 64, marks=pytest.mark.slow), ('resnet34', 64),
+    pytest.param('resnet50', 64, marks=pytest.mark.slow),
     pytest.param('resnet101', 64, marks=pytest.mark.slow), ('resnet152', 64),
     ('googlenet', 96), ('googlenet_torchvision', 64)])
 def test_deep_models_trace_jitted_forward_and_backward(name, size):
@@ -506,13 +525,15 @@ def test_deep_models_trace_jitted_forward_and_backward(name, size):
 
 
 def test_bfloat16_compute_keeps_float32_params_and_logits():
-  model = get_model('resnet18', num_filters=4, num_classes=5, dtype=jnp.bfloat16)
-  x = jnp.ones((1, 32, 32, 3))
+  model = get_model('lenet5', dtype=jnp.bfloat16)
+  x = jnp.ones((1, 32, 32, 1))
   variables = _numpy_variables(model, x.shape)
   logits, endpoints = model.apply(variables, x)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables['params']))
   assert endpoints['features'].dtype == jnp.bfloat16
   assert logits.dtype == jnp.float32
+  reference, _ = get_model('lenet5').apply(variables, x)
+  np.testing.assert_allclose(logits, reference, rtol=0.05, atol=0.05)
 
 
 def test_train_mode_updates_batch_stats_and_dropout_needs_rng():

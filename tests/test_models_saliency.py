@@ -228,14 +228,21 @@ def _shallow_data_elements_by_hand():
           + 20 * 20 * 128 + 10 * 10 * 128 + 4608 + 2304 + 2304)
 
 
-@pytest.mark.parametrize("name, shape, by_hand, params", [
-    ("salnet_deep", (240, 320, 3), _deep_data_elements_by_hand(), 25_806_209),
-    ("salnet_shallow", (96, 96, 3), _shallow_data_elements_by_hand(), 64_392_512),
+DEEP_LAYERS = ["input", "conv1", "norm1", "pool1", "conv2", "pool2", "conv3", "conv4", "conv5",
+               "conv6", "conv7", "conv8", "conv9", "deconv1"]
+SHALLOW_LAYERS = ["input", "conv1", "pool1", "conv2", "pool2", "conv3", "pool3", "fc1", "maxout",
+                  "fc2"]
+
+
+@pytest.mark.parametrize("name, shape, by_hand, params, layers", [
+    ("salnet_deep", (240, 320, 3), _deep_data_elements_by_hand(), 25_806_209, DEEP_LAYERS),
+    ("salnet_shallow", (96, 96, 3), _shallow_data_elements_by_hand(), 64_392_512, SHALLOW_LAYERS),
 ])
-def test_memory_report_against_hand_derivation(name, shape, by_hand, params):
+def test_memory_report_against_hand_derivation(name, shape, by_hand, params, layers):
   model = get_model(name)
   batch = 3
   test = memory.memory_report(model, shape, batch, "test")
+  assert [layer for layer, _ in test.layers] == layers  # in execution order
   train = memory.memory_report(model, shape, batch, "train")
   momentum = memory.memory_report(model, shape, batch, "train", optimizer_slots=1)
   assert test.data_elements == batch * by_hand

@@ -167,6 +167,42 @@ def test_conv_transpose2d_matches_torch(case):
   assert ref.relative_error(actual, expected) < TOL
 
 
+def _lax_transpose_reference(x, w, *, stride, padding, output_padding):
+  """XLA's plain formulation (dilated input, flipped kernel), to check the fast path's rules."""
+  (kh, kw), stride = w.shape[:2], ref.as_pair(stride)
+  (pt, pb), (pl, pr) = ref.explicit_pads(padding, None, None, None)
+  oph, opw = ref.as_pair(output_padding)
+  return lax.conv_general_dilated(
+      x, w[::-1, ::-1], (1, 1),
+      [(kh - 1 - pt, kh - 1 - pb + oph), (kw - 1 - pl, kw - 1 - pr + opw)],
+      lhs_dilation=stride, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+FAST_TRANSPOSE_CASES = [c for c in TRANSPOSE_CASES
+                        if c["dilation"] == 1 and ref.as_pair(c["stride"]) != (1, 1)]
+
+
+@pytest.mark.parametrize("case", FAST_TRANSPOSE_CASES, ids=_case_id)
+def test_conv_transpose2d_fast_path_derivatives(case):
+  """Strided transposed convs have hand-written derivative rules: check VJP and JVP."""
+  x, w, _, kwargs = transpose_problem(case)
+  kwargs.pop("dilation")
+  ours = jax.jit(lambda x_, w_: ops.conv_transpose2d(x_, w_, **kwargs))
+  theirs = jax.jit(lambda x_, w_: _lax_transpose_reference(x_, w_, **kwargs))
+  y, vjp = jax.vjp(ours, x, w)
+  y_ref, vjp_ref = jax.vjp(theirs, x, w)
+  assert ref.relative_error(y, y_ref) < TOL
+  rng = np.random.default_rng(8)
+  dy = rng.standard_normal(y.shape).astype(np.float32)
+  for got, expected in zip(vjp(dy), vjp_ref(dy)):
+    assert ref.relative_error(got, expected) < TOL
+  tangents = (rng.standard_normal(x.shape).astype(np.float32),
+              rng.standard_normal(w.shape).astype(np.float32))
+  _, jvp_out = jax.jvp(ours, (x, w), tangents)
+  _, jvp_ref = jax.jvp(theirs, (x, w), tangents)
+  assert ref.relative_error(jvp_out, jvp_ref) < TOL
+
+
 @pytest.mark.parametrize("rate", [1, 2, 3, 4, (2, 3)])
 @pytest.mark.parametrize("padding", ["SAME", "VALID", 2, ((1, 3), (0, 2))])
 def test_atrous_equals_conv2d_with_zero_inserted_kernel(rate, padding):
@@ -305,6 +341,8 @@ def test_jit_vmap_and_grad():
     x64, w64 = x[0].astype(np.float64), w.astype(np.float64)
     jtu.check_grads(conv, (x64, w64), order=2, modes=["rev", "fwd"])
     tconv = lambda x_, w_: ops.conv_transpose2d(x_, w_, stride=2, padding=1, output_padding=1)
+    jtu.check_grads(tconv, (x64[..., :2], w64[..., :2, :]), order=2)
+    tconv = lambda x_, w_: ops.conv_transpose2d(x_, w_, stride=(3, 2), padding=((2, 0), (1, 3)))
     jtu.check_grads(tconv, (x64[..., :2], w64[..., :2, :]), order=1)
     pointwise = lambda x_, w_: ops.conv2d(x_, w_, stride=2, padding=1)
     w1x1 = rng.standard_normal((1, 1, 4, 3))

@@ -1,5 +1,5 @@
 """End to end: a narrow FCN-8s overfits four synthetic images through the segmentation task."""
-import functools
+import importlib
 import os
 
 import jax
@@ -11,9 +11,11 @@ import pytest
 from PIL import Image
 
 from jaxseg.data import synthetic
+from jaxseg.losses import segmentation as seg_losses
 from jaxseg.models import fcn  # noqa: F401  (registers the FCNs)
 from jaxseg.models.registry import get_model
 from jaxseg.train.tasks import get_task
+from jaxseg.train.tasks import segmentation as seg_task
 
 
 def _config(**loss):
@@ -113,7 +115,6 @@ def test_task_loss_reads_config_and_adds_auxiliary_heads():
   aux = jnp.asarray(rng.normal(size=(2, 2, 2, 3)).astype(np.float32))
   masks = jnp.asarray(rng.integers(0, 3, size=(2, 4, 4)).astype(np.int32))
   batch = {'mask': masks}
-  from jaxseg.losses import segmentation as seg_losses
   plain, _ = task.loss(outputs, {}, batch, _config(normalize=False))
   np.testing.assert_allclose(
       float(plain), float(seg_losses.segmentation_cross_entropy(outputs, masks,
@@ -132,12 +133,11 @@ def test_task_loss_reads_config_and_adds_auxiliary_heads():
     'fcn32s_voc', 'fcn16s_voc', 'fcn8s_voc', 'deeplab_v1_voc', 'deeplab_v2_voc',
     'deeplab_v3_voc', 'deeplab_v3plus_voc', 'deeplab_v3plus_cityscapes', 'fcn8s_shapes'])
 def test_experiment_configs_build_their_model_at_the_crop_size(name):
-  import importlib
-  from jaxseg.train.tasks import segmentation as seg_task
-  config = importlib.import_module(f'experiments.configs.{name}').get_config()
+  module = importlib.import_module(f'experiments.configs.{name}')
+  config = module.get_config()
   assert config.task == 'segmentation' and config.best_metric == 'mean_iou'
   for field in ('Command', 'Hardware', 'Expected time', 'Expected metric'):
-    assert field in importlib.import_module(f'experiments.configs.{name}').__doc__, field
+    assert field in module.__doc__, field
   kwargs = {k: v for k, v in config.model.items() if k != 'name'}
   model = get_model(config.model.name, **kwargs)
   crop = config.data.get('crop_size', None) or config.data.get('synthetic_size')

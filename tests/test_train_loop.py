@@ -208,3 +208,11 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path):
   assert ckpt.all_steps() == [4]
   assert not (tmp_path / 'results.json').exists()
   assert signal.getsignal(signal.SIGTERM) is previous_handler  # restored after the run
+
+
+def test_restart_after_final_checkpoint_but_before_results_evaluates_again(tmp_path):
+  config = fx.tiny_config(total_steps=4, eval_every=4)
+  first = fx.run_tiny(config, str(tmp_path))
+  os.remove(tmp_path / 'results.json')  # as if killed between the last save and the results
+  again = fx.run_tiny(config, str(tmp_path))
+  assert again == first

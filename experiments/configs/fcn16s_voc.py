@@ -11,9 +11,10 @@ Expected metric: mean IU 62.4 on the paper's VOC 2011 validation subset (Long et
 Table 2, "FCN-16s"); here VOC 2012 + SBD for training and VOC 2012 val for evaluation.
 
 As ``fcn32s_voc`` (SGD, momentum 0.99, weight decay 5e-4, biases 2x, unnormalised loss at
-1e-10), plus the pool4 skip: ``score_pool4`` zero-initialised, the 2x upsampling of
-``score_fr`` bilinear-initialised and learned, the final 16x upsampling fixed. Caffe crop
-offsets 5 and 27. ``init_from`` names the FCN-32s workdir; parameters with matching names are
+1e-10), plus the pool4 skip: ``score_pool4`` zero-initialised, every upsampling fixed to
+bilinear as in the authors' released nets (the paper learns the 2x layer; its repository
+notes that learning it made little difference; ``--config.model.learn_upsampling=True``
+learns all of them from a bilinear start). Caffe crop offsets 5 and 27. ``init_from`` names the FCN-32s workdir; parameters with matching names are
 restored, the new ones keep their initialisation (the training engine must load it).
 """
 import ml_collections
@@ -26,8 +27,5 @@ def get_config() -> ml_collections.ConfigDict:
   config = fcn32s_voc.get_config()
   config.init_from = '/tmp/fcn32s_voc'
   config.model.name = 'fcn16s'
-  # The reference net learns the 2x upsampling but keeps the last one bilinear; one flag
-  # here covers all transposed convolutions, so the fixed variant is the closer choice for
-  # the final 16x, and the 2x layer starts bilinear either way.
   config.model.learn_upsampling = False
   return config

@@ -42,6 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_mode = 'max'
 
   config.model.name = 'salnet_deep'
+  config.model.features = (96, 256, 512, 512, 512, 256, 128, 32)  # conv1..conv8, the paper's
   config.model.pretrained = ''  # a VGG-CNN-M .npz/.safetensors file for conv1..conv3
   config.model.pretrained_bgr_to_rgb = False  # the data below is BGR already
 

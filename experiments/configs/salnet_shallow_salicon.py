@@ -38,6 +38,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_mode = 'max'
 
   config.model.name = 'salnet_shallow'
+  config.model.features = (32, 64, 128)  # conv1..conv3, the paper's figure
+  config.model.hidden = 4608  # fc1, before the maxout over 2 pieces
   config.model.output_shape = (48, 48)
 
   config.data.name = 'salicon'

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -523,7 +523,8 @@ def kld(sal, density) -> jax.Array:
 
 TABLE_COLUMNS = (("similarity", "Similarity"), ("cc", "CC"), ("auc_shuffled", "AUC shuffled"),
                  ("auc_borji", "AUC Borji"), ("auc_judd", "AUC Judd"))
-_ALL_METRICS = ("similarity", "cc", "auc_shuffled", "auc_borji", "auc_judd", "nss", "kld")
+_ALL_METRICS = ("similarity", "cc", "auc_shuffled", "auc_borji", "auc_judd", "nss", "kld",
+                "info_gain")
 
 
 def _batch_scores(sal, fix, density, other_fix, key, n_splits, max_other):
@@ -570,6 +571,7 @@ class SaliencyEvaluator:
     self._counts = {name: 0 for name in _ALL_METRICS}
     self._scores = jax.jit(jax.vmap(_batch_scores, in_axes=(0, 0, 0, 0, 0, None, None)),
                            static_argnums=(5, 6))
+    self._info_gain = jax.jit(jax.vmap(info_gain))
 
   def _other_maps(self, fixations, key) -> jax.Array:
     b = fixations.shape[0]
@@ -581,8 +583,17 @@ class SaliencyEvaluator:
     picks = jnp.argsort(scores, axis=1)[:, :n_other]
     return jnp.max(jnp.asarray(fixations)[picks] > 0, axis=1).astype(jnp.uint8)
 
-  def update(self, saliency, fixations, density, valid=None) -> None:
-    """Adds a batch: ``saliency`` (B,h,w) or (B,h,w,1), ``fixations``/``density`` (B,H,W)."""
+  def update(self, saliency, fixations, density, valid=None, baseline=None) -> None:
+    """Adds a batch.
+
+    Args:
+      saliency: ``(B, h, w)`` or ``(B, h, w, 1)`` predicted maps.
+      fixations: ``(B, H, W)`` binary fixation maps.
+      density: ``(B, H, W)`` ground-truth densities.
+      valid: optional ``(B,)`` bools; padding examples (False) are skipped.
+      baseline: optional ``(h', w')`` or ``(B, h', w')`` baseline map (e.g. a centre bias) for
+        ``info_gain``; without it ``info_gain`` is not computed (NaN in :meth:`result`).
+    """
     saliency = jnp.asarray(saliency)
     if saliency.ndim == 4 and saliency.shape[-1] == 1:
       saliency = saliency[..., 0]
@@ -602,6 +613,11 @@ class SaliencyEvaluator:
       cap = 1 << (most - 1).bit_length()
     scores = self._scores(saliency, fixations, jnp.asarray(density), other, keys,
                           self.n_splits, cap)
+    if baseline is not None:
+      baseline = jnp.asarray(baseline)
+      if baseline.ndim == 2:
+        baseline = jnp.broadcast_to(baseline, (saliency.shape[0],) + baseline.shape)
+      scores = dict(scores, info_gain=self._info_gain(saliency, fixations, baseline))
     mask = np.ones(saliency.shape[0], bool) if valid is None else np.asarray(valid, bool)
     for name, values in scores.items():
       values = np.asarray(values)[mask]

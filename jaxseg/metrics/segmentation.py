@@ -66,6 +66,8 @@ def confusion_matrix(labels: jax.Array, preds: jax.Array, num_classes: int, *,
     bad = values[(values < 0) | (values >= num_classes)]
     if bad.size:
       raise ValueError(f'preds must lie in [0, {num_classes}), found {bad.tolist()[:10]}.')
+  # int32 before arithmetic: uint8 masks would overflow in labels * num_classes.
+  labels, preds = labels.astype(jnp.int32), preds.astype(jnp.int32)
   counted = (labels >= 0) & (labels < num_classes) & (labels != ignore_label)
   counted &= (preds >= 0) & (preds < num_classes)
   if mask is not None:

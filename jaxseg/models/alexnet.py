@@ -20,8 +20,9 @@ fc8        1000                                          1000
 =========  ============================================  ==============
 
 ``groups=2`` splits conv2, conv4 and conv5 into the paper's two GPU streams (each reads only
-half of its input channels). The normalisation uses the paper's constants ``k=2, n=5,
-alpha=1e-4, beta=0.75`` (jaxseg's LRN divides alpha by n, as Caffe and PyTorch).
+half of its input channels). The normalisation is the paper's (Sec. 3.3),
+``b = a / (k + alpha * sum_window a^2)^beta`` with ``k=2, n=5, alpha=1e-4, beta=0.75``; jaxseg's
+LRN divides alpha by n (as Caffe and PyTorch), so it is given ``alpha = n * 1e-4``.
 
 ``torchvision_compatible=True`` builds ``torchvision.models.alexnet`` instead (64-192-384-256-256
 channels, conv1 padding 2, no normalisation, input 224) for weight import.
@@ -91,7 +92,8 @@ class AlexNet(nn.Module):
       raise ValueError(f'AlexNet: conv_features must have 5 entries, got {widths!r}')
     conv = functools.partial(Conv, dtype=self.dtype)
     pool = functools.partial(MaxPool, 3, stride=2)
-    norm = functools.partial(LocalResponseNorm, size=5, alpha=1e-4, beta=0.75, k=2.0)
+    # The paper's alpha=1e-4 multiplies the plain sum; jaxseg's LRN divides alpha by size.
+    norm = functools.partial(LocalResponseNorm, size=5, alpha=5 * 1e-4, beta=0.75, k=2.0)
     endpoints = {}
 
     x = nn.relu(conv(widths[0], 11, stride=4, padding=2 if tv else 0, name='conv1')(x))

@@ -108,12 +108,16 @@ def classifier_head(x: jax.Array, *, window: int, fc_features: int, num_classes:
     x = Dense(fc_features, dtype=dtype, name='fc6')(x)
   x = nn.relu(x)
   x = Dropout(dropout_rate, deterministic=not train)(x)
-  layer = (lambda f, name: Conv(f, 1, dtype=dtype, name=name)) if convolutional else (
-      lambda f, name: Dense(f, dtype=dtype, name=name))
-  x = layer(fc_features, 'fc7')(x)
+
+  def fully_connected(features: int, name: str) -> nn.Module:
+    if convolutional:
+      return Conv(features, 1, dtype=dtype, name=name)
+    return Dense(features, dtype=dtype, name=name)
+
+  x = fully_connected(fc_features, 'fc7')(x)
   x = nn.relu(x)
   x = Dropout(dropout_rate, deterministic=not train)(x)
-  return layer(num_classes, 'fc8')(x)
+  return fully_connected(num_classes, 'fc8')(x)
 
 
 def _check_convolutionalizable(model: nn.Module, caller: str) -> None:

@@ -42,7 +42,8 @@ class MemoryReport:
   Attributes:
     mode: ``'train'`` or ``'test'``.
     batch: the batch size.
-    layers: ``(name, shape)`` of the input and every counted layer output, per example.
+    layers: ``(name, shape)`` of the input and every counted layer output, per example, in the
+      order the network computes them.
     data_elements: ``batch * sum(prod(shape))`` over ``layers`` (values only).
     param_elements: number of parameters.
     data_mb: data memory in MB (doubled in training).
@@ -61,22 +62,31 @@ class MemoryReport:
 
 def _layer_outputs(model: nn.Module, input_shape: tuple[int, ...]):
   example = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
+  traced_order = []  # filled while tracing: eval_shape's output dicts come back key-sorted
 
   def run(x):
     variables = model.init(jax.random.key(0), x)
     _, state = model.apply(variables, x, capture_intermediates=_is_counted,
                            mutable=["intermediates"])
-    return variables.get("params", {}), state.get("intermediates", {})
+    traced_order.extend(_walk(state.get("intermediates", {}), ()))
+    return variables.get("params", {})
 
-  params, intermediates = jax.eval_shape(run, example)
-  layers = [("input", tuple(input_shape))]
-  flat = jax.tree_util.tree_flatten_with_path(intermediates)[0]
-  for path, leaf in flat:
-    keys = [getattr(k, "key", getattr(k, "idx", None)) for k in path]
-    name = "/".join(str(k) for k in keys if k not in ("__call__", 0))
-    layers.append((name, tuple(leaf.shape[1:])))
+  params = jax.eval_shape(run, example)
+  layers = [("input", tuple(input_shape))] + traced_order
   n_params = int(sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(params)))
   return layers, n_params
+
+
+def _walk(tree, path):
+  """Yields ``(name, per-example shape)`` of captured outputs in the order they were computed."""
+  if isinstance(tree, Mapping):
+    for key, value in tree.items():  # at trace time dicts keep insertion (execution) order
+      yield from _walk(value, path if key == "__call__" else path + (str(key),))
+  elif isinstance(tree, (tuple, list)):
+    for value in tree:
+      yield from _walk(value, path)
+  else:
+    yield "/".join(path), tuple(tree.shape[1:])
 
 
 def _is_counted(module: nn.Module, method_name: str) -> bool:

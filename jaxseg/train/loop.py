@@ -16,6 +16,7 @@ import time
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -38,13 +39,23 @@ class NonFiniteError(FloatingPointError):
 
 @dataclasses.dataclass
 class _Preemption:
-  """Set by SIGTERM; the loop saves a checkpoint and stops at the next step boundary."""
+  """SIGTERM handling: the loop saves a checkpoint and stops at a step boundary.
+
+  One process: our own SIGTERM handler sets a flag. Several processes: JAX's preemption service
+  (started by ``jax.distributed.initialize``) hears the signal on any host and agrees on one step
+  at which every host stops, so the collective checkpoint save cannot deadlock.
+  """
   requested: bool = False
 
   def install(self):
-    if threading.current_thread() is not threading.main_thread():
+    if jax.process_count() > 1 or threading.current_thread() is not threading.main_thread():
       return None
     return signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, 'requested', True))
+
+  def reached(self, step: int) -> bool:
+    if jax.process_count() > 1:
+      return multihost_utils.reached_preemption_sync_point(step)
+    return self.requested
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -131,14 +142,16 @@ def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mappin
 
 @dataclasses.dataclass
 class _Throughput:
+  """Steps/s and images/s since the previous measurement."""
   batch_size: int
-  last_time: float = dataclasses.field(default_factory=time.perf_counter)
   last_step: int = 0
+  previous_step: int = 0
+  last_time: float = dataclasses.field(default_factory=time.perf_counter)
 
   def measure(self, step: int) -> tuple[float, float]:
     now = time.perf_counter()
     steps_per_sec = (step - self.last_step) / max(now - self.last_time, 1e-9)
-    self.last_time, self.last_step = now, step
+    self.previous_step, self.last_step, self.last_time = self.last_step, step, now
     return steps_per_sec, steps_per_sec * self.batch_size
 
 
@@ -181,8 +194,23 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Ta
     logger.close()
 
 
-def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shape,
-         make_train_iterator, make_eval_iterator):
+@dataclasses.dataclass
+class _Compiled:
+  """What the loop builds from the config once: mesh, optimizer and the jitted functions."""
+  mesh: jax.sharding.Mesh
+  schedule: Callable[[int], Any]
+  plateau_tx: Any
+  init_state: Callable[[jax.Array], TrainState]
+  abstract_state: Any
+  state_shardings: Any
+  train_step: Callable
+  eval_step: Callable
+  predict: Callable
+
+
+def _compile(config: ml_collections.ConfigDict, *, model: Any, task: Task,
+             input_shape: tuple[int, int, int]) -> _Compiled:
+  """Builds the mesh, optimizer, state shardings and the jitted step functions."""
   mesh = sharding.make_mesh(config.mesh)
   sharding.local_batch_size(config.batch_size, mesh)  # checks divisibility before tracing
   dtype = steps.compute_dtype(config.dtype)
@@ -192,25 +220,43 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
       total_updates=config.total_steps // accumulate)
   tx = optimizers.make_optimizer(config.optimizer, schedule=schedule)
   plateau_tx = schedules.make_plateau(config.schedule)
-
-  init_rng, state_rng = jax.random.split(jax.random.key(config.seed))
+  state_rng = jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1))
 
   def init_state(rng):
     variables = model.init({'params': rng, 'dropout': rng},
                            jnp.zeros((1, *input_shape), dtype), train=False)
     return create_train_state(variables=dict(variables), tx=tx, plateau_tx=plateau_tx,
-                              rng=jax.random.key_data(state_rng))
+                              rng=state_rng)
 
-  abstract_state = jax.eval_shape(init_state, init_rng)
+  abstract_state = jax.eval_shape(init_state, jax.random.key(0))
   state_shardings = sharding.state_shardings(
       abstract_state, mesh, fsdp_min_size=int(config.mesh.get('fsdp_min_size', -1)))
-  train_iter = make_train_iterator(process_index=jax.process_index(),
-                                   process_count=jax.process_count())
+  batch_sharding = sharding.batch_sharding(mesh)
+  replicated = sharding.replicated(mesh)
+  return _Compiled(
+      mesh=mesh, schedule=schedule, plateau_tx=plateau_tx,
+      init_state=jax.jit(init_state, out_shardings=state_shardings),
+      abstract_state=abstract_state, state_shardings=state_shardings,
+      train_step=jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config),
+                         in_shardings=(state_shardings, batch_sharding),
+                         out_shardings=(state_shardings, replicated), donate_argnums=0),
+      eval_step=jax.jit(steps.make_eval_step(model=model, task=task, config=config),
+                        in_shardings=(state_shardings, batch_sharding), out_shardings=replicated),
+      predict=jax.jit(lambda state, batch: steps.apply_for_outputs(model, state, batch,
+                                                                   dtype=dtype),
+                      in_shardings=(state_shardings, batch_sharding)))
+
+
+def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shape,
+         make_train_iterator, make_eval_iterator):
+  c = _compile(config, model=model, task=task, input_shape=input_shape)
+  processes = {'process_index': jax.process_index(), 'process_count': jax.process_count()}
+  train_iter = make_train_iterator(**processes)
   latest = ckpt.latest_step()
   if latest is None:
-    state = jax.jit(init_state, out_shardings=state_shardings)(init_rng)
+    state = c.init_state(jax.random.key(config.seed))
   else:
-    state = ckpt.restore(latest, _abstract_with_shardings(abstract_state, state_shardings),
+    state = ckpt.restore(latest, _abstract_with_shardings(c.abstract_state, c.state_shardings),
                          train_iter)
     logger.info(f'resumed from checkpoint step {latest} in {ckpt.directory}')
   step = int(state.step)
@@ -219,17 +265,18 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
       return json.load(f)
 
   run_logging.save_config(config, workdir)
-  table, total = run_logging.parameter_table(abstract_state.params)
+  table, total = run_logging.parameter_table(c.abstract_state.params)
   logger.info(f'{total:,} parameters\n{table}')
 
-  batch_sharding = sharding.batch_sharding(mesh)
-  replicated = sharding.replicated(mesh)
-  train_step = jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config),
-                       in_shardings=(state_shardings, batch_sharding),
-                       out_shardings=(state_shardings, replicated), donate_argnums=0)
-  eval_step = jax.jit(steps.make_eval_step(model=model, task=task, config=config),
-                      in_shardings=(state_shardings, batch_sharding), out_shardings=replicated)
+  def evaluate_and_log(state, step):
+    metrics, first = evaluate(eval_step=c.eval_step, state=state,
+                              batches=make_eval_iterator(**processes), mesh=c.mesh, task=task,
+                              config=config, max_batches=config.get('eval_steps', -1))
+    logger.log(step, 'eval', metrics)
+    _track_best(best, metrics, step, config)
+    return metrics, first
 
+  accumulate = int(config.optimizer.get('accumulate_steps', 1))
   preemption = _Preemption()
   previous_handler = preemption.install()
   throughput = _Throughput(config.batch_size, last_step=step)
@@ -239,8 +286,7 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
   sums, pending = None, None
   try:
     while step < config.total_steps:
-      local = next(train_iter)
-      state, metrics = train_step(state, sharding.make_global_batch(local, mesh))
+      state, metrics = c.train_step(state, sharding.make_global_batch(next(train_iter), c.mesh))
       step += 1
       if pending is not None:  # one step behind, so the host does not stall the device
         _check_finite(*pending, ckpt)
@@ -248,49 +294,46 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
       scalars = {k: v for k, v in metrics.items() if k != 'finite'}
       sums = scalars if sums is None else jax.tree.map(jnp.add, sums, scalars)
       is_last = step == config.total_steps
+      log_now = step % config.log_every == 0 or is_last
       evaluate_now = step % config.eval_every == 0 or is_last
-      save_now = (step % config.checkpoint_every == 0 or evaluate_now or preemption.requested)
+      preempted = preemption.reached(step)
+      save_now = step % config.checkpoint_every == 0 or evaluate_now or preempted
 
-      if step % config.log_every == 0 or is_last or save_now:
+      if log_now or save_now:
         _check_finite(step, metrics, ckpt)
-      if step % config.log_every == 0 or is_last:
-        n = step - throughput.last_step
+      if log_now:
         steps_per_sec, images_per_sec = throughput.measure(step)
-        logged = {k: float(v) / n for k, v in jax.device_get(sums).items()}
-        logged['learning_rate'] = float(schedule(step // accumulate)) * float(state.plateau.scale)
+        logged = {k: float(v) / (step - throughput.previous_step)
+                  for k, v in jax.device_get(sums).items()}
+        logged['learning_rate'] = (float(c.schedule(step // accumulate))
+                                   * float(state.plateau.scale))
         logger.log(step, 'train', logged, steps_per_sec=steps_per_sec,
                    images_per_sec=images_per_sec)
         sums = None
-
       if evaluate_now:
-        eval_metrics, first = evaluate(
-            eval_step=eval_step, state=state,
-            batches=make_eval_iterator(process_index=jax.process_index(),
-                                       process_count=jax.process_count()),
-            mesh=mesh, task=task, config=config, max_batches=config.get('eval_steps', -1))
-        logger.log(step, 'eval', eval_metrics)
-        _track_best(best, eval_metrics, step, config)
+        eval_metrics, first = evaluate_and_log(state, step)
         if config.schedule.name == 'plateau':
           new_plateau = schedules.update_plateau(
-              plateau_tx, jax.device_get(state.plateau),
+              c.plateau_tx, jax.device_get(state.plateau),
               metric=float(eval_metrics[config.best_metric]), mode=config.best_mode)
-          state = state.replace(plateau=_put_global(new_plateau, state_shardings.plateau))
-        if config.get('write_images', False) and first is not None:
+          state = state.replace(plateau=_put_global(new_plateau, c.state_shardings.plateau))
+        if config.get('write_images', False):
           # Every process computes (the batch is global); only process 0 writes.
-          outputs = steps.apply_for_outputs(model, state,
-                                            sharding.make_global_batch(first, mesh), dtype=dtype)
+          outputs = c.predict(state, sharding.make_global_batch(first, c.mesh))
           if jax.process_index() == 0:
             task.write_images(workdir, step, first, _local_rows(outputs, len(first['image'])),
                               config)
       if save_now:
         ckpt.save(step, state, train_iter, metrics=eval_metrics if evaluate_now else None)
-      if preemption.requested:
+      if preempted:
         logger.info(f'SIGTERM: saved checkpoint step {step}; stopping.')
         return {'step': step, 'preempted': True, **eval_metrics}
   finally:
     if previous_handler is not None:
       signal.signal(signal.SIGTERM, previous_handler)
 
+  if not eval_metrics:  # restarted at the end without results (killed after the last save)
+    eval_metrics, _ = evaluate_and_log(state, step)
   results = {'step': step, 'num_devices': jax.device_count(), **eval_metrics,
              f'best_{config.best_metric}': best['value'], 'best_step': best['step']}
   if jax.process_index() == 0:
