@@ -90,6 +90,13 @@ def test_register_model_rejects_duplicates():
     register_model('resnet18')(lambda: None)
 
 
+@pytest.mark.parametrize('name,constructor', [('', lambda: None), (3, lambda: None),
+                                              ('not_callable', 'resnet18')])
+def test_register_model_rejects_bad_arguments(name, constructor):
+  with pytest.raises(TypeError, match='register_model'):
+    register_model(name)(constructor)
+
+
 def test_get_model_forwards_kwargs():
   assert get_model('resnet50', num_classes=21, output_stride=8).output_stride == 8
 
@@ -502,10 +509,11 @@ def test_jitted_forward_and_backward(name):
 
 
 @pytest.mark.parametrize('name,size', [
-    # ResNet-18 and -50 run in full in test_weights.py; -101 has -152's structure.
+    # ResNet-18 and -50 run in full in test_weights.py; -101 and -152 repeat -50's blocks.
     pytest.param('resnet18', 64, marks=pytest.mark.slow), ('resnet34', 64),
     pytest.param('resnet50', 64, marks=pytest.mark.slow),
-    pytest.param('resnet101', 64, marks=pytest.mark.slow), ('resnet152', 64),
+    pytest.param('resnet101', 64, marks=pytest.mark.slow),
+    pytest.param('resnet152', 64, marks=pytest.mark.slow),
     ('googlenet', 96), ('googlenet_torchvision', 64)])
 def test_deep_models_trace_jitted_forward_and_backward(name, size):
   # Compiling these takes minutes on two CPU cores (the compiled runs of GoogLeNet are marked
@@ -573,3 +581,102 @@ def test_experiment_configs_name_buildable_models(config_name):
   size = config.data.image_size
   logits, _ = _abstract_outputs(model, jnp.zeros((1, size, size, 3)))
   assert logits.shape == (1, 10)
+
+
+# ---- the paper's GoogLeNet against a PyTorch transcription --------------------------------------
+
+
+def _torch_googlenet_paper(torch, num_classes):
+  """Caffe's bvlc_googlenet in PyTorch, with jaxseg's module names."""
+  tnn = torch.nn
+
+  class Unit(tnn.Module):
+
+    def __init__(self, cin, cout, k, stride=1, padding=0):
+      super().__init__()
+      self.conv = tnn.Conv2d(cin, cout, k, stride, padding)
+
+    def forward(self, x):
+      return torch.relu(self.conv(x))
+
+  class Inception(tnn.Module):
+
+    def __init__(self, cin, c1, c3r, c3, c5r, c5, cp):
+      super().__init__()
+      self.branch1 = Unit(cin, c1, 1)
+      self.branch2_reduce, self.branch2 = Unit(cin, c3r, 1), Unit(c3r, c3, 3, padding=1)
+      self.branch3_reduce, self.branch3 = Unit(cin, c5r, 1), Unit(c5r, c5, 5, padding=2)
+      self.pool = tnn.MaxPool2d(3, 1, 1, ceil_mode=True)
+      self.branch4 = Unit(cin, cp, 1)
+
+    def forward(self, x):
+      return torch.cat([self.branch1(x), self.branch2(self.branch2_reduce(x)),
+                        self.branch3(self.branch3_reduce(x)), self.branch4(self.pool(x))], 1)
+
+  class Aux(tnn.Module):
+
+    def __init__(self, cin):
+      super().__init__()
+      self.conv = Unit(cin, 128, 1)
+      self.fc1 = tnn.Linear(2048, 1024)
+      self.fc2 = tnn.Linear(1024, num_classes)
+
+    def forward(self, x):
+      x = self.conv(tnn.functional.avg_pool2d(x, 5, 3))
+      # jaxseg flattens (h, w, c); PyTorch (c, h, w).
+      x = x.permute(0, 2, 3, 1).flatten(1)
+      return self.fc2(torch.relu(self.fc1(x)))
+
+  class Net(tnn.Module):
+
+    def __init__(self):
+      super().__init__()
+      self.conv1 = Unit(3, 64, 7, 2, 3)
+      self.conv2 = Unit(64, 64, 1)
+      self.conv3 = Unit(64, 192, 3, padding=1)
+      self.pool = tnn.MaxPool2d(3, 2, ceil_mode=True)
+      self.norm = tnn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+      cin = 192
+      for name, cfg in zip(('3a', '3b', '4a', '4b', '4c', '4d', '4e', '5a', '5b'),
+                           _GOOGLENET_TABLE):
+        setattr(self, f'inception{name}', Inception(cin, *cfg))
+        cin = cfg[0] + cfg[2] + cfg[4] + cfg[5]
+      self.aux1, self.aux2 = Aux(512), Aux(528)
+      self.fc = tnn.Linear(1024, num_classes)
+
+    def forward(self, x):
+      x = self.norm(self.pool(self.conv1(x)))
+      x = self.pool(self.norm(self.conv3(self.conv2(x))))
+      x = self.pool(self.inception3b(self.inception3a(x)))
+      x = self.inception4a(x)
+      aux1 = self.aux1(x)
+      x = self.inception4d(self.inception4c(self.inception4b(x)))
+      aux2 = self.aux2(x)
+      x = self.pool(self.inception4e(x))
+      x = self.inception5b(self.inception5a(x))
+      return self.fc(x.mean(dim=(2, 3))), aux1, aux2
+
+  return Net()
+
+
+def test_googlenet_paper_matches_a_pytorch_transcription():
+  torch = pytest.importorskip('torch')
+  net = _torch_googlenet_paper(torch, num_classes=10).eval()
+  state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+  model = get_model('googlenet', num_classes=10)
+  x = np.random.default_rng(3).normal(size=(1, 224, 224, 3)).astype(np.float32)  # aux: 14 -> 4
+  template = _abstract_variables(model, x.shape)
+
+  def from_torch(path, leaf):
+    names = [p.key for p in path][1:]
+    weight = state['.'.join(names[:-1] + ['weight' if names[-1] == 'kernel' else 'bias'])]
+    weight = weight.transpose(2, 3, 1, 0) if weight.ndim == 4 else weight.T
+    assert weight.shape == leaf.shape, names
+    return jnp.asarray(weight)
+
+  variables = jax.tree_util.tree_map_with_path(from_torch, template)
+  logits, endpoints = model.apply(variables, jnp.asarray(x))
+  with torch.no_grad():
+    expected = [t.numpy() for t in net(torch.from_numpy(x.transpose(0, 3, 1, 2)))]
+  for ours, theirs in zip((logits, endpoints['aux1'], endpoints['aux2']), expected):
+    np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-4 * np.abs(theirs).max())

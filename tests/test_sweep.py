@@ -78,6 +78,7 @@ def _write_files(tmp_path, data_dir):
   return sweep_file
 
 
+@pytest.mark.slow
 def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
   import ml_collections  # pylint: disable=g-import-not-at-top
   from jaxseg import data  # pylint: disable=g-import-not-at-top

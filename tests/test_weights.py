@@ -6,6 +6,7 @@ jaxseg after import. Full-size name and shape compatibility is checked on PyTorc
 
 import importlib.util
 import pathlib
+import sys
 
 import jax.numpy as jnp
 import numpy as np
@@ -390,3 +391,10 @@ def test_unsupported_models_are_rejected():
 def test_load_state_dict_rejects_unknown_extensions(tmp_path):
   with pytest.raises(ValueError, match=r'\.safetensors or \.npz'):
     load_state_dict(tmp_path / 'resnet.pth')
+
+
+def test_safetensors_without_the_package_says_how_to_fix_it(tmp_path, monkeypatch):
+  monkeypatch.setitem(sys.modules, 'safetensors', None)
+  monkeypatch.setitem(sys.modules, 'safetensors.numpy', None)
+  with pytest.raises(ImportError, match='pip install safetensors'):
+    load_state_dict(tmp_path / 'resnet.safetensors')

@@ -59,6 +59,10 @@ def top_k_error(correct, count) -> float:
 
   Returns:
     The top-k error as a Python float.
+
+  Example::
+
+    top_k_error(correct=912.0, count=1000)   # 0.088
   """
   count = float(count)
   if count <= 0:

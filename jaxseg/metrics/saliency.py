@@ -542,6 +542,12 @@ def _batch_scores(sal, fix, density, other_fix, key, n_splits, max_other):
   }
 
 
+# Shared by every evaluator, so a new evaluator reuses the compilations of the previous one.
+_batch_scores_jit = jax.jit(jax.vmap(_batch_scores, in_axes=(0, 0, 0, 0, 0, None, None)),
+                            static_argnums=(5, 6))
+_info_gain_jit = jax.jit(jax.vmap(info_gain))
+
+
 @dataclasses.dataclass
 class SaliencyEvaluator:
   """Accumulates every saliency metric over a dataset, batch by batch.
@@ -569,9 +575,6 @@ class SaliencyEvaluator:
     _check_key(self.key)
     self._sums = {name: 0.0 for name in _ALL_METRICS}
     self._counts = {name: 0 for name in _ALL_METRICS}
-    self._scores = jax.jit(jax.vmap(_batch_scores, in_axes=(0, 0, 0, 0, 0, None, None)),
-                           static_argnums=(5, 6))
-    self._info_gain = jax.jit(jax.vmap(info_gain))
 
   def _other_maps(self, fixations, key) -> jax.Array:
     b = fixations.shape[0]
@@ -611,13 +614,13 @@ class SaliencyEvaluator:
       # at a fraction of the cost of the default H * W candidates, with few recompilations.
       most = max(int(jnp.max(jnp.sum(other > 0, axis=(1, 2)))), 1)
       cap = 1 << (most - 1).bit_length()
-    scores = self._scores(saliency, fixations, jnp.asarray(density), other, keys,
+    scores = _batch_scores_jit(saliency, fixations, jnp.asarray(density), other, keys,
                           self.n_splits, cap)
     if baseline is not None:
       baseline = jnp.asarray(baseline)
       if baseline.ndim == 2:
         baseline = jnp.broadcast_to(baseline, (saliency.shape[0],) + baseline.shape)
-      scores = dict(scores, info_gain=self._info_gain(saliency, fixations, baseline))
+      scores = dict(scores, info_gain=_info_gain_jit(saliency, fixations, baseline))
     mask = np.ones(saliency.shape[0], bool) if valid is None else np.asarray(valid, bool)
     for name, values in scores.items():
       values = np.asarray(values)[mask]

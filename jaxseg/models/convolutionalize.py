@@ -99,6 +99,12 @@ def classifier_head(x: jax.Array, *, window: int, fc_features: int, num_classes:
 
   Returns:
     Logits ``(N, num_classes)`` or a score map ``(N, h, w, num_classes)``.
+
+  Example (inside a module's compact ``__call__``)::
+
+    logits = classifier_head(pool5, window=7, fc_features=4096, num_classes=1000,
+                             dropout_rate=0.5, convolutional=False, dilation=1, train=train,
+                             dtype=None)
   """
   if convolutional:
     x = Conv(fc_features, window, dilation=dilation, dtype=dtype, name='fc6')(x)
@@ -167,6 +173,11 @@ def convolutionalize_variables(model: nn.Module, variables: Any) -> Any:
 
   Returns:
     Variables for ``convolutionalize(model)``.
+
+  Example::
+
+    conv_vars = convolutionalize_variables(vgg, vgg_vars)
+    conv_vars['params']['fc6']['kernel'].shape   # (7, 7, 512, 4096)
   """
   _check_convolutionalizable(model, 'convolutionalize_variables')
   if model.convolutional:

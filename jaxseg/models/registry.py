@@ -77,5 +77,10 @@ def get_model(name: str, **kwargs) -> nn.Module:
 
 
 def list_models() -> list[str]:
-  """Returns the registered model names, sorted."""
+  """Returns the registered model names, sorted.
+
+  Example::
+
+    [name for name in list_models() if name.startswith('resnet')]
+  """
   return sorted(_MODELS)

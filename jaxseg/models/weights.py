@@ -53,6 +53,11 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
   Raises:
     ValueError: the extension is neither.
     ImportError: a ``.safetensors`` file without the ``safetensors`` package.
+
+  Example::
+
+    state = load_state_dict('resnet50.safetensors')
+    state['conv1.weight'].shape   # (64, 3, 7, 7)
   """
   path = os.fspath(path)
   if path.endswith('.safetensors'):

@@ -13,6 +13,3 @@ def cast_for_compute(*arrays: Any, dtype: Any) -> list[Any]:
   makes `dtype=jnp.bfloat16` run the convolution in bfloat16 while the optimizer sees float32.
   """
   return promote_dtype(*arrays, dtype=dtype, inexact=True)
-
-
-

@@ -36,6 +36,12 @@ def _add_bias(y: jax.Array, b: jax.Array | None) -> jax.Array:
   return y if b is None else y + jnp.asarray(b).astype(y.dtype)
 
 
+def _promote(x: Any, w: Any) -> tuple[jax.Array, jax.Array]:
+  """x and w in their common dtype (XLA's convolution needs one); bfloat16 x bfloat16 stays."""
+  dtype = jnp.promote_types(jnp.result_type(x), jnp.result_type(w))
+  return jnp.asarray(x, dtype), jnp.asarray(w, dtype)
+
+
 def _conv_geometry(x, w, b, *, stride, padding, dilation, groups, what="conv2d"):
   """Checks conv2d's arguments; returns (stride, pads, dilation, out_hw) as static ints."""
   v.check_rank(x, 4, "x", "NHWC")
@@ -118,7 +124,7 @@ def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, stride: An
   """
   stride, pads, dilation, _ = _conv_geometry(
       x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
-  x, w = jnp.asarray(x), jnp.asarray(w)
+  x, w = _promote(x, w)
   if w.shape[:2] == (1, 1) and groups == 1:
     y = _pointwise_conv(x, w, stride, pads)
   else:
@@ -194,7 +200,7 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,
   v.check_nonempty(x.shape, out_hw, what="conv_transpose2d",
                    details=f"kernel {(kh, kw)}, stride {stride}, padding {pads}")
   _check_bias(b, w_out)
-  x, w = jnp.asarray(x), jnp.asarray(w)
+  x, w = _promote(x, w)
   geometry = _TransposeGeometry(stride, pads, output_padding, dilation, out_hw)
   if dilation == (1, 1) and max(stride) > 1:
     y = _strided_transpose(x, w, geometry)
