@@ -1,4 +1,4 @@
-r"""Throughput of the convolutions jaxseg trains (ResNet-50's, FCN's upsampling) under alternative lowerings.
+r"""Throughput of the convolutions jaxseg trains (ResNet-50, FCN upsampling) per lowering.
 
 Why: a Flax ResNet-50 train step on XLA:CPU ran at 4.6 img/s against PyTorch's 12 img/s. XLA's
 matmul reaches ~500 GFLOP/s on that machine but its 1x1-convolution backward at 56x56 only ~50.

@@ -1,3 +1,5 @@
 """Metrics that span a split, as sums merged with ``+`` and finalised once."""
 
-from jaxseg.metrics import classification
+from jaxseg.metrics import classification, saliency, segmentation
+
+__all__ = ['classification', 'saliency', 'segmentation']

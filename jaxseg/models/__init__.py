@@ -10,6 +10,8 @@ Importing a model module registers its variants; this package imports them all.
 
 from jaxseg.models import alexnet, googlenet, lenet, resnet, vgg
 from jaxseg.models import deeplab, fcn  # noqa: F401  (segmentation; after the backbones)
+from jaxseg.models import saliency  # noqa: F401  (salnet_shallow, salnet_deep, center_bias)
+from jaxseg.models.memory import memory_report, memory_table
 from jaxseg.models.convolutionalize import (adaptive_avg_pool, convolutionalize,
                                             convolutionalize_variables)
 from jaxseg.models.registry import get_model, list_models, register_model
@@ -25,6 +27,8 @@ __all__ = [
     'import_torchvision',
     'lenet',
     'list_models',
+    'memory_report',
+    'memory_table',
     'load_state_dict',
     'register_model',
     'resnet',
