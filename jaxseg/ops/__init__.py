@@ -5,6 +5,7 @@ implementation it agrees with (PyTorch's functional op of the same name, Caffe f
 pooling, LRN and Deconvolution) and is tested against it and against naive NumPy loops.
 """
 from jaxseg.ops.conv import atrous_conv2d, conv2d, conv_transpose2d
+from jaxseg.ops.density import fixation_density, mit_gaussian_sigma
 from jaxseg.ops.normalization import local_response_norm
 from jaxseg.ops.pooling import avg_pool, global_avg_pool, global_max_pool, max_pool
 from jaxseg.ops.reference import conv2d_as_matrix, conv2d_vjp
@@ -20,9 +21,11 @@ __all__ = [
     "conv2d_vjp",
     "conv_transpose2d",
     "crop_like",
+    "fixation_density",
     "global_avg_pool",
     "global_max_pool",
     "local_response_norm",
     "max_pool",
+    "mit_gaussian_sigma",
     "resize",
 ]
