@@ -5,7 +5,6 @@ end-to-end tests (test_train_resume.py, test_configs.py) use the real ones.
 """
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -19,12 +18,13 @@ NUM_CLASSES = 5
 class TinyNet(nn.Module):
   """conv 3x3 -> BatchNorm -> relu -> global mean -> dropout -> dense; returns (logits, {})."""
   num_classes: int = NUM_CLASSES
+  features: int = 4
   dropout_rate: float = 0.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    x = nn.Conv(4, (3, 3), dtype=self.dtype)(x)
+    x = nn.Conv(self.features, (3, 3), dtype=self.dtype)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
     x = nn.relu(x).mean(axis=(1, 2))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

@@ -66,7 +66,7 @@ def test_fcn8s_overfits_four_synthetic_images(tmp_path):
     return task.eval_sums(outputs, endpoints, batch, config), outputs
 
   first_loss = None
-  for _ in range(300):
+  for _ in range(200):
     params, opt_state, loss = train_step(params, opt_state)
     first_loss = float(loss) if first_loss is None else first_loss
   sums, outputs = eval_step(params)
@@ -75,8 +75,8 @@ def test_fcn8s_overfits_four_synthetic_images(tmp_path):
   assert metrics['mean_iou'] > 0.95, metrics
   assert int(np.asarray(sums['confusion_matrix']).sum()) == int(np.sum(masks != 255))
 
-  task.write_images(str(tmp_path), 300, jax.device_get(batch), np.asarray(outputs), config)
-  grid = np.array(Image.open(os.path.join(tmp_path, 'images', 'step_000300.png')))
+  task.write_images(str(tmp_path), 200, jax.device_get(batch), np.asarray(outputs), config)
+  grid = np.array(Image.open(os.path.join(tmp_path, 'images', 'step_000200.png')))
   assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3)
 
 

@@ -1,6 +1,5 @@
 """Checkpoint retention, iterator state, and atomicity of a step directory."""
 
-import os
 
 import jax.numpy as jnp
 import numpy as np

@@ -39,7 +39,7 @@ def test_records_are_framed_with_masked_crcs(tmp_path):
 
 def test_tensorboard_reads_back_scalars_and_images(tmp_path):
   pytest.importorskip('tensorboard')
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=all
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
   writer = tensorboard.SummaryWriter(str(tmp_path))

@@ -6,7 +6,6 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import _train_fixtures as fx
@@ -18,7 +17,8 @@ from jaxseg.train.state import create_train_state
 def _sharded_steps(devices, batches, config):
   """Runs len(batches) jitted train steps on a mesh over ``devices``; returns losses and params."""
   mesh = sharding.make_mesh(config.mesh, devices)
-  model, task = fx.TinyNet(dropout_rate=0.5), fx.SoftmaxTask()
+  # 8 features: kernels (3, 3, 3, 8) and (8, 5) have a dimension the 8-way data axis divides.
+  model, task = fx.TinyNet(features=8, dropout_rate=0.5), fx.SoftmaxTask()
   sched = schedules.make_schedule(config.schedule, learning_rate=0.1, total_updates=10)
   tx = train.make_optimizer(config.optimizer, schedule=sched)
   plateau_tx = schedules.make_plateau(config.schedule)
@@ -35,11 +35,13 @@ def _sharded_steps(devices, batches, config):
   step = jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config),
                  in_shardings=(shardings, sharding.batch_sharding(mesh)),
                  out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
+  sharded = [p for p in jax.tree.leaves(state.params) if not p.sharding.is_fully_replicated]
   losses = []
   for batch in batches:
     state, metrics = step(state, sharding.make_global_batch(batch, mesh))
     losses.append(float(metrics['loss']))
-  return np.array(losses), jax.device_get(state.params), jax.device_get(state.batch_stats)
+  return (np.array(losses), jax.device_get(state.params), jax.device_get(state.batch_stats),
+          len(sharded))
 
 
 @pytest.mark.parametrize('fsdp_min_size', [-1, 8])
@@ -49,8 +51,9 @@ def test_eight_devices_match_one_device(fsdp_min_size):
   images, labels = fx.make_dataset(16)
   it = fx.ArrayIterator(images, labels, global_batch_size=8, seed=0)
   batches = [next(it) for _ in range(3)]
-  loss8, params8, stats8 = _sharded_steps(jax.devices(), batches, config)
-  loss1, params1, stats1 = _sharded_steps(jax.devices()[:1], batches, config)
+  loss8, params8, stats8, num_sharded = _sharded_steps(jax.devices(), batches, config)
+  loss1, params1, stats1, _ = _sharded_steps(jax.devices()[:1], batches, config)
+  assert num_sharded == (2 if fsdp_min_size >= 0 else 0)  # FSDP really splits the kernels
   np.testing.assert_allclose(loss8, loss1, rtol=1e-5, atol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                (params8, stats8), (params1, stats1))

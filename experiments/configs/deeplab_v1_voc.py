@@ -39,6 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.fc6_rate = 12
   config.model.fc_features = 1024
   config.model.dropout_rate = 0.5
+  config.model.width_divisor = 1
 
   config.data.name = 'voc2012_sbd'
   config.data.normalization = 'caffe_bgr'
@@ -59,3 +60,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.boundaries = (2000, 4000)
   config.schedule.decay_factor = 0.1
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: synthetic shapes instead of VOC, a narrow net."""
+  return {
+      'data.name': 'shapes_segmentation', 'data.crop_size': 32, 'data.eval_size': 32,
+      'model.num_classes': 4, 'model.width_divisor': 16,
+  }

@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.output_stride = 8
   config.model.rates = (6, 12, 18, 24)       # ASPP-L
   config.model.input_scales = (1.0, 0.75, 0.5)
+  config.model.width_divisor = 1
+  config.model.backbone_options = None
 
   config.data.name = 'voc2012_sbd'
   config.data.normalization = 'imagenet'
@@ -62,3 +64,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.power = 0.9
   config.schedule.end_value = 0.0
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: synthetic shapes, a narrow ResNet-10 backbone."""
+  return {
+      'data.name': 'shapes_segmentation', 'data.crop_size': 32, 'data.eval_size': 32,
+      'model.num_classes': 4, 'model.backbone': 'resnet18', 'model.width_divisor': 16,
+      # One block per stage (a ResNet-10) and two input scales keep the compile short.
+      'model.backbone_options': {'stage_sizes': (1, 1, 1, 1)},
+      'model.input_scales': (1.0, 0.5),
+  }

@@ -42,6 +42,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.output_stride = 16
   config.model.multi_grid = (1, 2, 4)
   config.model.aspp_rates = (6, 12, 18)
+  config.model.width_divisor = 1
+  config.model.backbone_options = None
 
   config.data.name = 'voc2012_sbd'
   config.data.normalization = 'imagenet'
@@ -61,3 +63,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.power = 0.9
   config.schedule.end_value = 0.0
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: synthetic shapes, a narrow ResNet-10 backbone."""
+  return {
+      'data.name': 'shapes_segmentation', 'data.crop_size': 32, 'data.eval_size': 32,
+      'model.num_classes': 4, 'model.backbone': 'resnet18', 'model.width_divisor': 16,
+      # One block per stage (a ResNet-10) keeps the compile short; multi-grid needs one
+      # rate per block of the last stage.
+      'model.backbone_options': {'stage_sizes': (1, 1, 1, 1)}, 'model.multi_grid': (1,),
+  }

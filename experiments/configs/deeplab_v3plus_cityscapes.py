@@ -37,3 +37,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.scale_range = (0.5, 2.0)
   config.optimizer.learning_rate = 1e-2
   return config
+
+
+get_test_overrides = deeplab_v3plus_voc.get_test_overrides

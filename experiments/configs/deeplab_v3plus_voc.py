@@ -26,3 +26,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.low_level_features = 48
   config.model.decoder_features = 256
   return config
+
+
+get_test_overrides = deeplab_v3_voc.get_test_overrides

@@ -29,3 +29,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.name = 'fcn16s'
   config.model.learn_upsampling = False
   return config
+
+
+get_test_overrides = fcn32s_voc.get_test_overrides

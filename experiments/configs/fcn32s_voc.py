@@ -44,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.caffe_compat = True
   config.model.learn_upsampling = False
   config.model.dropout_rate = 0.5
+  config.model.width_divisor = 1
 
   config.data.name = 'voc2012_sbd'
   config.data.normalization = 'caffe_bgr'   # Caffe VGG16: BGR, mean subtracted, 0..255
@@ -63,3 +64,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.lr_multipliers = (('bias$', 2.0),)
   config.schedule.name = 'constant'
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: synthetic shapes instead of VOC, a narrow net."""
+  return {
+      'data.name': 'shapes_segmentation', 'data.crop_size': 32, 'data.eval_size': 32,
+      'model.num_classes': 4, 'model.width_divisor': 16,
+  }

@@ -8,10 +8,13 @@ Command::
 Hardware: a CPU; 2 cores are enough (no accelerator needed). The first run also builds the
 synthetic dataset (2000 + 200 images of 64 x 64 with masks, under ``$JAXSEG_DATA_DIR`` or
 ``~/jaxseg_data``; a few seconds).
-Expected time: under 5 minutes on 2 CPU cores.
+Expected time: under 5 minutes on 2 CPU cores (measured: 4 min 45 s wall for the 2400 steps
+with the dataset already built, on 2 cores shared with other jobs at load 5-8; 3 min 54 s of
+CPU time).
 Expected metric: mean IoU >= 0.90 over the 4 classes (background, circle, rectangle, triangle)
-of the 200 held-out images (``best_mean_iou`` in ``workdir/results.json``). This is the
-repository's acceptance target for data whose masks are exact by construction
+of the 200 held-out images (``best_mean_iou`` in ``workdir/results.json``; measured 0.910, per
+class 0.983 / 0.925 / 0.903 / 0.827, pixel accuracy 0.984; the run is deterministic). This is
+the repository's acceptance target for data whose masks are exact by construction
 (``jaxseg.data.synthetic.shapes_example``), not a published number.
 
 Writes: Orbax checkpoints, ``metrics.jsonl``, TensorBoard event files and, at every evaluation,
@@ -64,3 +67,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.warmup_steps = 50
   config.schedule.end_value = 0.0
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: the same data, a narrower network."""
+  return {'model.width_divisor': 16}

@@ -28,3 +28,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.name = 'fcn8s'
   config.model.at_once = False
   return config
+
+
+get_test_overrides = fcn16s_voc.get_test_overrides

@@ -71,16 +71,43 @@ def _output_hw(task: str, options: dict, *, train: bool) -> tuple[int, int]:
   return _pair(options["image_size"], "image_size")
 
 
+def _classification_geometry(sample: dict, options: dict, *, rng: np.random.Generator | None,
+                             mean_pad: np.ndarray) -> dict:
+  """The geometric part of a classification recipe (``options['augment']``), before flips.
+
+  * ``'imagenet'``: training takes a random-resized-crop (``crop_scale``, ``crop_ratio``) to
+    ``image_size``; evaluation resizes the shorter side to ``eval_resize`` and centre-crops
+    ``image_size`` (torchvision's ImageNet reference recipe).
+  * ``'resize'`` and ``'cifar'``: resize to ``image_size``; training pads ``crop_padding`` pixels
+    (``pad_mode``: the mean pixel, zeros or a reflection) and crops ``image_size`` back at random.
+  """
+  size = _pair(options["image_size"], "image_size")
+  if options["augment"] == "imagenet":
+    if rng is None:
+      return T.center_crop(T.resize_shorter_side(sample, options["eval_resize"]), size)
+    return T.random_resized_crop(sample, size, rng=rng, scale=options["crop_scale"],
+                                 ratio=options["crop_ratio"])
+  sample = T.resize(sample, size)
+  if rng is None or not options["crop_padding"]:
+    return sample
+  mode = options["pad_mode"]
+  fill = np.zeros(3, np.uint8) if mode == "zeros" else mean_pad
+  sample = T.pad_sides(sample, options["crop_padding"], image_pad=fill,
+                       mode="reflect" if mode == "reflect" else "constant")
+  return T.random_crop(sample, size, rng=rng, image_pad=fill)
+
+
 def process_sample(sample: dict, *, task: str, options: dict, ignore_label: int | None,
                    rng: np.random.Generator | None) -> dict:
   """Augments (``rng`` given) or deterministically prepares one sample, then normalises it.
 
   Training (``rng`` is a generator): segmentation rescales by ``scale_range``, crops
-  ``crop_size`` (padding with the mean and the ignore label), flips; classification resizes to
-  ``image_size``, pads by ``crop_padding`` and crops back, flips; saliency resizes to
+  ``crop_size`` (padding with the mean and the ignore label), flips; classification follows
+  ``augment`` (:func:`_classification_geometry`), then flips; saliency resizes to
   ``image_size`` (maps to ``map_size``) and flips everything together. Photometric jitter runs last
   on the image only. Evaluation (``rng`` is None): segmentation shrinks to fit ``eval_size`` and
-  pads; classification and saliency resize.
+  pads; classification resizes (``augment='imagenet'``: the shorter side to ``eval_resize``, then
+  the centre ``image_size`` crop); saliency resizes.
 
   Args:
     sample: a :mod:`jaxseg.data.transforms` sample with uint8 image.
@@ -104,12 +131,7 @@ def process_sample(sample: dict, *, task: str, options: dict, ignore_label: int 
       sample = T.fit_and_pad(sample, options["eval_size"], image_pad=pad,
                              ignore_label=ignore_label)
   elif task == "classification":
-    sample = T.resize(sample, options["image_size"])
-    if train and options["crop_padding"]:
-      p = options["crop_padding"]
-      size = _pair(options["image_size"], "image_size")
-      sample = T.pad_sides(sample, p, image_pad=pad)
-      sample = T.random_crop(sample, size, rng=rng, image_pad=pad)
+    sample = _classification_geometry(sample, options, rng=rng, mean_pad=pad)
   else:
     image = T.resize({"image": sample["image"]}, options["image_size"])["image"]
     maps = T.resize({"density": sample["density"], "fixations": sample["fixations"]},

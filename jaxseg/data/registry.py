@@ -11,7 +11,7 @@ A config selects a dataset with ``config.data.name`` and sets its options as oth
   process).
 * ``prefetch`` (int, 2): batches prepared ahead of the consumer, per worker.
 * ``read_threads`` (int, 4): threads decoding and transforming in each process.
-* ``normalization`` (str): ``'imagenet'``, ``'caffe_bgr'`` or ``'none'``
+* ``normalization`` (str): ``'imagenet'``, ``'caffe_bgr'``, ``'salnet'`` or ``'none'``
   (:func:`jaxseg.data.transforms.normalize`).
 * ``train_split``, ``eval_split`` (str): the tfds split names the engine trains and evaluates on
   (tfds slicing such as ``'train[:90%]'`` is accepted).
@@ -22,8 +22,11 @@ A config selects a dataset with ``config.data.name`` and sets its options as oth
 
 Task options (defaults differ per dataset; :func:`describe` prints them):
 
-* classification: ``image_size`` (int, output side), ``crop_padding`` (int, pad then randomly
-  crop back, 0: off), ``flip`` (bool), ``photometric`` (float, jitter strength, 0: off).
+* classification: ``image_size`` (int, output side), ``augment`` (``'resize'``, ``'imagenet'``:
+  random-resized-crop for training and resize-then-centre-crop for evaluation, ``'cifar'``: pad
+  and random crop), ``crop_padding`` (int, pad then randomly crop back, 0: off), ``pad_mode``,
+  ``crop_scale``, ``crop_ratio``, ``eval_resize``, ``flip`` (bool; None: the recipe's default),
+  ``photometric`` (float, jitter strength, 0: off).
 * segmentation: ``crop_size`` (int, training crop side), ``eval_size`` (int, evaluation images
   are shrunk to fit and padded to this side, the mask with 255), ``scale_range`` ((low, high)
   random rescaling), ``flip``, ``photometric``.
@@ -35,6 +38,7 @@ not define raises a ValueError naming it.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -43,8 +47,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "DatasetUnavailableError", "describe",
-           "get_builder", "list_datasets", "resolve_options"]
+__all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "DatasetUnavailableError", "build_lock",
+           "describe", "get_builder", "list_datasets", "resolve_options"]
 
 COMMON_OPTIONS: dict[str, tuple[Any, str]] = {
     "name": ("", "the dataset's name in this registry"),
@@ -57,12 +61,24 @@ COMMON_OPTIONS: dict[str, tuple[Any, str]] = {
     "download": (False, "download when manual files are absent (builders that can)"),
 }
 
+_NORMALIZATION_DOC = "'imagenet' | 'caffe_bgr' | 'salnet' | 'none' ([0, 1])"
+AUGMENTS = ("resize", "imagenet", "cifar")
 _CLASSIFICATION = {
-    "image_size": (32, "output side in pixels (images are resized to it)"),
-    "crop_padding": (0, "training: pad by this many pixels then crop back at random (0: off)"),
-    "flip": (False, "training: random horizontal flips"),
+    "image_size": (32, "output side in pixels (int or (h, w))"),
+    "augment": ("resize", "'resize': resize to image_size (+ crop_padding, flip); 'imagenet': "
+                          "train random-resized-crop + flip, eval shorter side to eval_resize "
+                          "then centre crop; 'cifar': pad crop_padding, random crop, flip"),
+    "crop_padding": (0, "training ('resize', 'cifar'): pad by this many pixels then crop back at "
+                        "random (0: off)"),
+    "pad_mode": ("mean", "fill of crop_padding: 'mean' (mean pixel), 'zeros' (black, as "
+                         "torchvision's RandomCrop), 'reflect'"),
+    "crop_scale": ((0.08, 1.0), "'imagenet' training: area fraction range of the random crop"),
+    "crop_ratio": ((3 / 4, 4 / 3), "'imagenet' training: width/height range of the random crop"),
+    "eval_resize": (256, "'imagenet' evaluation: shorter side before the centre crop"),
+    "flip": (None, "training: random horizontal flips; None: on for augment 'imagenet' and "
+                   "'cifar', off for 'resize'"),
     "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
-    "normalization": ("none", "'imagenet' | 'caffe_bgr' | 'none' ([0, 1])"),
+    "normalization": ("none", _NORMALIZATION_DOC),
 }
 _SEGMENTATION = {
     "crop_size": (321, "training crop side (padded with the mean / 255 when smaller)"),
@@ -70,14 +86,14 @@ _SEGMENTATION = {
     "scale_range": ((0.5, 2.0), "training: random rescaling range ((1, 1): off)"),
     "flip": (True, "training: random horizontal flips"),
     "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
-    "normalization": ("imagenet", "'imagenet' | 'caffe_bgr' | 'none' ([0, 1])"),
+    "normalization": ("imagenet", _NORMALIZATION_DOC),
 }
 _SALIENCY = {
     "image_size": ((240, 320), "network input (h, w)"),
     "map_size": ((240, 320), "(h, w) of 'density' and 'fixations'"),
     "flip": (True, "training: random horizontal flips (maps flip with the image)"),
     "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
-    "normalization": ("imagenet", "'imagenet' | 'caffe_bgr' | 'none' ([0, 1])"),
+    "normalization": ("imagenet", _NORMALIZATION_DOC),
 }
 _TASK_OPTIONS = {"classification": _CLASSIFICATION, "segmentation": _SEGMENTATION,
                  "saliency": _SALIENCY}
@@ -448,7 +464,9 @@ def describe(name: str) -> str:
   spec = get_spec(name)
   lines = [f"{name} ({spec.task}): {spec.doc}"]
   for key, (default, doc) in sorted(spec.all_options().items()):
-    shown = "None (follows synthetic_size)" if default is None else repr(default)
+    shown = repr(default) if default is not None else (
+        "None (the augment recipe's default)" if key == "flip" else
+        "None (follows synthetic_size)")
     lines.append(f"  {key} = {shown}: {doc}")
   return "\n".join(lines)
 
@@ -463,8 +481,9 @@ def _as_dict(data_config) -> dict:
 
 
 def _check_option_types(options: dict) -> None:
-  if options["normalization"] not in ("imagenet", "caffe_bgr", "none"):
-    raise ValueError("data.normalization must be 'imagenet', 'caffe_bgr' or 'none', got "
+  from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
+  if options["normalization"] not in transforms.NORMALIZATIONS:
+    raise ValueError(f"data.normalization must be one of {transforms.NORMALIZATIONS}, got "
                      f"{options['normalization']!r}.")
   for key in ("num_workers", "prefetch", "read_threads"):
     value = options[key]
@@ -472,6 +491,35 @@ def _check_option_types(options: dict) -> None:
                                                                           "read_threads" else 0):
       raise ValueError(f"data.{key} must be a non-negative int (read_threads positive), "
                        f"got {value!r}.")
+  if "augment" in options:
+    _check_classification_options(options)
+
+
+def _check_classification_options(options: dict) -> None:
+  augment, pad_mode = options["augment"], options["pad_mode"]
+  if augment not in AUGMENTS:
+    raise ValueError(f"data.augment must be one of {AUGMENTS}, got {augment!r}.")
+  from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
+  if pad_mode not in transforms.PAD_MODES:
+    raise ValueError(f"data.pad_mode must be one of {transforms.PAD_MODES}, got {pad_mode!r}.")
+  padding = options["crop_padding"]
+  if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
+    raise ValueError(f"data.crop_padding must be a non-negative int, got {padding!r}.")
+  if augment == "cifar" and padding == 0:
+    raise ValueError("data.augment='cifar' pads and crops back: set data.crop_padding > 0 "
+                     "(4 for CIFAR), got 0.")
+  if augment == "imagenet":
+    if padding:
+      raise ValueError(f"data.crop_padding ({padding}) has no meaning with augment='imagenet' "
+                       "(its random-resized-crop replaces it); set it to 0.")
+    size = options["image_size"]
+    side = max(size) if isinstance(size, tuple) else size
+    resize = options["eval_resize"]
+    if not isinstance(resize, int) or isinstance(resize, bool) or resize < side:
+      raise ValueError(f"data.eval_resize must be an int >= the image_size {size!r} it is "
+                       f"centre-cropped to, got {resize!r}.")
+  if options["flip"] is not None and not isinstance(options["flip"], bool):
+    raise TypeError(f"data.flip must be a bool or None, got {options['flip']!r}.")
 
 
 def resolve_options(data_config) -> tuple[DatasetSpec, dict]:
@@ -492,10 +540,12 @@ def resolve_options(data_config) -> tuple[DatasetSpec, dict]:
   options.update(given)
   if spec.derive is not None:
     options.update(spec.derive(options))
-  for key in ("scale_range", "image_size", "map_size"):
+  for key in ("scale_range", "image_size", "map_size", "crop_scale", "crop_ratio"):
     if isinstance(options.get(key), list):
       options[key] = tuple(options[key])
   _check_option_types(options)
+  if spec.task == "classification" and options["flip"] is None:
+    options["flip"] = options["augment"] != "resize"
   return spec, options
 
 
@@ -515,11 +565,50 @@ class DatasetUnavailableError(RuntimeError):
   """A dataset is neither prepared in ``data_dir`` nor obtainable (no network, no manual files)."""
 
 
+@contextlib.contextmanager
+def build_lock(data_dir: str, name: str):
+  """Holds an exclusive lock on ``<data_dir>/.<name>.lock`` while a dataset is built.
+
+  Hosts (or processes) preparing the same dataset into a shared ``data_dir`` take turns: the
+  first builds, the others wait, then find the finished files and reuse them. tfds already builds
+  into a temporary folder renamed at the end, but a second builder that started before the rename
+  would rebuild and then fail to rename onto the finished folder. The lock is a POSIX record lock
+  (``fcntl.lockf``), which NFS honours across machines; it is released when the holder exits,
+  even if it crashes. Without ``fcntl`` (Windows) no lock is taken.
+
+  Args:
+    data_dir: the shared folder of prepared datasets (created if missing).
+    name: the dataset's registry name; one lock per name.
+
+  Yields:
+    None, with the lock held.
+  """
+  os.makedirs(data_dir, exist_ok=True)
+  try:
+    import fcntl  # pylint: disable=g-import-not-at-top
+  except ImportError:  # not POSIX
+    yield
+    return
+  with open(os.path.join(data_dir, f".{name}.lock"), "a+b") as handle:
+    fcntl.lockf(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
 @functools.lru_cache(maxsize=64)
 def _prepared(name: str, frozen_options: tuple):
   spec = get_spec(name)
   options = dict(frozen_options)
   data_dir = resolve_data_dir(options)
+  with build_lock(data_dir, name):
+    # The builder is made under the lock: it decides at construction whether the files exist.
+    return _prepare(spec, options, data_dir)
+
+
+def _prepare(spec: DatasetSpec, options: dict, data_dir: str):
+  name = spec.name
   builder = spec.make_builder(options, data_dir)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from jaxseg.data.builders import _common  # pylint: disable=g-import-not-at-top

@@ -25,6 +25,9 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "NORMALIZATIONS",
+    "PAD_MODES",
+    "SALNET_BGR_MEAN",
+    "center_crop",
     "center_pad_or_crop",
     "fit_and_pad",
     "horizontal_flip",
@@ -35,10 +38,14 @@ __all__ = [
     "photometric_jitter",
     "random_crop",
     "random_horizontal_flip",
+    "random_resized_crop",
+    "random_resized_crop_box",
     "random_scale",
     "random_scale_crop",
     "resize",
+    "resize_shorter_side",
     "resize_to_multiple",
+    "resized_crop",
     "scale",
     "scale_and_crop",
 ]
@@ -48,7 +55,11 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 # The mean pixel of the ILSVRC training set in BGR order, 0..255, as Caffe's VGG and FCN models
 # subtract it (fcn.berkeleyvision.org's voc_layers.py).
 CAFFE_BGR_MEAN = np.array([104.00699, 116.66877, 122.67892], np.float32)
-NORMALIZATIONS = ("imagenet", "caffe_bgr", "none")
+# The BGR mean Pan et al.'s deep saliency network (SalNet, CVPR 2016) subtracts before dividing
+# by 127.5, so its inputs lie in about [-1, 1].
+SALNET_BGR_MEAN = np.array([100.0, 110.0, 118.0], np.float32)
+NORMALIZATIONS = ("imagenet", "caffe_bgr", "salnet", "none")
+PAD_MODES = ("mean", "zeros", "reflect")
 
 _DENSE_KEYS = ("image", "mask", "density", "fixations")
 
@@ -85,13 +96,16 @@ def mean_pixel(normalization: str) -> np.ndarray:
   """The uint8 RGB pixel that :func:`normalize` maps to (about) zero, used for padding.
 
   Args:
-    normalization: ``'imagenet'``, ``'caffe_bgr'`` or ``'none'`` (ImageNet's mean is used).
+    normalization: ``'imagenet'``, ``'caffe_bgr'``, ``'salnet'`` or ``'none'`` (ImageNet's mean
+      is used).
 
   Returns:
     ``(3,)`` uint8 RGB.
   """
   if normalization == "caffe_bgr":
     return np.round(CAFFE_BGR_MEAN[::-1]).astype(np.uint8)
+  if normalization == "salnet":
+    return np.round(SALNET_BGR_MEAN[::-1]).astype(np.uint8)
   if normalization in ("imagenet", "none"):
     return np.round(IMAGENET_MEAN * 255).astype(np.uint8)
   raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
@@ -103,11 +117,13 @@ def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
   * ``'imagenet'``: ``(x / 255 - mean) / std`` with torchvision's ImageNet mean and std, RGB.
   * ``'caffe_bgr'``: ``x[..., ::-1] - [104.00699, 116.66877, 122.67892]``: BGR channel order,
     0..255 range, as Caffe's VGG, FCN and saliency models expect.
+  * ``'salnet'``: ``(x[..., ::-1] - [100, 110, 118]) / 127.5``: BGR, about ``[-1, 1]``, the input
+    of Pan et al.'s deep saliency network (SalNet).
   * ``'none'``: ``x / 255`` in ``[0, 1]``, RGB.
 
   Args:
     image: ``(..., 3)`` RGB, uint8 or float in ``[0, 255]``.
-    normalization: one of ``'imagenet'``, ``'caffe_bgr'``, ``'none'``.
+    normalization: one of ``'imagenet'``, ``'caffe_bgr'``, ``'salnet'``, ``'none'``.
 
   Returns:
     float32 array of the same shape.
@@ -121,6 +137,8 @@ def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
     return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
   if normalization == "caffe_bgr":
     return x[..., ::-1] - CAFFE_BGR_MEAN
+  if normalization == "salnet":
+    return (x[..., ::-1] - SALNET_BGR_MEAN) / np.float32(127.5)
   if normalization == "none":
     return x / 255.0
   raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
@@ -265,19 +283,43 @@ def pad_to_size(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: 
   return out
 
 
-def pad_sides(sample: dict, padding: int, *, image_pad=(124, 116, 104),
-              ignore_label: int = 255) -> dict:
-  """Pads ``padding`` pixels on every side (the image with ``image_pad``, the mask with
-  ``ignore_label``, maps with 0): with :func:`random_crop` back to the original size, the
-  translation augmentation of CIFAR training."""
-  if not isinstance(padding, int) or padding < 0:
+def pad_sides(sample: dict, padding: int, *, image_pad=(124, 116, 104), ignore_label: int = 255,
+              mode: str = "constant") -> dict:
+  """Pads ``padding`` pixels on every side: with :func:`random_crop` back to the original size,
+  the translation augmentation of CIFAR training.
+
+  ``mode='constant'`` fills the image with ``image_pad``, the mask with ``ignore_label`` and maps
+  with 0; ``mode='reflect'`` mirrors every dense key about its border pixel, excluding it
+  (``numpy.pad``'s and torch's ``'reflect'``: ``[a, b, c]`` padded by 2 is ``[c, b, a, b, c, b,
+  a]``), so ``padding`` must be smaller than the height and width.
+
+  Args:
+    sample: see the module docstring.
+    padding: pixels added on each side, a non-negative int.
+    image_pad: ``(3,)`` RGB fill of ``'constant'`` mode.
+    ignore_label: mask fill of ``'constant'`` mode.
+    mode: ``'constant'`` or ``'reflect'``.
+
+  Returns:
+    The sample of size ``(H + 2 padding, W + 2 padding)``.
+  """
+  if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
     raise ValueError(f"padding must be a non-negative int, got {padding!r}.")
+  if mode not in ("constant", "reflect"):
+    raise ValueError(f"mode must be 'constant' or 'reflect', got {mode!r}.")
   h, w = _hw(sample)
+  if mode == "reflect" and padding >= min(h, w):
+    raise ValueError(f"padding ({padding}) must be smaller than the sample's sides {(h, w)} "
+                     "for mode='reflect'.")
   values = _pad_values(sample, image_pad, ignore_label)
   out = dict(sample)
   for key in _DENSE_KEYS:
     if key in sample:
       x = sample[key]
+      if mode == "reflect":
+        widths = ((padding, padding), (padding, padding)) + ((0, 0),) * (x.ndim - 2)
+        out[key] = np.pad(x, widths, mode="reflect")
+        continue
       padded = np.empty((h + 2 * padding, w + 2 * padding) + x.shape[2:], x.dtype)
       padded[...] = values[key]
       padded[padding:padding + h, padding:padding + w] = x
@@ -443,6 +485,117 @@ def random_scale_crop(sample: dict, size, *, rng: np.random.Generator, scale_ran
   left = int(rng.integers(0, max(scaled[1], hw[1]) - hw[1] + 1))
   return scale_and_crop(sample, factor, top, left, hw, image_pad=image_pad,
                         ignore_label=ignore_label)
+
+
+def random_resized_crop_box(hw, *, rng: np.random.Generator, scale=(0.08, 1.0),
+                            ratio=(3 / 4, 4 / 3), attempts: int = 10) -> tuple[int, int, int, int]:
+  """The window of torchvision's ``RandomResizedCrop`` (Inception's "distorted bounding box").
+
+  Up to ``attempts`` times: draw an area fraction ``s ~ U[scale]`` and an aspect ratio
+  ``r = exp(U[log ratio])`` (width / height); the window is ``w = round(sqrt(s H W r))``,
+  ``h = round(sqrt(s H W / r))``; if it fits, its corner is uniform over the positions that keep
+  it inside. If no draw fits, the centred window of the whole image clamped to ``ratio``.
+
+  Args:
+    hw: ``(H, W)`` of the image.
+    rng: the generator.
+    scale: ``(low, high)`` area fraction, ``0 < low <= high <= 1``.
+    ratio: ``(low, high)`` width / height, ``0 < low <= high``.
+    attempts: draws before the fallback.
+
+  Returns:
+    ``(top, left, height, width)`` inside the image.
+
+  Example:
+    >>> top, left, h, w = random_resized_crop_box((100, 200), rng=np.random.default_rng(0))
+    >>> 0 <= top <= 100 - h and 0 <= left <= 200 - w
+    True
+  """
+  in_h, in_w = _size(hw, "hw")
+  low, high = _check_range(scale, "scale")
+  if not 0 < low <= high <= 1:
+    raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale!r}.")
+  r_low, r_high = _check_range(ratio, "ratio")
+  if r_low <= 0:
+    raise ValueError(f"ratio must be positive, got {ratio!r}.")
+  area = in_h * in_w
+  for _ in range(attempts):
+    target = area * rng.uniform(low, high)
+    aspect = np.exp(rng.uniform(np.log(r_low), np.log(r_high)))
+    w = int(round(np.sqrt(target * aspect)))
+    h = int(round(np.sqrt(target / aspect)))
+    if 0 < w <= in_w and 0 < h <= in_h:
+      return int(rng.integers(0, in_h - h + 1)), int(rng.integers(0, in_w - w + 1)), h, w
+  aspect = in_w / in_h
+  if aspect < r_low:
+    w, h = in_w, int(round(in_w / r_low))
+  elif aspect > r_high:
+    h, w = in_h, int(round(in_h * r_high))
+  else:
+    h, w = in_h, in_w
+  return (in_h - h) // 2, (in_w - w) // 2, h, w
+
+
+def resized_crop(sample: dict, box, size) -> dict:
+  """Crops ``box = (top, left, height, width)`` of every dense key, then resizes it to ``size``
+  (:func:`resize`: bilinear images, nearest masks), as torchvision's ``resized_crop``."""
+  top, left, h, w = (int(v) for v in box)
+  in_h, in_w = _hw(sample)
+  if not (h >= 1 and w >= 1 and 0 <= top <= in_h - h and 0 <= left <= in_w - w):
+    raise ValueError(f"box (top, left, height, width)={tuple(box)} must lie inside the sample "
+                     f"of size {(in_h, in_w)}.")
+  return resize(_crop(sample, top, left, (h, w)), size)
+
+
+def random_resized_crop(sample: dict, size, *, rng: np.random.Generator, scale=(0.08, 1.0),
+                        ratio=(3 / 4, 4 / 3)) -> dict:
+  """ImageNet training's crop: a :func:`random_resized_crop_box` window resized to ``size``.
+
+  Args:
+    sample: see the module docstring.
+    size: int or ``(h, w)`` of the output.
+    rng: the generator drawing the window.
+    scale: ``(low, high)`` area fraction of the window (0.08 to 1, Szegedy et al. 2015).
+    ratio: ``(low, high)`` width / height of the window (3/4 to 4/3).
+
+  Returns:
+    The sample at exactly ``size``.
+  """
+  hw = _size(size, "size")
+  box = random_resized_crop_box(_hw(sample), rng=rng, scale=scale, ratio=ratio)
+  return resized_crop(sample, box, hw)
+
+
+def resize_shorter_side(sample: dict, size: int) -> dict:
+  """Resizes ``sample`` so its shorter side is ``size``, keeping the aspect ratio.
+
+  The longer side becomes ``int(size * long / short)`` (truncated, as torchvision's ``Resize``
+  with an int), e.g. 300x400 -> 256x341.
+
+  Args:
+    sample: see the module docstring.
+    size: the shorter side after resizing, a positive int.
+
+  Returns:
+    The resized sample.
+  """
+  if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
+    raise ValueError(f"size must be a positive int, got {size!r}.")
+  h, w = _hw(sample)
+  if h <= w:
+    return resize(sample, (int(size), int(size * w / h)))
+  return resize(sample, (int(size * h / w), int(size)))
+
+
+def center_crop(sample: dict, size) -> dict:
+  """Crops the centred ``size`` window, corner ``(int(round((H - h) / 2)), int(round((W - w) /
+  2)))`` as torchvision's ``center_crop``; the sample must be at least ``size``."""
+  hw = _size(size, "size")
+  h, w = _hw(sample)
+  if h < hw[0] or w < hw[1]:
+    raise ValueError(f"size {hw} is larger than the sample {(h, w)}; center_crop never pads "
+                     "(center_pad_or_crop does).")
+  return _crop(sample, int(round((h - hw[0]) / 2)), int(round((w - hw[1]) / 2)), hw)
 
 
 def horizontal_flip(sample: dict) -> dict:

@@ -125,13 +125,21 @@ def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, stride: An
   stride, pads, dilation, _ = _conv_geometry(
       x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
   x, w = _promote(x, w)
+  return _add_bias(_conv2d_lowered(x, w, stride, pads, dilation, groups), b)
+
+
+def _conv2d_lowered(x, w, stride, pads, dilation, groups):
+  """conv2d on checked, static arguments, each shape routed to its fastest formulation."""
   if w.shape[:2] == (1, 1) and groups == 1:
-    y = _pointwise_conv(x, w, stride, pads)
-  else:
-    y = lax.conv_general_dilated(
-        x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
-        dimension_numbers=_DIMENSION_NUMBERS, feature_group_count=groups)
-  return _add_bias(y, b)
+    return _pointwise_conv(x, w, stride, pads)
+  return _lax_conv(x, w, stride, pads, dilation, groups)
+
+
+def _lax_conv(x, w, stride, pads, dilation, groups):
+  """XLA's own convolution: the reference every other lowering must equal."""
+  return lax.conv_general_dilated(
+      x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
+      dimension_numbers=_DIMENSION_NUMBERS, feature_group_count=groups)
 
 
 def conv_transpose2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,

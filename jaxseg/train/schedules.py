@@ -84,7 +84,8 @@ def make_schedule(schedule_config: ml_collections.ConfigDict, *, learning_rate: 
       [optax.linear_schedule(0.0, learning_rate, warmup), main], [warmup])
 
 
-def make_plateau(schedule_config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
+def make_plateau(
+    schedule_config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
   """Returns ``optax.contrib.reduce_on_plateau`` configured from ``config.schedule``.
 
   After ``patience`` evaluations without the metric improving by more than ``min_delta``, the scale

@@ -41,7 +41,8 @@ class Task(Protocol):
     last batch wrongly.
     """
 
-  def finalize(self, sums: Mapping[str, Any], config: ml_collections.ConfigDict) -> dict[str, float]:
+  def finalize(self, sums: Mapping[str, Any],
+               config: ml_collections.ConfigDict) -> dict[str, float]:
     """Turns the split-wide sums into final metrics (host side, numpy)."""
 
   def write_images(self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any,

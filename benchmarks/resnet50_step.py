@@ -1,0 +1,280 @@
+r"""ResNet-50 train step on the CPU: jaxseg's convolution lowerings against PyTorch.
+
+What is timed: one jitted train step of `jaxseg.models.resnet50` at 224x224, batch 8, float32
+(forward in train mode with batch norm statistics, softmax cross-entropy, backward, SGD with
+momentum 0.9 from optax, the state donated), and the same step of a PyTorch ResNet-50 v1.5
+written inline (`channels_last`, `torch.set_num_threads` = the cores XLA uses). All steps are
+compiled first, then run in alternating rounds (one step of each per round) so a shared
+host's load hits them alike; the table gives the median step and its spread (min-max).
+
+Variants of jaxseg's step differ only in how `jaxseg.ops.conv2d` lowers a convolution (the
+benchmark swaps `jaxseg.ops.conv._conv2d_lowered` while tracing):
+
+* `lax`: every convolution is `lax.conv_general_dilated` (a plain Flax model).
+* `before`: 1x1 convolutions as matmuls, the rest XLA's (jaxseg before this work).
+* `jaxseg`: `jaxseg.ops.conv2d` as shipped.
+
+`--breakdown` times every distinct convolution of the network in isolation (forward plus the
+gradients a train step needs: none for the image, so the stem only gets dW), per variant, and
+multiplies by how often it occurs: where the step's time goes.
+
+Run: `python benchmarks/resnet50_step.py [--rounds 5] [--breakdown] [--no-torch]`.
+Results and the history of what was tried: benchmarks/README_conv.md.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import functools
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir))
+from jaxseg.models.resnet import resnet50  # noqa: E402
+from jaxseg.ops import conv as conv_lib  # noqa: E402
+
+SHIPPED = conv_lib._conv2d_lowered
+
+
+def _before(x, w, stride, pads, dilation, groups):
+  if w.shape[:2] == (1, 1) and groups == 1:
+    return conv_lib._pointwise_conv(x, w, stride, pads)
+  return conv_lib._lax_conv(x, w, stride, pads, dilation, groups)
+
+
+LOWERINGS = {"lax": conv_lib._lax_conv, "before": _before, "jaxseg": SHIPPED}
+
+
+@contextlib.contextmanager
+def lowering(fn):
+  """Routes jaxseg.ops.conv2d through `fn` while tracing inside the block."""
+  saved = conv_lib._conv2d_lowered
+  conv_lib._conv2d_lowered = fn
+  try:
+    yield
+  finally:
+    conv_lib._conv2d_lowered = saved
+
+
+# ----------------------------------------------------------------------------- jaxseg step
+
+
+def make_jax_step(batch, size, lower_fn):
+  """Returns (compiled step, state, batch, compile seconds, GFLOP of XLA's cost analysis)."""
+  model = resnet50(num_classes=1000)
+  tx = optax.sgd(0.1, momentum=0.9)
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.standard_normal((batch, size, size, 3)), jnp.float32)
+  labels = jnp.asarray(rng.integers(0, 1000, batch), jnp.int32)
+  with lowering(lower_fn):
+    variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), images)
+  state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+
+  def step(state, images, labels):
+    params, batch_stats, opt_state = state
+
+    def loss_fn(params):
+      (logits, _), updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
+                                         train=True, mutable=["batch_stats"])
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      return loss, updates["batch_stats"]
+
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
+
+  start = time.perf_counter()
+  with lowering(lower_fn):
+    compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile()
+  compile_s = time.perf_counter() - start
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  gflop = float(cost.get("flops", float("nan"))) / 1e9 if cost else float("nan")
+  holder = {"state": state}
+
+  def run():
+    holder["state"], loss = compiled(holder["state"], images, labels)
+    jax.block_until_ready(loss)
+
+  return run, compile_s, gflop
+
+
+# ----------------------------------------------------------------------------- torch step
+
+
+def make_torch_step(batch, size, threads):
+  """The same step in PyTorch (torchvision's ResNet-50 v1.5 written inline), channels_last."""
+  import torch
+  from torch import nn
+
+  torch.set_num_threads(threads)
+  torch.manual_seed(0)
+
+  class Bottleneck(nn.Module):
+
+    def __init__(self, c_in, width, stride):
+      super().__init__()
+      c_out = 4 * width
+      self.body = nn.Sequential(
+          nn.Conv2d(c_in, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+          nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
+          nn.ReLU(inplace=True), nn.Conv2d(width, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+      self.shortcut = nn.Identity()
+      if stride != 1 or c_in != c_out:
+        self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
+                                      nn.BatchNorm2d(c_out))
+
+    def forward(self, x):
+      return torch.relu(self.body(x) + self.shortcut(x))
+
+  layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1)]
+  c_in = 64
+  for stage, blocks in enumerate((3, 4, 6, 3)):
+    width = 64 * 2**stage
+    for index in range(blocks):
+      layers.append(Bottleneck(c_in, width, 2 if stage and index == 0 else 1))
+      c_in = 4 * width
+  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000)]
+  net = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+  params = sum(p.numel() for p in net.parameters())
+  assert params == 25_557_032, params  # torchvision's resnet50: the same network as jaxseg's
+  optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+  images = torch.randn(batch, 3, size, size).to(memory_format=torch.channels_last)
+  labels = torch.randint(0, 1000, (batch,))
+
+  def run():
+    optimizer.zero_grad(set_to_none=True)
+    loss = nn.functional.cross_entropy(net(images), labels)
+    loss.backward()
+    optimizer.step()
+
+  return run
+
+
+# ----------------------------------------------------------------------------- breakdown
+
+
+def conv_inventory(batch, size):
+  """Every conv2d call of ResNet-50 as (x shape, w shape, stride, pads, dilation, groups) -> n."""
+  calls = collections.Counter()
+
+  def record(x, w, stride, pads, dilation, groups):
+    calls[(x.shape, w.shape, stride, tuple(map(tuple, pads)), dilation, groups)] += 1
+    return SHIPPED(x, w, stride, pads, dilation, groups)
+
+  model = resnet50(num_classes=1000)
+  with lowering(record):
+    jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0),
+                   jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32))
+  return calls
+
+
+def conv_step(lower_fn, config, rng):
+  """Compiled forward + train-step gradients of one convolution, and its arguments."""
+  x_shape, w_shape, stride, pads, dilation, groups = config
+  x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
+  w = jnp.asarray(rng.standard_normal(w_shape) * 0.05, jnp.float32)
+  argnums = (1,) if x_shape[-1] == 3 else (0, 1)  # the image needs no gradient
+  y = conv_lib._lax_conv(x, w, stride, pads, dilation, groups)
+  dy = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+
+  def loss(x, w):
+    return jnp.vdot(lower_fn(x, w, stride, pads, dilation, groups), dy)
+
+  fn = jax.jit(jax.grad(loss, argnums=argnums))
+  return fn, (x, w), 2 * y.size * w_shape[0] * w_shape[1] * w_shape[2]
+
+
+def breakdown(batch, size, names, rounds):
+  calls = conv_inventory(batch, size)
+  rng = np.random.default_rng(0)
+  print(f"\nconvolutions of the step, forward + gradients, median ms of {rounds} "
+        "(GFLOP/s counts 3x the forward's multiply-adds, 2x for the stem)")
+  print(f"{'x -> w, stride':44s}{'n':>3s}" + "".join(f"{n:>16s}" for n in names))
+  totals = collections.Counter()
+  for config, count in sorted(calls.items(), key=lambda kv: -kv[0][0][1]):
+    x_shape, w_shape, stride = config[:3]
+    label = (f"{x_shape[1]}x{x_shape[2]}x{x_shape[3]} {w_shape[0]}x{w_shape[1]}->"
+             f"{w_shape[3]} /{stride[0]}")
+    fns = {n: conv_step(LOWERINGS[n], config, rng) for n in names}
+    times = {n: [] for n in names}
+    for n, (fn, args, _) in fns.items():
+      jax.block_until_ready(fn(*args))
+    for _ in range(rounds):
+      for n, (fn, args, _) in fns.items():
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times[n].append(time.perf_counter() - start)
+    row = f"{label:44s}{count:3d}"
+    for n in names:
+      t = statistics.median(times[n])
+      passes = 2 if x_shape[-1] == 3 else 3
+      flops = passes * fns[n][2]
+      totals[n] += count * t
+      row += f"{1e3 * t:8.1f} ({flops / t / 1e9:4.0f})"
+    print(row, flush=True)
+  print(f"{'total over the step':47s}" + "".join(f"{1e3 * totals[n]:16.0f}" for n in names))
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--size", type=int, default=224)
+  parser.add_argument("--rounds", type=int, default=5)
+  parser.add_argument("--warmup", type=int, default=1)
+  parser.add_argument("--variants", default="lax,before,jaxseg")
+  parser.add_argument("--no-torch", action="store_true")
+  parser.add_argument("--breakdown", action="store_true")
+  parser.add_argument("--no-step", action="store_true", help="only the breakdown")
+  args = parser.parse_args()
+  names = args.variants.split(",")
+  threads = len(os.sched_getaffinity(0))
+  print(f"jax {jax.__version__} ({jax.devices()[0].platform}), {threads} cores, "
+        f"batch {args.batch}, {args.size}x{args.size}, float32, load {os.getloadavg()[0]:.1f}")
+  if not args.no_step:
+    steps, compile_s, gflop = {}, {}, {}
+    for name in names:
+      steps[name], compile_s[name], gflop[name] = make_jax_step(
+          args.batch, args.size, LOWERINGS[name])
+    try:
+      if args.no_torch:
+        raise ImportError
+      steps["torch"] = make_torch_step(args.batch, args.size, threads)
+      compile_s["torch"], gflop["torch"] = 0.0, float("nan")
+    except ImportError:
+      pass
+    for _ in range(args.warmup):
+      for run in steps.values():
+        run()
+    times = {name: [] for name in steps}
+    for _ in range(args.rounds):
+      for name, run in steps.items():
+        start = time.perf_counter()
+        run()
+        times[name].append(time.perf_counter() - start)
+    print(f"\n{'step':10s}{'img/s':>8s}{'ms/step':>10s}{'min-max ms':>16s}{'compile s':>11s}"
+          f"{'XLA GFLOP':>11s}")
+    for name, ts in times.items():
+      median = statistics.median(ts)
+      print(f"{name:10s}{args.batch / median:8.2f}{1e3 * median:10.0f}"
+            f"{1e3 * min(ts):8.0f}-{1e3 * max(ts):<7.0f}{compile_s[name]:11.1f}"
+            f"{gflop[name]:11.1f}", flush=True)
+    print(f"load {os.getloadavg()[0]:.1f}")
+  if args.breakdown:
+    breakdown(args.batch, args.size, names, args.rounds)
+
+
+if __name__ == "__main__":
+  main()
