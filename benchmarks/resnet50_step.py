@@ -52,6 +52,23 @@ def _before(x, w, stride, pads, dilation, groups):
 
 LOWERINGS = {"lax": conv_lib._lax_conv, "before": _before, "jaxseg": SHIPPED}
 
+# XLA:CPU compile options (DebugOptions fields, set per executable so the variants run
+# side by side in one process). jaxlib 0.10.2 sends convolutions and dots to YNNPACK by default.
+_T = "LIBRARY_FUSION_TYPE_"
+COMPILER_OPTIONS = {
+    "": {},
+    "ynn-all": {"xla_cpu_experimental_ynn_fusion_type": ",".join(
+        _T + t for t in ("DOT", "ELTWISE", "REDUCE", "INDIVIDUAL_DOT",
+                         "INDIVIDUAL_CONVOLUTION"))},
+    "ynn-off": {"xla_cpu_experimental_ynn_fusion_type": ""},
+}
+
+
+def variant(name):
+  """'lowering' or 'lowering+options' (see LOWERINGS, COMPILER_OPTIONS)."""
+  lower_name, _, options = name.partition("+")
+  return LOWERINGS[lower_name], COMPILER_OPTIONS[options]
+
 
 @contextlib.contextmanager
 def lowering(fn):
@@ -67,7 +84,7 @@ def lowering(fn):
 # ----------------------------------------------------------------------------- jaxseg step
 
 
-def make_jax_step(batch, size, lower_fn):
+def make_jax_step(batch, size, lower_fn, options=None):
   """Returns (compiled step, state, batch, compile seconds, GFLOP of XLA's cost analysis)."""
   model = resnet50(num_classes=1000)
   tx = optax.sgd(0.1, momentum=0.9)
@@ -93,7 +110,8 @@ def make_jax_step(batch, size, lower_fn):
 
   start = time.perf_counter()
   with lowering(lower_fn):
-    compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile()
+    compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile(
+        options or None)
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -178,8 +196,9 @@ def conv_inventory(batch, size):
   return calls
 
 
-def conv_step(lower_fn, config, rng):
+def conv_step(name, config, rng):
   """Compiled forward + train-step gradients of one convolution, and its arguments."""
+  lower_fn, options = variant(name)
   x_shape, w_shape, stride, pads, dilation, groups = config
   x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
   w = jnp.asarray(rng.standard_normal(w_shape) * 0.05, jnp.float32)
@@ -190,7 +209,7 @@ def conv_step(lower_fn, config, rng):
   def loss(x, w):
     return jnp.vdot(lower_fn(x, w, stride, pads, dilation, groups), dy)
 
-  fn = jax.jit(jax.grad(loss, argnums=argnums))
+  fn = jax.jit(jax.grad(loss, argnums=argnums)).lower(x, w).compile(options or None)
   return fn, (x, w), 2 * y.size * w_shape[0] * w_shape[1] * w_shape[2]
 
 
@@ -205,7 +224,7 @@ def breakdown(batch, size, names, rounds):
     x_shape, w_shape, stride = config[:3]
     label = (f"{x_shape[1]}x{x_shape[2]}x{x_shape[3]} {w_shape[0]}x{w_shape[1]}->"
              f"{w_shape[3]} /{stride[0]}")
-    fns = {n: conv_step(LOWERINGS[n], config, rng) for n in names}
+    fns = {n: conv_step(n, config, rng) for n in names}
     times = {n: [] for n in names}
     for n, (fn, args, _) in fns.items():
       jax.block_until_ready(fn(*args))
@@ -247,7 +266,7 @@ def main():
     steps, compile_s, gflop = {}, {}, {}
     for name in names:
       steps[name], compile_s[name], gflop[name] = make_jax_step(
-          args.batch, args.size, LOWERINGS[name])
+          args.batch, args.size, *variant(name))
     try:
       if args.no_torch:
         raise ImportError

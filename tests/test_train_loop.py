@@ -169,6 +169,8 @@ def test_bad_config_fields_fail_before_tracing(tmp_path):
     fx.run_tiny(fx.tiny_config(total_steps=0), str(tmp_path))
   with pytest.raises(ValueError, match='dtype'):
     fx.run_tiny(fx.tiny_config(dtype='float16'), str(tmp_path))
+  with pytest.raises(ValueError, match='config.eval_steps'):
+    fx.run_tiny(fx.tiny_config(eval_steps=0), str(tmp_path))
   with pytest.raises(ValueError, match='accumulate_steps'):
     fx.run_tiny(fx.tiny_config(**{'optimizer.accumulate_steps': 3}), str(tmp_path))
 

@@ -69,6 +69,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     value = config[field]
     if not isinstance(value, int) or value < 1:
       raise ValueError(f'config.{field} must be a positive int, got {value!r}')
+  eval_steps = config.get('eval_steps', -1)
+  if not isinstance(eval_steps, int) or (eval_steps < 1 and eval_steps != -1):
+    raise ValueError(f'config.eval_steps must be -1 (the whole split) or a positive int, '
+                     f'got {eval_steps!r}')
   if config.best_mode not in ('max', 'min'):
     raise ValueError(f"config.best_mode must be 'max' or 'min', got {config.best_mode!r}")
   steps.compute_dtype(config.dtype)
