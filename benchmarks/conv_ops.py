@@ -181,12 +181,120 @@ def transposed_table(repeats, rng):
     print(row, flush=True)
 
 
+# ---------------------------------------------------------------- per pass: fwd, dx, dw
+# Formulations tried against XLA's for the k x k convolutions of ResNet-50 (each pass timed on
+# its own; all checked equal to lax's value or VJP before timing).
+
+
+def shifted_conv(x, w, stride, padding):
+  """k*k matmuls of shifted (strided) views accumulated: no patch matrix is materialised."""
+  k = w.shape[0]
+  x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  out_h = (x.shape[1] - k) // stride + 1
+  out_w = (x.shape[2] - k) // stride + 1
+  y = 0
+  for u in range(k):
+    for v in range(k):
+      view = x[:, u:u + stride * (out_h - 1) + 1:stride, v:v + stride * (out_w - 1) + 1:stride]
+      y = y + jnp.einsum("nhwc,co->nhwo", view, w[u, v])
+  return y
+
+
+def space_to_depth_conv(x, w, stride, padding):
+  """A strided conv as a stride-1 conv of the space-to-depth input (s*s*C channels, kernel
+  zero-padded to m*s taps, m = ceil(k / s), and regrouped to (m, m, s*s*C, O))."""
+  k, s = w.shape[0], stride
+  m = -(-k // s)
+  n, height, width, c = x.shape
+  out_h = (height + 2 * padding - k) // s + 1
+  out_w = (width + 2 * padding - k) // s + 1
+  zh, zw = out_h + m - 1, out_w + m - 1
+  x = jnp.pad(x, ((0, 0), (padding, zh * s - height - padding),
+                  (padding, zw * s - width - padding), (0, 0)))
+  z = x.reshape(n, zh, s, zw, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, zh, zw, s * s * c)
+  blocks = jnp.pad(w, ((0, m * s - k), (0, m * s - k), (0, 0), (0, 0)))
+  blocks = blocks.reshape(m, s, m, s, c, -1).transpose(0, 2, 1, 3, 4, 5)
+  return lax_conv(z, blocks.reshape(m, m, s * s * c, -1), 1, 0)
+
+
+def dw_by_patches(x, dy, k, stride, padding):
+  """The kernel gradient as one matmul: im2col(x)^T (N*Ho*Wo, k*k*C) times dy."""
+  x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  out_h, out_w = dy.shape[1:3]
+  views = [x[:, u:u + stride * (out_h - 1) + 1:stride, v:v + stride * (out_w - 1) + 1:stride]
+           for u in range(k) for v in range(k)]
+  patches = jnp.concatenate(views, -1).reshape(-1, k * k * x.shape[-1])
+  return (patches.T @ dy.reshape(-1, dy.shape[-1])).reshape(k, k, x.shape[-1], -1)
+
+
+def dx_by_phases(dy, w, stride, padding, input_hw):
+  """The input gradient as jaxseg's stride-phase transposed convolution of dy."""
+  from jaxseg.ops import conv as conv_lib  # the private fast path, measured in isolation
+  pads = ((padding, padding), (padding, padding))
+  return conv_lib._transpose_by_phases(dy, jnp.transpose(w, (0, 1, 3, 2)), (stride, stride),
+                                       pads, input_hw)
+
+
+# name, (H, W, C_in), (k, C_out), stride, padding: ResNet-50's k x k convolutions at batch 8
+PASS_CONVS = [
+    ("3x3 56x56 64", (56, 56, 64), (3, 64), 1, 1),
+    ("3x3 28x28 128", (28, 28, 128), (3, 128), 1, 1),
+    ("3x3 14x14 256", (14, 14, 256), (3, 256), 1, 1),
+    ("3x3 7x7 512", (7, 7, 512), (3, 512), 1, 1),
+    ("3x3/2 56x56 128", (56, 56, 128), (3, 128), 2, 1),
+    ("3x3/2 28x28 256", (28, 28, 256), (3, 256), 2, 1),
+    ("3x3/2 14x14 512", (14, 14, 512), (3, 512), 2, 1),
+    ("7x7/2 224x224 3 (stem)", (224, 224, 3), (7, 64), 2, 3),
+]
+
+
+def passes_table(batch, repeats, rng):
+  print(f"\nper pass, GFLOP/s of the forward's multiply-adds (best of {repeats})")
+  for name, (height, width, c_in), (k, c_out), stride, padding in PASS_CONVS:
+    x = jnp.asarray(rng.standard_normal((batch, height, width, c_in)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((k, k, c_in, c_out)) * 0.05, jnp.float32)
+    y, vjp = jax.vjp(lambda x_, w_: lax_conv(x_, w_, stride, padding), x, w)
+    dy = jnp.asarray(rng.standard_normal(y.shape), jnp.float32)
+    dx_ref, dw_ref = vjp(dy)
+    flops = 2 * y.size * k * k * c_in
+    alt = space_to_depth_conv if stride > 1 else shifted_conv
+    alt_name = "s2d" if stride > 1 else "shifted"
+    candidates = {
+        "fwd lax": (lambda x_, w_, dy_: lax_conv(x_, w_, stride, padding), y),
+        f"fwd {alt_name}": (lambda x_, w_, dy_: alt(x_, w_, stride, padding), y),
+        "dw lax": (lambda x_, w_, dy_: jax.vjp(
+            lambda v: lax_conv(x_, v, stride, padding), w_)[1](dy_)[0], dw_ref),
+        f"dw {alt_name}": (lambda x_, w_, dy_: jax.vjp(
+            lambda v: alt(x_, v, stride, padding), w_)[1](dy_)[0], dw_ref),
+        "dw patches": (lambda x_, w_, dy_: dw_by_patches(x_, dy_, k, stride, padding), dw_ref),
+    }
+    if c_in != 3:  # the stem's input (the image) needs no gradient
+      candidates["dx lax"] = (lambda x_, w_, dy_: jax.vjp(
+          lambda u: lax_conv(u, w_, stride, padding), x_)[1](dy_)[0], dx_ref)
+      if stride > 1:
+        candidates["dx phases"] = (lambda x_, w_, dy_: dx_by_phases(
+            dy_, w_, stride, padding, (height, width)), dx_ref)
+    row = f"{name:24s}"
+    for label, (fn, expected) in candidates.items():
+      fn = jax.jit(fn)
+      got = fn(x, w, dy)
+      error = float(jnp.abs(got - expected).max() / jnp.abs(expected).max())
+      assert error < 1e-4, (name, label, error)  # every formulation computes the same pass
+      row += f"  {label} {flops / _time(fn, (x, w, dy), repeats) / 1e9:4.0f}"
+    print(row, flush=True)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--passes-only", action="store_true",
+                      help="only the per-pass table of the k x k convolutions")
   args = parser.parse_args()
   rng = np.random.default_rng(0)
+  if args.passes_only:
+    passes_table(args.batch, args.repeats, rng)
+    return
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, batch {args.batch}; "
         "GFLOP/s forward | forward+backward")
   header = f"{'convolution':28s}" + "".join(f"{name:>20s}" for name in LOWERINGS)
@@ -209,6 +317,7 @@ def main():
       row += f"{flops / t_fwd / 1e9:9.1f} |{3 * flops / t_both / 1e9:8.1f} "
     print(row, flush=True)
   transposed_table(args.repeats, rng)
+  passes_table(args.batch, args.repeats, rng)
 
 
 if __name__ == "__main__":

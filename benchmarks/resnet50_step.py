@@ -65,9 +65,11 @@ COMPILER_OPTIONS = {
 
 
 def variant(name):
-  """'lowering' or 'lowering+options' (see LOWERINGS, COMPILER_OPTIONS)."""
+  """'lowering[+options][@bf16]' -> (lowering, compiler options, compute dtype)."""
+  name, _, dtype = name.partition("@")
   lower_name, _, options = name.partition("+")
-  return LOWERINGS[lower_name], COMPILER_OPTIONS[options]
+  dtype = {"": jnp.float32, "bf16": jnp.bfloat16}[dtype]
+  return LOWERINGS[lower_name], COMPILER_OPTIONS[options], dtype
 
 
 @contextlib.contextmanager
@@ -84,9 +86,9 @@ def lowering(fn):
 # ----------------------------------------------------------------------------- jaxseg step
 
 
-def make_jax_step(batch, size, lower_fn, options=None):
-  """Returns (compiled step, state, batch, compile seconds, GFLOP of XLA's cost analysis)."""
-  model = resnet50(num_classes=1000)
+def make_jax_step(batch, size, lower_fn, options=None, dtype=jnp.float32):
+  """Returns (run one step, compile seconds, GFLOP of XLA's cost analysis)."""
+  model = resnet50(num_classes=1000, dtype=dtype)
   tx = optax.sgd(0.1, momentum=0.9)
   rng = np.random.default_rng(0)
   images = jnp.asarray(rng.standard_normal((batch, size, size, 3)), jnp.float32)
@@ -198,7 +200,7 @@ def conv_inventory(batch, size):
 
 def conv_step(name, config, rng):
   """Compiled forward + train-step gradients of one convolution, and its arguments."""
-  lower_fn, options = variant(name)
+  lower_fn, options, _ = variant(name)
   x_shape, w_shape, stride, pads, dilation, groups = config
   x = jnp.asarray(rng.standard_normal(x_shape), jnp.float32)
   w = jnp.asarray(rng.standard_normal(w_shape) * 0.05, jnp.float32)
@@ -254,6 +256,8 @@ def main():
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--warmup", type=int, default=1)
   parser.add_argument("--variants", default="lax,before,jaxseg")
+  parser.add_argument("--torch-threads", default="",
+                      help="comma-separated thread counts for PyTorch (default: the cores)")
   parser.add_argument("--no-torch", action="store_true")
   parser.add_argument("--breakdown", action="store_true")
   parser.add_argument("--no-step", action="store_true", help="only the breakdown")
@@ -270,8 +274,10 @@ def main():
     try:
       if args.no_torch:
         raise ImportError
-      steps["torch"] = make_torch_step(args.batch, args.size, threads)
-      compile_s["torch"], gflop["torch"] = 0.0, float("nan")
+      for count in map(int, (args.torch_threads or str(threads)).split(",")):
+        name = f"torch/{count}"  # PyTorch with `count` threads (XLA uses all the cores)
+        steps[name] = make_torch_step(args.batch, args.size, count)
+        compile_s[name], gflop[name] = 0.0, float("nan")
     except ImportError:
       pass
     for _ in range(args.warmup):
@@ -283,11 +289,11 @@ def main():
         start = time.perf_counter()
         run()
         times[name].append(time.perf_counter() - start)
-    print(f"\n{'step':10s}{'img/s':>8s}{'ms/step':>10s}{'min-max ms':>16s}{'compile s':>11s}"
+    print(f"\n{'step':18s}{'img/s':>8s}{'ms/step':>10s}{'min-max ms':>16s}{'compile s':>11s}"
           f"{'XLA GFLOP':>11s}")
     for name, ts in times.items():
       median = statistics.median(ts)
-      print(f"{name:10s}{args.batch / median:8.2f}{1e3 * median:10.0f}"
+      print(f"{name:18s}{args.batch / median:8.2f}{1e3 * median:10.0f}"
             f"{1e3 * min(ts):8.0f}-{1e3 * max(ts):<7.0f}{compile_s[name]:11.1f}"
             f"{gflop[name]:11.1f}", flush=True)
     print(f"load {os.getloadavg()[0]:.1f}")

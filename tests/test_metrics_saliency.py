@@ -32,6 +32,8 @@ def ref_auc_judd(sal, fix, jitter_noise=None):
     s = s + jitter_noise / 10000000
   with np.errstate(invalid="ignore", divide="ignore"):
     s = ref_min_max(s)
+  if np.all(np.isnan(s)):  # "NaN saliencyMap": return
+    return math.nan
   S = s.ravel(order="F")  # MATLAB's S(:) is column-major; the value does not depend on it
   F = np.asarray(fix).ravel(order="F")
   Sth = S[F > 0]
@@ -57,7 +59,12 @@ def ref_trapz_roc(sth, negatives, step, n_neg):
 
 
 def ref_auc_borji(sal, fix, rng, n_splits=100, step=0.1):
-  S = ref_min_max(np.asarray(sal, np.float64)).ravel()
+  if np.sum(np.asarray(fix) > 0) <= 1:  # AUC_Borji.m: "no fixationMap"
+    return math.nan
+  with np.errstate(invalid="ignore", divide="ignore"):
+    S = ref_min_max(np.asarray(sal, np.float64)).ravel()
+  if np.all(np.isnan(S)):  # "NaN saliencyMap"
+    return math.nan
   F = np.asarray(fix).ravel()
   Sth = S[F > 0]
   r = rng.integers(0, S.size, (len(Sth), n_splits))
@@ -65,7 +72,12 @@ def ref_auc_borji(sal, fix, rng, n_splits=100, step=0.1):
 
 
 def ref_auc_shuffled(sal, fix, other, rng, n_splits=100, step=0.1):
-  S = ref_min_max(np.asarray(sal, np.float64)).ravel()
+  if not np.any(fix):
+    return math.nan
+  with np.errstate(invalid="ignore", divide="ignore"):
+    S = ref_min_max(np.asarray(sal, np.float64)).ravel()
+  if np.all(np.isnan(S)):  # "NaN saliencyMap"
+    return math.nan
   F, O = np.asarray(fix).ravel(), np.asarray(other).ravel()
   Sth = S[F > 0]
   ind = np.flatnonzero(O > 0)
@@ -226,11 +238,11 @@ def test_auc_judd_jitter_breaks_ties_of_a_flat_map():
 
 def test_auc_judd_degenerate_inputs():
   assert np.isnan(sm.auc_judd(SAL, np.zeros_like(FIX)))
-  # A constant map without jitter: MATLAB's NaN comparisons give 1 + K / (2 (N - K)).
+  # A constant map without jitter: AUC_Judd.m's "NaN saliencyMap" early return.
   flat = np.full((3, 4), 0.3, np.float32)
-  got = float(sm.auc_judd(flat, FIX, jitter=False))
-  assert got == pytest.approx(1 + 4 / (2 * 8), abs=1e-6)
-  assert got == pytest.approx(ref_auc_judd(flat, FIX), abs=1e-6)
+  assert np.isnan(sm.auc_judd(flat, FIX, jitter=False)) and np.isnan(ref_auc_judd(flat, FIX))
+  # With jitter the map is no longer constant: the draw ranks it, a chance-level score.
+  assert 0.0 <= float(sm.auc_judd(flat, FIX, key=jax.random.key(1))) <= 1.0
 
 
 def test_nss_cc_similarity_kld_info_gain_hand_written():
@@ -291,9 +303,16 @@ def test_degenerate_inputs_match_matlab():
   assert np.isnan(sm.auc_borji(SAL, nofix, key=key))
   assert np.isnan(sm.auc_shuffled(SAL, nofix, FIX, key=key))
   assert np.isnan(sm.auc_shuffled(SAL, FIX, nofix, key=key))
-  # A constant map: every normalised value is NaN, no threshold survives: the area is 1/2.
-  assert float(sm.auc_borji(flat, FIX, key=key)) == pytest.approx(0.5)
-  assert float(sm.auc_shuffled(flat, FIX, 1 - FIX, key=key)) == pytest.approx(0.5)
+  # A constant map: min-max makes it all NaN and the .m files return NaN ("NaN saliencyMap").
+  rng = np.random.default_rng(0)
+  assert np.isnan(sm.auc_borji(flat, FIX, key=key)) and np.isnan(ref_auc_borji(flat, FIX, rng))
+  assert np.isnan(sm.auc_shuffled(flat, FIX, 1 - FIX, key=key))
+  assert np.isnan(ref_auc_shuffled(flat, FIX, 1 - FIX, rng))
+  # AUC_Borji.m (not AUC_shuffled.m) also needs at least two fixated pixels.
+  one = np.zeros_like(FIX)
+  one[1, 2] = 1
+  assert np.isnan(sm.auc_borji(SAL, one, key=key)) and np.isnan(ref_auc_borji(SAL, one, rng))
+  assert not np.isnan(sm.auc_shuffled(SAL, one, 1 - one, key=key))
 
 
 # ------------------------------------------------------------------ stochastic AUCs.
@@ -311,11 +330,12 @@ def test_auc_borji_statistically_matches_transcription():
 
 
 def test_auc_borji_expected_value_closed_form():
-  # With one fixated pixel at the maximum (normalised value 1), TP jumps to 1 at threshold 1, so
-  # AUC = 1 - E[FP(1)] / 2 and E[FP(1)] = fraction of pixels with value 1. Here 2 of 12 pixels.
+  # With both fixated pixels at the maximum (normalised value 1), TP jumps to 1 at threshold 1,
+  # so AUC = 1 - E[FP(1)] / 2 and E[FP(1)] = fraction of pixels with value 1: 2 of 12 pixels.
+  # (AUC_Borji.m returns NaN for a single fixated pixel.)
   sal = np.array([[0.0, 1.0, 0.3, 0.2], [0.4, 0.5, 1.0, 0.6], [0.7, 0.1, 0.9, 0.8]], np.float32)
   fix = np.zeros((3, 4), np.uint8)
-  fix[0, 1] = 1
+  fix[0, 1] = fix[1, 2] = 1
   value = float(sm.auc_borji(sal, fix, key=jax.random.key(1), n_splits=4000))
   assert value == pytest.approx(1 - (2 / 12) / 2, abs=0.01)
 

@@ -368,3 +368,28 @@ def test_jit_vmap_and_grad():
     pointwise = lambda x_, w_: ops.conv2d(x_, w_, stride=2, padding=1)
     w1x1 = rng.standard_normal((1, 1, 4, 3))
     jtu.check_grads(pointwise, (x64, w1x1), order=1)
+
+
+def _primitives(fn, *args):
+  return {eqn.primitive.name for eqn in jax.make_jaxpr(fn)(*args).eqns}
+
+
+@pytest.mark.parametrize("kernel,groups,expect_conv", [
+    ((1, 1), 1, False),  # a matmul over channels: XLA:CPU trains it ~2x faster
+    ((3, 3), 1, True),   # XLA's (YNNPACK's) convolution beat every matmul formulation tried
+    ((7, 7), 1, True),   # the stem: space-to-depth and im2col both lost
+    ((1, 1), 2, True),   # grouped 1x1: not a single matmul
+])
+def test_conv2d_lowering_routes(kernel, groups, expect_conv):
+  """Pins which shapes leave XLA's convolution (benchmarks/resnet50_step.py has the numbers)."""
+  x = jnp.ones((1, 9, 9, 4))
+  w = jnp.ones((*kernel, 4 // groups, 6))
+  for stride in (1, 2):
+    conv = lambda x_, w_: ops.conv2d(x_, w_, stride=stride, padding=kernel[0] // 2,
+                                     groups=groups)
+    forward = _primitives(conv, x, w)
+    backward = _primitives(jax.grad(lambda x_, w_: conv(x_, w_).sum(), argnums=(0, 1)), x, w)
+    assert ("conv_general_dilated" in forward) == expect_conv
+    assert ("conv_general_dilated" in backward) == expect_conv
+    if not expect_conv:
+      assert "dot_general" in forward and "dot_general" in backward

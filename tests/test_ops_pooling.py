@@ -214,3 +214,85 @@ def test_jit_vmap_and_grad():
     jtu.check_grads(avg, (x[0].astype(np.float64),), order=1)
     jtu.check_grads(mx, (x[0].astype(np.float64),), order=1)
     jtu.check_grads(lambda x_: ops.global_avg_pool(x_), (x[0].astype(np.float64),), order=1)
+
+
+def _adaptive_avg_pool_loops(x, out_hw):
+  """PyTorch's definition, one output cell at a time: rows floor(i*H/o) .. ceil((i+1)*H/o)."""
+  n, h, w, c = x.shape
+  oh, ow = out_hw
+  y = np.zeros((n, oh, ow, c), np.float64)
+  for i in range(oh):
+    h0, h1 = (i * h) // oh, -(-((i + 1) * h) // oh)
+    for j in range(ow):
+      w0, w1 = (j * w) // ow, -(-((j + 1) * w) // ow)
+      y[:, i, j, :] = x[:, h0:h1, w0:w1, :].mean(axis=(1, 2))
+  return y
+
+
+# (input H, W) -> output: divisible, non-divisible (overlapping windows), upsampling, identity.
+ADAPTIVE_CASES = [((8, 8), 4), ((14, 14), 7), ((7, 5), (3, 2)), ((13, 10), (6, 4)),
+                  ((5, 6), 5), ((2, 3), (4, 5)), ((6, 6), 6), ((9, 4), 1)]
+
+
+@pytest.mark.parametrize("in_hw, output_size", ADAPTIVE_CASES)
+def test_adaptive_avg_pool_matches_numpy_loops_and_torch(in_hw, output_size):
+  x = np.random.default_rng(sum(in_hw)).standard_normal((2, *in_hw, 3)).astype(np.float32)
+  out_hw = ref.as_pair(output_size)
+  y = np.asarray(ops.adaptive_avg_pool(x, output_size))
+  assert y.shape == (2, *out_hw, 3)
+  np.testing.assert_allclose(y, _adaptive_avg_pool_loops(x, out_hw), rtol=1e-5, atol=1e-6)
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return
+  expected = torch.nn.functional.adaptive_avg_pool2d(
+      torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1))), out_hw).numpy()
+  np.testing.assert_allclose(y, np.moveaxis(expected, 1, -1), rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_avg_pool_overlapping_windows_closed_form():
+  # H=5 -> 2: windows [0, 3) and [2, 5) share row 2 (PyTorch's rule, not a partition).
+  x = np.arange(5, dtype=np.float32).reshape(1, 5, 1, 1)
+  np.testing.assert_allclose(ops.adaptive_avg_pool(x, (2, 1))[0, :, 0, 0], [1.0, 3.0])
+
+
+def test_adaptive_avg_pool_bad_arguments():
+  with pytest.raises(ValueError, match=r"x must have rank 4"):
+    ops.adaptive_avg_pool(np.zeros((4, 4, 3), np.float32), 2)
+  with pytest.raises(ValueError, match=r"output_size must be positive, got 0"):
+    ops.adaptive_avg_pool(np.zeros((1, 4, 4, 3), np.float32), 0)
+  with pytest.raises(TypeError, match=r"output_size must be an int or a pair of ints"):
+    ops.adaptive_avg_pool(np.zeros((1, 4, 4, 3), np.float32), 2.5)
+
+
+def test_pooling_gradients_under_jit():
+  """Regression: grad of max_pool/avg_pool inside jit failed ('Linearization failed') when
+  reduce_window's init value was a traced jnp array instead of a host constant."""
+  rng = np.random.default_rng(3)
+  x = rng.standard_normal((2, 4, 6, 3)).astype(np.float32)
+  max_grad = jax.jit(jax.grad(lambda x_: ops.max_pool(x_, 2).sum()))(x)
+  # Non-overlapping 2x2 windows: the gradient of the sum is 1 at each window's maximum, else 0.
+  windows = x.reshape(2, 2, 2, 3, 2, 3).transpose(0, 1, 3, 5, 2, 4).reshape(2, 2, 3, 3, 4)
+  expected = np.zeros_like(windows)
+  np.put_along_axis(expected, windows.argmax(-1)[..., None], 1.0, axis=-1)
+  expected = expected.reshape(2, 2, 3, 3, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(x.shape)
+  np.testing.assert_array_equal(max_grad, expected)
+  # Each input cell lies in one 2x2 window (weight 1/4) ...
+  avg_grad = jax.jit(jax.grad(lambda x_: ops.avg_pool(x_, 2).sum()))(x)
+  np.testing.assert_allclose(avg_grad, np.full_like(x, 0.25), rtol=1e-6)
+  # ... and with stride 1, padding 1, count_include_pad=False the weights are 1/count summed
+  # over the windows that cover the cell: compare with the gradient of the NumPy loops' mean.
+  fn = lambda x_: ops.avg_pool(x_, 3, stride=1, padding=1, count_include_pad=False).sum()
+  counts = np.array([2, 3, 3, 2])[:, None] * np.array([2, 3, 3, 3, 3, 2])[None, :]
+  inv = 1.0 / counts
+  expected = np.zeros((4, 6))
+  for i in range(4):
+    for j in range(6):
+      expected[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2] += inv[i, j]
+  np.testing.assert_allclose(jax.jit(jax.grad(fn))(x), np.broadcast_to(expected[None, :, :, None],
+                                                                         x.shape), rtol=1e-5)
+  # Also through jit of a function that builds the pool inside a traced computation.
+  np.testing.assert_allclose(
+      jax.jit(jax.grad(lambda x_: ops.max_pool(x_ * 2.0, 3, stride=2, padding=1,
+                                               ceil_mode=True).sum()))(x).sum(),
+      2.0 * ops.max_pool(x, 3, stride=2, padding=1, ceil_mode=True).size, rtol=1e-6)

@@ -16,7 +16,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   Returns:
     A ``ConfigDict`` with ``seed``, ``task``, ``total_steps``, ``batch_size`` (global),
     ``eval_every``, ``checkpoint_every``, ``log_every``, ``keep_checkpoints``, ``best_metric``,
-    ``best_mode``, ``mesh``, ``dtype``, ``optimizer``, ``schedule``, ``model``, ``data``, ``loss``.
+    ``best_mode``, ``init_from``, ``init_from_subtree``, ``mesh``, ``dtype``, ``optimizer``,
+    ``schedule``, ``model``, ``data``, ``loss``.
   """
   config = ml_collections.ConfigDict()
   config.seed = 0
@@ -32,6 +33,12 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.best_mode = 'max'  # 'max' | 'min'
   config.dtype = 'float32'  # compute dtype: 'float32' | 'bfloat16'
   config.write_images = True
+  # Start from other weights (only when the workdir has no checkpoint of its own): a jaxseg
+  # workdir / checkpoint directory (matching params and batch_stats are restored), or a
+  # torchvision state dict (.safetensors/.npz) imported into `init_from_subtree` ('': the model
+  # itself if it is a torchvision architecture, else its 'backbone'). See docs/training.md.
+  config.init_from = ''
+  config.init_from_subtree = ''
 
   config.mesh = ml_collections.ConfigDict()
   config.mesh.data = -1  # -1: every device not used by other axes

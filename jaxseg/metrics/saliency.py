@@ -14,10 +14,11 @@ line where it matters for the value:
 
   ========================  =======================================================
   no fixations              ``auc_*``, ``nss``, ``info_gain``: NaN
+  one fixated pixel         ``auc_borji``: NaN (``AUC_Borji.m`` needs at least two)
   constant saliency map     ``nss``, ``cc``, ``similarity``, ``info_gain``: NaN;
-                            ``auc_borji``/``auc_shuffled``: 0.5 (no threshold survives);
-                            ``auc_judd(jitter=False)``: ``1 + K / (2 (N - K))``, the value
-                            the MATLAB code's NaN comparisons produce (jitter avoids it)
+                            ``auc_borji``, ``auc_shuffled``, ``auc_judd(jitter=False)``:
+                            NaN (the ``.m`` files' "NaN saliencyMap" early return; with
+                            jitter ``auc_judd`` ranks the jitter and gives about 0.5)
   all-zero saliency map     ``similarity``: 0; ``kld``: large (eps-regularised)
   ========================  =======================================================
 
@@ -107,6 +108,11 @@ def _min_max(x) -> jax.Array:
   return (x - x.min()) / (x.max() - x.min())
 
 
+def _is_constant(normalised) -> jax.Array:
+  # The .m files' `sum(isnan(saliencyMap(:))) == length(saliencyMap(:))` after min-max.
+  return jnp.all(jnp.isnan(normalised))
+
+
 def _centred(x) -> jax.Array:
   # Exactly zero for a constant map: float32 means of a constant are not always exact, and the
   # benchmark's NaN for a constant map must not become a ratio of round-off errors.
@@ -181,7 +187,7 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
     convention: ``'mit'`` or ``'pysaliency'``.
 
   Returns:
-    Scalar float32 AUC; NaN without fixations.
+    Scalar float32 AUC; NaN without fixations, or for a constant map with ``jitter=False``.
 
   Example:
     >>> sal = jnp.array([[0.1, 0.9], [0.2, 0.4]])
@@ -199,6 +205,7 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   n = s.size
   fixated = f > 0
   k = jnp.sum(fixated)
+  constant = jnp.asarray(False)  # jittered maps are never constant (ranked by the draw)
   if jitter:
     key = jax.random.key(0) if key is None else key
     u = jax.random.uniform(key, s.shape, s.dtype)
@@ -210,6 +217,7 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
     counts = jnp.sort(jnp.where(fixated, n - position, n + 1))  # fixated first, ascending
   else:
     s = _min_max(s)
+    constant = _is_constant(s)
     thresholds = jnp.flip(jnp.sort(jnp.where(fixated, s, -jnp.inf)))  # NaN first, as MATLAB
     sorted_s = jnp.sort(s)
     counts = n - jnp.searchsorted(sorted_s, thresholds, side="left")
@@ -222,7 +230,7 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   zero = jnp.zeros((1,), s.dtype)
   one = jnp.ones((1,), s.dtype)
   area = _trapz(jnp.concatenate([zero, fp, one]), jnp.concatenate([zero, tp, one]))
-  return jnp.where(k > 0, area, jnp.nan)
+  return jnp.where((k > 0) & ~constant, area, jnp.nan)
 
 
 def _exact_auc(s, weights) -> jax.Array:
@@ -253,7 +261,8 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
     step: threshold spacing in ``(0, 1]``.
 
   Returns:
-    Scalar float32 AUC; NaN without fixations; 0.5 for a constant map.
+    Scalar float32 AUC; NaN with fewer than two fixated pixels (``AUC_Borji.m``'s
+    ``sum(fixationMap(:) > 0) <= 1``) or for a constant map.
 
   Example:
     >>> sal = jnp.array([[0.0, 1.0], [0.2, 0.4]])
@@ -275,7 +284,7 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   pixel_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(1.0) / s.size
   fp_bins = jax.random.multinomial(key, k, pixel_bins, shape=(n_splits, n_bins))
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k, k))
-  return jnp.where(k > 0, area, jnp.nan)
+  return jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan)
 
 
 def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float = 0.1,
@@ -302,7 +311,8 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
     max_other_fixations: static cap on the fixated pixels of ``other_fix``.
 
   Returns:
-    Scalar float32 AUC; NaN without fixations (in either map) or beyond the cap.
+    Scalar float32 AUC; NaN without fixations (in either map), beyond the cap, or for a
+    constant map.
 
   Example:
     >>> sal = jnp.array([[0.0, 1.0], [0.2, 0.4]])
@@ -346,7 +356,7 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
   fp_bins = jax.vmap(
       lambda c: jnp.zeros(n_bins, s.dtype).at[cand_bins].add(c.astype(s.dtype)))(chosen)
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k.astype(s.dtype), m.astype(s.dtype)))
-  ok = (k > 0) & (m_total > 0) & (m_total <= cap)
+  ok = (k > 0) & (m_total > 0) & (m_total <= cap) & ~_is_constant(s)
   return jnp.where(ok, area, jnp.nan)
 
 

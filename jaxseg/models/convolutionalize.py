@@ -15,58 +15,13 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
-import numpy as np
 
 from jaxseg.nn import Conv, Dense, Dropout
+# The dense head pools with it; also re-exported here for code that imported it from models.
+from jaxseg.ops import adaptive_avg_pool
 
 # Modules of the head, in order; the first reads the spatial map.
 HEAD_LAYERS = ('fc6', 'fc7', 'fc8')
-
-
-def _adaptive_pool_matrix(in_size: int, out_size: int) -> np.ndarray:
-  """(out_size, in_size) averaging weights of PyTorch's adaptive average pooling on one axis.
-
-  Output cell ``i`` averages input cells ``floor(i * in / out) <= j < ceil((i + 1) * in / out)``.
-  """
-  matrix = np.zeros((out_size, in_size), np.float32)
-  for i in range(out_size):
-    start = (i * in_size) // out_size
-    end = -((-(i + 1) * in_size) // out_size)  # ceil division
-    matrix[i, start:end] = 1.0 / (end - start)
-  return matrix
-
-
-def adaptive_avg_pool(x: jax.Array, output_size: int | tuple[int, int]) -> jax.Array:
-  """Average pools an NHWC batch to a fixed spatial size, as ``torch.nn.AdaptiveAvgPool2d``.
-
-  ``y[n, i, j, c] = mean(x[n, h0(i):h1(i), w0(j):w1(j), c])`` with
-  ``h0(i) = floor(i H / oh)`` and ``h1(i) = ceil((i + 1) H / oh)`` (likewise for ``w``). When
-  the input is smaller than the output, cells are replicated; at equal sizes it is the
-  identity.
-
-  Args:
-    x: ``(N, H, W, C)`` activations.
-    output_size: ``oh`` or ``(oh, ow)``.
-
-  Returns:
-    ``(N, oh, ow, C)``.
-
-  Example::
-
-    adaptive_avg_pool(jnp.ones((1, 14, 14, 8)), 7).shape   # (1, 7, 7, 8)
-  """
-  if x.ndim != 4:
-    raise ValueError(f'adaptive_avg_pool: x must be NHWC (4-D), got shape {x.shape}')
-  oh, ow = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-  if oh < 1 or ow < 1:
-    raise ValueError(f'adaptive_avg_pool: output_size must be positive, got {output_size!r}')
-  _, h, w, _ = x.shape
-  if (h, w) == (oh, ow):
-    return x
-  rows = jnp.asarray(_adaptive_pool_matrix(h, oh), x.dtype)
-  cols = jnp.asarray(_adaptive_pool_matrix(w, ow), x.dtype)
-  return jnp.einsum('ih,nhwc,jw->nijc', rows, x, cols)
 
 
 def classifier_head(x: jax.Array, *, window: int, fc_features: int, num_classes: int,

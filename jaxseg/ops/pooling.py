@@ -187,3 +187,52 @@ def global_max_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
   """
   v.check_rank(x, 4, "x", "NHWC")
   return jnp.max(x, axis=(1, 2), keepdims=keepdims)
+
+
+def _adaptive_pool_matrix(in_size: int, out_size: int) -> np.ndarray:
+  """`(out_size, in_size)` averaging weights of adaptive average pooling along one axis.
+
+  Output cell `i` averages input cells `floor(i * in / out) <= j < ceil((i + 1) * in / out)`.
+  """
+  matrix = np.zeros((out_size, in_size), np.float32)
+  for i in range(out_size):
+    start = (i * in_size) // out_size
+    end = -((-(i + 1) * in_size) // out_size)  # ceil division
+    matrix[i, start:end] = 1.0 / (end - start)
+  return matrix
+
+
+def adaptive_avg_pool(x: jax.Array, output_size: Any) -> jax.Array:
+  r"""Average pools NHWC activations to a fixed spatial size.
+
+  .. math::
+    y_{n,i,j,c} = \operatorname{mean}_{h_0(i) \le h < h_1(i),\; w_0(j) \le w < w_1(j)}
+    x_{n,h,w,c}, \qquad h_0(i) = \lfloor i H / o_h \rfloor,\;
+    h_1(i) = \lceil (i + 1) H / o_h \rceil
+
+  (likewise for `w`). Windows overlap when `H` is not a multiple of `o_h`; when the input is
+  smaller than the output, cells are replicated; at equal sizes it is the identity. Agrees with
+  PyTorch's `torch.nn.functional.adaptive_avg_pool2d` (torchvision's AlexNet and VGG heads, and
+  GoogLeNet's auxiliary heads). Computed as two small averaging matrices applied by `einsum`, so
+  it is differentiable and cheap for the small outputs it is used for.
+
+  Args:
+    x: input, shape `(N, H, W, C)` (NHWC).
+    output_size: `o` or `(o_h, o_w)`, positive.
+
+  Returns:
+    `y`, shape `(N, o_h, o_w, C)`, dtype of `x`.
+
+  Example:
+    >>> x = jnp.arange(5.).reshape(1, 1, 5, 1)
+    >>> adaptive_avg_pool(x, (1, 2))[0, 0, :, 0]   # windows [0, 3) and [2, 5)
+    Array([1., 3.], dtype=float32)
+  """
+  v.check_rank(x, 4, "x", "NHWC")
+  oh, ow = v.pair(output_size, "output_size")
+  _, h, w, _ = x.shape
+  if (h, w) == (oh, ow):
+    return jnp.asarray(x)
+  rows = jnp.asarray(_adaptive_pool_matrix(h, oh), x.dtype)
+  cols = jnp.asarray(_adaptive_pool_matrix(w, ow), x.dtype)
+  return jnp.einsum("ih,nhwc,jw->nijc", rows, x, cols)

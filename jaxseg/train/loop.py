@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg.train import checkpoints
+from jaxseg.train import init_from
 from jaxseg.train import logging as run_logging
 from jaxseg.train import optimizers
 from jaxseg.train import schedules
@@ -259,6 +260,8 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
   latest = ckpt.latest_step()
   if latest is None:
     state = c.init_state(jax.random.key(config.seed))
+    if config.get('init_from', ''):
+      state = _init_from(state, config, c, logger, model=model, input_shape=input_shape)
   else:
     state = ckpt.restore(latest, _abstract_with_shardings(c.abstract_state, c.state_shardings),
                          train_iter)
@@ -344,6 +347,26 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
     with open(results_path, 'w') as f:
       json.dump(results, f, indent=2)
   return results
+
+
+def _init_from(state: TrainState, config: ml_collections.ConfigDict, c: _Compiled,
+               logger: run_logging.MetricsLogger, *, model: Any,
+               input_shape: tuple[int, int, int]) -> TrainState:
+  """Replaces the fresh state's matching params/batch_stats with ``config.init_from``'s."""
+  fresh = {'params': state.params, 'batch_stats': state.batch_stats}
+  merged, report = init_from.init_variables_from(
+      config.init_from, fresh, model=model, subtree=config.get('init_from_subtree', ''),
+      input_shape=input_shape)
+  logger.info(init_from.format_report(report))
+  shardings = {'params': c.state_shardings.params, 'batch_stats': c.state_shardings.batch_stats}
+
+  def place(value, fresh_value, sharding_):
+    if value is fresh_value:  # a new entry keeps its (already sharded) initialisation
+      return value
+    return jax.make_array_from_callback(value.shape, sharding_, lambda index: value[index])
+
+  placed = jax.tree.map(place, merged, fresh, shardings)
+  return state.replace(params=placed['params'], batch_stats=placed['batch_stats'])
 
 
 def _local_rows(outputs: Any, n: int) -> Any:
