@@ -69,7 +69,30 @@ XLA's kernel gradient of either formulation runs at a few GFLOP/s, hence the mat
   almost all from the kernel gradient. In the first table, rows where lax and jaxseg run the
   same code (3x3, stem) show how noisy this shared host is (up to 2x).
 
-Run: `python benchmarks/conv_ops.py [--batch 8] [--repeats 5]` (from the repository root).
+Per pass (`--passes-only`): ResNet-50's k x k convolutions, forward, input gradient (dx) and
+kernel gradient (dw) each timed alone, XLA's against the matmul formulations proposed for
+closing the gap to PyTorch (benchmarks/resnet50_step.py gives the expectations and the step):
+`shifted` (k*k accumulated matmuls of shifted views, no patch matrix), `patches` (dw as one
+im2col matmul), `s2d` (a strided conv as a stride-1 conv of the space-to-depth input) and
+`phases` (a strided conv's dx as jaxseg's stride-phase transposed convolution).
+
+  Measured (same host, load ~4, batch 8, median of 7; GFLOP/s of the forward's multiply-adds):
+
+  convolution          fwd lax  fwd alt      dw lax  dw alt  dw patches   dx lax  dx phases
+  3x3 56x56 64           111   42 shifted      98     32        25         130       -
+  3x3 28x28 128          140  116 shifted     124     98        48         196       -
+  3x3 14x14 256          235  160 shifted     143    135       129         179       -
+  3x3 7x7 512            156  184 shifted     150    148       148         119       -
+  3x3/2 56x56 128        279   46 s2d         136     34         -         214     216
+  3x3/2 28x28 256        329  129 s2d         201     72         -         290     200
+  3x3/2 14x14 512        264   95 s2d         254     99         -         221     140
+  7x7/2 stem             236   39 s2d          65     29         -           -       -
+
+XLA's convolution (which jaxlib 0.10.2 hands to YNNPACK) wins or ties every pass, so none of
+these formulations is used; `jaxseg.ops.conv2d` keeps XLA's convolution for every k x k shape.
+
+Run: `python benchmarks/conv_ops.py [--batch 8] [--repeats 5] [--passes-only]` (from the
+repository root).
 """
 from __future__ import annotations
 

@@ -11,15 +11,50 @@ Variants of jaxseg's step differ only in how `jaxseg.ops.conv2d` lowers a convol
 benchmark swaps `jaxseg.ops.conv._conv2d_lowered` while tracing):
 
 * `lax`: every convolution is `lax.conv_general_dilated` (a plain Flax model).
-* `before`: 1x1 convolutions as matmuls, the rest XLA's (jaxseg before this work).
+* `before`: 1x1 convolutions as matmuls, the rest XLA's: jaxseg before this benchmark, kept
+  frozen here so later lowerings can be compared with it (today it equals `jaxseg`).
 * `jaxseg`: `jaxseg.ops.conv2d` as shipped.
 
 `--breakdown` times every distinct convolution of the network in isolation (forward plus the
 gradients a train step needs: none for the image, so the stem only gets dW), per variant, and
 multiplies by how often it occurs: where the step's time goes.
 
-Run: `python benchmarks/resnet50_step.py [--rounds 5] [--breakdown] [--no-torch]`.
-Results and the history of what was tried: benchmarks/README_conv.md.
+Variant names are `lowering[+options][@bf16]`: `+ynn-all` compiles with every YNNPACK fusion
+type XLA:CPU offers (dot, eltwise, reduce, individual dot and convolution), `+ynn-off` with none
+(XLA's own emitters: what "a plain Flax model" ran on before jaxlib sent convolutions and dots
+to YNNPACK by default), `@bf16` computes in bfloat16 (float32 parameters).
+
+Candidates, each with the expectation written down before measuring, then the outcome
+(2-core shared host, load 2-5; per-pass numbers from `benchmarks/conv_ops.py --passes-only`):
+
+1. 3x3 stride-1 backward as matmuls (dW as 9 shifted matmuls or one im2col matmul, dx as the
+   flipped-kernel forward conv). Expected: dW from ~50 to ~150 GFLOP/s, 10-20% off the step.
+   Outcome: XLA's own dW already runs at 100-150 GFLOP/s (jaxlib 0.10.2 hands convolutions to
+   YNNPACK), its dx at 130-200; shifted dW ties at 14x14/7x7 and loses 1.3-3x at 56x56/28x28,
+   im2col dW loses up to 3x. Dropped.
+2. 3x3 forward as 9 accumulated shifted matmuls. Expected: tie (no patch copies, but 9 passes
+   over the output). Outcome: 0.5-1.2x of XLA's; dropped.
+3. Strided convolutions (3x3/2, the 7x7/2 stem) by space-to-depth + stride-1 conv; strided dx
+   by jaxseg's stride-phase transposed conv. Expected: 1.3-2x on these four convs (~5% of the
+   step). Outcome: s2d loses 2-6x in every pass (the 16/9 extra taps and the regrouping cost
+   more than XLA's strided conv, 150-330 GFLOP/s); the phase dx loses 1.5x. Dropped; the
+   stem's dW (~65 GFLOP/s) stays XLA's, its cost is ~1% of the step.
+4. XLA:CPU options. Expected: oneDNN/XNNPACK worth up to 2x on convolutions. Outcome:
+   YNNPACK is already on for convolutions and dots (turning it off costs 1.5x on the step);
+   enabling its eltwise/reduce fusions too changes nothing measurable; `xla_cpu_use_onednn`,
+   `xla_cpu_use_xnnpack` and oneDNN fusion types change nothing in separate processes (noise
+   +-30% there). jaxseg sets no flag.
+5. BatchNorm (not in ops/): flax's train-mode BatchNorm+ReLU forward and backward at
+   8x56x56x256 costs 44 ms against 14 ms for one read-modify-write of the same tensor, i.e.
+   within ~1.3x of its memory traffic (it already uses the one-pass E[x^2]-E[x]^2); statistics
+   as matmuls with a ones vector: 48 ms. No gain available there.
+6. The max pool (not in ops/conv.py): XLA's select-and-scatter backward of the stem's 3x3/2
+   pool at 8x112x112x64 takes ~150 ms (~6% of the step); 9 shifted maxima take 44 ms.
+   Reported to the owner of ops/pooling.py (the gradient must still go to the first maximum).
+
+Run: `python benchmarks/resnet50_step.py [--rounds 5] [--breakdown] [--no-torch]
+[--torch-threads 1,2] [--variants lax,before,jaxseg,jaxseg+ynn-all]`.
+Results: benchmarks/README_conv.md.
 """
 from __future__ import annotations
 
@@ -218,7 +253,7 @@ def conv_step(name, config, rng):
 def breakdown(batch, size, names, rounds):
   calls = conv_inventory(batch, size)
   rng = np.random.default_rng(0)
-  print(f"\nconvolutions of the step, forward + gradients, median ms of {rounds} "
+  print(f"\nconvolutions of the step, forward + gradients, best ms of {rounds} "
         "(GFLOP/s counts 3x the forward's multiply-adds, 2x for the stem)")
   print(f"{'x -> w, stride':44s}{'n':>3s}" + "".join(f"{n:>16s}" for n in names))
   totals = collections.Counter()
@@ -237,7 +272,7 @@ def breakdown(batch, size, names, rounds):
         times[n].append(time.perf_counter() - start)
     row = f"{label:44s}{count:3d}"
     for n in names:
-      t = statistics.median(times[n])
+      t = min(times[n])  # the least-disturbed run: one shape is short, the host shared
       passes = 2 if x_shape[-1] == 3 else 3
       flops = passes * fns[n][2]
       totals[n] += count * t

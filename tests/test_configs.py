@@ -26,7 +26,8 @@ OFFLINE_DATASETS = ('digits', 'shapes_segmentation', 'synthetic_saliency')
 # Applied to every config before its own get_test_overrides().
 ONE_STEP = {'total_steps': 1, 'batch_size': 8, 'eval_every': 1, 'checkpoint_every': 1,
             'log_every': 1, 'eval_steps': 1, 'write_images': False,
-            'optimizer.accumulate_steps': 1, 'schedule.warmup_steps': 0}
+            'optimizer.accumulate_steps': 1, 'schedule.warmup_steps': 0,
+            'init_from': ''}  # no source run to warm-start from (tests/test_train_init_from.py)
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
@@ -43,8 +44,9 @@ def _load(name):
   return importlib.import_module(f'experiments.configs.{name}')
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def data_dir(tmp_path_factory):
+  """One dataset cache per session: each synthetic dataset is built once for all configs."""
   return str(tmp_path_factory.mktemp('config_test_data'))
 
 

@@ -147,7 +147,9 @@ def test_tiny_models_run_at_odd_sizes(name):
 def test_fcn_score_layers_start_at_zero():
   model = _tiny('fcn8s')
   x = jnp.ones((1, 40, 40, 3))
-  variables = jax.jit(model.init)(jax.random.key(0), x)
+  # A real init (the property is about the initialisers). An 'rbg' key: compiling threefry for
+  # every kernel costs ~5x more on CPU than the network itself.
+  variables = jax.jit(model.init)(jax.random.key(0, impl='rbg'), x)
   logits, _ = _apply(model, variables, x)
   np.testing.assert_array_equal(np.asarray(logits), 0.0)
   for name in ('score_fr', 'score_pool4', 'score_pool3'):
@@ -317,24 +319,87 @@ def test_aspp_classifier_sums_one_branch_per_rate():
   assert aspp.ASPP_L_RATES == (6, 12, 18, 24) and aspp.ASPP_S_RATES == (2, 4, 8, 12)
 
 
-def test_aspp_v3_branches_rates_and_image_pooling():
+def test_aspp_v3_parameter_names():
   module = aspp.ASPP(features=4, rates=(2, 3, 4))
-  x = jax.random.normal(jax.random.key(0), (2, 7, 9, 5))
-  variables = module.init(jax.random.key(1), x)
+  _, variables = _abstract(module, shape=(2, 7, 9, 5))
   assert sorted(variables['params']) == sorted(
       ['conv1x1', 'conv1x1_bn', 'atrous2', 'atrous2_bn', 'atrous3', 'atrous3_bn', 'atrous4',
        'atrous4_bn', 'pool', 'pool_bn', 'project', 'project_bn'])
   assert variables['params']['project']['kernel'].shape == (1, 1, 5 * 4, 4)
-  # With the 1x1 and atrous kernels zeroed, only the image-pooling branch carries the input:
-  # the output is then constant over space (a broadcast of the global mean's features) and
-  # still differs between the two images.
+
+
+def _random_bn_stats(variables, seed):
+  """Batch-norm statistics and affine parameters away from the identity, so BN is visible."""
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    name = path[-1].key
+    if name in ('var', 'scale'):
+      return jnp.asarray(rng.uniform(0.5, 2.0, leaf.shape).astype(np.float32))
+    if name in ('mean', 'bias') and any(getattr(k, 'key', '').endswith('_bn') for k in path):
+      return jnp.asarray(rng.normal(0.0, 0.5, leaf.shape).astype(np.float32))
+    return leaf
+  return jax.tree_util.tree_map_with_path(fill, variables)
+
+
+def _conv_bn_relu_ref(x, variables, name, *, rate=1):
+  """conv (no bias, 'same' padding, dilation ``rate``) -> eval-mode BN -> ReLU, from the ops."""
+  kernel = variables['params'][name]['kernel']
+  pad = rate * (kernel.shape[0] // 2)
+  y = np.asarray(ops.conv2d(x, kernel, padding=pad, dilation=rate), np.float64)
+  bn, stats = variables['params'][f'{name}_bn'], variables['batch_stats'][f'{name}_bn']
+  y = (y - np.asarray(stats['mean'])) / np.sqrt(np.asarray(stats['var']) + 1e-5)
+  return np.maximum(y * np.asarray(bn['scale']) + np.asarray(bn['bias']), 0.0)
+
+
+def test_aspp_v3_equals_its_branches_composed_by_hand():
+  # DeepLab v3 (Sec. 3.3; the TF reference): every branch, the image-pooling one included, is
+  # conv + BN + ReLU; the pooled branch is the global mean, 1x1 conv, BN, ReLU, broadcast back;
+  # the concatenation [1x1, atrous rates..., pooling] is projected by 1x1 conv + BN + ReLU.
+  module = aspp.ASPP(features=4, rates=(2, 3))
+  x = jax.random.normal(jax.random.key(0), (2, 7, 9, 5))
+  variables = _random_bn_stats(_init(module, x.shape)[0], seed=1)
+  got = np.asarray(module.apply(variables, x))
+  branches = [_conv_bn_relu_ref(x, variables, 'conv1x1')]
+  branches += [_conv_bn_relu_ref(x, variables, f'atrous{r}', rate=r) for r in (2, 3)]
+  pooled = np.asarray(x, np.float64).mean(axis=(1, 2), keepdims=True)
+  pooled = _conv_bn_relu_ref(jnp.asarray(pooled, jnp.float32), variables, 'pool')
+  branches.append(np.broadcast_to(pooled, (2, 7, 9, 4)))
+  concat = jnp.asarray(np.concatenate(branches, -1), jnp.float32)
+  want = _conv_bn_relu_ref(concat, variables, 'project')
+  np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+  # The pooling branch has its own BN: with every other branch's kernel zeroed, the output is
+  # constant over space and still differs between the two images.
   params = dict(variables['params'])
-  for name in ('conv1x1', 'atrous2', 'atrous3', 'atrous4'):
+  for name in ('conv1x1', 'atrous2', 'atrous3'):
     params[name] = {'kernel': jnp.zeros_like(params[name]['kernel'])}
   y = np.asarray(module.apply({**variables, 'params': params}, x))
   np.testing.assert_allclose(y, np.broadcast_to(y[:, :1, :1], y.shape), rtol=1e-6)
   assert not np.allclose(y[0, 0, 0], y[1, 0, 0])
-  assert module.apply(variables, x).shape == (2, 7, 9, 4)
+
+
+def test_deeplab_v3plus_decoder_equals_its_layers_composed_by_hand():
+  # v3+ (Chen et al. 2018, Fig. 2): stride4 -> 1x1 conv (48) + BN + ReLU; the ASPP output
+  # bilinearly upsampled to that size and concatenated [ASPP, low-level]; two 3x3 conv + BN +
+  # ReLU; a 1x1 classifier with bias.
+  model = _tiny('deeplab_v3plus')
+  variables, x = _init(model, (1, 48, 40, 3))
+  variables = _random_bn_stats(variables, seed=2)
+  params = variables['params']
+  # resnet18 / 32: stride4 has 2 channels -> 48 / 32 = 1; concat with 256 / 32 = 8 ASPP channels.
+  assert params['decoder_project']['kernel'].shape == (1, 1, 2, 1)
+  assert params['decoder_conv1']['kernel'].shape == (3, 3, 8 + 1, 8)
+  _, endpoints = _apply(model, variables, x)
+  assert endpoints['scores'].shape[1:3] == (12, 10)      # the decoder works at stride 4
+  assert endpoints['aspp'].shape[1:3] == (3, 3)          # the encoder at output stride 16
+  low = _conv_bn_relu_ref(endpoints['stride4'], variables, 'decoder_project')
+  up = np.asarray(ops.resize(endpoints['aspp'], low.shape[1:3]))
+  y = jnp.asarray(np.concatenate([up, low], -1), jnp.float32)
+  y = _conv_bn_relu_ref(y, variables, 'decoder_conv1')
+  y = _conv_bn_relu_ref(jnp.asarray(y, jnp.float32), variables, 'decoder_conv2')
+  head = variables['params']['classifier']
+  want = np.asarray(ops.conv2d(jnp.asarray(y, jnp.float32), head['kernel'], head['bias']))
+  np.testing.assert_allclose(np.asarray(endpoints['scores']), want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize('output_stride,rates', [(16, (6, 12, 18)), (8, (12, 24, 36))])
@@ -343,18 +408,6 @@ def test_deeplab_v3_rates_follow_output_stride(output_stride, rates):
                            shape=(1, 65, 65, 3))
   names = {n for n in variables['params']['aspp'] if n.startswith('atrous') and 'bn' not in n}
   assert names == {f'atrous{r}' for r in rates}
-
-
-def test_deeplab_v3plus_decoder_reads_stride4():
-  model = _tiny('deeplab_v3plus')
-  variables, x = _init(model, (1, 64, 64, 3))
-  params = variables['params']
-  # resnet18 / 32: stride4 has 2 channels -> 48 / 32 = 1; concat with 256 / 32 = 8 ASPP channels.
-  assert params['decoder_project']['kernel'].shape == (1, 1, 2, 1)
-  assert params['decoder_conv1']['kernel'].shape == (3, 3, 8 + 1, 8)
-  _, endpoints = _apply(model, variables, x)
-  assert endpoints['scores'].shape[1:3] == (16, 16)      # the decoder works at stride 4
-  assert endpoints['aspp'].shape[1:3] == (4, 4)          # the encoder at output stride 16
 
 
 def test_bad_arguments_raise():

@@ -4,16 +4,18 @@ import inspect
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from jaxseg import nn, ops
 
 OPS = [getattr(ops, name) for name in ops.__all__]
+HOST_MAPS = (ops.fixation_density, ops.mit_gaussian_sigma)  # NumPy, one (H, W) map
 LAYERS = [nn.Conv, nn.ConvTranspose, nn.AtrousConv, nn.Dense, nn.MaxPool, nn.AvgPool,
           nn.LocalResponseNorm, nn.BatchNorm]
 INITIALIZERS = [nn.he_normal, nn.he_uniform, nn.lecun_normal, nn.normal, nn.constant,
                 nn.bilinear]
-GLOBS = {"jax": jax, "jnp": jnp, **{name: getattr(ops, name) for name in ops.__all__},
+GLOBS = {"jax": jax, "jnp": jnp, "np": np, **{name: getattr(ops, name) for name in ops.__all__},
          **{name: getattr(nn, name) for name in nn.__all__}}
 
 
@@ -33,9 +35,12 @@ def test_function_docstring_has_formula_args_returns_example(obj):
 def test_op_docstring_names_layout_and_reference(obj):
   doc = inspect.getdoc(obj)
   assert ".. math::" in doc or ":math:" in doc, "formula"
-  if obj not in (ops.bilinear_kernel,):
+  if obj in HOST_MAPS:
+    assert "(H, W)" in doc  # single host-side maps, not NHWC batches
+  elif obj not in (ops.bilinear_kernel,):
     assert "NHWC" in doc or "HWC" in doc
-  references = ("PyTorch", "torch.", "Caffe", "jax.vjp", "TensorFlow")
+  references = ("PyTorch", "torch.", "Caffe", "jax.vjp", "TensorFlow", "scipy.",
+                "antonioGaussian.m")
   assert any(r in doc for r in references), f"{obj.__name__} names no reference implementation"
 
 

@@ -40,6 +40,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.name = 'alexnet'
   config.model.groups = 1
   config.model.dropout_rate = 0.5
+  config.model.conv_features = (96, 256, 384, 384, 256)  # the lecture's single stream
+  config.model.fc_features = 4096
 
   config.data.name = 'imagenet2012'
   config.data.image_size = 227
@@ -54,3 +56,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.decay_factor = 0.1
   config.schedule.patience = 3  # epochs without a better validation accuracy
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: digits instead of ImageNet, a narrow AlexNet."""
+  # 67 x 67 is about the smallest input the 11x11/4 conv1 and three 3x3/2 pools keep non-empty.
+  return {'data.name': 'digits', 'data.image_size': 67,
+          'model.conv_features': (8, 16, 16, 16, 8), 'model.fc_features': 16}

@@ -3,7 +3,7 @@ r"""DeepLab-LargeFOV (DeepLab v1) on PASCAL VOC 2012 + SBD, without the CRF.
 Command::
 
   python -m experiments.main --config=experiments/configs/deeplab_v1_voc.py \
-      --workdir=/tmp/deeplab_v1_voc --config.init_from=/path/to/vgg16_checkpoint
+      --workdir=/tmp/deeplab_v1_voc --config.init_from=/path/to/vgg16.safetensors
 
 Hardware: one GPU (the paper: one NVIDIA K40; Caffe). Batch 20 of 321 x 321 crops.
 Expected time: not measured here; the paper reports about 10 hours for 6000 iterations on a
@@ -13,7 +13,17 @@ Expected metric: mean IoU 62.25 on VOC 2012 val before the CRF, 67.64 with it
 
 Recipe (the paper's Sec. 4.1): SGD, momentum 0.9, weight decay 5e-4, initial rate 1e-3 (10x on
 the classifier fc8), divided by 10 every 2000 iterations, 6000 iterations, batch 20, dropout
-0.5; VGG16 ImageNet weights from ``init_from`` (the training engine must load them).
+0.5; VGG16 ImageNet weights from ``init_from`` (below).
+
+ImageNet weights: ``init_from`` takes torchvision's VGG16 state dict, converted once where
+PyTorch is installed (jaxseg never unpickles)::
+
+  wget https://download.pytorch.org/models/vgg16-397923af.pth
+  python tools/pth_to_safetensors.py vgg16-397923af.pth /path/to/vgg16.safetensors
+
+The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
+automatically) and logs which entries were restored; torchvision's classifier (``classifier.*``)
+is reported unused, so fc6 (3x3, rate 12, 1024 channels), fc7 and fc8 start from their own initialisation.
 """
 import ml_collections
 
@@ -32,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_metric = 'mean_iou'
   config.best_mode = 'max'
   config.palette = 'voc'
-  config.init_from = ''  # checkpoint directory of the ImageNet VGG16 weights
+  config.init_from = ''  # torchvision VGG16 weights, .safetensors (see the docstring)
 
   config.model.name = 'deeplab_v1'
   config.model.num_classes = 21

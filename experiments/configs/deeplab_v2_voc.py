@@ -3,7 +3,7 @@ r"""DeepLab v2 (ResNet-101, ASPP-L, multi-scale inputs) on PASCAL VOC 2012 + SBD
 Command::
 
   python -m experiments.main --config=experiments/configs/deeplab_v2_voc.py \
-      --workdir=/tmp/deeplab_v2_voc --config.init_from=/path/to/resnet101_checkpoint
+      --workdir=/tmp/deeplab_v2_voc --config.init_from=/path/to/resnet101.safetensors
 
 Hardware: one GPU with at least 16 GB (batch 10 of 321 x 321 crops, three input scales).
 Expected time: not measured here.
@@ -15,6 +15,15 @@ Recipe (the paper's Sec. 4.1): "poly" rate from 2.5e-4 with power 0.9 (10x on th
 classifiers), momentum 0.9, weight decay 5e-4, batch 10, 20k iterations, 321 x 321 crops of
 images randomly rescaled by 0.5 to 1.5 and flipped. Multi-scale inputs (1, 0.75, 0.5) fused by
 a pixel-wise max, with a loss on each scale and on the fused output (``loss.aux_weight=1``).
+
+ImageNet weights: ``init_from`` takes torchvision's ResNet-101 state dict, converted once where
+PyTorch is installed (jaxseg never unpickles)::
+
+  wget https://download.pytorch.org/models/resnet101-63fe2227.pth
+  python tools/pth_to_safetensors.py resnet101-63fe2227.pth /path/to/resnet101.safetensors
+
+The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
+automatically) and logs which entries were restored; ``fc.*`` is reported unused.
 """
 import ml_collections
 
@@ -33,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_metric = 'mean_iou'
   config.best_mode = 'max'
   config.palette = 'voc'
-  config.init_from = ''  # checkpoint directory of the ImageNet ResNet-101 weights
+  config.init_from = ''  # torchvision ResNet-101 weights, .safetensors (see the docstring)
 
   config.model.name = 'deeplab_v2'
   config.model.num_classes = 21

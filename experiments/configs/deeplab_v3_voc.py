@@ -3,7 +3,7 @@ r"""DeepLab v3 (ResNet-101, output stride 16, ASPP with image pooling) on VOC 20
 Command::
 
   python -m experiments.main --config=experiments/configs/deeplab_v3_voc.py \
-      --workdir=/tmp/deeplab_v3_voc --config.init_from=/path/to/resnet101_checkpoint
+      --workdir=/tmp/deeplab_v3_voc --config.init_from=/path/to/resnet101.safetensors
 
 Hardware: one GPU with at least 24 GB (batch 16 of 513 x 513 crops with batch norm), or
 several (the batch is global and sharded over ``mesh.data``).
@@ -16,6 +16,15 @@ multi-scale and flipped inputs at test time.
 Recipe (the paper's Sec. 4): poly rate from 7e-3 (power 0.9), momentum 0.9, weight decay 1e-4,
 batch 16, 30k iterations, 513 x 513 crops of images rescaled by 0.5 to 2.0 and flipped, batch
 norm trained (decay 0.9997 in the paper).
+
+ImageNet weights: ``init_from`` takes torchvision's ResNet-101 state dict, converted once where
+PyTorch is installed (jaxseg never unpickles)::
+
+  wget https://download.pytorch.org/models/resnet101-63fe2227.pth
+  python tools/pth_to_safetensors.py resnet101-63fe2227.pth /path/to/resnet101.safetensors
+
+The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
+automatically) and logs which entries were restored; ``fc.*`` is reported unused.
 """
 import ml_collections
 
@@ -34,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_metric = 'mean_iou'
   config.best_mode = 'max'
   config.palette = 'voc'
-  config.init_from = ''  # checkpoint directory of the ImageNet ResNet-101 weights
+  config.init_from = ''  # torchvision ResNet-101 weights, .safetensors (see the docstring)
 
   config.model.name = 'deeplab_v3'
   config.model.num_classes = 21

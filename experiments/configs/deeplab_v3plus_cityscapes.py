@@ -3,7 +3,7 @@ r"""DeepLab v3+ (ResNet-101) on Cityscapes fine annotations (19 classes).
 Command::
 
   python -m experiments.main --config=experiments/configs/deeplab_v3plus_cityscapes.py \
-      --workdir=/tmp/deeplab_v3plus_cityscapes --config.init_from=/path/to/resnet101_checkpoint
+      --workdir=/tmp/deeplab_v3plus_cityscapes --config.init_from=/path/to/resnet101.safetensors
 
 Hardware: several GPUs (batch 8 of 769 x 769 crops, sharded over ``mesh.data``), about 16 GB
 each. Cityscapes needs a manual download (see ``jaxseg.data`` ``cityscapes``).
@@ -15,6 +15,15 @@ Chen et al., ECCV 2018, Table 7; MMSegmentation's ResNet-101 v3+ at 769 x 769 re
 Recipe: poly rate from 1e-2 (power 0.9), momentum 0.9, weight decay 1e-4, batch 8 of
 769 x 769 crops of images rescaled by 0.5 to 2.0 and flipped, 90k iterations; evaluation on
 whole 1024 x 2048 images.
+
+ImageNet weights: ``init_from`` takes torchvision's ResNet-101 state dict, converted once where
+PyTorch is installed (jaxseg never unpickles)::
+
+  wget https://download.pytorch.org/models/resnet101-63fe2227.pth
+  python tools/pth_to_safetensors.py resnet101-63fe2227.pth /path/to/resnet101.safetensors
+
+The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
+automatically) and logs which entries were restored; ``fc.*`` is reported unused.
 """
 import ml_collections
 

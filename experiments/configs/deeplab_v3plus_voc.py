@@ -3,7 +3,7 @@ r"""DeepLab v3+ (ResNet-101 encoder, decoder on stride 4) on PASCAL VOC 2012 + S
 Command::
 
   python -m experiments.main --config=experiments/configs/deeplab_v3plus_voc.py \
-      --workdir=/tmp/deeplab_v3plus_voc --config.init_from=/path/to/resnet101_checkpoint
+      --workdir=/tmp/deeplab_v3plus_voc --config.init_from=/path/to/resnet101.safetensors
 
 Hardware: one GPU with at least 24 GB (batch 16 of 513 x 513 crops), or several.
 Expected time: not measured here.
@@ -13,6 +13,15 @@ decoder"); 80.22 with output stride 8, multi-scale and flipped inputs at test ti
 
 Recipe (the paper's Sec. 4): as DeepLab v3: poly rate from 7e-3, momentum 0.9, weight decay
 1e-4, batch 16, 30k iterations, 513 x 513 crops rescaled by 0.5 to 2.0 and flipped.
+
+ImageNet weights: ``init_from`` takes torchvision's ResNet-101 state dict, converted once where
+PyTorch is installed (jaxseg never unpickles)::
+
+  wget https://download.pytorch.org/models/resnet101-63fe2227.pth
+  python tools/pth_to_safetensors.py resnet101-63fe2227.pth /path/to/resnet101.safetensors
+
+The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
+automatically) and logs which entries were restored; ``fc.*`` is reported unused.
 """
 import ml_collections
 

@@ -3,7 +3,7 @@ r"""FCN-32s on PASCAL VOC: the first stage of Long, Shelhamer & Darrell's recipe
 Command::
 
   python -m experiments.main --config=experiments/configs/fcn32s_voc.py \
-      --workdir=/tmp/fcn32s_voc --config.init_from=/path/to/vgg16_checkpoint
+      --workdir=/tmp/fcn32s_voc --config.init_from=/path/to/vgg16.safetensors
 
 Hardware: one GPU (the paper: one NVIDIA Tesla K40c). Batch 1, whole images up to 500 x 500.
 Expected time: not measured here; the paper trains each stage for about a day on a K40c.
@@ -16,8 +16,18 @@ decay 5e-4 on weights only, biases at twice the learning rate, the unnormalised 
 per-pixel loss at a fixed learning rate 1e-10 (equivalently about 1e-4 on the normalised loss
 for 500 x 500 images), dropout 0.5, score layer zero-initialised, the 32x upsampling fixed to
 bilinear, ``caffe_compat`` geometry (conv1_1 padded by 100, crop offset 19). ``init_from``
-names the checkpoint holding ImageNet VGG16 weights (e.g. converted with
-``jaxseg.models.weights``); the training engine must load it.
+names ImageNet VGG16 weights (below).
+
+ImageNet weights: ``init_from`` takes torchvision's VGG16 state dict, converted once where
+PyTorch is installed (jaxseg never unpickles)::
+
+  wget https://download.pytorch.org/models/vgg16-397923af.pth
+  python tools/pth_to_safetensors.py vgg16-397923af.pth /path/to/vgg16.safetensors
+
+The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
+automatically) and logs which entries were restored; torchvision's classifier (``classifier.*``)
+is reported unused, so fc6 and fc7 (the paper copies VGG's fully connected layers into them as
+convolutions; not done here yet) and the score layer start from their own initialisation.
 """
 import ml_collections
 
@@ -37,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_mode = 'max'
   config.palette = 'voc'
   config.num_images = 1
-  config.init_from = ''  # checkpoint directory of the ImageNet VGG16 weights
+  config.init_from = ''  # torchvision VGG16 weights, .safetensors (see the docstring)
 
   config.model.name = 'fcn32s'
   config.model.num_classes = 21

@@ -14,7 +14,8 @@ VOC 2012 val for evaluation.
 As ``fcn16s_voc`` plus the pool3 skip (``score_pool3`` zero-initialised, Caffe crop offsets 5,
 9 and 31). For the "at-once" variant of the journal version (all streams trained together
 from VGG16, pool4 scaled by 0.01 and pool3 by 1e-4), use ``--config.model.at_once=True`` with
-``init_from`` the VGG16 checkpoint.
+``--config.init_from=/path/to/vgg16.safetensors`` (torchvision's VGG16, converted as
+``fcn32s_voc`` describes).
 """
 import ml_collections
 

@@ -50,3 +50,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.decay_factor = 0.5
   config.schedule.boundaries = tuple(e * _STEPS_PER_EPOCH for e in (2, 5, 8, 12))
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: scikit-learn's digits instead of MNIST (same
+  32 x 32 input and ten classes); LeNet-5 is already small."""
+  return {'data.name': 'digits'}

@@ -37,6 +37,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_metric = 'accuracy'
 
   config.model.name = 'resnet50'
+  config.model.num_filters = 64
+  config.model.stage_sizes = (3, 4, 6, 3)
 
   config.data.name = 'imagenet2012'
   config.data.image_size = 224
@@ -51,3 +53,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.decay_factor = 0.1
   config.schedule.boundaries = tuple(e * _STEPS_PER_EPOCH for e in (30, 60, 80))
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: digits, a bottleneck ResNet 4 filters wide with one
+  block per stage."""
+  return {'data.name': 'digits', 'data.image_size': 32,
+          'model.num_filters': 4, 'model.stage_sizes': (1, 1, 1, 1)}

@@ -14,8 +14,8 @@ CC 0.58, AUC-Judd 0.83, as we recall them; MIT1003 and MIT300 share their source
 
 ``init_from`` names the training run whose latest parameters are evaluated. The engine runs one
 step with a zero learning rate (parameters unchanged) and evaluates, so the whole path is the
-standard one. NOTE: restoring parameters from another run's ``init_from`` is an engine feature;
-until ``jaxseg.train`` reads ``config.init_from``, this config evaluates a random initialisation.
+standard one. The engine restores every parameter whose path and shape match from the newest
+checkpoint of that run and logs a table of what it restored (see docs/training.md).
 Use ``jaxseg.metrics.saliency.SaliencyEvaluator`` directly for the full table (with shuffled and
 Borji AUC); ``docs/saliency.md`` shows how.
 """

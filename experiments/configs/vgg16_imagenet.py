@@ -39,6 +39,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model.name = 'vgg16'
   config.model.dropout_rate = 0.5
+  config.model.stage_features = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512),
+                                 (512, 512, 512))
+  config.model.fc_features = 4096
 
   config.data.name = 'imagenet2012'
   config.data.image_size = 224
@@ -53,3 +56,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.decay_factor = 0.1
   config.schedule.patience = 3
   return config
+
+
+def get_test_overrides() -> dict:
+  """Tiny settings for tests/test_configs.py: digits instead of ImageNet, a narrow VGG-16."""
+  return {'data.name': 'digits', 'data.image_size': 32,
+          'model.stage_features': ((4, 4), (4, 4), (8, 8, 8), (8, 8, 8), (8, 8, 8)),
+          'model.fc_features': 16}

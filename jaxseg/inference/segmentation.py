@@ -23,6 +23,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxseg.ops.resize import source_points
+
 Forward = Callable[[Any], Any]  # (N, h, w, 3) images -> (N, h, w, C) logits
 
 
@@ -69,11 +71,8 @@ def resize_bilinear(x: Any, shape: tuple[int, int]) -> np.ndarray:
     in_size = x.shape[axis]
     if in_size == out_size:
       continue
-    src = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
-    low = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
-    high = np.minimum(low + 1, in_size - 1)
-    frac = (src - low).astype(np.float32)
-    frac = frac.reshape([-1 if a == axis else 1 for a in range(4)])
+    low, high, frac = source_points(in_size, out_size)  # the sampling rule of ops.resize
+    frac = frac.astype(np.float32).reshape([-1 if a == axis else 1 for a in range(4)])
     x = np.take(x, low, axis=axis) * (1 - frac) + np.take(x, high, axis=axis) * frac
   return x
 

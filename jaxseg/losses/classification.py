@@ -8,6 +8,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxseg.ops import _validation as v
+
 
 def _check(logits, labels, caller: str) -> None:
   if getattr(logits, 'ndim', None) != 2:
@@ -18,6 +20,7 @@ def _check(logits, labels, caller: str) -> None:
                      f'logits), got {getattr(labels, "shape", None)}')
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise TypeError(f'{caller}: labels must be integer class indices, got dtype {labels.dtype}')
+  v.check_label_range(labels, logits.shape[1], name=f'{caller}: labels')
 
 
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
@@ -33,22 +36,27 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
 
   Args:
     logits: ``(N, K)`` unnormalised scores.
-    labels: ``(N,)`` integer classes in ``[0, K)``.
+    labels: ``(N,)`` integer classes in ``[0, K)``; another value raises ``ValueError`` when
+      the labels are concrete and makes that example's loss NaN under ``jit``.
     label_smoothing: ``eps`` in ``[0, 1]``.
 
   Returns:
-    ``(N,)`` losses.
+    ``(N,)`` float32 losses.
 
-  Example::
-
-    softmax_cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]))   # [log 4, log 4]
+  Example:
+    >>> [round(float(l), 4) for l in softmax_cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]))]
+    [1.3863, 1.3863]
   """
   _check(logits, labels, 'softmax_cross_entropy')
   if not 0.0 <= label_smoothing <= 1.0:
     raise ValueError(f'softmax_cross_entropy: label_smoothing must be in [0, 1], '
                      f'got {label_smoothing!r}')
   log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  true_class = -jnp.take_along_axis(log_probs, labels[:, None], axis=-1)[:, 0]
+  in_range = (labels >= 0) & (labels < logits.shape[1])
+  true_class = -jnp.take_along_axis(log_probs, jnp.where(in_range, labels, 0)[:, None],
+                                    axis=-1)[:, 0]
+  # A wrong label under jit is loud (NaN), never clamped to a valid class.
+  true_class = jnp.where(in_range, true_class, jnp.nan)
   if not label_smoothing:
     return true_class
   uniform = -jnp.mean(log_probs, axis=-1)
@@ -77,9 +85,10 @@ def classification_loss_with_aux(logits: jax.Array, aux_logits: Sequence[jax.Arr
   Returns:
     A scalar loss.
 
-  Example::
-
-    loss = classification_loss_with_aux(logits, [endpoints['aux1'], endpoints['aux2']], labels)
+  Example:
+    >>> logits, aux = jnp.zeros((2, 4)), jnp.zeros((2, 4))   # every head: log 4 per example
+    >>> round(float(classification_loss_with_aux(logits, [aux, aux], jnp.array([0, 3]))), 4)
+    2.2181
   """
   if aux_weight < 0:
     raise ValueError(f'classification_loss_with_aux: aux_weight must be >= 0, got {aux_weight!r}')

@@ -101,6 +101,8 @@ def saliency_kl(logits: jax.Array, target: jax.Array, *, eps: float = 1e-12) -> 
     >>> round(float(saliency_kl(jnp.zeros((1, 1, 2)), jnp.array([[[1., 0.]]]))), 4)
     0.6931
   """
+  if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
+    raise ValueError(f"eps must be a positive number, got {eps!r}.")
   logits, target = _as_maps(logits, target)
   n = logits.shape[0]
   log_p = jax.nn.log_softmax(logits.reshape(n, -1), axis=-1)

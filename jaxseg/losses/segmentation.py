@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg.ops import _validation as v
+
 
 def _check_logits_and_labels(logits: Any, labels: Any, name: str = 'logits') -> None:
   logits_shape = getattr(logits, 'shape', None)
@@ -28,18 +30,6 @@ def _check_logits_and_labels(logits: Any, labels: Any, name: str = 'logits') -> 
         f'{tuple(labels_shape)}.')
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise TypeError(f'labels must be an integer array, got dtype {labels.dtype}.')
-
-
-def _check_label_values(labels: Any, num_classes: int, ignore_label: int) -> None:
-  """Raises on labels outside [0, num_classes) other than the ignore label, when concrete."""
-  if isinstance(labels, jax.core.Tracer):
-    return  # traced: such labels make the loss NaN instead (see the docstrings).
-  values = np.unique(np.asarray(labels))
-  bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_label)]
-  if bad.size:
-    raise ValueError(
-        f'labels must lie in [0, {num_classes}) or equal ignore_label={ignore_label}, '
-        f'found {bad.tolist()[:10]}.')
 
 
 def _check_class_weights(class_weights: Any, num_classes: int):
@@ -81,8 +71,9 @@ def pixelwise_cross_entropy(logits: jax.Array, labels: jax.Array, *,
     ([[[1.3863, 1.3863], [0.0, 1.3863]]], [[[True, True], [False, True]]])
   """
   _check_logits_and_labels(logits, labels)
+  ignore_label = v.check_ignore_label(ignore_label)
   num_classes = logits.shape[-1]
-  _check_label_values(labels, num_classes, ignore_label)
+  v.check_label_range(labels, num_classes, ignore_label=ignore_label)
   valid = labels != ignore_label
   in_range = (labels >= 0) & (labels < num_classes)
   safe_labels = jnp.where(valid & in_range, labels, 0)

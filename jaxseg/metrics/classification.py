@@ -7,6 +7,8 @@ error of a split does not depend on how it was batched or padded.
 import jax
 import jax.numpy as jnp
 
+from jaxseg.ops import _validation as v
+
 
 def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
                   weights: jax.Array | None = None) -> jax.Array:
@@ -20,16 +22,16 @@ def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
 
   Args:
     logits: ``(N, K)`` scores.
-    labels: ``(N,)`` integer classes in ``[0, K)``.
+    labels: ``(N,)`` integer classes in ``[0, K)`` (checked when concrete).
     k: ``1 <= k <= K``.
     weights: optional ``(N,)`` weights, e.g. the ``valid`` mask of a padded eval batch.
 
   Returns:
     A float32 scalar: the (weighted) number of correct examples.
 
-  Example::
-
-    top_k_correct(jnp.array([[0., 2., 1.]]), jnp.array([2]), k=2)   # 1.0
+  Example:
+    >>> float(top_k_correct(jnp.array([[0., 2., 1.]]), jnp.array([2]), k=2))
+    1.0
   """
   if getattr(logits, 'ndim', None) != 2:
     raise ValueError(f'top_k_correct: logits must have shape (N, K), got '
@@ -37,14 +39,20 @@ def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
   if getattr(labels, 'shape', None) != logits.shape[:1]:
     raise ValueError(f'top_k_correct: labels must have shape {logits.shape[:1]}, got '
                      f'{getattr(labels, "shape", None)}')
-  if not isinstance(k, int) or not 1 <= k <= logits.shape[1]:
+  if not jnp.issubdtype(getattr(labels, 'dtype', None), jnp.integer):
+    raise TypeError(f'top_k_correct: labels must be integer class indices, got dtype '
+                    f'{getattr(labels, "dtype", None)}')
+  v.check_label_range(labels, logits.shape[1], name='top_k_correct: labels')
+  if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= logits.shape[1]:
     raise ValueError(f'top_k_correct: k must be an int in [1, {logits.shape[1]}], got {k!r}')
   if weights is not None and getattr(weights, 'shape', None) != labels.shape:
     raise ValueError(f'top_k_correct: weights must have shape {labels.shape}, got '
                      f'{getattr(weights, "shape", None)}')
-  label_score = jnp.take_along_axis(logits, labels[:, None], axis=-1)
+  in_range = (labels >= 0) & (labels < logits.shape[1])
+  label_score = jnp.take_along_axis(logits, jnp.where(in_range, labels, 0)[:, None], axis=-1)
   rank = jnp.sum(logits > label_score, axis=-1)
-  correct = (rank < k).astype(jnp.float32)
+  # A wrong label under jit makes the count NaN, never a silently clamped class.
+  correct = jnp.where(in_range, (rank < k).astype(jnp.float32), jnp.nan)
   if weights is not None:
     correct = correct * weights.astype(jnp.float32)
   return jnp.sum(correct)
@@ -60,9 +68,9 @@ def top_k_error(correct, count) -> float:
   Returns:
     The top-k error as a Python float.
 
-  Example::
-
-    top_k_error(correct=912.0, count=1000)   # 0.088
+  Example:
+    >>> round(top_k_error(correct=912.0, count=1000), 3)
+    0.088
   """
   count = float(count)
   if count <= 0:

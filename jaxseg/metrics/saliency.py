@@ -583,6 +583,12 @@ class SaliencyEvaluator:
 
   def __post_init__(self):
     _check_key(self.key)
+    _check_splits(self.n_splits, 0.1)
+    if not isinstance(self.n_other, int) or isinstance(self.n_other, bool) or self.n_other < 1:
+      raise ValueError(f"n_other must be a positive int, got {self.n_other!r}.")
+    cap = self.max_other_fixations
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
+      raise ValueError(f"max_other_fixations must be a positive int or None, got {cap!r}.")
     self._sums = {name: 0.0 for name in _ALL_METRICS}
     self._counts = {name: 0 for name in _ALL_METRICS}
 

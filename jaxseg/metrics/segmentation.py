@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg.ops import _validation as v
+
 
 def confusion_matrix(labels: jax.Array, preds: jax.Array, num_classes: int, *,
                      ignore_label: int = 255, mask: Any = None) -> jax.Array:
@@ -55,17 +57,9 @@ def confusion_matrix(labels: jax.Array, preds: jax.Array, num_classes: int, *,
   for name, value in (('labels', labels), ('preds', preds)):
     if not jnp.issubdtype(value.dtype, jnp.integer):
       raise TypeError(f'{name} must be an integer array, got dtype {value.dtype}.')
-  if not isinstance(labels, jax.core.Tracer):
-    values = np.unique(np.asarray(labels))
-    bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_label)]
-    if bad.size:
-      raise ValueError(f'labels must lie in [0, {num_classes}) or equal '
-                       f'ignore_label={ignore_label}, found {bad.tolist()[:10]}.')
-  if not isinstance(preds, jax.core.Tracer):
-    values = np.unique(np.asarray(preds))
-    bad = values[(values < 0) | (values >= num_classes)]
-    if bad.size:
-      raise ValueError(f'preds must lie in [0, {num_classes}), found {bad.tolist()[:10]}.')
+  ignore_label = v.check_ignore_label(ignore_label)
+  v.check_label_range(labels, num_classes, ignore_label=ignore_label)
+  v.check_label_range(preds, num_classes, name='preds')
   # int32 before arithmetic: uint8 masks would overflow in labels * num_classes.
   labels, preds = labels.astype(jnp.int32), preds.astype(jnp.int32)
   counted = (labels >= 0) & (labels < num_classes) & (labels != ignore_label)

@@ -9,6 +9,9 @@ import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import jax
+import numpy as np
+
 Padding = Any  # int | (int, int) | ((int, int), (int, int)) | 'SAME' | 'VALID'
 Pads = tuple[tuple[int, int], tuple[int, int]]
 
@@ -115,3 +118,30 @@ def check_nonempty(x_shape: Sequence[int], out_hw: Sequence[int], *, what: str,
     raise ValueError(
         f"{what} of input with spatial size {tuple(x_shape[1:3])} gives an empty output "
         f"{tuple(out_hw)} ({details}); use a smaller window or dilation, or more padding.")
+
+
+def check_label_range(labels: Any, num_classes: int, *, name: str = "labels",
+                      ignore_label: int | None = None) -> None:
+  """Raises ValueError if concrete integer `labels` leave [0, num_classes) (bar `ignore_label`).
+
+  Traced labels cannot be inspected before the computation; callers then make such entries
+  loud (NaN) or drop them, as their docstrings say. Never clips silently.
+  """
+  if isinstance(labels, jax.core.Tracer):
+    return
+  values = np.unique(np.asarray(labels))
+  bad = (values < 0) | (values >= num_classes)
+  if ignore_label is not None:
+    bad &= values != ignore_label
+  if np.any(bad):
+    allowed = f"[0, {num_classes})"
+    if ignore_label is not None:
+      allowed += f" or equal ignore_label={ignore_label}"
+    raise ValueError(f"{name} must lie in {allowed}, found {values[bad].tolist()[:10]}.")
+
+
+def check_ignore_label(ignore_label: Any) -> int:
+  """Returns `ignore_label` as an int; TypeError for anything else (bools included)."""
+  if not _is_int(ignore_label):
+    raise TypeError(f"ignore_label must be an int, got {ignore_label!r}.")
+  return int(ignore_label)

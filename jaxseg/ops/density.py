@@ -54,10 +54,14 @@ def _padded_side(shape: tuple[int, int]) -> int:
 
 
 def mit_gaussian_sigma(shape: tuple[int, int], cycles_per_image: float) -> float:
-  """The spatial standard deviation of the MIT benchmark's low-pass filter.
+  r"""The spatial standard deviation of the MIT benchmark's low-pass filter.
 
-  ``sigma = n sqrt(ln 2) / (sqrt(2) pi fc)``, with ``n`` the longer side of ``shape`` rounded up
-  to an even number and then to a power of two, as ``antonioGaussian.m`` does.
+  .. math:: \sigma = \frac{n \sqrt{\ln 2}}{\sqrt{2}\, \pi\, f_c}
+
+  with :math:`n` the longer side of the ``(H, W)`` map rounded up to an even number and then to
+  a power of two, as ``antonioGaussian.m`` (cvzoya/saliency) does: its transfer function
+  :math:`\exp(-f^2 / s^2)`, :math:`s = 2 f_c / \sqrt{\ln 2}` on the ``2n``-point DFT, is the
+  Fourier transform of a Gaussian of this standard deviation.
 
   Args:
     shape: ``(H, W)`` of the fixation map.
@@ -119,9 +123,11 @@ def _mit_lowpass(x: np.ndarray, cycles_per_image: float) -> np.ndarray:
 def fixation_density(fixations, *, sigma: float | None = None,
                      cycles_per_image: float | None = None, truncate: float = 4.0,
                      boundary: str = "constant") -> np.ndarray:
-  """A ground-truth saliency density from a binary fixation map, normalised to sum to 1.
+  r"""A ground-truth saliency density from a binary fixation map, normalised to sum to 1.
 
-  ``D = B / sum(B)`` where ``B = G * F`` is the fixation map ``F`` blurred by a Gaussian ``G``:
+  .. math:: D = \frac{B}{\sum_p B_p}, \qquad B = \max(G * F, 0)
+
+  where ``F`` is the ``(H, W)`` fixation map and ``G`` a Gaussian:
 
   * ``sigma=s``: ``G(y, x) ∝ exp(-(y^2 + x^2) / (2 s^2))`` truncated at ``truncate * s`` pixels
     and normalised, applied separably; ``boundary='constant'`` treats outside pixels as 0

@@ -50,8 +50,37 @@ def bilinear_kernel(size: int, channels: int, *, dtype: Any = jnp.float32) -> ja
   return jnp.asarray(kernel, dtype)
 
 
-def _source_weights(in_size: int, out_size: int, method: str, align_corners: bool):
-  """For each output index along one axis: (low index, high index, weight of high)."""
+def source_points(in_size: int, out_size: int, *, method: str = "bilinear",
+                  align_corners: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  r"""Where each output index of a 1-D resize reads the input: the sampling rule of `resize`.
+
+  Bilinear: :math:`s_i = \max((i + \tfrac12)\,\tfrac{n_{in}}{n_{out}} - \tfrac12, 0)` (or
+  :math:`i\,\tfrac{n_{in} - 1}{n_{out} - 1}` with `align_corners`), read as
+  :math:`(1 - \lambda_i)\, x_{low_i} + \lambda_i\, x_{high_i}` with
+  :math:`low_i = \lfloor s_i \rfloor`, :math:`high_i = low_i + 1` (both clamped to the input)
+  and :math:`\lambda_i = s_i - low_i`. Nearest: :math:`low_i = high_i =
+  \lfloor i\, n_{in} / n_{out} \rfloor`, :math:`\lambda_i = 0`. Host-side NumPy, shared by
+  `resize` and the host resizes of `jaxseg.inference`, so both sample the same points.
+
+  Args:
+    in_size: input length, positive.
+    out_size: output length, positive.
+    method: `'bilinear'` or `'nearest'`.
+    align_corners: map the end pixel centres onto each other (bilinear only).
+
+  Returns:
+    `(low, high, frac)`: int64 indices, shape `(out_size,)` each, and float64 weights of `high`.
+
+  Example:
+    >>> low, high, frac = source_points(2, 4)
+    >>> low.tolist(), high.tolist(), frac.tolist()
+    ([0, 0, 0, 1], [1, 1, 1, 1], [0.0, 0.25, 0.75, 0.25])
+  """
+  for name, value in (("in_size", in_size), ("out_size", out_size)):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"{name} must be a positive int, got {value!r}.")
+  if method not in _METHODS:
+    raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
   dst = np.arange(out_size, dtype=np.float64)
   if method == "nearest":
     # PyTorch's legacy 'nearest': floor(dst * in / out).
@@ -72,7 +101,7 @@ def _interpolate_axis(x: jax.Array, axis: int, out_size: int, method: str,
   in_size = x.shape[axis]
   if in_size == out_size and (method == "nearest" or not align_corners or out_size > 1):
     return x
-  low, high, frac = _source_weights(in_size, out_size, method, align_corners)
+  low, high, frac = source_points(in_size, out_size, method=method, align_corners=align_corners)
   x_low = jnp.take(x, low, axis=axis)
   if method == "nearest":
     return x_low
@@ -172,8 +201,11 @@ def _crop(x, out_hw, offset):
     offset = tuple((size - out) // 2 for size, out in zip(in_hw, out_hw))
   else:
     offset = v.pair(offset, "offset", minimum=0)
+  if out_hw[0] > in_hw[0] or out_hw[1] > in_hw[1]:
+    raise ValueError(f"cannot crop {tuple(out_hw)} from x of spatial size {in_hw} "
+                     f"(x shape {tuple(x.shape)}): the crop must not exceed the input.")
   for axis, name in enumerate(("height", "width")):
-    if offset[axis] + out_hw[axis] > in_hw[axis] or out_hw[axis] > in_hw[axis]:
+    if offset[axis] + out_hw[axis] > in_hw[axis]:
       raise ValueError(
           f"cannot crop {name} {out_hw[axis]} at offset {offset[axis]} from an input of "
           f"{name} {in_hw[axis]} (x shape {tuple(x.shape)}, offset {offset}).")

@@ -179,6 +179,8 @@ def display_images(images: np.ndarray, normalization: str) -> np.ndarray:
     x = (x * transforms.IMAGENET_STD + transforms.IMAGENET_MEAN) * 255.0
   elif normalization == "caffe_bgr":
     x = (x + transforms.CAFFE_BGR_MEAN)[..., ::-1]
+  elif normalization == "salnet":
+    x = (x * 127.5 + transforms.SALNET_BGR_MEAN)[..., ::-1]
   elif normalization == "none":
     x = x * 255.0
   else:
