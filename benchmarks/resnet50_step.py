@@ -319,18 +319,23 @@ def main():
       for run in steps.values():
         run()
     times = {name: [] for name in steps}
+    cpu_times = {name: [] for name in steps}
     for _ in range(args.rounds):
       for name, run in steps.items():
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         run()
         times[name].append(time.perf_counter() - start)
-    print(f"\n{'step':18s}{'img/s':>8s}{'ms/step':>10s}{'min-max ms':>16s}{'compile s':>11s}"
-          f"{'XLA GFLOP':>11s}")
+        cpu_times[name].append(time.process_time() - cpu_start)
+    # CPU s/step (all threads) is the work done, which a loaded host inflates far less than
+    # the wall time: on an idle host a step takes about cpu / threads used.
+    print(f"\n{'step':18s}{'img/s':>8s}{'ms/step':>10s}{'min-max ms':>16s}{'CPU s/step':>11s}"
+          f"{'compile s':>11s}{'XLA GFLOP':>11s}")
     for name, ts in times.items():
       median = statistics.median(ts)
       print(f"{name:18s}{args.batch / median:8.2f}{1e3 * median:10.0f}"
-            f"{1e3 * min(ts):8.0f}-{1e3 * max(ts):<7.0f}{compile_s[name]:11.1f}"
-            f"{gflop[name]:11.1f}", flush=True)
+            f"{1e3 * min(ts):8.0f}-{1e3 * max(ts):<7.0f}{statistics.median(cpu_times[name]):11.2f}"
+            f"{compile_s[name]:11.1f}{gflop[name]:11.1f}", flush=True)
+      print(f"{'':18s}rounds ms: {' '.join(f'{1e3 * t:.0f}' for t in ts)}")
     print(f"load {os.getloadavg()[0]:.1f}")
   if args.breakdown:
     breakdown(args.batch, args.size, names, args.rounds)

@@ -82,10 +82,19 @@ def test_bfloat16_logits_give_float32_losses():
     (jnp.zeros((2, 3, 4)), jnp.zeros(2, jnp.int32), {}, ValueError, r'\(N, K\)'),
     (jnp.zeros((2, 3)), jnp.zeros(2, jnp.int32), {'label_smoothing': 1.5}, ValueError,
      'label_smoothing'),
+    (jnp.zeros((2, 3)), jnp.array([0, 3]), {}, ValueError, r'labels must lie in \[0, 3\)'),
+    (jnp.zeros((2, 3)), jnp.array([-1, 0]), {}, ValueError, r'found \[-1\]'),
 ])
 def test_rejects_bad_arguments(logits, labels, kwargs, error, message):
   with pytest.raises(error, match=message):
     softmax_cross_entropy(logits, labels, **kwargs)
+
+
+def test_out_of_range_label_under_jit_is_nan_not_clamped():
+  # Traced labels cannot be checked before the computation; the loss must not quietly read
+  # another class (gather would clamp 3 to 2).
+  losses = jax.jit(softmax_cross_entropy)(jnp.zeros((2, 3)), jnp.array([0, 3]))
+  assert np.isfinite(losses[0]) and np.isnan(losses[1])
 
 
 def test_aux_loss_weights_each_head():

@@ -74,3 +74,5 @@ def test_shape_errors():
     sal_losses.saliency_bce(jnp.zeros((2, 4, 4, 3)), jnp.zeros((2, 4, 4)))
   with pytest.raises(TypeError, match="target must be an array"):
     sal_losses.saliency_kl(jnp.zeros((2, 4, 4)), [[0.0]])
+  with pytest.raises(ValueError, match="eps must be a positive number, got -1.0"):
+    sal_losses.saliency_kl(jnp.zeros((2, 4, 4)), jnp.zeros((2, 4, 4)), eps=-1.0)

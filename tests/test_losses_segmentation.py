@@ -131,6 +131,9 @@ def test_bad_arguments_raise():
                                           class_weights=[1.0, 2.0])
   with pytest.raises(ValueError, match='aux_weight'):
     seg_losses.segmentation_loss(logits, jnp.zeros((1, 2, 2), jnp.int32), aux_weight=-1.0)
+  with pytest.raises(TypeError, match="ignore_label must be an int, got 'void'"):
+    seg_losses.segmentation_cross_entropy(logits, jnp.zeros((1, 2, 2), jnp.int32),
+                                          ignore_label='void')
 
 
 def test_out_of_range_label_under_jit_is_nan_not_clipped():

@@ -1,5 +1,6 @@
 """Tests of the top-k counts against a NumPy loop, and of their merging and finalisation."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -68,3 +69,9 @@ def test_rejects_bad_shapes_and_counts():
     top_k_correct(jnp.zeros((2, 3)), jnp.zeros(2, jnp.int32), weights=jnp.ones(3))
   with pytest.raises(ValueError, match='count'):
     top_k_error(0, 0)
+  with pytest.raises(ValueError, match=r'labels must lie in \[0, 3\), found \[3\]'):
+    top_k_correct(jnp.zeros((2, 3)), jnp.array([0, 3]))
+  with pytest.raises(TypeError, match='integer'):
+    top_k_correct(jnp.zeros((2, 3)), jnp.zeros(2))
+  # Under jit the label cannot be checked: the count turns NaN instead of clamping 3 to 2.
+  assert np.isnan(jax.jit(top_k_correct)(jnp.zeros((2, 3)), jnp.array([0, 3])))

@@ -453,6 +453,12 @@ def test_bad_arguments():
     sm.auc_shuffled(SAL, FIX, FIX, key=jax.random.key(0), step=2.0)
   with pytest.raises(ValueError, match="other_fix must have fix's shape"):
     sm.auc_shuffled(SAL, FIX, FIX[:2], key=jax.random.key(0))
+  with pytest.raises(ValueError, match="n_splits must be a positive int, got 0"):
+    sm.SaliencyEvaluator(key=jax.random.key(0), n_splits=0)
+  with pytest.raises(ValueError, match="n_other must be a positive int, got 0"):
+    sm.SaliencyEvaluator(key=jax.random.key(0), n_other=0)
+  with pytest.raises(ValueError, match="max_other_fixations must be a positive int or None"):
+    sm.SaliencyEvaluator(key=jax.random.key(0), max_other_fixations=-3)
 
 
 # ---------------------------------------------------------------------------- evaluator.

@@ -133,14 +133,15 @@ def _apply(model, variables, x, **kwargs):
 
 
 @pytest.mark.parametrize('name', SEG_MODELS)
-def test_tiny_models_run_at_odd_sizes(name):
+def test_tiny_models_keep_odd_and_one_pixel_sizes(name):
+  # Shapes only, so traced abstractly: the values of these tiny models are checked by the
+  # tests below (crop offsets, bilinear alignment, ASPP and decoder composed by hand).
   model = _tiny(name)
-  variables, _ = _init(model, (1, 16, 16, 3))
+  variables = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 16, 16, 3)))
   for size in [(33, 47), (1, 1)]:
-    x = jax.random.normal(jax.random.key(3), (2,) + size + (3,))
-    logits, _ = _apply(model, variables, x)
-    assert logits.shape == (2,) + size + (3,), name
-    assert np.all(np.isfinite(np.asarray(logits))), name
+    x = jax.ShapeDtypeStruct((2,) + size + (3,), jnp.float32)
+    logits, _ = jax.eval_shape(model.apply, variables, x)
+    assert logits.shape == (2,) + size + (3,) and logits.dtype == jnp.float32, name
 
 
 # ---------------------------------------------------------------------------- FCN specifics

@@ -1,5 +1,6 @@
 """Every public op and layer has a docstring with the promised parts, and its example runs."""
 import doctest
+import importlib
 import inspect
 
 import jax
@@ -63,3 +64,22 @@ def test_docstring_example_runs(obj):
     runner.run(test)
   result = runner.summarize(verbose=False)
   assert result.failed == 0, f"{obj.__name__}: {result.failed} example(s) failed (see stdout)"
+
+
+DOCTESTED_MODULES = [
+    "jaxseg.losses.classification", "jaxseg.losses.segmentation", "jaxseg.losses.saliency",
+    "jaxseg.metrics.classification", "jaxseg.metrics.segmentation", "jaxseg.metrics.saliency",
+    "jaxseg.inference.segmentation", "jaxseg.viz.palettes", "jaxseg.viz.overlays",
+    "jaxseg.viz.heatmaps", "jaxseg.viz.grids", "jaxseg.models.aspp", "jaxseg.models.memory",
+]
+
+
+@pytest.mark.parametrize("module_name", DOCTESTED_MODULES)
+def test_module_examples_run(module_name):
+  # The examples of the losses, metrics, inference and viz docstrings are part of their
+  # documentation: they must stay true (the ops and layers are checked one by one above).
+  module = importlib.import_module(module_name)
+  result = doctest.testmod(module, extraglobs={"jax": jax, "jnp": jnp, "np": np},
+                           optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  assert result.attempted > 0, f"{module_name} has no examples"
+  assert result.failed == 0, f"{module_name}: {result.failed} example(s) failed (see stdout)"

@@ -116,7 +116,7 @@ def test_center_crop_and_crop_like():
   with pytest.raises(ValueError, match=r"cannot crop height 4 at offset 4 from an input of "
                                        r"height 7"):
     ops.crop_like(x, reference, offset=(4, 0))
-  with pytest.raises(ValueError, match=r"cannot crop width 9 .* width 8"):
+  with pytest.raises(ValueError, match=r"cannot crop \(3, 9\) from x of spatial size \(7, 8\)"):
     ops.center_crop(x, (3, 9))
   with pytest.raises(ValueError, match=r"offset must be at least 0, got \(-1, 0\)"):
     ops.crop_like(x, reference, offset=(-1, 0))

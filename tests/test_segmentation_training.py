@@ -46,7 +46,8 @@ def test_fcn8s_overfits_four_synthetic_images(tmp_path):
            'valid': jnp.ones(4, bool)}
   model = get_model('fcn8s', num_classes=4, width_divisor=8, learn_upsampling=True,
                     dropout_rate=0.0)
-  params = jax.jit(model.init)(jax.random.key(0), batch['image'])['params']
+  # An 'rbg' key: threefry for every kernel costs more to compile than the training itself.
+  params = jax.jit(model.init)(jax.random.key(0, impl='rbg'), batch['image'])['params']
   optimizer = optax.adam(2e-3)
   opt_state = optimizer.init(params)
 

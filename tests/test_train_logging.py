@@ -78,3 +78,53 @@ def test_progress_line_reports_rate_and_eta():
       100, steps_per_sec=2.0, images_per_sec=64.0, scalars={'loss': 0.5})
   assert line == ('step 100/1000 (10%) | loss 0.5 | 2.00 steps/s | 64.0 img/s | ETA 7m30s')
   assert stream.getvalue().strip() == line
+
+
+@pytest.mark.parametrize('seconds, text', [
+    (0.0, '0m00s'), (59.9, '0m59s'), (61.0, '1m01s'), (3599.0, '59m59s'), (3600.0, '1h00m'),
+    (7 * 3600 + 5 * 60 + 59, '7h05m'), (float('inf'), '?'), (float('nan'), '?')])
+def test_format_eta(seconds, text):
+  assert run_logging.format_eta(seconds) == text
+
+
+def test_format_progress_bar_and_fields():
+  text = run_logging.format_progress(
+      250, 1000, steps_per_sec=5.0, images_per_sec=40.0,
+      scalars={'loss': 0.123456, 'accuracy': 0.5}, bar_width=8)
+  # 250/1000 of 8 cells = 2 filled; ETA = 750 steps / 5 steps/s = 150 s.
+  assert text == ('[##......] step 250/1000 (25%) | loss 0.1235 | accuracy 0.5 | 5.00 steps/s | '
+                  '40.0 img/s | ETA 2m30s')
+  done = run_logging.format_progress(7, 7, steps_per_sec=1.0, images_per_sec=8.0, scalars={},
+                                     bar_width=4)
+  assert done == '[####] step 7/7 (100%) | 1.00 steps/s | 8.0 img/s | ETA 0m00s'
+  unknown = run_logging.format_progress(1, 3, steps_per_sec=0.0, images_per_sec=0.0,
+                                        scalars={'loss': 1.0})
+  assert unknown.endswith('ETA ?') and not unknown.startswith('[')
+
+
+class _Terminal(io.StringIO):
+  def isatty(self):
+    return True
+
+
+def test_progress_redraws_in_place_on_a_terminal_only():
+  terminal = _Terminal()
+  progress = run_logging.ProgressLine(4, stream=terminal, bar_width=4)
+  assert progress.redraw
+  for step in (1, 2):
+    progress.update(step, steps_per_sec=1.0, images_per_sec=2.0, scalars={})
+  progress.break_line()  # another message comes: the bar's line is ended once
+  progress.break_line()
+  progress.update(4, steps_per_sec=1.0, images_per_sec=2.0, scalars={})
+  assert terminal.getvalue() == (
+      '\r[#...] step 1/4 (25%) | 1.00 steps/s | 2.0 img/s | ETA 0m03s\x1b[K'
+      '\r[##..] step 2/4 (50%) | 1.00 steps/s | 2.0 img/s | ETA 0m02s\x1b[K\n'
+      '\r[####] step 4/4 (100%) | 1.00 steps/s | 2.0 img/s | ETA 0m00s\x1b[K\n')
+  pipe = io.StringIO()
+  progress = run_logging.ProgressLine(4, stream=pipe)
+  assert not progress.redraw
+  progress.update(1, steps_per_sec=1.0, images_per_sec=2.0, scalars={})
+  progress.break_line()
+  progress.update(2, steps_per_sec=1.0, images_per_sec=2.0, scalars={})
+  assert pipe.getvalue() == ('step 1/4 (25%) | 1.00 steps/s | 2.0 img/s | ETA 0m03s\n'
+                             'step 2/4 (50%) | 1.00 steps/s | 2.0 img/s | ETA 0m02s\n')

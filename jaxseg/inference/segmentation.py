@@ -78,7 +78,21 @@ def resize_bilinear(x: Any, shape: tuple[int, int]) -> np.ndarray:
 
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
-  """Numerically stable softmax over ``axis`` (host side)."""
+  r"""Numerically stable softmax over ``axis`` (host side, NumPy).
+
+  .. math:: p_k = \frac{e^{z_k - \max_j z_j}}{\sum_i e^{z_i - \max_j z_j}}
+
+  Args:
+    logits: any-shaped float array, e.g. ``(N, H, W, C)`` logits.
+    axis: the class axis.
+
+  Returns:
+    Probabilities of ``logits``' shape, summing to 1 along ``axis``.
+
+  Example:
+    >>> softmax(np.array([0.0, np.log(3.0)])).round(4).tolist()
+    [0.25, 0.75]
+  """
   shifted = logits - logits.max(axis=axis, keepdims=True)
   e = np.exp(shifted)
   return e / e.sum(axis=axis, keepdims=True)
@@ -92,7 +106,19 @@ def _pad_bottom_right(images: np.ndarray, shape: tuple[int, int], value: float) 
 
 
 def bucketed_size(size: int, bucket: int) -> int:
-  """The smallest multiple of ``bucket`` that is at least ``size``."""
+  """The smallest multiple of ``bucket`` that is at least ``size``: ``ceil(size / bucket) bucket``.
+
+  Args:
+    size: a length in pixels.
+    bucket: the bucket width, positive.
+
+  Returns:
+    The padded length.
+
+  Example:
+    >>> bucketed_size(97, 32), bucketed_size(96, 32)
+    (128, 96)
+  """
   return int(math.ceil(size / bucket) * bucket)
 
 
@@ -137,6 +163,14 @@ def window_starts(size: int, crop: int, stride: int) -> list[int]:
   Windows start every ``stride`` pixels; the last one is moved back to end exactly at the
   border (MMSegmentation's rule), so every pixel is covered and no window leaves the image.
   An axis no longer than the crop has a single window at 0 (the image is padded to the crop).
+
+  Args:
+    size: the axis length (after padding to the crop, if shorter).
+    crop: window length along the axis.
+    stride: step between window starts.
+
+  Returns:
+    The sorted start coordinates.
 
   Example:
     >>> window_starts(10, 4, 3), window_starts(4, 4, 3), window_starts(3, 4, 2)

@@ -265,8 +265,8 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
     ``sum(fixationMap(:) > 0) <= 1``) or for a constant map.
 
   Example:
-    >>> sal = jnp.array([[0.0, 1.0], [0.2, 0.4]])
-    >>> fix = jnp.array([[0, 1], [0, 0]])
+    >>> sal = jnp.array([[0.0, 1.0], [0.2, 0.9]])
+    >>> fix = jnp.array([[0, 1], [0, 1]])
     >>> 0.5 < float(auc_borji(sal, fix, key=jax.random.key(0))) <= 1.0
     True
   """

@@ -11,6 +11,7 @@ Layout NHWC; kernels HWIO.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,23 @@ def _check_rates(rates: Any, owner: str) -> tuple[int, ...]:
     raise ValueError(f'{owner}: rates must be a non-empty sequence of positive ints, '
                      f'got {rates!r}.')
   return rates
+
+
+def conv_bn_relu(x: jax.Array, features: int, kernel_size: int, *, name: str, train: bool,
+                 rate: int = 1, dtype: Any = None) -> jax.Array:
+  """Bias-free convolution (``'same'`` padding, dilation ``rate``), batch norm, ReLU.
+
+  The unit of DeepLab v3/v3+'s heads. Call it inside a compact ``__call__``: the layers
+  become the caller's submodules ``name`` and ``name + '_bn'``.
+  """
+  if rate == 1:
+    x = Conv(features, kernel_size, padding=kernel_size // 2, use_bias=False, dtype=dtype,
+             name=name)(x)
+  else:
+    x = AtrousConv(features, kernel_size, rate=rate, padding=rate * (kernel_size // 2),
+                   use_bias=False, dtype=dtype, name=name)(x)
+  x = BatchNorm(use_running_average=not train, dtype=dtype, name=f'{name}_bn')(x)
+  return nn.relu(x)
 
 
 class ASPPClassifier(nn.Module):
@@ -100,20 +118,10 @@ class ASPP(nn.Module):
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
     """``(N, h, w, C)`` -> ``(N, h, w, features)``."""
     rates = _check_rates(self.rates, 'ASPP')
-
-    def conv_bn_relu(y, kernel_size, name, rate=1):
-      if rate == 1:
-        y = Conv(self.features, kernel_size, padding=kernel_size // 2, use_bias=False,
-                 dtype=self.dtype, name=name)(y)
-      else:
-        y = AtrousConv(self.features, kernel_size, rate=rate, padding=rate, use_bias=False,
-                       dtype=self.dtype, name=name)(y)
-      y = BatchNorm(use_running_average=not train, dtype=self.dtype, name=f'{name}_bn')(y)
-      return nn.relu(y)
-
-    branches = [conv_bn_relu(x, 1, 'conv1x1')]
-    branches += [conv_bn_relu(x, 3, f'atrous{rate}', rate) for rate in rates]
-    pooled = conv_bn_relu(ops.global_avg_pool(x, keepdims=True), 1, 'pool')
+    unit = functools.partial(conv_bn_relu, features=self.features, train=train, dtype=self.dtype)
+    branches = [unit(x, kernel_size=1, name='conv1x1')]
+    branches += [unit(x, kernel_size=3, name=f'atrous{rate}', rate=rate) for rate in rates]
+    pooled = unit(ops.global_avg_pool(x, keepdims=True), kernel_size=1, name='pool')
     branches.append(jnp.broadcast_to(pooled, x.shape[:3] + (self.features,)))
-    y = conv_bn_relu(jnp.concatenate(branches, axis=-1), 1, 'project')
+    y = unit(jnp.concatenate(branches, axis=-1), kernel_size=1, name='project')
     return Dropout(self.dropout_rate, deterministic=not train)(y)

@@ -30,21 +30,10 @@ import jax
 import jax.numpy as jnp
 
 from jaxseg import ops
-from jaxseg.models.aspp import ASPP, ASPP_L_RATES, ASPPClassifier
-from jaxseg.models.fcn import build_backbone
+from jaxseg.models.aspp import ASPP, ASPP_L_RATES, ASPPClassifier, conv_bn_relu
+from jaxseg.models.fcn import build_backbone, check_input, check_num_classes
 from jaxseg.models.registry import register_model
-from jaxseg.nn import AtrousConv, BatchNorm, Conv, Dropout, initializers
-
-
-def _check_input(x: Any, owner: str) -> None:
-  if getattr(x, 'ndim', None) != 4:
-    raise ValueError(f'{owner}: x must be an NHWC batch (N, H, W, 3), got shape '
-                     f'{getattr(x, "shape", None)}.')
-
-
-def _check_num_classes(num_classes: Any, owner: str) -> None:
-  if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-    raise ValueError(f'{owner}: num_classes must be a positive int, got {num_classes!r}.')
+from jaxseg.nn import AtrousConv, Conv, Dropout, initializers
 
 
 def _to_input_size(logits: jax.Array, x: jax.Array) -> jax.Array:
@@ -74,8 +63,8 @@ class DeepLabV1(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False):
     """``(N, H, W, 3)`` -> ``((N, H, W, num_classes) float32 logits, endpoints)``."""
-    _check_input(x, 'DeepLabV1')
-    _check_num_classes(self.num_classes, 'DeepLabV1')
+    check_input(x, 'DeepLabV1')
+    check_num_classes(self.num_classes, 'DeepLabV1')
     options = dict(pool_window=3, pool_stride=2, pool_padding=1)
     options.update(self.backbone_options or {})
     net = build_backbone(self, 'vgg16', width_divisor=self.width_divisor, output_stride=8,
@@ -121,8 +110,8 @@ class DeepLabV2(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False):
     """``(N, H, W, 3)`` -> ``((N, H, W, num_classes) float32 logits, endpoints)``."""
-    _check_input(x, 'DeepLabV2')
-    _check_num_classes(self.num_classes, 'DeepLabV2')
+    check_input(x, 'DeepLabV2')
+    check_num_classes(self.num_classes, 'DeepLabV2')
     scales = tuple(float(s) for s in self.input_scales) or (1.0,)
     if any(s <= 0 for s in scales):
       raise ValueError(f'DeepLabV2: input_scales must be positive, got {self.input_scales!r}.')
@@ -187,18 +176,12 @@ class DeepLabV3(nn.Module):
   def _narrow(self, channels: int) -> int:
     return max(1, channels // self.width_divisor)
 
-  def _conv_bn_relu(self, y, features, kernel_size, name, train):
-    y = Conv(features, kernel_size, padding=kernel_size // 2, use_bias=False, dtype=self.dtype,
-             name=name)(y)
-    y = BatchNorm(use_running_average=not train, dtype=self.dtype, name=f'{name}_bn')(y)
-    return nn.relu(y)
-
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False):
     """``(N, H, W, 3)`` -> ``((N, H, W, num_classes) float32 logits, endpoints)``."""
     owner = 'DeepLabV3Plus' if self.decoder else 'DeepLabV3'
-    _check_input(x, owner)
-    _check_num_classes(self.num_classes, owner)
+    check_input(x, owner)
+    check_num_classes(self.num_classes, owner)
     if self.output_stride not in (8, 16):
       raise ValueError(f'{owner}: output_stride must be 8 or 16, got {self.output_stride!r}.')
     options = dict(multi_grid=tuple(self.multi_grid))
@@ -213,11 +196,12 @@ class DeepLabV3(nn.Module):
              train=train)
     endpoints['aspp'] = y
     if self.decoder:
-      low = self._conv_bn_relu(endpoints['stride4'], self._narrow(self.low_level_features), 1,
-                               'decoder_project', train)
+      low = conv_bn_relu(endpoints['stride4'], self._narrow(self.low_level_features), 1,
+                         name='decoder_project', train=train, dtype=self.dtype)
       y = jnp.concatenate([ops.resize(y, low.shape[1:3]), low], axis=-1)
-      y = self._conv_bn_relu(y, self._narrow(self.decoder_features), 3, 'decoder_conv1', train)
-      y = self._conv_bn_relu(y, self._narrow(self.decoder_features), 3, 'decoder_conv2', train)
+      for name in ('decoder_conv1', 'decoder_conv2'):
+        y = conv_bn_relu(y, self._narrow(self.decoder_features), 3, name=name, train=train,
+                         dtype=self.dtype)
     scores = Conv(self.num_classes, 1, dtype=self.dtype, name='classifier')(y)
     endpoints['scores'] = scores
     return _to_input_size(scores, x), endpoints

@@ -87,6 +87,19 @@ def build_backbone(parent: nn.Module, name: str, *, width_divisor: int = 1,
   return module.clone(parent=parent, name=module_name)
 
 
+def check_input(x: Any, owner: str) -> None:
+  """Raises ValueError unless ``x`` is an NHWC batch; ``owner`` names the model in the message."""
+  if getattr(x, 'ndim', None) != 4:
+    raise ValueError(f'{owner}: x must be an NHWC batch (N, H, W, 3), got shape '
+                     f'{getattr(x, "shape", None)}.')
+
+
+def check_num_classes(num_classes: Any, owner: str) -> None:
+  """Raises ValueError unless ``num_classes`` is a positive int (bools excluded)."""
+  if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
+    raise ValueError(f'{owner}: num_classes must be a positive int, got {num_classes!r}.')
+
+
 def _is_vgg(backbone: nn.Module) -> bool:
   return hasattr(backbone, 'stage_features')
 
@@ -131,13 +144,10 @@ class FCN(nn.Module):
   def _check(self, x: jax.Array) -> None:
     if self.variant not in _VARIANTS:
       raise ValueError(f'FCN: variant must be one of {_VARIANTS}, got {self.variant!r}.')
-    if not isinstance(self.num_classes, int) or self.num_classes < 1:
-      raise ValueError(f'FCN: num_classes must be a positive int, got {self.num_classes!r}.')
+    check_num_classes(self.num_classes, 'FCN')
     if self.caffe_compat and not self.backbone.startswith('vgg'):
       raise ValueError(f'FCN: caffe_compat needs a VGG backbone, got {self.backbone!r}.')
-    if getattr(x, 'ndim', None) != 4:
-      raise ValueError(f'FCN: x must be an NHWC batch (N, H, W, 3), got shape '
-                       f'{getattr(x, "shape", None)}.')
+    check_input(x, 'FCN')
 
   def _upsample(self, x: jax.Array, factor: int, name: str) -> jax.Array:
     """Bilinear-initialised transposed convolution by ``factor`` (kernel ``2 factor``)."""

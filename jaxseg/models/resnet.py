@@ -30,7 +30,22 @@ from jaxseg.nn import BatchNorm, Conv, Dense, MaxPool
 _OUTPUT_STRIDES = (8, 16, 32)
 
 
-class BasicBlock(nn.Module):
+class _Block(nn.Module):
+  """Fields and layer factories shared by the residual blocks (see their docstrings)."""
+  features: int
+  stride: int = 1
+  dilation: int = 1
+  first_dilation: Optional[int] = None
+  dtype: Any = None
+
+  def _layers(self, train: bool):
+    """Bias-free convolutions and batch norm, as every ResNet layer uses them."""
+    conv = functools.partial(Conv, use_bias=False, dtype=self.dtype)
+    norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
+    return conv, norm
+
+
+class BasicBlock(_Block):
   """Two 3x3 convolutions and an identity (or 1x1 projection) shortcut; expansion 1.
 
   Attributes:
@@ -43,18 +58,11 @@ class BasicBlock(nn.Module):
       whose stride became a dilation.
     dtype: compute dtype.
   """
-  features: int
-  stride: int = 1
-  dilation: int = 1
-  first_dilation: Optional[int] = None
-  dtype: Any = None
-
   expansion = 1
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    conv = functools.partial(Conv, use_bias=False, dtype=self.dtype)
-    norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
+    conv, norm = self._layers(train)
     d0 = self.first_dilation or self.dilation
     d = self.dilation
     y = conv(self.features, 3, stride=self.stride, padding=d0, dilation=d0, name='conv1')(x)
@@ -64,7 +72,7 @@ class BasicBlock(nn.Module):
     return nn.relu(y + _shortcut(x, self.features, self.stride, conv, norm))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_Block):
   """1x1 reduce, 3x3 (strided, dilated), 1x1 expand (x4), plus shortcut.
 
   Attributes:
@@ -75,18 +83,11 @@ class Bottleneck(nn.Module):
       input resolution; None means `dilation`.
     dtype: compute dtype.
   """
-  features: int
-  stride: int = 1
-  dilation: int = 1
-  first_dilation: Optional[int] = None
-  dtype: Any = None
-
   expansion = 4
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    conv = functools.partial(Conv, use_bias=False, dtype=self.dtype)
-    norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
+    conv, norm = self._layers(train)
     out_features = self.features * self.expansion
     d = self.first_dilation or self.dilation
     y = nn.relu(norm(name='bn1')(conv(self.features, 1, name='conv1')(x)))

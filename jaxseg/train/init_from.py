@@ -124,9 +124,9 @@ def format_report(report: Report) -> str:
 
   Example output::
 
-    init_from /tmp/fcn32s_voc: 30 restored, 2 new, 0 skipped (shape mismatch), 0 unused
+    init_from /tmp/fcn32s_voc: 32 restored, 2 new, 0 skipped (shape mismatch), 0 unused
     status    entries  module
-    restored       26  params/backbone
+    restored        2  params/backbone/conv1_1
     ...
     new             2  params/score_pool4
   """

@@ -71,7 +71,19 @@ def cityscapes_palette() -> np.ndarray:
 
 
 def get_palette(palette: Any) -> np.ndarray:
-  """Resolves ``'voc'``, ``'cityscapes'`` or an explicit ``(K, 3)`` array to a uint8 palette."""
+  """Resolves ``'voc'``, ``'cityscapes'`` or an explicit ``(K, 3)`` array to a uint8 palette.
+
+  Args:
+    palette: ``'voc'`` (256 colours), ``'cityscapes'`` (19) or a ``(K, 3)`` array in
+      ``[0, 255]``.
+
+  Returns:
+    ``(K, 3)`` uint8 palette.
+
+  Example:
+    >>> get_palette('cityscapes').shape, get_palette([[0, 0, 0], [255, 0, 0]]).tolist()
+    ((19, 3), [[0, 0, 0], [255, 0, 0]])
+  """
   if isinstance(palette, str):
     if palette == 'voc':
       return voc_palette()

@@ -66,7 +66,25 @@ def loss_options(config: ml_collections.ConfigDict) -> tuple[str, str]:
 
 
 def prepare_target(density: jax.Array, shape: tuple[int, int], target: str) -> jax.Array:
-  """Resizes ``density`` ``(B, h, w)`` to ``shape`` and scales each image as ``target`` says."""
+  r"""Resizes ``density`` to the prediction's size and scales each image as ``target`` says.
+
+  With :math:`D` the (antialiased bilinear) resized density of one image:
+  ``'max'``: :math:`D / \max D` (SALICON's maps in ``[0, 1]``); ``'sum'``: :math:`D / \sum D`
+  (a distribution); ``'centered'``: :math:`(255 D / \max D - 127) / 128`, about ``[-1, 1]``
+  (the deep SalNet's target). An all-zero density stays zero (``-127/128`` when centred).
+
+  Args:
+    density: ``(B, h, w)`` ground-truth densities.
+    shape: the prediction's ``(H, W)``.
+    target: ``'max'``, ``'sum'`` or ``'centered'``.
+
+  Returns:
+    ``(B, H, W)`` float32 targets.
+
+  Example:
+    >>> prepare_target(jnp.array([[[1.0, 3.0]]]), (1, 2), 'max').tolist()
+    [[[0.3333333432674408, 1.0]]]
+  """
   density = density.astype(jnp.float32)
   if tuple(density.shape[1:3]) != tuple(shape):
     density = jax.image.resize(density, (density.shape[0],) + tuple(shape), method="linear",
@@ -88,10 +106,22 @@ def _loss_value(name: str, maps: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def as_saliency_image(saliency: jax.Array) -> jax.Array:
-  """A network's map as the benchmark receives it: min-max scaled to ``[0, 1]`` (zeros if flat).
+  r"""A network's map as the benchmark receives it: min-max scaled to ``[0, 1]`` (zeros if flat).
+
+  .. math:: S' = (S - \min S) / (\max S - \min S)
 
   A regression output may be negative, which KLD cannot take; CC, NSS, AUC and SIM do not change
   under this positive affine map.
+
+  Args:
+    saliency: one ``(H, W)`` map (vmap for a batch).
+
+  Returns:
+    The ``(H, W)`` map scaled to ``[0, 1]``.
+
+  Example:
+    >>> as_saliency_image(jnp.array([[-1.0, 0.0, 3.0]])).tolist()
+    [[0.0, 0.25, 1.0]]
   """
   low, high = saliency.min(), saliency.max()
   return jnp.where(high > low, (saliency - low) / jnp.where(high > low, high - low, 1.0), 0.0)
