@@ -40,7 +40,7 @@ Candidates, each with the expectation written down before measuring, then the ou
    more than XLA's strided conv, 150-330 GFLOP/s); the phase dx loses 1.5x. Dropped; the
    stem's dW (~65 GFLOP/s) stays XLA's, its cost is ~1% of the step.
 4. XLA:CPU options. Expected: oneDNN/XNNPACK worth up to 2x on convolutions. Outcome:
-   YNNPACK is already on for convolutions and dots (turning it off costs 1.5x on the step);
+   YNNPACK is already on for convolutions and dots (turning it off costs 1.0-1.5x, 3 runs);
    enabling its eltwise/reduce fusions too changes nothing measurable; `xla_cpu_use_onednn`,
    `xla_cpu_use_xnnpack` and oneDNN fusion types change nothing in separate processes (noise
    +-30% there). jaxseg sets no flag.
@@ -51,6 +51,8 @@ Candidates, each with the expectation written down before measuring, then the ou
 6. The max pool (not in ops/conv.py): XLA's select-and-scatter backward of the stem's 3x3/2
    pool at 8x112x112x64 takes ~150 ms (~6% of the step); 9 shifted maxima take 44 ms.
    Reported to the owner of ops/pooling.py (the gradient must still go to the first maximum).
+7. bfloat16 compute (`@bf16`). Expected: no gain on a CPU. Outcome: 1.13-1.45x faster on
+   this Zen 4 host (AVX512-BF16); a config choice, since it changes the numerics.
 
 Run: `python benchmarks/resnet50_step.py [--rounds 5] [--breakdown] [--no-torch]
 [--torch-threads 1,2] [--variants lax,before,jaxseg,jaxseg+ynn-all]`.

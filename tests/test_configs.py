@@ -66,7 +66,9 @@ def test_config_resolves_with_documented_run(name):
   assert config.task in ('classification', 'segmentation', 'saliency')
 
 
-@pytest.mark.slow  # ~5-20 s of compilation per config; the suite has 20+ configs
+# Slow: 6-110 s per config, mostly XLA compilation of init, train and eval steps on 8 forced
+# devices (GoogLeNet, which has no width option, ~100 s); 21 configs took 540 s on 2 shared cores.
+@pytest.mark.slow
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_trains_one_step_on_tiny_settings(name, data_dir, tmp_path):
   from jaxseg import train  # pylint: disable=g-import-not-at-top

@@ -75,3 +75,6 @@ def test_rejects_bad_shapes_and_counts():
     top_k_correct(jnp.zeros((2, 3)), jnp.zeros(2))
   # Under jit the label cannot be checked: the count turns NaN instead of clamping 3 to 2.
   assert np.isnan(jax.jit(top_k_correct)(jnp.zeros((2, 3)), jnp.array([0, 3])))
+  # ... unless that example is padding (weight 0).
+  assert float(jax.jit(top_k_correct)(jnp.zeros((2, 3)), jnp.array([0, 3]),
+                                      weights=jnp.array([1.0, 0.0]))) == 1.0

@@ -71,6 +71,7 @@ DOCTESTED_MODULES = [
     "jaxseg.metrics.classification", "jaxseg.metrics.segmentation", "jaxseg.metrics.saliency",
     "jaxseg.inference.segmentation", "jaxseg.viz.palettes", "jaxseg.viz.overlays",
     "jaxseg.viz.heatmaps", "jaxseg.viz.grids", "jaxseg.models.aspp", "jaxseg.models.memory",
+    "jaxseg.models.fcn", "jaxseg.models.deeplab", "jaxseg.train.tasks.saliency",
 ]
 
 

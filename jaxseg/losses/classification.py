@@ -11,18 +11,6 @@ import jax.numpy as jnp
 from jaxseg.ops import _validation as v
 
 
-def _check(logits, labels, caller: str) -> None:
-  if getattr(logits, 'ndim', None) != 2:
-    raise ValueError(f'{caller}: logits must have shape (N, K), got '
-                     f'{getattr(logits, "shape", None)}')
-  if getattr(labels, 'shape', None) != logits.shape[:1]:
-    raise ValueError(f'{caller}: labels must have shape {logits.shape[:1]} (one per row of '
-                     f'logits), got {getattr(labels, "shape", None)}')
-  if not jnp.issubdtype(labels.dtype, jnp.integer):
-    raise TypeError(f'{caller}: labels must be integer class indices, got dtype {labels.dtype}')
-  v.check_label_range(labels, logits.shape[1], name=f'{caller}: labels')
-
-
 def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
                           label_smoothing: float = 0.0) -> jax.Array:
   r"""Per-example softmax cross-entropy with optional label smoothing.
@@ -47,7 +35,7 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
     >>> [round(float(l), 4) for l in softmax_cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]))]
     [1.3863, 1.3863]
   """
-  _check(logits, labels, 'softmax_cross_entropy')
+  v.check_logits_and_labels(logits, labels, 'softmax_cross_entropy')
   if not 0.0 <= label_smoothing <= 1.0:
     raise ValueError(f'softmax_cross_entropy: label_smoothing must be in [0, 1], '
                      f'got {label_smoothing!r}')

@@ -33,16 +33,7 @@ def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
     >>> float(top_k_correct(jnp.array([[0., 2., 1.]]), jnp.array([2]), k=2))
     1.0
   """
-  if getattr(logits, 'ndim', None) != 2:
-    raise ValueError(f'top_k_correct: logits must have shape (N, K), got '
-                     f'{getattr(logits, "shape", None)}')
-  if getattr(labels, 'shape', None) != logits.shape[:1]:
-    raise ValueError(f'top_k_correct: labels must have shape {logits.shape[:1]}, got '
-                     f'{getattr(labels, "shape", None)}')
-  if not jnp.issubdtype(getattr(labels, 'dtype', None), jnp.integer):
-    raise TypeError(f'top_k_correct: labels must be integer class indices, got dtype '
-                    f'{getattr(labels, "dtype", None)}')
-  v.check_label_range(labels, logits.shape[1], name='top_k_correct: labels')
+  v.check_logits_and_labels(logits, labels, 'top_k_correct')
   if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= logits.shape[1]:
     raise ValueError(f'top_k_correct: k must be an int in [1, {logits.shape[1]}], got {k!r}')
   if weights is not None and getattr(weights, 'shape', None) != labels.shape:
@@ -54,7 +45,8 @@ def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
   # A wrong label under jit makes the count NaN, never a silently clamped class.
   correct = jnp.where(in_range, (rank < k).astype(jnp.float32), jnp.nan)
   if weights is not None:
-    correct = correct * weights.astype(jnp.float32)
+    # Zero-weight (padding) examples count nothing, whatever their label holds.
+    correct = jnp.where(weights != 0, correct * weights.astype(jnp.float32), 0.0)
   return jnp.sum(correct)
 
 

@@ -51,6 +51,13 @@ class DeepLabV1(nn.Module):
     width_divisor: divide every channel count by this (narrow test models).
     backbone_options: extra options of the VGG16 backbone.
     dtype: compute dtype.
+
+  Example:
+    >>> model = DeepLabV1(num_classes=21)   # get_model('deeplab_v1'): 20,505,429 parameters
+    >>> (logits, ends), _ = jax.eval_shape(model.init_with_output, jax.random.key(0),
+    ...                                    jnp.zeros((1, 65, 65, 3)))
+    >>> logits.shape, ends['scores'].shape   # scores at output stride 8, resized to the input
+    ((1, 65, 65, 21), (1, 9, 9, 21))
   """
   num_classes: int = 21
   fc_features: int = 1024
@@ -97,6 +104,13 @@ class DeepLabV2(nn.Module):
     width_divisor: divide the backbone's channels by this (narrow test models).
     backbone_options: extra options of the backbone.
     dtype: compute dtype.
+
+  Example:
+    >>> model = DeepLabV2(num_classes=21, backbone='resnet18', input_scales=(1.0, 0.75, 0.5))
+    >>> (logits, ends), _ = jax.eval_shape(model.init_with_output, jax.random.key(0),
+    ...                                    jnp.zeros((1, 65, 65, 3)))
+    >>> logits.shape, ends['aux_scale075'].shape   # 49 x 49 input at output stride 8
+    ((1, 65, 65, 21), (1, 7, 7, 21))
   """
   num_classes: int = 21
   backbone: str = 'resnet101'
@@ -158,6 +172,13 @@ class DeepLabV3(nn.Module):
     width_divisor: divide every channel count (backbone, ASPP, decoder) by this.
     backbone_options: extra options of the backbone.
     dtype: compute dtype.
+
+  Example:
+    >>> model = DeepLabV3(num_classes=21, backbone='resnet18', multi_grid=(1, 2), decoder=True)
+    >>> (logits, ends), _ = jax.eval_shape(model.init_with_output, jax.random.key(0),
+    ...                                    jnp.zeros((1, 65, 65, 3)))
+    >>> logits.shape, ends['aspp'].shape, ends['scores'].shape   # stride 16, decoder at 4
+    ((1, 65, 65, 21), (1, 5, 5, 256), (1, 17, 17, 21))
   """
   num_classes: int = 21
   backbone: str = 'resnet101'

@@ -128,6 +128,13 @@ class FCN(nn.Module):
     caffe_compat: reproduce the reference Caffe nets' padding of 100 and crop offsets (VGG).
     at_once: scale pool4 by 0.01 and pool3 by 1e-4 before scoring them (FCN-8s at-once).
     dtype: compute dtype (parameters stay float32).
+
+  Example:
+    >>> model = FCN(num_classes=21, variant=8)   # also get_model('fcn8s')
+    >>> x = jnp.zeros((1, 97, 131, 3))            # any size in, the same size out
+    >>> (logits, _), _ = jax.eval_shape(model.init_with_output, jax.random.key(0), x)
+    >>> logits.shape
+    (1, 97, 131, 21)
   """
   num_classes: int = 21
   variant: int = 32

@@ -145,3 +145,16 @@ def check_ignore_label(ignore_label: Any) -> int:
   if not _is_int(ignore_label):
     raise TypeError(f"ignore_label must be an int, got {ignore_label!r}.")
   return int(ignore_label)
+
+
+def check_logits_and_labels(logits: Any, labels: Any, caller: str) -> None:
+  """Classification inputs: `logits` (N, K), integer `labels` (N,) in [0, K) when concrete."""
+  if getattr(logits, "ndim", None) != 2:
+    raise ValueError(f"{caller}: logits must have shape (N, K), got "
+                     f"{getattr(logits, 'shape', None)}")
+  if getattr(labels, "shape", None) != logits.shape[:1]:
+    raise ValueError(f"{caller}: labels must have shape {logits.shape[:1]} (one per row of "
+                     f"logits), got {getattr(labels, 'shape', None)}")
+  if not np.issubdtype(np.dtype(labels.dtype), np.integer):
+    raise TypeError(f"{caller}: labels must be integer class indices, got dtype {labels.dtype}")
+  check_label_range(labels, logits.shape[1], name=f"{caller}: labels")

@@ -98,8 +98,18 @@ def segmentation_grid(images: Any, labels: Any, predictions: Any, *, palette: An
 def save_png(image: Any, path: str) -> str:
   """Writes an ``(H, W, 3)`` uint8 image (or ``(H, W)`` grey) as PNG, creating the folder.
 
+  Args:
+    image: ``(H, W, 3)`` or ``(H, W)`` uint8 array.
+    path: file to write; missing folders are created.
+
   Returns:
     ``path``.
+
+  Example:
+    >>> import os, tempfile
+    >>> path = save_png(np.zeros((2, 3, 3), np.uint8), os.path.join(tempfile.mkdtemp(), 'a.png'))
+    >>> np.asarray(Image.open(path)).shape
+    (2, 3, 3)
   """
   array = np.asarray(image)
   if array.dtype != np.uint8 or array.ndim not in (2, 3):

@@ -61,7 +61,10 @@ def voc_palette(num_colors: int = 256) -> np.ndarray:
 
 
 def cityscapes_palette() -> np.ndarray:
-  """The colours of Cityscapes' 19 training classes (trainIds 0..18), ``(19, 3)`` uint8.
+  """The colours of Cityscapes' 19 training classes (trainIds 0..18), from cityscapesScripts.
+
+  Returns:
+    ``(19, 3)`` uint8 palette, row ``k`` the colour of trainId ``k``.
 
   Example:
     >>> cityscapes_palette()[0].tolist()    # road
