@@ -20,7 +20,8 @@ EPS = 2.2204e-16
 # ---------------------------------------------------------------- NumPy references (MATLAB).
 
 def ref_min_max(x):
-  return (x - x.min()) / (x.max() - x.min())
+  with np.errstate(invalid="ignore", divide="ignore"):  # a constant map is all NaN, as MATLAB
+    return (x - x.min()) / (x.max() - x.min())
 
 
 def ref_auc_judd(sal, fix, jitter_noise=None):

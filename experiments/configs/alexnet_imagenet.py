@@ -46,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.name = 'imagenet2012'
   config.data.image_size = 227
   config.data.flip = True
+  # Random-resized crops for training; shorter side to 256 then a centre crop for evaluation.
+  config.data.augment = 'imagenet'
   config.data.normalization = 'imagenet'
 
   config.optimizer.name = 'sgd'
@@ -61,5 +63,5 @@ def get_config() -> ml_collections.ConfigDict:
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: digits instead of ImageNet, a narrow AlexNet."""
   # 67 x 67 is about the smallest input the 11x11/4 conv1 and three 3x3/2 pools keep non-empty.
-  return {'data.name': 'digits', 'data.image_size': 67,
+  return {'data.name': 'digits', 'data.augment': 'resize', 'data.image_size': 67,
           'model.conv_features': (8, 16, 16, 16, 8), 'model.fc_features': 16}

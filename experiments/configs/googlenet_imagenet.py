@@ -45,6 +45,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.name = 'imagenet2012'
   config.data.image_size = 224
   config.data.flip = True
+  # Random-resized crops for training; shorter side to 256 then a centre crop for evaluation.
+  config.data.augment = 'imagenet'
   config.data.normalization = 'imagenet'
 
   config.loss.aux_weight = 0.3
@@ -64,4 +66,4 @@ def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: digits instead of ImageNet, small images."""
   # GoogLeNet has no width option; 80 x 80 is the smallest input whose stride-16 map (5 x 5)
   # still feeds the auxiliary heads' 5x5/3 pool, so the auxiliary loss is exercised too.
-  return {'data.name': 'digits', 'data.image_size': 80}
+  return {'data.name': 'digits', 'data.augment': 'resize', 'data.image_size': 80}

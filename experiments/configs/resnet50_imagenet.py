@@ -43,6 +43,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.name = 'imagenet2012'
   config.data.image_size = 224
   config.data.flip = True
+  # Random-resized crops for training; shorter side to 256 then a centre crop for evaluation.
+  config.data.augment = 'imagenet'
   config.data.normalization = 'imagenet'
 
   config.optimizer.name = 'sgd'
@@ -58,5 +60,5 @@ def get_config() -> ml_collections.ConfigDict:
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: digits, a bottleneck ResNet 4 filters wide with one
   block per stage."""
-  return {'data.name': 'digits', 'data.image_size': 32,
+  return {'data.name': 'digits', 'data.augment': 'resize', 'data.image_size': 32,
           'model.num_filters': 4, 'model.stage_sizes': (1, 1, 1, 1)}

@@ -46,6 +46,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.name = 'imagenet2012'
   config.data.image_size = 224
   config.data.flip = True
+  # Random-resized crops for training; shorter side to 256 then a centre crop for evaluation.
+  config.data.augment = 'imagenet'
   config.data.normalization = 'imagenet'
 
   config.optimizer.name = 'sgd'
@@ -60,6 +62,6 @@ def get_config() -> ml_collections.ConfigDict:
 
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: digits instead of ImageNet, a narrow VGG-16."""
-  return {'data.name': 'digits', 'data.image_size': 32,
+  return {'data.name': 'digits', 'data.augment': 'resize', 'data.image_size': 32,
           'model.stage_features': ((4, 4), (4, 4), (8, 8, 8), (8, 8, 8), (8, 8, 8)),
           'model.fc_features': 16}
