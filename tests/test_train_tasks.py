@@ -62,3 +62,16 @@ def test_classification_eval_sums_skip_padding_and_finalize_per_example():
   np.testing.assert_allclose(metrics['top5_error'], 1 - np.mean(ranks < 5))
   np.testing.assert_allclose(metrics['loss'],
                              -np.mean(_log_softmax(logits)[np.arange(7), labels]), rtol=1e-5)
+
+
+def test_classification_eval_sums_ignore_nan_in_padded_rows():
+  # A padded row may hold anything (here NaN logits); it must not reach the split's sums.
+  config = base.get_base_config()
+  task = tasks.get_task('classification')
+  logits = np.array([[2.0, 0.0, -1.0], [np.nan, np.nan, np.nan]], np.float32)
+  labels = np.array([0, 1], np.int32)
+  s = task.eval_sums(jnp.asarray(logits), {}, {'label': jnp.asarray(labels),
+                                                'valid': jnp.asarray([True, False])}, config)
+  expected = -_log_softmax(logits[:1])[0, 0]
+  np.testing.assert_allclose(s['loss_sum'], expected, rtol=1e-6)
+  assert float(s['count']) == 1.0

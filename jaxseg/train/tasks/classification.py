@@ -51,7 +51,8 @@ class ClassificationTask:
     valid = batch['valid'].astype(jnp.float32)
     labels = batch['label']
     per_example = losses.softmax_cross_entropy(outputs, labels)
-    sums = {'loss_sum': jnp.sum(per_example * valid), 'count': jnp.sum(valid)}
+    # where, not a product: a padded example's NaN must not leak into the sum (NaN * 0 is NaN).
+    sums = {'loss_sum': jnp.sum(jnp.where(valid > 0, per_example, 0.0)), 'count': jnp.sum(valid)}
     for k in tuple(_loss_config(config, 'top_k', (1, 5))):
       k = min(int(k), outputs.shape[-1])
       sums[f'top{k}_correct'] = classification_metrics.top_k_correct(
