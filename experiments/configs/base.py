@@ -76,6 +76,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   config.data.name = ''
   config.data.data_dir = ''  # '' -> $JAXSEG_DATA_DIR or ~/jaxseg_data
+  config.data.manual_dir = ''  # downloaded archives/folders; '' -> <data_dir>/downloads/manual
   config.data.num_workers = 0
   config.data.prefetch = 2
 

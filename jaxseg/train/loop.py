@@ -396,6 +396,14 @@ def _model_kwargs(config: ml_collections.ConfigDict, info: Any) -> dict[str, Any
   if (config.task in ('classification', 'segmentation') and 'num_classes' not in kwargs
       and getattr(info, 'num_classes', None)):
     kwargs['num_classes'] = info.num_classes
+  dataset_classes = getattr(info, 'num_classes', None)
+  if (config.task in ('classification', 'segmentation') and dataset_classes
+      and kwargs.get('num_classes', dataset_classes) < dataset_classes):
+    # Labels past the last logit would make the loss NaN at the first step: say why up front.
+    raise ValueError(
+        f'config.model.num_classes={kwargs["num_classes"]} but dataset {config.data.name!r} '
+        f'has {dataset_classes} classes: expected at least {dataset_classes} (or leave it unset '
+        'to take the dataset\'s).')
   return kwargs
 
 
