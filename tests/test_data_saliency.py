@@ -10,6 +10,7 @@ from PIL import Image
 
 from jaxseg import data
 from jaxseg.data.builders._common import MissingFileError
+import reference_data
 
 
 def _jpeg(path, hw, seed=0):
@@ -165,13 +166,7 @@ def test_mit300_stimuli_only_for_prediction(tmp_path):
   assert all(b["density"].sum() == 0 for b in batches)
 
 
-def _reference_dir():
-  here = os.path.dirname(os.path.abspath(__file__))
-  for candidate in (os.path.join(here, "..", "..", "shared", "reference-data"),
-                    os.path.join(here, "..", "shared", "reference-data")):
-    if os.path.isdir(candidate):
-      return candidate
-  return None
+_reference_dir = reference_data.root_or_none
 
 
 def test_real_mit1003_image_through_the_builder(tmp_path):

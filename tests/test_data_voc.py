@@ -11,6 +11,7 @@ from PIL import Image
 from jaxseg import data
 from jaxseg.data.builders import voc
 from jaxseg.data.builders._common import CorruptImageError, MissingFileError
+import reference_data
 
 
 def _jpeg(path, rng, hw):
@@ -187,13 +188,7 @@ def test_voc_palette_matches_the_published_colours():
   assert palette[255].tolist() == [224, 224, 192]
 
 
-def _reference_dir():
-  here = os.path.dirname(os.path.abspath(__file__))
-  for candidate in (os.path.join(here, "..", "..", "shared", "reference-data"),
-                    os.path.join(here, "..", "shared", "reference-data")):
-    if os.path.isdir(candidate):
-      return candidate
-  return None
+_reference_dir = reference_data.root_or_none
 
 
 def test_real_voc_image_and_label_through_the_builder(tmp_path):

@@ -6,6 +6,7 @@ import pytest
 from scipy import ndimage
 
 from jaxseg.ops.density import fixation_density, mit_gaussian_sigma
+import reference_data
 
 
 def _random_fixations(shape, count, seed):
@@ -120,7 +121,7 @@ def test_bad_fixations():
     fixation_density(-np.ones((3, 3)), sigma=1.0)
 
 
-REFERENCE = "/work/shared/reference-data/mit1003-i210"
+REFERENCE = reference_data.path("mit1003-i210")
 
 
 def test_mit_convention_reproduces_the_benchmark_fixation_map():

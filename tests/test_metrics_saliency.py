@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from jaxseg.metrics import saliency as sm
+import reference_data
 
 EPS = 2.2204e-16
 
@@ -495,7 +496,7 @@ def test_evaluator_means_and_table():
 
 # ------------------------------------------------------------------------------ real data.
 
-REFERENCE = "/work/shared/reference-data/mit1003-i210"
+REFERENCE = reference_data.path("mit1003-i210")
 
 
 def test_classic_models_on_mit1003_i210():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from jaxseg.metrics import segmentation as seg_metrics
+import reference_data
 
-REFERENCE = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'reference-data')
+REFERENCE = reference_data.ROOT
 
 
 def _score_py_fast_hist(a, b, n):

@@ -6,8 +6,9 @@ import pytest
 from PIL import Image
 
 from jaxseg import viz
+import reference_data
 
-REFERENCE = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'reference-data')
+REFERENCE = reference_data.ROOT
 
 
 def test_voc_palette_known_colours():
