@@ -130,21 +130,30 @@ def _salicon_mat_points(path: str) -> np.ndarray:
   return np.concatenate(rows) if rows else np.zeros((0, 2), np.int64)
 
 
-class Salicon(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """SALICON: 10000 training and 5000 validation COCO images with mouse-contingent fixations."""
+class _ManualSaliencyBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """What the saliency builders share: manual files, corrupt-image counting, their features."""
 
-  name = "salicon"
   VERSION = tfds.core.Version("1.0.0")
   code_path = _NOT_IN_A_TFDS_PACKAGE
-  MANUAL_DOWNLOAD_INSTRUCTIONS = SALICON_LAYOUT
 
   def __init__(self, *, skip_corrupt: bool = False, **kwargs):
     self._skip = SkipCounter(skip_corrupt)
     super().__init__(**kwargs)
 
+  def _features(self) -> tfds.features.FeaturesDict:
+    return _saliency_features()
+
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(builder=self, description=self.__doc__,
-                                 features=_saliency_features())
+                                 features=self._features())
+
+
+class Salicon(_ManualSaliencyBuilder, skip_registration=True):
+  """SALICON: 10000 training and 5000 validation COCO images with mouse-contingent fixations."""
+
+  name = "salicon"
+  MANUAL_DOWNLOAD_INSTRUCTIONS = SALICON_LAYOUT
+
 
   def _split_generators(self, dl_manager):
     root = os.path.join(_manual_dir(dl_manager), "salicon")
@@ -210,21 +219,12 @@ def _stems(directory: str, pattern: str) -> list[str]:
                 for p in glob.glob(os.path.join(directory, pattern)))
 
 
-class Mit1003(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class Mit1003(_ManualSaliencyBuilder, skip_registration=True):
   """MIT1003 (Judd et al. 2009): 1003 images, 15 observers; a seeded validation hold-out."""
 
   name = "mit1003"
-  VERSION = tfds.core.Version("1.0.0")
-  code_path = _NOT_IN_A_TFDS_PACKAGE
   MANUAL_DOWNLOAD_INSTRUCTIONS = MIT1003_LAYOUT
 
-  def __init__(self, *, skip_corrupt: bool = False, **kwargs):
-    self._skip = SkipCounter(skip_corrupt)
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(builder=self, description=self.__doc__,
-                                 features=_saliency_features())
 
   def _split_generators(self, dl_manager):
     root = os.path.join(_manual_dir(dl_manager), "mit1003")
@@ -269,25 +269,17 @@ class Mit1003(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._skip.log_summary(self.name)
 
 
-class Mit300(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class Mit300(_ManualSaliencyBuilder, skip_registration=True):
   """MIT300 benchmark stimuli (no public fixations): a single ``test`` split to predict maps on."""
 
   name = "mit300"
-  VERSION = tfds.core.Version("1.0.0")
-  code_path = _NOT_IN_A_TFDS_PACKAGE
   MANUAL_DOWNLOAD_INSTRUCTIONS = MIT300_LAYOUT
 
-  def __init__(self, *, skip_corrupt: bool = False, **kwargs):
-    self._skip = SkipCounter(skip_corrupt)
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(builder=self, description=self.__doc__,
-                                 features=tfds.features.FeaturesDict({
-                                     "image": tfds.features.Image(shape=(None, None, 3),
-                                                                  encoding_format="jpeg"),
-                                     "image_id": tfds.features.Text(),
-                                 }))
+  def _features(self) -> tfds.features.FeaturesDict:
+    return tfds.features.FeaturesDict({
+        "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+        "image_id": tfds.features.Text(),
+    })
 
   def _split_generators(self, dl_manager):
     directory = os.path.join(_manual_dir(dl_manager), "mit300", "BenchmarkIMAGES")
