@@ -1,0 +1,15 @@
+"""Classic image segmentation, the methods a lecture teaches before the deep ones.
+
+One module per family, each pure and ``jit``-compatible with fixed shapes, importing only
+``jaxseg.ops``:
+
+* ``thresholding``: Otsu and multi-Otsu thresholds (exact, by dynamic programming).
+* ``clustering``: k-means with k-means++ seeding, and colour/position clustering of an image.
+* ``region``: seeded region growing and Felzenszwalb-Huttenlocher bottom-up merging.
+* ``level_sets``: Chan-Vese and morphological Chan-Vese active contours.
+* ``graph_cut``: the exact s-t minimum cut of a grid graph; Boykov-Jolly binary segmentation.
+* ``alpha_expansion``: multi-label Potts / truncated-linear MRFs by alpha-expansion moves.
+* ``mrf``: MRF energies and MAP inference (ICM, mean field, TRW-S).
+* ``normalized_cut``: Shi-Malik normalized cuts.
+* ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
+"""
