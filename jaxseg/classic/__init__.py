@@ -13,3 +13,10 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``normalized_cut``: Shi-Malik normalized cuts.
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
+
+from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
+
+__all__ = [
+    'chan_vese',
+    'morphological_chan_vese',
+]
