@@ -135,6 +135,25 @@ def make_preprocess(normalization: str) -> Callable[[Any], Any]:
   return preprocess
 
 
+def zero_pixel(normalization: str) -> np.ndarray:
+  """The RGB pixel (float, ``[0, 255]``) that the normalisation maps to exactly 0.
+
+  Padding raw images with it equals padding network inputs with zeros (what FCN and whole-image
+  inference do), so an exported model with built-in preprocessing pads the same way.
+
+  Example:
+    >>> zero_pixel('none').tolist()
+    [0.0, 0.0, 0.0]
+  """
+  from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
+  means = {'imagenet': transforms.IMAGENET_MEAN * 255.0,
+           'caffe_bgr': transforms.CAFFE_BGR_MEAN[::-1], 'salnet': transforms.SALNET_BGR_MEAN[::-1],
+           'none': np.zeros(3)}
+  if normalization not in means:
+    raise ValueError(f'normalization must be one of {tuple(means)}, got {normalization!r}.')
+  return np.asarray(means[normalization], np.float64)
+
+
 def load_for_inference(workdir: str, *, checkpoint: Any = 'best'
                        ) -> tuple[Any, dict[str, Any], ml_collections.ConfigDict,
                                   Callable[[Any], Any]]:
