@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from _real_images import REFERENCE_NAMES, load_reference, skimage_image
+
 from jaxseg.classic import color, thresholding
 
 SKIMAGE_NAMES = ['camera', 'coins', 'astronaut']
@@ -43,7 +43,7 @@ def _exact_variance(prob, bins_):
   bounds = [-1, *bins_, len(prob) - 1]
   index = np.arange(len(prob), dtype=np.float64)
   total = 0.0
-  for a, b in zip(bounds[:-1], bounds[1:]):
+  for a, b in itertools.pairwise(bounds):
     p = prob[a + 1:b + 1].astype(np.float64).sum()
     s = (index[a + 1:b + 1] * prob[a + 1:b + 1]).sum()
     total += s * s / p if p > 0 else 0.0
@@ -205,3 +205,26 @@ def test_colour_conversions_match_skimage(name):
   np.testing.assert_allclose(color.rgb_to_lab(image), skcolor.rgb2lab(image), atol=5e-4)
   as_float = image.astype(np.float32) / 255
   np.testing.assert_allclose(color.rgb_to_lab(as_float), skcolor.rgb2lab(as_float), atol=5e-4)
+
+
+def check_docstring(fn, globs):
+  """The house docstring parts, a named reference, and the example runs (shared by classic tests)."""
+  import doctest
+  import inspect
+  doc = inspect.getdoc(fn)
+  assert doc and len(doc.splitlines()[0]) > 10
+  for section in ('Args:', 'Returns:', 'Example', '.. math::'):
+    assert section in doc, (fn.__name__, section)
+  assert any(r in doc for r in ('skimage', 'scikit-', 'sklearn', 'cv2', 'np.')), fn.__name__
+  finder = doctest.DocTestFinder(recurse=False)
+  runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+  for test in finder.find(fn, fn.__name__, globs=dict(globs)):
+    runner.run(test)
+  assert runner.failures == 0 and runner.tries > 0, fn.__name__
+
+
+@pytest.mark.parametrize('fn', [color.rgb_to_gray, color.rgb_to_lab, thresholding.threshold_otsu,
+                                thresholding.threshold_multiotsu, thresholding.apply_thresholds],
+                         ids=lambda fn: fn.__name__)
+def test_docstrings(fn):
+  check_docstring(fn, {'jnp': jnp, 'np': np, 'jax': jax, **vars(color), **vars(thresholding)})

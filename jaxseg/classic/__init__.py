@@ -13,3 +13,17 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``normalized_cut``: Shi-Malik normalized cuts.
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
+from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
+from jaxseg.classic.thresholding import (
+    apply_thresholds,
+    threshold_multiotsu,
+    threshold_otsu,
+)
+
+__all__ = [
+    'apply_thresholds',
+    'rgb_to_gray',
+    'rgb_to_lab',
+    'threshold_multiotsu',
+    'threshold_otsu',
+]

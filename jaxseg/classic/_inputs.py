@@ -24,7 +24,7 @@ def as_array(x: Any, name: str) -> Any:
   if not hasattr(x, 'shape') or not hasattr(x, 'dtype'):
     try:
       x = np.asarray(x)
-    except Exception as error:  # noqa: BLE001 - any conversion failure is the caller's type error
+    except Exception as error:
       raise TypeError(f'{name} must be an array, got {type(x).__name__}.') from error
   if not (jnp.issubdtype(x.dtype, jnp.number) or jnp.issubdtype(x.dtype, jnp.bool_)):
     raise TypeError(f'{name} must be a numeric array, got dtype {x.dtype}.')
@@ -50,9 +50,9 @@ def check_image(image: Any, name: str = 'image', *, ranks: tuple[int, ...] = (2,
 
 def check_finite(x: Any, name: str) -> None:
   """ValueError if a concrete floating array holds NaN or infinity."""
-  if is_concrete(x) and jnp.issubdtype(x.dtype, jnp.floating):
-    if not bool(np.all(np.isfinite(np.asarray(x)))):
-      raise ValueError(f'{name} must be finite, got NaN or infinity in an array of shape '
+  if (is_concrete(x) and jnp.issubdtype(x.dtype, jnp.floating)
+      and not bool(np.all(np.isfinite(np.asarray(x))))):
+    raise ValueError(f'{name} must be finite, got NaN or infinity in an array of shape '
                        f'{tuple(x.shape)}.')
 
 
