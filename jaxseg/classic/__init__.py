@@ -14,6 +14,7 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
+from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
 from jaxseg.classic.thresholding import (
     apply_thresholds,
     threshold_multiotsu,
@@ -22,6 +23,8 @@ from jaxseg.classic.thresholding import (
 
 __all__ = [
     'apply_thresholds',
+    'chan_vese',
+    'morphological_chan_vese',
     'rgb_to_gray',
     'rgb_to_lab',
     'threshold_multiotsu',
