@@ -15,6 +15,13 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 """
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
+from jaxseg.classic.normalized_cut import (
+    ncut_spectrum,
+    ncut_value,
+    normalized_cut,
+    partition_graph,
+    pixel_affinity,
+)
 from jaxseg.classic.thresholding import (
     apply_thresholds,
     threshold_multiotsu,
@@ -25,6 +32,11 @@ __all__ = [
     'apply_thresholds',
     'chan_vese',
     'morphological_chan_vese',
+    'ncut_spectrum',
+    'ncut_value',
+    'normalized_cut',
+    'partition_graph',
+    'pixel_affinity',
     'rgb_to_gray',
     'rgb_to_lab',
     'threshold_multiotsu',
