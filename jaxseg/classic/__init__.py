@@ -13,3 +13,20 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``normalized_cut``: Shi-Malik normalized cuts.
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
+from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
+from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
+from jaxseg.classic.thresholding import (
+    apply_thresholds,
+    threshold_multiotsu,
+    threshold_otsu,
+)
+
+__all__ = [
+    'apply_thresholds',
+    'chan_vese',
+    'morphological_chan_vese',
+    'rgb_to_gray',
+    'rgb_to_lab',
+    'threshold_multiotsu',
+    'threshold_otsu',
+]
