@@ -61,7 +61,7 @@ def dataset_info(data_config) -> registry.DatasetInfo:
       map_shape=_pair(options["map_size"], "map_size") if spec.task == "saliency" else None,
       train_split=options["train_split"], eval_split=options["eval_split"],
       class_names=spec.names(options) if spec.task != "saliency" else (),
-      palette=spec.palette, normalization=options["normalization"])
+      palette=spec.palette_of(options), normalization=options["normalization"])
 
 
 def _output_hw(task: str, options: dict, *, train: bool) -> tuple[int, int]:

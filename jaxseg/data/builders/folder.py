@@ -27,14 +27,19 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxseg.data.builders._common import (CorruptImageError, MissingFileError, SkipCounter,
-                                          encode_png, read_rgb_image)
+                                          encode_png, intended_manual_dir, manual_dir_or_none,
+                                          read_rgb_image)
 
-__all__ = ["CAMVID_CLASSES", "CamVid", "FolderSplit", "ImageFolderSegmentation", "SplitSource",
+__all__ = ["CAMVID_CLASSES", "CAMVID_PALETTE", "CamVid", "FolderSplit", "ImageFolderSegmentation", "SplitSource",
            "decode_mask", "load_classes_json", "match_by_stem", "camvid_splits"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".gif")
 CAMVID_CLASSES = ("sky", "building", "pole", "road", "pavement", "tree", "sign_symbol", "fence",
                   "car", "pedestrian", "bicyclist")
+# SegNet's colours for the 11 classes (its CamVid tutorial's label colours).
+CAMVID_PALETTE = ((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
+                  (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0),
+                  (0, 128, 192))
 CAMVID_VOID = 11
 CAMVID_LAYOUT = """\
   <manual_dir>/images_prepped_train/<frame>.png       (360x480 RGB)
@@ -321,9 +326,9 @@ class ImageFolderSegmentation(_FolderBuilder, skip_registration=True):
     self._images_dir = images_dir
     self._masks_dir = masks_dir
     self._split = split
-    self.BUILDER_CONFIGS = [tfds.core.BuilderConfig(  # pylint: disable=invalid-name
-        name=config_name, description=f"{images_dir} + {masks_dir}")]
-    super().__init__(config=config_name, **kwargs)
+    # A config per folder content: tfds caches each under its own name.
+    config = tfds.core.BuilderConfig(name=config_name, description=f"{images_dir} + {masks_dir}")
+    super().__init__(config=config, **kwargs)
 
   def _sources(self, dl_manager):
     del dl_manager
@@ -358,5 +363,5 @@ class CamVid(_FolderBuilder, skip_registration=True):
     super().__init__(num_classes=len(CAMVID_CLASSES), void_values=(CAMVID_VOID,), **kwargs)
 
   def _sources(self, dl_manager):
-    root = self._root or os.fspath(dl_manager.manual_dir)
+    root = self._root or manual_dir_or_none(dl_manager) or intended_manual_dir(dl_manager)
     return camvid_splits(root)
