@@ -15,8 +15,12 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 """
 
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
+from jaxseg.classic.mrf import mrf_energy, mrf_map, trws
 
 __all__ = [
     'chan_vese',
     'morphological_chan_vese',
+    'mrf_energy',
+    'mrf_map',
+    'trws',
 ]
