@@ -16,6 +16,7 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
 from jaxseg.classic.graph_cut import binary_graph_cut, grid_min_cut
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
+from jaxseg.classic.mrf import mrf_energy, mrf_map, trws
 from jaxseg.classic.normalized_cut import (
     ncut_spectrum,
     ncut_value,
@@ -35,6 +36,8 @@ __all__ = [
     'chan_vese',
     'grid_min_cut',
     'morphological_chan_vese',
+    'mrf_energy',
+    'mrf_map',
     'ncut_spectrum',
     'ncut_value',
     'normalized_cut',
@@ -44,4 +47,5 @@ __all__ = [
     'rgb_to_lab',
     'threshold_multiotsu',
     'threshold_otsu',
+    'trws',
 ]
