@@ -157,6 +157,7 @@ def process_sample(sample: dict, *, task: str, options: dict, ignore_label: int 
     out["mask"] = np.ascontiguousarray(sample["mask"], np.int32)
   else:
     density = np.ascontiguousarray(sample["density"], np.float32)
+    # Step 3 of the density's scales (docs/saliency.md): peak 1 again after the resize.
     peak = float(density.max())
     out["density"] = density / peak if peak > 0 else density
     out["fixations"] = np.ascontiguousarray(sample["fixations"], np.uint8)

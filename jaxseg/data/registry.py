@@ -213,6 +213,7 @@ def _decode_segmentation(record, options):
 def _decode_saliency(record, options):
   del options
   return {"image": _rgb(record["image"]),
+          # Step 2 of the density's scales (docs/saliency.md, "The density's scales").
           "density": _single(record["density"]).astype(np.float32) / 255.0,
           "fixations": (_single(record["fixations"]) > 0).astype(np.uint8)}
 
