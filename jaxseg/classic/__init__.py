@@ -13,6 +13,7 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``normalized_cut``: Shi-Malik normalized cuts.
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
+from jaxseg.classic.clustering import kmeans, kmeans_plusplus, kmeans_segment
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
 from jaxseg.classic.thresholding import (
@@ -24,6 +25,9 @@ from jaxseg.classic.thresholding import (
 __all__ = [
     'apply_thresholds',
     'chan_vese',
+    'kmeans',
+    'kmeans_plusplus',
+    'kmeans_segment',
     'morphological_chan_vese',
     'rgb_to_gray',
     'rgb_to_lab',
