@@ -13,6 +13,7 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``normalized_cut``: Shi-Malik normalized cuts.
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
+from jaxseg.classic.alpha_expansion import alpha_expansion
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
 from jaxseg.classic.graph_cut import binary_graph_cut, grid_min_cut
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
@@ -31,6 +32,7 @@ from jaxseg.classic.thresholding import (
 )
 
 __all__ = [
+    'alpha_expansion',
     'apply_thresholds',
     'binary_graph_cut',
     'chan_vese',
