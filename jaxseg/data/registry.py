@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxseg.viz import palettes
+
 __all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "DatasetUnavailableError", "build_lock",
            "describe", "get_builder", "list_datasets", "resolve_options"]
 
@@ -112,6 +114,13 @@ class DatasetInfo:
     eval_image_shape: ``(H, W, 3)`` of evaluation batches' images.
     map_shape: ``(h, w)`` of saliency maps, else None.
     train_split, eval_split: the split names selected by the options.
+    class_names: one name per class (``num_classes`` of them; ``()`` for saliency). Datasets
+      without published names use ``class_<k>``.
+    palette: the colour map of the dataset's masks, ``'voc'`` or ``'cityscapes'``
+      (:func:`jaxseg.viz.get_palette`); None for datasets without masks.
+    normalization: the input normalisation the pipeline applies
+      (:func:`jaxseg.data.transforms.normalize`; :func:`~jaxseg.data.transforms.denormalize`
+      inverts it for display).
   """
   task: str
   num_classes: int
@@ -122,6 +131,9 @@ class DatasetInfo:
   map_shape: tuple[int, int] | None = None
   train_split: str = "train"
   eval_split: str = "test"
+  class_names: tuple[str, ...] = ()
+  palette: str | None = None
+  normalization: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +154,11 @@ class DatasetSpec:
     ignore_label: mask ignore value (segmentation only).
     derive: ``options -> options`` filling defaults that depend on other options (a synthetic
       dataset's crop and map sizes default to its generated size), or None.
+    fingerprint: ``options -> str`` naming the content the builder reads (a folder dataset's
+      listing), so that a prepared builder is reused only while its files are unchanged; None.
+    class_names: ``options -> tuple of names``, or None (``class_<k>``).
+    palette: ``'voc'`` or ``'cityscapes'`` for datasets with masks, a function ``options ->
+      palette`` (a folder dataset's own colours), else None.
   """
   name: str
   task: str
@@ -153,6 +170,19 @@ class DatasetSpec:
   defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
   ignore_label: int | None = None
   derive: Callable[[dict], dict] | None = None
+  fingerprint: Callable[[dict], str] | None = None
+  class_names: Callable[[dict], tuple[str, ...]] | None = None
+  palette: str | Callable[[dict], Any] | None = None
+
+  def palette_of(self, options: dict) -> Any:
+    """The palette under ``options``: the spec's name, or what its function returns."""
+    return self.palette(options) if callable(self.palette) else self.palette
+
+  def names(self, options: dict) -> tuple[str, ...]:
+    """The class names under ``options``: the spec's, else ``class_0 .. class_<K-1>``."""
+    if self.class_names is not None:
+      return tuple(self.class_names(options))
+    return tuple(f"class_{k}" for k in range(int(self.num_classes(options))))
 
   def all_options(self) -> dict[str, tuple[Any, str]]:
     """Every option this dataset accepts with its default and description."""
@@ -183,6 +213,7 @@ def _decode_segmentation(record, options):
 def _decode_saliency(record, options):
   del options
   return {"image": _rgb(record["image"]),
+          # Step 2 of the density's scales (docs/saliency.md, "The density's scales").
           "density": _single(record["density"]).astype(np.float32) / 255.0,
           "fixations": (_single(record["fixations"]) > 0).astype(np.uint8)}
 
@@ -302,6 +333,68 @@ def _synthetic_saliency_builder(options, data_dir):
                                      file_format="array_record")
 
 
+def _folder_classes(options) -> tuple[tuple[str, ...], tuple | None]:
+  """``image_folder``'s class names and colours: the options', else ``<masks_dir>/classes.json``."""
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  names, palette = tuple(options["class_names"]), tuple(options["palette"]) or None
+  classes_json = os.path.join(options["masks_dir"], "classes.json")
+  if (not names or palette is None) and options["masks_dir"] and os.path.isfile(classes_json):
+    json_names, json_palette = folder.load_classes_json(classes_json)
+    names = names or json_names
+    palette = palette if palette is not None else json_palette
+  if not names:
+    raise ValueError(
+        "image_folder needs its classes: set data.class_names (e.g. ('background', 'cell')) or "
+        f"put a classes.json in data.masks_dir {options['masks_dir']!r} "
+        '({"classes": [{"name": "background", "color": [0, 0, 0]}, ...]}).')
+  if palette is not None and len(palette) != len(names):
+    raise ValueError(f"data.palette has {len(palette)} colours for {len(names)} classes "
+                     f"{names}; give one (r, g, b) per class.")
+  return names, palette
+
+
+def _check_folder_options(options) -> None:
+  for key in ("images_dir", "masks_dir"):
+    if not options[key]:
+      raise ValueError(f"image_folder needs data.{key} (a folder path), got {options[key]!r}.")
+    if not os.path.isdir(options[key]):
+      raise ValueError(f"data.{key} {options[key]!r} is not a folder.")
+  names, _ = _folder_classes(options)
+  ignore = options["ignore_label"]
+  if not isinstance(ignore, int) or isinstance(ignore, bool) or not len(names) <= ignore <= 255:
+    raise ValueError(f"data.ignore_label must be an int in [{len(names)}, 255] (not one of the "
+                     f"{len(names)} classes), got {ignore!r}.")
+
+
+def _image_folder_builder(options, data_dir):
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  _check_folder_options(options)
+  names, palette = _folder_classes(options)
+  split = folder.FolderSplit(train_list=options["train_list"], eval_list=options["eval_list"],
+                             eval_fraction=options["eval_fraction"], seed=options["split_seed"])
+  images_dir, masks_dir = (os.path.abspath(os.path.expanduser(options[k]))
+                           for k in ("images_dir", "masks_dir"))
+  digest = folder.folder_digest(
+      [images_dir, masks_dir, split.train_list, split.eval_list],
+      [names, palette, options["ignore_label"], split.eval_fraction, split.seed])
+  return folder.ImageFolderSegmentation(
+      images_dir=images_dir, masks_dir=masks_dir, split=split, config_name=f"f{digest}",
+      num_classes=len(names), ignore_label=options["ignore_label"], palette=palette,
+      skip_corrupt=options["skip_corrupt"], data_dir=data_dir, file_format="array_record")
+
+
+def _image_folder_fingerprint(options) -> str:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.folder_digest([options[k] for k in ("images_dir", "masks_dir", "train_list",
+                                                    "eval_list")], [])
+
+
+def _camvid_builder(options, data_dir):
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CamVid(skip_corrupt=options["skip_corrupt"], data_dir=data_dir,
+                       file_format="array_record")
+
+
 def _voc_builder(kind):
   def make(options, data_dir):
     from jaxseg.data.builders import voc  # pylint: disable=g-import-not-at-top
@@ -343,6 +436,26 @@ def _const(n):
   return lambda options: n
 
 
+# The viz layer holds the palettes' class names (one copy for data, tasks and overlays).
+_VOC_CLASSES = palettes.VOC_CLASSES
+_CITYSCAPES_CLASSES = palettes.CITYSCAPES_CLASSES
+_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                    "ship", "truck")
+_DIGIT_CLASSES = tuple(str(k) for k in range(10))
+
+
+def _shape_class_names(options):
+  from jaxseg.data import synthetic  # pylint: disable=g-import-not-at-top
+  kinds = synthetic.SHAPE_KINDS
+  return ("background",) + tuple(f"{kinds[(k - 1) % len(kinds)]}_{k}"
+                                 for k in range(1, options["num_shape_classes"] + 1))
+
+
+def _pet_class_names(options):
+  return ("pet", "background", "border") if options["pet_mask"] == "trimap" else (
+      "background", "pet")
+
+
 _SYNTHETIC_COMMON = {
     "synthetic_size": (64, "side of the generated images"),
     "num_train": (2000, "training examples generated"),
@@ -361,6 +474,7 @@ _register(DatasetSpec(
     name="digits", task="classification",
     doc="scikit-learn's 8x8 UCI handwritten digits (1797), upsampled; offline.",
     make_builder=_digits_builder, num_classes=_const(10), decode=_decode_classification,
+    class_names=_const(_DIGIT_CLASSES),
     options={"digits_size": (32, "side the 8x8 digits are upsampled to when building"),
              "num_test": (297, "test examples (stratified split)"),
              "split_seed": (0, "seed of the stratified train/test split")}))
@@ -372,6 +486,8 @@ for _name, _n, _size, _eval in (("mnist", 10, 28, "test"), ("cifar10", 10, 32, "
       doc=f"tfds's {_name} builder, built as ArrayRecord without TensorFlow.",
       make_builder=_tfds_classification(_name), num_classes=_const(_n),
       decode=_decode_classification,
+      class_names={"mnist": _const(_DIGIT_CLASSES),
+                   "cifar10": _const(_CIFAR10_CLASSES)}.get(_name),
       defaults={"image_size": _size, "eval_split": _eval,
                 **({"crop_padding": 4, "flip": True} if _name.startswith("cifar") else {}),
                 **({"flip": True, "normalization": "imagenet"}
@@ -380,7 +496,7 @@ _register(DatasetSpec(
     name="shapes_segmentation", task="segmentation",
     doc="Synthetic circles, rectangles and triangles with masks; deterministic from a seed.",
     make_builder=_shapes_builder, num_classes=lambda o: o["num_shape_classes"] + 1,
-    decode=_decode_segmentation, ignore_label=255,
+    decode=_decode_segmentation, ignore_label=255, class_names=_shape_class_names, palette="voc",
     options={**_SYNTHETIC_COMMON,
              "num_shape_classes": (3, "foreground classes K (the dataset has K + 1)"),
              "max_shapes": (3, "most shapes per image")},
@@ -401,17 +517,20 @@ _register(DatasetSpec(
     name="voc2012_segmentation", task="segmentation",
     doc="PASCAL VOC 2012 segmentation (1464 train, 1449 val) from VOCtrainval_11-May-2012.",
     make_builder=_voc_builder("voc"), num_classes=_const(21), decode=_decode_segmentation,
-    ignore_label=255, defaults={"eval_split": "validation"}))
+    ignore_label=255, class_names=_const(_VOC_CLASSES), palette="voc",
+    defaults={"eval_split": "validation"}))
 _register(DatasetSpec(
     name="voc2012_sbd", task="segmentation",
     doc="VOC 2012 train merged with SBD (train_aug, 10582), VOC 2012 val held out (1449).",
     make_builder=_voc_builder("sbd"), num_classes=_const(21), decode=_decode_segmentation,
-    ignore_label=255, defaults={"eval_split": "validation"}))
+    ignore_label=255, class_names=_const(_VOC_CLASSES), palette="voc",
+    defaults={"eval_split": "validation"}))
 _register(DatasetSpec(
     name="oxford_iiit_pet", task="segmentation",
     doc="tfds's Oxford-IIIT Pet with its trimaps.",
     make_builder=_pet_builder, num_classes=lambda o: 3 if
     o["pet_mask"] == "trimap" else 2, decode=_decode_pet, ignore_label=255,
+    class_names=_pet_class_names, palette="voc",
     options={"pet_mask": ("binary", "'binary': pet 1, background 0, border 255 (ignored); "
                                     "'trimap': pet 0, background 1, border 2")},
     defaults={"crop_size": 256, "eval_size": 512}))
@@ -419,13 +538,14 @@ _register(DatasetSpec(
     name="cityscapes", task="segmentation",
     doc="tfds's Cityscapes (manual download), labelIds mapped to the 19 train ids.",
     make_builder=_cityscapes_builder, num_classes=_const(19),
-    decode=_decode_cityscapes, ignore_label=255,
+    decode=_decode_cityscapes, ignore_label=255, class_names=_const(_CITYSCAPES_CLASSES),
+    palette="cityscapes",
     defaults={"crop_size": 769, "eval_size": 1024, "eval_split": "validation"}))
 _register(DatasetSpec(
     name="scene_parse150", task="segmentation",
     doc="ADE20K SceneParsing (150 classes, 'other' ignored) from ADEChallengeData2016.zip.",
     make_builder=_ade20k_builder, num_classes=_const(150),
-    decode=_decode_scene_parse150, ignore_label=255,
+    decode=_decode_scene_parse150, ignore_label=255, palette="voc",
     defaults={"crop_size": 512, "eval_size": 512, "eval_split": "validation"}))
 _register(DatasetSpec(
     name="salicon", task="saliency",
@@ -445,6 +565,47 @@ _register(DatasetSpec(
     doc="MIT300 benchmark stimuli only (no public maps): for producing maps to submit.",
     make_builder=_mit_builder("mit300"), num_classes=_const(0), decode=_decode_stimulus,
     defaults={"train_split": "test"}))
+
+
+_register(DatasetSpec(
+    name="image_folder", task="segmentation",
+    doc="Your own images and masks: data.images_dir and data.masks_dir matched by file stem; "
+        "index PNGs, or colour PNGs with data.palette / classes.json; list-file or seeded splits.",
+    make_builder=_image_folder_builder,
+    num_classes=lambda o: len(_folder_classes(o)[0]), class_names=lambda o: _folder_classes(o)[0],
+    palette=lambda o: _folder_classes(o)[1] or "voc",
+    decode=_decode_segmentation, ignore_label=255, fingerprint=_image_folder_fingerprint,
+    options={
+        "images_dir": ("", "folder of images (any format Pillow reads)"),
+        "masks_dir": ("", "folder of mask PNGs named like the images (a.jpg <-> a.png)"),
+        "class_names": ((), "class names in index order; () -> classes.json in masks_dir"),
+        "palette": ((), "(r, g, b) per class for colour masks (and the overlays); () -> "
+                        "classes.json's colours, else index masks and the VOC colours"),
+        "ignore_label": (255, "mask value never scored (stored as 255)"),
+        "train_list": ("", "file of training image stems, one per line ('' -> seeded split)"),
+        "eval_list": ("", "file of validation image stems ('' -> seeded split)"),
+        "eval_fraction": (0.1, "share held out for validation when there are no list files"),
+        "split_seed": (0, "seed of that hold-out"),
+    },
+    defaults={"eval_split": "validation"}))
+_register(DatasetSpec(
+    name="camvid", task="segmentation",
+    doc="CamVid as SegNet prepared it (367 train, 101 val, 233 test; 360x480; 11 classes, void "
+        "ignored) in the images_prepped_<split>/annotations_prepped_<split> layout.",
+    make_builder=_camvid_builder, num_classes=_const(11),
+    class_names=lambda o: _camvid_classes(), palette=lambda o: _camvid_palette(),
+    decode=_decode_segmentation, ignore_label=255,
+    defaults={"crop_size": 352, "eval_size": 480, "eval_split": "test"}))
+
+
+def _camvid_classes() -> tuple[str, ...]:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CAMVID_CLASSES
+
+
+def _camvid_palette() -> tuple[tuple[int, int, int], ...]:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CAMVID_PALETTE
 
 
 def list_datasets() -> list[str]:
@@ -601,6 +762,7 @@ def build_lock(data_dir: str, name: str):
 def _prepared(name: str, frozen_options: tuple):
   spec = get_spec(name)
   options = dict(frozen_options)
+  options.pop("__content__", None)  # the fingerprint only keys the cache
   data_dir = resolve_data_dir(options)
   with build_lock(data_dir, name):
     # The builder is made under the lock: it decides at construction whether the files exist.
@@ -637,4 +799,7 @@ def _freeze(value):
 
 def prepared_builder(spec: DatasetSpec, options: dict):
   """The builder of ``options``, prepared in ``data_dir`` once (later calls reuse the files)."""
-  return _prepared(spec.name, _freeze(options))
+  key = _freeze(options)
+  if spec.fingerprint is not None:
+    key += (("__content__", spec.fingerprint(options)),)
+  return _prepared(spec.name, key)
