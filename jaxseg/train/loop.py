@@ -479,5 +479,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         config.data, split=eval_split, global_batch_size=config.batch_size, seed=config.seed,
         train=False, process_index=process_index, process_count=process_count, num_epochs=1)
 
-  return run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
-             make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  results = run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
+                make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  _plot_curves(workdir)
+  return results
+
+
+def _plot_curves(workdir: str) -> None:
+  """``<workdir>/curves.png`` from ``metrics.jsonl`` (process 0); a failure only warns."""
+  if jax.process_index() != 0:
+    return
+  from jaxseg import viz  # pylint: disable=g-import-not-at-top
+  try:
+    viz.plot_curves(viz.read_metrics(os.path.join(workdir, 'metrics.jsonl')),
+                    os.path.join(workdir, 'curves.png'), title=os.path.abspath(workdir))
+  except (OSError, ValueError) as e:  # the run's results stand without the picture
+    print(f'warning: could not draw {workdir}/curves.png: {e}')
