@@ -14,6 +14,7 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
 from jaxseg.classic.alpha_expansion import alpha_expansion
+from jaxseg.classic.clustering import kmeans, kmeans_plusplus, kmeans_segment
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
 from jaxseg.classic.graph_cut import binary_graph_cut, grid_min_cut
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
@@ -25,6 +26,7 @@ from jaxseg.classic.normalized_cut import (
     partition_graph,
     pixel_affinity,
 )
+from jaxseg.classic.region import hierarchical_merge, region_grow
 from jaxseg.classic.thresholding import (
     apply_thresholds,
     threshold_multiotsu,
@@ -37,6 +39,10 @@ __all__ = [
     'binary_graph_cut',
     'chan_vese',
     'grid_min_cut',
+    'hierarchical_merge',
+    'kmeans',
+    'kmeans_plusplus',
+    'kmeans_segment',
     'morphological_chan_vese',
     'mrf_energy',
     'mrf_map',
@@ -45,6 +51,7 @@ __all__ = [
     'normalized_cut',
     'partition_graph',
     'pixel_affinity',
+    'region_grow',
     'rgb_to_gray',
     'rgb_to_lab',
     'threshold_multiotsu',

@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg.train import checkpoints
+from jaxseg.train import crf_eval
 from jaxseg.train import inference
 from jaxseg.train import init_from
 from jaxseg.train import logging as run_logging
@@ -108,8 +109,8 @@ def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mapping[str, np.ndarray]],
-             mesh: jax.sharding.Mesh, task: Task,
-             max_batches: int = -1) -> tuple[dict[str, float], Any]:
+             mesh: jax.sharding.Mesh, task: Task, max_batches: int = -1,
+             crf_sums: Callable | None = None) -> tuple[dict[str, float], Any]:
   """Runs ``eval_step`` over ``batches``, sums the task's metric sums, and finalises once.
 
   Args:
@@ -120,26 +121,34 @@ def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mappin
     mesh: the mesh.
     task: the bound task (``finalize``).
     max_batches: stop after this many batches; -1 = the whole split.
+    crf_sums: ``(outputs, local_batch) -> sums`` on the dense CRF's marginals
+      (:func:`jaxseg.train.crf_eval.make_crf_sums`; needs an eval step made with outputs);
+      their metrics join as ``crf/<name>``.
 
   Returns:
     ``(metrics, first)``: ``first`` is the first local batch, or ``(first local batch, its
     global outputs)`` when ``eval_step`` returns outputs.
   """
-  sums, first = None, None
+  sums, first, with_crf = None, None, None
   for i, local in enumerate(batches):
     if 0 <= max_batches <= i:
       break
     local = _with_valid(local)
-    batch_sums = eval_step(state, sharding.make_global_batch(local, mesh))
-    if isinstance(batch_sums, tuple):  # (sums, outputs): keep the first batch's outputs only
+    batch_sums, outputs = eval_step(state, sharding.make_global_batch(local, mesh)), None
+    if isinstance(batch_sums, tuple):  # (sums, outputs) of an eval step made with_outputs
       batch_sums, outputs = batch_sums
-      first = first if first is not None else (local, outputs)
-    else:
-      first = first if first is not None else local
+    if first is None:  # the first batch (with its outputs) for the example images
+      first = local if outputs is None else (local, outputs)
     sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
+    if crf_sums is not None:
+      batch_sums = crf_sums(outputs, local)
+      with_crf = batch_sums if with_crf is None else jax.tree.map(jnp.add, with_crf, batch_sums)
   if sums is None:
     raise ValueError('the evaluation split produced no batches')
-  return task.finalize(jax.device_get(sums)), first
+  metrics = task.finalize(jax.device_get(sums))
+  if with_crf is not None:
+    metrics = crf_eval.merge_crf_metrics(metrics, task.finalize(jax.device_get(with_crf)))
+  return metrics, first
 
 
 class _TrainMeter:
@@ -231,6 +240,7 @@ class _Compiled:
   train_step: Callable
   eval_step: Callable
   update_plateau: Callable
+  crf_sums: Callable | None
 
 
 def _compile(config: ml_collections.ConfigDict, *, model: Any, task: Task,
@@ -261,7 +271,10 @@ def _compile(config: ml_collections.ConfigDict, *, model: Any, task: Task,
   state_shardings = sharding.state_shardings(
       abstract_state, mesh, fsdp_min_size=config.mesh.fsdp_min_size)
   batch_sharding, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
-  eval_shardings = (replicated, batch_sharding) if config.write_images else replicated
+  crf_options = crf_eval.crf_options(config)
+  # The example images and the CRF read the eval step's outputs: no second forward pass.
+  with_outputs = bool(config.write_images or crf_options is not None)
+  eval_shardings = (replicated, batch_sharding) if with_outputs else replicated
   return _Compiled(
       mesh=mesh, init_state=jax.jit(init_state, out_shardings=state_shardings),
       abstract_state=abstract_state, state_shardings=state_shardings,
@@ -270,10 +283,12 @@ def _compile(config: ml_collections.ConfigDict, *, model: Any, task: Task,
                          in_shardings=(state_shardings, batch_sharding),
                          out_shardings=(state_shardings, replicated), donate_argnums=0),
       eval_step=jax.jit(steps.make_eval_step(model=model, task=task, config=config,
-                                             with_outputs=config.write_images),
+                                             with_outputs=with_outputs),
                         in_shardings=(state_shardings, batch_sharding),
                         out_shardings=eval_shardings),
-      update_plateau=jax.jit(update_plateau, out_shardings=state_shardings.plateau))
+      update_plateau=jax.jit(update_plateau, out_shardings=state_shardings.plateau),
+      crf_sums=(None if crf_options is None else
+                crf_eval.make_crf_sums(task=task, options=crf_options)))
 
 
 def _run(config, workdir, logger, ckpt, *, model, task, input_shape, make_train_iterator,
@@ -345,7 +360,7 @@ def _evaluate(config, workdir: str, c: _Compiled, task: Task, state: TrainState,
   """Evaluates, logs, feeds the plateau schedule and writes the first batch's images."""
   metrics, first = evaluate(eval_step=c.eval_step, state=state,
                             batches=make_eval_iterator(**_processes()), mesh=c.mesh, task=task,
-                            max_batches=config.eval_steps)
+                            max_batches=config.eval_steps, crf_sums=c.crf_sums)
   logger.log(step, 'eval', metrics)
   if config.best_metric not in metrics:
     raise ValueError(f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
@@ -483,5 +498,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         config.data, split=eval_split, global_batch_size=config.batch_size, seed=config.seed,
         train=False, process_index=process_index, process_count=process_count, num_epochs=1)
 
-  return run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
-             make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  results = run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
+                make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  _plot_curves(workdir)
+  return results
+
+
+def _plot_curves(workdir: str) -> None:
+  """``<workdir>/curves.png`` from ``metrics.jsonl`` (process 0); a failure only warns."""
+  if jax.process_index() != 0:
+    return
+  from jaxseg import viz  # pylint: disable=g-import-not-at-top
+  try:
+    viz.plot_curves(viz.read_metrics(os.path.join(workdir, 'metrics.jsonl')),
+                    os.path.join(workdir, 'curves.png'), title=os.path.abspath(workdir))
+  except (OSError, ValueError) as e:  # the run's results stand without the picture
+    print(f'warning: could not draw {workdir}/curves.png: {e}')
