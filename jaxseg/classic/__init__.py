@@ -14,6 +14,7 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
 from jaxseg.classic.alpha_expansion import alpha_expansion
+from jaxseg.classic.clustering import kmeans, kmeans_plusplus, kmeans_segment
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
 from jaxseg.classic.graph_cut import binary_graph_cut, grid_min_cut
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
@@ -37,6 +38,9 @@ __all__ = [
     'binary_graph_cut',
     'chan_vese',
     'grid_min_cut',
+    'kmeans',
+    'kmeans_plusplus',
+    'kmeans_segment',
     'morphological_chan_vese',
     'mrf_energy',
     'mrf_map',

@@ -401,15 +401,26 @@ def _trws(unary, weights, *, iterations, connectivity, model, truncation):
     from_next, from_prev = msgs
     return theta[i] + from_next[:, i].sum(0) + from_prev[:, i].sum(0)
 
-  def forward(j, msgs):
-    from_next, from_prev = msgs
+  def decode_at(i, labels, from_next):
+    # Raster order, each pixel given its labelled predecessors and its successors' messages
+    # (Kolmogorov 2006, Sec. 3.4).
+    cost = theta[i] + from_next[:, i].sum(0)
+    for k, ((dr, _), step) in enumerate(zip(offsets, steps)):
+      prev = _shift_rows(labels[i - step], dr)
+      w_edge = _shift_rows(wts[k, i - step], dr)
+      cost = cost + w_edge[:, None] * _label_table(prev, num_labels, model, truncation, dtype)
+    return labels.at[i].set(jnp.argmin(cost, axis=-1).astype(jnp.int32))
+
+  def forward(j, state):
+    from_next, from_prev, labels = state
     i = j + pad
-    bel = gam[i] * belief(msgs, i)
+    labels = decode_at(i, labels, from_next)  # uses the messages of the last backward pass
+    bel = gam[i] * belief((from_next, from_prev), i)
     for k, ((dr, _), step) in enumerate(zip(offsets, steps)):
       m = _min_convolve(bel - from_next[k, i], wts[k, i], model, truncation)
       m = _shift_rows(m - jnp.min(m, axis=-1, keepdims=True), dr)
       from_prev = from_prev.at[k, i + step].set(m)
-    return from_next, from_prev
+    return from_next, from_prev, labels
 
   def backward(j, msgs):
     from_next, from_prev = msgs
@@ -422,26 +433,27 @@ def _trws(unary, weights, *, iterations, connectivity, model, truncation):
       from_next = from_next.at[k, i - step].set(m)
     return from_next, from_prev
 
-  def iteration(_, msgs):
-    msgs = lax.fori_loop(0, width, forward, msgs)
-    return lax.fori_loop(0, width, backward, msgs)
+  def keep_best(labels, best):
+    labels = _unshear(labels[pad:pad + width], a, w)
+    energy = _energy(labels, unary, weights, model, truncation)
+    better = energy < best[1]
+    return jnp.where(better, labels, best[0]), jnp.where(better, energy, best[1])
 
-  from_next, from_prev = lax.fori_loop(0, iterations, iteration, (zeros, zeros))
+  empty = jnp.zeros(theta.shape[:2], jnp.int32)
 
-  # Labels: raster order, each pixel conditioned on its labelled predecessors and on the
-  # messages from its successors (Kolmogorov 2006, Sec. 3.4).
-  def decode(j, labels):
-    i = j + pad
-    cost = theta[i] + from_next[:, i].sum(0)
-    for k, ((dr, _), step) in enumerate(zip(offsets, steps)):
-      prev = _shift_rows(labels[i - step], dr)
-      w_edge = _shift_rows(wts[k, i - step], dr)
-      cost = cost + w_edge[:, None] * _label_table(prev, num_labels, model, truncation, dtype)
-    return labels.at[i].set(jnp.argmin(cost, axis=-1).astype(jnp.int32))
+  def iteration(_, state):
+    from_next, from_prev, best = state
+    from_next, from_prev, labels = lax.fori_loop(0, width, forward,
+                                                 (from_next, from_prev, empty))
+    best = keep_best(labels, best)
+    from_next, from_prev = lax.fori_loop(0, width, backward, (from_next, from_prev))
+    return from_next, from_prev, best
 
-  labels = lax.fori_loop(0, width, decode, jnp.zeros(theta.shape[:2], jnp.int32))
-  labels = _unshear(labels[pad:pad + width], a, w)
-  energy = _energy(labels, unary, weights, model, truncation)
+  best = (jnp.zeros((h, w), jnp.int32), jnp.asarray(jnp.inf, dtype))
+  from_next, from_prev, best = lax.fori_loop(0, iterations, iteration, (zeros, zeros, best))
+  # A last decoding with the final messages; the labels of lowest energy seen are returned.
+  labels = lax.fori_loop(0, width, lambda j, lab: decode_at(j + pad, lab, from_next), empty)
+  labels, energy = keep_best(labels, best)
 
   # Lower bound: the reparametrised energy split into monotonic chains (rows, columns and
   # diagonals), each pixel's unary shared equally among its chains; the sum of the chains'
@@ -480,7 +492,8 @@ def trws(unary: Any, pairwise: Any, *, iterations: int, connectivity: int = 4,
   minimum reparametrised energy (dynamic programming along each chain), valid for any messages
   and non-decreasing under TRW-S; it certifies every method's energy: :math:`E(x) - \text{bound}`
   bounds the distance to the optimum. Labels are decoded in raster order, each pixel given its
-  decoded predecessors and its successors' messages. Exact (bound = energy) on chains.
+  decoded predecessors and its successors' messages, in every forward pass and once at the end;
+  the labels of lowest energy are returned. Exact (bound = energy) on chains and trees.
 
   Args:
     unary: floating costs, shape `(H, W, L)`.

@@ -22,6 +22,8 @@ import ml_collections
 import numpy as np
 
 from jaxseg.train import checkpoints
+from jaxseg.train import crf_eval
+from jaxseg.train import inference
 from jaxseg.train import init_from
 from jaxseg.train import logging as run_logging
 from jaxseg.train import optimizers
@@ -116,7 +118,8 @@ def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mapping[str, np.ndarray]],
-             mesh: jax.sharding.Mesh, task: Task, max_batches: int = -1) -> tuple[dict[str, float], Any]:
+             mesh: jax.sharding.Mesh, task: Task, max_batches: int = -1,
+             crf_sums: Callable | None = None) -> tuple[dict[str, float], Any]:
   """Runs ``eval_step`` over ``batches``, sums the task's metric sums, and finalises once.
 
   Args:
@@ -126,21 +129,30 @@ def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mappin
     mesh: the mesh.
     task: the bound task (``finalize``).
     max_batches: stop after this many batches; -1 = the whole split.
+    crf_sums: ``(state, local, global_batch) -> sums`` on the dense CRF's marginals
+      (:func:`jaxseg.train.crf_eval.make_crf_sums`); their metrics join as ``crf/<name>``.
 
   Returns:
     ``(metrics, first_local_batch)``.
   """
-  sums, first = None, None
+  sums, first, with_crf = None, None, None
   for i, local in enumerate(batches):
     if 0 <= max_batches <= i:
       break
     local = _with_valid(local)
     first = first if first is not None else local
-    batch_sums = eval_step(state, sharding.make_global_batch(local, mesh))
+    global_batch = sharding.make_global_batch(local, mesh)
+    batch_sums = eval_step(state, global_batch)
     sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
+    if crf_sums is not None:
+      batch_sums = crf_sums(state, local, global_batch)
+      with_crf = batch_sums if with_crf is None else jax.tree.map(jnp.add, with_crf, batch_sums)
   if sums is None:
     raise ValueError('the evaluation split produced no batches')
-  return task.finalize(jax.device_get(sums)), first
+  metrics = task.finalize(jax.device_get(sums))
+  if with_crf is not None:
+    metrics = crf_eval.merge_crf_metrics(metrics, task.finalize(jax.device_get(with_crf)))
+  return metrics, first
 
 
 @dataclasses.dataclass
@@ -273,10 +285,14 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
   table, total = run_logging.parameter_table(c.abstract_state.params)
   logger.info(f'{total:,} parameters\n{table}')
 
+  options = crf_eval.crf_options(config)
+  crf_sums = (None if options is None else
+              crf_eval.make_crf_sums(predict=c.predict, task=task, options=options))
+
   def evaluate_and_log(state, step):
     metrics, first = evaluate(eval_step=c.eval_step, state=state,
                               batches=make_eval_iterator(**processes), mesh=c.mesh, task=task,
-                              max_batches=config.eval_steps)
+                              max_batches=config.eval_steps, crf_sums=crf_sums)
     logger.log(step, 'eval', metrics)
     _track_best(best, metrics, step, config)
     return metrics, first
@@ -403,6 +419,23 @@ def _model_kwargs(config: ml_collections.ConfigDict, task_class: Any,
   return kwargs
 
 
+def build_model(config: ml_collections.ConfigDict, info: Any) -> Any:
+  """The model a run trains: ``config.model`` over what the dataset implies (``num_classes``).
+
+  Training and inference (``jaxseg.train.load_for_inference``) build it here, so both agree.
+
+  Args:
+    config: the run's config.
+    info: the dataset's :class:`jaxseg.data.DatasetInfo`.
+
+  Returns:
+    The Flax module.
+  """
+  from jaxseg import models as jaxseg_models  # pylint: disable=g-import-not-at-top
+  return jaxseg_models.get_model(config.model.name,
+                                 **_model_kwargs(config, get_task(info.task), info))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains and evaluates the experiment described by ``config`` in ``workdir``.
 
@@ -423,7 +456,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """
   # Imported here so the loop's building blocks stay usable without the data and model layers.
   from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
-  from jaxseg import models as jaxseg_models  # pylint: disable=g-import-not-at-top
 
   sharding.maybe_initialize_distributed()
   validate_config(config)
@@ -433,7 +465,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                      f'{info.task!r} dataset')
   task_class = get_task(info.task)
   task = task_class.bind(config.loss, info)
-  model = jaxseg_models.get_model(config.model.name, **_model_kwargs(config, task_class, info))
+  model = build_model(config, info)
+  inference.save_dataset_info(info, workdir)  # what load_for_inference reads back
   train_split, eval_split = info.train_split, info.eval_split
 
   def make_train_iterator(*, process_index, process_count):
@@ -446,5 +479,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         config.data, split=eval_split, global_batch_size=config.batch_size, seed=config.seed,
         train=False, process_index=process_index, process_count=process_count, num_epochs=1)
 
-  return run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
-             make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  results = run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
+                make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  _plot_curves(workdir)
+  return results
+
+
+def _plot_curves(workdir: str) -> None:
+  """``<workdir>/curves.png`` from ``metrics.jsonl`` (process 0); a failure only warns."""
+  if jax.process_index() != 0:
+    return
+  from jaxseg import viz  # pylint: disable=g-import-not-at-top
+  try:
+    viz.plot_curves(viz.read_metrics(os.path.join(workdir, 'metrics.jsonl')),
+                    os.path.join(workdir, 'curves.png'), title=os.path.abspath(workdir))
+  except (OSError, ValueError) as e:  # the run's results stand without the picture
+    print(f'warning: could not draw {workdir}/curves.png: {e}')
