@@ -14,6 +14,7 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
+from jaxseg.classic.grabcut import grabcut
 from jaxseg.classic.graph_cut import binary_graph_cut, grid_min_cut
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
 from jaxseg.classic.normalized_cut import (
@@ -33,6 +34,7 @@ __all__ = [
     'apply_thresholds',
     'binary_graph_cut',
     'chan_vese',
+    'grabcut',
     'grid_min_cut',
     'morphological_chan_vese',
     'ncut_spectrum',
