@@ -121,7 +121,8 @@ def test_training_run_writes_crf_mean_iou(tmp_path):
 
   pixels, masks = _problem(n=16)
   images = transforms.normalize(pixels, 'none')
-  config = _train_fixtures.tiny_config(task='segmentation', total_steps=2, eval_every=2, best_metric='mean_iou')
+  config = _train_fixtures.tiny_config(task='segmentation', total_steps=2, eval_every=2,
+                                       best_metric='mean_iou')
   config.crf = ml_collections.ConfigDict(_OPTIONS)
   config.eval = ml_collections.ConfigDict({'crf': True})
 
