@@ -76,7 +76,10 @@ def test_fcn8s_overfits_four_synthetic_images(tmp_path):
 
   task.write_images(str(tmp_path), 200, jax.device_get(batch), np.asarray(outputs))
   grid = np.array(Image.open(os.path.join(tmp_path, 'images', 'step_000200.png')))
-  assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3)
+  # Four rows of image | truth | prediction, 32x32 tiles enlarged 5x (to at least 160 pixels),
+  # under a title row and above a legend (jaxseg.viz.labelled_segmentation_grid).
+  assert grid.shape[1] == 3 * 32 * 5 + 2 * 2
+  assert grid.shape[0] > 4 * 32 * 5 + 2 * 2 + 18
 
 
 def test_task_eval_sums_skip_padded_examples_and_ignored_pixels():
@@ -159,6 +162,11 @@ def test_write_images_shows_the_rgb_input_at_its_own_brightness(tmp_path, normal
   logits = np.eye(3, dtype=np.float32)[masks]
   _task(3, normalization).write_images(str(tmp_path), 5, batch, logits, num_images=4)
   png = np.array(Image.open(os.path.join(tmp_path, 'images', 'step_000005.png')))
-  assert png.shape == (6 + 4, 3 * 7 + 8, 3)  # one valid row; the padded example is dropped
-  np.testing.assert_array_equal(png[2:8, 2:9], pixels[0])
-  np.testing.assert_array_equal(png[2:8, 11:18], overlays.overlay(pixels[0], masks[0], alpha=0.6))
+  # One valid row (the padded example is dropped): 6x7 tiles enlarged 27x (to >= 160 pixels)
+  # below an 18-pixel title row, inside a 2-pixel border (viz.labelled_segmentation_grid).
+  k, top, left = 27, 18 + 2, 2
+  assert png.shape[1] == 3 * 7 * k + 2 * left
+  tile = lambda column: png[top:top + 6 * k, left + column * 7 * k:left + (column + 1) * 7 * k]
+  enlarge = lambda image: np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+  np.testing.assert_array_equal(tile(0), enlarge(pixels[0]))
+  np.testing.assert_array_equal(tile(1), enlarge(overlays.overlay(pixels[0], masks[0], alpha=0.6)))
