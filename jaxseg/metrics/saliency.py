@@ -41,6 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg.ops import _validation as v
+
 __all__ = [
     "auc_judd", "auc_borji", "auc_shuffled", "nss", "cc", "similarity", "kld", "info_gain",
     "MATLAB_EPS", "SaliencyEvaluator", "format_table", "TABLE_COLUMNS",
@@ -80,6 +82,17 @@ def _check_splits(n_splits, step) -> None:
 def _check_key(key, name: str = "key") -> None:
   if key is None:
     raise ValueError(f"{name} must be a jax.random key, got None.")
+  dtype = getattr(key, "dtype", None)
+  typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+  raw = dtype == jnp.uint32 and getattr(key, "shape", None) == (2,)
+  if not (typed or raw):
+    raise TypeError(f"{name} must be a jax.random key (jax.random.key(0)), got {key!r}.")
+
+
+def _finite_or_nan(value, *maps) -> jax.Array:
+  """`value`, or NaN when an input map holds NaN or infinity (never a score from part of a map)."""
+  ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(jnp.asarray(m))) for m in maps]))
+  return jnp.where(ok, value, jnp.nan)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -201,7 +214,8 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   s = _resize_to(sal, fix.shape).ravel()
   f = jnp.asarray(fix).ravel()
   if convention == "pysaliency":
-    return _exact_auc(s, f.astype(s.dtype))
+    return _finite_or_nan(_exact_auc(s, f.astype(s.dtype)), s, f)
+  finite_inputs = (s, f)
   n = s.size
   fixated = f > 0
   k = jnp.sum(fixated)
@@ -230,7 +244,7 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   zero = jnp.zeros((1,), s.dtype)
   one = jnp.ones((1,), s.dtype)
   area = _trapz(jnp.concatenate([zero, fp, one]), jnp.concatenate([zero, tp, one]))
-  return jnp.where((k > 0) & ~constant, area, jnp.nan)
+  return _finite_or_nan(jnp.where((k > 0) & ~constant, area, jnp.nan), *finite_inputs)
 
 
 def _exact_auc(s, weights) -> jax.Array:
@@ -284,7 +298,7 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   pixel_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(1.0) / s.size
   fp_bins = jax.random.multinomial(key, k, pixel_bins, shape=(n_splits, n_bins))
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k, k))
-  return jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan)
+  return _finite_or_nan(jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan), s, fix)
 
 
 def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float = 0.1,
@@ -357,7 +371,7 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
       lambda c: jnp.zeros(n_bins, s.dtype).at[cand_bins].add(c.astype(s.dtype)))(chosen)
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k.astype(s.dtype), m.astype(s.dtype)))
   ok = (k > 0) & (m_total > 0) & (m_total <= cap) & ~_is_constant(s)
-  return jnp.where(ok, area, jnp.nan)
+  return _finite_or_nan(jnp.where(ok, area, jnp.nan), s, fix, other_fix)
 
 
 def nss(sal, fix, *, convention: str = "mit") -> jax.Array:
@@ -391,7 +405,7 @@ def nss(sal, fix, *, convention: str = "mit") -> jax.Array:
     std = _std(s, ddof=0)
     z = _centred(s) / jnp.where(std > 0, std, 1.0)
     weights = f.astype(s.dtype)
-  return jnp.sum(weights * z) / jnp.sum(weights)
+  return _finite_or_nan(jnp.sum(weights * z) / jnp.sum(weights), s, f)
 
 
 def info_gain(sal, fix, baseline) -> jax.Array:
@@ -423,7 +437,7 @@ def info_gain(sal, fix, baseline) -> jax.Array:
   b = b / b.sum()
   weights = (jnp.asarray(fix) > 0).astype(p.dtype)
   gain = jnp.log2(MATLAB_EPS + p) - jnp.log2(MATLAB_EPS + b)
-  return jnp.sum(weights * gain) / jnp.sum(weights)
+  return _finite_or_nan(jnp.sum(weights * gain) / jnp.sum(weights), p, b, fix)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -458,7 +472,7 @@ def cc(sal, density, *, convention: str = "mit") -> jax.Array:
   value = jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
   if convention == "pysaliency":
     value = jnp.where((jnp.sum(a * a) == 0) & (jnp.sum(b * b) > 0), 0.0, value)
-  return value
+  return _finite_or_nan(value, sal, density)
 
 
 def similarity(sal, density, *, convention: str = "mit") -> jax.Array:
@@ -487,7 +501,7 @@ def similarity(sal, density, *, convention: str = "mit") -> jax.Array:
   p = _resize_to(sal, density.shape)
   q = _as_float(density)
   normalise = _sim_normalise_mit if convention == "mit" else _sim_normalise_pysaliency
-  return jnp.sum(jnp.minimum(normalise(p), normalise(q)))
+  return _finite_or_nan(jnp.sum(jnp.minimum(normalise(p), normalise(q))), p, q)
 
 
 def _sim_normalise_mit(x):
@@ -510,7 +524,10 @@ def kld(sal, density) -> jax.Array:
 
   Args:
     sal: ``(h, w)`` non-negative saliency map; resized to ``density``'s size if it differs.
-    density: ``(H, W)`` ground-truth density.
+    density: ``(H, W)`` non-negative ground-truth density.
+
+  A negative value in either map raises ``ValueError`` when concrete; under ``jit`` the result
+  is NaN (a negative "probability" would give a meaningless, even negative, divergence).
 
   Returns:
     Scalar float32 in nats, ``>= 0`` up to eps (0 for identical distributions).
@@ -521,11 +538,15 @@ def kld(sal, density) -> jax.Array:
   """
   _check_map(sal, "sal")
   _check_map(density, "density")
+  v.check_range(sal, "sal", low=0.0)
+  v.check_range(density, "density", low=0.0)
   p = _resize_to(sal, density.shape)
   q = _as_float(density)
+  nonnegative = jnp.all(p >= 0) & jnp.all(q >= 0)
   p = jnp.where(jnp.any(p != 0), p / p.sum(), p)
   q = jnp.where(jnp.any(q != 0), q / q.sum(), q)
-  return jnp.sum(q * jnp.log(MATLAB_EPS + q / (p + MATLAB_EPS)))
+  value = jnp.sum(q * jnp.log(MATLAB_EPS + q / (p + MATLAB_EPS)))
+  return jnp.where(nonnegative, _finite_or_nan(value, p, q), jnp.nan)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -563,8 +584,9 @@ class SaliencyEvaluator:
   """Accumulates every saliency metric over a dataset, batch by batch.
 
   Per-image scores are averaged over images whose score is not NaN (the benchmark averages
-  per-image scores; an image without fixations has none). Shuffled AUC takes as negatives the
-  union of the fixation maps of ``n_other`` other images of the same batch, chosen at random
+  per-image scores; an image without fixations has none). A predicted map holding NaN or
+  infinity is never skipped that way: :meth:`update` raises ``ValueError`` naming the image.
+  Shuffled AUC takes as negatives the union of the fixation maps of ``n_other`` other images of the same batch, chosen at random
   (Borji et al. use 10); a batch of one image has no others and gives NaN. Its candidate cap
   (see :func:`auc_shuffled`) is ``max_other_fixations``, or by default the smallest power of two
   that holds every other-fixation map of the batch, so the draw is always exact.
@@ -620,6 +642,13 @@ class SaliencyEvaluator:
       raise ValueError(
           "saliency, fixations and density must be batches (B, H, W); got shapes "
           f"{saliency.shape}, {np.shape(fixations)}, {np.shape(density)}.")
+    mask = np.ones(saliency.shape[0], bool) if valid is None else np.asarray(valid, bool)
+    finite = np.isfinite(np.asarray(saliency)).reshape(saliency.shape[0], -1).all(axis=1)
+    if not finite[mask].all():
+      bad = np.flatnonzero(mask & ~finite).tolist()
+      # Averaging only the finite maps would report a model that emits NaN as a good one.
+      raise ValueError(f"saliency holds NaN or infinity in image(s) {bad[:10]} of this batch "
+                       f"(batch indices); a non-finite prediction cannot be scored.")
     self.key, k_other, k_scores = jax.random.split(self.key, 3)
     fixations = jnp.asarray(fixations)
     other = self._other_maps(fixations, k_other)
@@ -637,7 +666,6 @@ class SaliencyEvaluator:
       if baseline.ndim == 2:
         baseline = jnp.broadcast_to(baseline, (saliency.shape[0],) + baseline.shape)
       scores = dict(scores, info_gain=_info_gain_jit(saliency, fixations, baseline))
-    mask = np.ones(saliency.shape[0], bool) if valid is None else np.asarray(valid, bool)
     for name, values in scores.items():
       values = np.asarray(values)[mask]
       finite = ~np.isnan(values)

@@ -28,6 +28,7 @@ from jaxseg.train import optimizers
 from jaxseg.train import schedules
 from jaxseg.train import sharding
 from jaxseg.train import steps
+from jaxseg.train import workdir_lock
 from jaxseg.train.state import TrainState, create_train_state
 from jaxseg.train.tasks import Task, get_task
 
@@ -104,8 +105,8 @@ def _check_finite(step: int, metrics: Mapping[str, jax.Array], ckpt: checkpoints
     loss = float(metrics['loss'])
     raise NonFiniteError(
         f'non-finite loss or gradient at step {step} (loss={loss}, '
-        f'grad_norm={float(metrics["grad_norm"])}); training stopped. The last good checkpoint is '
-        f'step {ckpt.latest_step()} in {ckpt.directory}.')
+        f'grad_norm={float(metrics["grad_norm"])}); training stopped. '
+        + ckpt.describe_last_good())
 
 
 def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -186,17 +187,32 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Ta
   validate_config(config)
   os.makedirs(workdir, exist_ok=True)
   results_path = os.path.join(workdir, RESULTS_FILE)
-  logger = run_logging.MetricsLogger(workdir, total_steps=config.total_steps)
-  ckpt = checkpoints.Checkpointer(
-      os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints,
-      best_metric=config.best_metric, best_mode=config.best_mode)
+  notes = []
+  # One run per workdir (per process index): taken before anything in it is opened for writing.
+  lock = workdir_lock.WorkdirLock(workdir, jax.process_index(), note=notes.append).acquire()
+  logger = ckpt = None
   try:
+    logger = run_logging.MetricsLogger(workdir, total_steps=config.total_steps)
+    for line in notes:
+      logger.info(line)
+    ckpt = checkpoints.Checkpointer(
+        os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints,
+        best_metric=config.best_metric, best_mode=config.best_mode)
     return _run(config, workdir, results_path, logger, ckpt, model=model, task=task,
                 input_shape=input_shape, make_train_iterator=make_train_iterator,
                 make_eval_iterator=make_eval_iterator)
   finally:
-    ckpt.close()
-    logger.close()
+    # Every exit path (errors included) closes the checkpointer's thread pools before the
+    # interpreter shuts down, then the logger, then frees the workdir.
+    try:
+      if ckpt is not None:
+        ckpt.close()
+    finally:
+      try:
+        if logger is not None:
+          logger.close()
+      finally:
+        lock.release()
 
 
 @dataclasses.dataclass
@@ -257,14 +273,15 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
   c = _compile(config, model=model, task=task, input_shape=input_shape)
   processes = {'process_index': jax.process_index(), 'process_count': jax.process_count()}
   train_iter = make_train_iterator(**processes)
-  latest = ckpt.latest_step()
+  # The newest checkpoint that verifies; damaged ones are named and moved aside.
+  latest, state = ckpt.restore_latest(
+      _abstract_with_shardings(c.abstract_state, c.state_shardings), train_iter,
+      note=logger.info)
   if latest is None:
     state = c.init_state(jax.random.key(config.seed))
     if config.get('init_from', ''):
       state = _init_from(state, config, c, logger, model=model, input_shape=input_shape)
   else:
-    state = ckpt.restore(latest, _abstract_with_shardings(c.abstract_state, c.state_shardings),
-                         train_iter)
     logger.info(f'resumed from checkpoint step {latest} in {ckpt.directory}')
   step = int(state.step)
   if step >= config.total_steps and os.path.exists(results_path):
