@@ -38,24 +38,24 @@ class SoftmaxTask:
   def __init__(self):
     self.traces = 0
 
-  def loss(self, outputs, endpoints, batch, config):
+  def loss(self, outputs, endpoints, batch):
     self.traces += 1  # Python side effect: runs only while tracing
     ce = optax.softmax_cross_entropy_with_integer_labels(outputs, batch['label'])
     return jnp.mean(ce), {'accuracy': jnp.mean(jnp.argmax(outputs, -1) == batch['label'])}
 
-  def eval_sums(self, outputs, endpoints, batch, config):
+  def eval_sums(self, outputs, endpoints, batch):
     valid = batch['valid'].astype(jnp.float32)
     ce = optax.softmax_cross_entropy_with_integer_labels(outputs, batch['label'])
     correct = (jnp.argmax(outputs, -1) == batch['label']).astype(jnp.float32)
     return {'loss_sum': jnp.sum(ce * valid), 'correct': jnp.sum(correct * valid),
             'count': jnp.sum(valid)}
 
-  def finalize(self, sums, config):
+  def finalize(self, sums):
     count = float(sums['count'])
     return {'loss': float(sums['loss_sum']) / count, 'accuracy': float(sums['correct']) / count,
             'count': count}
 
-  def write_images(self, workdir, step, batch, outputs, config):
+  def write_images(self, workdir, step, batch, outputs, *, num_images=4):
     pass
 
 

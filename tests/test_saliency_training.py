@@ -3,24 +3,21 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 from PIL import Image
 
-from jaxseg.data import transforms
+from jaxseg.data import DatasetInfo, transforms
 from jaxseg.metrics import saliency as sal_metrics
 from jaxseg.train.tasks import get_task
 from jaxseg.train.tasks import saliency as sal_task
 from jaxseg.viz import heatmaps
 
 
-def _config(**loss):
-  config = ml_collections.ConfigDict()
-  config.loss = ml_collections.ConfigDict(loss)
-  config.data = ml_collections.ConfigDict({"normalization": "none"})
-  config.num_images = 2
-  return config
+def _task(normalization="none", **loss):
+  info = DatasetInfo(task="saliency", num_classes=0, ignore_label=None, image_shape=(16, 16, 3),
+                     splits={}, normalization=normalization)
+  return get_task("saliency").bind(loss, info)
 
 
 def _batch(seed=0, n=3, size=16):
@@ -34,13 +31,13 @@ def _batch(seed=0, n=3, size=16):
 
 
 def test_registered_as_saliency():
-  assert get_task("saliency") is sal_task.TASK
+  assert get_task("saliency") is sal_task.TASK is sal_task.SaliencyTask
 
 
 def test_loss_is_euclidean_against_max_scaled_resized_target():
   batch = _batch()
   outputs = jax.random.uniform(jax.random.key(0), (3, 8, 8, 1))
-  loss, scalars = sal_task.TASK.loss(outputs, {}, batch, _config(name="euclidean"))
+  loss, scalars = _task(name="euclidean").loss(outputs, {}, batch)
   # The target: the density shrunk to 8 x 8 (antialiased bilinear), divided by its maximum.
   small = jax.image.resize(jnp.asarray(batch["density"]), (3, 8, 8), "linear", antialias=True)
   target = np.asarray(small) / np.asarray(small).max(axis=(1, 2), keepdims=True)
@@ -55,31 +52,31 @@ def test_loss_options_and_errors():
   batch = _batch(n=2, size=8)
   outputs = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
   d = jnp.asarray(batch["density"])
-  kl, _ = sal_task.TASK.loss(outputs, {}, batch, _config(name="kl", target="sum"))
+  kl, _ = _task(name="kl", target="sum").loss(outputs, {}, batch)
   from jaxseg.losses import saliency as sal_losses
   assert float(kl) == pytest.approx(float(sal_losses.saliency_kl(outputs, d)), rel=1e-5)
-  bce, _ = sal_task.TASK.loss(outputs, {}, batch, _config(name="bce"))
+  bce, _ = _task(name="bce").loss(outputs, {}, batch)
   target = d / d.max(axis=(1, 2), keepdims=True)
   assert float(bce) == pytest.approx(float(sal_losses.saliency_bce(outputs, target)), rel=1e-5)
-  centered, _ = sal_task.TASK.loss(outputs, {}, batch, _config(target="centered"))
+  centered, _ = _task(target="centered").loss(outputs, {}, batch)
   expected = sal_losses.euclidean_loss(outputs, (255 * target - 127) / 128)
   assert float(centered) == pytest.approx(float(expected), rel=1e-5)
   with pytest.raises(ValueError, match="config.loss.name must be one of"):
-    sal_task.TASK.loss(outputs, {}, batch, _config(name="l1"))
+    _task(name="l1")
   with pytest.raises(ValueError, match="config.loss.target must be one of"):
-    sal_task.TASK.loss(outputs, {}, batch, _config(target="mean"))
+    _task(target="mean")
 
 
 def test_eval_sums_and_finalize_are_per_image_means():
   batch = _batch(seed=2, n=4)
   batch["valid"] = np.array([True, True, False, True])  # the third is padding
   outputs = jax.random.uniform(jax.random.key(2), (4, 8, 8, 1))
-  config = _config(name="euclidean")
+  task = _task(name="euclidean")
   # By hand: each metric of each valid image, skipping NaN (the last image has no fixations).
   # The maps are scored min-max scaled to [0, 1], so maps shifted negative score the same.
   outputs = outputs - 0.5
-  sums = jax.jit(lambda o, b: sal_task.TASK.eval_sums(o, {}, b, config))(outputs, batch)
-  metrics = sal_task.TASK.finalize(jax.device_get(sums), config)
+  sums = jax.jit(lambda o, b: task.eval_sums(o, {}, b))(outputs, batch)
+  metrics = task.finalize(jax.device_get(sums))
   outputs = (outputs - outputs.min(axis=(1, 2, 3), keepdims=True)) / (
       outputs.max(axis=(1, 2, 3), keepdims=True) - outputs.min(axis=(1, 2, 3), keepdims=True))
   keys = jax.random.split(jax.random.key(0), 4)
@@ -97,22 +94,25 @@ def test_eval_sums_and_finalize_are_per_image_means():
   assert float(sums["nss_count"]) == 2.0  # image 3 has no fixations, image 2 is padding
 
 
-def test_display_images_inverts_normalize():
+def test_denormalize_inverts_normalize():
   pixels = np.random.default_rng(0).integers(0, 256, (2, 3, 4, 3)).astype(np.uint8)
   for normalization in transforms.NORMALIZATIONS:
-    back = sal_task.display_images(transforms.normalize(pixels, normalization), normalization)
+    back = transforms.denormalize(transforms.normalize(pixels, normalization), normalization)
     np.testing.assert_array_equal(back, pixels)
 
 
-def test_write_images_layout(tmp_path):
+@pytest.mark.parametrize("normalization", ["none", "salnet"])
+def test_write_images_layout(tmp_path, normalization):
   batch = _batch(n=3, size=12)
+  pixels = np.random.default_rng(4).integers(0, 256, (3, 12, 12, 3)).astype(np.uint8)
+  batch["image"] = transforms.normalize(pixels, normalization)
   outputs = np.random.default_rng(1).random((3, 6, 6, 1)).astype(np.float32)
-  sal_task.TASK.write_images(str(tmp_path), 7, batch, outputs, _config())
+  _task(normalization).write_images(str(tmp_path), 7, batch, outputs, num_images=2)
   png = np.asarray(Image.open(os.path.join(str(tmp_path), "images", "step_000007.png")))
   # num_images=2 rows of three 12 x 12 cells, padded by 2 pixels.
   assert png.shape == (2 * 12 + 3 * 2, 3 * 12 + 4 * 2, 3)
   # The first cell is the image itself; the third is its overlay with the prediction's heatmap.
-  image0 = sal_task.display_images(batch["image"][:1], "none")[0]
+  image0 = pixels[0]  # the input as it was before normalisation: RGB, unstretched
   np.testing.assert_array_equal(png[2:14, 2:14], image0)
   np.testing.assert_array_equal(png[2:14, 30:42], heatmaps.heatmap_overlay(image0, outputs[0]))
 

@@ -128,8 +128,8 @@ def test_plateau_schedule_divides_rate_when_metric_stalls(tmp_path):
   model = fx.TinyNet()
 
   class FrozenTask(fx.SoftmaxTask):
-    def loss(self, outputs, endpoints, batch, config):
-      loss, aux = super().loss(outputs, endpoints, batch, config)
+    def loss(self, outputs, endpoints, batch):
+      loss, aux = super().loss(outputs, endpoints, batch)
       return 0.0 * loss, aux
 
   fx.run_tiny(config, str(tmp_path), task=FrozenTask(), model=model)

@@ -41,7 +41,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every = 50
   config.best_metric = 'mean_iou'
   config.best_mode = 'max'
-  config.palette = 'voc'
   config.init_from = ''  # torchvision VGG16 weights, .safetensors (see the docstring)
 
   config.model.name = 'deeplab_v1'
@@ -58,7 +57,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.scale_range = (1.0, 1.0)
   config.data.flip = True
 
-  config.loss.ignore_label = 255
   config.loss.normalize = True
 
   config.optimizer.name = 'sgd'

@@ -41,7 +41,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every = 50
   config.best_metric = 'mean_iou'
   config.best_mode = 'max'
-  config.palette = 'voc'
   config.init_from = ''  # torchvision ResNet-101 weights, .safetensors (see the docstring)
 
   config.model.name = 'deeplab_v2'
@@ -60,7 +59,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.scale_range = (0.5, 1.5)
   config.data.flip = True
 
-  config.loss.ignore_label = 255
   config.loss.normalize = True
   config.loss.aux_weight = 1.0               # every scale's own loss, as the paper
 

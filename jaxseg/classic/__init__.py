@@ -13,3 +13,35 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``normalized_cut``: Shi-Malik normalized cuts.
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
+from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
+from jaxseg.classic.graph_cut import binary_graph_cut, grid_min_cut
+from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
+from jaxseg.classic.normalized_cut import (
+    ncut_spectrum,
+    ncut_value,
+    normalized_cut,
+    partition_graph,
+    pixel_affinity,
+)
+from jaxseg.classic.thresholding import (
+    apply_thresholds,
+    threshold_multiotsu,
+    threshold_otsu,
+)
+
+__all__ = [
+    'apply_thresholds',
+    'binary_graph_cut',
+    'chan_vese',
+    'grid_min_cut',
+    'morphological_chan_vese',
+    'ncut_spectrum',
+    'ncut_value',
+    'normalized_cut',
+    'partition_graph',
+    'pixel_affinity',
+    'rgb_to_gray',
+    'rgb_to_lab',
+    'threshold_multiotsu',
+    'threshold_otsu',
+]

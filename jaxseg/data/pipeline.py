@@ -59,7 +59,9 @@ def dataset_info(data_config) -> registry.DatasetInfo:
       image_shape=_output_hw(spec.task, options, train=True) + (3,), splits=splits,
       eval_image_shape=_output_hw(spec.task, options, train=False) + (3,),
       map_shape=_pair(options["map_size"], "map_size") if spec.task == "saliency" else None,
-      train_split=options["train_split"], eval_split=options["eval_split"])
+      train_split=options["train_split"], eval_split=options["eval_split"],
+      class_names=spec.names(options) if spec.task != "saliency" else (),
+      palette=spec.palette, normalization=options["normalization"])
 
 
 def _output_hw(task: str, options: dict, *, train: bool) -> tuple[int, int]:

@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from jaxseg.viz import palettes
+
 __all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "DatasetUnavailableError", "build_lock",
            "describe", "get_builder", "list_datasets", "resolve_options"]
 
@@ -112,6 +114,13 @@ class DatasetInfo:
     eval_image_shape: ``(H, W, 3)`` of evaluation batches' images.
     map_shape: ``(h, w)`` of saliency maps, else None.
     train_split, eval_split: the split names selected by the options.
+    class_names: one name per class (``num_classes`` of them; ``()`` for saliency). Datasets
+      without published names use ``class_<k>``.
+    palette: the colour map of the dataset's masks, ``'voc'`` or ``'cityscapes'``
+      (:func:`jaxseg.viz.get_palette`); None for datasets without masks.
+    normalization: the input normalisation the pipeline applies
+      (:func:`jaxseg.data.transforms.normalize`; :func:`~jaxseg.data.transforms.denormalize`
+      inverts it for display).
   """
   task: str
   num_classes: int
@@ -122,6 +131,9 @@ class DatasetInfo:
   map_shape: tuple[int, int] | None = None
   train_split: str = "train"
   eval_split: str = "test"
+  class_names: tuple[str, ...] = ()
+  palette: str | None = None
+  normalization: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +154,8 @@ class DatasetSpec:
     ignore_label: mask ignore value (segmentation only).
     derive: ``options -> options`` filling defaults that depend on other options (a synthetic
       dataset's crop and map sizes default to its generated size), or None.
+    class_names: ``options -> tuple of names``, or None (``class_<k>``).
+    palette: ``'voc'`` or ``'cityscapes'`` for datasets with masks, else None.
   """
   name: str
   task: str
@@ -153,6 +167,14 @@ class DatasetSpec:
   defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
   ignore_label: int | None = None
   derive: Callable[[dict], dict] | None = None
+  class_names: Callable[[dict], tuple[str, ...]] | None = None
+  palette: str | None = None
+
+  def names(self, options: dict) -> tuple[str, ...]:
+    """The class names under ``options``: the spec's, else ``class_0 .. class_<K-1>``."""
+    if self.class_names is not None:
+      return tuple(self.class_names(options))
+    return tuple(f"class_{k}" for k in range(int(self.num_classes(options))))
 
   def all_options(self) -> dict[str, tuple[Any, str]]:
     """Every option this dataset accepts with its default and description."""
@@ -343,6 +365,26 @@ def _const(n):
   return lambda options: n
 
 
+# The viz layer holds the palettes' class names (one copy for data, tasks and overlays).
+_VOC_CLASSES = palettes.VOC_CLASSES
+_CITYSCAPES_CLASSES = palettes.CITYSCAPES_CLASSES
+_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                    "ship", "truck")
+_DIGIT_CLASSES = tuple(str(k) for k in range(10))
+
+
+def _shape_class_names(options):
+  from jaxseg.data import synthetic  # pylint: disable=g-import-not-at-top
+  kinds = synthetic.SHAPE_KINDS
+  return ("background",) + tuple(f"{kinds[(k - 1) % len(kinds)]}_{k}"
+                                 for k in range(1, options["num_shape_classes"] + 1))
+
+
+def _pet_class_names(options):
+  return ("pet", "background", "border") if options["pet_mask"] == "trimap" else (
+      "background", "pet")
+
+
 _SYNTHETIC_COMMON = {
     "synthetic_size": (64, "side of the generated images"),
     "num_train": (2000, "training examples generated"),
@@ -361,6 +403,7 @@ _register(DatasetSpec(
     name="digits", task="classification",
     doc="scikit-learn's 8x8 UCI handwritten digits (1797), upsampled; offline.",
     make_builder=_digits_builder, num_classes=_const(10), decode=_decode_classification,
+    class_names=_const(_DIGIT_CLASSES),
     options={"digits_size": (32, "side the 8x8 digits are upsampled to when building"),
              "num_test": (297, "test examples (stratified split)"),
              "split_seed": (0, "seed of the stratified train/test split")}))
@@ -372,6 +415,8 @@ for _name, _n, _size, _eval in (("mnist", 10, 28, "test"), ("cifar10", 10, 32, "
       doc=f"tfds's {_name} builder, built as ArrayRecord without TensorFlow.",
       make_builder=_tfds_classification(_name), num_classes=_const(_n),
       decode=_decode_classification,
+      class_names={"mnist": _const(_DIGIT_CLASSES),
+                   "cifar10": _const(_CIFAR10_CLASSES)}.get(_name),
       defaults={"image_size": _size, "eval_split": _eval,
                 **({"crop_padding": 4, "flip": True} if _name.startswith("cifar") else {}),
                 **({"flip": True, "normalization": "imagenet"}
@@ -380,7 +425,7 @@ _register(DatasetSpec(
     name="shapes_segmentation", task="segmentation",
     doc="Synthetic circles, rectangles and triangles with masks; deterministic from a seed.",
     make_builder=_shapes_builder, num_classes=lambda o: o["num_shape_classes"] + 1,
-    decode=_decode_segmentation, ignore_label=255,
+    decode=_decode_segmentation, ignore_label=255, class_names=_shape_class_names, palette="voc",
     options={**_SYNTHETIC_COMMON,
              "num_shape_classes": (3, "foreground classes K (the dataset has K + 1)"),
              "max_shapes": (3, "most shapes per image")},
@@ -401,17 +446,20 @@ _register(DatasetSpec(
     name="voc2012_segmentation", task="segmentation",
     doc="PASCAL VOC 2012 segmentation (1464 train, 1449 val) from VOCtrainval_11-May-2012.",
     make_builder=_voc_builder("voc"), num_classes=_const(21), decode=_decode_segmentation,
-    ignore_label=255, defaults={"eval_split": "validation"}))
+    ignore_label=255, class_names=_const(_VOC_CLASSES), palette="voc",
+    defaults={"eval_split": "validation"}))
 _register(DatasetSpec(
     name="voc2012_sbd", task="segmentation",
     doc="VOC 2012 train merged with SBD (train_aug, 10582), VOC 2012 val held out (1449).",
     make_builder=_voc_builder("sbd"), num_classes=_const(21), decode=_decode_segmentation,
-    ignore_label=255, defaults={"eval_split": "validation"}))
+    ignore_label=255, class_names=_const(_VOC_CLASSES), palette="voc",
+    defaults={"eval_split": "validation"}))
 _register(DatasetSpec(
     name="oxford_iiit_pet", task="segmentation",
     doc="tfds's Oxford-IIIT Pet with its trimaps.",
     make_builder=_pet_builder, num_classes=lambda o: 3 if
     o["pet_mask"] == "trimap" else 2, decode=_decode_pet, ignore_label=255,
+    class_names=_pet_class_names, palette="voc",
     options={"pet_mask": ("binary", "'binary': pet 1, background 0, border 255 (ignored); "
                                     "'trimap': pet 0, background 1, border 2")},
     defaults={"crop_size": 256, "eval_size": 512}))
@@ -419,13 +467,14 @@ _register(DatasetSpec(
     name="cityscapes", task="segmentation",
     doc="tfds's Cityscapes (manual download), labelIds mapped to the 19 train ids.",
     make_builder=_cityscapes_builder, num_classes=_const(19),
-    decode=_decode_cityscapes, ignore_label=255,
+    decode=_decode_cityscapes, ignore_label=255, class_names=_const(_CITYSCAPES_CLASSES),
+    palette="cityscapes",
     defaults={"crop_size": 769, "eval_size": 1024, "eval_split": "validation"}))
 _register(DatasetSpec(
     name="scene_parse150", task="segmentation",
     doc="ADE20K SceneParsing (150 classes, 'other' ignored) from ADEChallengeData2016.zip.",
     make_builder=_ade20k_builder, num_classes=_const(150),
-    decode=_decode_scene_parse150, ignore_label=255,
+    decode=_decode_scene_parse150, ignore_label=255, palette="voc",
     defaults={"crop_size": 512, "eval_size": 512, "eval_split": "validation"}))
 _register(DatasetSpec(
     name="salicon", task="saliency",

@@ -29,6 +29,7 @@ __all__ = [
     "SALNET_BGR_MEAN",
     "center_crop",
     "center_pad_or_crop",
+    "denormalize",
     "fit_and_pad",
     "horizontal_flip",
     "mean_pixel",
@@ -142,6 +143,43 @@ def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
   if normalization == "none":
     return x / 255.0
   raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+
+
+def denormalize(image: np.ndarray, normalization: str) -> np.ndarray:
+  """Inverts :func:`normalize`: network inputs back to displayable uint8 RGB pixels.
+
+  * ``'imagenet'``: ``255 (x std + mean)``;
+  * ``'caffe_bgr'``: ``(x + [104.00699, 116.66877, 122.67892])[..., ::-1]`` (BGR back to RGB);
+  * ``'salnet'``: ``(127.5 x + [100, 110, 118])[..., ::-1]``;
+  * ``'none'``: ``255 x``;
+
+  then rounded and clipped to ``[0, 255]``. No min-max stretch: a dark image stays dark, so an
+  overlay shows what the network saw. ``denormalize(normalize(x, n), n) == x`` for uint8 ``x``.
+
+  Args:
+    image: ``(..., 3)`` float, the output of :func:`normalize` (or a network input).
+    normalization: one of ``'imagenet'``, ``'caffe_bgr'``, ``'salnet'``, ``'none'``.
+
+  Returns:
+    uint8 RGB array of the same shape.
+
+  Example:
+    >>> pixel = np.array([[[10, 20, 30]]], np.uint8)
+    >>> denormalize(normalize(pixel, 'caffe_bgr'), 'caffe_bgr')[0, 0].tolist()
+    [10, 20, 30]
+  """
+  x = np.asarray(image, np.float32)
+  if normalization == "imagenet":
+    x = (x * IMAGENET_STD + IMAGENET_MEAN) * np.float32(255.0)
+  elif normalization == "caffe_bgr":
+    x = (x + CAFFE_BGR_MEAN)[..., ::-1]
+  elif normalization == "salnet":
+    x = (x * np.float32(127.5) + SALNET_BGR_MEAN)[..., ::-1]
+  elif normalization == "none":
+    x = x * np.float32(255.0)
+  else:
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+  return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
 def _nearest_indices(in_size: int, out_size: int) -> np.ndarray:

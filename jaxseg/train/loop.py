@@ -117,8 +117,7 @@ def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mapping[str, np.ndarray]],
-             mesh: jax.sharding.Mesh, task: Task, config: ml_collections.ConfigDict,
-             max_batches: int = -1) -> tuple[dict[str, float], Any]:
+             mesh: jax.sharding.Mesh, task: Task, max_batches: int = -1) -> tuple[dict[str, float], Any]:
   """Runs ``eval_step`` over ``batches``, sums the task's metric sums, and finalises once.
 
   Args:
@@ -126,8 +125,7 @@ def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mappin
     state: the train state.
     batches: local (per-process) eval batches; a ``'valid'`` mask marks padding.
     mesh: the mesh.
-    task: the task (``finalize``).
-    config: the experiment config.
+    task: the bound task (``finalize``).
     max_batches: stop after this many batches; -1 = the whole split.
 
   Returns:
@@ -143,7 +141,7 @@ def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mappin
     sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
   if sums is None:
     raise ValueError('the evaluation split produced no batches')
-  return task.finalize(jax.device_get(sums), config), first
+  return task.finalize(jax.device_get(sums)), first
 
 
 @dataclasses.dataclass
@@ -295,7 +293,7 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
   def evaluate_and_log(state, step):
     metrics, first = evaluate(eval_step=c.eval_step, state=state,
                               batches=make_eval_iterator(**processes), mesh=c.mesh, task=task,
-                              config=config, max_batches=config.get('eval_steps', -1))
+                              max_batches=config.eval_steps)
     logger.log(step, 'eval', metrics)
     _track_best(best, metrics, step, config)
     return metrics, first
@@ -346,7 +344,7 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
           outputs = c.predict(state, sharding.make_global_batch(first, c.mesh))
           if jax.process_index() == 0:
             task.write_images(workdir, step, first, _local_rows(outputs, len(first['image'])),
-                              config)
+                              num_images=config.num_images)
       if save_now:
         ckpt.save(step, state, train_iter, metrics=eval_metrics if evaluate_now else None)
       if preempted:
@@ -407,34 +405,19 @@ def _track_best(best: dict[str, Any], metrics: Mapping[str, float], step: int,
     best.update(value=value, step=step)
 
 
-def _model_kwargs(config: ml_collections.ConfigDict, info: Any) -> dict[str, Any]:
-  kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
+def _model_kwargs(config: ml_collections.ConfigDict, task_class: Any,
+                  info: Any) -> dict[str, Any]:
+  """``config.model`` (less ``name``) over what the dataset implies, with the compute dtype."""
+  implied = task_class.model_kwargs(info)
+  kwargs = {**implied, **{k: v for k, v in config.model.to_dict().items() if k != 'name'}}
   kwargs['dtype'] = steps.compute_dtype(config.dtype)
-  if (config.task in ('classification', 'segmentation') and 'num_classes' not in kwargs
-      and getattr(info, 'num_classes', None)):
-    kwargs['num_classes'] = info.num_classes
-  dataset_classes = getattr(info, 'num_classes', None)
-  if (config.task in ('classification', 'segmentation') and dataset_classes
-      and kwargs.get('num_classes', dataset_classes) < dataset_classes):
+  if kwargs.get('num_classes', 0) < implied.get('num_classes', 0):
     # Labels past the last logit would make the loss NaN at the first step: say why up front.
     raise ValueError(
         f'config.model.num_classes={kwargs["num_classes"]} but dataset {config.data.name!r} '
-        f'has {dataset_classes} classes: expected at least {dataset_classes} (or leave it unset '
-        'to take the dataset\'s).')
+        f'has {implied["num_classes"]} classes: expected at least {implied["num_classes"]} (or '
+        'leave it unset to take the dataset\'s).')
   return kwargs
-
-
-def _splits(info: Any) -> tuple[str, str]:
-  """The dataset's (train, eval) splits: ``DatasetInfo.train_split``/``eval_split`` (which follow
-  ``config.data`` options), else 'train' and the first of validation/val/test."""
-  splits = tuple(getattr(info, 'splits', ()) or ())
-  train_split = getattr(info, 'train_split', None) or 'train'
-  eval_split = getattr(info, 'eval_split', None)
-  if not eval_split:
-    eval_split = next((s for s in ('validation', 'val', 'test') if s in splits), None)
-  if not eval_split:
-    raise ValueError(f'dataset has no evaluation split (validation/val/test) among {splits}')
-  return train_split, eval_split
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -461,10 +444,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   sharding.maybe_initialize_distributed()
   validate_config(config)
-  task = get_task(config.task)
   info = jaxseg_data.dataset_info(config.data)
-  model = jaxseg_models.get_model(config.model.name, **_model_kwargs(config, info))
-  train_split, eval_split = _splits(info)
+  if config.task != info.task:
+    raise ValueError(f'config.task={config.task!r} but dataset {config.data.name!r} is a '
+                     f'{info.task!r} dataset')
+  task_class = get_task(info.task)
+  task = task_class.bind(config.loss, info)
+  model = jaxseg_models.get_model(config.model.name, **_model_kwargs(config, task_class, info))
+  train_split, eval_split = info.train_split, info.eval_split
 
   def make_train_iterator(*, process_index, process_count):
     return jaxseg_data.make_iterator(

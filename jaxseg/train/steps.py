@@ -57,9 +57,9 @@ def make_train_step(*, model: nn.Module, task: Task, tx: optax.GradientTransform
 
   Args:
     model: a Flax module returning ``(outputs, endpoints)``.
-    task: the task (loss).
+    task: the bound task (loss).
     tx: the optimizer.
-    config: the experiment config (``dtype`` and whatever the task reads).
+    config: the experiment config (``dtype``).
 
   Returns:
     The (unjitted) step function.
@@ -73,7 +73,7 @@ def make_train_step(*, model: nn.Module, task: Task, tx: optax.GradientTransform
       variables = {**state.variables(), 'params': params}
       outputs, endpoints, new_variables = _apply(model, variables, batch, train=True, dtype=dtype,
                                                  dropout_rng=dropout_rng)
-      loss, scalars = task.loss(outputs, endpoints, batch, config)
+      loss, scalars = task.loss(outputs, endpoints, batch)
       return loss.astype(jnp.float32), (scalars, new_variables)
 
     (loss, (scalars, new_variables)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
@@ -104,7 +104,7 @@ def make_eval_step(*, model: nn.Module, task: Task, config: ml_collections.Confi
 
   def eval_step(state: TrainState, batch: Mapping[str, jax.Array]):
     outputs, endpoints, _ = _apply(model, state.variables(), batch, train=False, dtype=dtype)
-    return task.eval_sums(outputs, endpoints, batch, config)
+    return task.eval_sums(outputs, endpoints, batch)
 
   return eval_step
 
