@@ -691,7 +691,10 @@ def format_table(results: Mapping[str, Mapping[str, float]],
 
   Example:
     >>> print(format_table({'Centre': {'similarity': 0.4, 'cc': 0.5, 'auc_shuffled': 0.5,
-    ...                                'auc_borji': 0.8, 'auc_judd': 0.8}}))  # doctest: +SKIP
+    ...                                'auc_borji': 0.8, 'auc_judd': 0.8}}))
+    Model   Similarity      CC  AUC shuffled  AUC Borji  AUC Judd
+    -------------------------------------------------------------
+    Centre       0.400   0.500         0.500      0.800     0.800
   """
   names = list(results)
   width = max([len("Model")] + [len(n) for n in names])

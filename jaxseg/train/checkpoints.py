@@ -178,10 +178,19 @@ class Checkpointer:
     best_mode: ``'max'`` or ``'min'``.
 
   Example:
-    >>> ckpt = Checkpointer('/tmp/run/checkpoints', keep=3, best_metric='accuracy',
-    ...                     best_mode='max')
-    >>> ckpt.save(100, state, data_iterator)  # doctest: +SKIP
-    >>> state = ckpt.restore(ckpt.latest_step(), abstract_state, data_iterator)  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> class Position:  # any iterator with grain's get_state/set_state
+    ...   position = 0
+    ...   def get_state(self): return {'position': self.position}
+    ...   def set_state(self, state): self.position = state['position']
+    >>> workdir = tempfile.mkdtemp()
+    >>> with Checkpointer(os.path.join(workdir, 'checkpoints'), keep=3, best_metric='accuracy',
+    ...                   best_mode='max') as ckpt:
+    ...   it = Position(); it.position = 7
+    ...   ckpt.save(100, {'w': jnp.arange(3.0)}, it)
+    ...   step, state = ckpt.restore_latest({'w': jnp.zeros(3)}, Position())
+    >>> step, state['w'].tolist()
+    (100, [0.0, 1.0, 2.0])
   """
 
   def __init__(self, directory: str, *, keep: int, best_metric: str, best_mode: str):

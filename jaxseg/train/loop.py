@@ -434,9 +434,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   Returns:
     The final evaluation metrics plus ``step``, ``best_<metric>`` and ``best_step``.
 
-  Example:
-    >>> from experiments.configs import digits_lenet  # doctest: +SKIP
-    >>> train_and_evaluate(digits_lenet.get_config(), '/tmp/lenet')  # doctest: +SKIP
+  Example (trains LeNet-5 on the offline digits set; about a minute on a laptop CPU)::
+
+    from experiments.configs import lenet5_digits
+    train_and_evaluate(lenet5_digits.get_config(), '/tmp/lenet')
   """
   # Imported here so the loop's building blocks stay usable without the data and model layers.
   from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
