@@ -15,6 +15,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from jaxseg import train
+from jaxseg.train import platform
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to an experiment config file (experiments/configs/*.py).',
@@ -28,6 +29,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+  platform.announce_platform()
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

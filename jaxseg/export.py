@@ -16,6 +16,7 @@ which is what FCN does inside the model and what whole-image inference
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from typing import Any, Callable
 
@@ -104,12 +105,16 @@ def export_model(model: Any, variables: Any, *, input_shape: Any = ('b', 'h', 'w
   return jax_export.export(jax.jit(forward), platforms=platforms)(spec)
 
 
-def save_exported(exported: jax_export.Exported, path: str | os.PathLike) -> None:
+def save_exported(exported: jax_export.Exported, path: str | os.PathLike, *,
+                  pad_value: Any = 0.0) -> None:
   """Writes an exported model to ``path`` (a small header, then JAX's serialisation).
 
   Args:
     exported: from ``export_model``.
     path: the file to write; its folder must exist.
+    pad_value: the input value (scalar or per channel) ``load_exported`` pads with up to the
+      spatial multiple: 0 for a network input; for a model exported with a ``preprocess``, the
+      pixel that it maps to 0 (so the padding equals the model's own zero padding).
   """
   if not isinstance(exported, jax_export.Exported):
     raise TypeError(f'exported must be a jax.export.Exported (from export_model), got '
@@ -117,8 +122,13 @@ def save_exported(exported: jax_export.Exported, path: str | os.PathLike) -> Non
   folder = os.path.dirname(os.fspath(path)) or '.'
   if not os.path.isdir(folder):
     raise ValueError(f'path {os.fspath(path)!r}: folder {folder!r} does not exist.')
+  pad = np.broadcast_to(np.asarray(pad_value, np.float64), (exported.in_avals[0].shape[3],))
+  if not np.all(np.isfinite(pad)):
+    raise ValueError(f'pad_value must be finite, got {pad_value!r}.')
+  header = json.dumps({'pad_value': pad.tolist()}).encode() + b'\n'
   with open(path, 'wb') as f:
     f.write(_MAGIC)
+    f.write(header)
     f.write(exported.serialize())
 
 
@@ -139,10 +149,12 @@ class ExportedModel:
   Attributes:
     exported: the ``jax.export.Exported``.
     multiples: ``(height, width)`` multiples the exported function takes; inputs of other sizes
-      are padded bottom/right with zeros and the output cropped back to the input size.
+      are padded bottom/right with ``pad_value`` and the output cropped back to the input size.
+    pad_value: ``(C,)`` the padding value per input channel.
   """
   exported: jax_export.Exported
   multiples: tuple[int, int]
+  pad_value: tuple[float, ...] = (0.0, 0.0, 0.0)
 
   def __call__(self, x: Any) -> jax.Array:
     aval = self.exported.in_avals[0]
@@ -152,7 +164,11 @@ class ExportedModel:
     height, width = x.shape[1:3]
     pad_h = -height % self.multiples[0]
     pad_w = -width % self.multiples[1]
-    padded = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0))) if pad_h or pad_w else x
+    padded = x
+    if pad_h or pad_w:
+      fill = jnp.asarray(self.pad_value, x.dtype)
+      padded = jnp.broadcast_to(fill, (x.shape[0], height + pad_h, width + pad_w, x.shape[3]))
+      padded = padded.at[:, :height, :width].set(x)
     output = self.exported.call(padded)
     if output.ndim == 4 and output.shape[1:3] == padded.shape[1:3]:
       output = output[:, :height, :width]
@@ -187,6 +203,9 @@ def load_exported(path: str | os.PathLike) -> ExportedModel:
   if not data.startswith(_MAGIC):
     raise ValueError(f'{os.fspath(path)!r} is not a jaxseg export (its header is not '
                      f'{_MAGIC!r}).')
-  exported = jax_export.deserialize(bytearray(data[len(_MAGIC):]))
+  header_end = data.index(b'\n', len(_MAGIC))
+  header = json.loads(data[len(_MAGIC):header_end])
+  exported = jax_export.deserialize(bytearray(data[header_end + 1:]))
   shape = exported.in_avals[0].shape
-  return ExportedModel(exported, (_spatial_multiple(shape[1]), _spatial_multiple(shape[2])))
+  return ExportedModel(exported, (_spatial_multiple(shape[1]), _spatial_multiple(shape[2])),
+                       tuple(header['pad_value']))

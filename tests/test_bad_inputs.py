@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from jaxseg import data, inference, losses, models, nn, ops, viz
+from jaxseg.inference.saliency import SaliencyEvaluator
 from jaxseg.metrics import classification as mc
 from jaxseg.metrics import saliency as ms
 from jaxseg.metrics import segmentation as mseg
@@ -52,7 +53,7 @@ def _nan_model_labels():
 
 
 def _evaluator_update(saliency, **kwargs):
-  evaluator = ms.SaliencyEvaluator(key=KEY, n_splits=2)
+  evaluator = SaliencyEvaluator(key=KEY, n_splits=2)
   fix = np.zeros((2, 4, 4), np.uint8)
   fix[:, 1, 1] = 1
   evaluator.update(saliency, fix, np.ones((2, 4, 4), np.float32), **kwargs)
@@ -322,10 +323,10 @@ CASES = [
      'density'),
     ('info_gain baseline 1-D', lambda: ms.info_gain(MAP, FIX, jnp.ones(4)), ValueError,
      'baseline'),
-    ('evaluator key None', lambda: ms.SaliencyEvaluator(key=None), ValueError, 'key'),
-    ('evaluator n_other 0', lambda: ms.SaliencyEvaluator(key=KEY, n_other=0), ValueError,
+    ('evaluator key None', lambda: SaliencyEvaluator(key=None), ValueError, 'key'),
+    ('evaluator n_other 0', lambda: SaliencyEvaluator(key=KEY, n_other=0), ValueError,
      'n_other'),
-    ('evaluator n_splits 0', lambda: ms.SaliencyEvaluator(key=KEY, n_splits=0), ValueError,
+    ('evaluator n_splits 0', lambda: SaliencyEvaluator(key=KEY, n_splits=0), ValueError,
      'n_splits'),
     ('evaluator NaN map', lambda: _evaluator_update(np.full((2, 4, 4), NAN, np.float32)),
      ValueError, r'saliency.*image\(s\) \[0, 1\]'),
@@ -493,6 +494,19 @@ def test_saliency_metric_of_a_nan_pixel_is_nan(name, metric):
   assert np.isnan(float(jitted(NAN_MAP, FIX)))
 
 
+def test_per_image_scores_of_a_nan_map_are_nan_not_skipped():
+  # The training task's evaluation path: a NaN map must not be skipped like an image without
+  # fixations (which is the benchmark's own NaN).
+  fix = jnp.zeros((2, 4, 4), jnp.uint8).at[:, 1, 1].set(1)
+  maps = jnp.stack([MAP, NAN_MAP])
+  sums = jax.jit(lambda s: ms.per_image_scores(s, fix, fix.astype(jnp.float32), key=KEY,
+                                               metrics=('cc', 'nss')))(maps)
+  assert np.isnan(float(sums['cc_sum'])) and float(sums['cc_count']) == 2.0
+  padded = ms.per_image_scores(maps, fix, fix.astype(jnp.float32), key=KEY, metrics=('cc',),
+                               valid=jnp.array([True, False]))
+  assert np.isfinite(float(padded['cc_sum'])) and float(padded['cc_count']) == 1.0
+
+
 def test_top_k_correct_under_jit_counts_nan_rows_wrong():
   logits = jnp.array([[NAN] * 3, [0.0, 1.0, 2.0], [NAN, 5.0, 0.0]])
   labels = jnp.array([0, 2, 1])
@@ -545,7 +559,7 @@ def test_dropout_is_still_flax_dropout():
 
 @pytest.mark.slow  # compiles the evaluator's batch scorer (~20 s on 2 loaded cores)
 def test_padding_rows_with_nan_are_skipped_by_valid():
-  evaluator = ms.SaliencyEvaluator(key=KEY, n_splits=2)
+  evaluator = SaliencyEvaluator(key=KEY, n_splits=2)
   fix = np.zeros((2, 4, 4), np.uint8)
   fix[:, 1, 1] = fix[:, 2, 2] = 1
   maps = np.asarray(MAP)[None].repeat(2, 0)

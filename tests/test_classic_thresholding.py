@@ -50,6 +50,28 @@ def _exact_variance(prob, bins_):
   return total
 
 
+def _exact_dp(prob, classes):
+  """The exact optimum in float64: the same recursion in NumPy, first (lowest) start on ties."""
+  bins = len(prob)
+  index = np.arange(bins, dtype=np.float64)
+  weight = np.concatenate([[0.0], np.cumsum(prob.astype(np.float64))])
+  moment = np.concatenate([[0.0], np.cumsum(prob * index)])
+  p = weight[None, 1:] - weight[:-1, None]
+  s = moment[None, 1:] - moment[:-1, None]
+  upper = np.arange(bins)[:, None] <= np.arange(bins)[None, :]
+  score = np.where(upper & (p > 0), s * s / np.where(p > 0, p, 1.0), -np.inf)
+  best, starts = score[0], []
+  for _ in range(1, classes):
+    candidate = np.concatenate([np.full((1, bins), -np.inf), best[:-1, None] + score[1:]])
+    starts.append(candidate.argmax(0))
+    best = candidate.max(0)
+  cuts, end = [], bins - 1
+  for start in reversed(starts):
+    cuts.append(int(start[end]) - 1)
+    end = start[end] - 1
+  return cuts[::-1]
+
+
 def _check_multiotsu(name, classes):
   filters = pytest.importorskip('skimage.filters')
   exposure = pytest.importorskip('skimage.exposure')
@@ -63,6 +85,8 @@ def _check_multiotsu(name, classes):
   got_bins = [int(np.argmin(np.abs(centres - t))) for t in got]
   width = centres[1] - centres[0]
   np.testing.assert_allclose(got, centres[got_bins], atol=1e-3 * width)
+  # The exact optimum of scikit-image's own histogram, found in float64.
+  assert got_bins == _exact_dp(prob, classes)
   if (name, classes) in _KNOWN_DIFFERENCES:
     assert got_bins != expected_bins, 'a documented difference disappeared: update the list'
     assert _exact_variance(prob, got_bins) > _exact_variance(prob, expected_bins)

@@ -79,7 +79,8 @@ def test_eval_sums_and_finalize_are_per_image_means():
   metrics = task.finalize(jax.device_get(sums))
   outputs = (outputs - outputs.min(axis=(1, 2, 3), keepdims=True)) / (
       outputs.max(axis=(1, 2, 3), keepdims=True) - outputs.min(axis=(1, 2, 3), keepdims=True))
-  keys = jax.random.split(jax.random.key(0), 4)
+  # per_image_scores: image i's AUC-Judd jitter key is the first of split(split(key, B)[i], 3).
+  keys = [jax.random.split(k, 3)[0] for k in jax.random.split(jax.random.key(0), 4)]
   for name, fn in [("cc", lambda i: sal_metrics.cc(outputs[i, ..., 0], batch["density"][i])),
                    ("nss", lambda i: sal_metrics.nss(outputs[i, ..., 0], batch["fixations"][i])),
                    ("auc_judd", lambda i: sal_metrics.auc_judd(
@@ -92,6 +93,38 @@ def test_eval_sums_and_finalize_are_per_image_means():
     assert metrics[name] == pytest.approx(np.mean(values), abs=1e-5), name
     assert float(sums[f"{name}_count"]) == len(values)
   assert float(sums["nss_count"]) == 2.0  # image 3 has no fixations, image 2 is padding
+  # KLD by hand (KLdiv.m) of the min-max scaled map, resized as imresize (clamped to [0, 1]):
+  # the signed map itself would give P < 0. tests/test_metrics_saliency.py holds the evaluator
+  # to the same oracle.
+  by_hand = []
+  for i in (0, 1, 3):
+    p = np.clip(np.asarray(jax.image.resize(outputs[i, ..., 0], (16, 16), "cubic"),
+                           np.float64), 0, 1)
+    p, q = p / p.sum(), batch["density"][i] / batch["density"][i].sum()
+    by_hand.append(np.sum(q * np.log(sal_metrics.MATLAB_EPS + q / (p + sal_metrics.MATLAB_EPS))))
+  assert metrics["kld"] == pytest.approx(np.mean(by_hand), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_training_task_and_evaluator_report_the_same_numbers_for_signed_maps():
+  # One evaluation path: the evaluator (two merged batches) reports the task's numbers, KL
+  # divergence included, for maps of both signs (the deep SalNet's output is about [-1, 1]).
+  # Before they shared per_image_scores, the evaluator fed the raw signed map to KLD.
+  from jaxseg.inference.saliency import SaliencyEvaluator
+  batch = _batch(seed=2, n=4)
+  batch["valid"] = np.array([True, True, False, True])
+  signed = jax.random.uniform(jax.random.key(2), (4, 8, 8, 1)) - 0.5
+  task = _task()
+  metrics = task.finalize(jax.device_get(task.eval_sums(signed, {}, batch)))
+  evaluator = SaliencyEvaluator(key=jax.random.key(0), n_splits=2, n_other=1)
+  for rows in (slice(0, 2), slice(2, 4)):
+    evaluator.update(signed[rows], batch["fixations"][rows], batch["density"][rows],
+                     valid=batch["valid"][rows])
+  result = evaluator.result()
+  for name in ("cc", "nss", "similarity", "kld"):
+    assert result[name] == pytest.approx(metrics[name], rel=1e-5, abs=1e-6), name
+  # AUC-Judd's jitter (1e-7) only breaks ties, which these continuous maps do not have.
+  assert result["auc_judd"] == pytest.approx(metrics["auc_judd"], abs=1e-6)
 
 
 def test_denormalize_inverts_normalize():

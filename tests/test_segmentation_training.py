@@ -76,7 +76,10 @@ def test_fcn8s_overfits_four_synthetic_images(tmp_path):
 
   task.write_images(str(tmp_path), 200, jax.device_get(batch), np.asarray(outputs))
   grid = np.array(Image.open(os.path.join(tmp_path, 'images', 'step_000200.png')))
-  assert grid.shape == (4 * 34 + 2, 3 * 34 + 2, 3)
+  # Four rows of image | truth | prediction, 32x32 tiles enlarged 5x (to at least 160 pixels),
+  # under a title row and above a legend (jaxseg.viz.labelled_segmentation_grid).
+  assert grid.shape[1] == 3 * 32 * 5 + 2 * 2
+  assert grid.shape[0] > 4 * 32 * 5 + 2 * 2 + 18
 
 
 def test_task_eval_sums_skip_padded_examples_and_ignored_pixels():

@@ -13,9 +13,12 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 * ``normalized_cut``: Shi-Malik normalized cuts.
 * ``grabcut``: GrabCut (Rother, Kolmogorov & Blake 2004).
 """
+from jaxseg.classic.alpha_expansion import alpha_expansion
+from jaxseg.classic.clustering import kmeans, kmeans_plusplus, kmeans_segment
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
 from jaxseg.classic.graph_cut import binary_graph_cut, grid_min_cut
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
+from jaxseg.classic.mrf import mrf_energy, mrf_map, trws
 from jaxseg.classic.normalized_cut import (
     ncut_spectrum,
     ncut_value,
@@ -30,11 +33,17 @@ from jaxseg.classic.thresholding import (
 )
 
 __all__ = [
+    'alpha_expansion',
     'apply_thresholds',
     'binary_graph_cut',
     'chan_vese',
     'grid_min_cut',
+    'kmeans',
+    'kmeans_plusplus',
+    'kmeans_segment',
     'morphological_chan_vese',
+    'mrf_energy',
+    'mrf_map',
     'ncut_spectrum',
     'ncut_value',
     'normalized_cut',
@@ -44,4 +53,5 @@ __all__ = [
     'rgb_to_lab',
     'threshold_multiotsu',
     'threshold_otsu',
+    'trws',
 ]

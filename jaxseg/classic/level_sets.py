@@ -121,35 +121,43 @@ def _delta(x):
   return 1.0 / (1.0 + x * x)
 
 
+def _sum_hw(x):
+  return jnp.sum(x, axis=(-2, -1), keepdims=True)
+
+
 def _means(image, weight):
-  """Weighted means inside and outside; a region that is empty keeps its (zero) sum."""
-  inside = jnp.sum(weight)
-  outside = jnp.sum(1.0 - weight)
-  c1 = jnp.sum(image * weight)
-  c2 = jnp.sum(image * (1.0 - weight))
+  """Weighted means inside and outside per image; a region that is empty keeps its (zero) sum."""
+  inside = _sum_hw(weight)
+  outside = _sum_hw(1.0 - weight)
+  c1 = _sum_hw(image * weight)
+  c2 = _sum_hw(image * (1.0 - weight))
   c1 = jnp.where(inside != 0, c1 / jnp.where(inside != 0, inside, 1.0), c1)
   c2 = jnp.where(outside != 0, c2 / jnp.where(outside != 0, outside, 1.0), c2)
   return c1, c2
 
 
+def _pad_edge(x):
+  return jnp.pad(x, ((0, 0), (1, 1), (1, 1)), mode='edge')
+
+
 def _cv_energy(image, phi, mu, lambda1, lambda2):
-  """skimage's _cv_energy: region fit with the smoothed Heaviside, plus mu times the length."""
+  """skimage's _cv_energy per image (N,): region fit with the smoothed Heaviside, plus length."""
   h = _heaviside(phi)
   c1, c2 = _means(image, h)
   fit = lambda1 * (image - c1) ** 2 * h + lambda2 * (image - c2) ** 2 * (1.0 - h)
-  p = jnp.pad(phi, 1, mode='edge')
-  fy = (p[2:, 1:-1] - p[:-2, 1:-1]) / 2.0
-  fx = (p[1:-1, 2:] - p[1:-1, :-2]) / 2.0
+  p = _pad_edge(phi)
+  fy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) / 2.0
+  fx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) / 2.0
   length = mu * _delta(phi) * jnp.sqrt(fx ** 2 + fy ** 2)
-  return jnp.sum(fit) + jnp.sum(length)
+  return jnp.sum(fit + length, axis=(-2, -1))
 
 
 def _cv_step(image, phi, mu, lambda1, lambda2, dt):
   """One semi-implicit step, Getreuer (2012) eq. (22) with Jacobi updates, as skimage."""
   eta = 1e-16
-  p = jnp.pad(phi, 1, mode='edge')
-  centre = p[1:-1, 1:-1]
-  right, left, down, up = p[1:-1, 2:], p[1:-1, :-2], p[2:, 1:-1], p[:-2, 1:-1]
+  p = _pad_edge(phi)
+  centre = p[:, 1:-1, 1:-1]
+  right, left, down, up = p[:, 1:-1, 2:], p[:, 1:-1, :-2], p[:, 2:, 1:-1], p[:, :-2, 1:-1]
   phixp, phixn, phix0 = right - centre, centre - left, (right - left) / 2.0
   phiyp, phiyn, phiy0 = down - centre, centre - up, (down - up) / 2.0
   c1 = 1.0 / jnp.sqrt(eta + phixp ** 2 + phiy0 ** 2)
@@ -166,25 +174,33 @@ def _cv_step(image, phi, mu, lambda1, lambda2, dt):
 
 @functools.partial(jax.jit, static_argnames=('max_iterations',))
 def _chan_vese(image, phi, mu, lambda1, lambda2, tol, dt, *, max_iterations):
-  image = image - jnp.min(image)
-  top = jnp.max(image)
+  """A batch (N, H, W). The step counter is shared: an image that has met `tol` stays frozen
+  while the others go on, so the energies are written at one index for all (no scatter)."""
+  image = image - jnp.min(image, axis=(-2, -1), keepdims=True)
+  top = jnp.max(image, axis=(-2, -1), keepdims=True)
   image = jnp.where(top != 0, image / jnp.where(top != 0, top, 1.0), image)
   dtype = image.dtype
   mu, lambda1, lambda2, tol, dt = (jnp.asarray(x, dtype) for x in (mu, lambda1, lambda2, tol, dt))
+  batch = image.shape[0]
 
   def cond(state):
-    i, _, phivar, _, _ = state
-    return (phivar > tol) & (i < max_iterations)
+    i, _, active, _, _ = state
+    return jnp.any(active) & (i < max_iterations)
 
   def body(state):
-    i, phi, _, energy, energies = state
+    i, phi, active, energy, energies = state
     new_phi = _cv_step(image, phi, mu, lambda1, lambda2, dt)
-    phivar = jnp.sqrt(jnp.mean((new_phi - phi) ** 2))
-    energies = energies.at[i].set(energy)  # skimage records the energy before each step
-    return i + 1, new_phi, phivar, _cv_energy(image, new_phi, mu, lambda1, lambda2), energies
+    phivar = jnp.sqrt(jnp.mean((new_phi - phi) ** 2, axis=(-2, -1)))
+    # skimage records the energy before each step.
+    energies = lax.dynamic_update_slice(energies, jnp.where(active, energy, jnp.nan)[:, None],
+                                        (jnp.zeros_like(i), i))
+    phi = jnp.where(active[:, None, None], new_phi, phi)
+    energy = _cv_energy(image, phi, mu, lambda1, lambda2)
+    return i + 1, phi, active & (phivar > tol), energy, energies
 
-  energies = jnp.full((max_iterations,), jnp.nan, dtype)
-  state = (jnp.int32(0), phi, tol + 1, _cv_energy(image, phi, mu, lambda1, lambda2), energies)
+  energies = jnp.full((batch, max_iterations), jnp.nan, dtype)
+  state = (jnp.int32(0), phi, jnp.ones((batch,), bool), _cv_energy(image, phi, mu, lambda1,
+                                                                    lambda2), energies)
   _, phi, _, _, energies = lax.while_loop(cond, body, state)
   return phi > 0, phi, energies
 
@@ -249,12 +265,14 @@ def chan_vese(image: Any, *, mu: float = 0.25, lambda1: float = 1.0, lambda2: fl
   dt = _check_positive(dt, 'dt')
   max_iterations = _check_count(max_iterations, 'max_iterations', minimum=1)
   phi = _initial_level_set(init, image.shape, image.dtype, morphological=False)
-  run = functools.partial(_chan_vese, max_iterations=max_iterations)
-  if image.ndim == 3:
-    phi = jnp.broadcast_to(phi, image.shape)
-    return jax.vmap(run, in_axes=(0, 0) + (None,) * 5)(image, phi, mu, lambda1, lambda2, tol,
-                                                        dt)
-  return run(image, phi, mu, lambda1, lambda2, tol, dt)
+  batched = image.ndim == 3
+  image = image if batched else image[None]
+  phi = jnp.broadcast_to(phi, image.shape)
+  segmentation, phi, energies = _chan_vese(image, phi, mu, lambda1, lambda2, tol, dt,
+                                           max_iterations=max_iterations)
+  if batched:
+    return segmentation, phi, energies
+  return segmentation[0], phi[0], energies[0]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -141,7 +141,15 @@ def _multiotsu_one(gray, classes, nbins, integer_bins, int_exact):
   # score[i, j]: the class of bins i..j contributes S^2 / P (its share of the between-class
   # variance up to constants); empty classes and i > j are impossible (-inf).
   p = (weight[None, 1:] - weight[:-1, None])
-  s = (moment[None, 1:] - moment[:-1, None]).astype(jnp.float32)
+  # Intensities measured from an integer `shift` near the mean: the objective changes by a
+  # constant, its terms become the (small) between-class variance instead of the (large) raw
+  # second moment, and S - shift * P stays an exact integer. float32 then separates tuples
+  # whose exact variances differ by 1e-7 relative (raw moments would not).
+  if int_exact:
+    shift = moment[-1] // jnp.maximum(weight[-1], 1)
+  else:
+    shift = jnp.round(moment[-1] / jnp.maximum(weight[-1], 1.0))
+  s = ((moment[None, 1:] - moment[:-1, None]) - shift * p).astype(jnp.float32)
   pf = p.astype(jnp.float32)
   upper = jnp.arange(bins)[:, None] <= jnp.arange(bins)[None, :]
   score = jnp.where(upper & (p > 0), s * s / jnp.where(p > 0, pf, 1.0), -jnp.inf)

@@ -118,7 +118,9 @@ def _validate(unary, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_r
 
 
 def _softmax(logits):
-  return jax.nn.softmax(logits, axis=-1)
+  # exp(x - logsumexp(x)): jax.nn.softmax's fused max/sum/divide became an XLA:CPU fusion that
+  # absorbed the positional filter's taps and ran ~5x slower than the whole filter.
+  return jnp.exp(logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True))
 
 
 def _mean_field(unary, valid, filters, weights, compat, iterations):
@@ -128,8 +130,10 @@ def _mean_field(unary, valid, filters, weights, compat, iterations):
   q0 = _softmax(-unary)
 
   def step(_, q):
-    q = q * mask
-    message = sum(w * f(q) for w, f in zip(weights, filters))
+    # Barriers keep XLA from fusing the previous softmax (and the lattice slice) into every tap
+    # of the positional filter, which recomputed them dozens of times per iteration.
+    q = jax.lax.optimization_barrier(q * mask)
+    message = sum(jax.lax.optimization_barrier(w * f(q)) for w, f in zip(weights, filters))
     if compat is None:
       return _softmax(message - unary)
     return _softmax(-unary - jnp.einsum('bhwk,lk->bhwl', message, compat))
@@ -141,8 +145,11 @@ def _mean_field(unary, valid, filters, weights, compat, iterations):
 
 def _normalised(apply, mask):
   """x -> n * K(n * x), n = 1 / sqrt(K 1 + 1e-20) on valid pixels (densecrf's symmetric norm)."""
-  norm = jnp.where(mask > 0, jax.lax.rsqrt(apply(mask) + 1e-20), 0.0)
-  return lambda x: norm * apply(norm * x)
+  # Barriers materialise the filter inputs: fused into the taps of a filter they were
+  # recomputed per tap.
+  norm = jax.lax.optimization_barrier(
+      jnp.where(mask > 0, jax.lax.rsqrt(apply(mask) + 1e-20), 0.0))
+  return lambda x: norm * apply(jax.lax.optimization_barrier(norm * x))
 
 
 def _gaussian_1d(x, axis, std):
@@ -152,7 +159,8 @@ def _gaussian_1d(x, axis, std):
   taps = np.exp(-0.5 * (np.arange(radius + 1) / std) ** 2).astype(np.float32)
   pad = [(0, 0)] * x.ndim
   pad[axis] = (radius, radius)
-  xp = jnp.pad(x, pad)
+  # Materialised once: a pad fused into every tap became a bounds check per element and tap.
+  xp = jax.lax.optimization_barrier(jnp.pad(x, pad))
 
   def shifted(t):
     return jax.lax.slice_in_dim(xp, radius + t, radius + t + size, axis=axis)

@@ -40,84 +40,135 @@ __all__ = ['Lattice', 'build_lattice', 'build_lattice_traced', 'lattice_filter']
 
 
 class Lattice(NamedTuple):
-  """Splat/slice and blur indices of a (batched) permutohedral lattice.
+  """Splat, blur and slice indices of a (batched) permutohedral lattice.
+
+  ``P`` points (the batch's pixels, flattened), ``S`` lattice slots (the images' vertices in
+  disjoint ranges, then idle slots) and one more, the always-zero dummy slot ``S``.
 
   Attributes:
-    offsets: ``(P, d+1)`` int32, the lattice slot of each vertex of each point's simplex; the
-      last slot (``S``) is an always-zero dummy used by invalid points and absent neighbours.
+    offsets: ``(P, d+1)`` int32, the slot of each vertex of each point's simplex (the dummy
+      for invalid points).
     weights: ``(P, d+1)`` float32 barycentric weights (zero for invalid points).
+    splat_src: ``(R, C)`` int32 points, the splat contributions grouped by slot in rows of
+      ``C`` (a slot with more than ``C`` contributions spans several rows).
+    splat_weights: ``(R, C)`` float32 their barycentric weights (zero in padding).
+    splat_slot: ``(R,)`` int32 the slot of each row, non-decreasing.
     neighbors: ``(d+1, 2, S+1)`` int32, the two neighbours of each slot along each direction.
   """
   offsets: jax.Array
   weights: jax.Array
+  splat_src: jax.Array
+  splat_weights: jax.Array
+  splat_slot: jax.Array
   neighbors: jax.Array
 
 
-def _build_one(features: np.ndarray):
-  """Lattice of one image's valid points: (offsets (n, d+1), weights, neighbours, M)."""
+class _Built(NamedTuple):
+  offsets: np.ndarray       # (n, d+1) slot of each vertex
+  weights: np.ndarray       # (n, d+1) barycentric weights
+  sorted_slot: np.ndarray   # (n (d+1),) slots of the contributions, sorted
+  sorted_point: np.ndarray  # (n (d+1),) their points
+  sorted_weight: np.ndarray  # (n (d+1),) their weights
+  counts: np.ndarray        # (M,) contributions per slot
+  neighbors: np.ndarray     # (d+1, 2, M), -1 where absent
+
+
+def _build_one(features: np.ndarray) -> _Built:
+  """The lattice of one image's valid points (features ``(n, d)``), as densecrf builds it.
+
+  Vectorised over the points (arrays ``(d+1, n)``); every step mirrors
+  ``Permutohedral::init`` of densecrf, in float32 as there, so the same vertices result.
+  """
   n, d = features.shape
   d1 = d + 1
-  f = features.astype(np.float32)
+  f = np.ascontiguousarray(features.T, dtype=np.float32)
   # Elevation y = E f (Adams et al. p. 5) with the scale of a unit Gaussian (p. 6).
-  inv_std_dev = np.float32(math.sqrt(2.0 / 3.0) * d1)
-  scale = (inv_std_dev / np.sqrt((np.arange(d) + 1.0) * (np.arange(d) + 2.0))).astype(np.float32)
-  cf = f * scale
-  tail = np.zeros((n, d1), np.float32)
-  tail[:, :d] = np.cumsum(cf[:, ::-1], axis=1)[:, ::-1]  # tail[:, j] = sum_{k >= j} cf[:, k]
-  elevated = tail.copy()
-  elevated[:, 1:] -= np.arange(1, d1, dtype=np.float32) * cf
+  inv_std_dev = math.sqrt(2.0 / 3.0) * d1
+  elevated = np.empty((d1, n), np.float32)
+  running = np.zeros(n, np.float32)
+  for j in range(d, 0, -1):
+    cf = f[j - 1] * np.float32(inv_std_dev / math.sqrt((j + 1) * j))
+    elevated[j] = running - np.float32(j) * cf
+    running += cf
+  elevated[0] = running
   # The closest remainder-0 point, by rounding each coordinate to a multiple of d+1.
-  v = elevated / np.float32(d1)
-  up = np.ceil(v) * d1
-  down = np.floor(v) * d1
-  rem0 = np.where(up - elevated < elevated - down, up, down).astype(np.int64)
-  total = rem0.sum(1) // d1
-  # The rank of each residual (0 = largest; ties: the earlier coordinate ranks first).
+  down_factor = np.float32(1.0 / d1)
+  v = elevated * down_factor
+  up = np.ceil(v) * np.float32(d1)
+  down = np.floor(v) * np.float32(d1)
+  rem0 = np.where(up - elevated < elevated - down, up, down)
+  total = np.rint(rem0.sum(0, dtype=np.float64) / d1).astype(np.int32)
+  # The rank of each residual (0 = largest), by densecrf's pairwise comparisons.
   diff = elevated - rem0
-  greater = diff[:, None, :] > diff[:, :, None]
-  tie_before = (diff[:, None, :] == diff[:, :, None]) & np.tri(d1, d1, -1, dtype=bool)[None]
-  rank = (greater | tie_before).sum(2) + total[:, None]
+  rank = np.zeros((d1, n), np.int32)
+  for i in range(d1):
+    for j in range(i + 1, d1):
+      less = diff[i] < diff[j]
+      rank[i] += less
+      rank[j] += ~less
+  rank += total
   # Points off the plane (sum != 0) are brought back by wrapping the ranks.
   low, high = rank < 0, rank > d
-  rank = np.where(low, rank + d1, np.where(high, rank - d1, rank))
-  rem0 = np.where(low, rem0 + d1, np.where(high, rem0 - d1, rem0))
-  # Barycentric coordinates (p. 10).
-  values = (elevated - rem0).astype(np.float32) / np.float32(d1)
-  bary = np.zeros((n, d + 2), np.float32)
-  np.put_along_axis(bary, d - rank, values, axis=1)
-  minus = np.zeros((n, d + 2), np.float32)
-  np.put_along_axis(minus, d - rank + 1, values, axis=1)
-  bary -= minus
-  bary[:, 0] += 1.0 + bary[:, d1]
-  bary = bary[:, :d1]
-  # The keys (first d coordinates) of the d+1 vertices of each simplex.
-  r, j = np.meshgrid(np.arange(d1), np.arange(d1), indexing='ij')
-  canonical = np.where(j <= d - r, r, r - d1)  # canonical[remainder, rank]
-  keys = rem0[:, None, :d] + canonical[:, rank[:, :d]].transpose(1, 0, 2)  # (n, d+1, d)
-  keys = keys.reshape(-1, d)
-  # One int64 per key (mixed radix with room for the +-d neighbour moves).
-  low_key = keys.min(0) - d1
-  span = keys.max(0) - low_key + d1 + 1
-  if np.sum(np.log2(span.astype(np.float64))) > 62:
+  rank += d1 * (low.astype(np.int32) - high.astype(np.int32))
+  rem0 += np.float32(d1) * (low.astype(np.float32) - high.astype(np.float32))
+  # Barycentric coordinates (p. 10): value i goes to d - rank_i, minus to the next.
+  values = (elevated - rem0) * down_factor
+  by_rank = np.empty((d1, n), np.float32)
+  by_rank[d - rank, np.arange(n)[None, :]] = values
+  bary = np.zeros((d + 2, n), np.float32)
+  bary[:d1] = by_rank
+  bary[1:] -= by_rank
+  bary[0] += np.float32(1.0) + bary[d1]
+  bary = bary[:d1]
+  # Vertex r of a simplex has key rem0 + canonical[r, rank] on its first d coordinates, with
+  # canonical[r, k] = r - (d+1) [k > d - r]. Keys become one int64 (mixed radix, with room for
+  # the +-d moves to the neighbours).
+  rem0_int = rem0[:d].astype(np.int64)
+  low_key = rem0_int.min(1) - 2 * d1
+  span = rem0_int.max(1) + 2 * d1 - low_key + 1
+  code_bits = float(np.sum(np.log2(span.astype(np.float64))))
+  if code_bits > 62:
     raise ValueError('the lattice keys do not fit in 62 bits: the features span too many '
                      'standard deviations (is a std far too small?).')
   stride = np.ones(d, np.int64)
   for i in range(d - 2, -1, -1):
     stride[i] = stride[i + 1] * span[i + 1]
-  codes = (keys - low_key) @ stride
-  unique, inverse = np.unique(codes, return_inverse=True)
+  base = ((rem0_int - low_key[:, None]) * stride[:, None]).sum(0)
+  codes = np.empty((d1, n), np.int64)
+  for r in range(d1):
+    wrapped = ((rank[:d] > d - r) * stride[:, None]).sum(0)
+    codes[r] = base + r * int(stride.sum()) - d1 * wrapped
+  codes = codes.reshape(-1)
+  # Sort the contributions by key: pack (key, index) into one int64 when it fits (NumPy's sort
+  # of int64 is several times faster than argsort), else argsort.
+  index_bits = max(int(codes.size - 1).bit_length(), 1)
+  if math.ceil(code_bits) + index_bits <= 63:
+    packed = np.sort((codes << index_bits) | np.arange(codes.size, dtype=np.int64))
+    order = packed & ((1 << index_bits) - 1)
+    sorted_codes = packed >> index_bits
+  else:
+    order = np.argsort(codes)
+    sorted_codes = codes[order]
+  new = np.empty(codes.size, bool)
+  new[0] = True
+  np.not_equal(sorted_codes[1:], sorted_codes[:-1], out=new[1:])
+  sorted_slot = (np.cumsum(new) - 1).astype(np.int32)
+  unique = sorted_codes[new]
   m = unique.shape[0]
-  offsets = inverse.reshape(n, d1).astype(np.int32)
+  inverse = np.empty(codes.size, np.int32)
+  inverse[order] = sorted_slot
+  counts = np.diff(np.append(np.flatnonzero(new), codes.size))
   neighbors = np.empty((d1, 2, m), np.int32)
+  all_down = -int(stride.sum())
   for axis in range(d1):
-    step = -np.ones(d, np.int64)
-    if axis < d:
-      step[axis] = d
+    delta = all_down + (d1 * int(stride[axis]) if axis < d else 0)
     for side, sign in enumerate((1, -1)):
-      target = unique + sign * int(step @ stride)
+      target = unique + sign * delta
       found = np.minimum(np.searchsorted(unique, target), m - 1)
       neighbors[axis, side] = np.where(unique[found] == target, found, -1)
-  return offsets, bary, neighbors, m
+  return _Built(offsets=inverse.reshape(d1, n).T, weights=bary.T,
+                sorted_slot=sorted_slot, sorted_point=(order % n).astype(np.int32),
+                sorted_weight=bary.reshape(-1)[order], counts=counts, neighbors=neighbors)
 
 
 def _features(image: np.ndarray, xy_std: float, rgb_std: float | None) -> np.ndarray:
@@ -131,36 +182,74 @@ def _features(image: np.ndarray, xy_std: float, rgb_std: float | None) -> np.nda
   return np.stack(parts, axis=1)
 
 
-def _capacity_bucket(m: int) -> int:
-  # Round up to 1/8 of the leading power of two: at most 12.5% of idle slots, few shapes.
+def _bucket(m: int) -> int:
+  # Round up to 1/8 of the leading power of two: at most 12.5% idle, few distinct shapes.
   if m <= 64:
     return 64
-  step = 2 ** (max(m.bit_length() - 1, 0) - 3)
+  step = 2 ** (m.bit_length() - 4)
   return -(-m // step) * step
 
 
-def _assemble(images, valid, xy_std, rgb_std, capacity):
+# A scatter-add row costs XLA:CPU several gathered rows; rows of C contributions trade one for
+# the other (cost ~ R C + _ROW_COST R, R the number of rows).
+_ROW_COST = 8
+_ROW_SIZES = (1, 2, 4, 8, 16, 32, 64)
+
+
+def _rows(counts, row_size):
+  return int(np.sum(-(-counts // row_size)))
+
+
+def _assemble(images, valid, xy_std, rgb_std, capacity=None, row_size=None, num_rows=None):
+  """Builds each image's lattice and lays them out in one batch of fixed shapes."""
   images = np.asarray(images)
   valid = np.asarray(valid, bool)
   b, h, w = images.shape[:3]
   n = h * w
+  d1 = (2 if rgb_std is None else 5) + 1
   built = []
   for i in range(b):
-    mask = valid[i].reshape(-1)
-    built.append((mask, _build_one(_features(images[i], xy_std, rgb_std)[mask])))
-  d1 = built[0][1][0].shape[1]
-  largest = max(m for _, (_, _, _, m) in built)
+    points = np.flatnonzero(valid[i].reshape(-1))
+    lattice = _build_one(_features(images[i], xy_std, rgb_std)[points]) if points.size else None
+    built.append((points, lattice))
+  lattices = [lat for _, lat in built if lat is not None]
   if capacity is None:
-    capacity = _capacity_bucket(largest)
+    capacity = _bucket(max([lat.counts.size for lat in lattices], default=1))
+  if row_size is None:
+    counts = np.concatenate([lat.counts for lat in lattices] or [np.zeros(0, np.int64)])
+    row_size = min(_ROW_SIZES, key=lambda c: _rows(counts, c) * (c + _ROW_COST))
+  if num_rows is None:
+    num_rows = _bucket(sum(_rows(lat.counts, row_size) for lat in lattices) + 1)
   dummy = b * capacity
   offsets = np.full((b, n, d1), dummy, np.int32)
   weights = np.zeros((b, n, d1), np.float32)
   neighbors = np.full((d1, 2, dummy + 1), dummy, np.int32)
-  for i, (mask, (off, bary, nbr, m)) in enumerate(built):
-    offsets[i, mask] = off + i * capacity
-    weights[i, mask] = bary
-    neighbors[:, :, i * capacity:i * capacity + m] = np.where(nbr < 0, dummy, nbr + i * capacity)
-  return offsets.reshape(b * n, d1), weights.reshape(b * n, d1), neighbors
+  splat_src = np.zeros((num_rows, row_size), np.int32)
+  splat_weights = np.zeros((num_rows, row_size), np.float32)
+  splat_slot = np.full((num_rows,), dummy, np.int32)
+  row = 0
+  for i, (points, lat) in enumerate(built):
+    if lat is None:
+      continue
+    slot0 = i * capacity
+    offsets[i, points] = lat.offsets + slot0
+    weights[i, points] = lat.weights
+    m = lat.counts.size
+    neighbors[:, :, slot0:slot0 + m] = np.where(lat.neighbors < 0, dummy, lat.neighbors + slot0)
+    # Contribution k of slot s (in sorted order) goes to row row_start[s] + k // C, column k % C.
+    rows_per_slot = -(-lat.counts // row_size)
+    row_start = np.cumsum(rows_per_slot) - rows_per_slot + row
+    first = np.cumsum(lat.counts) - lat.counts
+    k = np.arange(lat.sorted_slot.size) - first[lat.sorted_slot]
+    r = row_start[lat.sorted_slot] + k // row_size
+    c = k % row_size
+    splat_src[r, c] = points[lat.sorted_point] + i * n
+    splat_weights[r, c] = lat.sorted_weight
+    splat_slot[row:row + rows_per_slot.sum()] = np.repeat(np.arange(m, dtype=np.int32) + slot0,
+                                                          rows_per_slot)
+    row += int(rows_per_slot.sum())
+  return (offsets.reshape(b * n, d1), weights.reshape(b * n, d1), splat_src, splat_weights,
+          splat_slot, neighbors)
 
 
 def build_lattice(images, valid, *, xy_std: float, rgb_std: float | None = None) -> Lattice:
@@ -176,26 +265,30 @@ def build_lattice(images, valid, *, xy_std: float, rgb_std: float | None = None)
     A ``Lattice`` whose ``B`` images occupy disjoint slot ranges of one common capacity (the
     largest image's vertex count rounded up to few distinct sizes, so jit recompiles rarely).
   """
-  return Lattice(*(jnp.asarray(a) for a in _assemble(images, valid, xy_std, rgb_std, None)))
+  return Lattice(*(jnp.asarray(a) for a in _assemble(images, valid, xy_std, rgb_std)))
 
 
 def build_lattice_traced(images, valid, *, xy_std: float, rgb_std: float | None = None
                          ) -> Lattice:
-  """``build_lattice`` for traced images: a ``jax.pure_callback`` at the worst-case capacity.
+  """``build_lattice`` for traced images: a ``jax.pure_callback`` at the worst-case sizes.
 
-  Every point may create ``d+1`` vertices, so the capacity is ``H * W * (d+1)`` per image:
-  correct for any image, but the blur then runs over many idle slots (slower than
-  ``build_lattice`` with concrete images).
+  Every point may create ``d+1`` vertices, so the capacity is ``H * W * (d+1)`` per image and
+  the splat has one contribution per row: correct for any image, but slower than
+  ``build_lattice`` with concrete images (the blur runs over idle slots).
   """
   b, h, w = images.shape[:3]
   d1 = (2 if rgb_std is None else 5) + 1
   capacity = h * w * d1
+  num_rows = b * capacity
   shapes = (jax.ShapeDtypeStruct((b * h * w, d1), jnp.int32),
             jax.ShapeDtypeStruct((b * h * w, d1), jnp.float32),
+            jax.ShapeDtypeStruct((num_rows, 1), jnp.int32),
+            jax.ShapeDtypeStruct((num_rows, 1), jnp.float32),
+            jax.ShapeDtypeStruct((num_rows,), jnp.int32),
             jax.ShapeDtypeStruct((d1, 2, b * capacity + 1), jnp.int32))
 
   def host(images, valid):
-    return _assemble(images, valid, xy_std, rgb_std, capacity)
+    return _assemble(images, valid, xy_std, rgb_std, capacity, 1, num_rows)
 
   return Lattice(*jax.pure_callback(host, shapes, images, valid, vmap_method='sequential'))
 
@@ -227,10 +320,14 @@ def lattice_filter(values, lattice: Lattice, *, reverse: bool = False):
   num_slots = lattice.neighbors.shape[-1]
   d1 = lattice.offsets.shape[1]
   offsets, weights = lattice.offsets, lattice.weights
-  # Splat one simplex vertex at a time: d+1 scatter-adds of (P, C), never a (P, d+1, C) tensor.
-  grid = jnp.zeros((num_slots, values.shape[1]), values.dtype)
-  for k in range(d1):
-    grid = grid.at[offsets[:, k]].add(weights[:, k, None] * values)
+  # Splat: gather each slot's contributions in rows of C, then one scatter-add per row (a
+  # scatter row costs XLA:CPU far more than a gathered one, so there are ~C times fewer).
+  src, src_weights = lattice.splat_src, lattice.splat_weights
+  rows = src_weights[:, 0, None] * values[src[:, 0]]
+  for c in range(1, src.shape[1]):
+    rows = rows + src_weights[:, c, None] * values[src[:, c]]
+  grid = jax.ops.segment_sum(rows, lattice.splat_slot, num_segments=num_slots,
+                             indices_are_sorted=True)
   for axis in (range(d1 - 1, -1, -1) if reverse else range(d1)):
     grid = grid + 0.5 * (grid[lattice.neighbors[axis, 0]] + grid[lattice.neighbors[axis, 1]])
   alpha = np.float32(1.0 / (1.0 + 2.0 ** -(d1 - 1)))

@@ -64,7 +64,7 @@ def dataset_info(data_config) -> registry.DatasetInfo:
       map_shape=_pair(options["map_size"], "map_size") if spec.task == "saliency" else None,
       train_split=options["train_split"], eval_split=options["eval_split"],
       class_names=spec.names(options) if spec.task != "saliency" else (),
-      palette=spec.palette, normalization=options["normalization"])
+      palette=spec.palette_of(options), normalization=options["normalization"])
 
 
 def _output_hw(task: str, options: dict, *, train: bool) -> tuple[int, int]:
@@ -160,6 +160,7 @@ def process_sample(sample: dict, *, task: str, options: dict, ignore_label: int 
     out["mask"] = np.ascontiguousarray(sample["mask"], np.int32)
   else:
     density = np.ascontiguousarray(sample["density"], np.float32)
+    # Step 3 of the density's scales (docs/saliency.md): peak 1 again after the resize.
     peak = float(density.max())
     out["density"] = density / peak if peak > 0 else density
     out["fixations"] = np.ascontiguousarray(sample["fixations"], np.uint8)

@@ -154,8 +154,11 @@ class DatasetSpec:
     ignore_label: mask ignore value (segmentation only).
     derive: ``options -> options`` filling defaults that depend on other options (a synthetic
       dataset's crop and map sizes default to its generated size), or None.
+    fingerprint: ``options -> str`` naming the content the builder reads (a folder dataset's
+      listing), so that a prepared builder is reused only while its files are unchanged; None.
     class_names: ``options -> tuple of names``, or None (``class_<k>``).
-    palette: ``'voc'`` or ``'cityscapes'`` for datasets with masks, else None.
+    palette: ``'voc'`` or ``'cityscapes'`` for datasets with masks, a function ``options ->
+      palette`` (a folder dataset's own colours), else None.
   """
   name: str
   task: str
@@ -167,8 +170,13 @@ class DatasetSpec:
   defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
   ignore_label: int | None = None
   derive: Callable[[dict], dict] | None = None
+  fingerprint: Callable[[dict], str] | None = None
   class_names: Callable[[dict], tuple[str, ...]] | None = None
-  palette: str | None = None
+  palette: str | Callable[[dict], Any] | None = None
+
+  def palette_of(self, options: dict) -> Any:
+    """The palette under ``options``: the spec's name, or what its function returns."""
+    return self.palette(options) if callable(self.palette) else self.palette
 
   def names(self, options: dict) -> tuple[str, ...]:
     """The class names under ``options``: the spec's, else ``class_0 .. class_<K-1>``."""
@@ -205,6 +213,7 @@ def _decode_segmentation(record, options):
 def _decode_saliency(record, options):
   del options
   return {"image": _rgb(record["image"]),
+          # Step 2 of the density's scales (docs/saliency.md, "The density's scales").
           "density": _single(record["density"]).astype(np.float32) / 255.0,
           "fixations": (_single(record["fixations"]) > 0).astype(np.uint8)}
 
@@ -322,6 +331,68 @@ def _synthetic_saliency_builder(options, data_dir):
       seed=options["synthetic_seed"])
   return synthetic.SyntheticSaliency(data_dir=data_dir, config=config,
                                      file_format="array_record")
+
+
+def _folder_classes(options) -> tuple[tuple[str, ...], tuple | None]:
+  """``image_folder``'s class names and colours: the options', else ``<masks_dir>/classes.json``."""
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  names, palette = tuple(options["class_names"]), tuple(options["palette"]) or None
+  classes_json = os.path.join(options["masks_dir"], "classes.json")
+  if (not names or palette is None) and options["masks_dir"] and os.path.isfile(classes_json):
+    json_names, json_palette = folder.load_classes_json(classes_json)
+    names = names or json_names
+    palette = palette if palette is not None else json_palette
+  if not names:
+    raise ValueError(
+        "image_folder needs its classes: set data.class_names (e.g. ('background', 'cell')) or "
+        f"put a classes.json in data.masks_dir {options['masks_dir']!r} "
+        '({"classes": [{"name": "background", "color": [0, 0, 0]}, ...]}).')
+  if palette is not None and len(palette) != len(names):
+    raise ValueError(f"data.palette has {len(palette)} colours for {len(names)} classes "
+                     f"{names}; give one (r, g, b) per class.")
+  return names, palette
+
+
+def _check_folder_options(options) -> None:
+  for key in ("images_dir", "masks_dir"):
+    if not options[key]:
+      raise ValueError(f"image_folder needs data.{key} (a folder path), got {options[key]!r}.")
+    if not os.path.isdir(options[key]):
+      raise ValueError(f"data.{key} {options[key]!r} is not a folder.")
+  names, _ = _folder_classes(options)
+  ignore = options["ignore_label"]
+  if not isinstance(ignore, int) or isinstance(ignore, bool) or not len(names) <= ignore <= 255:
+    raise ValueError(f"data.ignore_label must be an int in [{len(names)}, 255] (not one of the "
+                     f"{len(names)} classes), got {ignore!r}.")
+
+
+def _image_folder_builder(options, data_dir):
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  _check_folder_options(options)
+  names, palette = _folder_classes(options)
+  split = folder.FolderSplit(train_list=options["train_list"], eval_list=options["eval_list"],
+                             eval_fraction=options["eval_fraction"], seed=options["split_seed"])
+  images_dir, masks_dir = (os.path.abspath(os.path.expanduser(options[k]))
+                           for k in ("images_dir", "masks_dir"))
+  digest = folder.folder_digest(
+      [images_dir, masks_dir, split.train_list, split.eval_list],
+      [names, palette, options["ignore_label"], split.eval_fraction, split.seed])
+  return folder.ImageFolderSegmentation(
+      images_dir=images_dir, masks_dir=masks_dir, split=split, config_name=f"f{digest}",
+      num_classes=len(names), ignore_label=options["ignore_label"], palette=palette,
+      skip_corrupt=options["skip_corrupt"], data_dir=data_dir, file_format="array_record")
+
+
+def _image_folder_fingerprint(options) -> str:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.folder_digest([options[k] for k in ("images_dir", "masks_dir", "train_list",
+                                                    "eval_list")], [])
+
+
+def _camvid_builder(options, data_dir):
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CamVid(skip_corrupt=options["skip_corrupt"], data_dir=data_dir,
+                       file_format="array_record")
 
 
 def _voc_builder(kind):
@@ -496,6 +567,47 @@ _register(DatasetSpec(
     defaults={"train_split": "test"}))
 
 
+_register(DatasetSpec(
+    name="image_folder", task="segmentation",
+    doc="Your own images and masks: data.images_dir and data.masks_dir matched by file stem; "
+        "index PNGs, or colour PNGs with data.palette / classes.json; list-file or seeded splits.",
+    make_builder=_image_folder_builder,
+    num_classes=lambda o: len(_folder_classes(o)[0]), class_names=lambda o: _folder_classes(o)[0],
+    palette=lambda o: _folder_classes(o)[1] or "voc",
+    decode=_decode_segmentation, ignore_label=255, fingerprint=_image_folder_fingerprint,
+    options={
+        "images_dir": ("", "folder of images (any format Pillow reads)"),
+        "masks_dir": ("", "folder of mask PNGs named like the images (a.jpg <-> a.png)"),
+        "class_names": ((), "class names in index order; () -> classes.json in masks_dir"),
+        "palette": ((), "(r, g, b) per class for colour masks (and the overlays); () -> "
+                        "classes.json's colours, else index masks and the VOC colours"),
+        "ignore_label": (255, "mask value never scored (stored as 255)"),
+        "train_list": ("", "file of training image stems, one per line ('' -> seeded split)"),
+        "eval_list": ("", "file of validation image stems ('' -> seeded split)"),
+        "eval_fraction": (0.1, "share held out for validation when there are no list files"),
+        "split_seed": (0, "seed of that hold-out"),
+    },
+    defaults={"eval_split": "validation"}))
+_register(DatasetSpec(
+    name="camvid", task="segmentation",
+    doc="CamVid as SegNet prepared it (367 train, 101 val, 233 test; 360x480; 11 classes, void "
+        "ignored) in the images_prepped_<split>/annotations_prepped_<split> layout.",
+    make_builder=_camvid_builder, num_classes=_const(11),
+    class_names=lambda o: _camvid_classes(), palette=lambda o: _camvid_palette(),
+    decode=_decode_segmentation, ignore_label=255,
+    defaults={"crop_size": 352, "eval_size": 480, "eval_split": "test"}))
+
+
+def _camvid_classes() -> tuple[str, ...]:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CAMVID_CLASSES
+
+
+def _camvid_palette() -> tuple[tuple[int, int, int], ...]:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CAMVID_PALETTE
+
+
 def list_datasets() -> list[str]:
   """Names of every registered dataset, sorted."""
   return sorted(DATASETS)
@@ -650,6 +762,7 @@ def build_lock(data_dir: str, name: str):
 def _prepared(name: str, frozen_options: tuple):
   spec = get_spec(name)
   options = dict(frozen_options)
+  options.pop("__content__", None)  # the fingerprint only keys the cache
   data_dir = resolve_data_dir(options)
   with build_lock(data_dir, name):
     # The builder is made under the lock: it decides at construction whether the files exist.
@@ -686,4 +799,7 @@ def _freeze(value):
 
 def prepared_builder(spec: DatasetSpec, options: dict):
   """The builder of ``options``, prepared in ``data_dir`` once (later calls reuse the files)."""
-  return _prepared(spec.name, _freeze(options))
+  key = _freeze(options)
+  if spec.fingerprint is not None:
+    key += (("__content__", spec.fingerprint(options)),)
+  return _prepared(spec.name, key)

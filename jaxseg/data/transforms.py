@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 from PIL import Image
 
@@ -133,7 +134,9 @@ def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
     >>> normalize(np.full((1, 1, 3), 255, np.uint8), 'none')[0, 0].tolist()
     [1.0, 1.0, 1.0]
   """
-  x = np.asarray(image, np.float32)
+  # jax arrays (and tracers, under jit or jax.export) stay jax arrays: the same formulas serve
+  # the host pipeline and an exported model's built-in preprocessing.
+  x = image.astype(np.float32) if isinstance(image, jax.Array) else np.asarray(image, np.float32)
   if normalization == "imagenet":
     return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
   if normalization == "caffe_bgr":

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg.train import checkpoints
+from jaxseg.train import inference
 from jaxseg.train import init_from
 from jaxseg.train import logging as run_logging
 from jaxseg.train import optimizers
@@ -420,6 +421,23 @@ def _model_kwargs(config: ml_collections.ConfigDict, task_class: Any,
   return kwargs
 
 
+def build_model(config: ml_collections.ConfigDict, info: Any) -> Any:
+  """The model a run trains: ``config.model`` over what the dataset implies (``num_classes``).
+
+  Training and inference (``jaxseg.train.load_for_inference``) build it here, so both agree.
+
+  Args:
+    config: the run's config.
+    info: the dataset's :class:`jaxseg.data.DatasetInfo`.
+
+  Returns:
+    The Flax module.
+  """
+  from jaxseg import models as jaxseg_models  # pylint: disable=g-import-not-at-top
+  return jaxseg_models.get_model(config.model.name,
+                                 **_model_kwargs(config, get_task(info.task), info))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains and evaluates the experiment described by ``config`` in ``workdir``.
 
@@ -441,7 +459,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """
   # Imported here so the loop's building blocks stay usable without the data and model layers.
   from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
-  from jaxseg import models as jaxseg_models  # pylint: disable=g-import-not-at-top
 
   sharding.maybe_initialize_distributed()
   validate_config(config)
@@ -451,7 +468,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
                      f'{info.task!r} dataset')
   task_class = get_task(info.task)
   task = task_class.bind(config.loss, info)
-  model = jaxseg_models.get_model(config.model.name, **_model_kwargs(config, task_class, info))
+  model = build_model(config, info)
+  inference.save_dataset_info(info, workdir)  # what load_for_inference reads back
   train_split, eval_split = info.train_split, info.eval_split
 
   def make_train_iterator(*, process_index, process_count):
@@ -464,5 +482,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         config.data, split=eval_split, global_batch_size=config.batch_size, seed=config.seed,
         train=False, process_index=process_index, process_count=process_count, num_epochs=1)
 
-  return run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
-             make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  results = run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
+                make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  _plot_curves(workdir)
+  return results
+
+
+def _plot_curves(workdir: str) -> None:
+  """``<workdir>/curves.png`` from ``metrics.jsonl`` (process 0); a failure only warns."""
+  if jax.process_index() != 0:
+    return
+  from jaxseg import viz  # pylint: disable=g-import-not-at-top
+  try:
+    viz.plot_curves(viz.read_metrics(os.path.join(workdir, 'metrics.jsonl')),
+                    os.path.join(workdir, 'curves.png'), title=os.path.abspath(workdir))
+  except (OSError, ValueError) as e:  # the run's results stand without the picture
+    print(f'warning: could not draw {workdir}/curves.png: {e}')

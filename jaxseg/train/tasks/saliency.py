@@ -1,4 +1,4 @@
-'''Saliency prediction: regression of a fixation density, scored with the MIT benchmark's metrics.
+"""Saliency prediction: regression of a fixation density, scored with the MIT benchmark's metrics.
 
 Loss options read (``config.loss``):
 
@@ -18,12 +18,14 @@ The batch holds ``image`` ``(B, H, W, 3)``, ``density`` ``(B, h, w)`` and ``fixa
 target resized to ``(h', w')`` for the loss (bilinear, antialiased); the metrics resize the map to
 the fixation map's size, as the MIT benchmark does.
 
-Evaluation scores each map min-max scaled to ``[0, 1]`` (:func:`as_saliency_image`, the image
-the benchmark would receive) and sums, over valid images with a defined score, ``cc``, ``nss``, ``auc_judd``,
-``similarity`` and ``kld`` with a count per metric (an image without fixations has no NSS or AUC);
-:meth:`SaliencyTask.finalize` divides, giving per-image means as the benchmark reports them, and
-adds ``loss``.
-'''
+Evaluation is :func:`jaxseg.metrics.saliency.per_image_scores`, the function
+``jaxseg.inference.saliency.SaliencyEvaluator`` uses too: each map min-max scaled to ``[0, 1]``
+(the image the benchmark would receive), then ``cc``, ``nss``, ``auc_judd``, ``similarity`` and
+``kld`` summed over valid images with a defined score, with a count per metric (an image without
+fixations has no NSS or AUC); :meth:`SaliencyTask.finalize` divides, giving per-image means as the
+benchmark reports them, and adds ``loss``. The density's scales from file to loss are listed in
+``docs/saliency.md`` (section "The density's scales").
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -44,11 +46,11 @@ from jaxseg.viz import grids, heatmaps
 
 LOSSES = ('euclidean', 'bce', 'kl')
 TARGETS = ('max', 'sum', 'centered')
-EVAL_METRICS = ('cc', 'nss', 'auc_judd', 'similarity', 'kld')
+EVAL_METRICS = sal_metrics.TRAINING_METRICS
 
 
 def prepare_target(density: jax.Array, shape: tuple[int, int], target: str) -> jax.Array:
-  r'''Resizes ``density`` to the prediction's size and scales each image as ``target`` says.
+  r"""Resizes ``density`` to the prediction's size and scales each image as ``target`` says.
 
   With :math:`D` the (antialiased bilinear) resized density of one image:
   ``'max'``: :math:`D / \max D` (SALICON's maps in ``[0, 1]``); ``'sum'``: :math:`D / \sum D`
@@ -66,7 +68,7 @@ def prepare_target(density: jax.Array, shape: tuple[int, int], target: str) -> j
   Example:
     >>> prepare_target(jnp.array([[[1.0, 3.0]]]), (1, 2), 'max').tolist()
     [[[0.3333333432674408, 1.0]]]
-  '''
+  """
   density = density.astype(jnp.float32)
   if tuple(density.shape[1:3]) != tuple(shape):
     density = jax.image.resize(density, (density.shape[0],) + tuple(shape), method='linear',
@@ -85,40 +87,6 @@ def _loss_value(name: str, maps: jax.Array, target: jax.Array) -> jax.Array:
   if name == 'bce':
     return sal_losses.saliency_bce(maps, target)
   return sal_losses.saliency_kl(maps, target)
-
-
-def as_saliency_image(saliency: jax.Array) -> jax.Array:
-  r'''A network's map as the benchmark receives it: min-max scaled to ``[0, 1]`` (zeros if flat).
-
-  .. math:: S' = (S - \min S) / (\max S - \min S)
-
-  A regression output may be negative, which KLD cannot take; CC, NSS, AUC and SIM do not change
-  under this positive affine map.
-
-  Args:
-    saliency: one ``(H, W)`` map (vmap for a batch).
-
-  Returns:
-    The ``(H, W)`` map scaled to ``[0, 1]``.
-
-  Example:
-    >>> as_saliency_image(jnp.array([[-1.0, 0.0, 3.0]])).tolist()
-    [[0.0, 0.25, 1.0]]
-  '''
-  low, high = saliency.min(), saliency.max()
-  return jnp.where(high > low, (saliency - low) / jnp.where(high > low, high - low, 1.0), 0.0)
-
-
-def _per_image_scores(saliency: jax.Array, fixations: jax.Array, density: jax.Array,
-                      key: jax.Array) -> dict[str, jax.Array]:
-  saliency = as_saliency_image(saliency)
-  return {
-      'cc': sal_metrics.cc(saliency, density),
-      'nss': sal_metrics.nss(saliency, fixations),
-      'auc_judd': sal_metrics.auc_judd(saliency, fixations, key=key),
-      'similarity': sal_metrics.similarity(saliency, density),
-      'kld': sal_metrics.kld(saliency, density),
-  }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,16 +149,12 @@ class SaliencyTask:
     """Sums of per-image CC, NSS, AUC-Judd, SIM and KLD, and how many images each sums over."""
     del endpoints
     maps = outputs[..., 0]
-    n = maps.shape[0]
-    valid = batch['valid'] if 'valid' in batch else jnp.ones((n,), bool)
-    # A fixed jitter key: evaluations are reproducible and comparable across checkpoints.
-    keys = jax.random.split(jax.random.key(0), n)
-    scores = jax.vmap(_per_image_scores)(maps, batch['fixations'], batch['density'], keys)
-    sums = {}
-    for metric, values in scores.items():
-      counted = valid & ~jnp.isnan(values)
-      sums[f'{metric}_sum'] = jnp.sum(jnp.where(counted, values, 0.0))
-      sums[f'{metric}_count'] = jnp.sum(counted).astype(jnp.float32)
+    valid = batch['valid'] if 'valid' in batch else jnp.ones((maps.shape[0],), bool)
+    # A fixed key (AUC-Judd's tie-breaking jitter): evaluations are reproducible and comparable
+    # across checkpoints.
+    sums = sal_metrics.per_image_scores(maps, batch['fixations'], batch['density'],
+                                        key=jax.random.key(0), valid=valid,
+                                        metrics=EVAL_METRICS)
     target = prepare_target(batch['density'], maps.shape[1:3], self.target)
     per_image_loss = jax.vmap(lambda m, t: _loss_value(self.loss_name, m[None], t[None]))(
         maps, target)
@@ -200,12 +164,7 @@ class SaliencyTask:
 
   def finalize(self, sums: Mapping[str, Any]) -> dict[str, float]:
     """Per-image means of each metric (NaN when no image had a score) and the mean loss."""
-    metrics = {}
-    for metric in EVAL_METRICS + ('loss',):
-      count = float(np.asarray(sums[f'{metric}_count']))
-      total = float(np.asarray(sums[f'{metric}_sum']))
-      metrics[metric] = total / count if count else float('nan')
-    return metrics
+    return sal_metrics.mean_scores(sums, EVAL_METRICS + ('loss',))
 
   def write_images(self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any, *,
                    num_images: int = 4) -> None:

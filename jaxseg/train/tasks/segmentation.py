@@ -155,7 +155,9 @@ class SegmentationTask:
     """Writes ``workdir/images/step_<step>.png``: image | ground truth | prediction per row.
 
     The image is the network's input with the dataset's normalisation undone
-    (:func:`jaxseg.data.transforms.denormalize`): RGB, at its own brightness.
+    (:func:`jaxseg.data.transforms.denormalize`): RGB, at its own brightness. Small tiles are
+    enlarged, a title row names the columns and a legend names the colours of the classes shown
+    (:func:`jaxseg.viz.labelled_segmentation_grid`).
     """
     images = np.asarray(batch['image'])
     predictions = np.argmax(np.asarray(outputs), -1)
@@ -165,10 +167,11 @@ class SegmentationTask:
     keep &= np.arange(len(images)) < num_images
     if not keep.any():
       return
-    grid = viz.segmentation_grid(
+    names = self.class_names or tuple(f'class_{k}' for k in range(self.num_classes))
+    grid = viz.labelled_segmentation_grid(
         transforms.denormalize(images[keep], self.normalization),
-        np.asarray(batch['mask'])[keep], predictions[keep], palette=self.palette,
-        ignore_label=self.ignore_label)
+        np.asarray(batch['mask'])[keep], predictions[keep], class_names=names,
+        palette=self.palette, ignore_label=self.ignore_label)
     viz.save_png(grid, os.path.join(workdir, 'images', f'step_{int(step):06d}.png'))
 
 
