@@ -18,8 +18,8 @@ def _pixels(name, step=4):
   return image.reshape(-1, image.shape[-1] if image.ndim == 3 else 1)
 
 
-@pytest.mark.parametrize('name, k', [('astronaut', 5), ('coins', 3)]
-                         + [(n, 8) for n in REFERENCE_NAMES[:1]])
+@pytest.mark.parametrize('name, k', [('astronaut', 5), ('coins', 3)] + [
+    pytest.param(n, 8, marks=pytest.mark.slow) for n in REFERENCE_NAMES[:1]])
 def test_same_init_equals_sklearn_lloyd(name, k):
   points = _pixels(name)
   init = points[np.random.default_rng(k).choice(len(points), k, replace=False)]
@@ -45,7 +45,8 @@ def test_empty_cluster_is_relocated_as_sklearn():
   assert len(np.unique(labels)) == 5
 
 
-@pytest.mark.parametrize('name, k', [('astronaut', 5)] + [(n, 6) for n in REFERENCE_NAMES[:1]])
+@pytest.mark.parametrize('name, k', [('astronaut', 5)] + [
+    pytest.param(n, 6, marks=pytest.mark.slow) for n in REFERENCE_NAMES[:1]])
 def test_kmeans_plusplus_inertia_within_one_percent_of_sklearn_best_of_ten(name, k):
   points = _pixels(name, step=8)
   best = sklearn_cluster.KMeans(k, n_init=10, random_state=0).fit(points.astype(np.float64))

@@ -26,6 +26,7 @@ from jaxseg.classic.normalized_cut import (
     partition_graph,
     pixel_affinity,
 )
+from jaxseg.classic.region import hierarchical_merge, region_grow
 from jaxseg.classic.thresholding import (
     apply_thresholds,
     threshold_multiotsu,
@@ -38,6 +39,7 @@ __all__ = [
     'binary_graph_cut',
     'chan_vese',
     'grid_min_cut',
+    'hierarchical_merge',
     'kmeans',
     'kmeans_plusplus',
     'kmeans_segment',
@@ -49,6 +51,7 @@ __all__ = [
     'normalized_cut',
     'partition_graph',
     'pixel_affinity',
+    'region_grow',
     'rgb_to_gray',
     'rgb_to_lab',
     'threshold_multiotsu',

@@ -68,8 +68,13 @@ def _bfs_from_sink(sink_res, residual, directed, n):
     new = lax.fori_loop(0, _BFS_UNROLL, lambda _, x: relax(x), d)
     return new, jnp.any(new != d)
 
-  d, _ = lax.while_loop(lambda c: c[1], body, (start, jnp.bool_(True)))
-  return d
+  def counted(carry):
+    d, changed, checks = carry
+    d, changed = body((d, changed))
+    return d, changed, checks + 1
+
+  d, _, checks = lax.while_loop(lambda c: c[1], counted, (start, jnp.bool_(True), jnp.int32(0)))
+  return d, checks
 
 
 def _cut_value(source_side, source_cap, sink_cap, cap_fwd, cap_bwd, connectivity):
@@ -90,7 +95,7 @@ def _cut_value(source_side, source_cap, sink_cap, cap_fwd, cap_bwd, connectivity
 
 def _max_preflow(source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_iterations, tol,
                  relabel_every):
-  """Directed grid min cut by push-relabel; returns (source_side, cut_value, gap, sweeps)."""
+  """Directed grid min cut by push-relabel: (source_side, cut_value, gap, (sweeps, relaxations))."""
   h, w = source_cap.shape[-2:]
   # A residual path to the sink visits each pixel at most once: distances are at most H W, so
   # H W + 1 marks "cannot reach the sink".
@@ -143,25 +148,26 @@ def _max_preflow(source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_itera
     return excess, sink_res, tuple(residual), height
 
   def global_relabel(excess, sink_res, residual):
-    height = _bfs_from_sink(sink_res, residual, directed, n)
+    height, checks = _bfs_from_sink(sink_res, residual, directed, n)
     stranded = jnp.sum(jnp.where(height < big, excess, zero), axis=(-2, -1))
-    return height, stranded
+    return height, stranded, checks
 
   def cond(carry):
-    _, _, _, _, stranded, sweeps = carry
+    _, _, _, _, stranded, sweeps, _ = carry
     return jnp.any(stranded > tol) & (sweeps < max_iterations)
 
   def body(carry):
-    excess, sink_res, residual, height, _, sweeps = carry
+    excess, sink_res, residual, height, _, sweeps, searches = carry
     state = lax.fori_loop(0, relabel_every, lambda _, s: push_relabel(s),
                           (excess, sink_res, residual, height))
     excess, sink_res, residual, _ = state
-    height, stranded = global_relabel(excess, sink_res, residual)
-    return excess, sink_res, residual, height, stranded, sweeps + relabel_every
+    height, stranded, checks = global_relabel(excess, sink_res, residual)
+    return (excess, sink_res, residual, height, stranded, sweeps + relabel_every,
+            searches + checks)
 
-  height0, stranded0 = global_relabel(excess0, sink_res0, residual0)
-  carry = (excess0, sink_res0, residual0, height0, stranded0, jnp.int32(0))
-  _, sink_res, _, height, _, sweeps = lax.while_loop(cond, body, carry)
+  height0, stranded0, checks0 = global_relabel(excess0, sink_res0, residual0)
+  carry = (excess0, sink_res0, residual0, height0, stranded0, jnp.int32(0), checks0)
+  _, sink_res, _, height, _, sweeps, searches = lax.while_loop(cond, body, carry)
   # Source side: the pixels that cannot reach the sink in the residual graph. Every edge from
   # them to the rest is saturated, so the cut's capacity is the flow into the sink plus the
   # excess still stranded on the sink side: the gap, zero once no pixel is active.
@@ -169,7 +175,8 @@ def _max_preflow(source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_itera
   cut = _cut_value(source_side, source_cap, sink_cap, cap_fwd, cap_bwd, connectivity)
   flow = jnp.sum(sink_cap - sink_res, axis=(-2, -1))
   gap = jnp.abs(cut - flow)
-  return source_side, cut, gap, sweeps
+  # sweeps and breadth-first relaxations (in units of _BFS_UNROLL) say where the time went.
+  return source_side, cut, gap, (sweeps, searches * _BFS_UNROLL)
 
 
 def _is_concrete(x):

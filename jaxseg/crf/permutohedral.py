@@ -29,7 +29,9 @@ runs the same NumPy build through ``jax.pure_callback`` at the worst-case capaci
 """
 from __future__ import annotations
 
+import concurrent.futures
 import math
+import os
 from typing import NamedTuple
 
 import jax
@@ -207,11 +209,18 @@ def _assemble(images, valid, xy_std, rgb_std, capacity=None, row_size=None, num_
   b, h, w = images.shape[:3]
   n = h * w
   d1 = (2 if rgb_std is None else 5) + 1
-  built = []
-  for i in range(b):
+
+  def one(i):
     points = np.flatnonzero(valid[i].reshape(-1))
     lattice = _build_one(_features(images[i], xy_std, rgb_std)[points]) if points.size else None
-    built.append((points, lattice))
+    return points, lattice
+
+  if b > 1:
+    # NumPy releases the GIL in its array loops: the images' builds overlap on several cores.
+    with concurrent.futures.ThreadPoolExecutor(min(b, os.cpu_count() or 1)) as pool:
+      built = list(pool.map(one, range(b)))
+  else:
+    built = [one(0)]
   lattices = [lat for _, lat in built if lat is not None]
   if capacity is None:
     capacity = _bucket(max([lat.counts.size for lat in lattices], default=1))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -325,6 +325,10 @@ class SegmentationPredictor:
     scales: test-time scales (``(1.0,)``: none).
     flip: add horizontally mirrored predictions.
     pad_value: value of padded pixels (the normalised mean colour).
+    crf: refine the averaged probabilities with DeepLab's dense CRF
+      (:func:`jaxseg.crf.dense_crf`): ``None``/``False`` off, ``True`` with its defaults
+      (DeepLab's VOC values), or a mapping of its keyword options (e.g. a config's ``crf``
+      block). The CRF needs the original pixels: pass ``pixels=`` to the call.
     num_traces: how many times the network was traced (= compiled) so far.
 
   Example:
@@ -343,11 +347,15 @@ class SegmentationPredictor:
   scales: Sequence[float] = (1.0,)
   flip: bool = False
   pad_value: float = 0.0
+  crf: Any = None
   num_traces: int = dataclasses.field(default=0, init=False)
 
   def __post_init__(self):
     if self.mode not in ('whole', 'slide'):
       raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}.")
+    if self.crf is not None and not isinstance(self.crf, (bool, Mapping)):
+      raise TypeError(f'crf must be None, a bool or a mapping of dense_crf options, got '
+                      f'{self.crf!r}.')
     if self.mode == 'slide':
       if self.crop_size is None:
         raise ValueError("mode='slide' needs crop_size.")
@@ -368,13 +376,31 @@ class SegmentationPredictor:
     return predict_sliding(self._forward, images, crop_size=self.crop_size, stride=self.stride,
                            window_batch=self.window_batch, pad_value=self.pad_value)
 
-  def __call__(self, images: Any) -> np.ndarray:
-    """``(N, H, W, C)`` class probabilities averaged over the scales and flips."""
-    return predict_augmented(self.logits, images, scales=self.scales, flip=self.flip)
+  def __call__(self, images: Any, pixels: Any = None) -> np.ndarray:
+    """``(N, H, W, C)`` class probabilities averaged over the scales and flips.
 
-  def predict_labels(self, images: Any) -> np.ndarray:
-    """``(N, H, W)`` int32 arg-max labels."""
-    probs = self(images)
+    With ``crf``, the dense CRF's marginals of those probabilities on ``pixels``, the original
+    ``(N, H, W, 3)`` images (uint8 or float in [0, 255]; ``images`` are normalised).
+    """
+    probs = predict_augmented(self.logits, images, scales=self.scales, flip=self.flip)
+    if not self.crf:
+      return probs
+    from jaxseg import crf as dense_crf_lib  # pylint: disable=g-import-not-at-top
+    if pixels is None:
+      raise ValueError('this predictor has crf set: pass pixels=, the original (N, H, W, 3) '
+                       'images in [0, 255] (the CRF must not see the normalised input).')
+    pixels = np.asarray(pixels)
+    if pixels.shape != probs.shape[:-1] + (3,):
+      raise ValueError(f'pixels must have shape {probs.shape[:-1] + (3,)} (the images with 3 '
+                       f'channels), got {pixels.shape}.')
+    options = dict(self.crf) if isinstance(self.crf, Mapping) else {}
+    options.pop('enabled', None)
+    unary = dense_crf_lib.unary_from_softmax(probs.astype(np.float32))
+    return np.asarray(dense_crf_lib.dense_crf(unary, pixels, **options))
+
+  def predict_labels(self, images: Any, pixels: Any = None) -> np.ndarray:
+    """``(N, H, W)`` int32 arg-max labels (of the CRF's marginals with ``crf``)."""
+    probs = self(images, pixels)
     if not np.isfinite(probs).all():
       raise ValueError('apply_fn returned NaN or infinite logits; refusing to turn them into '
                        'labels (arg-max of NaN is class 0).')

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg.train import checkpoints
+from jaxseg.train import crf_eval
 from jaxseg.train import inference
 from jaxseg.train import init_from
 from jaxseg.train import logging as run_logging
@@ -118,7 +119,8 @@ def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mapping[str, np.ndarray]],
-             mesh: jax.sharding.Mesh, task: Task, max_batches: int = -1) -> tuple[dict[str, float], Any]:
+             mesh: jax.sharding.Mesh, task: Task, max_batches: int = -1,
+             crf_sums: Callable | None = None) -> tuple[dict[str, float], Any]:
   """Runs ``eval_step`` over ``batches``, sums the task's metric sums, and finalises once.
 
   Args:
@@ -128,21 +130,30 @@ def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mappin
     mesh: the mesh.
     task: the bound task (``finalize``).
     max_batches: stop after this many batches; -1 = the whole split.
+    crf_sums: ``(state, local, global_batch) -> sums`` on the dense CRF's marginals
+      (:func:`jaxseg.train.crf_eval.make_crf_sums`); their metrics join as ``crf/<name>``.
 
   Returns:
     ``(metrics, first_local_batch)``.
   """
-  sums, first = None, None
+  sums, first, with_crf = None, None, None
   for i, local in enumerate(batches):
     if 0 <= max_batches <= i:
       break
     local = _with_valid(local)
     first = first if first is not None else local
-    batch_sums = eval_step(state, sharding.make_global_batch(local, mesh))
+    global_batch = sharding.make_global_batch(local, mesh)
+    batch_sums = eval_step(state, global_batch)
     sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
+    if crf_sums is not None:
+      batch_sums = crf_sums(state, local, global_batch)
+      with_crf = batch_sums if with_crf is None else jax.tree.map(jnp.add, with_crf, batch_sums)
   if sums is None:
     raise ValueError('the evaluation split produced no batches')
-  return task.finalize(jax.device_get(sums)), first
+  metrics = task.finalize(jax.device_get(sums))
+  if with_crf is not None:
+    metrics = crf_eval.merge_crf_metrics(metrics, task.finalize(jax.device_get(with_crf)))
+  return metrics, first
 
 
 @dataclasses.dataclass
@@ -291,10 +302,14 @@ def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shap
   table, total = run_logging.parameter_table(c.abstract_state.params)
   logger.info(f'{total:,} parameters\n{table}')
 
+  options = crf_eval.crf_options(config)
+  crf_sums = (None if options is None else
+              crf_eval.make_crf_sums(predict=c.predict, task=task, options=options))
+
   def evaluate_and_log(state, step):
     metrics, first = evaluate(eval_step=c.eval_step, state=state,
                               batches=make_eval_iterator(**processes), mesh=c.mesh, task=task,
-                              max_batches=config.eval_steps)
+                              max_batches=config.eval_steps, crf_sums=crf_sums)
     logger.log(step, 'eval', metrics)
     _track_best(best, metrics, step, config)
     return metrics, first
