@@ -112,3 +112,29 @@ def test_predict_classification_csv_and_image_conversions(run_dir, tmp_path):
 def test_recipe_flags_are_checked(text, parser, message):
   with pytest.raises(ValueError, match=message):
     parser(text)
+
+
+def test_segmentation_recipe_averages_flips_and_runs_the_crf_on_pixels():
+  import jax  # pylint: disable=g-import-not-at-top
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from jaxseg.data import DatasetInfo, transforms  # pylint: disable=g-import-not-at-top
+  from jaxseg.inference.segmentation import softmax  # pylint: disable=g-import-not-at-top
+  from jaxseg.models import get_model  # pylint: disable=g-import-not-at-top
+  model = get_model('fcn32s', num_classes=3, width_divisor=32)
+  variables = model.init(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
+  leaves, tree = jax.tree.flatten(variables)  # random (not zero-initialised) score layers
+  noise = np.random.default_rng(1)
+  variables = jax.tree.unflatten(tree, [v + 0.1 * noise.normal(size=v.shape) for v in leaves])
+  info = DatasetInfo(task='segmentation', num_classes=3, ignore_label=255, image_shape=(32, 32, 3),
+                     splits={}, normalization='imagenet', class_names=('a', 'b', 'c'))
+  run = inference.InferenceRun(model, variables, ml_collections.ConfigDict({}), info, None,
+                               inference.make_preprocess('imagenet'), 0)
+  pixels = np.random.default_rng(2).integers(0, 256, (1, 32, 32, 3)).astype(np.uint8)
+  images = transforms.normalize(pixels, 'imagenet')
+  forward = lambda x: softmax(np.asarray(model.apply(variables, x)[0], np.float64))
+  expected = 0.5 * (forward(images) + forward(images[:, :, ::-1])[:, :, ::-1])
+  flipped = evaluation.segmentation_logits(run, images, evaluation.Recipe(flip=True))
+  np.testing.assert_allclose(np.exp(flipped), expected, rtol=1e-4, atol=1e-6)
+  refined = np.exp(evaluation.segmentation_logits(run, images, evaluation.Recipe(crf=True)))
+  np.testing.assert_allclose(refined.sum(-1), 1.0, rtol=1e-4)
+  assert not np.allclose(refined, forward(images), atol=1e-3)  # the CRF changed the marginals

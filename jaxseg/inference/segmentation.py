@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxseg.ops._validation import pair
 from jaxseg.ops.resize import source_points
 
 Forward = Callable[[Any], Any]  # (N, h, w, 3) images -> (N, h, w, C) logits
@@ -33,17 +34,6 @@ def _check_images(images: Any) -> np.ndarray:
   if images.ndim != 4:
     raise ValueError(f'images must have shape (N, H, W, C) (NHWC), got {images.shape}.')
   return images
-
-
-def _positive_pair(value: Any, name: str) -> tuple[int, int]:
-  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-    value = (int(value), int(value))
-  if (not isinstance(value, Sequence) or len(value) != 2
-      or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
-    raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}.')
-  if min(value) < 1:
-    raise ValueError(f'{name} must be positive, got {value!r}.')
-  return int(value[0]), int(value[1])
 
 
 def resize_bilinear(x: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -66,7 +56,7 @@ def resize_bilinear(x: Any, shape: tuple[int, int]) -> np.ndarray:
     [0.0, 0.25, 0.75, 1.0]
   """
   x = np.asarray(x, np.float32)
-  out_h, out_w = _positive_pair(shape, 'shape')
+  out_h, out_w = pair(shape, 'shape')
   for axis, out_size in ((1, out_h), (2, out_w)):
     in_size = x.shape[axis]
     if in_size == out_size:
@@ -211,8 +201,8 @@ def predict_sliding(forward: Forward, images: Any, *, crop_size: Any, stride: An
     (1, 9, 5, 2)
   """
   images = _check_images(images)
-  crop_h, crop_w = _positive_pair(crop_size, 'crop_size')
-  stride_h, stride_w = _positive_pair(stride, 'stride')
+  crop_h, crop_w = pair(crop_size, 'crop_size')
+  stride_h, stride_w = pair(stride, 'stride')
   if stride_h > crop_h or stride_w > crop_w:
     raise ValueError(f'stride {stride!r} must not exceed crop_size {crop_size!r}: pixels '
                      'between windows would get no prediction.')
@@ -344,7 +334,7 @@ class SegmentationPredictor:
     if self.mode == 'slide':
       if self.crop_size is None:
         raise ValueError("mode='slide' needs crop_size.")
-      crop = _positive_pair(self.crop_size, 'crop_size')
+      crop = pair(self.crop_size, 'crop_size')
       if self.stride is None:
         self.stride = tuple(max(1, (2 * c) // 3) for c in crop)
 
