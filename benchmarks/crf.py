@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
+import jax
 
-from jaxseg import crf  # noqa: E402
-from jaxseg.crf import permutohedral  # noqa: E402
+from jaxseg import crf
+from jaxseg.crf import permutohedral
 
 _REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
                           'shared', 'reference-data')
@@ -79,8 +79,8 @@ def _pydensecrf(dcrf, unary, image, iterations, p):
   d = dcrf.DenseCRF2D(w, h, labels)
   d.setUnaryEnergy(np.ascontiguousarray(unary.reshape(-1, labels).T))
   d.addPairwiseGaussian(sxy=p['pos_xy_std'], compat=p['pos_w'])
-  d.addPairwiseBilateral(sxy=p['bi_xy_std'], srgb=p['bi_rgb_std'], rgbim=np.ascontiguousarray(image),
-                         compat=p['bi_w'])
+  d.addPairwiseBilateral(sxy=p['bi_xy_std'], srgb=p['bi_rgb_std'],
+                         rgbim=np.ascontiguousarray(image), compat=p['bi_w'])
   return np.asarray(d.inference(iterations))
 
 
@@ -88,48 +88,51 @@ def _jaxseg(unary, image, iterations, p):
   return crf.dense_crf(unary, image, iterations=iterations, **p).block_until_ready()
 
 
+def _row(dcrf, title, unary, image, shape, iterations, p, repeats):
+  """One row: ``unary``/``image`` hold ``count`` images (a leading batch axis, or one image)."""
+  count = 1 if unary.ndim == 3 else len(unary)
+  unaries = unary.reshape((count,) + unary.shape[-3:])
+  images = image.reshape((count,) + image.shape[-3:])
+  start = time.perf_counter()
+  _jaxseg(unary, image, iterations, p)
+  first = time.perf_counter() - start
+  ours = _median_ms(lambda: _jaxseg(unary, image, iterations, p), repeats)
+  build = _median_ms(lambda: permutohedral.build_lattice(
+      images, np.ones((count,) + shape, bool), xy_std=p['bi_xy_std'],
+      rgb_std=p['bi_rgb_std']), repeats)
+
+  def theirs_loop():
+    for i in range(count):
+      _pydensecrf(dcrf, unaries[i], images[i], iterations, p)
+
+  theirs = _median_ms(theirs_loop, repeats) if dcrf else float('nan')
+  return {'case': title, 'batch': count, 'pydensecrf': theirs, 'jaxseg': ours, 'build': build,
+          'compile': first - ours / 1e3}
+
+
+def _case(dcrf, key, repeats, batch):
+  """The rows of one case: one image, then (batch > 1) a batch of different images."""
+  name, path, shape, labels, iterations, p = CASES[key]
+  title = f'{name}, {labels} labels, {iterations} it.'
+  image = _image(path, shape)
+  out = [_row(dcrf, title, _unary(shape, labels, 0), image, shape, iterations, p, repeats)]
+  if batch > 1:
+    # Different images (flips, shifts) and unaries, so each lattice differs.
+    images = np.stack([np.roll(image[:, ::(-1) ** i], 7 * i, axis=0) for i in range(batch)])
+    unaries = np.stack([_unary(shape, labels, i) for i in range(batch)])
+    out.append(_row(dcrf, title, unaries, images, shape, iterations, p, repeats))
+  return out
+
+
 def rows(case_names, repeats, batch, batch_cases=('small',)):
+  """Rows of the table: every case once, the ``batch_cases`` also as a batch of ``batch``."""
   try:
     import pydensecrf.densecrf as dcrf
   except ImportError:
     dcrf = None
   out = []
   for key in case_names:
-    name, path, shape, labels, iterations, p = CASES[key]
-    image = _image(path, shape)
-    unary = _unary(shape, labels, 0)
-    start = time.perf_counter()
-    _jaxseg(unary, image, iterations, p)
-    first = time.perf_counter() - start
-    ours = _median_ms(lambda: _jaxseg(unary, image, iterations, p), repeats)
-    build = _median_ms(lambda: permutohedral.build_lattice(
-        image[None], np.ones((1,) + shape, bool), xy_std=p['bi_xy_std'],
-        rgb_std=p['bi_rgb_std']), repeats)
-    theirs = _median_ms(lambda: _pydensecrf(dcrf, unary, image, iterations, p),
-                        repeats) if dcrf else float('nan')
-    out.append({'case': f'{name}, {labels} labels, {iterations} it.', 'batch': 1,
-                'pydensecrf': theirs, 'jaxseg': ours, 'build': build,
-                'compile': first - ours / 1e3})
-    if batch > 1 and key in batch_cases:
-      # Different images (flips and colour shifts) and unaries, so each lattice differs.
-      images = np.stack([np.roll(image[:, ::(-1) ** i], 7 * i, axis=0) for i in range(batch)])
-      unaries = np.stack([_unary(shape, labels, i) for i in range(batch)])
-      start = time.perf_counter()
-      _jaxseg(unaries, images, iterations, p)
-      first = time.perf_counter() - start
-      ours = _median_ms(lambda: _jaxseg(unaries, images, iterations, p), repeats)
-      build = _median_ms(lambda: permutohedral.build_lattice(
-          images, np.ones((batch,) + shape, bool), xy_std=p['bi_xy_std'],
-          rgb_std=p['bi_rgb_std']), repeats)
-
-      def loop():
-        for i in range(batch):
-          _pydensecrf(dcrf, unaries[i], images[i], iterations, p)
-
-      theirs = _median_ms(loop, repeats) if dcrf else float('nan')
-      out.append({'case': f'{name}, {labels} labels, {iterations} it.', 'batch': batch,
-                  'pydensecrf': theirs, 'jaxseg': ours, 'build': build,
-                  'compile': first - ours / 1e3})
+    out += _case(dcrf, key, repeats, batch if key in batch_cases else 1)
   return out
 
 

@@ -49,7 +49,7 @@ def main(argv):
         f'({recipe.describe()})')
   metrics = evaluation.evaluate_run(run, split=split, recipe=recipe,
                                     max_batches=_MAX_BATCHES.value)
-  print(evaluation.metrics_table(run.task, metrics))
+  print(evaluation.metrics_table(run.task, metrics, name=run.config.model.name))
   path = evaluation.write_results(_WORKDIR.value, split, run.step, metrics, recipe)
   print(f'wrote {path}')
 

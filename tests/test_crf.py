@@ -308,7 +308,8 @@ def test_gradient_matches_finite_differences():
   eps = 1e-2
   # Central differences along one random direction of the unary and along each weight: the
   # O(eps^2) truncation and the float32 round-off (~1e-7 / eps, relative) stay below 1e-3.
-  numeric = [(loss(u + eps * direction, 3.0, 4.0) - loss(u - eps * direction, 3.0, 4.0)) / (2 * eps),
+  step = eps * direction
+  numeric = [(loss(u + step, 3.0, 4.0) - loss(u - step, 3.0, 4.0)) / (2 * eps),
              (loss(u, 3.0 + eps, 4.0) - loss(u, 3.0 - eps, 4.0)) / (2 * eps),
              (loss(u, 3.0, 4.0 + eps) - loss(u, 3.0, 4.0 - eps)) / (2 * eps)]
   analytic = [float(jnp.sum(grads[0] * direction)), float(grads[1]), float(grads[2])]

@@ -58,9 +58,10 @@ def test_evaluate_logs_mean_iou_with_and_without_crf():
   images = transforms.normalize(pixels, 'none')
   task = _task()
   mesh = sharding.make_mesh(ml_collections.ConfigDict({'data': -1, 'model': 1}))
-  predict = jax.jit(lambda state, batch: _scores(batch['image']))
-  eval_step = jax.jit(lambda state, batch: task.eval_sums(_scores(batch['image']), {}, batch))
-  crf_sums = crf_eval.make_crf_sums(predict=predict, task=task, options=_OPTIONS)
+  # An eval step made with outputs: (sums, logits), as the loop's when the CRF is on.
+  eval_step = jax.jit(lambda state, batch: (task.eval_sums(_scores(batch['image']), {}, batch),
+                                            _scores(batch['image'])))
+  crf_sums = crf_eval.make_crf_sums(task=task, options=_OPTIONS)
   batches = [{'image': images[:8], 'mask': masks[:8]}]
   metrics, _ = loop.evaluate(eval_step=eval_step, state=None, batches=batches, mesh=mesh,
                              task=task, crf_sums=crf_sums)
@@ -120,7 +121,8 @@ def test_training_run_writes_crf_mean_iou(tmp_path):
 
   pixels, masks = _problem(n=16)
   images = transforms.normalize(pixels, 'none')
-  config = _train_fixtures.tiny_config(task='segmentation', total_steps=2, eval_every=2, best_metric='mean_iou')
+  config = _train_fixtures.tiny_config(task='segmentation', total_steps=2, eval_every=2,
+                                       best_metric='mean_iou')
   config.crf = ml_collections.ConfigDict(_OPTIONS)
   config.eval = ml_collections.ConfigDict({'crf': True})
 

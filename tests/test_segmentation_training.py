@@ -162,6 +162,11 @@ def test_write_images_shows_the_rgb_input_at_its_own_brightness(tmp_path, normal
   logits = np.eye(3, dtype=np.float32)[masks]
   _task(3, normalization).write_images(str(tmp_path), 5, batch, logits, num_images=4)
   png = np.array(Image.open(os.path.join(tmp_path, 'images', 'step_000005.png')))
-  assert png.shape == (6 + 4, 3 * 7 + 8, 3)  # one valid row; the padded example is dropped
-  np.testing.assert_array_equal(png[2:8, 2:9], pixels[0])
-  np.testing.assert_array_equal(png[2:8, 11:18], overlays.overlay(pixels[0], masks[0], alpha=0.6))
+  # One valid row (the padded example is dropped): 6x7 tiles enlarged 27x (to >= 160 pixels)
+  # below an 18-pixel title row, inside a 2-pixel border (viz.labelled_segmentation_grid).
+  k, top, left = 27, 18 + 2, 2
+  assert png.shape[1] == 3 * 7 * k + 2 * left
+  tile = lambda column: png[top:top + 6 * k, left + column * 7 * k:left + (column + 1) * 7 * k]
+  enlarge = lambda image: np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+  np.testing.assert_array_equal(tile(0), enlarge(pixels[0]))
+  np.testing.assert_array_equal(tile(1), enlarge(overlays.overlay(pixels[0], masks[0], alpha=0.6)))

@@ -16,6 +16,7 @@ One module per family, each pure and ``jit``-compatible with fixed shapes, impor
 from jaxseg.classic.alpha_expansion import alpha_expansion
 from jaxseg.classic.clustering import kmeans, kmeans_plusplus, kmeans_segment
 from jaxseg.classic.color import rgb_to_gray, rgb_to_lab
+from jaxseg.classic.grabcut import grabcut
 from jaxseg.classic.graph_cut import binary_graph_cut, grid_min_cut
 from jaxseg.classic.level_sets import chan_vese, morphological_chan_vese
 from jaxseg.classic.mrf import mrf_energy, mrf_map, trws
@@ -38,6 +39,7 @@ __all__ = [
     'apply_thresholds',
     'binary_graph_cut',
     'chan_vese',
+    'grabcut',
     'grid_min_cut',
     'hierarchical_merge',
     'kmeans',

@@ -241,19 +241,20 @@ def _assemble(images, valid, xy_std, rgb_std, capacity=None, row_size=None, num_
     if lat is None:
       continue
     slot0 = i * capacity
-    offsets[i, points] = lat.offsets + slot0
-    weights[i, points] = lat.weights
+    everything = points.size == n  # the common case: plain slices instead of fancy indexing
+    offsets[i, slice(None) if everything else points] = lat.offsets + slot0
+    weights[i, slice(None) if everything else points] = lat.weights
     m = lat.counts.size
     neighbors[:, :, slot0:slot0 + m] = np.where(lat.neighbors < 0, dummy, lat.neighbors + slot0)
-    # Contribution k of slot s (in sorted order) goes to row row_start[s] + k // C, column k % C.
+    # Contribution k of slot s (in sorted order) goes to flat position
+    # C * row_start[s] + k - first[s] of the (R, C) arrays: one gather per contribution.
     rows_per_slot = -(-lat.counts // row_size)
     row_start = np.cumsum(rows_per_slot) - rows_per_slot + row
-    first = np.cumsum(lat.counts) - lat.counts
-    k = np.arange(lat.sorted_slot.size) - first[lat.sorted_slot]
-    r = row_start[lat.sorted_slot] + k // row_size
-    c = k % row_size
-    splat_src[r, c] = points[lat.sorted_point] + i * n
-    splat_weights[r, c] = lat.sorted_weight
+    shift = row_size * row_start - (np.cumsum(lat.counts) - lat.counts)
+    flat = np.arange(lat.sorted_slot.size) + shift[lat.sorted_slot]
+    sources = lat.sorted_point if everything else points[lat.sorted_point]
+    splat_src.reshape(-1)[flat] = sources + i * n
+    splat_weights.reshape(-1)[flat] = lat.sorted_weight
     splat_slot[row:row + rows_per_slot.sum()] = np.repeat(np.arange(m, dtype=np.int32) + slot0,
                                                           rows_per_slot)
     row += int(rows_per_slot.sum())

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxseg.data import registry
+from jaxseg.data import preparation, registry
 from jaxseg.data import transforms as T
+from jaxseg.ops._validation import pair
 
 __all__ = ["DataIterator", "dataset_info", "make_iterator", "process_sample"]
 
@@ -28,15 +29,6 @@ def _ensure_flags_parsed() -> None:
     flags.FLAGS.mark_as_parsed()
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-  if isinstance(value, int) and not isinstance(value, bool):
-    return value, value
-  if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-      isinstance(v, int) and not isinstance(v, bool) for v in value):
-    return int(value[0]), int(value[1])
-  raise TypeError(f"data.{name} must be an int or a pair of ints, got {value!r}.")
-
-
 def dataset_info(data_config) -> registry.DatasetInfo:
   """Describes the dataset of ``config.data``, preparing it first if needed (cached).
 
@@ -47,18 +39,22 @@ def dataset_info(data_config) -> registry.DatasetInfo:
     A :class:`jaxseg.data.registry.DatasetInfo`.
 
   Example:
-    >>> info = dataset_info({'name': 'digits'})   # doctest: +SKIP
+    >>> import tempfile
+    >>> config = {'name': 'shapes_segmentation', 'synthetic_size': 16, 'num_train': 8,
+    ...           'num_test': 4, 'data_dir': tempfile.mkdtemp()}   # generated offline, cached
+    >>> info = dataset_info(config)
     >>> info.num_classes, info.image_shape, info.splits
-    (10, (32, 32, 3), {'test': 297, 'train': 1500})
+    (4, (16, 16, 3), {'test': 4, 'train': 8})
   """
   spec, options = registry.resolve_options(data_config)
-  builder = registry.prepared_builder(spec, options)
+  builder = preparation.prepared_builder(spec, options)
   splits = {name: int(split.num_examples) for name, split in sorted(builder.info.splits.items())}
   return registry.DatasetInfo(
       task=spec.task, num_classes=int(spec.num_classes(options)), ignore_label=spec.ignore_label,
       image_shape=_output_hw(spec.task, options, train=True) + (3,), splits=splits,
       eval_image_shape=_output_hw(spec.task, options, train=False) + (3,),
-      map_shape=_pair(options["map_size"], "map_size") if spec.task == "saliency" else None,
+      map_shape=(pair(options["map_size"], "data.map_size") if spec.task == "saliency"
+                 else None),
       train_split=options["train_split"], eval_split=options["eval_split"],
       class_names=spec.names(options) if spec.task != "saliency" else (),
       palette=spec.palette_of(options), normalization=options["normalization"])
@@ -66,11 +62,11 @@ def dataset_info(data_config) -> registry.DatasetInfo:
 
 def _output_hw(task: str, options: dict, *, train: bool) -> tuple[int, int]:
   if task == "classification":
-    return _pair(options["image_size"], "image_size")
+    return pair(options["image_size"], "data.image_size")
   if task == "segmentation":
-    return _pair(options["crop_size" if train else "eval_size"],
-                 "crop_size" if train else "eval_size")
-  return _pair(options["image_size"], "image_size")
+    key = "crop_size" if train else "eval_size"
+    return pair(options[key], f"data.{key}")
+  return pair(options["image_size"], "data.image_size")
 
 
 def _classification_geometry(sample: dict, options: dict, *, rng: np.random.Generator | None,
@@ -83,7 +79,7 @@ def _classification_geometry(sample: dict, options: dict, *, rng: np.random.Gene
   * ``'resize'`` and ``'cifar'``: resize to ``image_size``; training pads ``crop_padding`` pixels
     (``pad_mode``: the mean pixel, zeros or a reflection) and crops ``image_size`` back at random.
   """
-  size = _pair(options["image_size"], "image_size")
+  size = pair(options["image_size"], "data.image_size")
   if options["augment"] == "imagenet":
     if rng is None:
       return T.center_crop(T.resize_shorter_side(sample, options["eval_resize"]), size)
@@ -299,10 +295,12 @@ def make_iterator(data_config, *, split: str, global_batch_size: int, seed: int,
     ``(B, h, w)``. Evaluation batches add ``valid`` bool ``(B,)``.
 
   Example:
-    >>> it = make_iterator({'name': 'digits'}, split='train', global_batch_size=8, seed=0,
-    ...                    train=True)   # doctest: +SKIP
-    >>> batch = next(it); batch['image'].shape, batch['label'].dtype
-    ((8, 32, 32, 3), dtype('int32'))
+    >>> import tempfile
+    >>> config = {'name': 'shapes_segmentation', 'synthetic_size': 16, 'num_train': 8,
+    ...           'num_test': 4, 'data_dir': tempfile.mkdtemp()}
+    >>> it = make_iterator(config, split='train', global_batch_size=4, seed=0, train=True)
+    >>> batch = next(it); batch['image'].shape, batch['mask'].dtype
+    ((4, 16, 16, 3), dtype('int32'))
   """
   _check_int(global_batch_size, "global_batch_size", minimum=1)
   _check_int(process_count, "process_count", minimum=1)
@@ -319,7 +317,7 @@ def make_iterator(data_config, *, split: str, global_batch_size: int, seed: int,
   import grain  # pylint: disable=g-import-not-at-top
 
   spec, options = registry.resolve_options(data_config)
-  builder = registry.prepared_builder(spec, options)
+  builder = preparation.prepared_builder(spec, options)
   source = builder.as_data_source(split)
   num_examples = len(source)
   local = global_batch_size // process_count

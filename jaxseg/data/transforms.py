@@ -21,6 +21,8 @@ import jax
 import numpy as np
 from PIL import Image
 
+from jaxseg.ops._validation import pair
+
 __all__ = [
     "CAFFE_BGR_MEAN",
     "IMAGENET_MEAN",
@@ -64,17 +66,6 @@ NORMALIZATIONS = ("imagenet", "caffe_bgr", "salnet", "none")
 PAD_MODES = ("mean", "zeros", "reflect")
 
 _DENSE_KEYS = ("image", "mask", "density", "fixations")
-
-
-def _size(value, name: str) -> tuple[int, int]:
-  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-    value = (int(value), int(value))
-  if (not isinstance(value, Sequence) or len(value) != 2
-      or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
-    raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}.")
-  if min(value) < 1:
-    raise ValueError(f"{name} must be positive, got {value!r}.")
-  return int(value[0]), int(value[1])
 
 
 def _hw(sample: dict) -> tuple[int, int]:
@@ -230,7 +221,7 @@ def resize(sample: dict, size) -> dict:
   Returns:
     A new dict with the dense keys resized; other keys are passed through.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   in_hw = _hw(sample)
   out = dict(sample)
   if hw == tuple(in_hw):
@@ -306,7 +297,7 @@ def pad_to_size(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: 
   Returns:
     The padded sample, of size ``(max(H, h), max(W, w))``.
   """
-  h, w = _size(size, "size")
+  h, w = pair(size, "size")
   in_h, in_w = _hw(sample)
   pad_h, pad_w = max(0, h - in_h), max(0, w - in_w)
   out = dict(sample)
@@ -393,7 +384,7 @@ def random_crop(sample: dict, size, *, rng: np.random.Generator, image_pad=(124,
   Returns:
     The cropped sample, of exactly ``size``.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   sample = pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
   h, w = _hw(sample)
   top = int(rng.integers(0, h - hw[0] + 1))
@@ -405,7 +396,7 @@ def center_pad_or_crop(sample: dict, size, *, image_pad=(124, 116, 104),
                        ignore_label: int = 255) -> dict:
   """Pads (bottom and right) then centre-crops ``sample`` to exactly ``size``: the eval twin of
   :func:`random_crop`."""
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   sample = pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
   h, w = _hw(sample)
   return _crop(sample, (h - hw[0]) // 2, (w - hw[1]) // 2, hw)
@@ -426,7 +417,7 @@ def fit_and_pad(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: 
   Returns:
     The sample at exactly ``size``.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   h, w = _hw(sample)
   factor = min(hw[0] / h, hw[1] / w)
   if factor < 1:
@@ -486,7 +477,7 @@ def scale_and_crop(sample: dict, factor: float, top: int, left: int, size, *,
   Returns:
     The sample at exactly ``size``.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   in_hw = _hw(sample)
   scaled = (max(1, int(round(in_hw[0] * factor))), max(1, int(round(in_hw[1] * factor))))
   padded = (max(scaled[0], hw[0]), max(scaled[1], hw[1]))
@@ -515,7 +506,7 @@ def random_scale_crop(sample: dict, size, *, rng: np.random.Generator, scale_ran
                       image_pad=(124, 116, 104), ignore_label: int = 255) -> dict:
   """:func:`random_scale` then :func:`random_crop`, drawing the same numbers from ``rng``, but
   resizing only the pixels the crop keeps (:func:`scale_and_crop`)."""
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   low, high = _check_range(scale_range, "scale_range")
   if low <= 0:
     raise ValueError(f"scale_range must be positive, got {scale_range!r}.")
@@ -552,7 +543,7 @@ def random_resized_crop_box(hw, *, rng: np.random.Generator, scale=(0.08, 1.0),
     >>> 0 <= top <= 100 - h and 0 <= left <= 200 - w
     True
   """
-  in_h, in_w = _size(hw, "hw")
+  in_h, in_w = pair(hw, "hw")
   low, high = _check_range(scale, "scale")
   if not 0 < low <= high <= 1:
     raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale!r}.")
@@ -602,7 +593,7 @@ def random_resized_crop(sample: dict, size, *, rng: np.random.Generator, scale=(
   Returns:
     The sample at exactly ``size``.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   box = random_resized_crop_box(_hw(sample), rng=rng, scale=scale, ratio=ratio)
   return resized_crop(sample, box, hw)
 
@@ -631,7 +622,7 @@ def resize_shorter_side(sample: dict, size: int) -> dict:
 def center_crop(sample: dict, size) -> dict:
   """Crops the centred ``size`` window, corner ``(int(round((H - h) / 2)), int(round((W - w) /
   2)))`` as torchvision's ``center_crop``; the sample must be at least ``size``."""
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   h, w = _hw(sample)
   if h < hw[0] or w < hw[1]:
     raise ValueError(f"size {hw} is larger than the sample {(h, w)}; center_crop never pads "

@@ -7,6 +7,6 @@ from jaxseg.inference.segmentation import (SegmentationPredictor, bucketed_size,
                                            window_starts)
 
 __all__ = [
-    'SaliencyEvaluator', 'SegmentationPredictor', 'format_table', 'bucketed_size', 'predict_augmented', 'predict_sliding',
-    'predict_whole', 'resize_bilinear', 'window_starts',
+    'SaliencyEvaluator', 'SegmentationPredictor', 'bucketed_size', 'format_table',
+    'predict_augmented', 'predict_sliding', 'predict_whole', 'resize_bilinear', 'window_starts',
 ]

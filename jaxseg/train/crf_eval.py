@@ -47,18 +47,20 @@ def crf_options(config: Any) -> dict[str, Any] | None:
   return options
 
 
-def make_crf_sums(*, predict: Callable, task: Any, options: Mapping[str, Any]) -> Callable:
-  """Returns ``(state, local_batch, global_batch) -> sums`` of the task on the CRF marginals.
+def make_crf_sums(*, task: Any, options: Mapping[str, Any]) -> Callable:
+  """Returns ``(outputs, local_batch) -> sums`` of the task on the CRF marginals.
 
   Args:
-    predict: jitted ``(state, global_batch) -> logits (N, H, W, C)`` at the label size.
     task: the bound segmentation task (``eval_sums``, ``normalization``).
     options: keyword options of :func:`jaxseg.crf.dense_crf`.
+
+  ``outputs`` are the eval step's logits ``(N, H, W, C)`` at the label size (the loop's eval
+  step returns them beside its sums, so the CRF costs no second forward pass).
   """
   task_sums = jax.jit(lambda log_q, batch: task.eval_sums(log_q, {}, batch))
 
-  def crf_sums(state, local, global_batch):
-    logits = np.asarray(jax.device_get(predict(state, global_batch)), np.float32)
+  def crf_sums(outputs, local):
+    logits = np.asarray(jax.device_get(outputs), np.float32)
     pixels = transforms.denormalize(np.asarray(local['image']), task.normalization)
     probs = jax.nn.softmax(jnp.asarray(logits), axis=-1)
     q = crf.dense_crf(crf.unary_from_softmax(probs), pixels, **options)

@@ -157,7 +157,11 @@ def crf_options(run: InferenceRun, recipe: Recipe) -> dict[str, Any]:
 
 def segmentation_logits(run: InferenceRun, images: np.ndarray, recipe: Recipe,
                         pixels: np.ndarray | None = None) -> np.ndarray:
-  """Logits ``(N, H, W, K)`` of normalised ``images`` under ``recipe`` (log-marginals with CRF).
+  """Log-probabilities ``(N, H, W, K)`` of normalised ``images`` under ``recipe``.
+
+  The probabilities are :class:`jaxseg.inference.segmentation.SegmentationPredictor`'s: averaged
+  over the recipe's scales and flips, then (``recipe.crf``) the dense CRF's marginals on the
+  original pixels.
 
   Args:
     run: the loaded run.
@@ -174,16 +178,12 @@ def segmentation_logits(run: InferenceRun, images: np.ndarray, recipe: Recipe,
       mode='slide' if recipe.sliding_window else 'whole',
       crop_size=recipe.sliding_window[0] if recipe.sliding_window else None,
       stride=recipe.sliding_window[1] if recipe.sliding_window else None,
-      scales=tuple(recipe.scales), flip=recipe.flip)
-  logits = np.asarray(predictor.logits(images), np.float32)
-  if not recipe.crf:
-    return logits
-  from jaxseg import crf  # pylint: disable=g-import-not-at-top
-  if pixels is None:
+      scales=tuple(recipe.scales), flip=recipe.flip,
+      crf=(crf_options(run, recipe) or True) if recipe.crf else None)  # True: the defaults
+  if recipe.crf and pixels is None:
     pixels = transforms.denormalize(images, run.info.normalization)
-  probs = seg_inference.softmax(logits)
-  q = crf.dense_crf(crf.unary_from_softmax(probs), pixels, **crf_options(run, recipe))
-  return np.log(np.maximum(np.asarray(q), 1e-12))
+  probs = predictor(images, pixels) if recipe.crf else predictor(images)
+  return np.log(np.maximum(np.asarray(probs, np.float32), 1e-12))
 
 
 def _recipe_sums(run: InferenceRun, batches, recipe: Recipe) -> Any:
@@ -223,8 +223,13 @@ def evaluate_run(run: InferenceRun, *, split: str | None = None, recipe: Recipe 
   return run.task.finalize(sums)
 
 
-def metrics_table(task: Any, metrics: Mapping[str, float]) -> str:
-  """The task's table: per-class IoU by name (segmentation), or every metric, one per line.
+def metrics_table(task: Any, metrics: Mapping[str, float], *, name: str = 'model') -> str:
+  """The task's table: the lecture's saliency table, or every metric with per-class IoU by name.
+
+  Args:
+    task: the bound task (its ``name`` picks the layout), or None.
+    metrics: the finalised metrics.
+    name: the row name of the saliency table.
 
   Example:
     >>> print(metrics_table(None, {'mean_iou': 0.5, 'iou/cat': 0.25}))
@@ -234,15 +239,17 @@ def metrics_table(task: Any, metrics: Mapping[str, float]) -> str:
     class         IoU
     cat        0.2500
   """
-  del task  # the metric names carry the structure (iou/<class>)
+  if getattr(task, 'name', None) == 'saliency':
+    from jaxseg.inference import saliency  # pylint: disable=g-import-not-at-top
+    return saliency.format_table({name: metrics})
   overall = {k: v for k, v in metrics.items() if '/' not in k}
   per_class = {k.split('/', 1)[1]: v for k, v in metrics.items() if k.startswith('iou/')}
   width = max([len(k) for k in [*overall, *per_class, 'metric', 'class']]) + 2
   lines = [f"{'metric':<{width}}{'value':>7}"]
-  lines += [f'{name:<{width}}{value:>7.4f}' for name, value in overall.items()]
+  lines += [f'{key:<{width}}{value:>7.4f}' for key, value in overall.items()]
   if per_class:
     lines += ['', f"{'class':<{width}}{'IoU':>7}"]
-    lines += [f'{name:<{width}}{value:>7.4f}' for name, value in per_class.items()]
+    lines += [f'{key:<{width}}{value:>7.4f}' for key, value in per_class.items()]
   return '\n'.join(lines)
 
 
