@@ -142,11 +142,13 @@ def _sum_hw(x):
 
 
 def _means(image, weight):
-  """Weighted means inside and outside per image; a region that is empty keeps its (zero) sum."""
+  """Weighted means inside and outside per image; a region that is empty keeps its (zero) sum.
+
+  Two reductions, not four: the outside sums are the image's totals minus the inside ones."""
   inside = _sum_hw(weight)
-  outside = _sum_hw(1.0 - weight)
+  outside = image.shape[-1] * image.shape[-2] - inside
   c1 = _sum_hw(image * weight)
-  c2 = _sum_hw(image * (1.0 - weight))
+  c2 = _sum_hw(image) - c1
   c1 = jnp.where(inside != 0, c1 / jnp.where(inside != 0, inside, 1.0), c1)
   c2 = jnp.where(outside != 0, c2 / jnp.where(outside != 0, outside, 1.0), c2)
   return c1, c2
