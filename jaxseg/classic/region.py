@@ -82,37 +82,39 @@ def _grow(values, seeds, tolerance, *, connectivity, mean_mode):
   count = seeds.shape[0]
   rows = jnp.clip(seeds[:, 0], 0, height - 1)
   cols = jnp.clip(seeds[:, 1], 0, width - 1)
-  reach = jnp.zeros((count, height, width), bool).at[jnp.arange(count), rows, cols].set(True)
-  reference = values[rows, cols]  # (S, C): the seed colours
+  # One pixel per seed; the lowest seed keeps a pixel holding several.
+  owner = jnp.full((height, width), count, jnp.int32).at[rows, cols].min(
+      jnp.arange(count, dtype=jnp.int32))
+  start = owner[None] == jnp.arange(count)[:, None, None]  # (S, H, W)
   tol_sq = tolerance * tolerance
+  ids = jnp.arange(count)[:, None, None]
 
   def distances(reference):
     return jnp.sum((values[None] - reference[:, None, None, :]) ** 2, axis=-1)  # (S, H, W)
 
-  def grow(reach, reference):
-    # Pixels once reached stay reached (a moving mean never drops a pixel).
-    return _closure(reach, reach | (distances(reference) <= tol_sq), connectivity)
+  def means(reach):
+    weights = reach.astype(jnp.float32).reshape(count, -1)
+    sums = jnp.dot(weights, values.reshape(-1, values.shape[-1]), precision=lax.Precision.HIGHEST)
+    return sums / jnp.maximum(weights.sum(axis=1), 1.0)[:, None]
 
-  reach = grow(reach, reference)
-  if mean_mode:
-    def means(reach):
-      weights = reach.astype(jnp.float32).reshape(count, -1)
-      sums = jnp.dot(weights, values.reshape(-1, values.shape[-1]), precision=lax.Precision.HIGHEST)
-      return sums / jnp.maximum(weights.sum(axis=1), 1.0)[:, None]
+  def body(state):
+    reach, reference, _ = state
+    dist = distances(reference)
+    free = ~jnp.any(reach, axis=0)
+    grown = _closure(reach, reach | ((dist <= tol_sq) & free[None]), connectivity)
+    new = grown & ~reach
+    # A free pixel reached by several regions joins the one whose reference is nearest, then
+    # the lowest seed (Adams & Bischof's rule); pieces that reached their region only through a
+    # pixel it lost are released (the region is cut back to what connects to its seed).
+    winner = jnp.argmin(jnp.where(new, dist, jnp.inf), axis=0)
+    keep = reach | (new & (ids == winner[None]))
+    keep = _closure(start & keep, keep, connectivity)
+    reference = means(keep) if mean_mode else reference
+    return keep, reference, jnp.any(keep != reach)
 
-    def body(state):
-      reach, reference, _ = state
-      reference = means(reach)
-      new = grow(reach, reference)
-      return new, reference, jnp.any(new != reach)
-
-    reach, reference, _ = lax.while_loop(lambda state: state[2], body,
-                                         (reach, reference, jnp.bool_(True)))
-  # A pixel in several regions joins the one whose reference colour is nearest, then the lowest
-  # seed (Adams & Bischof's rule for a pixel touching several regions).
-  dist = jnp.where(reach, distances(reference), jnp.inf)
-  best = jnp.argmin(dist, axis=0).astype(jnp.int32)
-  return jnp.where(jnp.any(reach, axis=0), best + 1, 0)
+  reach, _, _ = lax.while_loop(lambda state: state[2], body,
+                               (start, values[rows, cols], jnp.bool_(True)))
+  return jnp.where(jnp.any(reach, axis=0), jnp.argmax(reach, axis=0).astype(jnp.int32) + 1, 0)
 
 
 def region_grow(image: jax.Array, seeds: jax.Array, *, tolerance: float, connectivity: int = 4,
@@ -128,12 +130,14 @@ def region_grow(image: jax.Array, seeds: jax.Array, *, tolerance: float, connect
     m_s = \tfrac{1}{|R_s|} \textstyle\sum_{p \in R_s} I(p)\ (\text{mode='mean'}).
 
   The fixed point of masked dilation is reached by row and column run passes in a
-  `lax.while_loop` (one pass per turn of the longest path, not per pixel). With `mode='mean'`
-  each region grows to its fixed point under its current mean, the means are recomputed, and
-  this repeats until no region changes (pixels never leave a region): a parallel form of Adams &
-  Bischof's mean-driven growth. Regions grow independently; a pixel reached by several joins the
-  one whose :math:`m_s` is nearest, then the lowest seed (Adams & Bischof's rule for a pixel
-  touching several regions). With one seed and `mode='seed'` the region is the connected
+  `lax.while_loop` (one pass per turn of the longest path, not per pixel). Regions are exclusive
+  and grow in rounds: in each round every region grows to its fixed point through the free
+  pixels that accept it; a pixel reached by several joins the one whose :math:`m_s` is nearest,
+  then the lowest seed (Adams & Bischof's rule for a pixel touching several regions), and a
+  region keeps only what still connects to its seed; with `mode='mean'` the means are then
+  recomputed. Rounds repeat until no region changes (a parallel form of Adams & Bischof's
+  sequential growth; pixels never leave a region once connected to its seed).
+  With one seed and `mode='seed'` the region is the connected
   component of :math:`\{q : |I(q) - I(p_0)| \le \tau\}` holding the seed: exactly
   `skimage.segmentation.flood(image, seed, tolerance=tau, connectivity=1 | 2)` (`connectivity=1`
   is 4-connectivity, 2 is 8; flood's default is 8). For integer images flood truncates
