@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg.train import checkpoints
+from jaxseg.train import config_checks
 from jaxseg.train import crf_eval
 from jaxseg.train import inference
 from jaxseg.train import init_from
@@ -76,6 +77,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: naming the first bad field, its value and what was expected.
   """
+  config_checks.check_config(config)  # optimizer and schedule ranges
   for field in ('total_steps', 'batch_size', 'log_every', 'eval_every', 'checkpoint_every',
                 'keep_checkpoints'):
     value = config[field]
@@ -319,7 +321,13 @@ def _run(config, workdir, logger, ckpt, *, model, task, input_shape, make_train_
   results_path = os.path.join(workdir, RESULTS_FILE)
   if step >= config.total_steps and os.path.exists(results_path):
     with open(results_path) as f:
-      return json.load(f)
+      results = json.load(f)
+    # Running a finished run again: say so and show what it got, not only "resumed".
+    logger.info(f'the run in {workdir} is already complete (step {step} of '
+                f'{config.total_steps}); its results ({results_path}): '
+                + ', '.join(f'{k} {v:.5g}' if isinstance(v, float) else f'{k} {v}'
+                            for k, v in results.items()))
+    return results
   _log_start(config, workdir, c, logger)
   meter, eval_metrics = _TrainMeter(config.batch_size, step, ckpt), {}
   with _Preemption() as preemption:
