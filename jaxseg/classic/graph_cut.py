@@ -282,7 +282,9 @@ def grid_min_cut(source_cap: Any, sink_cap: Any, pairwise: Any, *, connectivity:
   depth, and each breadth-first search `O(K H W D)` for a residual-graph diameter `D`; the
   number of sweeps is `O((H W)^2)` in the worst case (Goldberg's parallel bound) and in practice
   a small multiple of the longest augmenting path, i.e. `O(H + W)` to `O(H W)` on images.
-  All shapes are fixed; the loop is a `lax.while_loop`, so it jits, vmaps and runs on GPU.
+  All shapes are fixed; the loop is a `lax.while_loop`, so it jits, vmaps and runs on GPU. A
+  batch (leading axes, or `vmap`) runs as one batched loop on accelerators and grid after grid
+  (`lax.map`) on a CPU, where a batched loop would make every grid wait for the slowest.
 
   Exactness: integer capacities run in int32 and the cut is exact (their total must stay below
   `2**31`). Float capacities run in float32: each push moves `min(excess, residual)`, so one of
