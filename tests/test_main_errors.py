@@ -45,7 +45,7 @@ CASES = [
 def test_config_mistake_is_one_line_with_exit_code_2(args, pattern, tmp_path):
   import re  # pylint: disable=g-import-not-at-top
   result = _main(*args, f'--workdir={tmp_path / "run"}', tmp_path=tmp_path)
-  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
   assert result.returncode == 2, result.stderr
   assert len(lines) == 1 and lines[0].startswith('error: '), result.stderr
   assert re.search(pattern, lines[0]), lines[0]
