@@ -16,6 +16,7 @@ from ml_collections import config_flags
 
 from experiments import compilation_cache
 from jaxseg import train
+from jaxseg.train import platform
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to an experiment config file (experiments/configs/*.py).',
@@ -35,6 +36,7 @@ def main(argv):
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
   compilation_cache.enable(_CACHE.value)
+  platform.announce_platform()
   train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 

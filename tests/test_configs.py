@@ -79,7 +79,9 @@ def test_config_trains_one_step_on_tiny_settings(name, data_dir, tmp_path):
   config.data.data_dir = data_dir
   if hasattr(module, 'get_test_overrides'):
     apply_overrides(config, module.get_test_overrides())
-  if config.data.name not in OFFLINE_DATASETS:
+  if hasattr(module, 'make_test_data'):  # a config of the user's own folders writes tiny ones
+    apply_overrides(config, module.make_test_data(str(tmp_path / 'test_data')))
+  elif config.data.name not in OFFLINE_DATASETS:
     pytest.fail(f'{name}: data.name={config.data.name!r} needs a download or manual files. Define '
                 f'get_test_overrides() in the config selecting one of {OFFLINE_DATASETS} and a '
                 'tiny model (docs/training.md, "Testing a config").')

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jaxseg import data
-from jaxseg.data import registry
+from jaxseg.data import preparation, registry
 
 _SHAPES = {"name": "shapes_segmentation", "synthetic_size": 32, "num_train": 48, "num_test": 21,
            "read_threads": 2}
@@ -235,7 +235,7 @@ def test_second_build_reuses_the_prepared_files(tmp_path, monkeypatch):
   from jaxseg.data.builders import synthetic
   cfg = dict(_SHAPES, num_train=4, num_test=2, data_dir=str(tmp_path))
   data.dataset_info(cfg)
-  registry._prepared.cache_clear()
+  preparation._prepared.cache_clear()
 
   def fail(*args, **kwargs):
     raise AssertionError("rebuilt")
@@ -277,9 +277,9 @@ def test_every_dataset_documents_its_options():
 
 def test_data_dir_falls_back_to_the_environment(monkeypatch, tmp_path):
   monkeypatch.setenv("JAXSEG_DATA_DIR", str(tmp_path))
-  assert registry.resolve_data_dir({"data_dir": ""}) == str(tmp_path)
+  assert preparation.resolve_data_dir({"data_dir": ""}) == str(tmp_path)
   monkeypatch.delenv("JAXSEG_DATA_DIR")
-  assert registry.resolve_data_dir({"data_dir": ""}) == os.path.expanduser("~/jaxseg_data")
+  assert preparation.resolve_data_dir({"data_dir": ""}) == os.path.expanduser("~/jaxseg_data")
 
 
 def test_library_runs_where_absl_flags_were_never_parsed(data_dir):

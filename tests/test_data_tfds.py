@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxseg import data
-from jaxseg.data import registry
+from jaxseg.data import preparation, registry
 from jaxseg.data.builders import classification
 from jaxseg.data.builders._common import MissingFileError
 
@@ -98,10 +98,10 @@ def test_absent_downloads_raise_a_clear_error(tmp_path, monkeypatch):
     raise ConnectionError("no network")
 
   monkeypatch.setattr(tfds.download.DownloadManager, "download", offline)
-  with pytest.raises(registry.DatasetUnavailableError,
+  with pytest.raises(preparation.DatasetUnavailableError,
                      match=r"'mnist'[\s\S]*no network[\s\S]*docs/datasets.md"):
     data.dataset_info(_cfg(tmp_path, "mnist"))
-  with pytest.raises(registry.DatasetUnavailableError, match="'oxford_iiit_pet'"):
+  with pytest.raises(preparation.DatasetUnavailableError, match="'oxford_iiit_pet'"):
     data.dataset_info(_cfg(tmp_path, "oxford_iiit_pet"))
 
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxseg.inference.saliency import SaliencyEvaluator, format_table
 from jaxseg.metrics import saliency as sm
 import reference_data
 
@@ -456,11 +457,11 @@ def test_bad_arguments():
   with pytest.raises(ValueError, match="other_fix must have fix's shape"):
     sm.auc_shuffled(SAL, FIX, FIX[:2], key=jax.random.key(0))
   with pytest.raises(ValueError, match="n_splits must be a positive int, got 0"):
-    sm.SaliencyEvaluator(key=jax.random.key(0), n_splits=0)
+    SaliencyEvaluator(key=jax.random.key(0), n_splits=0)
   with pytest.raises(ValueError, match="n_other must be a positive int, got 0"):
-    sm.SaliencyEvaluator(key=jax.random.key(0), n_other=0)
+    SaliencyEvaluator(key=jax.random.key(0), n_other=0)
   with pytest.raises(ValueError, match="max_other_fixations must be a positive int or None"):
-    sm.SaliencyEvaluator(key=jax.random.key(0), max_other_fixations=-3)
+    SaliencyEvaluator(key=jax.random.key(0), max_other_fixations=-3)
 
 
 # ---------------------------------------------------------------------------- evaluator.
@@ -470,12 +471,18 @@ def test_evaluator_means_and_table():
   sal = np.stack([c[0] for c in cases])
   fix = np.stack([c[1] for c in cases])
   dens = np.stack([c[2] for c in cases])
-  evaluator = sm.SaliencyEvaluator(key=jax.random.key(0), n_splits=10)
-  evaluator.update(sal[:2, ..., None], fix[:2], dens[:2])
-  evaluator.update(sal[2:], fix[2:], dens[2:], valid=np.array([True, False]))
+  evaluator = SaliencyEvaluator(key=jax.random.key(0), n_splits=10)
+  # Signed maps (as the deep SalNet's): scored min-max scaled, as the benchmark receives them.
+  signed = sal - 0.5
+  evaluator.update(signed[:2, ..., None], fix[:2], dens[:2])
+  evaluator.update(signed[2:], fix[2:], dens[2:], valid=np.array([True, False]))
   result = evaluator.result()
+  # KLD of the min-max scaled map (the training task's path, tests/test_saliency_training.py,
+  # meets the same oracle); the raw signed map would give P < 0.
+  assert result["kld"] == pytest.approx(
+      np.mean([ref_kld(ref_min_max(c[0] - 0.5), c[2]) for c in cases[:3]]), rel=1e-5)
   assert np.isnan(result["info_gain"])  # no baseline given
-  with_baseline = sm.SaliencyEvaluator(key=jax.random.key(0), n_splits=10)
+  with_baseline = SaliencyEvaluator(key=jax.random.key(0), n_splits=10)
   with_baseline.update(sal[:2], fix[:2], dens[:2], baseline=dens[3])
   assert with_baseline.result()["info_gain"] == pytest.approx(
       np.mean([ref_info_gain(c[0], c[1], dens[3]) for c in cases[:2]]), abs=1e-4)
@@ -487,7 +494,7 @@ def test_evaluator_means_and_table():
   assert result["similarity"] == pytest.approx(
       np.mean([ref_similarity(c[0], c[2]) for c in cases[:3]]), abs=1e-6)
   assert 0.0 < result["auc_shuffled"] < 1.0 and 0.0 < result["auc_borji"] < 1.0
-  table = sm.format_table({"model": result})
+  table = format_table({"model": result})
   header, rule, row = table.splitlines()
   assert header.split()[1:] == ["Similarity", "CC", "AUC", "shuffled", "AUC", "Borji", "AUC",
                                 "Judd"]
@@ -531,7 +538,7 @@ def test_evaluator_shuffled_auc_uses_the_other_images_fixations():
   sal0, fix0, dens0 = _random_case(30, n_fix=6)
   sal1, fix1, dens1 = _random_case(31, n_fix=6)
   assert fix0.sum() == fix1.sum()
-  evaluator = sm.SaliencyEvaluator(key=jax.random.key(0), n_splits=5, n_other=1)
+  evaluator = SaliencyEvaluator(key=jax.random.key(0), n_splits=5, n_other=1)
   evaluator.update(np.stack([sal0, sal1]), np.stack([fix0, fix1]), np.stack([dens0, dens1]))
   rng = np.random.default_rng(0)
   expected = np.mean([ref_auc_shuffled(sal0, fix0, fix1, rng, n_splits=1),

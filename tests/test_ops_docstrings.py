@@ -72,6 +72,8 @@ DOCTESTED_MODULES = [
     "jaxseg.inference.segmentation", "jaxseg.viz.palettes", "jaxseg.viz.overlays",
     "jaxseg.viz.heatmaps", "jaxseg.viz.grids", "jaxseg.models.aspp", "jaxseg.models.memory",
     "jaxseg.models.fcn", "jaxseg.models.deeplab", "jaxseg.train.tasks.saliency",
+    "jaxseg.train.tasks.classification", "jaxseg.train.tasks.segmentation",
+    "jaxseg.inference.saliency", "jaxseg.data.transforms",
 ]
 
 

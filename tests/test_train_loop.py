@@ -44,16 +44,20 @@ def _sharded_steps(devices, batches, config):
           len(sharded))
 
 
-@pytest.mark.parametrize('fsdp_min_size', [-1, 8])
-def test_eight_devices_match_one_device(fsdp_min_size):
+@pytest.mark.parametrize('fsdp_min_size, model_axis', [(-1, 1), (8, 1), (-1, 2)])
+def test_eight_devices_match_one_device(fsdp_min_size, model_axis):
   assert jax.device_count() == 8, 'conftest forces 8 host devices'
-  config = fx.tiny_config(**{'mesh.fsdp_min_size': fsdp_min_size, 'optimizer.momentum': 0.9})
+  config = fx.tiny_config(**{'mesh.fsdp_min_size': fsdp_min_size, 'optimizer.momentum': 0.9,
+                             'mesh.data': -1, 'mesh.model': model_axis})
   images, labels = fx.make_dataset(16)
   it = fx.ArrayIterator(images, labels, global_batch_size=8, seed=0)
   batches = [next(it) for _ in range(3)]
   loss8, params8, stats8, num_sharded = _sharded_steps(jax.devices(), batches, config)
+  config.mesh.model = 1
   loss1, params1, stats1, _ = _sharded_steps(jax.devices()[:1], batches, config)
-  assert num_sharded == (2 if fsdp_min_size >= 0 else 0)  # FSDP really splits the kernels
+  # FSDP really splits the two kernels; the model axis the conv kernel's 8 output channels (the
+  # dense kernel's 5 outputs do not divide by 2).
+  assert num_sharded == (2 if fsdp_min_size >= 0 else 1 if model_axis > 1 else 0)
   np.testing.assert_allclose(loss8, loss1, rtol=1e-5, atol=1e-6)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
                (params8, stats8), (params1, stats1))
@@ -71,6 +75,11 @@ def test_fsdp_rule_shards_large_leaves_over_data():
   assert specs['big'] == jax.sharding.PartitionSpec(None, None, None, 'data')
   assert specs['small'] == jax.sharding.PartitionSpec()
   assert specs['odd'] == jax.sharding.PartitionSpec()  # no dimension divisible by 8
+  # With a model axis, kernels split their output channels over it (and FSDP takes another dim).
+  mesh = sharding.make_mesh(fx.tiny_config(**{'mesh.data': 4, 'mesh.model': 2}).mesh)
+  specs = jax.tree.map(lambda s: s.spec, sharding.state_shardings(abstract, mesh, fsdp_min_size=8))
+  assert specs['big'] == jax.sharding.PartitionSpec(None, None, 'data', 'model')
+  assert specs['small'] == jax.sharding.PartitionSpec()  # rank 1: replicated
 
 
 def test_make_mesh_sizes_and_errors():
@@ -128,8 +137,8 @@ def test_plateau_schedule_divides_rate_when_metric_stalls(tmp_path):
   model = fx.TinyNet()
 
   class FrozenTask(fx.SoftmaxTask):
-    def loss(self, outputs, endpoints, batch, config):
-      loss, aux = super().loss(outputs, endpoints, batch, config)
+    def loss(self, outputs, endpoints, batch):
+      loss, aux = super().loss(outputs, endpoints, batch)
       return 0.0 * loss, aux
 
   fx.run_tiny(config, str(tmp_path), task=FrozenTask(), model=model)
@@ -221,3 +230,14 @@ def test_restart_after_final_checkpoint_but_before_results_evaluates_again(tmp_p
   os.remove(tmp_path / 'results.json')  # as if killed between the last save and the results
   again = fx.run_tiny(config, str(tmp_path))
   assert again == first
+
+
+def test_an_implicit_host_device_transfer_fails_the_loop_tests(tmp_path):
+  # The loop tests run under jax.transfer_guard('disallow') (run_tiny): a hidden round trip,
+  # here a task moving its host sums back to the device, is an error rather than a slowdown.
+  class RoundTripTask(fx.SoftmaxTask):
+    def finalize(self, sums):
+      return super().finalize({k: jnp.asarray(v) for k, v in sums.items()})
+
+  with pytest.raises(Exception, match='Disallowed host-to-device transfer'):
+    fx.run_tiny(fx.tiny_config(total_steps=2, eval_every=2), str(tmp_path), task=RoundTripTask())

@@ -8,6 +8,7 @@ import importlib.util
 import pathlib
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -398,3 +399,64 @@ def test_safetensors_without_the_package_says_how_to_fix_it(tmp_path, monkeypatc
   monkeypatch.setitem(sys.modules, 'safetensors.numpy', None)
   with pytest.raises(ImportError, match='pip install safetensors'):
     load_state_dict(tmp_path / 'resnet.safetensors')
+
+
+# ---- segmentation networks: the backbone (and FCN's fc6/fc7) from a classification checkpoint --
+
+VGG16_SIXTEENTH = [4, 4, 'M', 8, 8, 'M', 16, 16, 16, 'M', 32, 32, 32, 'M', 32, 32, 32, 'M']
+
+
+def test_fcn32s_backbone_and_fc6_fc7_from_vgg16_classifier():
+  # VGG16 at 1/16 width, as FCN(width_divisor=16) builds it: fc6 is Linear(32*7*7, 256).
+  torch_model = _randomized(VGG(VGG16_SIXTEENTH, False, fc=256, num_classes=10), seed=4)
+  model = get_model('fcn32s', num_classes=5, width_divisor=16)
+  variables = import_torchvision(model, _numpy_state_dict(torch_model))
+  # score_fr is zero-initialised; give it weights so its output exposes fc7 at every position.
+  rng = np.random.default_rng(5)
+  params = dict(variables['params'])
+  score_kernel = rng.normal(size=(1, 1, 256, 5)).astype(np.float32)
+  params['score_fr'] = {'kernel': jnp.asarray(score_kernel), 'bias': jnp.zeros(5)}
+  x = rng.normal(size=(2, 224, 224, 3)).astype(np.float32)
+  _, endpoints = model.apply({'params': params}, jnp.asarray(x))
+  with torch.no_grad():
+    features = torch_model.features(torch.from_numpy(x.transpose(0, 3, 1, 2)))
+    fc7 = torch_model.classifier[:5](torch.flatten(features, 1)).numpy()  # fc6, relu, drop, fc7, relu
+  np.testing.assert_allclose(endpoints['pool5'], features.numpy().transpose(0, 2, 3, 1),
+                             rtol=1e-4, atol=1e-4)
+  # At 224 pool5 is 7x7 and fc6 (7x7, padding 3) at the centre sees exactly the whole map: the
+  # fully connected layer the classifier computes (FCN paper, section 3.1).
+  np.testing.assert_allclose(endpoints['score_fr'][:, 3, 3], fc7 @ score_kernel[0, 0],
+                             rtol=1e-4, atol=1e-4 * np.abs(fc7 @ score_kernel[0, 0]).max())
+
+
+def test_deeplab_v3_resnet18_backbone_from_torchvision():
+  torch_model = _randomized(ResNet(BasicBlock, [2, 2, 2, 2]), seed=6)
+  model = get_model('deeplab_v3', num_classes=3, backbone='resnet18', multi_grid=(1, 2),
+                    output_stride=16)
+  variables = import_torchvision(model, _numpy_state_dict(torch_model),
+                                 input_shape=(1, 64, 64, 3))
+  assert 'aspp' in str(jax.tree_util.tree_structure(variables['params'])).lower()
+  x = np.random.default_rng(7).normal(size=(1, 64, 64, 3)).astype(np.float32)
+  _, endpoints = model.apply(variables, jnp.asarray(x))
+  t = torch.from_numpy(x.transpose(0, 3, 1, 2))
+  with torch.no_grad():
+    t = torch_model.maxpool(torch_model.relu(torch_model.bn1(torch_model.conv1(t))))
+    expected = {}
+    for stride, layer in ((4, 'layer1'), (8, 'layer2'), (16, 'layer3')):
+      t = getattr(torch_model, layer)(t)
+      expected[stride] = t.numpy().transpose(0, 2, 3, 1)
+  # Output stride 16 dilates only layer4, so layers 1-3 are torchvision's own.
+  for stride, value in expected.items():
+    np.testing.assert_allclose(endpoints[f'stride{stride}'], value, rtol=1e-4,
+                               atol=1e-4 * np.abs(value).max())
+
+
+def test_segmentation_import_names_foreign_tensors():
+  torch_model = VGG(VGG16_SIXTEENTH, False, fc=256, num_classes=10)
+  state = _numpy_state_dict(torch_model)
+  state['decoder.weight'] = np.zeros(3, np.float32)
+  with pytest.raises(ValueError, match=r"'decoder\.weight'"):
+    import_torchvision(get_model('fcn8s', num_classes=5, width_divisor=16), state)
+  del state['decoder.weight'], state['classifier.3.weight']
+  with pytest.raises(ValueError, match=r"'classifier\.3\.weight'.*fc7"):
+    import_torchvision(get_model('fcn8s', num_classes=5, width_divisor=16), state)

@@ -16,7 +16,8 @@ def get_base_config() -> ml_collections.ConfigDict:
   Returns:
     A ``ConfigDict`` with ``seed``, ``task``, ``total_steps``, ``batch_size`` (global),
     ``eval_every``, ``checkpoint_every``, ``log_every``, ``keep_checkpoints``, ``best_metric``,
-    ``best_mode``, ``init_from``, ``init_from_subtree``, ``mesh``, ``dtype``, ``optimizer``,
+    ``best_mode``, ``write_images``, ``num_images``, ``init_from``, ``init_from_subtree``,
+    ``mesh``, ``dtype``, ``optimizer``,
     ``schedule``, ``model``, ``data``, ``loss``.
   """
   config = ml_collections.ConfigDict()
@@ -33,6 +34,7 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.best_mode = 'max'  # 'max' | 'min'
   config.dtype = 'float32'  # compute dtype: 'float32' | 'bfloat16'
   config.write_images = True
+  config.num_images = 4  # example images per PNG written at each evaluation
   # Start from other weights (only when the workdir has no checkpoint of its own): a jaxseg
   # workdir / checkpoint directory (matching params and batch_stats are restored), or a
   # torchvision state dict (.safetensors/.npz) imported into `init_from_subtree` ('': the model
@@ -80,5 +82,15 @@ def get_base_config() -> ml_collections.ConfigDict:
   config.data.num_workers = 0
   config.data.prefetch = 2
 
+  # Every loss option of every task (jaxseg.train.tasks.LOSS_DEFAULTS); a task reads its own and
+  # rejects another task's set away from its default. The ignore label, class names, palette and
+  # normalisation are the dataset's (DatasetInfo), never set here.
   config.loss = ml_collections.ConfigDict()
+  config.loss.label_smoothing = 0.0  # classification
+  config.loss.top_k = (1, 5)  # classification: the top-k errors reported
+  config.loss.aux_weight = 0.3  # classification, segmentation: weight of each auxiliary head
+  config.loss.normalize = True  # segmentation: mean over valid pixels (False: per-image sum)
+  config.loss.class_weights = ()  # segmentation: () or one weight per class
+  config.loss.name = 'euclidean'  # saliency: 'euclidean' | 'bce' | 'kl'
+  config.loss.target = 'max'  # saliency: 'max' | 'sum' | 'centered'
   return config

@@ -42,7 +42,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every = 50
   config.best_metric = 'mean_iou'
   config.best_mode = 'max'
-  config.palette = 'voc'
   config.init_from = ''  # torchvision ResNet-101 weights, .safetensors (see the docstring)
 
   config.model.name = 'deeplab_v3'
@@ -61,7 +60,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.scale_range = (0.5, 2.0)
   config.data.flip = True
 
-  config.loss.ignore_label = 255
   config.loss.normalize = True
 
   config.optimizer.name = 'sgd'

@@ -37,7 +37,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 8
   config.eval_every = 5000
   config.checkpoint_every = 5000
-  config.palette = 'cityscapes'
   config.num_images = 2
   config.model.num_classes = 19
   config.data.name = 'cityscapes'

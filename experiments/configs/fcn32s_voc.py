@@ -45,7 +45,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every = 100
   config.best_metric = 'mean_iou'
   config.best_mode = 'max'
-  config.palette = 'voc'
   config.num_images = 1
   config.init_from = ''  # torchvision VGG16 weights, .safetensors (see the docstring)
 
@@ -63,7 +62,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.scale_range = (1.0, 1.0)      # no augmentation in the paper
   config.data.flip = False
 
-  config.loss.ignore_label = 255
   config.loss.normalize = False             # Caffe SoftmaxWithLoss, normalize: false
 
   config.optimizer.name = 'sgd'

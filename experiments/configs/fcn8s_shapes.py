@@ -43,7 +43,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.best_metric = 'mean_iou'
   config.best_mode = 'max'
   config.num_images = 4
-  config.palette = 'voc'
 
   config.model.name = 'fcn8s'
   config.model.num_classes = 4
@@ -58,7 +57,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.data.normalization = 'none'
   config.data.flip = True
 
-  config.loss.ignore_label = 255
   config.loss.normalize = True
 
   config.optimizer.name = 'adam'

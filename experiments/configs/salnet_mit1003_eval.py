@@ -16,7 +16,7 @@ CC 0.58, AUC-Judd 0.83, as we recall them; MIT1003 and MIT300 share their source
 step with a zero learning rate (parameters unchanged) and evaluates, so the whole path is the
 standard one. The engine restores every parameter whose path and shape match from the newest
 checkpoint of that run and logs a table of what it restored (see docs/training.md).
-Use ``jaxseg.metrics.saliency.SaliencyEvaluator`` directly for the full table (with shuffled and
+Use ``jaxseg.inference.saliency.SaliencyEvaluator`` directly for the full table (with shuffled and
 Borji AUC); ``docs/saliency.md`` shows how.
 """
 import ml_collections

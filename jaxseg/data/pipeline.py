@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from jaxseg.data import registry
+from jaxseg.data import preparation, registry
 from jaxseg.data import transforms as T
+from jaxseg.ops._validation import pair
 
 __all__ = ["DataIterator", "dataset_info", "make_iterator", "process_sample"]
 
@@ -26,15 +27,6 @@ def _ensure_flags_parsed() -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
   if not flags.FLAGS.is_parsed():
     flags.FLAGS.mark_as_parsed()
-
-
-def _pair(value, name: str) -> tuple[int, int]:
-  if isinstance(value, int) and not isinstance(value, bool):
-    return value, value
-  if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-      isinstance(v, int) and not isinstance(v, bool) for v in value):
-    return int(value[0]), int(value[1])
-  raise TypeError(f"data.{name} must be an int or a pair of ints, got {value!r}.")
 
 
 def dataset_info(data_config) -> registry.DatasetInfo:
@@ -52,23 +44,26 @@ def dataset_info(data_config) -> registry.DatasetInfo:
     (10, (32, 32, 3), {'test': 297, 'train': 1500})
   """
   spec, options = registry.resolve_options(data_config)
-  builder = registry.prepared_builder(spec, options)
+  builder = preparation.prepared_builder(spec, options)
   splits = {name: int(split.num_examples) for name, split in sorted(builder.info.splits.items())}
   return registry.DatasetInfo(
       task=spec.task, num_classes=int(spec.num_classes(options)), ignore_label=spec.ignore_label,
       image_shape=_output_hw(spec.task, options, train=True) + (3,), splits=splits,
       eval_image_shape=_output_hw(spec.task, options, train=False) + (3,),
-      map_shape=_pair(options["map_size"], "map_size") if spec.task == "saliency" else None,
-      train_split=options["train_split"], eval_split=options["eval_split"])
+      map_shape=(pair(options["map_size"], "data.map_size") if spec.task == "saliency"
+                 else None),
+      train_split=options["train_split"], eval_split=options["eval_split"],
+      class_names=spec.names(options) if spec.task != "saliency" else (),
+      palette=spec.palette_of(options), normalization=options["normalization"])
 
 
 def _output_hw(task: str, options: dict, *, train: bool) -> tuple[int, int]:
   if task == "classification":
-    return _pair(options["image_size"], "image_size")
+    return pair(options["image_size"], "data.image_size")
   if task == "segmentation":
-    return _pair(options["crop_size" if train else "eval_size"],
-                 "crop_size" if train else "eval_size")
-  return _pair(options["image_size"], "image_size")
+    key = "crop_size" if train else "eval_size"
+    return pair(options[key], f"data.{key}")
+  return pair(options["image_size"], "data.image_size")
 
 
 def _classification_geometry(sample: dict, options: dict, *, rng: np.random.Generator | None,
@@ -81,7 +76,7 @@ def _classification_geometry(sample: dict, options: dict, *, rng: np.random.Gene
   * ``'resize'`` and ``'cifar'``: resize to ``image_size``; training pads ``crop_padding`` pixels
     (``pad_mode``: the mean pixel, zeros or a reflection) and crops ``image_size`` back at random.
   """
-  size = _pair(options["image_size"], "image_size")
+  size = pair(options["image_size"], "data.image_size")
   if options["augment"] == "imagenet":
     if rng is None:
       return T.center_crop(T.resize_shorter_side(sample, options["eval_resize"]), size)
@@ -155,6 +150,7 @@ def process_sample(sample: dict, *, task: str, options: dict, ignore_label: int 
     out["mask"] = np.ascontiguousarray(sample["mask"], np.int32)
   else:
     density = np.ascontiguousarray(sample["density"], np.float32)
+    # Step 3 of the density's scales (docs/saliency.md): peak 1 again after the resize.
     peak = float(density.max())
     out["density"] = density / peak if peak > 0 else density
     out["fixations"] = np.ascontiguousarray(sample["fixations"], np.uint8)
@@ -316,7 +312,7 @@ def make_iterator(data_config, *, split: str, global_batch_size: int, seed: int,
   import grain  # pylint: disable=g-import-not-at-top
 
   spec, options = registry.resolve_options(data_config)
-  builder = registry.prepared_builder(spec, options)
+  builder = preparation.prepared_builder(spec, options)
   source = builder.as_data_source(split)
   num_examples = len(source)
   local = global_batch_size // process_count

@@ -1,102 +1,25 @@
-"""The dataset registry: every dataset a config can name, its options and its tfds builder.
+"""The dataset registry: every dataset a config can name, what it knows about itself, its builder.
 
-A config selects a dataset with ``config.data.name`` and sets its options as other fields of
-``config.data``. Options every dataset accepts:
-
-* ``data_dir`` (str, ``''``): where prepared datasets are cached; ``''`` means
-  ``$JAXSEG_DATA_DIR``, else ``~/jaxseg_data``.
-* ``manual_dir`` (str, ``''``): where manually downloaded archives are extracted; ``''`` means
-  ``<data_dir>/downloads/manual``.
-* ``num_workers`` (int, 0): grain worker processes (0: transforms run in threads of this
-  process).
-* ``prefetch`` (int, 2): batches prepared ahead of the consumer, per worker.
-* ``read_threads`` (int, 4): threads decoding and transforming in each process.
-* ``normalization`` (str): ``'imagenet'``, ``'caffe_bgr'``, ``'salnet'`` or ``'none'``
-  (:func:`jaxseg.data.transforms.normalize`).
-* ``train_split``, ``eval_split`` (str): the tfds split names the engine trains and evaluates on
-  (tfds slicing such as ``'train[:90%]'`` is accepted).
-* ``skip_corrupt`` (bool, False): skip undecodable images while building (counted in the log)
-  instead of raising.
-* ``download`` (bool, False): builders that can download (VOC 2012) may do so when the manual
-  files are absent.
-
-Task options (defaults differ per dataset; :func:`describe` prints them):
-
-* classification: ``image_size`` (int, output side), ``augment`` (``'resize'``, ``'imagenet'``:
-  random-resized-crop for training and resize-then-centre-crop for evaluation, ``'cifar'``: pad
-  and random crop), ``crop_padding`` (int, pad then randomly crop back, 0: off), ``pad_mode``,
-  ``crop_scale``, ``crop_ratio``, ``eval_resize``, ``flip`` (bool; None: the recipe's default),
-  ``photometric`` (float, jitter strength, 0: off).
-* segmentation: ``crop_size`` (int, training crop side), ``eval_size`` (int, evaluation images
-  are shrunk to fit and padded to this side, the mask with 255), ``scale_range`` ((low, high)
-  random rescaling), ``flip``, ``photometric``.
-* saliency: ``image_size`` ((h, w) network input), ``map_size`` ((h, w) of ``density`` and
-  ``fixations``), ``flip``, ``photometric``.
-
-Dataset options are listed with each dataset below (``DATASETS``); an option that a dataset does
-not define raises a ValueError naming it.
+Each dataset is a :class:`DatasetSpec` in :data:`DATASETS`: its task, its builder, its decoder
+(tfds record -> sample), its class names and palette, and its own options
+(:mod:`jaxseg.data.options` holds the options every dataset shares and their checks;
+:mod:`jaxseg.data.preparation` builds a dataset once). :class:`DatasetInfo` is what the training
+engine learns about a dataset before reading it. ``describe(name)`` prints a dataset's options.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "DatasetUnavailableError", "build_lock",
-           "describe", "get_builder", "list_datasets", "resolve_options"]
+from jaxseg.data import options as data_options
+from jaxseg.viz import palettes
 
-COMMON_OPTIONS: dict[str, tuple[Any, str]] = {
-    "name": ("", "the dataset's name in this registry"),
-    "data_dir": ("", "cache of prepared datasets; '' -> $JAXSEG_DATA_DIR or ~/jaxseg_data"),
-    "manual_dir": ("", "manually downloaded files; '' -> <data_dir>/downloads/manual"),
-    "num_workers": (0, "grain worker processes (0: threads of this process)"),
-    "prefetch": (2, "batches prepared ahead, per worker"),
-    "read_threads": (4, "threads decoding and transforming in each process"),
-    "skip_corrupt": (False, "skip undecodable images while building, counted in the log"),
-    "download": (False, "download when manual files are absent (builders that can)"),
-}
-
-_NORMALIZATION_DOC = "'imagenet' | 'caffe_bgr' | 'salnet' | 'none' ([0, 1])"
-AUGMENTS = ("resize", "imagenet", "cifar")
-_CLASSIFICATION = {
-    "image_size": (32, "output side in pixels (int or (h, w))"),
-    "augment": ("resize", "'resize': resize to image_size (+ crop_padding, flip); 'imagenet': "
-                          "train random-resized-crop + flip, eval shorter side to eval_resize "
-                          "then centre crop; 'cifar': pad crop_padding, random crop, flip"),
-    "crop_padding": (0, "training ('resize', 'cifar'): pad by this many pixels then crop back at "
-                        "random (0: off)"),
-    "pad_mode": ("mean", "fill of crop_padding: 'mean' (mean pixel), 'zeros' (black, as "
-                         "torchvision's RandomCrop), 'reflect'"),
-    "crop_scale": ((0.08, 1.0), "'imagenet' training: area fraction range of the random crop"),
-    "crop_ratio": ((3 / 4, 4 / 3), "'imagenet' training: width/height range of the random crop"),
-    "eval_resize": (256, "'imagenet' evaluation: shorter side before the centre crop"),
-    "flip": (None, "training: random horizontal flips; None: on for augment 'imagenet' and "
-                   "'cifar', off for 'resize'"),
-    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
-    "normalization": ("none", _NORMALIZATION_DOC),
-}
-_SEGMENTATION = {
-    "crop_size": (321, "training crop side (padded with the mean / 255 when smaller)"),
-    "eval_size": (513, "evaluation: shrink to fit, then pad to this side (mask padded with 255)"),
-    "scale_range": ((0.5, 2.0), "training: random rescaling range ((1, 1): off)"),
-    "flip": (True, "training: random horizontal flips"),
-    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
-    "normalization": ("imagenet", _NORMALIZATION_DOC),
-}
-_SALIENCY = {
-    "image_size": ((240, 320), "network input (h, w)"),
-    "map_size": ((240, 320), "(h, w) of 'density' and 'fixations'"),
-    "flip": (True, "training: random horizontal flips (maps flip with the image)"),
-    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
-    "normalization": ("imagenet", _NORMALIZATION_DOC),
-}
-_TASK_OPTIONS = {"classification": _CLASSIFICATION, "segmentation": _SEGMENTATION,
-                 "saliency": _SALIENCY}
+__all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "describe", "get_builder", "get_spec",
+           "list_datasets", "resolve_options"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +35,13 @@ class DatasetInfo:
     eval_image_shape: ``(H, W, 3)`` of evaluation batches' images.
     map_shape: ``(h, w)`` of saliency maps, else None.
     train_split, eval_split: the split names selected by the options.
+    class_names: one name per class (``num_classes`` of them; ``()`` for saliency). Datasets
+      without published names use ``class_<k>``.
+    palette: the colour map of the dataset's masks, ``'voc'`` or ``'cityscapes'``
+      (:func:`jaxseg.viz.get_palette`); None for datasets without masks.
+    normalization: the input normalisation the pipeline applies
+      (:func:`jaxseg.data.transforms.normalize`; :func:`~jaxseg.data.transforms.denormalize`
+      inverts it for display).
   """
   task: str
   num_classes: int
@@ -122,6 +52,9 @@ class DatasetInfo:
   map_shape: tuple[int, int] | None = None
   train_split: str = "train"
   eval_split: str = "test"
+  class_names: tuple[str, ...] = ()
+  palette: str | None = None
+  normalization: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +75,11 @@ class DatasetSpec:
     ignore_label: mask ignore value (segmentation only).
     derive: ``options -> options`` filling defaults that depend on other options (a synthetic
       dataset's crop and map sizes default to its generated size), or None.
+    fingerprint: ``options -> str`` naming the content the builder reads (a folder dataset's
+      listing), so that a prepared builder is reused only while its files are unchanged; None.
+    class_names: ``options -> tuple of names``, or None (``class_<k>``).
+    palette: ``'voc'`` or ``'cityscapes'`` for datasets with masks, a function ``options ->
+      palette`` (a folder dataset's own colours), else None.
   """
   name: str
   task: str
@@ -153,13 +91,26 @@ class DatasetSpec:
   defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
   ignore_label: int | None = None
   derive: Callable[[dict], dict] | None = None
+  fingerprint: Callable[[dict], str] | None = None
+  class_names: Callable[[dict], tuple[str, ...]] | None = None
+  palette: str | Callable[[dict], Any] | None = None
+
+  def palette_of(self, options: dict) -> Any:
+    """The palette under ``options``: the spec's name, or what its function returns."""
+    return self.palette(options) if callable(self.palette) else self.palette
+
+  def names(self, options: dict) -> tuple[str, ...]:
+    """The class names under ``options``: the spec's, else ``class_0 .. class_<K-1>``."""
+    if self.class_names is not None:
+      return tuple(self.class_names(options))
+    return tuple(f"class_{k}" for k in range(int(self.num_classes(options))))
 
   def all_options(self) -> dict[str, tuple[Any, str]]:
     """Every option this dataset accepts with its default and description."""
-    merged = dict(COMMON_OPTIONS)
+    merged = dict(data_options.COMMON_OPTIONS)
     merged["train_split"] = ("train", "split trained on")
     merged["eval_split"] = ("test", "split evaluated on")
-    merged.update(_TASK_OPTIONS[self.task])
+    merged.update(data_options.TASK_OPTIONS[self.task])
     merged.update(self.options)
     for key, value in self.defaults.items():
       merged[key] = (value, merged[key][1])
@@ -183,6 +134,7 @@ def _decode_segmentation(record, options):
 def _decode_saliency(record, options):
   del options
   return {"image": _rgb(record["image"]),
+          # Step 2 of the density's scales (docs/saliency.md, "The density's scales").
           "density": _single(record["density"]).astype(np.float32) / 255.0,
           "fixations": (_single(record["fixations"]) > 0).astype(np.uint8)}
 
@@ -302,6 +254,68 @@ def _synthetic_saliency_builder(options, data_dir):
                                      file_format="array_record")
 
 
+def _folder_classes(options) -> tuple[tuple[str, ...], tuple | None]:
+  """``image_folder``'s class names and colours: the options', else ``<masks_dir>/classes.json``."""
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  names, palette = tuple(options["class_names"]), tuple(options["palette"]) or None
+  classes_json = os.path.join(options["masks_dir"], "classes.json")
+  if (not names or palette is None) and options["masks_dir"] and os.path.isfile(classes_json):
+    json_names, json_palette = folder.load_classes_json(classes_json)
+    names = names or json_names
+    palette = palette if palette is not None else json_palette
+  if not names:
+    raise ValueError(
+        "image_folder needs its classes: set data.class_names (e.g. ('background', 'cell')) or "
+        f"put a classes.json in data.masks_dir {options['masks_dir']!r} "
+        '({"classes": [{"name": "background", "color": [0, 0, 0]}, ...]}).')
+  if palette is not None and len(palette) != len(names):
+    raise ValueError(f"data.palette has {len(palette)} colours for {len(names)} classes "
+                     f"{names}; give one (r, g, b) per class.")
+  return names, palette
+
+
+def _check_folder_options(options) -> None:
+  for key in ("images_dir", "masks_dir"):
+    if not options[key]:
+      raise ValueError(f"image_folder needs data.{key} (a folder path), got {options[key]!r}.")
+    if not os.path.isdir(options[key]):
+      raise ValueError(f"data.{key} {options[key]!r} is not a folder.")
+  names, _ = _folder_classes(options)
+  ignore = options["ignore_label"]
+  if not isinstance(ignore, int) or isinstance(ignore, bool) or not len(names) <= ignore <= 255:
+    raise ValueError(f"data.ignore_label must be an int in [{len(names)}, 255] (not one of the "
+                     f"{len(names)} classes), got {ignore!r}.")
+
+
+def _image_folder_builder(options, data_dir):
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  _check_folder_options(options)
+  names, palette = _folder_classes(options)
+  split = folder.FolderSplit(train_list=options["train_list"], eval_list=options["eval_list"],
+                             eval_fraction=options["eval_fraction"], seed=options["split_seed"])
+  images_dir, masks_dir = (os.path.abspath(os.path.expanduser(options[k]))
+                           for k in ("images_dir", "masks_dir"))
+  digest = folder.folder_digest(
+      [images_dir, masks_dir, split.train_list, split.eval_list],
+      [names, palette, options["ignore_label"], split.eval_fraction, split.seed])
+  return folder.ImageFolderSegmentation(
+      images_dir=images_dir, masks_dir=masks_dir, split=split, config_name=f"f{digest}",
+      num_classes=len(names), ignore_label=options["ignore_label"], palette=palette,
+      skip_corrupt=options["skip_corrupt"], data_dir=data_dir, file_format="array_record")
+
+
+def _image_folder_fingerprint(options) -> str:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.folder_digest([options[k] for k in ("images_dir", "masks_dir", "train_list",
+                                                    "eval_list")], [])
+
+
+def _camvid_builder(options, data_dir):
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CamVid(skip_corrupt=options["skip_corrupt"], data_dir=data_dir,
+                       file_format="array_record")
+
+
 def _voc_builder(kind):
   def make(options, data_dir):
     from jaxseg.data.builders import voc  # pylint: disable=g-import-not-at-top
@@ -343,6 +357,26 @@ def _const(n):
   return lambda options: n
 
 
+# The viz layer holds the palettes' class names (one copy for data, tasks and overlays).
+_VOC_CLASSES = palettes.VOC_CLASSES
+_CITYSCAPES_CLASSES = palettes.CITYSCAPES_CLASSES
+_CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                    "ship", "truck")
+_DIGIT_CLASSES = tuple(str(k) for k in range(10))
+
+
+def _shape_class_names(options):
+  from jaxseg.data import synthetic  # pylint: disable=g-import-not-at-top
+  kinds = synthetic.SHAPE_KINDS
+  return ("background",) + tuple(f"{kinds[(k - 1) % len(kinds)]}_{k}"
+                                 for k in range(1, options["num_shape_classes"] + 1))
+
+
+def _pet_class_names(options):
+  return ("pet", "background", "border") if options["pet_mask"] == "trimap" else (
+      "background", "pet")
+
+
 _SYNTHETIC_COMMON = {
     "synthetic_size": (64, "side of the generated images"),
     "num_train": (2000, "training examples generated"),
@@ -361,6 +395,7 @@ _register(DatasetSpec(
     name="digits", task="classification",
     doc="scikit-learn's 8x8 UCI handwritten digits (1797), upsampled; offline.",
     make_builder=_digits_builder, num_classes=_const(10), decode=_decode_classification,
+    class_names=_const(_DIGIT_CLASSES),
     options={"digits_size": (32, "side the 8x8 digits are upsampled to when building"),
              "num_test": (297, "test examples (stratified split)"),
              "split_seed": (0, "seed of the stratified train/test split")}))
@@ -372,6 +407,8 @@ for _name, _n, _size, _eval in (("mnist", 10, 28, "test"), ("cifar10", 10, 32, "
       doc=f"tfds's {_name} builder, built as ArrayRecord without TensorFlow.",
       make_builder=_tfds_classification(_name), num_classes=_const(_n),
       decode=_decode_classification,
+      class_names={"mnist": _const(_DIGIT_CLASSES),
+                   "cifar10": _const(_CIFAR10_CLASSES)}.get(_name),
       defaults={"image_size": _size, "eval_split": _eval,
                 **({"crop_padding": 4, "flip": True} if _name.startswith("cifar") else {}),
                 **({"flip": True, "normalization": "imagenet"}
@@ -380,7 +417,7 @@ _register(DatasetSpec(
     name="shapes_segmentation", task="segmentation",
     doc="Synthetic circles, rectangles and triangles with masks; deterministic from a seed.",
     make_builder=_shapes_builder, num_classes=lambda o: o["num_shape_classes"] + 1,
-    decode=_decode_segmentation, ignore_label=255,
+    decode=_decode_segmentation, ignore_label=255, class_names=_shape_class_names, palette="voc",
     options={**_SYNTHETIC_COMMON,
              "num_shape_classes": (3, "foreground classes K (the dataset has K + 1)"),
              "max_shapes": (3, "most shapes per image")},
@@ -401,17 +438,20 @@ _register(DatasetSpec(
     name="voc2012_segmentation", task="segmentation",
     doc="PASCAL VOC 2012 segmentation (1464 train, 1449 val) from VOCtrainval_11-May-2012.",
     make_builder=_voc_builder("voc"), num_classes=_const(21), decode=_decode_segmentation,
-    ignore_label=255, defaults={"eval_split": "validation"}))
+    ignore_label=255, class_names=_const(_VOC_CLASSES), palette="voc",
+    defaults={"eval_split": "validation"}))
 _register(DatasetSpec(
     name="voc2012_sbd", task="segmentation",
     doc="VOC 2012 train merged with SBD (train_aug, 10582), VOC 2012 val held out (1449).",
     make_builder=_voc_builder("sbd"), num_classes=_const(21), decode=_decode_segmentation,
-    ignore_label=255, defaults={"eval_split": "validation"}))
+    ignore_label=255, class_names=_const(_VOC_CLASSES), palette="voc",
+    defaults={"eval_split": "validation"}))
 _register(DatasetSpec(
     name="oxford_iiit_pet", task="segmentation",
     doc="tfds's Oxford-IIIT Pet with its trimaps.",
     make_builder=_pet_builder, num_classes=lambda o: 3 if
     o["pet_mask"] == "trimap" else 2, decode=_decode_pet, ignore_label=255,
+    class_names=_pet_class_names, palette="voc",
     options={"pet_mask": ("binary", "'binary': pet 1, background 0, border 255 (ignored); "
                                     "'trimap': pet 0, background 1, border 2")},
     defaults={"crop_size": 256, "eval_size": 512}))
@@ -419,13 +459,14 @@ _register(DatasetSpec(
     name="cityscapes", task="segmentation",
     doc="tfds's Cityscapes (manual download), labelIds mapped to the 19 train ids.",
     make_builder=_cityscapes_builder, num_classes=_const(19),
-    decode=_decode_cityscapes, ignore_label=255,
+    decode=_decode_cityscapes, ignore_label=255, class_names=_const(_CITYSCAPES_CLASSES),
+    palette="cityscapes",
     defaults={"crop_size": 769, "eval_size": 1024, "eval_split": "validation"}))
 _register(DatasetSpec(
     name="scene_parse150", task="segmentation",
     doc="ADE20K SceneParsing (150 classes, 'other' ignored) from ADEChallengeData2016.zip.",
     make_builder=_ade20k_builder, num_classes=_const(150),
-    decode=_decode_scene_parse150, ignore_label=255,
+    decode=_decode_scene_parse150, ignore_label=255, palette="voc",
     defaults={"crop_size": 512, "eval_size": 512, "eval_split": "validation"}))
 _register(DatasetSpec(
     name="salicon", task="saliency",
@@ -445,6 +486,47 @@ _register(DatasetSpec(
     doc="MIT300 benchmark stimuli only (no public maps): for producing maps to submit.",
     make_builder=_mit_builder("mit300"), num_classes=_const(0), decode=_decode_stimulus,
     defaults={"train_split": "test"}))
+
+
+_register(DatasetSpec(
+    name="image_folder", task="segmentation",
+    doc="Your own images and masks: data.images_dir and data.masks_dir matched by file stem; "
+        "index PNGs, or colour PNGs with data.palette / classes.json; list-file or seeded splits.",
+    make_builder=_image_folder_builder,
+    num_classes=lambda o: len(_folder_classes(o)[0]), class_names=lambda o: _folder_classes(o)[0],
+    palette=lambda o: _folder_classes(o)[1] or "voc",
+    decode=_decode_segmentation, ignore_label=255, fingerprint=_image_folder_fingerprint,
+    options={
+        "images_dir": ("", "folder of images (any format Pillow reads)"),
+        "masks_dir": ("", "folder of mask PNGs named like the images (a.jpg <-> a.png)"),
+        "class_names": ((), "class names in index order; () -> classes.json in masks_dir"),
+        "palette": ((), "(r, g, b) per class for colour masks (and the overlays); () -> "
+                        "classes.json's colours, else index masks and the VOC colours"),
+        "ignore_label": (255, "mask value never scored (stored as 255)"),
+        "train_list": ("", "file of training image stems, one per line ('' -> seeded split)"),
+        "eval_list": ("", "file of validation image stems ('' -> seeded split)"),
+        "eval_fraction": (0.1, "share held out for validation when there are no list files"),
+        "split_seed": (0, "seed of that hold-out"),
+    },
+    defaults={"eval_split": "validation"}))
+_register(DatasetSpec(
+    name="camvid", task="segmentation",
+    doc="CamVid as SegNet prepared it (367 train, 101 val, 233 test; 360x480; 11 classes, void "
+        "ignored) in the images_prepped_<split>/annotations_prepped_<split> layout.",
+    make_builder=_camvid_builder, num_classes=_const(11),
+    class_names=lambda o: _camvid_classes(), palette=lambda o: _camvid_palette(),
+    decode=_decode_segmentation, ignore_label=255,
+    defaults={"crop_size": 352, "eval_size": 480, "eval_split": "test"}))
+
+
+def _camvid_classes() -> tuple[str, ...]:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CAMVID_CLASSES
+
+
+def _camvid_palette() -> tuple[tuple[int, int, int], ...]:
+  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
+  return folder.CAMVID_PALETTE
 
 
 def list_datasets() -> list[str]:
@@ -471,170 +553,19 @@ def describe(name: str) -> str:
   return "\n".join(lines)
 
 
-def _as_dict(data_config) -> dict:
-  if hasattr(data_config, "to_dict"):
-    return data_config.to_dict()
-  if isinstance(data_config, Mapping):
-    return dict(data_config)
-  raise TypeError(
-      f"data_config must be a ConfigDict or a mapping, got {type(data_config).__name__}.")
-
-
-def _check_option_types(options: dict) -> None:
-  from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
-  if options["normalization"] not in transforms.NORMALIZATIONS:
-    raise ValueError(f"data.normalization must be one of {transforms.NORMALIZATIONS}, got "
-                     f"{options['normalization']!r}.")
-  for key in ("num_workers", "prefetch", "read_threads"):
-    value = options[key]
-    if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key ==
-                                                                          "read_threads" else 0):
-      raise ValueError(f"data.{key} must be a non-negative int (read_threads positive), "
-                       f"got {value!r}.")
-  if "augment" in options:
-    _check_classification_options(options)
-
-
-def _check_classification_options(options: dict) -> None:
-  augment, pad_mode = options["augment"], options["pad_mode"]
-  if augment not in AUGMENTS:
-    raise ValueError(f"data.augment must be one of {AUGMENTS}, got {augment!r}.")
-  from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
-  if pad_mode not in transforms.PAD_MODES:
-    raise ValueError(f"data.pad_mode must be one of {transforms.PAD_MODES}, got {pad_mode!r}.")
-  padding = options["crop_padding"]
-  if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
-    raise ValueError(f"data.crop_padding must be a non-negative int, got {padding!r}.")
-  if augment == "cifar" and padding == 0:
-    raise ValueError("data.augment='cifar' pads and crops back: set data.crop_padding > 0 "
-                     "(4 for CIFAR), got 0.")
-  if augment == "imagenet":
-    if padding:
-      raise ValueError(f"data.crop_padding ({padding}) has no meaning with augment='imagenet' "
-                       "(its random-resized-crop replaces it); set it to 0.")
-    size = options["image_size"]
-    side = max(size) if isinstance(size, tuple) else size
-    resize = options["eval_resize"]
-    if not isinstance(resize, int) or isinstance(resize, bool) or resize < side:
-      raise ValueError(f"data.eval_resize must be an int >= the image_size {size!r} it is "
-                       f"centre-cropped to, got {resize!r}.")
-  if options["flip"] is not None and not isinstance(options["flip"], bool):
-    raise TypeError(f"data.flip must be a bool or None, got {options['flip']!r}.")
-
-
 def resolve_options(data_config) -> tuple[DatasetSpec, dict]:
   """The dataset spec and the full options (defaults filled in) of a ``config.data``.
 
   Raises:
     ValueError: for an unknown dataset name, or options the dataset does not define (named).
   """
-  given = _as_dict(data_config)
+  given = data_options.as_dict(data_config)
   spec = get_spec(given.get("name", ""))
-  accepted = spec.all_options()
-  unknown = sorted(set(given) - set(accepted))
-  if unknown:
-    raise ValueError(
-        f"Unknown option(s) {unknown} for dataset {spec.name!r}; it accepts "
-        f"{sorted(accepted)}.")
-  options = {key: default for key, (default, _) in accepted.items()}
-  options.update(given)
-  if spec.derive is not None:
-    options.update(spec.derive(options))
-  for key in ("scale_range", "image_size", "map_size", "crop_scale", "crop_ratio"):
-    if isinstance(options.get(key), list):
-      options[key] = tuple(options[key])
-  _check_option_types(options)
-  if spec.task == "classification" and options["flip"] is None:
-    options["flip"] = options["augment"] != "resize"
-  return spec, options
-
-
-def resolve_data_dir(options: dict) -> str:
-  """``data_dir`` with its fallbacks: ``$JAXSEG_DATA_DIR``, then ``~/jaxseg_data``."""
-  data_dir = options["data_dir"] or os.environ.get("JAXSEG_DATA_DIR") or "~/jaxseg_data"
-  return os.path.abspath(os.path.expanduser(data_dir))
+  return spec, data_options.resolve(spec, given)
 
 
 def get_builder(data_config):
   """The tfds builder of ``config.data`` (not yet prepared)."""
+  from jaxseg.data import preparation  # pylint: disable=g-import-not-at-top
   spec, options = resolve_options(data_config)
-  return spec.make_builder(options, resolve_data_dir(options))
-
-
-class DatasetUnavailableError(RuntimeError):
-  """A dataset is neither prepared in ``data_dir`` nor obtainable (no network, no manual files)."""
-
-
-@contextlib.contextmanager
-def build_lock(data_dir: str, name: str):
-  """Holds an exclusive lock on ``<data_dir>/.<name>.lock`` while a dataset is built.
-
-  Hosts (or processes) preparing the same dataset into a shared ``data_dir`` take turns: the
-  first builds, the others wait, then find the finished files and reuse them. tfds already builds
-  into a temporary folder renamed at the end, but a second builder that started before the rename
-  would rebuild and then fail to rename onto the finished folder. The lock is a POSIX record lock
-  (``fcntl.lockf``), which NFS honours across machines; it is released when the holder exits,
-  even if it crashes. Without ``fcntl`` (Windows) no lock is taken.
-
-  Args:
-    data_dir: the shared folder of prepared datasets (created if missing).
-    name: the dataset's registry name; one lock per name.
-
-  Yields:
-    None, with the lock held.
-  """
-  os.makedirs(data_dir, exist_ok=True)
-  try:
-    import fcntl  # pylint: disable=g-import-not-at-top
-  except ImportError:  # not POSIX
-    yield
-    return
-  with open(os.path.join(data_dir, f".{name}.lock"), "a+b") as handle:
-    fcntl.lockf(handle, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.lockf(handle, fcntl.LOCK_UN)
-
-
-@functools.lru_cache(maxsize=64)
-def _prepared(name: str, frozen_options: tuple):
-  spec = get_spec(name)
-  options = dict(frozen_options)
-  data_dir = resolve_data_dir(options)
-  with build_lock(data_dir, name):
-    # The builder is made under the lock: it decides at construction whether the files exist.
-    return _prepare(spec, options, data_dir)
-
-
-def _prepare(spec: DatasetSpec, options: dict, data_dir: str):
-  name = spec.name
-  builder = spec.make_builder(options, data_dir)
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from jaxseg.data.builders import _common  # pylint: disable=g-import-not-at-top
-  manual_dir = os.path.abspath(os.path.expanduser(
-      options["manual_dir"] or os.path.join(data_dir, "downloads", "manual")))
-  try:
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-  except (_common.MissingFileError, _common.CorruptImageError, ValueError):
-    raise  # our builders' own errors already name the file and the layout
-  except Exception as e:  # download failures, tfds's manual-dir assertions, ...
-    raise DatasetUnavailableError(
-        f"Could not prepare dataset {name!r} in {builder.data_dir} "
-        f"({type(e).__name__}: {e}).\n{spec.doc}\nManual files go in {manual_dir}; "
-        f"docs/datasets.md (section {name!r}) says where to get them and how to build.") from e
-  return builder
-
-
-def _freeze(value):
-  if isinstance(value, (list, tuple)):
-    return tuple(_freeze(v) for v in value)
-  if isinstance(value, dict):
-    return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-  return value
-
-
-def prepared_builder(spec: DatasetSpec, options: dict):
-  """The builder of ``options``, prepared in ``data_dir`` once (later calls reuse the files)."""
-  return _prepared(spec.name, _freeze(options))
+  return spec.make_builder(options, preparation.resolve_data_dir(options))

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import numpy as np
 from PIL import Image
+
+from jaxseg.ops._validation import pair
 
 __all__ = [
     "CAFFE_BGR_MEAN",
@@ -29,6 +32,7 @@ __all__ = [
     "SALNET_BGR_MEAN",
     "center_crop",
     "center_pad_or_crop",
+    "denormalize",
     "fit_and_pad",
     "horizontal_flip",
     "mean_pixel",
@@ -62,17 +66,6 @@ NORMALIZATIONS = ("imagenet", "caffe_bgr", "salnet", "none")
 PAD_MODES = ("mean", "zeros", "reflect")
 
 _DENSE_KEYS = ("image", "mask", "density", "fixations")
-
-
-def _size(value, name: str) -> tuple[int, int]:
-  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-    value = (int(value), int(value))
-  if (not isinstance(value, Sequence) or len(value) != 2
-      or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
-    raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}.")
-  if min(value) < 1:
-    raise ValueError(f"{name} must be positive, got {value!r}.")
-  return int(value[0]), int(value[1])
 
 
 def _hw(sample: dict) -> tuple[int, int]:
@@ -132,7 +125,9 @@ def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
     >>> normalize(np.full((1, 1, 3), 255, np.uint8), 'none')[0, 0].tolist()
     [1.0, 1.0, 1.0]
   """
-  x = np.asarray(image, np.float32)
+  # jax arrays (and tracers, under jit or jax.export) stay jax arrays: the same formulas serve
+  # the host pipeline and an exported model's built-in preprocessing.
+  x = image.astype(np.float32) if isinstance(image, jax.Array) else np.asarray(image, np.float32)
   if normalization == "imagenet":
     return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
   if normalization == "caffe_bgr":
@@ -142,6 +137,43 @@ def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
   if normalization == "none":
     return x / 255.0
   raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+
+
+def denormalize(image: np.ndarray, normalization: str) -> np.ndarray:
+  """Inverts :func:`normalize`: network inputs back to displayable uint8 RGB pixels.
+
+  * ``'imagenet'``: ``255 (x std + mean)``;
+  * ``'caffe_bgr'``: ``(x + [104.00699, 116.66877, 122.67892])[..., ::-1]`` (BGR back to RGB);
+  * ``'salnet'``: ``(127.5 x + [100, 110, 118])[..., ::-1]``;
+  * ``'none'``: ``255 x``;
+
+  then rounded and clipped to ``[0, 255]``. No min-max stretch: a dark image stays dark, so an
+  overlay shows what the network saw. ``denormalize(normalize(x, n), n) == x`` for uint8 ``x``.
+
+  Args:
+    image: ``(..., 3)`` float, the output of :func:`normalize` (or a network input).
+    normalization: one of ``'imagenet'``, ``'caffe_bgr'``, ``'salnet'``, ``'none'``.
+
+  Returns:
+    uint8 RGB array of the same shape.
+
+  Example:
+    >>> pixel = np.array([[[10, 20, 30]]], np.uint8)
+    >>> denormalize(normalize(pixel, 'caffe_bgr'), 'caffe_bgr')[0, 0].tolist()
+    [10, 20, 30]
+  """
+  x = np.asarray(image, np.float32)
+  if normalization == "imagenet":
+    x = (x * IMAGENET_STD + IMAGENET_MEAN) * np.float32(255.0)
+  elif normalization == "caffe_bgr":
+    x = (x + CAFFE_BGR_MEAN)[..., ::-1]
+  elif normalization == "salnet":
+    x = (x * np.float32(127.5) + SALNET_BGR_MEAN)[..., ::-1]
+  elif normalization == "none":
+    x = x * np.float32(255.0)
+  else:
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+  return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
 def _nearest_indices(in_size: int, out_size: int) -> np.ndarray:
@@ -189,7 +221,7 @@ def resize(sample: dict, size) -> dict:
   Returns:
     A new dict with the dense keys resized; other keys are passed through.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   in_hw = _hw(sample)
   out = dict(sample)
   if hw == tuple(in_hw):
@@ -265,7 +297,7 @@ def pad_to_size(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: 
   Returns:
     The padded sample, of size ``(max(H, h), max(W, w))``.
   """
-  h, w = _size(size, "size")
+  h, w = pair(size, "size")
   in_h, in_w = _hw(sample)
   pad_h, pad_w = max(0, h - in_h), max(0, w - in_w)
   out = dict(sample)
@@ -352,7 +384,7 @@ def random_crop(sample: dict, size, *, rng: np.random.Generator, image_pad=(124,
   Returns:
     The cropped sample, of exactly ``size``.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   sample = pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
   h, w = _hw(sample)
   top = int(rng.integers(0, h - hw[0] + 1))
@@ -364,7 +396,7 @@ def center_pad_or_crop(sample: dict, size, *, image_pad=(124, 116, 104),
                        ignore_label: int = 255) -> dict:
   """Pads (bottom and right) then centre-crops ``sample`` to exactly ``size``: the eval twin of
   :func:`random_crop`."""
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   sample = pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
   h, w = _hw(sample)
   return _crop(sample, (h - hw[0]) // 2, (w - hw[1]) // 2, hw)
@@ -385,7 +417,7 @@ def fit_and_pad(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: 
   Returns:
     The sample at exactly ``size``.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   h, w = _hw(sample)
   factor = min(hw[0] / h, hw[1] / w)
   if factor < 1:
@@ -445,7 +477,7 @@ def scale_and_crop(sample: dict, factor: float, top: int, left: int, size, *,
   Returns:
     The sample at exactly ``size``.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   in_hw = _hw(sample)
   scaled = (max(1, int(round(in_hw[0] * factor))), max(1, int(round(in_hw[1] * factor))))
   padded = (max(scaled[0], hw[0]), max(scaled[1], hw[1]))
@@ -474,7 +506,7 @@ def random_scale_crop(sample: dict, size, *, rng: np.random.Generator, scale_ran
                       image_pad=(124, 116, 104), ignore_label: int = 255) -> dict:
   """:func:`random_scale` then :func:`random_crop`, drawing the same numbers from ``rng``, but
   resizing only the pixels the crop keeps (:func:`scale_and_crop`)."""
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   low, high = _check_range(scale_range, "scale_range")
   if low <= 0:
     raise ValueError(f"scale_range must be positive, got {scale_range!r}.")
@@ -511,7 +543,7 @@ def random_resized_crop_box(hw, *, rng: np.random.Generator, scale=(0.08, 1.0),
     >>> 0 <= top <= 100 - h and 0 <= left <= 200 - w
     True
   """
-  in_h, in_w = _size(hw, "hw")
+  in_h, in_w = pair(hw, "hw")
   low, high = _check_range(scale, "scale")
   if not 0 < low <= high <= 1:
     raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale!r}.")
@@ -561,7 +593,7 @@ def random_resized_crop(sample: dict, size, *, rng: np.random.Generator, scale=(
   Returns:
     The sample at exactly ``size``.
   """
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   box = random_resized_crop_box(_hw(sample), rng=rng, scale=scale, ratio=ratio)
   return resized_crop(sample, box, hw)
 
@@ -590,7 +622,7 @@ def resize_shorter_side(sample: dict, size: int) -> dict:
 def center_crop(sample: dict, size) -> dict:
   """Crops the centred ``size`` window, corner ``(int(round((H - h) / 2)), int(round((W - w) /
   2)))`` as torchvision's ``center_crop``; the sample must be at least ``size``."""
-  hw = _size(size, "size")
+  hw = pair(size, "size")
   h, w = _hw(sample)
   if h < hw[0] or w < hw[1]:
     raise ValueError(f"size {hw} is larger than the sample {(h, w)}; center_crop never pads "

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import numpy as np
 
+from jaxseg.ops._validation import pair
 from jaxseg.ops.resize import source_points
 
 Forward = Callable[[Any], Any]  # (N, h, w, 3) images -> (N, h, w, C) logits
@@ -33,17 +34,6 @@ def _check_images(images: Any) -> np.ndarray:
   if images.ndim != 4:
     raise ValueError(f'images must have shape (N, H, W, C) (NHWC), got {images.shape}.')
   return images
-
-
-def _positive_pair(value: Any, name: str) -> tuple[int, int]:
-  if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-    value = (int(value), int(value))
-  if (not isinstance(value, Sequence) or len(value) != 2
-      or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
-    raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}.')
-  if min(value) < 1:
-    raise ValueError(f'{name} must be positive, got {value!r}.')
-  return int(value[0]), int(value[1])
 
 
 def resize_bilinear(x: Any, shape: tuple[int, int]) -> np.ndarray:
@@ -66,7 +56,7 @@ def resize_bilinear(x: Any, shape: tuple[int, int]) -> np.ndarray:
     [0.0, 0.25, 0.75, 1.0]
   """
   x = np.asarray(x, np.float32)
-  out_h, out_w = _positive_pair(shape, 'shape')
+  out_h, out_w = pair(shape, 'shape')
   for axis, out_size in ((1, out_h), (2, out_w)):
     in_size = x.shape[axis]
     if in_size == out_size:
@@ -211,8 +201,8 @@ def predict_sliding(forward: Forward, images: Any, *, crop_size: Any, stride: An
     (1, 9, 5, 2)
   """
   images = _check_images(images)
-  crop_h, crop_w = _positive_pair(crop_size, 'crop_size')
-  stride_h, stride_w = _positive_pair(stride, 'stride')
+  crop_h, crop_w = pair(crop_size, 'crop_size')
+  stride_h, stride_w = pair(stride, 'stride')
   if stride_h > crop_h or stride_w > crop_w:
     raise ValueError(f'stride {stride!r} must not exceed crop_size {crop_size!r}: pixels '
                      'between windows would get no prediction.')
@@ -310,6 +300,10 @@ class SegmentationPredictor:
     scales: test-time scales (``(1.0,)``: none).
     flip: add horizontally mirrored predictions.
     pad_value: value of padded pixels (the normalised mean colour).
+    crf: refine the averaged probabilities with DeepLab's dense CRF
+      (:func:`jaxseg.crf.dense_crf`): ``None``/``False`` off, ``True`` with its defaults
+      (DeepLab's VOC values), or a mapping of its keyword options (e.g. a config's ``crf``
+      block). The CRF needs the original pixels: pass ``pixels=`` to the call.
     num_traces: how many times the network was traced (= compiled) so far.
 
   Example:
@@ -328,15 +322,19 @@ class SegmentationPredictor:
   scales: Sequence[float] = (1.0,)
   flip: bool = False
   pad_value: float = 0.0
+  crf: Any = None
   num_traces: int = dataclasses.field(default=0, init=False)
 
   def __post_init__(self):
     if self.mode not in ('whole', 'slide'):
       raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}.")
+    if self.crf is not None and not isinstance(self.crf, (bool, Mapping)):
+      raise TypeError(f'crf must be None, a bool or a mapping of dense_crf options, got '
+                      f'{self.crf!r}.')
     if self.mode == 'slide':
       if self.crop_size is None:
         raise ValueError("mode='slide' needs crop_size.")
-      crop = _positive_pair(self.crop_size, 'crop_size')
+      crop = pair(self.crop_size, 'crop_size')
       if self.stride is None:
         self.stride = tuple(max(1, (2 * c) // 3) for c in crop)
 
@@ -353,10 +351,28 @@ class SegmentationPredictor:
     return predict_sliding(self._forward, images, crop_size=self.crop_size, stride=self.stride,
                            window_batch=self.window_batch, pad_value=self.pad_value)
 
-  def __call__(self, images: Any) -> np.ndarray:
-    """``(N, H, W, C)`` class probabilities averaged over the scales and flips."""
-    return predict_augmented(self.logits, images, scales=self.scales, flip=self.flip)
+  def __call__(self, images: Any, pixels: Any = None) -> np.ndarray:
+    """``(N, H, W, C)`` class probabilities averaged over the scales and flips.
 
-  def predict_labels(self, images: Any) -> np.ndarray:
-    """``(N, H, W)`` int32 arg-max labels."""
-    return np.argmax(self(images), axis=-1).astype(np.int32)
+    With ``crf``, the dense CRF's marginals of those probabilities on ``pixels``, the original
+    ``(N, H, W, 3)`` images (uint8 or float in [0, 255]; ``images`` are normalised).
+    """
+    probs = predict_augmented(self.logits, images, scales=self.scales, flip=self.flip)
+    if not self.crf:
+      return probs
+    from jaxseg import crf as dense_crf_lib  # pylint: disable=g-import-not-at-top
+    if pixels is None:
+      raise ValueError('this predictor has crf set: pass pixels=, the original (N, H, W, 3) '
+                       'images in [0, 255] (the CRF must not see the normalised input).')
+    pixels = np.asarray(pixels)
+    if pixels.shape != probs.shape[:-1] + (3,):
+      raise ValueError(f'pixels must have shape {probs.shape[:-1] + (3,)} (the images with 3 '
+                       f'channels), got {pixels.shape}.')
+    options = dict(self.crf) if isinstance(self.crf, Mapping) else {}
+    options.pop('enabled', None)
+    unary = dense_crf_lib.unary_from_softmax(probs.astype(np.float32))
+    return np.asarray(dense_crf_lib.dense_crf(unary, pixels, **options))
+
+  def predict_labels(self, images: Any, pixels: Any = None) -> np.ndarray:
+    """``(N, H, W)`` int32 arg-max labels (of the CRF's marginals with ``crf``)."""
+    return np.argmax(self(images, pixels), axis=-1).astype(np.int32)

@@ -28,12 +28,13 @@ population standard deviation (``N``), SIM without min-max normalisation, CC of 
 against a non-constant one is 0, and repeated fixations counted (the fixation map may hold counts).
 
 Every metric takes one image: a saliency map ``(h, w)`` and a fixation map or density ``(H, W)``.
-All are jit-able and vmap-able (batch with ``jax.vmap``); the evaluator at the bottom of this
-module does that over a dataset and prints the lecture's table.
+All are jit-able and vmap-able (batch with ``jax.vmap``). :func:`per_image_scores` scores a batch
+as the benchmark does (each map min-max scaled first) into sums that merge across batches: the
+training task and ``jaxseg.inference.saliency.SaliencyEvaluator`` (which prints the lecture's
+table) are both built on it.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Mapping, Sequence
@@ -46,7 +47,8 @@ from jaxseg.metrics import _roc_host
 
 __all__ = [
     "auc_judd", "auc_borji", "auc_shuffled", "nss", "cc", "similarity", "kld", "info_gain",
-    "MATLAB_EPS", "SaliencyEvaluator", "format_table", "TABLE_COLUMNS",
+    "MATLAB_EPS", "ALL_METRICS", "TRAINING_METRICS", "as_saliency_image", "per_image_scores",
+    "mean_scores",
 ]
 
 MATLAB_EPS = 2.2204e-16  # the literal the benchmark's KLdiv/InfoGain use (MATLAB's eps)
@@ -520,152 +522,153 @@ def kld(sal, density) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------------------------
-# Dataset evaluation and the lecture's table.
+# Per-image scores as mergeable sums: the one evaluation path. The training task's evaluation
+# (jaxseg.train.tasks.saliency) and the stateful evaluator (jaxseg.inference.saliency) both call
+# per_image_scores, so they report the same numbers for the same maps.
 
-TABLE_COLUMNS = (("similarity", "Similarity"), ("cc", "CC"), ("auc_shuffled", "AUC shuffled"),
-                 ("auc_borji", "AUC Borji"), ("auc_judd", "AUC Judd"))
-_ALL_METRICS = ("similarity", "cc", "auc_shuffled", "auc_borji", "auc_judd", "nss", "kld",
-                "info_gain")
-
-
-def _batch_scores(sal, fix, density, other_fix, key, n_splits, max_other):
-  """Every metric for one image; vmapped by the evaluator."""
-  k_judd, k_borji, k_shuf = jax.random.split(key, 3)
-  return {
-      "similarity": similarity(sal, density),
-      "cc": cc(sal, density),
-      "auc_shuffled": auc_shuffled(sal, fix, other_fix, key=k_shuf, n_splits=n_splits,
-                                   max_other_fixations=max_other),
-      "auc_borji": auc_borji(sal, fix, key=k_borji, n_splits=n_splits),
-      "auc_judd": auc_judd(sal, fix, key=k_judd),
-      "nss": nss(sal, fix),
-      "kld": kld(sal, density),
-  }
+ALL_METRICS = ("similarity", "cc", "auc_shuffled", "auc_borji", "auc_judd", "nss", "kld",
+               "info_gain")
+# The metrics the training task reports at each evaluation: no shuffled AUC (it needs other
+# images' fixations), no AUC-Borji (100 random splits per image), no info gain (a baseline).
+TRAINING_METRICS = ("cc", "nss", "auc_judd", "similarity", "kld")
 
 
-# Shared by every evaluator, so a new evaluator reuses the compilations of the previous one.
-_batch_scores_jit = jax.jit(jax.vmap(_batch_scores, in_axes=(0, 0, 0, 0, 0, None, None)),
-                            static_argnums=(5, 6))
-_info_gain_jit = jax.jit(jax.vmap(info_gain))
+def as_saliency_image(saliency) -> jax.Array:
+  r"""A network's map as the benchmark receives it: min-max scaled to ``[0, 1]`` (zeros if flat).
 
+  .. math:: S' = (S - \min S) / (\max S - \min S)
 
-@dataclasses.dataclass
-class SaliencyEvaluator:
-  """Accumulates every saliency metric over a dataset, batch by batch.
-
-  Per-image scores are averaged over images whose score is not NaN (the benchmark averages
-  per-image scores; an image without fixations has none). Shuffled AUC takes as negatives the
-  union of the fixation maps of ``n_other`` other images of the same batch, chosen at random
-  (Borji et al. use 10); a batch of one image has no others and gives NaN. Its candidate cap
-  (see :func:`auc_shuffled`) is ``max_other_fixations``, or by default the smallest power of two
-  that holds every other-fixation map of the batch, so the draw is always exact.
-
-  Example::
-
-    evaluator = SaliencyEvaluator(key=jax.random.key(0))
-    for batch in batches:  # {'fixations' (B,H,W), 'density' (B,H,W)} plus the predictions
-      evaluator.update(predictions, batch['fixations'], batch['density'])
-    print(format_table({'SalNet': evaluator.result()}))
-  """
-  key: jax.Array
-  n_splits: int = 100
-  n_other: int = 10
-  max_other_fixations: int | None = None
-
-  def __post_init__(self):
-    _check_key(self.key)
-    _check_splits(self.n_splits, 0.1)
-    if not isinstance(self.n_other, int) or isinstance(self.n_other, bool) or self.n_other < 1:
-      raise ValueError(f"n_other must be a positive int, got {self.n_other!r}.")
-    cap = self.max_other_fixations
-    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
-      raise ValueError(f"max_other_fixations must be a positive int or None, got {cap!r}.")
-    self._sums = {name: 0.0 for name in _ALL_METRICS}
-    self._counts = {name: 0 for name in _ALL_METRICS}
-
-  def _other_maps(self, fixations, key) -> jax.Array:
-    b = fixations.shape[0]
-    if b < 2:
-      return jnp.zeros_like(fixations)
-    n_other = min(self.n_other, b - 1)
-    # For image i, n_other distinct images j != i: a random permutation of the others.
-    scores = jax.random.uniform(key, (b, b)) + jnp.eye(b) * 2.0  # self sorts last
-    picks = jnp.argsort(scores, axis=1)[:, :n_other]
-    return jnp.max(jnp.asarray(fixations)[picks] > 0, axis=1).astype(jnp.uint8)
-
-  def update(self, saliency, fixations, density, valid=None, baseline=None) -> None:
-    """Adds a batch.
-
-    Args:
-      saliency: ``(B, h, w)`` or ``(B, h, w, 1)`` predicted maps.
-      fixations: ``(B, H, W)`` binary fixation maps.
-      density: ``(B, H, W)`` ground-truth densities.
-      valid: optional ``(B,)`` bools; padding examples (False) are skipped.
-      baseline: optional ``(h', w')`` or ``(B, h', w')`` baseline map (e.g. a centre bias) for
-        ``info_gain``; without it ``info_gain`` is not computed (NaN in :meth:`result`).
-    """
-    saliency = jnp.asarray(saliency)
-    if saliency.ndim == 4 and saliency.shape[-1] == 1:
-      saliency = saliency[..., 0]
-    if saliency.ndim != 3 or np.ndim(fixations) != 3 or np.ndim(density) != 3:
-      raise ValueError(
-          "saliency, fixations and density must be batches (B, H, W); got shapes "
-          f"{saliency.shape}, {np.shape(fixations)}, {np.shape(density)}.")
-    self.key, k_other, k_scores = jax.random.split(self.key, 3)
-    fixations = jnp.asarray(fixations)
-    other = self._other_maps(fixations, k_other)
-    keys = jax.random.split(k_scores, saliency.shape[0])
-    cap = self.max_other_fixations
-    if cap is None:
-      # The smallest power of two holding every other-fixation map of the batch: an exact draw
-      # at a fraction of the cost of the default H * W candidates, with few recompilations.
-      most = max(int(jnp.max(jnp.sum(other > 0, axis=(1, 2)))), 1)
-      cap = 1 << (most - 1).bit_length()
-    scores = _batch_scores_jit(saliency, fixations, jnp.asarray(density), other, keys,
-                          self.n_splits, cap)
-    if baseline is not None:
-      baseline = jnp.asarray(baseline)
-      if baseline.ndim == 2:
-        baseline = jnp.broadcast_to(baseline, (saliency.shape[0],) + baseline.shape)
-      scores = dict(scores, info_gain=_info_gain_jit(saliency, fixations, baseline))
-    mask = np.ones(saliency.shape[0], bool) if valid is None else np.asarray(valid, bool)
-    for name, values in scores.items():
-      values = np.asarray(values)[mask]
-      finite = ~np.isnan(values)
-      self._sums[name] += float(values[finite].sum())
-      self._counts[name] += int(finite.sum())
-
-  def result(self) -> dict[str, float]:
-    """The mean of each metric over the images seen (NaN if none had a score)."""
-    return {name: self._sums[name] / self._counts[name] if self._counts[name] else math.nan
-            for name in _ALL_METRICS}
-
-
-def format_table(results: Mapping[str, Mapping[str, float]],
-                 columns: Sequence[tuple[str, str]] = TABLE_COLUMNS) -> str:
-  """The lecture's table: one row per model, columns Similarity, CC, AUC shuffled/Borji/Judd.
+  Benchmarks score saved images, so a map reaches them scaled to the image range. A regression
+  output may be negative (the deep SalNet's is about ``[-1, 1]``), which KLD, a divergence of
+  distributions, cannot take; CC, NSS, AUC and SIM do not change under this positive affine map.
 
   Args:
-    results: model name -> {metric name -> value}, e.g. ``{'SalNet deep': evaluator.result()}``.
-    columns: ``(metric key, header)`` pairs, in order.
+    saliency: one ``(H, W)`` map (vmap for a batch).
 
   Returns:
-    A plain-text table with values to three decimals (``-`` for a missing metric).
+    The ``(H, W)`` float32 map scaled to ``[0, 1]``.
 
   Example:
-    >>> print(format_table({'Centre': {'similarity': 0.4, 'cc': 0.5, 'auc_shuffled': 0.5,
-    ...                                'auc_borji': 0.8, 'auc_judd': 0.8}}))  # doctest: +SKIP
+    >>> as_saliency_image(jnp.array([[-1.0, 0.0, 3.0]])).tolist()
+    [[0.0, 0.25, 1.0]]
   """
-  names = list(results)
-  width = max([len("Model")] + [len(n) for n in names])
-  header = "  ".join(["Model".ljust(width)] + [title.rjust(max(len(title), 6))
-                                                for _, title in columns])
-  lines = [header, "-" * len(header)]
-  for name in names:
-    cells = [name.ljust(width)]
-    for key, title in columns:
-      value = results[name].get(key)
-      text = "-" if value is None else f"{value:.3f}"
-      cells.append(text.rjust(max(len(title), 6)))
-    lines.append("  ".join(cells))
-  return "\n".join(lines)
+  saliency = _as_float(saliency)
+  low, high = saliency.min(), saliency.max()
+  return jnp.where(high > low, (saliency - low) / jnp.where(high > low, high - low, 1.0), 0.0)
+
+
+def _one_image_scores(sal, fix, density, other_fix, baseline, key, *, metrics, n_splits,
+                      max_other):
+  sal = as_saliency_image(sal)
+  k_judd, k_borji, k_shuf = jax.random.split(key, 3)
+  every = {
+      "similarity": lambda: similarity(sal, density),
+      "cc": lambda: cc(sal, density),
+      "auc_shuffled": lambda: auc_shuffled(sal, fix, other_fix, key=k_shuf, n_splits=n_splits,
+                                           max_other_fixations=max_other),
+      "auc_borji": lambda: auc_borji(sal, fix, key=k_borji, n_splits=n_splits),
+      "auc_judd": lambda: auc_judd(sal, fix, key=k_judd),
+      "nss": lambda: nss(sal, fix),
+      "kld": lambda: kld(sal, density),
+      "info_gain": lambda: info_gain(sal, fix, baseline),
+  }
+  return {name: every[name]() for name in metrics}
+
+
+def per_image_scores(saliency, fixations, density, *, key, valid=None,
+                     metrics: Sequence[str] = TRAINING_METRICS, other_fixations=None,
+                     baseline=None, n_splits: int = 100,
+                     max_other_fixations: int | None = None) -> dict[str, jax.Array]:
+  """Scores each image of a batch and sums them into mergeable ``(sum, count)`` pairs.
+
+  Each map is first scaled as the benchmark receives it (:func:`as_saliency_image`), then scored
+  by the metrics above; the benchmark reports per-image means over the images with a defined
+  score (an image without fixations has no NSS or AUC). So this returns, per metric ``m``,
+  ``m_sum`` (the sum over valid images with a non-NaN score) and ``m_count`` (how many). Sums of
+  several batches (or devices) merge with ``+``; :func:`mean_scores` divides once at the end.
+
+  Args:
+    saliency: ``(B, h, w)`` or ``(B, h, w, 1)`` predicted maps (any range, any sign).
+    fixations: ``(B, H, W)`` binary fixation maps.
+    density: ``(B, H, W)`` ground-truth densities.
+    key: a ``jax.random`` key; image ``i`` uses ``split(key, B)[i]``, split again for AUC-Judd's
+      jitter, AUC-Borji's and shuffled AUC's draws.
+    valid: optional ``(B,)`` bools; padding examples (False) count nowhere.
+    metrics: which of :data:`ALL_METRICS` to compute (static).
+    other_fixations: ``(B, H, W)`` negatives of shuffled AUC (needed for ``'auc_shuffled'``).
+    baseline: ``(B, h', w')`` baseline maps of info gain (needed for ``'info_gain'``).
+    n_splits: random splits of AUC-Borji and shuffled AUC.
+    max_other_fixations: candidate cap of :func:`auc_shuffled`.
+
+  Returns:
+    ``{f'{m}_sum': float32 scalar, f'{m}_count': float32 scalar}`` for each metric ``m``.
+
+  Example:
+    >>> fix = jnp.zeros((1, 4, 4), jnp.uint8).at[0, 1, 1].set(1)
+    >>> sums = per_image_scores(-fix.astype(jnp.float32), fix, fix.astype(jnp.float32),
+    ...                         key=jax.random.key(0), metrics=('cc',))
+    >>> {k: round(float(v), 3) for k, v in sums.items()}
+    {'cc_sum': -1.0, 'cc_count': 1.0}
+  """
+  metrics = tuple(metrics)
+  unknown = sorted(set(metrics) - set(ALL_METRICS))
+  if unknown:
+    raise ValueError(f"metrics must be among {ALL_METRICS}, got unknown {unknown}.")
+  saliency = jnp.asarray(saliency)
+  if saliency.ndim == 4 and saliency.shape[-1] == 1:
+    saliency = saliency[..., 0]
+  if saliency.ndim != 3 or np.ndim(fixations) != 3 or np.ndim(density) != 3:
+    raise ValueError(
+        "saliency, fixations and density must be batches (B, H, W); got shapes "
+        f"{saliency.shape}, {np.shape(fixations)}, {np.shape(density)}.")
+  _check_key(key)
+  n = saliency.shape[0]
+  fixations = jnp.asarray(fixations)
+  if "auc_shuffled" in metrics:
+    if other_fixations is None:
+      raise ValueError("metrics include 'auc_shuffled': pass other_fixations (B, H, W).")
+    _check_splits(n_splits, 0.1)
+  else:
+    other_fixations = jnp.zeros((n, 1, 1), jnp.uint8)
+  if "info_gain" in metrics:
+    if baseline is None:
+      raise ValueError("metrics include 'info_gain': pass baseline (B, h', w').")
+  else:
+    baseline = jnp.zeros((n, 1, 1), jnp.float32)
+  one_image = functools.partial(_one_image_scores, metrics=metrics, n_splits=n_splits,
+                                max_other=max_other_fixations)
+  scores = jax.vmap(one_image)(saliency, fixations, jnp.asarray(density),
+                               jnp.asarray(other_fixations), jnp.asarray(baseline),
+                               jax.random.split(key, n))
+  valid = jnp.ones((n,), bool) if valid is None else jnp.asarray(valid, bool)
+  sums = {}
+  for name in metrics:
+    counted = valid & ~jnp.isnan(scores[name])
+    sums[f"{name}_sum"] = jnp.sum(jnp.where(counted, scores[name], 0.0))
+    sums[f"{name}_count"] = jnp.sum(counted).astype(jnp.float32)
+  return sums
+
+
+def mean_scores(sums: Mapping[str, object],
+                metrics: Sequence[str] | None = None) -> dict[str, float]:
+  """Per-image means from the merged sums of :func:`per_image_scores` (host side).
+
+  Args:
+    sums: ``{f'{m}_sum', f'{m}_count'}``, summed over batches.
+    metrics: the metrics to report; None: those present in ``sums``. A metric without sums, or
+      whose count is zero, is NaN.
+
+  Returns:
+    ``{metric: float}``.
+
+  Example:
+    >>> mean_scores({'cc_sum': 1.5, 'cc_count': 2.0, 'nss_sum': 0.0, 'nss_count': 0.0})
+    {'cc': 0.75, 'nss': nan}
+  """
+  if metrics is None:
+    metrics = [k[:-len("_sum")] for k in sums if k.endswith("_sum")]
+  means = {}
+  for name in metrics:
+    count = float(np.asarray(sums.get(f"{name}_count", 0.0)))
+    means[name] = float(np.asarray(sums[f"{name}_sum"])) / count if count else math.nan
+  return means

@@ -1,5 +1,10 @@
 """Import torchvision classification checkpoints (AlexNet, VGG, GoogLeNet, ResNet).
 
+Into a classification network directly, or into the backbone of a segmentation network (FCN,
+DeepLab): there the classification head is left out and, for FCN on VGG, fc6 and fc7 are filled
+from VGG's classifier as the FCN authors did (fc6's ``25088 x 4096`` matrix reshaped into a
+``7 x 7 x 512 x 4096`` convolution, fc7 into a ``1 x 1`` one).
+
 jaxseg never unpickles: convert a ``.pth`` file once, where PyTorch is installed, with
 ``python tools/pth_to_safetensors.py resnet50.pth resnet50.safetensors``, then::
 
@@ -135,7 +140,8 @@ _ARCHITECTURES: dict[type, tuple[Callable[..., str], dict[tuple[str, ...], int]]
 def _check_model(model: nn.Module) -> None:
   if type(model) not in _ARCHITECTURES:
     raise TypeError(f'import_torchvision: model must be one of '
-                    f'{[c.__name__ for c in _ARCHITECTURES]}, got {type(model).__name__}')
+                    f'{[c.__name__ for c in _ARCHITECTURES]} or a segmentation network with a '
+                    f'backbone (FCN, DeepLab), got {type(model).__name__}')
   if isinstance(model, (AlexNet, GoogLeNet)) and not model.torchvision_compatible:
     raise ValueError(f'import_torchvision: {type(model).__name__} differs from torchvision\'s '
                      'layout unless built with torchvision_compatible=True')
@@ -203,21 +209,123 @@ def torchvision_layout(model: nn.Module, *,
   return layout
 
 
+def find_submodule(model: nn.Module, path: str, example: Any) -> nn.Module:
+  """Returns the unbound submodule of ``model`` at ``path`` (``'backbone'``, ``'a/b'``).
+
+  Submodules of a compact ``__call__`` exist only while it runs, so the model is traced once
+  (shapes only) and the module called at ``path`` is captured.
+
+  Args:
+    model: a Flax module.
+    path: ``/``-separated submodule names.
+    example: an input ``model`` accepts (only its shape and dtype are used).
+
+  Returns:
+    The submodule, unbound (``parent=None``), with the configuration it has inside ``model``.
+
+  Raises:
+    ValueError: no submodule at ``path``.
+  """
+  target = tuple(p for p in path.split('/') if p)
+  found = []
+
+  def capture(next_fun, args, kwargs, context):
+    module = context.module
+    if not found and module.scope is not None and tuple(module.scope.path) == target:
+      found.append(module)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(capture):
+    jax.eval_shape(lambda x: model.init({'params': jax.random.key(0),
+                                         'dropout': jax.random.key(0)}, x, train=False), example)
+  if not found:
+    raise ValueError(f'{type(model).__name__} has no submodule at {path!r}')
+  return found[0].clone(parent=None, name=None)
+
+
+def _classifier_fc_kernels(state_dict: Mapping[str, Any], template: Mapping[str, Any]
+                           ) -> dict[tuple[str, ...], np.ndarray]:
+  """FCN's fc6/fc7 from VGG's ``classifier.0`` and ``classifier.3``, checked against the model."""
+  converted = {}
+  for layer, torch_layer in (('fc6', 'classifier.0'), ('fc7', 'classifier.3')):
+    kernel_shape = tuple(template['params'][layer]['kernel'].shape)
+    window = kernel_shape[0]
+    for leaf, suffix in (('kernel', 'weight'), ('bias', 'bias')):
+      name = f'{torch_layer}.{suffix}'
+      if name not in state_dict:
+        raise ValueError(f'import_torchvision: tensor {name!r} (for FCN {layer}) is missing from '
+                         'the state dict')
+      array = np.asarray(state_dict[name], np.float32)
+      if leaf == 'kernel':
+        expected = (kernel_shape[3], int(np.prod(kernel_shape[:3])))
+        if array.shape != expected:
+          raise ValueError(f'import_torchvision: tensor {name!r} has shape {array.shape}, '
+                           f'expected {expected} (for FCN {layer} of kernel shape {kernel_shape})')
+        # (out, c*h*w) -> (h*w*c, out) -> (kh, kw, c, out): the convolution that computes the
+        # fully connected layer at every position (FCN paper, section 3.1).
+        array = _to_jax_layout(array, 'kernel', window if window > 1 else None)
+        array = array.reshape(kernel_shape)
+      elif array.shape != (kernel_shape[3],):
+        raise ValueError(f'import_torchvision: tensor {name!r} has shape {array.shape}, '
+                         f'expected {(kernel_shape[3],)} (for FCN {layer})')
+      converted[('params', layer, leaf)] = array
+  return converted
+
+
+def _import_into_backbone(model: nn.Module, state_dict: Mapping[str, Any],
+                          input_shape: tuple[int, int, int, int], key: jax.Array) -> dict:
+  """``import_torchvision`` for FCN and DeepLab: the backbone (and FCN's fc6/fc7) imported,
+  every other layer initialised as ``model.init`` does with ``key``."""
+  from jaxseg.models.fcn import FCN  # pylint: disable=g-import-not-at-top (fcn imports registry)
+  example = jnp.zeros(input_shape, jnp.float32)
+  template = jax.eval_shape(lambda: model.init({'params': key, 'dropout': key}, example))
+  if 'backbone' not in template.get('params', {}):
+    _check_model(model)  # raises the TypeError naming what is supported
+  backbone = find_submodule(model, 'backbone', example)
+  _check_model(backbone)
+  layout = torchvision_layout(backbone, input_shape=input_shape)
+  # The classification head of the checkpoint has no place in the backbone (include_top=False):
+  # those tensors are expected to be left over, anything else is an error below.
+  head = set(torchvision_layout(backbone.clone(include_top=True, output_stride=32),
+                                input_shape=(1, 224, 224, 3))) - set(layout)
+  used = {name: value for name, value in state_dict.items() if name in layout}
+  for name in state_dict:
+    if name not in layout and name not in head and not name.endswith(_IGNORED_SUFFIXES):
+      raise ValueError(f'import_torchvision: tensor {name!r} of the state dict has no place in '
+                       f'the {type(backbone).__name__} backbone of {type(model).__name__}')
+  imported = import_torchvision(backbone, used, input_shape=input_shape)
+  fresh = model.init({'params': key, 'dropout': key}, example)
+  flat = flax.traverse_util.flatten_dict({c: dict(v) for c, v in fresh.items()})
+  for (collection, *path), value in flax.traverse_util.flatten_dict(imported).items():
+    flat[(collection, 'backbone', *path)] = value
+  if isinstance(model, FCN) and 'fc6' in template['params']:
+    for path, value in _classifier_fc_kernels(state_dict, template).items():
+      flat[path] = jnp.asarray(value)
+  return flax.traverse_util.unflatten_dict(flat)
+
+
 def import_torchvision(model: nn.Module, state_dict: Mapping[str, Any] | str | os.PathLike, *,
-                       input_shape: tuple[int, int, int, int] = (1, 224, 224, 3)) -> dict:
+                       input_shape: tuple[int, int, int, int] = (1, 224, 224, 3),
+                       key: jax.Array | None = None) -> dict:
   """Builds jaxseg variables for `model` from a torchvision state dict.
 
   Every parameter and batch-norm statistic of `model` is looked up under its torchvision name
   (``layer1.0.conv1.weight``, ``features.0.weight`` ...), checked against the shape PyTorch
   stores it with, and converted to jaxseg's layout (see the module docstring).
-  ``num_batches_tracked`` is ignored.
+  ``num_batches_tracked`` is ignored. For a segmentation network (FCN, DeepLab) the checkpoint
+  fills its ``backbone`` (the classifier's tensors are left over without error) and, for FCN on
+  VGG, fc6 and fc7 from ``classifier.0`` / ``classifier.3``; the other layers (ASPP, decoder,
+  score layers) are initialised as ``model.init`` does with `key`.
 
   Args:
     model: a ``ResNet``, ``VGG`` (plain or batch-norm), or ``AlexNet``/``GoogLeNet`` built with
-      ``torchvision_compatible=True``; its ``num_classes`` must match the checkpoint.
+      ``torchvision_compatible=True`` (its ``num_classes`` must match the checkpoint); or an FCN
+      or DeepLab model whose backbone is one of those.
     state_dict: ``{name: array}`` (NumPy or anything ``np.asarray`` takes), or a path to a
       ``.safetensors``/``.npz`` file (:func:`load_state_dict`).
     input_shape: an input shape the model accepts, used only to trace its variable shapes.
+    key: PRNG key initialising the layers a segmentation network adds to its backbone (default
+      ``jax.random.key(0)``); unused for classification networks.
 
   Returns:
     ``{'params': ..., 'batch_stats': ...}`` (``batch_stats`` only for networks with batch
@@ -230,10 +338,14 @@ def import_torchvision(model: nn.Module, state_dict: Mapping[str, Any] | str | o
   Example::
 
     variables = import_torchvision(get_model('vgg16'), 'vgg16.safetensors')
+    variables = import_torchvision(get_model('fcn32s', num_classes=21), 'vgg16.safetensors')
   """
-  layout = torchvision_layout(model, input_shape=input_shape)
   if not isinstance(state_dict, Mapping):
     state_dict = load_state_dict(state_dict)
+  if type(model) not in _ARCHITECTURES:
+    return _import_into_backbone(model, state_dict, input_shape,
+                                 jax.random.key(0) if key is None else key)
+  layout = torchvision_layout(model, input_shape=input_shape)
   _, flattened = _ARCHITECTURES[type(model)]
   converted = {}
   for torch_name, (path, torch_shape) in layout.items():

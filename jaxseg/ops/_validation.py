@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+from jax import export
 import numpy as np
 
 Padding = Any  # int | (int, int) | ((int, int), (int, int)) | 'SAME' | 'VALID'
@@ -45,6 +46,14 @@ def pair(value: Any, name: str, *, minimum: int = 1) -> tuple[int, int]:
     kind = "positive" if minimum == 1 else f"at least {minimum}"
     raise ValueError(f"{name} must be {kind}, got {value!r}.")
   return values
+
+
+def size_pair(value: Any, name: str) -> tuple[Any, Any]:
+  """Like `pair` for output sizes, also accepting jax.export's symbolic sizes (left unchecked)."""
+  if (isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2
+      and any(export.is_symbolic_dim(size) for size in value)):
+    return tuple(value)
+  return pair(value, name)
 
 
 def explicit_padding(padding: Padding, *, name: str = "padding", allow_same: bool = True,
@@ -113,8 +122,12 @@ def output_size(size: int, pads: tuple[int, int], window: int, stride: int, *,
 
 def check_nonempty(x_shape: Sequence[int], out_hw: Sequence[int], *, what: str,
                    details: str) -> None:
-  """Raises ValueError when an op would produce an empty spatial output."""
-  if min(out_hw) < 1:
+  """Raises ValueError when an op would produce an empty spatial output.
+
+  Symbolic sizes (``jax.export`` with symbolic height and width) are left unchecked: whether they
+  are empty is only known when the exported function is called with concrete shapes.
+  """
+  if any(isinstance(size, int) and size < 1 for size in out_hw):
     raise ValueError(
         f"{what} of input with spatial size {tuple(x_shape[1:3])} gives an empty output "
         f"{tuple(out_hw)} ({details}); use a smaller window or dilation, or more padding.")

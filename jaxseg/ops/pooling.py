@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax._src import core  # max_dim: max() of symbolic sizes (jax.export)
 
 from jaxseg.ops import _validation as v
 
@@ -36,10 +37,21 @@ def _pool_geometry(x, window, stride, padding, ceil_mode, what):
   v.check_nonempty(x.shape, out_hw, what=what,
                    details=f"window {window}, stride {stride}, padding {pads}, "
                            f"ceil_mode={ceil_mode}")
-  # The ceil-mode overhang: how far the last window runs past the bottom/right padding.
-  overhang = tuple(max((o - 1) * s + k - (size + p[0] + p[1]), 0) for o, s, k, size, p in
+  # The ceil-mode overhang: how far the last window runs past the bottom/right padding. Without
+  # ceil mode the last window always fits, so it is 0 (stated, not computed: with symbolic
+  # sizes under jax.export the comparison inside max() could not be decided).
+  if not ceil_mode:
+    return window, stride, pads, out_hw, (0, 0)
+  overhang = tuple(_max0((o - 1) * s + k - (size + p[0] + p[1])) for o, s, k, size, p in
                    zip(out_hw, stride, window, x.shape[1:3], pads))
   return window, stride, pads, out_hw, overhang
+
+
+def _max0(size):
+  """``max(size, 0)`` for int sizes and for jax.export's symbolic sizes."""
+  if isinstance(size, int):
+    return max(size, 0)
+  return core.max_dim(size, 0)
 
 
 def _reduce_pads(pads, overhang):

@@ -5,6 +5,7 @@ import numbers
 from typing import Any
 
 import jax
+from jax import export
 import jax.numpy as jnp
 import numpy as np
 
@@ -96,12 +97,36 @@ def source_points(in_size: int, out_size: int, *, method: str = "bilinear",
   return low, high, src - low
 
 
+def _symbolic_source_points(in_size: Any, out_size: Any, *, method: str,
+                            align_corners: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """`source_points` traced in float32, for jax.export's symbolic sizes (no host NumPy there)."""
+  dst = jnp.arange(out_size, dtype=jnp.float32)
+  n_in = jnp.asarray(in_size, jnp.float32)
+  n_out = jnp.asarray(out_size, jnp.float32)
+  if method == "nearest":
+    idx = jnp.minimum(jnp.floor(dst * (n_in / n_out)).astype(jnp.int32), in_size - 1)
+    return idx, idx, jnp.zeros_like(dst)
+  if align_corners:
+    src = dst * jnp.where(n_out > 1, (n_in - 1) / jnp.maximum(n_out - 1, 1), 0.0)
+  else:
+    src = jnp.maximum((dst + 0.5) * (n_in / n_out) - 0.5, 0.0)
+  low = jnp.minimum(jnp.floor(src).astype(jnp.int32), in_size - 1)
+  high = jnp.minimum(low + 1, in_size - 1)
+  return low, high, src - low
+
+
 def _interpolate_axis(x: jax.Array, axis: int, out_size: int, method: str,
                       align_corners: bool) -> jax.Array:
   in_size = x.shape[axis]
-  if in_size == out_size and (method == "nearest" or not align_corners or out_size > 1):
+  symbolic = export.is_symbolic_dim(in_size) or export.is_symbolic_dim(out_size)
+  if symbolic:
+    low, high, frac = _symbolic_source_points(in_size, out_size, method=method,
+                                              align_corners=align_corners)
+  elif in_size == out_size and (method == "nearest" or not align_corners or out_size > 1):
     return x
-  low, high, frac = source_points(in_size, out_size, method=method, align_corners=align_corners)
+  else:
+    low, high, frac = source_points(in_size, out_size, method=method,
+                                    align_corners=align_corners)
   x_low = jnp.take(x, low, axis=axis)
   if method == "nearest":
     return x_low
@@ -139,7 +164,7 @@ def resize(x: jax.Array, shape: Any, *, method: str = "bilinear",
     Array([0.  , 0.25, 0.75, 1.  ], dtype=float32)
   """
   v.check_rank(x, 4, "x", "NHWC")
-  out_hw = v.pair(shape, "shape")
+  out_hw = v.size_pair(shape, "shape")
   if method not in _METHODS:
     raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
   x = jnp.asarray(x)

@@ -216,29 +216,17 @@ def load_checkpoint_variables(path: str) -> dict[str, Any]:
 
 
 def find_submodule(model: nn.Module, path: str, example: jax.Array) -> nn.Module:
-  """Returns the unbound submodule of ``model`` at ``path`` (``'backbone'``, ``'a/b'``).
-
-  Submodules of a compact ``__call__`` exist only while it runs, so the model is traced once
-  (shapes only) and the module called at ``path`` is captured.
+  """Returns the unbound submodule of ``model`` at ``path`` (see ``weights.find_submodule``).
 
   Raises:
-    ValueError: no submodule at ``path``.
+    ValueError: no submodule at ``path``, naming ``config.init_from_subtree``.
   """
-  target = tuple(p for p in path.split('/') if p)
-  found = []
-
-  def capture(next_fun, args, kwargs, context):
-    module = context.module
-    if (not found and module.scope is not None and tuple(module.scope.path) == target):
-      found.append(module)
-    return next_fun(*args, **kwargs)
-
-  with nn.intercept_methods(capture):
-    jax.eval_shape(lambda x: model.init({'params': jax.random.key(0),
-                                         'dropout': jax.random.key(0)}, x, train=False), example)
-  if not found:
-    raise ValueError(f'init_from_subtree={path!r}: {type(model).__name__} has no submodule there')
-  return found[0].clone(parent=None, name=None)
+  from jaxseg.models import weights  # pylint: disable=g-import-not-at-top
+  try:
+    return weights.find_submodule(model, path, example)
+  except ValueError:
+    raise ValueError(f'init_from_subtree={path!r}: {type(model).__name__} has no submodule '
+                     'there') from None
 
 
 def load_torchvision_variables(model: nn.Module, path: str, *, subtree: str,

@@ -1,7 +1,8 @@
 """``train_and_evaluate``: the training loop every experiment runs.
 
-It builds the task, dataset, model and optimizer from the config, creates (or resumes) the sharded
-train state, and alternates jitted train steps with evaluations, checkpoints and logging. The pieces
+It binds the task to the config and the dataset, builds the model and optimizer, creates (or
+resumes) the sharded train state, and alternates jitted train steps with evaluations, checkpoints
+and logging (``docs/architecture.md`` draws the whole path). The pieces
 it composes live in their own modules (``state``, ``optimizers``, ``schedules``, ``sharding``,
 ``steps``, ``checkpoints``, ``logging``); :func:`run` is the loop with the model, task and data
 injected, for research code and tests.
@@ -22,6 +23,8 @@ import ml_collections
 import numpy as np
 
 from jaxseg.train import checkpoints
+from jaxseg.train import crf_eval
+from jaxseg.train import inference
 from jaxseg.train import init_from
 from jaxseg.train import logging as run_logging
 from jaxseg.train import optimizers
@@ -42,16 +45,23 @@ class NonFiniteError(FloatingPointError):
 class _Preemption:
   """SIGTERM handling: the loop saves a checkpoint and stops at a step boundary.
 
-  One process: our own SIGTERM handler sets a flag. Several processes: JAX's preemption service
-  (started by ``jax.distributed.initialize``) hears the signal on any host and agrees on one step
-  at which every host stops, so the collective checkpoint save cannot deadlock.
+  One process: our own SIGTERM handler sets a flag (installed for the ``with`` block, then the
+  previous handler is restored). Several processes: JAX's preemption service (started by
+  ``jax.distributed.initialize``) hears the signal on any host and agrees on one step at which
+  every host stops, so the collective checkpoint save cannot deadlock.
   """
   requested: bool = False
+  previous: Any = None
 
-  def install(self):
-    if jax.process_count() > 1 or threading.current_thread() is not threading.main_thread():
-      return None
-    return signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, 'requested', True))
+  def __enter__(self) -> '_Preemption':
+    if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+      self.previous = signal.signal(signal.SIGTERM,
+                                    lambda signum, frame: setattr(self, 'requested', True))
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    if self.previous is not None:
+      signal.signal(signal.SIGTERM, self.previous)
 
   def reached(self, step: int) -> bool:
     if jax.process_count() > 1:
@@ -70,15 +80,15 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     value = config[field]
     if not isinstance(value, int) or value < 1:
       raise ValueError(f'config.{field} must be a positive int, got {value!r}')
-  eval_steps = config.get('eval_steps', -1)
+  eval_steps = config.eval_steps
   if not isinstance(eval_steps, int) or (eval_steps < 1 and eval_steps != -1):
     raise ValueError(f'config.eval_steps must be -1 (the whole split) or a positive int, '
                      f'got {eval_steps!r}')
   if config.best_mode not in ('max', 'min'):
     raise ValueError(f"config.best_mode must be 'max' or 'min', got {config.best_mode!r}")
   steps.compute_dtype(config.dtype)
-  accumulate = int(config.optimizer.get('accumulate_steps', 1))
-  if accumulate < 1 or config.total_steps % accumulate:
+  accumulate = config.optimizer.accumulate_steps
+  if not isinstance(accumulate, int) or accumulate < 1 or config.total_steps % accumulate:
     raise ValueError(f'config.total_steps={config.total_steps} must be a multiple of '
                      f'config.optimizer.accumulate_steps={accumulate}')
   if config.schedule.name == 'plateau' and config.eval_every > config.total_steps:
@@ -91,23 +101,6 @@ def _abstract_with_shardings(abstract: Any, shardings: Any) -> Any:
                       abstract, shardings)
 
 
-def _put_global(tree: Any, shardings: Any) -> Any:
-  """Places identical host values on every process as global arrays with ``shardings``."""
-  def put(value, s):
-    value = np.asarray(value)
-    return jax.make_array_from_callback(value.shape, s, lambda index: value[index])
-  return jax.tree.map(put, jax.device_get(tree), shardings)
-
-
-def _check_finite(step: int, metrics: Mapping[str, jax.Array], ckpt: checkpoints.Checkpointer):
-  if not bool(metrics['finite']):
-    loss = float(metrics['loss'])
-    raise NonFiniteError(
-        f'non-finite loss or gradient at step {step} (loss={loss}, '
-        f'grad_norm={float(metrics["grad_norm"])}); training stopped. The last good checkpoint is '
-        f'step {ckpt.latest_step()} in {ckpt.directory}.')
-
-
 def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   batch = dict(batch)
   if 'valid' not in batch:
@@ -116,48 +109,88 @@ def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mapping[str, np.ndarray]],
-             mesh: jax.sharding.Mesh, task: Task, config: ml_collections.ConfigDict,
-             max_batches: int = -1) -> tuple[dict[str, float], Any]:
+             mesh: jax.sharding.Mesh, task: Task, max_batches: int = -1,
+             crf_sums: Callable | None = None) -> tuple[dict[str, float], Any]:
   """Runs ``eval_step`` over ``batches``, sums the task's metric sums, and finalises once.
 
   Args:
-    eval_step: jitted ``(state, global_batch) -> sums``.
+    eval_step: jitted ``(state, global_batch) -> sums``, or ``-> (sums, outputs)`` (an eval step
+      made ``with_outputs=True``: the first batch's outputs are kept for example images).
     state: the train state.
     batches: local (per-process) eval batches; a ``'valid'`` mask marks padding.
     mesh: the mesh.
-    task: the task (``finalize``).
-    config: the experiment config.
+    task: the bound task (``finalize``).
     max_batches: stop after this many batches; -1 = the whole split.
+    crf_sums: ``(outputs, local_batch) -> sums`` on the dense CRF's marginals
+      (:func:`jaxseg.train.crf_eval.make_crf_sums`; needs an eval step made with outputs);
+      their metrics join as ``crf/<name>``.
 
   Returns:
-    ``(metrics, first_local_batch)``.
+    ``(metrics, first)``: ``first`` is the first local batch, or ``(first local batch, its
+    global outputs)`` when ``eval_step`` returns outputs.
   """
-  sums, first = None, None
+  sums, first, with_crf = None, None, None
   for i, local in enumerate(batches):
     if 0 <= max_batches <= i:
       break
     local = _with_valid(local)
-    first = first if first is not None else local
-    batch_sums = eval_step(state, sharding.make_global_batch(local, mesh))
+    batch_sums, outputs = eval_step(state, sharding.make_global_batch(local, mesh)), None
+    if isinstance(batch_sums, tuple):  # (sums, outputs) of an eval step made with_outputs
+      batch_sums, outputs = batch_sums
+    if first is None:  # the first batch (with its outputs) for the example images
+      first = local if outputs is None else (local, outputs)
     sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
+    if crf_sums is not None:
+      batch_sums = crf_sums(outputs, local)
+      with_crf = batch_sums if with_crf is None else jax.tree.map(jnp.add, with_crf, batch_sums)
   if sums is None:
     raise ValueError('the evaluation split produced no batches')
-  return task.finalize(jax.device_get(sums), config), first
+  metrics = task.finalize(jax.device_get(sums))
+  if with_crf is not None:
+    metrics = crf_eval.merge_crf_metrics(metrics, task.finalize(jax.device_get(with_crf)))
+  return metrics, first
 
 
-@dataclasses.dataclass
-class _Throughput:
-  """Steps/s and images/s since the previous measurement."""
-  batch_size: int
-  last_step: int = 0
-  previous_step: int = 0
-  last_time: float = dataclasses.field(default_factory=time.perf_counter)
+class _TrainMeter:
+  """Sums the train step's scalars between log lines and checks them for NaN/Inf.
 
-  def measure(self, step: int) -> tuple[float, float]:
+  The check of step ``s`` runs when step ``s + 1`` has been dispatched (one step behind, so the
+  host never stalls the device), and at once before a log line or a checkpoint.
+  """
+
+  def __init__(self, batch_size: int, step: int, ckpt: checkpoints.Checkpointer):
+    self.batch_size, self.ckpt = batch_size, ckpt
+    self.sums, self.count, self.pending = None, 0, None
+    self.last_step, self.last_time = step, time.perf_counter()
+
+  def add(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
+    if self.pending is not None:
+      self.check(*self.pending)
+    self.pending = (step, metrics)
+    scalars = {k: v for k, v in metrics.items() if k not in ('finite', 'learning_rate')}
+    self.sums = scalars if self.sums is None else jax.tree.map(jnp.add, self.sums, scalars)
+    self.count += 1
+
+  def check(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
+    finite, loss, grad_norm = jax.device_get((metrics['finite'], metrics['loss'],
+                                              metrics['grad_norm']))
+    if not finite:
+      raise NonFiniteError(
+          f'non-finite loss or gradient at step {step} (loss={float(loss)}, '
+          f'grad_norm={float(grad_norm)}); training stopped. The last good checkpoint is '
+          f'step {self.ckpt.latest_step()} in {self.ckpt.directory}.')
+
+  def flush(self, step: int, metrics: Mapping[str, jax.Array], logger) -> None:
+    """Logs the means since the last line, the step's learning rate and the throughput."""
+    self.check(step, metrics)
     now = time.perf_counter()
     steps_per_sec = (step - self.last_step) / max(now - self.last_time, 1e-9)
-    self.previous_step, self.last_step, self.last_time = self.last_step, step, now
-    return steps_per_sec, steps_per_sec * self.batch_size
+    sums, learning_rate = jax.device_get((self.sums, metrics['learning_rate']))
+    logged = {k: float(v) / self.count for k, v in sums.items()}
+    logged['learning_rate'] = float(learning_rate)
+    logger.log(step, 'train', logged, steps_per_sec=steps_per_sec,
+               images_per_sec=steps_per_sec * self.batch_size)
+    self.sums, self.count, self.last_step, self.last_time = None, 0, step, now
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Task,
@@ -171,7 +204,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Ta
     workdir: run directory: ``checkpoints/``, ``metrics.jsonl``, ``tb/``, ``config.json``,
       ``results.json``.
     model: a Flax module, ``apply(variables, images, train=...) -> (outputs, endpoints)``.
-    task: the task.
+    task: the bound task (:class:`jaxseg.train.tasks.Task`).
     input_shape: ``(H, W, C)`` of one image, used to initialise the model.
     make_train_iterator: ``(process_index, process_count) ->`` an endless iterator of this process's
       training batches (numpy dicts) with ``get_state()``/``set_state()``.
@@ -185,15 +218,13 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Ta
   """
   validate_config(config)
   os.makedirs(workdir, exist_ok=True)
-  results_path = os.path.join(workdir, RESULTS_FILE)
   logger = run_logging.MetricsLogger(workdir, total_steps=config.total_steps)
   ckpt = checkpoints.Checkpointer(
       os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints,
       best_metric=config.best_metric, best_mode=config.best_mode)
   try:
-    return _run(config, workdir, results_path, logger, ckpt, model=model, task=task,
-                input_shape=input_shape, make_train_iterator=make_train_iterator,
-                make_eval_iterator=make_eval_iterator)
+    return _run(config, workdir, logger, ckpt, model=model, task=task, input_shape=input_shape,
+                make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
   finally:
     ckpt.close()
     logger.close()
@@ -201,16 +232,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Ta
 
 @dataclasses.dataclass
 class _Compiled:
-  """What the loop builds from the config once: mesh, optimizer and the jitted functions."""
+  """What the loop builds from the config once: mesh, state shardings and the jitted functions."""
   mesh: jax.sharding.Mesh
-  schedule: Callable[[int], Any]
-  plateau_tx: Any
-  init_state: Callable[[jax.Array], TrainState]
+  init_state: Callable[[], TrainState]
   abstract_state: Any
   state_shardings: Any
   train_step: Callable
   eval_step: Callable
-  predict: Callable
+  update_plateau: Callable
+  crf_sums: Callable | None
 
 
 def _compile(config: ml_collections.ConfigDict, *, model: Any, task: Task,
@@ -219,130 +249,141 @@ def _compile(config: ml_collections.ConfigDict, *, model: Any, task: Task,
   mesh = sharding.make_mesh(config.mesh)
   sharding.local_batch_size(config.batch_size, mesh)  # checks divisibility before tracing
   dtype = steps.compute_dtype(config.dtype)
-  accumulate = int(config.optimizer.get('accumulate_steps', 1))
   schedule = schedules.make_schedule(
       config.schedule, learning_rate=float(config.optimizer.learning_rate),
-      total_updates=config.total_steps // accumulate)
+      total_updates=config.total_steps // config.optimizer.accumulate_steps)
   tx = optimizers.make_optimizer(config.optimizer, schedule=schedule)
   plateau_tx = schedules.make_plateau(config.schedule)
-  state_rng = jax.random.key_data(jax.random.fold_in(jax.random.key(config.seed), 1))
 
-  def init_state(rng):
+  def init_state():
+    # Keys made inside the jitted function from the seed: no host-to-device transfer.
+    rng = jax.random.key(config.seed)
     variables = model.init({'params': rng, 'dropout': rng},
                            jnp.zeros((1, *input_shape), dtype), train=False)
+    state_rng = jax.random.key_data(jax.random.fold_in(rng, 1))
     return create_train_state(variables=dict(variables), tx=tx, plateau_tx=plateau_tx,
                               rng=state_rng)
 
-  abstract_state = jax.eval_shape(init_state, jax.random.key(0))
+  def update_plateau(plateau, metric):
+    return schedules.update_plateau(plateau_tx, plateau, metric=metric, mode=config.best_mode)
+
+  abstract_state = jax.eval_shape(init_state)
   state_shardings = sharding.state_shardings(
-      abstract_state, mesh, fsdp_min_size=int(config.mesh.get('fsdp_min_size', -1)))
-  batch_sharding = sharding.batch_sharding(mesh)
-  replicated = sharding.replicated(mesh)
+      abstract_state, mesh, fsdp_min_size=config.mesh.fsdp_min_size)
+  batch_sharding, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
+  crf_options = crf_eval.crf_options(config)
+  # The example images and the CRF read the eval step's outputs: no second forward pass.
+  with_outputs = bool(config.write_images or crf_options is not None)
+  eval_shardings = (replicated, batch_sharding) if with_outputs else replicated
   return _Compiled(
-      mesh=mesh, schedule=schedule, plateau_tx=plateau_tx,
-      init_state=jax.jit(init_state, out_shardings=state_shardings),
+      mesh=mesh, init_state=jax.jit(init_state, out_shardings=state_shardings),
       abstract_state=abstract_state, state_shardings=state_shardings,
-      train_step=jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config),
+      train_step=jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config,
+                                               schedule=schedule),
                          in_shardings=(state_shardings, batch_sharding),
                          out_shardings=(state_shardings, replicated), donate_argnums=0),
-      eval_step=jax.jit(steps.make_eval_step(model=model, task=task, config=config),
-                        in_shardings=(state_shardings, batch_sharding), out_shardings=replicated),
-      predict=jax.jit(lambda state, batch: steps.apply_for_outputs(model, state, batch,
-                                                                   dtype=dtype),
-                      in_shardings=(state_shardings, batch_sharding)))
+      eval_step=jax.jit(steps.make_eval_step(model=model, task=task, config=config,
+                                             with_outputs=with_outputs),
+                        in_shardings=(state_shardings, batch_sharding),
+                        out_shardings=eval_shardings),
+      update_plateau=jax.jit(update_plateau, out_shardings=state_shardings.plateau),
+      crf_sums=(None if crf_options is None else
+                crf_eval.make_crf_sums(task=task, options=crf_options)))
 
 
-def _run(config, workdir, results_path, logger, ckpt, *, model, task, input_shape,
-         make_train_iterator, make_eval_iterator):
+def _run(config, workdir, logger, ckpt, *, model, task, input_shape, make_train_iterator,
+         make_eval_iterator):
+  """Restores or initialises the state, then until ``total_steps``: a train step, and at their
+  intervals a log line, an evaluation (plateau update, example images) and a checkpoint; a
+  preemption saves and stops. Returns the final metrics with the checkpointer's best."""
   c = _compile(config, model=model, task=task, input_shape=input_shape)
-  processes = {'process_index': jax.process_index(), 'process_count': jax.process_count()}
-  train_iter = make_train_iterator(**processes)
-  latest = ckpt.latest_step()
-  if latest is None:
-    state = c.init_state(jax.random.key(config.seed))
-    if config.get('init_from', ''):
-      state = _init_from(state, config, c, logger, model=model, input_shape=input_shape)
-  else:
-    state = ckpt.restore(latest, _abstract_with_shardings(c.abstract_state, c.state_shardings),
-                         train_iter)
-    logger.info(f'resumed from checkpoint step {latest} in {ckpt.directory}')
-  step = int(state.step)
+  train_iter = make_train_iterator(**_processes())
+  state = _initial_state(config, c, ckpt, train_iter, logger, model=model, input_shape=input_shape)
+  step = int(jax.device_get(state.step))
+  results_path = os.path.join(workdir, RESULTS_FILE)
   if step >= config.total_steps and os.path.exists(results_path):
     with open(results_path) as f:
       return json.load(f)
-
-  run_logging.save_config(config, workdir)
-  table, total = run_logging.parameter_table(c.abstract_state.params)
-  logger.info(f'{total:,} parameters\n{table}')
-
-  def evaluate_and_log(state, step):
-    metrics, first = evaluate(eval_step=c.eval_step, state=state,
-                              batches=make_eval_iterator(**processes), mesh=c.mesh, task=task,
-                              config=config, max_batches=config.get('eval_steps', -1))
-    logger.log(step, 'eval', metrics)
-    _track_best(best, metrics, step, config)
-    return metrics, first
-
-  accumulate = int(config.optimizer.get('accumulate_steps', 1))
-  preemption = _Preemption()
-  previous_handler = preemption.install()
-  throughput = _Throughput(config.batch_size, last_step=step)
-  best_step, best_value = ckpt.best()
-  best = {'value': best_value, 'step': best_step}
-  eval_metrics: dict[str, float] = {}
-  sums, pending = None, None
-  try:
+  _log_start(config, workdir, c, logger)
+  meter, eval_metrics = _TrainMeter(config.batch_size, step, ckpt), {}
+  with _Preemption() as preemption:
     while step < config.total_steps:
       state, metrics = c.train_step(state, sharding.make_global_batch(next(train_iter), c.mesh))
       step += 1
-      if pending is not None:  # one step behind, so the host does not stall the device
-        _check_finite(*pending, ckpt)
-      pending = (step, metrics)
-      scalars = {k: v for k, v in metrics.items() if k != 'finite'}
-      sums = scalars if sums is None else jax.tree.map(jnp.add, sums, scalars)
-      is_last = step == config.total_steps
-      log_now = step % config.log_every == 0 or is_last
-      evaluate_now = step % config.eval_every == 0 or is_last
-      preempted = preemption.reached(step)
-      save_now = step % config.checkpoint_every == 0 or evaluate_now or preempted
-
-      if log_now or save_now:
-        _check_finite(step, metrics, ckpt)
-      if log_now:
-        steps_per_sec, images_per_sec = throughput.measure(step)
-        logged = {k: float(v) / (step - throughput.previous_step)
-                  for k, v in jax.device_get(sums).items()}
-        logged['learning_rate'] = (float(c.schedule(step // accumulate))
-                                   * float(state.plateau.scale))
-        logger.log(step, 'train', logged, steps_per_sec=steps_per_sec,
-                   images_per_sec=images_per_sec)
-        sums = None
+      meter.add(step, metrics)
+      last = step == config.total_steps
+      evaluate_now, preempted = step % config.eval_every == 0 or last, preemption.reached(step)
+      if step % config.log_every == 0 or last:
+        meter.flush(step, metrics, logger)
       if evaluate_now:
-        eval_metrics, first = evaluate_and_log(state, step)
-        if config.schedule.name == 'plateau':
-          new_plateau = schedules.update_plateau(
-              c.plateau_tx, jax.device_get(state.plateau),
-              metric=float(eval_metrics[config.best_metric]), mode=config.best_mode)
-          state = state.replace(plateau=_put_global(new_plateau, c.state_shardings.plateau))
-        if config.get('write_images', False):
-          # Every process computes (the batch is global); only process 0 writes.
-          outputs = c.predict(state, sharding.make_global_batch(first, c.mesh))
-          if jax.process_index() == 0:
-            task.write_images(workdir, step, first, _local_rows(outputs, len(first['image'])),
-                              config)
-      if save_now:
+        state, eval_metrics = _evaluate(config, workdir, c, task, state, step, logger,
+                                        make_eval_iterator)
+      if evaluate_now or preempted or step % config.checkpoint_every == 0:
+        meter.check(step, metrics)
         ckpt.save(step, state, train_iter, metrics=eval_metrics if evaluate_now else None)
       if preempted:
         logger.info(f'SIGTERM: saved checkpoint step {step}; stopping.')
         return {'step': step, 'preempted': True, **eval_metrics}
-  finally:
-    if previous_handler is not None:
-      signal.signal(signal.SIGTERM, previous_handler)
-
   if not eval_metrics:  # restarted at the end without results (killed after the last save)
-    eval_metrics, _ = evaluate_and_log(state, step)
+    state, eval_metrics = _evaluate(config, workdir, c, task, state, step, logger,
+                                    make_eval_iterator)
+  return _write_results(config, results_path, step, eval_metrics, ckpt)
+
+
+def _processes() -> dict[str, int]:
+  return {'process_index': jax.process_index(), 'process_count': jax.process_count()}
+
+
+def _initial_state(config, c: _Compiled, ckpt: checkpoints.Checkpointer, train_iter, logger, *,
+                   model, input_shape) -> TrainState:
+  """The latest checkpoint (with the data iterator's position), else a fresh or imported state."""
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state = ckpt.restore(latest, _abstract_with_shardings(c.abstract_state, c.state_shardings),
+                         train_iter)
+    logger.info(f'resumed from checkpoint step {latest} in {ckpt.directory}')
+    return state
+  state = c.init_state()
+  if config.init_from:
+    state = _init_from(state, config, c, logger, model=model, input_shape=input_shape)
+  return state
+
+
+def _log_start(config, workdir: str, c: _Compiled, logger) -> None:
+  run_logging.save_config(config, workdir)
+  table, total = run_logging.parameter_table(c.abstract_state.params)
+  logger.info(f'{total:,} parameters\n{table}')
+
+
+def _evaluate(config, workdir: str, c: _Compiled, task: Task, state: TrainState, step: int,
+              logger, make_eval_iterator) -> tuple[TrainState, dict[str, float]]:
+  """Evaluates, logs, feeds the plateau schedule and writes the first batch's images."""
+  metrics, first = evaluate(eval_step=c.eval_step, state=state,
+                            batches=make_eval_iterator(**_processes()), mesh=c.mesh, task=task,
+                            max_batches=config.eval_steps, crf_sums=c.crf_sums)
+  logger.log(step, 'eval', metrics)
+  if config.best_metric not in metrics:
+    raise ValueError(f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
+                     f'task {task.name!r}: {sorted(metrics)}')
+  if config.schedule.name == 'plateau':
+    # An explicit transfer of one scalar; the plateau state stays on the devices, sharded.
+    metric = jax.device_put(np.float32(metrics[config.best_metric]),
+                            sharding.replicated(c.mesh))
+    state = state.replace(plateau=c.update_plateau(state.plateau, metric))
+  if config.write_images:
+    local, outputs = first
+    # Every process holds its rows of the global outputs; only process 0 writes.
+    if jax.process_index() == 0:
+      task.write_images(workdir, step, local, _local_rows(outputs, len(local['image'])),
+                        num_images=config.num_images)
+  return state, metrics
+
+
+def _write_results(config, results_path: str, step: int, eval_metrics: Mapping[str, float],
+                   ckpt: checkpoints.Checkpointer) -> dict[str, Any]:
+  best_step, best_value = ckpt.best()
   results = {'step': step, 'num_devices': jax.device_count(), **eval_metrics,
-             f'best_{config.best_metric}': best['value'], 'best_step': best['step']}
+             f'best_{config.best_metric}': best_value, 'best_step': best_step}
   if jax.process_index() == 0:
     with open(results_path, 'w') as f:
       json.dump(results, f, indent=2)
@@ -355,7 +396,7 @@ def _init_from(state: TrainState, config: ml_collections.ConfigDict, c: _Compile
   """Replaces the fresh state's matching params/batch_stats with ``config.init_from``'s."""
   fresh = {'params': state.params, 'batch_stats': state.batch_stats}
   merged, report = init_from.init_variables_from(
-      config.init_from, fresh, model=model, subtree=config.get('init_from_subtree', ''),
+      config.init_from, fresh, model=model, subtree=config.init_from_subtree,
       input_shape=input_shape)
   logger.info(init_from.format_report(report))
   shardings = {'params': c.state_shardings.params, 'batch_stats': c.state_shardings.batch_stats}
@@ -365,7 +406,10 @@ def _init_from(state: TrainState, config: ml_collections.ConfigDict, c: _Compile
       return value
     return jax.make_array_from_callback(value.shape, sharding_, lambda index: value[index])
 
-  placed = jax.tree.map(place, merged, fresh, shardings)
+  # The imported weights are host arrays: their one upload is deliberate (the transfer guard of
+  # the loop's tests would otherwise flag make_array_from_callback).
+  with jax.transfer_guard('allow'):
+    placed = jax.tree.map(place, merged, fresh, shardings)
   return state.replace(params=placed['params'], batch_stats=placed['batch_stats'])
 
 
@@ -373,51 +417,42 @@ def _local_rows(outputs: Any, n: int) -> Any:
   """Returns the first ``n`` rows of global ``outputs`` that this process can address."""
   def rows(x):
     shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-    return np.concatenate([np.asarray(s.data) for s in shards
-                           if s.replica_id == 0])[:n] if x.ndim else np.asarray(x)
+    return np.concatenate(jax.device_get([s.data for s in shards
+                                          if s.replica_id == 0]))[:n] if x.ndim else (
+                                              jax.device_get(x))
   return jax.tree.map(rows, outputs)
 
 
-def _track_best(best: dict[str, Any], metrics: Mapping[str, float], step: int,
-                config: ml_collections.ConfigDict) -> None:
-  if config.best_metric not in metrics:
-    raise ValueError(f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
-                     f'task {config.task!r}: {sorted(metrics)}')
-  value = float(metrics[config.best_metric])
-  better = (best['value'] is None or (value > best['value'] if config.best_mode == 'max'
-                                      else value < best['value']))
-  if better:
-    best.update(value=value, step=step)
-
-
-def _model_kwargs(config: ml_collections.ConfigDict, info: Any) -> dict[str, Any]:
-  kwargs = {k: v for k, v in config.model.to_dict().items() if k != 'name'}
+def _model_kwargs(config: ml_collections.ConfigDict, task_class: Any,
+                  info: Any) -> dict[str, Any]:
+  """``config.model`` (less ``name``) over what the dataset implies, with the compute dtype."""
+  implied = task_class.model_kwargs(info)
+  kwargs = {**implied, **{k: v for k, v in config.model.to_dict().items() if k != 'name'}}
   kwargs['dtype'] = steps.compute_dtype(config.dtype)
-  if (config.task in ('classification', 'segmentation') and 'num_classes' not in kwargs
-      and getattr(info, 'num_classes', None)):
-    kwargs['num_classes'] = info.num_classes
-  dataset_classes = getattr(info, 'num_classes', None)
-  if (config.task in ('classification', 'segmentation') and dataset_classes
-      and kwargs.get('num_classes', dataset_classes) < dataset_classes):
+  if kwargs.get('num_classes', 0) < implied.get('num_classes', 0):
     # Labels past the last logit would make the loss NaN at the first step: say why up front.
     raise ValueError(
         f'config.model.num_classes={kwargs["num_classes"]} but dataset {config.data.name!r} '
-        f'has {dataset_classes} classes: expected at least {dataset_classes} (or leave it unset '
-        'to take the dataset\'s).')
+        f'has {implied["num_classes"]} classes: expected at least {implied["num_classes"]} (or '
+        'leave it unset to take the dataset\'s).')
   return kwargs
 
 
-def _splits(info: Any) -> tuple[str, str]:
-  """The dataset's (train, eval) splits: ``DatasetInfo.train_split``/``eval_split`` (which follow
-  ``config.data`` options), else 'train' and the first of validation/val/test."""
-  splits = tuple(getattr(info, 'splits', ()) or ())
-  train_split = getattr(info, 'train_split', None) or 'train'
-  eval_split = getattr(info, 'eval_split', None)
-  if not eval_split:
-    eval_split = next((s for s in ('validation', 'val', 'test') if s in splits), None)
-  if not eval_split:
-    raise ValueError(f'dataset has no evaluation split (validation/val/test) among {splits}')
-  return train_split, eval_split
+def build_model(config: ml_collections.ConfigDict, info: Any) -> Any:
+  """The model a run trains: ``config.model`` over what the dataset implies (``num_classes``).
+
+  Training and inference (``jaxseg.train.load_for_inference``) build it here, so both agree.
+
+  Args:
+    config: the run's config.
+    info: the dataset's :class:`jaxseg.data.DatasetInfo`.
+
+  Returns:
+    The Flax module.
+  """
+  from jaxseg import models as jaxseg_models  # pylint: disable=g-import-not-at-top
+  return jaxseg_models.get_model(config.model.name,
+                                 **_model_kwargs(config, get_task(info.task), info))
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -440,14 +475,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   """
   # Imported here so the loop's building blocks stay usable without the data and model layers.
   from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
-  from jaxseg import models as jaxseg_models  # pylint: disable=g-import-not-at-top
 
   sharding.maybe_initialize_distributed()
   validate_config(config)
-  task = get_task(config.task)
   info = jaxseg_data.dataset_info(config.data)
-  model = jaxseg_models.get_model(config.model.name, **_model_kwargs(config, info))
-  train_split, eval_split = _splits(info)
+  if config.task != info.task:
+    raise ValueError(f'config.task={config.task!r} but dataset {config.data.name!r} is a '
+                     f'{info.task!r} dataset')
+  task_class = get_task(info.task)
+  task = task_class.bind(config.loss, info)
+  model = build_model(config, info)
+  inference.save_dataset_info(info, workdir)  # what load_for_inference reads back
+  train_split, eval_split = info.train_split, info.eval_split
 
   def make_train_iterator(*, process_index, process_count):
     return jaxseg_data.make_iterator(
@@ -459,5 +498,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         config.data, split=eval_split, global_batch_size=config.batch_size, seed=config.seed,
         train=False, process_index=process_index, process_count=process_count, num_epochs=1)
 
-  return run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
-             make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  results = run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
+                make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  _plot_curves(workdir)
+  return results
+
+
+def _plot_curves(workdir: str) -> None:
+  """``<workdir>/curves.png`` from ``metrics.jsonl`` (process 0); a failure only warns."""
+  if jax.process_index() != 0:
+    return
+  from jaxseg import viz  # pylint: disable=g-import-not-at-top
+  try:
+    viz.plot_curves(viz.read_metrics(os.path.join(workdir, 'metrics.jsonl')),
+                    os.path.join(workdir, 'curves.png'), title=os.path.abspath(workdir))
+  except (OSError, ValueError) as e:  # the run's results stand without the picture
+    print(f'warning: could not draw {workdir}/curves.png: {e}')

@@ -1,9 +1,13 @@
 """Device mesh, sharding rules and global batches (``jax.jit`` + ``NamedSharding``; no ``pmap``).
 
-The mesh has axes ``('data', 'model')``. The batch is split over ``data``; parameters and optimizer
-state are replicated, except that with ``mesh.fsdp_min_size >= 0`` every state leaf with more
-elements than that is split over ``data`` along its largest divisible dimension (FSDP / ZeRO-3
-style: XLA all-gathers it for the computation and reduce-scatters its gradient).
+The mesh has axes ``('data', 'model')``. The batch is split over ``data``. With ``mesh.model > 1``
+every state leaf of rank >= 2 whose last dimension (a kernel's output channels or features) the
+``model`` axis divides is split over ``model`` along it (tensor parallelism: each device of a
+``model`` group holds and computes a slice of the channels; XLA inserts the collectives).
+Parameters and optimizer state are otherwise replicated, except that with
+``mesh.fsdp_min_size >= 0`` every state leaf with more elements than that is also split over
+``data`` along its largest other divisible dimension (FSDP / ZeRO-3 style: XLA all-gathers it for
+the computation and reduce-scatters its gradient).
 """
 
 import math
@@ -81,17 +85,17 @@ def make_mesh(mesh_config: ml_collections.ConfigDict,
   return Mesh(np.asarray(devices).reshape(data, model), (DATA_AXIS, MODEL_AXIS))
 
 
-def _leaf_spec(shape: tuple[int, ...], *, data_size: int, fsdp_min_size: int) -> P:
-  if fsdp_min_size < 0 or math.prod(shape) <= fsdp_min_size or data_size == 1:
-    return P()
-  # Largest dimension divisible by the data axis; ties go to the last (output channels).
-  candidates = [(d, i) for i, d in enumerate(shape) if d % data_size == 0]
-  if not candidates:
-    return P()
-  _, axis = max(candidates)
+def _leaf_spec(shape: tuple[int, ...], *, data_size: int, model_size: int,
+               fsdp_min_size: int) -> P:
   spec = [None] * len(shape)
-  spec[axis] = DATA_AXIS
-  return P(*spec)
+  if model_size > 1 and len(shape) >= 2 and shape[-1] % model_size == 0:
+    spec[-1] = MODEL_AXIS
+  if fsdp_min_size >= 0 and math.prod(shape) > fsdp_min_size and data_size > 1:
+    # Largest free dimension divisible by the data axis; ties go to the last.
+    candidates = [(d, i) for i, d in enumerate(shape) if d % data_size == 0 and spec[i] is None]
+    if candidates:
+      spec[max(candidates)[1]] = DATA_AXIS
+  return P(*spec) if any(spec) else P()
 
 
 def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp_min_size: int = -1) -> Any:
@@ -100,14 +104,15 @@ def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp_min_size: int = -1)
   Args:
     abstract_state: pytree of ``jax.ShapeDtypeStruct`` (from ``jax.eval_shape``).
     mesh: the mesh.
-    fsdp_min_size: leaves with more elements are split over ``data``; ``-1`` replicates all.
+    fsdp_min_size: leaves with more elements are split over ``data``; ``-1``: none are.
 
   Returns:
     A pytree of ``NamedSharding`` with the structure of ``abstract_state``.
   """
-  data_size = mesh.shape[DATA_AXIS]
+  data_size, model_size = mesh.shape[DATA_AXIS], mesh.shape[MODEL_AXIS]
   return jax.tree.map(
       lambda x: NamedSharding(mesh, _leaf_spec(tuple(x.shape), data_size=data_size,
+                                               model_size=model_size,
                                                fsdp_min_size=fsdp_min_size)),
       abstract_state)
 

@@ -7,11 +7,13 @@ needs no TensorFlow; reading decodes with Pillow through ``tfds.data_source``.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import io
 import os
 
 import numpy as np
 from absl import logging
+from etils import epath
 from PIL import Image
 
 __all__ = ["CorruptImageError", "MissingFileError", "SkipCounter", "check_mask_values",
@@ -189,3 +191,32 @@ def check_mask_values(mask: np.ndarray, *, num_classes: int, ignore_label: int, 
     raise ValueError(
         f"Mask {where} has values {bad.tolist()} outside [0, {num_classes}) that are not the "
         f"ignore label {ignore_label}.")
+
+
+def tf_free(base: type, name: str, overrides: dict) -> type:
+  """A subclass of tfds's builder ``base`` whose TensorFlow-calling methods are ``overrides``.
+
+  tfds's class keeps its name, version, URLs, checksums, features and splits; the methods that
+  would call TensorFlow (``tf.io.gfile`` reads, ``tf.image`` encoding) are replaced by the
+  plain-Python and Pillow ones in ``overrides``.
+
+  Args:
+    base: the tfds builder class.
+    name: its tfds name (``'mnist'``, ``'cityscapes'``, ...).
+    overrides: ``{method name: function}``.
+
+  Returns:
+    The builder class, not registered with tfds.
+  """
+  return type(f"TfFree{base.__name__}", (base,), {
+      "name": name,
+      "__module__": base.__module__,
+      # tfds finds the URLs' checksums next to the module defining the builder; its own lookup
+      # needs the importlib_resources backport, so give the path directly.
+      "code_path": epath.Path(inspect.getfile(base)),
+      # Lets a user without network put the archives tfds would download in manual_dir.
+      "MANUAL_DOWNLOAD_INSTRUCTIONS": base.MANUAL_DOWNLOAD_INSTRUCTIONS or (
+          "Optional: to build offline, put the archives tfds downloads (see docs/datasets.md) "
+          "in manual_dir."),
+      **overrides,
+  }, skip_registration=True)

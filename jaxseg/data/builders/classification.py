@@ -14,16 +14,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
-import inspect
 import io
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 from PIL import Image
 
-from jaxseg.data.builders._common import encode_png
+from jaxseg.data.builders._common import encode_png, tf_free
 
 __all__ = ["Digits", "DigitsConfig", "digits_config", "tfds_classification_builder"]
 
@@ -243,15 +241,4 @@ def tfds_classification_builder(name: str) -> type:
     raise ValueError(f"name must be one of {sorted(_TFDS_MODULES)}, got {name!r}.")
   module_name, class_name, overrides = _TFDS_MODULES[name]
   base = getattr(importlib.import_module(module_name), class_name)
-  return type(f"TfFree{base.__name__}", (base,), {
-      "name": name,
-      "__module__": base.__module__,
-      # tfds finds the URLs' checksums next to the module defining the builder; its own lookup
-      # needs the importlib_resources backport, so give the path directly.
-      "code_path": epath.Path(inspect.getfile(base)),
-      # Lets a user without network put the archives tfds would download in manual_dir.
-      "MANUAL_DOWNLOAD_INSTRUCTIONS": base.MANUAL_DOWNLOAD_INSTRUCTIONS or (
-          "Optional: to build offline, put the archives tfds downloads (see docs/datasets.md) "
-          "in manual_dir."),
-      **overrides,
-  }, skip_registration=True)
+  return tf_free(base, name, overrides)

@@ -13,18 +13,18 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import io
 import os
 
 import tensorflow_datasets as tfds
-from etils import epath
 from PIL import Image
 
-from jaxseg.data.builders._common import (CorruptImageError, MissingFileError, SkipCounter,
+from jaxseg.data.builders._common import (CorruptImageError, MissingFileError,
                                           check_mask_values, encode_png, extract_archive,
                                           intended_manual_dir, manual_dir_or_none,
-                                          read_gray_image, read_rgb_image, require_file)
+                                          read_gray_image, read_rgb_image, require_file,
+                                          tf_free)
+from jaxseg.data.builders._manual_segmentation import ManualSegmentationBuilder
 
 __all__ = ["Ade20k", "tf_free_cityscapes", "tf_free_oxford_iiit_pet"]
 
@@ -112,27 +112,12 @@ def _cityscapes_generate_examples(self, **paths):
       yield image_id, features
 
 
-def _tf_free(base: type, name: str, overrides: dict) -> type:
-  return type(f"TfFree{base.__name__}", (base,), {
-      "name": name,
-      "__module__": base.__module__,
-      # tfds finds the URLs' checksums next to the module defining the builder; its own lookup
-      # needs the importlib_resources backport, so give the path directly.
-      "code_path": epath.Path(inspect.getfile(base)),
-      # Lets a user without network put the archives tfds would download in manual_dir.
-      "MANUAL_DOWNLOAD_INSTRUCTIONS": base.MANUAL_DOWNLOAD_INSTRUCTIONS or (
-          "Optional: to build offline, put the archives tfds downloads (see docs/datasets.md) "
-          "in manual_dir."),
-      **overrides,
-  }, skip_registration=True)
-
-
 @functools.cache
 def tf_free_oxford_iiit_pet() -> type:
   """tfds's ``oxford_iiit_pet`` builder class, building without TensorFlow."""
   from tensorflow_datasets.datasets.oxford_iiit_pet import (  # pylint: disable=g-import-not-at-top
       oxford_iiit_pet_dataset_builder as pet)
-  return _tf_free(pet.Builder, "oxford_iiit_pet", {
+  return tf_free(pet.Builder, "oxford_iiit_pet", {
       "_split_generators": _pet_split_generators,
       "_generate_examples": _pet_generate_examples})
 
@@ -142,7 +127,7 @@ def tf_free_cityscapes() -> type:
   """tfds's ``cityscapes`` builder class, building without TensorFlow."""
   from tensorflow_datasets.datasets.cityscapes import (  # pylint: disable=g-import-not-at-top
       cityscapes_dataset_builder as city)
-  return _tf_free(city.Builder, "cityscapes", {
+  return tf_free(city.Builder, "cityscapes", {
       "_split_generators": _cityscapes_split_generators,
       "_generate_examples": _cityscapes_generate_examples})
 
@@ -157,28 +142,12 @@ ADE_LAYOUT = """\
 ADE_SOURCE = f"{ADE_URL} (MIT Scene Parsing Benchmark, 923 MB)"
 
 
-class Ade20k(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class Ade20k(ManualSegmentationBuilder, skip_registration=True):
   """ADE20K SceneParsing (20210 training, 2000 validation images, 150 classes + 'other')."""
 
   name = "ade20k_scene_parsing"
-  VERSION = tfds.core.Version("1.0.0")
-  # Not in a tfds package: no checksums file to find (tfds would search with importlib_resources).
-  code_path = None
   MANUAL_DOWNLOAD_INSTRUCTIONS = ADE_LAYOUT
-
-  def __init__(self, *, skip_corrupt: bool = False, allow_download: bool = False, **kwargs):
-    self._skip = SkipCounter(skip_corrupt)
-    self._allow_download = allow_download
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self, description=self.__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-            "annotation": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
-            "image_id": tfds.features.Text(),
-        }))
+  MASK_KEY = "annotation"  # tfds's scene_parse150 feature name
 
   def _split_generators(self, dl_manager):
     manual_dir = manual_dir_or_none(dl_manager)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import tensorflow_datasets as tfds
 
-from jaxseg.data.builders._common import (CorruptImageError, MissingFileError, SkipCounter,
+from jaxseg.data.builders._common import (CorruptImageError, MissingFileError,
                                           check_mask_values, encode_png, extract_archive,
                                           intended_manual_dir, manual_dir_or_none,
                                           read_gray_image, read_rgb_image, require_file)
+from jaxseg.data.builders._manual_segmentation import ManualSegmentationBuilder
 
 __all__ = ["VOC_CLASSES", "Voc2012Sbd", "Voc2012Segmentation", "find_voc_root", "voc_palette"]
 
@@ -114,30 +114,11 @@ def _read_sbd_mask(path: str) -> np.ndarray:
     raise CorruptImageError(f"Cannot read GTcls.Segmentation from {path}: {e}") from e
 
 
-class _VocBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Shared features and example generation of the two VOC builders."""
+class _VocBase(ManualSegmentationBuilder, skip_registration=True):
+  """Shared root finding and example generation of the two VOC builders."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  # Not in a tfds package: no checksums file to find (tfds would search with importlib_resources).
-  code_path = None
   MANUAL_DOWNLOAD_INSTRUCTIONS = VOC_LAYOUT
-
-  def __init__(self, *, skip_corrupt: bool = False, allow_download: bool = False, **kwargs):
-    self._skip = SkipCounter(skip_corrupt)
-    self._allow_download = allow_download
-    super().__init__(**kwargs)
-
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=self.__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-            "mask": tfds.features.Image(shape=(None, None, 1), encoding_format="png"),
-            "image_id": tfds.features.Text(),
-        }),
-        metadata=tfds.core.MetadataDict(class_names=list(VOC_CLASSES)),
-    )
+  CLASS_NAMES = VOC_CLASSES
 
   def _voc_root(self, dl_manager) -> str:
     manual_dir = manual_dir_or_none(dl_manager)

@@ -1,68 +1,52 @@
 """Saliency prediction: regression of a fixation density, scored with the MIT benchmark's metrics.
 
-Config fields read (all optional):
+Loss options read (``config.loss``):
 
-* ``loss.name`` (``'euclidean'``): ``'euclidean'`` (the lecture's
-  ``(1/n) sum_i ||Y_i - f(X_i)||_F^2``), ``'bce'`` (pixel-wise, the output read as logits) or
-  ``'kl'`` (the output read as logits of a distribution over pixels).
-* ``loss.target`` (``'max'``): the target's scale: ``'max'`` (divided by its maximum, in
-  ``[0, 1]``, as the data pipeline delivers it and SALICON's maps are released), ``'sum'``
-  (divided by its sum, a probability distribution) or ``'centered'`` (``(255 m - 127) / 128`` of
-  the max-scaled map ``m``, about ``[-1, 1]``: the deep ConvNet's target, the inverse of the
-  authors' ``p * 128 + 127`` post-processing in their ``deep/__init__.py``).
-* ``data.normalization``: the input normalisation to undo when writing PNGs.
-* ``num_images`` (4): examples per PNG.
+* ``name``: ``'euclidean'`` (the lecture's ``(1/n) sum_i ||Y_i - f(X_i)||_F^2``), ``'bce'``
+  (pixel-wise, the output read as logits) or ``'kl'`` (the output read as logits of a
+  distribution over pixels).
+* ``target``: the target's scale: ``'max'`` (divided by its maximum, in ``[0, 1]``, as the data
+  pipeline delivers it and SALICON's maps are released), ``'sum'`` (divided by its sum, a
+  probability distribution) or ``'centered'`` (``(255 m - 127) / 128`` of the max-scaled map
+  ``m``, about ``[-1, 1]``: the deep ConvNet's target, the inverse of the authors'
+  ``p * 128 + 127`` post-processing in their ``deep/__init__.py``).
 
-The batch holds ``image`` ``(B, H, W, 3)``, ``density`` ``(B, h, w)`` and ``fixations`` ``(B, h, w)``
-(and ``valid`` ``(B,)`` in evaluation). The model's map ``(B, h', w', 1)`` is compared with the
+The input normalisation undone for the PNGs is the dataset's (:class:`jaxseg.data.DatasetInfo`).
+
+The batch holds ``image`` ``(B, H, W, 3)``, ``density`` ``(B, h, w)`` and ``fixations``
+``(B, h, w)`` (and ``valid`` ``(B,)`` in evaluation). The model's map ``(B, h', w', 1)`` is compared with the
 target resized to ``(h', w')`` for the loss (bilinear, antialiased); the metrics resize the map to
 the fixation map's size, as the MIT benchmark does.
 
-Evaluation scores each map min-max scaled to ``[0, 1]`` (:func:`as_saliency_image`, the image
-the benchmark would receive) and sums, over valid images with a defined score, ``cc``, ``nss``, ``auc_judd``,
-``similarity`` and ``kld`` with a count per metric (an image without fixations has no NSS or AUC);
-:meth:`SaliencyTask.finalize` divides, giving per-image means as the benchmark reports them, and
-adds ``loss``.
+Evaluation is :func:`jaxseg.metrics.saliency.per_image_scores`, the function
+``jaxseg.inference.saliency.SaliencyEvaluator`` uses too: each map min-max scaled to ``[0, 1]``
+(the image the benchmark would receive), then ``cc``, ``nss``, ``auc_judd``, ``similarity`` and
+``kld`` summed over valid images with a defined score, with a count per metric (an image without
+fixations has no NSS or AUC); :meth:`SaliencyTask.finalize` divides, giving per-image means as the
+benchmark reports them, and adds ``loss``. The density's scales from file to loss are listed in
+``docs/saliency.md`` (section "The density's scales").
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 import jaxseg.models.saliency  # noqa: F401  (registers salnet_shallow, salnet_deep, center_bias)
 from jaxseg.data import transforms
 from jaxseg.losses import saliency as sal_losses
 from jaxseg.metrics import saliency as sal_metrics
+from jaxseg.train.tasks import check_info, loss_options
 from jaxseg.viz import grids, heatmaps
 
-LOSSES = ("euclidean", "bce", "kl")
-TARGETS = ("max", "sum", "centered")
-EVAL_METRICS = ("cc", "nss", "auc_judd", "similarity", "kld")
-
-
-def _get(section: Any, name: str, default: Any) -> Any:
-  if section is None:
-    return default
-  value = section.get(name, default)
-  return default if value is None else value
-
-
-def loss_options(config: ml_collections.ConfigDict) -> tuple[str, str]:
-  """``(loss name, target scale)`` from ``config.loss``, checked."""
-  loss = config.get("loss")
-  name = str(_get(loss, "name", "euclidean"))
-  target = str(_get(loss, "target", "max"))
-  if name not in LOSSES:
-    raise ValueError(f"config.loss.name must be one of {LOSSES}, got {name!r}.")
-  if target not in TARGETS:
-    raise ValueError(f"config.loss.target must be one of {TARGETS}, got {target!r}.")
-  return name, target
+LOSSES = ('euclidean', 'bce', 'kl')
+TARGETS = ('max', 'sum', 'centered')
+EVAL_METRICS = sal_metrics.TRAINING_METRICS
 
 
 def prepare_target(density: jax.Array, shape: tuple[int, int], target: str) -> jax.Array:
@@ -87,136 +71,113 @@ def prepare_target(density: jax.Array, shape: tuple[int, int], target: str) -> j
   """
   density = density.astype(jnp.float32)
   if tuple(density.shape[1:3]) != tuple(shape):
-    density = jax.image.resize(density, (density.shape[0],) + tuple(shape), method="linear",
+    density = jax.image.resize(density, (density.shape[0],) + tuple(shape), method='linear',
                                antialias=True)
-  reduce = jnp.sum if target == "sum" else jnp.max
+  reduce = jnp.sum if target == 'sum' else jnp.max
   scale = reduce(density, axis=(1, 2), keepdims=True)
   scaled = jnp.where(scale > 0, density / jnp.where(scale > 0, scale, 1.0), 0.0)
-  if target == "centered":
+  if target == 'centered':
     return (255.0 * scaled - 127.0) / 128.0
   return scaled
 
 
 def _loss_value(name: str, maps: jax.Array, target: jax.Array) -> jax.Array:
-  if name == "euclidean":
+  if name == 'euclidean':
     return sal_losses.euclidean_loss(maps, target)
-  if name == "bce":
+  if name == 'bce':
     return sal_losses.saliency_bce(maps, target)
   return sal_losses.saliency_kl(maps, target)
 
 
-def as_saliency_image(saliency: jax.Array) -> jax.Array:
-  r"""A network's map as the benchmark receives it: min-max scaled to ``[0, 1]`` (zeros if flat).
+@dataclasses.dataclass(frozen=True)
+class SaliencyTask:
+  """The :class:`jaxseg.train.tasks.Task` for ``{'image', 'density', 'fixations'}`` batches.
 
-  .. math:: S' = (S - \min S) / (\max S - \min S)
-
-  A regression output may be negative, which KLD cannot take; CC, NSS, AUC and SIM do not change
-  under this positive affine map.
-
-  Args:
-    saliency: one ``(H, W)`` map (vmap for a batch).
-
-  Returns:
-    The ``(H, W)`` map scaled to ``[0, 1]``.
+  Attributes:
+    loss_name: ``'euclidean'``, ``'bce'`` or ``'kl'``.
+    target: ``'max'``, ``'sum'`` or ``'centered'`` (:func:`prepare_target`).
+    normalization: the dataset's input normalisation, undone for the PNGs.
 
   Example:
-    >>> as_saliency_image(jnp.array([[-1.0, 0.0, 3.0]])).tolist()
-    [[0.0, 0.25, 1.0]]
+    >>> from jaxseg.data import DatasetInfo
+    >>> info = DatasetInfo(task='saliency', num_classes=0, ignore_label=None,
+    ...                    image_shape=(8, 8, 3), splits={})
+    >>> SaliencyTask.bind({'name': 'kl', 'target': 'sum'}, info).loss_name
+    'kl'
   """
-  low, high = saliency.min(), saliency.max()
-  return jnp.where(high > low, (saliency - low) / jnp.where(high > low, high - low, 1.0), 0.0)
 
+  name: ClassVar[str] = 'saliency'
+  loss_name: str = 'euclidean'
+  target: str = 'max'
+  normalization: str = 'none'
 
-def _per_image_scores(saliency: jax.Array, fixations: jax.Array, density: jax.Array,
-                      key: jax.Array) -> dict[str, jax.Array]:
-  saliency = as_saliency_image(saliency)
-  return {
-      "cc": sal_metrics.cc(saliency, density),
-      "nss": sal_metrics.nss(saliency, fixations),
-      "auc_judd": sal_metrics.auc_judd(saliency, fixations, key=key),
-      "similarity": sal_metrics.similarity(saliency, density),
-      "kld": sal_metrics.kld(saliency, density),
-  }
+  @classmethod
+  def bind(cls, loss_config: Any, info: Any) -> SaliencyTask:
+    """The task for ``info``'s dataset with ``loss_config``'s options, validated.
 
+    Raises:
+      ValueError: naming the bad option or a dataset of another task.
+    """
+    check_info(cls.name, info)
+    options = loss_options(cls.name, ('name', 'target'), loss_config)
+    if options['name'] not in LOSSES:
+      raise ValueError(f'config.loss.name must be one of {LOSSES}, got {options["name"]!r}.')
+    if options['target'] not in TARGETS:
+      raise ValueError(f'config.loss.target must be one of {TARGETS}, '
+                       f'got {options["target"]!r}.')
+    return cls(loss_name=options['name'], target=options['target'],
+               normalization=info.normalization)
 
-class SaliencyTask:
-  """The :class:`jaxseg.train.tasks.Task` for ``{'image', 'density', 'fixations'}`` batches."""
-
-  name = "saliency"
+  @staticmethod
+  def model_kwargs(info: Any) -> dict[str, Any]:
+    """Saliency models take nothing from the dataset: ``{}``."""
+    del info
+    return {}
 
   def loss(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
-           batch: Mapping[str, jax.Array], config: ml_collections.ConfigDict):
+           batch: Mapping[str, jax.Array]):
     """The configured loss between the map and the prepared target; also reports their CC."""
     del endpoints
-    name, target_scale = loss_options(config)
     maps = outputs[..., 0]
-    target = prepare_target(batch["density"], maps.shape[1:3], target_scale)
-    loss = _loss_value(name, maps, target)
+    target = prepare_target(batch['density'], maps.shape[1:3], self.target)
+    loss = _loss_value(self.loss_name, maps, target)
     cc = jnp.mean(jax.vmap(sal_metrics.cc)(maps, target))
-    return loss, {"cc": cc}
+    return loss, {'cc': cc}
 
   def eval_sums(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
-                batch: Mapping[str, jax.Array], config: ml_collections.ConfigDict):
+                batch: Mapping[str, jax.Array]):
     """Sums of per-image CC, NSS, AUC-Judd, SIM and KLD, and how many images each sums over."""
     del endpoints
-    name, target_scale = loss_options(config)
     maps = outputs[..., 0]
-    n = maps.shape[0]
-    valid = batch["valid"] if "valid" in batch else jnp.ones((n,), bool)
-    # A fixed jitter key: evaluations are reproducible and comparable across checkpoints.
-    keys = jax.random.split(jax.random.key(0), n)
-    scores = jax.vmap(_per_image_scores)(maps, batch["fixations"], batch["density"], keys)
-    sums = {}
-    for metric, values in scores.items():
-      counted = valid & ~jnp.isnan(values)
-      sums[f"{metric}_sum"] = jnp.sum(jnp.where(counted, values, 0.0))
-      sums[f"{metric}_count"] = jnp.sum(counted).astype(jnp.float32)
-    target = prepare_target(batch["density"], maps.shape[1:3], target_scale)
-    per_image_loss = jax.vmap(lambda m, t: _loss_value(name, m[None], t[None]))(maps, target)
-    sums["loss_sum"] = jnp.sum(jnp.where(valid, per_image_loss, 0.0))
-    sums["loss_count"] = jnp.sum(valid).astype(jnp.float32)
+    valid = batch['valid'] if 'valid' in batch else jnp.ones((maps.shape[0],), bool)
+    # A fixed key (AUC-Judd's tie-breaking jitter): evaluations are reproducible and comparable
+    # across checkpoints.
+    sums = sal_metrics.per_image_scores(maps, batch['fixations'], batch['density'],
+                                        key=jax.random.key(0), valid=valid,
+                                        metrics=EVAL_METRICS)
+    target = prepare_target(batch['density'], maps.shape[1:3], self.target)
+    per_image_loss = jax.vmap(lambda m, t: _loss_value(self.loss_name, m[None], t[None]))(
+        maps, target)
+    sums['loss_sum'] = jnp.sum(jnp.where(valid, per_image_loss, 0.0))
+    sums['loss_count'] = jnp.sum(valid).astype(jnp.float32)
     return sums
 
-  def finalize(self, sums: Mapping[str, Any], config: ml_collections.ConfigDict):
+  def finalize(self, sums: Mapping[str, Any]) -> dict[str, float]:
     """Per-image means of each metric (NaN when no image had a score) and the mean loss."""
-    del config
-    metrics = {}
-    for metric in EVAL_METRICS + ("loss",):
-      count = float(np.asarray(sums[f"{metric}_count"]))
-      total = float(np.asarray(sums[f"{metric}_sum"]))
-      metrics[metric] = total / count if count else float("nan")
-    return metrics
+    return sal_metrics.mean_scores(sums, EVAL_METRICS + ('loss',))
 
-  def write_images(self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any,
-                   config: ml_collections.ConfigDict) -> None:
+  def write_images(self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any, *,
+                   num_images: int = 4) -> None:
     """Writes ``workdir/images/step_<step>.png``: image | truth overlay | prediction overlay."""
-    images = np.asarray(batch["image"])
-    keep = np.asarray(batch["valid"], bool) if "valid" in batch else np.ones(len(images), bool)
-    keep &= np.arange(len(images)) < int(config.get("num_images", 4) or 4)
+    images = np.asarray(batch['image'])
+    keep = np.asarray(batch['valid'], bool) if 'valid' in batch else np.ones(len(images), bool)
+    keep &= np.arange(len(images)) < num_images
     if not keep.any():
       return
-    normalization = str(_get(config.get("data"), "normalization", "none"))
-    display = display_images(images[keep], normalization)
-    grid = heatmaps.saliency_grid(display, np.asarray(batch["density"])[keep],
+    display = transforms.denormalize(images[keep], self.normalization)
+    grid = heatmaps.saliency_grid(display, np.asarray(batch['density'])[keep],
                                   np.asarray(outputs)[keep])
-    grids.save_png(grid, os.path.join(workdir, "images", f"step_{int(step):06d}.png"))
+    grids.save_png(grid, os.path.join(workdir, 'images', f'step_{int(step):06d}.png'))
 
 
-def display_images(images: np.ndarray, normalization: str) -> np.ndarray:
-  """Undoes :func:`jaxseg.data.transforms.normalize`: ``(N, H, W, 3)`` uint8 RGB."""
-  x = np.asarray(images, np.float32)
-  if normalization == "imagenet":
-    x = (x * transforms.IMAGENET_STD + transforms.IMAGENET_MEAN) * 255.0
-  elif normalization == "caffe_bgr":
-    x = (x + transforms.CAFFE_BGR_MEAN)[..., ::-1]
-  elif normalization == "salnet":
-    x = (x * 127.5 + transforms.SALNET_BGR_MEAN)[..., ::-1]
-  elif normalization == "none":
-    x = x * 255.0
-  else:
-    raise ValueError(f"data.normalization must be one of {transforms.NORMALIZATIONS}, "
-                     f"got {normalization!r}.")
-  return np.clip(np.round(x), 0, 255).astype(np.uint8)
-
-
-TASK = SaliencyTask()
+TASK = SaliencyTask

@@ -1,0 +1,58 @@
+r"""Evaluates a trained run's checkpoint without changing any parameter or statistic.
+
+Usage::
+
+  python -m experiments.evaluate --workdir=/tmp/jaxseg/fcn8s_shapes [--checkpoint=best|latest|STEP]
+      [--split=test] [--sliding_window=CROP,STRIDE] [--scales=1,0.75,0.5 --flip] [--crf]
+
+Prints the task's table (per-class IoU by name for segmentation) and writes
+``<workdir>/eval_<split>_<step>.json``. Without a test-time recipe it runs the training loop's
+own eval step on the run's eval pipeline, so on the run's eval split it reproduces the numbers
+``metrics.jsonl`` logged for that step.
+"""
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from jaxseg.train import evaluation
+from jaxseg.train import inference
+from jaxseg.train import platform
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'The training run directory.')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', "'best', 'latest' or a step number.")
+_SPLIT = flags.DEFINE_string('split', '', "Dataset split; '' -> the run's eval split.")
+_SLIDING = flags.DEFINE_string('sliding_window', '', "'CROP,STRIDE' sliding-window inference.")
+_SCALES = flags.DEFINE_string('scales', '', "Test-time scales, e.g. '1,0.75,0.5'.")
+_FLIP = flags.DEFINE_boolean('flip', False, 'Add horizontally flipped predictions.')
+_CRF = flags.DEFINE_boolean('crf', False, 'Refine segmentation with the dense CRF.')
+_MAX_BATCHES = flags.DEFINE_integer('max_batches', -1, 'Stop after this many batches.')
+flags.mark_flags_as_required(['workdir'])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)
+  try:
+    recipe = evaluation.Recipe(
+        sliding_window=evaluation.parse_sliding_window(_SLIDING.value),
+        scales=evaluation.parse_scales(_SCALES.value), flip=_FLIP.value, crf=_CRF.value)
+    run = inference.load_run(_WORKDIR.value, checkpoint=_CHECKPOINT.value)
+  except (FileNotFoundError, ValueError) as e:
+    sys.exit(f'error: {e}')
+  platform.announce_platform()
+  split = _SPLIT.value or run.info.eval_split
+  print(f'evaluating {_WORKDIR.value} at step {run.step} on split {split!r} '
+        f'({recipe.describe()})')
+  metrics = evaluation.evaluate_run(run, split=split, recipe=recipe,
+                                    max_batches=_MAX_BATCHES.value)
+  print(evaluation.metrics_table(run.task, metrics, name=run.config.model.name))
+  path = evaluation.write_results(_WORKDIR.value, split, run.step, metrics, recipe)
+  print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+  app.run(main)

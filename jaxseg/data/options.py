@@ -1,0 +1,179 @@
+"""The options of ``config.data``: the schema every dataset shares, per task, and their checks.
+
+A config selects a dataset with ``config.data.name`` and sets its options as other fields of
+``config.data``. :func:`resolve` fills a dataset's defaults and checks what was given; the
+dataset's own options and defaults come with its :class:`jaxseg.data.registry.DatasetSpec`.
+Options every dataset accepts:
+
+* ``data_dir`` (str, ``''``): where prepared datasets are cached; ``''`` means
+  ``$JAXSEG_DATA_DIR``, else ``~/jaxseg_data``.
+* ``manual_dir`` (str, ``''``): where manually downloaded archives are extracted; ``''`` means
+  ``<data_dir>/downloads/manual``.
+* ``num_workers`` (int, 0): grain worker processes (0: transforms run in threads of this
+  process).
+* ``prefetch`` (int, 2): batches prepared ahead of the consumer, per worker.
+* ``read_threads`` (int, 4): threads decoding and transforming in each process.
+* ``normalization`` (str): ``'imagenet'``, ``'caffe_bgr'``, ``'salnet'`` or ``'none'``
+  (:func:`jaxseg.data.transforms.normalize`).
+* ``train_split``, ``eval_split`` (str): the tfds split names the engine trains and evaluates on
+  (tfds slicing such as ``'train[:90%]'`` is accepted).
+* ``skip_corrupt`` (bool, False): skip undecodable images while building (counted in the log)
+  instead of raising.
+* ``download`` (bool, False): builders that can download (VOC 2012) may do so when the manual
+  files are absent.
+
+Task options (defaults differ per dataset; :func:`describe` prints them):
+
+* classification: ``image_size`` (int, output side), ``augment`` (``'resize'``, ``'imagenet'``:
+  random-resized-crop for training and resize-then-centre-crop for evaluation, ``'cifar'``: pad
+  and random crop), ``crop_padding`` (int, pad then randomly crop back, 0: off), ``pad_mode``,
+  ``crop_scale``, ``crop_ratio``, ``eval_resize``, ``flip`` (bool; None: the recipe's default),
+  ``photometric`` (float, jitter strength, 0: off).
+* segmentation: ``crop_size`` (int, training crop side), ``eval_size`` (int, evaluation images
+  are shrunk to fit and padded to this side, the mask with 255), ``scale_range`` ((low, high)
+  random rescaling), ``flip``, ``photometric``.
+* saliency: ``image_size`` ((h, w) network input), ``map_size`` ((h, w) of ``density`` and
+  ``fixations``), ``flip``, ``photometric``.
+
+Dataset options are listed with each dataset in :data:`jaxseg.data.registry.DATASETS`; an
+option that a dataset does not define raises a ValueError naming it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["AUGMENTS", "COMMON_OPTIONS", "TASK_OPTIONS", "as_dict", "resolve"]
+
+
+COMMON_OPTIONS: dict[str, tuple[Any, str]] = {
+    "name": ("", "the dataset's name in this registry"),
+    "data_dir": ("", "cache of prepared datasets; '' -> $JAXSEG_DATA_DIR or ~/jaxseg_data"),
+    "manual_dir": ("", "manually downloaded files; '' -> <data_dir>/downloads/manual"),
+    "num_workers": (0, "grain worker processes (0: threads of this process)"),
+    "prefetch": (2, "batches prepared ahead, per worker"),
+    "read_threads": (4, "threads decoding and transforming in each process"),
+    "skip_corrupt": (False, "skip undecodable images while building, counted in the log"),
+    "download": (False, "download when manual files are absent (builders that can)"),
+}
+
+_NORMALIZATION_DOC = "'imagenet' | 'caffe_bgr' | 'salnet' | 'none' ([0, 1])"
+AUGMENTS = ("resize", "imagenet", "cifar")
+_CLASSIFICATION = {
+    "image_size": (32, "output side in pixels (int or (h, w))"),
+    "augment": ("resize", "'resize': resize to image_size (+ crop_padding, flip); 'imagenet': "
+                          "train random-resized-crop + flip, eval shorter side to eval_resize "
+                          "then centre crop; 'cifar': pad crop_padding, random crop, flip"),
+    "crop_padding": (0, "training ('resize', 'cifar'): pad by this many pixels then crop back at "
+                        "random (0: off)"),
+    "pad_mode": ("mean", "fill of crop_padding: 'mean' (mean pixel), 'zeros' (black, as "
+                         "torchvision's RandomCrop), 'reflect'"),
+    "crop_scale": ((0.08, 1.0), "'imagenet' training: area fraction range of the random crop"),
+    "crop_ratio": ((3 / 4, 4 / 3), "'imagenet' training: width/height range of the random crop"),
+    "eval_resize": (256, "'imagenet' evaluation: shorter side before the centre crop"),
+    "flip": (None, "training: random horizontal flips; None: on for augment 'imagenet' and "
+                   "'cifar', off for 'resize'"),
+    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
+    "normalization": ("none", _NORMALIZATION_DOC),
+}
+_SEGMENTATION = {
+    "crop_size": (321, "training crop side (padded with the mean / 255 when smaller)"),
+    "eval_size": (513, "evaluation: shrink to fit, then pad to this side (mask padded with 255)"),
+    "scale_range": ((0.5, 2.0), "training: random rescaling range ((1, 1): off)"),
+    "flip": (True, "training: random horizontal flips"),
+    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
+    "normalization": ("imagenet", _NORMALIZATION_DOC),
+}
+_SALIENCY = {
+    "image_size": ((240, 320), "network input (h, w)"),
+    "map_size": ((240, 320), "(h, w) of 'density' and 'fixations'"),
+    "flip": (True, "training: random horizontal flips (maps flip with the image)"),
+    "photometric": (0.0, "training: brightness/contrast/saturation jitter strength (0: off)"),
+    "normalization": ("imagenet", _NORMALIZATION_DOC),
+}
+TASK_OPTIONS = {"classification": _CLASSIFICATION, "segmentation": _SEGMENTATION,
+                 "saliency": _SALIENCY}
+
+
+def as_dict(data_config) -> dict:
+  """``config.data`` (a ``ConfigDict`` or a mapping) as a plain dict."""
+  if hasattr(data_config, "to_dict"):
+    return data_config.to_dict()
+  if isinstance(data_config, Mapping):
+    return dict(data_config)
+  raise TypeError(
+      f"data_config must be a ConfigDict or a mapping, got {type(data_config).__name__}.")
+
+
+def _check_option_types(options: dict) -> None:
+  from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
+  if options["normalization"] not in transforms.NORMALIZATIONS:
+    raise ValueError(f"data.normalization must be one of {transforms.NORMALIZATIONS}, got "
+                     f"{options['normalization']!r}.")
+  for key in ("num_workers", "prefetch", "read_threads"):
+    value = options[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key ==
+                                                                          "read_threads" else 0):
+      raise ValueError(f"data.{key} must be a non-negative int (read_threads positive), "
+                       f"got {value!r}.")
+  if "augment" in options:
+    _check_classification_options(options)
+
+
+def _check_classification_options(options: dict) -> None:
+  augment, pad_mode = options["augment"], options["pad_mode"]
+  if augment not in AUGMENTS:
+    raise ValueError(f"data.augment must be one of {AUGMENTS}, got {augment!r}.")
+  from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
+  if pad_mode not in transforms.PAD_MODES:
+    raise ValueError(f"data.pad_mode must be one of {transforms.PAD_MODES}, got {pad_mode!r}.")
+  padding = options["crop_padding"]
+  if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
+    raise ValueError(f"data.crop_padding must be a non-negative int, got {padding!r}.")
+  if augment == "cifar" and padding == 0:
+    raise ValueError("data.augment='cifar' pads and crops back: set data.crop_padding > 0 "
+                     "(4 for CIFAR), got 0.")
+  if augment == "imagenet":
+    if padding:
+      raise ValueError(f"data.crop_padding ({padding}) has no meaning with augment='imagenet' "
+                       "(its random-resized-crop replaces it); set it to 0.")
+    size = options["image_size"]
+    side = max(size) if isinstance(size, tuple) else size
+    resize = options["eval_resize"]
+    if not isinstance(resize, int) or isinstance(resize, bool) or resize < side:
+      raise ValueError(f"data.eval_resize must be an int >= the image_size {size!r} it is "
+                       f"centre-cropped to, got {resize!r}.")
+  if options["flip"] is not None and not isinstance(options["flip"], bool):
+    raise TypeError(f"data.flip must be a bool or None, got {options['flip']!r}.")
+
+
+def resolve(spec: Any, given: dict) -> dict:
+  """The full options of dataset ``spec`` (defaults filled in) from the ``given`` ones, checked.
+
+  Args:
+    spec: the dataset's :class:`jaxseg.data.registry.DatasetSpec`.
+    given: ``config.data`` as a dict (:func:`as_dict`).
+
+  Returns:
+    Every option the dataset accepts with its value.
+
+  Raises:
+    ValueError: for options the dataset does not define (named), or bad values.
+  """
+  accepted = spec.all_options()
+  unknown = sorted(set(given) - set(accepted))
+  if unknown:
+    raise ValueError(
+        f"Unknown option(s) {unknown} for dataset {spec.name!r}; it accepts "
+        f"{sorted(accepted)}.")
+  options = {key: default for key, (default, _) in accepted.items()}
+  options.update(given)
+  if spec.derive is not None:
+    options.update(spec.derive(options))
+  for key in ("scale_range", "image_size", "map_size", "crop_scale", "crop_ratio"):
+    if isinstance(options.get(key), list):
+      options[key] = tuple(options[key])
+  _check_option_types(options)
+  if spec.task == "classification" and options["flip"] is None:
+    options["flip"] = options["augment"] != "resize"
+  return options
