@@ -14,8 +14,8 @@ the run) and each under a time limit:
 * ``metrics.py`` (saliency metrics and the confusion matrix against NumPy);
 * ``crf.py`` and ``classic.py``, when present.
 
-``--quick`` passes each its own ``--quick`` (small sizes, a few seconds each). The JSON holds
-the device, versions, the host load and, per benchmark, its command, exit status, wall time,
+``--quick`` passes each its small-size options (``--quick`` where the script has it). The JSON
+holds the device, versions, the host load and, per benchmark, its command, exit status, wall time,
 the rows it wrote with ``--json`` where it supports that, and its printed output.
 """
 
@@ -31,16 +31,16 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# name, script, extra arguments, extra arguments with --quick, supports --json, limit (s)
+# name, script, arguments, arguments with --quick, supports --json, time limit (s)
 PLAN = (
-    ('train_step_float32', 'train_step.py', ['--torch', '--warmup=2', '--steps=5'], [], True,
-     300),
+    ('train_step_float32', 'train_step.py', ['--torch', '--warmup=2', '--steps=5'],
+     ['--quick'], True, 300),
     ('train_step_bfloat16', 'train_step.py', ['--dtype=bfloat16', '--warmup=2', '--steps=5'],
-     ['--dtype=bfloat16'], True, 200),
-    ('sweep', 'sweep.py', [], [], True, 300),
-    ('metrics', 'metrics.py', [], [], True, 200),
-    ('crf', 'crf.py', [], [], False, 200),
-    ('classic', 'classic.py', [], [], False, 200),
+     ['--quick', '--dtype=bfloat16'], True, 200),
+    ('sweep', 'sweep.py', [], ['--quick'], True, 300),
+    ('metrics', 'metrics.py', [], ['--quick'], True, 200),
+    ('crf', 'crf.py', [], ['--cases=small', '--repeats=1', '--batch=2'], False, 200),
+    ('classic', 'classic.py', [], ['--quick'], False, 200),
 )
 
 
@@ -101,7 +101,7 @@ def main(argv=None):
     for name, script, full, quick, with_json, limit_s in PLAN:
       if only and name not in only:
         continue
-      extra = ['--quick', *quick] if args.quick else full
+      extra = quick if args.quick else full
       report['benchmarks'][name] = run_one(name, script, extra, with_json, limit_s, scratch)
   report['total_s'] = time.perf_counter() - start
   report['load_at_end'] = os.getloadavg()[0]

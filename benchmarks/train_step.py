@@ -69,8 +69,8 @@ class _CrossEntropy:
   """The benchmark's loss: mean softmax cross-entropy over examples (or pixels)."""
   name = 'benchmark'
 
-  def loss(self, outputs, endpoints, batch, config):
-    del endpoints, config
+  def loss(self, outputs, endpoints, batch):
+    del endpoints
     logits = outputs.reshape(-1, outputs.shape[-1])
     labels = batch['label'].reshape(-1)
     return jnp.mean(losses.softmax_cross_entropy(logits, labels)), {}
@@ -137,7 +137,7 @@ def make_jax_step(name: str, *, dtype: str, lowering: str = 'after'):
                               rng=jax.random.key_data(key))
 
   state = jax.jit(init)(jax.random.key(0))
-  config = ml_collections.ConfigDict({'dtype': dtype})
+  config = ml_collections.ConfigDict({'dtype': dtype, 'optimizer': _sgd_config()})
   step = jax.jit(steps.make_train_step(model=model, task=_CrossEntropy(), tx=tx, config=config),
                  donate_argnums=0)
   start = time.perf_counter()
