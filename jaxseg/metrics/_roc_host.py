@@ -55,27 +55,40 @@ def _judd_counts_plain(s, fixated):
   return np.where(np.isnan(thresholds), 0, counts)
 
 
-def judd_area(s: np.ndarray, u: np.ndarray, fixated: np.ndarray, *, jitter: bool) -> np.ndarray:
+def judd_noise(seed: np.ndarray, size: int) -> np.ndarray:
+  """AUC_Judd.m's ``rand(size(map))``: float32 U(0, 1) from NumPy's PCG64 seeded by ``seed``."""
+  return np.random.default_rng([int(x) for x in np.asarray(seed).ravel()]).random(
+      size, dtype=np.float32)
+
+
+def judd_area(s: np.ndarray, seed: np.ndarray, fixated: np.ndarray, *, jitter: bool,
+              jitter_scale: float) -> np.ndarray:
   """AUC-Judd per map (leading axes are maps); NaN without fixations or non-fixated pixels.
 
   Args:
-    s: ``(..., N)`` float32 saliency (jittered, or min-max normalised without jitter).
-    u: ``(..., N)`` the jitter's uniform draw (ranks ties of ``s``; ignored without jitter).
+    s: ``(..., N)`` float32 saliency (raw with jitter, min-max normalised without).
+    seed: ``(..., 2)`` uint32 per map, the jitter's seed (see `judd_noise`).
     fixated: ``(..., N)`` bool.
-    jitter: rank by ``(s, u)`` with a stable order (``jnp.lexsort``), or count ``S >= t``.
+    jitter: add ``judd_noise * jitter_scale`` in float32 and rank by (value, noise) with a
+      stable order (``jnp.lexsort``'s), or count ``S >= t`` (ties count).
+    jitter_scale: the noise's scale (``1e-7``, in map units).
 
   Returns:
     ``(...)`` float32 areas.
   """
-  lead, rows = _rows(np.asarray(s), np.asarray(u), np.asarray(fixated, bool))
+  lead, rows = _rows(np.asarray(s, np.float32), np.asarray(seed), np.asarray(fixated, bool))
   areas = []
-  for s_row, u_row, fix_row in rows:
+  for s_row, seed_row, fix_row in rows:
     n, k = s_row.size, int(fix_row.sum())
     if k == 0 or k == n:  # no positives, or no negatives (FP = 0/0 in the .m file)
       areas.append(np.nan)
       continue
-    counts = (_judd_counts_jittered(s_row, u_row, fix_row) if jitter
-              else _judd_counts_plain(s_row, fix_row)).astype(np.int64)
+    if jitter:
+      u = judd_noise(seed_row, n)
+      counts = _judd_counts_jittered(s_row + u * np.float32(jitter_scale), u, fix_row)
+    else:
+      counts = _judd_counts_plain(s_row, fix_row)
+    counts = counts.astype(np.int64)
     false_pos = (int(counts.sum()) - k * (k + 1) // 2) / (n - k)  # sum_r FP_r (N - K)/(N - K)
     last = (int(counts.max()) - k) / (n - k)  # FP_K: the lowest threshold counts the most
     areas.append(1.0 - false_pos / k + last / (2 * k))

@@ -147,6 +147,17 @@ def _threshold_bins(values, thresholds: np.ndarray) -> jax.Array:
   return jnp.sum(above, axis=-1)  # NaN compares False everywhere: bin 0
 
 
+def _bin_counts(bins, weights, n_bins: int) -> jax.Array:
+  """``out[b] = sum(weights[bins == b])`` as one fused compare-and-reduce (XLA:CPU's scatter-add
+  over a map's pixels cost more than the rest of the metric; issue 16)."""
+  zero = jnp.zeros((), weights.dtype)
+  # One reduction per bin in a loop: XLA:CPU fused the unrolled reductions (or a reduction over
+  # the pixel axis of a (pixels, bins) array) into one unvectorised loop, ~10x slower.
+  counts = jax.lax.map(lambda b: jnp.sum(jnp.where(bins == b, weights, zero), axis=-1),
+                       jnp.arange(n_bins, dtype=bins.dtype))
+  return jnp.moveaxis(counts, 0, -1)
+
+
 def _roc_from_bins(tp_bins, fp_bins, n_tp, n_fp) -> jax.Array:
   """AUC from per-bin counts: thresholds swept from the highest down, as the MATLAB loops do.
 
@@ -176,8 +187,9 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   ``FP_i = (#{S >= t_i} - i) / (N - K)``; the score is the trapezoidal area under
   ``(0, 0), (FP_1, TP_1), ..., (FP_K, TP_K), (1, 1)``. ``jitter`` adds ``U(0, 1e-7)`` to every
   pixel first (in map units, before the normalisation), as ``AUC_Judd.m`` does, so ties are
-  broken at random; in float32 remaining exact ties are broken by the same random draw (MATLAB
-  computes in float64, where the jitter never rounds away). The ranks are computed on the host
+  broken at random (the draw is NumPy's, seeded from ``key``); in float32 remaining exact ties
+  are broken by the same random draw (MATLAB computes in float64, where the jitter never rounds
+  away). The ranks are computed on the host
   (one NumPy sort per map through ``jax.pure_callback``; jit and vmap work) and the area in
   closed form, ``1 - mean_i FP_i + FP_K / (2K)``, equal to the trapezoids.
 
@@ -213,20 +225,25 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   constant = jnp.asarray(False)  # jittered maps are never constant (ranked by the draw)
   if jitter:
     key = jax.random.key(0) if key is None else key
-    u = jax.random.uniform(key, s.shape, s.dtype)
-    # Ranked by (jittered value, draw): min-max normalisation keeps the order, so the count
-    # #{S >= t_i} is the rank from the top of the i-th fixated pixel.
-    s = s + u * _JUDD_JITTER
+    # The draw and the ranks come from NumPy on the host: XLA:CPU's sort is ~30x slower than
+    # NumPy's and its threefry draw of a map's noise cost more than NumPy's whole metric
+    # (issue 16). Ranked by (jittered value, draw): min-max normalisation keeps the order, so
+    # the count #{S >= t_i} is the rank from the top of the i-th fixated pixel.
+    seed = _judd_seed(key)
   else:
     s = _min_max(s)
     constant = _is_constant(s)
-    u = jnp.zeros_like(s)
-  # The ranks come from NumPy's sort on the host (XLA:CPU's sort is ~30x slower; issue 16).
+    seed = jnp.zeros((2,), jnp.uint32)
   area = jax.pure_callback(
-      functools.partial(_roc_host.judd_area, jitter=jitter),
-      jax.ShapeDtypeStruct((), jnp.float32), s.astype(jnp.float32), u.astype(jnp.float32),
-      fixated, vmap_method="expand_dims")
+      functools.partial(_roc_host.judd_area, jitter=jitter, jitter_scale=_JUDD_JITTER),
+      jax.ShapeDtypeStruct((), jnp.float32), s.astype(jnp.float32), seed, fixated,
+      vmap_method="expand_dims")
   return jnp.where(~constant, area, jnp.nan).astype(s.dtype)
+
+
+def _judd_seed(key) -> jax.Array:
+  """The uint32 pair seeding AUC-Judd's jitter (`_roc_host.judd_noise`) for `key`."""
+  return jax.random.bits(key, (2,), jnp.uint32)
 
 
 def _exact_auc(s, weights) -> jax.Array:
@@ -274,8 +291,8 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   k = jnp.sum(fixated).astype(s.dtype)
   bins = _threshold_bins(s, thresholds)
   n_bins = thresholds.size + 1
-  tp_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(fixated.astype(s.dtype))
-  pixel_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(1.0) / s.size
+  tp_bins = _bin_counts(bins, fixated.astype(s.dtype), n_bins)
+  pixel_bins = _bin_counts(bins, jnp.ones_like(s), n_bins) / s.size
   fp_bins = jax.random.multinomial(key, k, pixel_bins, shape=(n_splits, n_bins))
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k, k))
   return jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan)
@@ -339,7 +356,7 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
   m = jnp.minimum(k, m_total)
   bins = _threshold_bins(s, thresholds)
   n_bins = thresholds.size + 1
-  tp_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(fixated.astype(s.dtype))
+  tp_bins = _bin_counts(bins, fixated.astype(s.dtype), n_bins)
   # Choosing m of the M other-fixated pixels uniformly without replacement (the .m file's
   # randperm) puts a multivariate hypergeometric number in each bin: drawn by NumPy on the host
   # from a seed of `key`, instead of sorting a priority per candidate (issue 16).
