@@ -62,6 +62,16 @@ def confusion_matrix(labels: jax.Array, preds: jax.Array, num_classes: int, *,
   v.check_label_range(labels, num_classes, ignore_label=ignore_label)
   v.check_label_range(preds, num_classes, name='preds')
   if mask is not None:
+    mask_shape = np.shape(mask)
+    try:
+      np.broadcast_shapes(mask_shape, labels.shape)
+    except ValueError:
+      raise ValueError(
+          f'mask of shape {mask_shape} does not broadcast to labels shape {labels.shape} '
+          '(e.g. valid[:, None, None] for (N, H, W) labels).') from None
+    if np.broadcast_shapes(mask_shape, labels.shape) != labels.shape:
+      raise ValueError(f'mask of shape {mask_shape} must broadcast to labels shape '
+                       f'{labels.shape}, not enlarge it.')
     mask = jnp.broadcast_to(jnp.asarray(mask, bool), labels.shape)
   # One compiled computation, also outside jit: op-by-op dispatch over 26 M pixels cost ~1 s.
   return _confusion_counts(labels, preds, mask, num_classes=num_classes,
