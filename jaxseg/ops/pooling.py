@@ -73,6 +73,11 @@ def max_pool(x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0,
   Agrees with PyTorch's `torch.nn.functional.max_pool2d` and, with `ceil_mode=True`, Caffe's
   Pooling layer (MAX).
 
+  Derivative: the whole gradient of an output goes to the first maximum of its window in
+  row-major order (PyTorch's and XLA's select-and-scatter rule; padding never wins, a NaN
+  counts as the maximum), computed separably without select-and-scatter (2.5x faster to train
+  on XLA:CPU; see `_max_pool_first_max`). Forward and reverse mode both work.
+
   Args:
     x: input, shape `(N, H, W, C)` (NHWC).
     window: int or `(kh, kw)`, positive.
