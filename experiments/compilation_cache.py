@@ -4,7 +4,8 @@ A rerun, a resume, every trial of a sweep and a later evaluation compile the sam
 with the cache on they load them from disk instead (measured on the demo in README.md).
 
 The directory is, in order: the binary's ``--compilation_cache_dir`` flag, the environment
-variable ``JAXSEG_COMPILATION_CACHE``, then ``$XDG_CACHE_HOME/jaxseg/xla`` (``~/.cache/jaxseg/xla``).
+variable ``JAXSEG_COMPILATION_CACHE``, then ``$XDG_CACHE_HOME/jaxseg/xla``
+(``~/.cache/jaxseg/xla``).
 The value ``off`` (or an empty string) disables it. Entries are keyed by the program, the JAX
 and XLA versions, the compile options and the device kind, so one directory can serve many
 runs, versions and machines; delete it to reclaim the space.
