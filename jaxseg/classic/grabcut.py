@@ -148,21 +148,26 @@ def _kmeans_attempt(pixels: jax.Array, weight: jax.Array, num_components: int,
 
   Returns ``(labels, inertia)``.
   """
-  log_weight = jnp.where(weight > 0, 0.0, -jnp.inf)
   keys = jax.random.split(key, num_components)
 
   def sq_dist(centre):
     return jnp.sum((pixels - centre) ** 2, axis=1)
 
-  first = jax.random.categorical(keys[0], log_weight)
+  def draw(key, mass, shape):
+    # Inverse-CDF sampling with one uniform per draw, as OpenCV's linear scan (a categorical
+    # over the N pixels would draw N Gumbel numbers per sample: most of the seeding's time).
+    cdf = jnp.cumsum(mass)
+    u = jax.random.uniform(key, shape, jnp.float32) * cdf[-1]
+    return jnp.clip(jnp.searchsorted(cdf, u, side='right'), 0, mass.shape[0] - 1)
+
+  first = draw(keys[0], weight, ())
   centres = jnp.zeros((num_components, 3), jnp.float32).at[0].set(pixels[first])
   dist = sq_dist(pixels[first]) * weight
   for k in range(1, num_components):
     # k-means++ with OpenCV's greedy trials: draw candidates by D^2, keep the one whose
-    # potential (the sum of the updated D^2) is smallest.
-    logits = jnp.where((weight > 0) & (dist > 0), jnp.log(jnp.maximum(dist, 1e-30)), -jnp.inf)
-    logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, log_weight)
-    candidates = jax.random.categorical(keys[k], logits, shape=(_KMEANS_TRIALS,))
+    # potential (the sum of the updated D^2) is smallest. All D^2 zero: draw by weight.
+    mass = jnp.where(jnp.sum(dist) > 0, dist, weight)
+    candidates = draw(keys[k], mass, (_KMEANS_TRIALS,))
     updated = jnp.minimum(dist[None], jax.vmap(sq_dist)(pixels[candidates]) * weight[None])
     best = jnp.argmin(jnp.sum(updated, axis=1))
     centres = centres.at[k].set(pixels[candidates[best]])
