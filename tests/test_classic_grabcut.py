@@ -271,3 +271,19 @@ def test_bad_arguments(kwargs, error, match):
   kwargs = {'image': np.zeros((8, 8, 3), np.uint8), 'rect': (2, 2, 4, 4), **kwargs}
   with pytest.raises(error, match=match):
     gc.grabcut(**kwargs, key=jax.random.PRNGKey(0))
+
+
+def test_batch_equals_one_image_at_a_time():
+  image = np.full((24, 24, 3), 30, np.uint8)
+  image[6:18, 6:18] = (200, 40, 40)
+  image[::2, ::2] += 10
+  batch = np.stack([image, image[::-1, ::-1]])
+  rects = np.array([[3, 3, 18, 18], [2, 2, 19, 19]])
+  key = jax.random.PRNGKey(3)
+  together = np.asarray(gc.grabcut(batch, rects, key=key))
+  keys = jax.random.split(key, 2)
+  for i in range(2):
+    alone = np.asarray(gc.grabcut(batch[i], tuple(int(v) for v in rects[i]), key=keys[i]))
+    assert np.array_equal(together[i], alone)
+  with pytest.raises(ValueError, match='rect must be one'):
+    gc.grabcut(batch, rects[:1].repeat(3, 0), key=key)
