@@ -23,7 +23,8 @@ PyTorch is installed (jaxseg never unpickles)::
 
 The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
 automatically) and logs which entries were restored; torchvision's classifier (``classifier.*``)
-is reported unused, so fc6 (3x3, rate 12, 1024 channels), fc7 and fc8 start from their own initialisation.
+is reported unused, so fc6 (3x3, rate 12, 1024 channels), fc7 and fc8 start from their own
+initialisation.
 """
 import ml_collections
 

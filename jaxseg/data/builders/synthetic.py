@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxseg.data import synthetic
-from jaxseg.data.builders._common import encode_png
+from jaxseg.data.builders._common import GeneratedOffline, encode_png
 
 __all__ = ["ShapesConfig", "ShapesSegmentation", "SaliencyConfig", "SyntheticSaliency"]
 
@@ -37,7 +37,8 @@ def shapes_config(**kwargs) -> ShapesConfig:
   return dataclasses.replace(c, name=name)
 
 
-class ShapesSegmentation(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class ShapesSegmentation(GeneratedOffline, tfds.core.GeneratorBasedBuilder,
+                         skip_registration=True):
   """Circles, rectangles and triangles on textured backgrounds, with class masks."""
 
   name = "shapes_segmentation"
@@ -94,7 +95,8 @@ def saliency_config(**kwargs) -> SaliencyConfig:
   return dataclasses.replace(c, name=name)
 
 
-class SyntheticSaliency(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class SyntheticSaliency(GeneratedOffline, tfds.core.GeneratorBasedBuilder,
+                        skip_registration=True):
   """Images with a few salient objects, their known fixation density and sampled fixations.
 
   ``density`` is stored as a uint8 PNG scaled to a maximum of 255 (as the MIT

@@ -14,9 +14,9 @@ Loss options read (``config.loss``):
 The input normalisation undone for the PNGs is the dataset's (:class:`jaxseg.data.DatasetInfo`).
 
 The batch holds ``image`` ``(B, H, W, 3)``, ``density`` ``(B, h, w)`` and ``fixations``
-``(B, h, w)`` (and ``valid`` ``(B,)`` in evaluation). The model's map ``(B, h', w', 1)`` is compared with the
-target resized to ``(h', w')`` for the loss (bilinear, antialiased); the metrics resize the map to
-the fixation map's size, as the MIT benchmark does.
+``(B, h, w)`` (and ``valid`` ``(B,)`` in evaluation). The model's map ``(B, h', w', 1)`` is
+compared with the target resized to ``(h', w')`` for the loss (bilinear, antialiased); the metrics
+resize the map to the fixation map's size, as the MIT benchmark does.
 
 Evaluation is :func:`jaxseg.metrics.saliency.per_image_scores`, the function
 ``jaxseg.inference.saliency.SaliencyEvaluator`` uses too: each map min-max scaled to ``[0, 1]``
