@@ -23,6 +23,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from experiments import compilation_cache
 from jaxseg import train
 from jaxseg.train import platform
 
@@ -30,6 +31,11 @@ _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Path to an experiment config file (experiments/configs/*.py).',
     lock_config=True)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
+_CACHE = flags.DEFINE_string(
+    'compilation_cache_dir', None,
+    'Persistent XLA compilation cache (reruns, resumes and sweep trials load compiled programs '
+    'instead of compiling). Default: $JAXSEG_COMPILATION_CACHE, else ~/.cache/jaxseg/xla; '
+    '"off" disables.')
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'Show tracebacks of config and setup errors.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -157,6 +163,7 @@ def main(argv):
     if _VERBOSE.value:
       raise
     _fail(_describe_error(e), CONFIG_ERROR_EXIT)
+  compilation_cache.enable(_CACHE.value)
   platform.announce_platform()
   if not sys.stderr.isatty():
     # tfds's build progress bars redraw with terminal escape codes: none in a log file.

@@ -19,7 +19,7 @@ def _main(*args, tmp_path):
 
 CASES = [
     ((CONFIG, '--config.optimizr.learning_rate=0.1'), r"no field 'optimizr'.*optimizer"),
-    ((CONFIG, '--config.optimizer.learning_rate=-1'), r'learning_rate=-1.0 .*\(0, inf\)'),
+    ((CONFIG, '--config.optimizer.learning_rate=-1'), r'learning_rate=-1.0 .*\[0, inf\)'),
     pytest.param((CONFIG, '--config.optimizer.momentum=1.5'), r'momentum=1.5 .*\[0, 1\)',
                  marks=pytest.mark.slow),
     pytest.param((CONFIG, '--config.optimizer.name=adam', '--config.optimizer.b2=1.5'),
@@ -34,6 +34,8 @@ CASES = [
     pytest.param((CONFIG, '--config.data.pad_mod=reflect'), r"no option 'pad_mod'.*pad_mode",
                  marks=pytest.mark.slow),
     pytest.param((CONFIG, '--config.best_mode=maxx'), r'best_mode', marks=pytest.mark.slow),
+    pytest.param((CONFIG, '--config.best_metric=miou'), r"best_metric='miou' .*accuracy",
+                 marks=pytest.mark.slow),
     pytest.param(('--config=experiments/configs/nope.py',), r'cannot read the config file.*nope',
                  marks=pytest.mark.slow),
     pytest.param((CONFIG, '--config.data.pad_mode=reflect', '--config.total_steps=0'),
@@ -85,3 +87,36 @@ def test_finished_run_says_complete_and_done_line_names_results(tmp_path):
   again = _main(*args, tmp_path=tmp_path)
   assert again.returncode == 0
   assert 'is already complete (step 2 of 2)' in again.stderr and 'accuracy' in again.stderr
+
+
+def test_every_shipped_config_passes_the_checks():
+  import glob  # pylint: disable=g-import-not-at-top
+  import importlib  # pylint: disable=g-import-not-at-top
+  from jaxseg.train import config_checks  # pylint: disable=g-import-not-at-top
+  for path in sorted(glob.glob(os.path.join(ROOT, 'experiments', 'configs', '[a-z]*.py'))):
+    name = os.path.basename(path)[:-3]
+    if name != 'base':
+      config_checks.check_config(
+          importlib.import_module(f'experiments.configs.{name}').get_config())
+
+
+def test_declared_metric_names_match_the_tasks_finalize():
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxseg.train import config_checks, tasks  # pylint: disable=g-import-not-at-top
+  from jaxseg.metrics import saliency as sal_metrics  # pylint: disable=g-import-not-at-top
+  config = ml_collections.ConfigDict({'task': 'classification', 'loss': {'top_k': (1, 5)}})
+  sums = {'count': 4.0, 'loss_sum': 1.0, 'top1_correct': 2.0, 'top5_correct': 4.0}
+  finalize = tasks.get_task('classification').finalize
+  assert set(finalize(None, sums)) == config_checks.task_metric_names(config)
+  seg = tasks.get_task('segmentation')
+  fake = type('Bound', (), {'class_names': ('a', 'b')})()
+  seg_sums = {'confusion_matrix': np.eye(2), 'pixel_count': 2.0, 'loss_sum': 1.0}
+  names = {k for k in seg.finalize(fake, seg_sums) if '/' not in k}
+  assert names == config_checks.task_metric_names(
+      ml_collections.ConfigDict({'task': 'segmentation'}))
+  sal_sums = {f'{m}_{s}': 1.0 for m in sal_metrics.TRAINING_METRICS + ('loss',)
+              for s in ('sum', 'count')}
+  sal = tasks.get_task('saliency')
+  assert set(sal.finalize(None, sal_sums)) == config_checks.task_metric_names(
+      ml_collections.ConfigDict({'task': 'saliency'}))

@@ -71,7 +71,8 @@ def check_config(config: Any) -> None:
     jaxseg.train.config_checks.ConfigError: config.optimizer.learning_rate=-0.1 is outside ...
   """
   _choice(config, 'optimizer.name', tuple(optimizers.OPTIMIZERS))
-  _number(config, 'optimizer.learning_rate', low=0.0, low_open=True)
+  # 0 is allowed: evaluation-only configs (salnet_mit1003_eval) train nothing.
+  _number(config, 'optimizer.learning_rate', low=0.0)
   _number(config, 'optimizer.momentum', low=0.0, high=1.0, high_open=True)
   _number(config, 'optimizer.b1', low=0.0, high=1.0, high_open=True)
   _number(config, 'optimizer.b2', low=0.0, high=1.0, high_open=True)
@@ -109,6 +110,27 @@ def check_config(config: Any) -> None:
     _number(config, 'schedule.min_delta', low=0.0, low_open=True)
   if not isinstance(config.best_metric, str) or not config.best_metric:
     raise ConfigError(f'config.best_metric={config.best_metric!r} must name a metric.')
+  names = task_metric_names(config)
+  # Per-class (iou/<class>) and CRF (crf/<metric>) metrics are named by the data: any 'a/b' passes.
+  if names is not None and config.best_metric not in names and '/' not in config.best_metric:
+    raise ConfigError(f'config.best_metric={config.best_metric!r} is not a metric of task '
+                      f'{config.task!r}; it reports {sorted(names)}.')
+
+
+def task_metric_names(config: Any) -> set[str] | None:
+  """The evaluation metrics a built-in task reports (without per-class and ``crf/`` ones), or
+  None for another task. Kept equal to the tasks' ``finalize`` by tests/test_main_errors.py."""
+  from jaxseg.metrics import saliency as sal_metrics  # pylint: disable=g-import-not-at-top
+  task = config.get('task')
+  if task == 'classification':
+    top_k = tuple(config.loss.get('top_k', (1, 5)))
+    return ({'loss', 'count'} | {f'top{k}_error' for k in top_k}
+            | ({'accuracy'} if 1 in top_k else set()))
+  if task == 'segmentation':
+    return {'pixel_accuracy', 'mean_accuracy', 'mean_iou', 'fw_iou', 'loss'}
+  if task == 'saliency':
+    return set(sal_metrics.TRAINING_METRICS) | {'loss'}
+  return None
 
 
 def check_workdir(workdir: Any) -> str:

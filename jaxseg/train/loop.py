@@ -164,7 +164,7 @@ class _TrainMeter:
   def __init__(self, batch_size: int, step: int, ckpt: checkpoints.Checkpointer):
     self.batch_size, self.ckpt = batch_size, ckpt
     self.sums, self.count, self.pending = None, 0, None
-    self.last_step, self.last_time = step, time.perf_counter()
+    self.last_step, self.last_time, self.timed = step, time.perf_counter(), False
 
   def add(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
     if self.pending is not None:
@@ -173,6 +173,11 @@ class _TrainMeter:
     scalars = {k: v for k, v in metrics.items() if k not in ('finite', 'learning_rate')}
     self.sums = scalars if self.sums is None else jax.tree.map(jnp.add, self.sums, scalars)
     self.count += 1
+    if not self.timed:
+      # The first step of a run includes compiling the train step: the rate (and the ETA) are
+      # timed from its end, so they never count compilation.
+      jax.block_until_ready(metrics['loss'])
+      self.last_step, self.last_time, self.timed = step, time.perf_counter(), True
 
   def check(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
     finite, loss, grad_norm = jax.device_get((metrics['finite'], metrics['loss'],
@@ -187,6 +192,7 @@ class _TrainMeter:
     """Logs the means since the last line, the step's learning rate and the throughput."""
     self.check(step, metrics)
     now = time.perf_counter()
+    # 0 (ETA unknown) when only the compiling first step has run since the last line.
     steps_per_sec = (step - self.last_step) / max(now - self.last_time, 1e-9)
     sums, learning_rate = jax.device_get((self.sums, metrics['learning_rate']))
     logged = {k: float(v) / self.count for k, v in sums.items()}

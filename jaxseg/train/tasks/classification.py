@@ -18,9 +18,10 @@ import numpy as np
 
 from jaxseg import losses
 from jaxseg.metrics import classification as classification_metrics
-from jaxseg.train.tasks import check_info, loss_options
+from jaxseg.train.tasks import check_info, loss_options, register_task
 
 
+@register_task
 @dataclasses.dataclass(frozen=True)
 class ClassificationTask:
   """The :class:`jaxseg.train.tasks.Task` for ``{'image', 'label'}`` batches and logits ``(N, K)``.

@@ -41,7 +41,7 @@ import jaxseg.models.saliency  # noqa: F401  (registers salnet_shallow, salnet_d
 from jaxseg.data import transforms
 from jaxseg.losses import saliency as sal_losses
 from jaxseg.metrics import saliency as sal_metrics
-from jaxseg.train.tasks import check_info, loss_options
+from jaxseg.train.tasks import check_info, loss_options, register_task
 from jaxseg.viz import grids, heatmaps
 
 LOSSES = ('euclidean', 'bce', 'kl')
@@ -89,6 +89,7 @@ def _loss_value(name: str, maps: jax.Array, target: jax.Array) -> jax.Array:
   return sal_losses.saliency_kl(maps, target)
 
 
+@register_task
 @dataclasses.dataclass(frozen=True)
 class SaliencyTask:
   """The :class:`jaxseg.train.tasks.Task` for ``{'image', 'density', 'fixations'}`` batches.
