@@ -1,4 +1,4 @@
-"""The training console: the rate and ETA never count the compiling first step (issue 14, item 8)."""
+"""The training console: rate and ETA never count the compiling first step (issue 14, item 8)."""
 import time
 
 import jax.numpy as jnp
