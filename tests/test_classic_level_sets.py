@@ -142,6 +142,14 @@ def test_morphological_chan_vese_batch():
                                                                            smoothing=2))
 
 
+def test_float32_arctan_is_within_3e_7_relative():
+  x = np.concatenate([np.linspace(-50, 50, 20001), np.geomspace(1e-8, 1e8, 2001),
+                      -np.geomspace(1e-8, 1e8, 2001), [0.0]]).astype(np.float32)
+  got = np.asarray(jax.jit(level_sets._arctan)(jnp.asarray(x)), np.float64)
+  ref = np.arctan(x.astype(np.float64))
+  assert np.all(np.abs(got - ref) <= 3e-7 * np.abs(ref))
+
+
 def test_curvature_operators_match_scipy_morphology():
   rng = np.random.default_rng(1)
   sup_inf, inf_sup = jax.jit(level_sets._sup_inf), jax.jit(level_sets._inf_sup)
@@ -158,6 +166,7 @@ def test_curvature_operators_match_scipy_morphology():
 @pytest.mark.parametrize('call,match', [
     (lambda: level_sets.chan_vese(np.zeros((4, 4, 3, 1))), 'image must be a grey'),
     (lambda: level_sets.chan_vese(np.zeros((1, 5))), 'at least 2x2'),
+    (lambda: level_sets.chan_vese(np.zeros((0, 4, 4))), 'non-empty batch'),
     (lambda: level_sets.chan_vese(np.full((4, 4), np.nan)), 'NaN'),
     (lambda: level_sets.chan_vese(np.zeros((4, 4)), dt=0.0), 'dt must be'),
     (lambda: level_sets.chan_vese(np.zeros((4, 4)), mu=-1.0), 'mu must be'),

@@ -31,7 +31,7 @@ def _float_image(image: Any, name: str = 'image') -> jax.Array:
     raise ValueError(f'{name} must be a grey image (H, W) or a batch (N, H, W), got shape '
                      f'{tuple(image.shape)}; convert colour images to grey first '
                      '(jaxseg.classic.rgb_to_gray).')
-  if min(image.shape) < 2:
+  if min(image.shape[-2:]) < 2 or image.shape[0] < 1:
     raise ValueError(f'{name} must be at least 2x2 (and a non-empty batch), got shape '
                      f'{tuple(image.shape)}.')
   dtype = np.dtype(image.dtype)
@@ -113,8 +113,24 @@ def _initial_level_set(init: Any, shape: tuple[int, ...], dtype: Any, *,
 # Chan-Vese
 
 
+def _arctan(x):
+  """arctan; in float32 by Cephes' atanf (range reduction and a degree-9 odd polynomial, relative
+  error < 3e-7), which XLA vectorises: its own arctan runs scalar on the CPU, 5x a whole step."""
+  if x.dtype != jnp.float32:
+    return jnp.arctan(x)
+  a = jnp.abs(x)
+  big = a > 2.414213562373095  # tan(3 pi / 8)
+  mid = (a > 0.4142135623730950) & ~big  # tan(pi / 8)
+  offset = jnp.where(big, math.pi / 2, jnp.where(mid, math.pi / 4, 0.0)).astype(x.dtype)
+  t = jnp.where(big, -1.0 / jnp.where(big, a, 1.0), jnp.where(mid, (a - 1.0) / (a + 1.0), a))
+  z = t * t
+  poly = ((8.05374449538e-2 * z - 1.38776856032e-1) * z + 1.99777106478e-1) * z
+  poly = (poly - 3.33329491539e-1) * z * t + t
+  return jnp.sign(x) * (offset + poly)
+
+
 def _heaviside(x):
-  return 0.5 * (1.0 + (2.0 / math.pi) * jnp.arctan(x))
+  return 0.5 * (1.0 + (2.0 / math.pi) * _arctan(x))
 
 
 def _delta(x):
@@ -160,10 +176,10 @@ def _cv_step(image, phi, mu, lambda1, lambda2, dt):
   right, left, down, up = p[:, 1:-1, 2:], p[:, 1:-1, :-2], p[:, 2:, 1:-1], p[:, :-2, 1:-1]
   phixp, phixn, phix0 = right - centre, centre - left, (right - left) / 2.0
   phiyp, phiyn, phiy0 = down - centre, centre - up, (down - up) / 2.0
-  c1 = 1.0 / jnp.sqrt(eta + phixp ** 2 + phiy0 ** 2)
-  c2 = 1.0 / jnp.sqrt(eta + phixn ** 2 + phiy0 ** 2)
-  c3 = 1.0 / jnp.sqrt(eta + phix0 ** 2 + phiyp ** 2)
-  c4 = 1.0 / jnp.sqrt(eta + phix0 ** 2 + phiyn ** 2)
+  c1 = lax.rsqrt(eta + phixp ** 2 + phiy0 ** 2)
+  c2 = lax.rsqrt(eta + phixn ** 2 + phiy0 ** 2)
+  c3 = lax.rsqrt(eta + phix0 ** 2 + phiyp ** 2)
+  c4 = lax.rsqrt(eta + phix0 ** 2 + phiyn ** 2)
   curvature = right * c1 + left * c2 + down * c3 + up * c4
   mean_in, mean_out = _means(image, (phi > 0).astype(image.dtype))
   fit = -lambda1 * (image - mean_in) ** 2 + lambda2 * (image - mean_out) ** 2
@@ -203,6 +219,18 @@ def _chan_vese(image, phi, mu, lambda1, lambda2, tol, dt, *, max_iterations):
                                                                     lambda2), energies)
   _, phi, _, _, energies = lax.while_loop(cond, body, state)
   return phi > 0, phi, energies
+
+
+@functools.partial(jax.jit, static_argnames=('max_iterations',))
+def _chan_vese_batch(images, phis, mu, lambda1, lambda2, tol, dt, *, max_iterations):
+  # One image after the other: a 512x512 image's arrays stay in cache, a batch's do not (on the
+  # CPU the batched loop measured 325 ms per step for 8 images, this sequential map 35 ms).
+  def one(args):
+    out = _chan_vese(args[0][None], args[1][None], mu, lambda1, lambda2, tol, dt,
+                     max_iterations=max_iterations)
+    return tuple(x[0] for x in out)
+
+  return lax.map(one, (images, phis))
 
 
 def chan_vese(image: Any, *, mu: float = 0.25, lambda1: float = 1.0, lambda2: float = 1.0,
@@ -265,13 +293,11 @@ def chan_vese(image: Any, *, mu: float = 0.25, lambda1: float = 1.0, lambda2: fl
   dt = _check_positive(dt, 'dt')
   max_iterations = _check_count(max_iterations, 'max_iterations', minimum=1)
   phi = _initial_level_set(init, image.shape, image.dtype, morphological=False)
-  batched = image.ndim == 3
-  image = image if batched else image[None]
-  phi = jnp.broadcast_to(phi, image.shape)
-  segmentation, phi, energies = _chan_vese(image, phi, mu, lambda1, lambda2, tol, dt,
+  if image.ndim == 3:
+    return _chan_vese_batch(image, jnp.broadcast_to(phi, image.shape), mu, lambda1, lambda2, tol,
+                            dt, max_iterations=max_iterations)
+  segmentation, phi, energies = _chan_vese(image[None], phi[None], mu, lambda1, lambda2, tol, dt,
                                            max_iterations=max_iterations)
-  if batched:
-    return segmentation, phi, energies
   return segmentation[0], phi[0], energies[0]
 
 
@@ -385,7 +411,7 @@ def morphological_chan_vese(image: Any, iterations: int, *, init: Any = 'checker
   lambda2 = _check_positive(lambda2, 'lambda2', allow_zero=True)
   u = _initial_level_set(init, image.shape, image.dtype, morphological=True)
   run = functools.partial(_morph_chan_vese, iterations=iterations, smoothing=smoothing)
-  if image.ndim == 3:
+  if image.ndim == 3:  # vmap measured faster here than lax.map (unlike chan_vese)
     u = jnp.broadcast_to(u, image.shape)
     return jax.vmap(run, in_axes=(0, 0, None, None))(image, u, lambda1, lambda2)
   return run(image, u, lambda1, lambda2)

@@ -221,8 +221,9 @@ def mrf_energy(labels: Any, unary: Any, pairwise: Any, *, connectivity: int = 4,
     >>> float(mrf_energy(jnp.array([[0, 1]]), unary, 2.0))
     1.0
 
-  Agrees with the energy gco-wrapper's ``cut_grid_graph`` minimises (its ``pairwise`` matrix
-  :math:`V` times per-edge weights), checked against a NumPy loop over the edges.
+  Checked against a NumPy loop over the edges; the same energy as gco-wrapper's
+  ``cut_grid_graph`` with the matrix :math:`V` and per-edge weights (the benchmark compares the
+  two solvers' labels with it).
   """
   unary = _check_unary(unary)
   connectivity, model, truncation = _check_structure(connectivity, model, truncation)

@@ -39,9 +39,12 @@ def dataset_info(data_config) -> registry.DatasetInfo:
     A :class:`jaxseg.data.registry.DatasetInfo`.
 
   Example:
-    >>> info = dataset_info({'name': 'digits'})   # doctest: +SKIP
+    >>> import tempfile
+    >>> config = {'name': 'shapes_segmentation', 'synthetic_size': 16, 'num_train': 8,
+    ...           'num_test': 4, 'data_dir': tempfile.mkdtemp()}   # generated offline, cached
+    >>> info = dataset_info(config)
     >>> info.num_classes, info.image_shape, info.splits
-    (10, (32, 32, 3), {'test': 297, 'train': 1500})
+    (4, (16, 16, 3), {'test': 4, 'train': 8})
   """
   spec, options = registry.resolve_options(data_config)
   builder = preparation.prepared_builder(spec, options)
@@ -292,10 +295,12 @@ def make_iterator(data_config, *, split: str, global_batch_size: int, seed: int,
     ``(B, h, w)``. Evaluation batches add ``valid`` bool ``(B,)``.
 
   Example:
-    >>> it = make_iterator({'name': 'digits'}, split='train', global_batch_size=8, seed=0,
-    ...                    train=True)   # doctest: +SKIP
-    >>> batch = next(it); batch['image'].shape, batch['label'].dtype
-    ((8, 32, 32, 3), dtype('int32'))
+    >>> import tempfile
+    >>> config = {'name': 'shapes_segmentation', 'synthetic_size': 16, 'num_train': 8,
+    ...           'num_test': 4, 'data_dir': tempfile.mkdtemp()}
+    >>> it = make_iterator(config, split='train', global_batch_size=4, seed=0, train=True)
+    >>> batch = next(it); batch['image'].shape, batch['mask'].dtype
+    ((4, 16, 16, 3), dtype('int32'))
   """
   _check_int(global_batch_size, "global_batch_size", minimum=1)
   _check_int(process_count, "process_count", minimum=1)

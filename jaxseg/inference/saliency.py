@@ -94,6 +94,12 @@ class SaliencyEvaluator:
     batch = saliency.shape[0]
     # valid always an array, info gain apart: one compilation serves every batch of a shape.
     valid = jnp.ones((batch,), bool) if valid is None else jnp.asarray(valid, bool)
+    finite = np.isfinite(np.asarray(saliency)).reshape(batch, -1).all(axis=1)
+    if not finite[np.asarray(valid)].all():
+      bad = np.flatnonzero(np.asarray(valid) & ~finite).tolist()
+      # Averaging only the finite maps would report a model that emits NaN as a good one.
+      raise ValueError(f'saliency holds NaN or infinity in image(s) {bad[:10]} of this batch '
+                       '(batch indices); a non-finite prediction cannot be scored.')
     self.key, k_other, k_scores = jax.random.split(self.key, 3)
     fixations = jnp.asarray(fixations)
     other = self._other_maps(fixations, k_other)

@@ -29,10 +29,19 @@ from jaxseg.ops.resize import source_points
 Forward = Callable[[Any], Any]  # (N, h, w, 3) images -> (N, h, w, C) logits
 
 
-def _check_images(images: Any) -> np.ndarray:
+def _check_images(images: Any, name: str = 'images') -> np.ndarray:
   images = np.asarray(images)
   if images.ndim != 4:
-    raise ValueError(f'images must have shape (N, H, W, C) (NHWC), got {images.shape}.')
+    raise ValueError(f'{name} must have shape (N, H, W, C) (NHWC), got {images.shape}.')
+  if images.dtype.kind not in 'biuf':
+    raise TypeError(f'{name} must be a numeric array, got dtype {images.dtype}.')
+  if min(images.shape) == 0:
+    raise ValueError(f'{name} must be non-empty (at least one image of at least one pixel), '
+                     f'got shape {images.shape}.')
+  if images.dtype.kind == 'f' and not np.isfinite(images).all():
+    # A NaN image would come out as class 0 everywhere: a confident-looking wrong answer.
+    raise ValueError(f'{name} holds {int((~np.isfinite(images)).sum())} NaN or infinite '
+                     'value(s); there is nothing to predict from them.')
   return images
 
 
@@ -55,7 +64,7 @@ def resize_bilinear(x: Any, shape: tuple[int, int]) -> np.ndarray:
     >>> resize_bilinear(np.array([0.0, 1.0]).reshape(1, 1, 2, 1), (1, 4))[0, 0, :, 0].tolist()
     [0.0, 0.25, 0.75, 1.0]
   """
-  x = np.asarray(x, np.float32)
+  x = _check_images(x, 'x').astype(np.float32)
   out_h, out_w = pair(shape, 'shape')
   for axis, out_size in ((1, out_h), (2, out_w)):
     in_size = x.shape[axis]
@@ -266,7 +275,9 @@ def predict_augmented(predict: Callable[[np.ndarray], np.ndarray], images: Any, 
   images = _check_images(images)
   if combine not in ('probs', 'logits'):
     raise ValueError(f"combine must be 'probs' or 'logits', got {combine!r}.")
-  if not scales or any(not isinstance(s, (int, float)) or s <= 0 for s in scales):
+  if (not isinstance(scales, Sequence) or not scales
+      or any(not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 < s < math.inf
+             for s in scales)):
     raise ValueError(f'scales must be a non-empty sequence of positive numbers, got {scales!r}.')
   height, width = images.shape[1:3]
   total, terms = None, 0
@@ -276,6 +287,10 @@ def predict_augmented(predict: Callable[[np.ndarray], np.ndarray], images: Any, 
     for mirrored in ((False, True) if flip else (False,)):
       inputs = scaled[:, :, ::-1] if mirrored else scaled
       logits = np.asarray(predict(np.ascontiguousarray(inputs)), np.float32)
+      if not np.isfinite(logits).all():
+        # Averaged and arg-maxed, NaN logits would come out as class 0 everywhere.
+        raise ValueError(f'predict returned NaN or infinite logits at scale {scale}'
+                         f'{" (mirrored)" if mirrored else ""}; refusing to average them.')
       if mirrored:
         logits = logits[:, :, ::-1]
       logits = resize_bilinear(logits, (height, width))
@@ -375,4 +390,8 @@ class SegmentationPredictor:
 
   def predict_labels(self, images: Any, pixels: Any = None) -> np.ndarray:
     """``(N, H, W)`` int32 arg-max labels (of the CRF's marginals with ``crf``)."""
-    return np.argmax(self(images, pixels), axis=-1).astype(np.int32)
+    probs = self(images, pixels)
+    if not np.isfinite(probs).all():
+      raise ValueError('apply_fn returned NaN or infinite logits; refusing to turn them into '
+                       'labels (arg-max of NaN is class 0).')
+    return np.argmax(probs, axis=-1).astype(np.int32)

@@ -36,9 +36,8 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
     [1.3863, 1.3863]
   """
   v.check_logits_and_labels(logits, labels, 'softmax_cross_entropy')
-  if not 0.0 <= label_smoothing <= 1.0:
-    raise ValueError(f'softmax_cross_entropy: label_smoothing must be in [0, 1], '
-                     f'got {label_smoothing!r}')
+  label_smoothing = v.check_number(label_smoothing, 'softmax_cross_entropy: label_smoothing',
+                                   low=0.0, high=1.0)
   log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
   in_range = (labels >= 0) & (labels < logits.shape[1])
   true_class = -jnp.take_along_axis(log_probs, jnp.where(in_range, labels, 0)[:, None],
@@ -78,8 +77,10 @@ def classification_loss_with_aux(logits: jax.Array, aux_logits: Sequence[jax.Arr
     >>> round(float(classification_loss_with_aux(logits, [aux, aux], jnp.array([0, 3]))), 4)
     2.2181
   """
-  if aux_weight < 0:
-    raise ValueError(f'classification_loss_with_aux: aux_weight must be >= 0, got {aux_weight!r}')
+  v.check_number(aux_weight, 'classification_loss_with_aux: aux_weight', low=0.0)
+  if getattr(logits, 'shape', (1,))[0] == 0:
+    # The mean of no examples is NaN, which would stop training for no fault of the model.
+    raise ValueError('classification_loss_with_aux: logits is an empty batch (N = 0).')
   for i, aux in enumerate(aux_logits):
     if getattr(aux, 'shape', None) != logits.shape:
       raise ValueError(f'classification_loss_with_aux: aux_logits[{i}] has shape '

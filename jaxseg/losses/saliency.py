@@ -11,6 +11,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from jaxseg.ops import _validation as v
+
 __all__ = ["euclidean_loss", "saliency_bce", "saliency_kl"]
 
 
@@ -23,6 +25,9 @@ def _as_maps(pred: Any, target: Any) -> tuple[jax.Array, jax.Array]:
                       f"got {type(x).__name__}.")
     if not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 1)):
       raise ValueError(f"{name} must have shape (N, H, W) or (N, H, W, 1), got {tuple(shape)}.")
+  if pred.shape[0] == 0 or target.shape[0] == 0:
+    raise ValueError(f"pred and target must hold at least one map, got an empty batch "
+                     f"{tuple(pred.shape)}.")
   pred = pred[..., 0] if pred.ndim == 4 else pred
   target = target[..., 0] if target.ndim == 4 else target
   if pred.shape != target.shape:
@@ -66,7 +71,8 @@ def saliency_bce(logits: jax.Array, target: jax.Array) -> jax.Array:
 
   Args:
     logits: ``(N, H, W)`` or ``(N, H, W, 1)`` pre-sigmoid maps ``z``.
-    target: the same shape, values in ``[0, 1]``.
+    target: the same shape, values in ``[0, 1]``; others raise ``ValueError`` when concrete
+      and make the loss NaN under ``jit``.
 
   Returns:
     Scalar loss, the mean over every pixel of the batch.
@@ -76,7 +82,10 @@ def saliency_bce(logits: jax.Array, target: jax.Array) -> jax.Array:
     0.6931
   """
   logits, target = _as_maps(logits, target)
-  return jnp.mean(jax.nn.softplus(logits) - target * logits)
+  # Outside [0, 1] the "cross-entropy" is unbounded below: raise when concrete, NaN under jit.
+  v.check_range(target, "target", low=0.0, high=1.0)
+  loss = jnp.mean(jax.nn.softplus(logits) - target * logits)
+  return jnp.where(jnp.all((target >= 0) & (target <= 1)), loss, jnp.nan)
 
 
 def saliency_kl(logits: jax.Array, target: jax.Array, *, eps: float = 1e-12) -> jax.Array:
@@ -91,7 +100,8 @@ def saliency_kl(logits: jax.Array, target: jax.Array, *, eps: float = 1e-12) -> 
 
   Args:
     logits: ``(N, H, W)`` or ``(N, H, W, 1)`` maps ``z``.
-    target: the same shape, non-negative.
+    target: the same shape, non-negative; a negative value raises ``ValueError`` when
+      concrete and makes the loss NaN under ``jit``.
     eps: guards the division of an all-zero target.
 
   Returns:
@@ -104,9 +114,12 @@ def saliency_kl(logits: jax.Array, target: jax.Array, *, eps: float = 1e-12) -> 
   if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
     raise ValueError(f"eps must be a positive number, got {eps!r}.")
   logits, target = _as_maps(logits, target)
+  # A negative target is no distribution: raise when concrete, NaN under jit.
+  v.check_range(target, "target", low=0.0)
   n = logits.shape[0]
   log_p = jax.nn.log_softmax(logits.reshape(n, -1), axis=-1)
   q = target.reshape(n, -1)
   q = q / jnp.maximum(jnp.sum(q, axis=-1, keepdims=True), eps)
   safe_q = jnp.where(q > 0, q, 1.0)
-  return jnp.sum(jnp.where(q > 0, q * (jnp.log(safe_q) - log_p), 0.0)) / n
+  loss = jnp.sum(jnp.where(q > 0, q * (jnp.log(safe_q) - log_p), 0.0)) / n
+  return jnp.where(jnp.all(target >= 0), loss, jnp.nan)

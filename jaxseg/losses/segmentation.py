@@ -41,6 +41,9 @@ def _check_class_weights(class_weights: Any, num_classes: int):
     raise ValueError(
         f'class_weights must have shape ({num_classes},) (one weight per class), '
         f'got {weights.shape}.')
+  v.check_finite(weights, 'class_weights')
+  # A negative weight rewards the loss for being wrong on that class.
+  v.check_range(weights, 'class_weights', low=0.0)
   return weights
 
 
@@ -107,7 +110,7 @@ def segmentation_cross_entropy(logits: jax.Array, labels: jax.Array, *, ignore_l
     logits: ``(N, H, W, C)`` unnormalised scores (NHWC).
     labels: ``(N, H, W)`` integer labels in ``[0, C)`` or ``ignore_label``.
     ignore_label: label of pixels that contribute nothing (255 by default).
-    class_weights: optional ``(C,)`` per-class weights ``w``.
+    class_weights: optional ``(C,)`` per-class weights ``w``, finite and non-negative.
     normalize: divide by the (weighted) number of valid pixels, else by ``N``.
 
   Returns:
@@ -120,6 +123,8 @@ def segmentation_cross_entropy(logits: jax.Array, labels: jax.Array, *, ignore_l
     0.12693
   """
   loss, valid = pixelwise_cross_entropy(logits, labels, ignore_label=ignore_label)
+  if logits.shape[0] == 0:
+    raise ValueError('logits is an empty batch (N = 0): there is no loss to average.')
   weights = _check_class_weights(class_weights, logits.shape[-1])
   if weights is None:
     pixel_weights = valid.astype(jnp.float32)
@@ -187,8 +192,7 @@ def segmentation_loss(logits: jax.Array, labels: jax.Array, *, aux_logits: Any =
     >>> round(float(total), 4)    # 1.5 * log(3)
     1.6479
   """
-  if not isinstance(aux_weight, (int, float)) or aux_weight < 0:
-    raise ValueError(f'aux_weight must be a non-negative number, got {aux_weight!r}.')
+  v.check_number(aux_weight, 'aux_weight', low=0.0)
   options = dict(ignore_label=ignore_label, class_weights=class_weights, normalize=normalize)
   main = segmentation_cross_entropy(logits, labels, **options)
   parts = {'ce': main}

@@ -4,6 +4,8 @@ Per-batch counts are merged with ``+`` across batches and devices and finalised 
 error of a split does not depend on how it was batched or padded.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -26,6 +28,9 @@ def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
     k: ``1 <= k <= K``.
     weights: optional ``(N,)`` weights, e.g. the ``valid`` mask of a padded eval batch.
 
+  A row holding NaN is never correct: concrete logits with NaN raise ``ValueError``; under
+  ``jit`` the row counts as wrong (NaN compares false, so it would otherwise rank first).
+
   Returns:
     A float32 scalar: the (weighted) number of correct examples.
 
@@ -39,11 +44,13 @@ def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
   if weights is not None and getattr(weights, 'shape', None) != labels.shape:
     raise ValueError(f'top_k_correct: weights must have shape {labels.shape}, got '
                      f'{getattr(weights, "shape", None)}')
+  v.check_finite(logits, 'top_k_correct: logits', allow_inf=True)  # -inf masks a class
   in_range = (labels >= 0) & (labels < logits.shape[1])
   label_score = jnp.take_along_axis(logits, jnp.where(in_range, labels, 0)[:, None], axis=-1)
   rank = jnp.sum(logits > label_score, axis=-1)
   # A wrong label under jit makes the count NaN, never a silently clamped class.
   correct = jnp.where(in_range, (rank < k).astype(jnp.float32), jnp.nan)
+  correct = jnp.where(jnp.any(jnp.isnan(logits), axis=-1), 0.0, correct)
   if weights is not None:
     # Zero-weight (padding) examples count nothing, whatever their label holds.
     correct = jnp.where(weights != 0, correct * weights.astype(jnp.float32), 0.0)
@@ -65,6 +72,10 @@ def top_k_error(correct, count) -> float:
     0.088
   """
   count = float(count)
-  if count <= 0:
+  if not count > 0:
     raise ValueError(f'top_k_error: count must be positive, got {count!r}')
-  return 1.0 - float(correct) / count
+  correct = float(correct)
+  if not 0.0 <= correct <= count and not math.isnan(correct):
+    raise ValueError(f'top_k_error: correct must lie in [0, count={count:g}], got {correct!r}')
+  # A NaN count of correct examples (a label out of range under jit) stays NaN.
+  return 1.0 - correct / count

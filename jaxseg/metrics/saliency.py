@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg.ops import _validation as v
+
 __all__ = [
     "auc_judd", "auc_borji", "auc_shuffled", "nss", "cc", "similarity", "kld", "info_gain",
     "MATLAB_EPS", "ALL_METRICS", "TRAINING_METRICS", "as_saliency_image", "per_image_scores",
@@ -83,6 +85,17 @@ def _check_splits(n_splits, step) -> None:
 def _check_key(key, name: str = "key") -> None:
   if key is None:
     raise ValueError(f"{name} must be a jax.random key, got None.")
+  dtype = getattr(key, "dtype", None)
+  typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+  raw = dtype == jnp.uint32 and getattr(key, "shape", None) == (2,)
+  if not (typed or raw):
+    raise TypeError(f"{name} must be a jax.random key (jax.random.key(0)), got {key!r}.")
+
+
+def _finite_or_nan(value, *maps) -> jax.Array:
+  """`value`, or NaN when an input map holds NaN or infinity (never a score from part of a map)."""
+  ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(jnp.asarray(m))) for m in maps]))
+  return jnp.where(ok, value, jnp.nan)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -204,7 +217,8 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   s = _resize_to(sal, fix.shape).ravel()
   f = jnp.asarray(fix).ravel()
   if convention == "pysaliency":
-    return _exact_auc(s, f.astype(s.dtype))
+    return _finite_or_nan(_exact_auc(s, f.astype(s.dtype)), s, f)
+  finite_inputs = (s, f)
   n = s.size
   fixated = f > 0
   k = jnp.sum(fixated)
@@ -233,7 +247,7 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   zero = jnp.zeros((1,), s.dtype)
   one = jnp.ones((1,), s.dtype)
   area = _trapz(jnp.concatenate([zero, fp, one]), jnp.concatenate([zero, tp, one]))
-  return jnp.where((k > 0) & ~constant, area, jnp.nan)
+  return _finite_or_nan(jnp.where((k > 0) & ~constant, area, jnp.nan), *finite_inputs)
 
 
 def _exact_auc(s, weights) -> jax.Array:
@@ -287,7 +301,7 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   pixel_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(1.0) / s.size
   fp_bins = jax.random.multinomial(key, k, pixel_bins, shape=(n_splits, n_bins))
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k, k))
-  return jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan)
+  return _finite_or_nan(jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan), s, fix)
 
 
 def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float = 0.1,
@@ -360,7 +374,7 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
       lambda c: jnp.zeros(n_bins, s.dtype).at[cand_bins].add(c.astype(s.dtype)))(chosen)
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k.astype(s.dtype), m.astype(s.dtype)))
   ok = (k > 0) & (m_total > 0) & (m_total <= cap) & ~_is_constant(s)
-  return jnp.where(ok, area, jnp.nan)
+  return _finite_or_nan(jnp.where(ok, area, jnp.nan), s, fix, other_fix)
 
 
 def nss(sal, fix, *, convention: str = "mit") -> jax.Array:
@@ -394,7 +408,7 @@ def nss(sal, fix, *, convention: str = "mit") -> jax.Array:
     std = _std(s, ddof=0)
     z = _centred(s) / jnp.where(std > 0, std, 1.0)
     weights = f.astype(s.dtype)
-  return jnp.sum(weights * z) / jnp.sum(weights)
+  return _finite_or_nan(jnp.sum(weights * z) / jnp.sum(weights), s, f)
 
 
 def info_gain(sal, fix, baseline) -> jax.Array:
@@ -426,7 +440,7 @@ def info_gain(sal, fix, baseline) -> jax.Array:
   b = b / b.sum()
   weights = (jnp.asarray(fix) > 0).astype(p.dtype)
   gain = jnp.log2(MATLAB_EPS + p) - jnp.log2(MATLAB_EPS + b)
-  return jnp.sum(weights * gain) / jnp.sum(weights)
+  return _finite_or_nan(jnp.sum(weights * gain) / jnp.sum(weights), p, b, fix)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -461,7 +475,7 @@ def cc(sal, density, *, convention: str = "mit") -> jax.Array:
   value = jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
   if convention == "pysaliency":
     value = jnp.where((jnp.sum(a * a) == 0) & (jnp.sum(b * b) > 0), 0.0, value)
-  return value
+  return _finite_or_nan(value, sal, density)
 
 
 def similarity(sal, density, *, convention: str = "mit") -> jax.Array:
@@ -490,7 +504,7 @@ def similarity(sal, density, *, convention: str = "mit") -> jax.Array:
   p = _resize_to(sal, density.shape)
   q = _as_float(density)
   normalise = _sim_normalise_mit if convention == "mit" else _sim_normalise_pysaliency
-  return jnp.sum(jnp.minimum(normalise(p), normalise(q)))
+  return _finite_or_nan(jnp.sum(jnp.minimum(normalise(p), normalise(q))), p, q)
 
 
 def _sim_normalise_mit(x):
@@ -513,7 +527,10 @@ def kld(sal, density) -> jax.Array:
 
   Args:
     sal: ``(h, w)`` non-negative saliency map; resized to ``density``'s size if it differs.
-    density: ``(H, W)`` ground-truth density.
+    density: ``(H, W)`` non-negative ground-truth density.
+
+  A negative value in either map raises ``ValueError`` when concrete; under ``jit`` the result
+  is NaN (a negative "probability" would give a meaningless, even negative, divergence).
 
   Returns:
     Scalar float32 in nats, ``>= 0`` up to eps (0 for identical distributions).
@@ -524,11 +541,15 @@ def kld(sal, density) -> jax.Array:
   """
   _check_map(sal, "sal")
   _check_map(density, "density")
+  v.check_range(sal, "sal", low=0.0)
+  v.check_range(density, "density", low=0.0)
   p = _resize_to(sal, density.shape)
   q = _as_float(density)
+  nonnegative = jnp.all(p >= 0) & jnp.all(q >= 0)
   p = jnp.where(jnp.any(p != 0), p / p.sum(), p)
   q = jnp.where(jnp.any(q != 0), q / q.sum(), q)
-  return jnp.sum(q * jnp.log(MATLAB_EPS + q / (p + MATLAB_EPS)))
+  value = jnp.sum(q * jnp.log(MATLAB_EPS + q / (p + MATLAB_EPS)))
+  return jnp.where(nonnegative, _finite_or_nan(value, p, q), jnp.nan)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -594,7 +615,8 @@ def per_image_scores(saliency, fixations, density, *, key, valid=None,
   Each map is first scaled as the benchmark receives it (:func:`as_saliency_image`), then scored
   by the metrics above; the benchmark reports per-image means over the images with a defined
   score (an image without fixations has no NSS or AUC). So this returns, per metric ``m``,
-  ``m_sum`` (the sum over valid images with a non-NaN score) and ``m_count`` (how many). Sums of
+  ``m_sum`` (the sum over valid images with a non-NaN score) and ``m_count`` (how many); a valid
+  map holding NaN or infinity makes every ``m_sum`` NaN rather than being skipped. Sums of
   several batches (or devices) merge with ``+``; :func:`mean_scores` divides once at the end.
 
   Args:
@@ -651,11 +673,15 @@ def per_image_scores(saliency, fixations, density, *, key, valid=None,
                                jnp.asarray(other_fixations), jnp.asarray(baseline),
                                jax.random.split(key, n))
   valid = jnp.ones((n,), bool) if valid is None else jnp.asarray(valid, bool)
+  # A predicted map holding NaN or infinity is not "an image without a score": skipping it would
+  # report a model that emits NaN as a good one. It makes every sum NaN instead (loud).
+  poisoned = valid & ~jnp.all(jnp.isfinite(saliency.reshape(n, -1)), axis=1)
+  poison = jnp.where(jnp.any(poisoned), jnp.nan, 0.0)
   sums = {}
   for name in metrics:
-    counted = valid & ~jnp.isnan(scores[name])
-    sums[f"{name}_sum"] = jnp.sum(jnp.where(counted, scores[name], 0.0))
-    sums[f"{name}_count"] = jnp.sum(counted).astype(jnp.float32)
+    counted = valid & ~poisoned & ~jnp.isnan(scores[name])
+    sums[f"{name}_sum"] = jnp.sum(jnp.where(counted, scores[name], 0.0)) + poison
+    sums[f"{name}_count"] = jnp.sum(counted | poisoned).astype(jnp.float32)
   return sums
 
 

@@ -65,6 +65,16 @@ def confusion_matrix(labels: jax.Array, preds: jax.Array, num_classes: int, *,
   counted = (labels >= 0) & (labels < num_classes) & (labels != ignore_label)
   counted &= (preds >= 0) & (preds < num_classes)
   if mask is not None:
+    mask_shape = np.shape(mask)
+    try:
+      np.broadcast_shapes(mask_shape, labels.shape)
+    except ValueError:
+      raise ValueError(
+          f'mask of shape {mask_shape} does not broadcast to labels shape {labels.shape} '
+          '(e.g. valid[:, None, None] for (N, H, W) labels).') from None
+    if np.broadcast_shapes(mask_shape, labels.shape) != labels.shape:
+      raise ValueError(f'mask of shape {mask_shape} must broadcast to labels shape '
+                       f'{labels.shape}, not enlarge it.')
     counted &= jnp.broadcast_to(jnp.asarray(mask, bool), labels.shape)
   index = jnp.where(counted, labels * num_classes + preds, 0).astype(jnp.int32).reshape(-1)
   counts = jnp.bincount(index, weights=counted.reshape(-1).astype(jnp.int32),

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jaxseg import ops
 from jaxseg.models.aspp import ASPP, ASPP_L_RATES, ASPPClassifier, conv_bn_relu
 from jaxseg.models.fcn import build_backbone, check_input, check_num_classes
-from jaxseg.models.registry import register_model
+from jaxseg.models.registry import get_model, register_model
 from jaxseg.nn import AtrousConv, Conv, Dropout, initializers
 
 
@@ -162,7 +162,9 @@ class DeepLabV3(nn.Module):
     num_classes: classes.
     backbone: registry name of the backbone (``'resnet101'``).
     output_stride: 16 or 8.
-    multi_grid: unit rates of the last stage's blocks ((1, 2, 4); one per block).
+    multi_grid: unit rates of the last stage's blocks, one per block; ``None`` (default):
+      ``(1, 2, 4)`` for a three-block last stage (the paper's ResNets), ``(1, 2)`` for a
+      two-block one (ResNet-18/34), i.e. ``2 ** i`` for block ``i``.
     aspp_rates: ASPP rates at output stride 16, multiplied by ``16 / output_stride``.
     aspp_features: channels of the ASPP branches and projection (256).
     aspp_dropout: dropout after the ASPP projection.
@@ -183,7 +185,7 @@ class DeepLabV3(nn.Module):
   num_classes: int = 21
   backbone: str = 'resnet101'
   output_stride: int = 16
-  multi_grid: Sequence[int] = (1, 2, 4)
+  multi_grid: Sequence[int] | None = None
   aspp_rates: Sequence[int] = (6, 12, 18)
   aspp_features: int = 256
   aspp_dropout: float = 0.0
@@ -197,6 +199,13 @@ class DeepLabV3(nn.Module):
   def _narrow(self, channels: int) -> int:
     return max(1, channels // self.width_divisor)
 
+  def _multi_grid(self) -> tuple[int, ...]:
+    if self.multi_grid is not None:
+      return tuple(self.multi_grid)
+    # The paper's (1, 2, 4) is for three blocks; follow the backbone's last stage.
+    stages = getattr(get_model(self.backbone, parent=None), 'stage_sizes', (3,))
+    return tuple(2 ** i for i in range(stages[-1]))
+
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False):
     """``(N, H, W, 3)`` -> ``((N, H, W, num_classes) float32 logits, endpoints)``."""
@@ -205,7 +214,7 @@ class DeepLabV3(nn.Module):
     check_num_classes(self.num_classes, owner)
     if self.output_stride not in (8, 16):
       raise ValueError(f'{owner}: output_stride must be 8 or 16, got {self.output_stride!r}.')
-    options = dict(multi_grid=tuple(self.multi_grid))
+    options = dict(multi_grid=self._multi_grid())
     options.update(self.backbone_options or {})
     net = build_backbone(self, self.backbone, width_divisor=self.width_divisor,
                          output_stride=self.output_stride, options=options, dtype=self.dtype)

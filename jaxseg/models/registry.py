@@ -9,6 +9,7 @@ and experiment configs reach them by name::
   model = get_model(config.model.name, **config.model)   # everything but `name`
 """
 
+import numbers
 from typing import Callable
 
 import flax.linen as nn
@@ -73,6 +74,12 @@ def get_model(name: str, **kwargs) -> nn.Module:
   """
   if name not in _MODELS:
     raise ValueError(f'get_model: unknown model name {name!r}; expected one of {list_models()}')
+  num_classes = kwargs.get('num_classes')
+  # Checked by name here: a bool would pass as 1 class, 0 would fail deep inside an initialiser.
+  if 'num_classes' in kwargs and (not isinstance(num_classes, numbers.Integral)
+                                  or isinstance(num_classes, bool) or num_classes < 1):
+    raise ValueError(f'get_model({name!r}): num_classes must be a positive int, '
+                     f'got {num_classes!r}')
   return _MODELS[name](**kwargs)
 
 

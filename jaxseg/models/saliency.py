@@ -67,6 +67,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg import ops
 from jaxseg.models.registry import register_model
 from jaxseg.nn import Conv, ConvTranspose, Dense, Dropout, LocalResponseNorm, MaxPool
 
@@ -140,15 +141,17 @@ class SalNetDeep(nn.Module):
     """Applies the network.
 
     Args:
-      x: ``(N, H, W, 3)`` images, ``240 x 320`` in the paper (any size divisible by 4 keeps the
-        output at the input size).
+      x: ``(N, H, W, 3)`` images, ``240 x 320`` in the paper.
       train: unused (no dropout or batch norm); kept for the common model signature.
 
     Returns:
-      ``(map, endpoints)``: ``map`` ``(N, H, W, 1)``; endpoints ``stride2`` (pool1),
-      ``stride4`` (pool2), ``features`` (conv8) and ``coarse`` (conv9, before upsampling).
+      ``(map, endpoints)``: ``map`` ``(N, H, W, 1)`` at the input size whatever it is (the
+      deconvolution's output, ``endpoints['deconv']``, is bilinearly resized to it when a side
+      is not divisible by 4); endpoints ``stride2`` (pool1), ``stride4`` (pool2), ``features``
+      (conv8), ``coarse`` (conv9, before upsampling) and ``deconv``.
     """
     del train
+    inputs = x
     if len(self.features) != 8:
       raise ValueError(f"features must list 8 channel counts (conv1..conv8), got {self.features}.")
     endpoints = {}
@@ -167,9 +170,14 @@ class SalNetDeep(nn.Module):
     endpoints["features"] = x
     x = Conv(1, 13, padding=6, dtype=self.dtype, name="conv9")(x)
     endpoints["coarse"] = x
-    x = ConvTranspose(1, 8, stride=4, padding=2, use_bias=False, dtype=self.dtype,
+    y = ConvTranspose(1, 8, stride=4, padding=2, use_bias=False, dtype=self.dtype,
                       name="deconv1")(x)
-    return x, endpoints
+    endpoints["deconv"] = y
+    if y.shape[1:3] != inputs.shape[1:3]:
+      # Sides not divisible by 4 lose pixels to the ceil-mode pools and the stride-4
+      # deconvolution (500 x 334 -> 500 x 332): resample to the promised input size.
+      y = ops.resize(y, inputs.shape[1:3])
+    return y, endpoints
 
 
 class SalNetShallow(nn.Module):

@@ -20,7 +20,9 @@ from jaxseg.ops import _validation as v
 Initializer = Callable[..., jax.Array]
 
 
-def _in_channels(x: jax.Array, layer: str) -> int:
+def _in_channels(x: jax.Array, layer: str, features: Any = 1) -> int:
+  # features is checked here, before any initialiser divides by a fan of 0 (or XLA sees -3).
+  v.check_positive_int(features, f"{layer} features")
   v.check_rank(x, 4, f"{layer} input x", "NHWC")
   return x.shape[-1]
 
@@ -68,7 +70,7 @@ class Conv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Applies the convolution to `x` of shape `(N, H, W, C)`; returns `(N, H', W', features)`."""
-    channels = _in_channels(x, "Conv")
+    channels = _in_channels(x, "Conv", self.features)
     kh, kw = v.pair(self.kernel_size, "kernel_size")
     if not isinstance(self.groups, int) or self.groups < 1 or channels % self.groups:
       raise ValueError(f"groups={self.groups!r} must be a positive int dividing the input "
@@ -132,7 +134,7 @@ class ConvTranspose(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Applies the transposed convolution to `x` `(N, H, W, C)`; returns `(N, H', W', features)`."""
-    channels = _in_channels(x, "ConvTranspose")
+    channels = _in_channels(x, "ConvTranspose", self.features)
     kh, kw = v.pair(self.kernel_size, "kernel_size")
     shape = (kh, kw, channels, self.features)
     bilinear = _is_bilinear(self.kernel_init)
@@ -195,7 +197,7 @@ class AtrousConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Applies the atrous convolution to `x` `(N, H, W, C)`; returns `(N, H', W', features)`."""
-    channels = _in_channels(x, "AtrousConv")
+    channels = _in_channels(x, "AtrousConv", self.features)
     kh, kw = v.pair(self.kernel_size, "kernel_size")
     kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features),
                         self.param_dtype)

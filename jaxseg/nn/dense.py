@@ -11,6 +11,7 @@ from jax import lax
 
 from jaxseg.nn import initializers
 from jaxseg.nn._dtypes import cast_for_compute
+from jaxseg.ops import _validation as v
 
 
 class Dense(nn.Module):
@@ -44,6 +45,8 @@ class Dense(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Applies the layer to `x` of shape `(..., in)`; returns `(..., features)`."""
+    # Checked before the initialiser divides by a fan of 0.
+    v.check_positive_int(self.features, "Dense features")
     if getattr(x, "ndim", 0) < 1:
       raise ValueError(f"Dense input x must have at least one axis, got {x!r}.")
     kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features),

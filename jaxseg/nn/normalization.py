@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 
 from jaxseg import ops
+from jaxseg.ops import _validation as v
 
 
 class LocalResponseNorm(nn.Module):
@@ -56,5 +57,21 @@ class BatchNorm(nn.BatchNorm):
   epsilon: float = 1e-5
 
 
-# Dropout is flax's (rng collection 'dropout'), re-exported so models import one namespace.
-Dropout = nn.Dropout
+class Dropout(nn.Dropout):
+  r"""`flax.linen.Dropout` (rng collection `'dropout'`) whose `rate` is checked when built.
+
+  In training each element is zeroed with probability `rate` and the rest scaled by
+  :math:`1 / (1 - \text{rate})`, as `torch.nn.Dropout(p=rate)`; a rate outside ``[0, 1]`` (or
+  NaN) raises instead of silently scaling by a negative or NaN factor.
+
+  Attributes:
+    rate: drop probability in ``[0, 1]``.
+
+  Example:
+    >>> Dropout(0.5).apply({}, jnp.ones((1, 4)), deterministic=True).tolist()
+    [[1.0, 1.0, 1.0, 1.0]]
+  """
+
+  def __post_init__(self):
+    v.check_number(self.rate, "Dropout rate", low=0.0, high=1.0)
+    super().__post_init__()

@@ -171,3 +171,75 @@ def check_logits_and_labels(logits: Any, labels: Any, caller: str) -> None:
   if not np.issubdtype(np.dtype(labels.dtype), np.integer):
     raise TypeError(f"{caller}: labels must be integer class indices, got dtype {labels.dtype}")
   check_label_range(labels, logits.shape[1], name=f"{caller}: labels")
+
+
+def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False) -> float:
+  """Returns `value` as a float; TypeError for a non-number (bools, strings), ValueError for NaN,
+  infinity or a value outside [low, high] (an open end with `low_open`/`high_open`)."""
+  if not isinstance(value, numbers.Real) or isinstance(value, bool):
+    raise TypeError(f"{name} must be a real number, got {value!r} of type "
+                    f"{type(value).__name__}.")
+  value = float(value)
+  below = low is not None and (value <= low if low_open else value < low)
+  above = high is not None and (value >= high if high_open else value > high)
+  if not np.isfinite(value) or below or above:
+    lo = "(-inf" if low is None else ("(" if low_open else "[") + f"{low:g}"
+    hi = "inf)" if high is None else f"{high:g}" + (")" if high_open else "]")
+    raise ValueError(f"{name} must be a finite number in {lo}, {hi}, got {value!r}.")
+  return value
+
+
+def check_positive_int(value: Any, name: str) -> int:
+  """Returns `value` as an int; TypeError unless an int (bools excluded), ValueError unless > 0."""
+  if not _is_int(value):
+    raise TypeError(f"{name} must be a positive int, got {value!r} of type "
+                    f"{type(value).__name__}.")
+  if value < 1:
+    raise ValueError(f"{name} must be a positive int, got {value!r}.")
+  return int(value)
+
+
+def is_concrete(x: Any) -> bool:
+  """True for a value whose contents can be read now (not a tracer under jit/vmap/grad)."""
+  return not isinstance(x, jax.core.Tracer)
+
+
+def check_finite(x: Any, name: str, *, allow_inf: bool = False) -> None:
+  """Raises ValueError if concrete `x` holds NaN or (unless `allow_inf`) infinity.
+
+  Traced values pass unchecked; callers make them loud (NaN, or counted wrong) instead."""
+  if not is_concrete(x):
+    return
+  values = np.asarray(x)
+  if values.dtype.kind not in "fc":
+    return
+  bad = np.isnan(values) if allow_inf else ~np.isfinite(values)
+  if bad.any():
+    first = tuple(int(i) for i in np.argwhere(bad)[0])
+    raise ValueError(f"{name} holds {int(bad.sum())} {'NaN' if allow_inf else 'non-finite'} "
+                     f"value(s) (first at index "
+                     f"{first}: {values[first]!r}); a NaN or infinity is never scored or drawn.")
+
+
+def check_not_bool(x: Any, name: str) -> None:
+  """TypeError for a boolean array, which arithmetic ops would silently keep boolean."""
+  dtype = getattr(x, "dtype", None)
+  if dtype is not None and np.dtype(dtype) == np.bool_:
+    raise TypeError(f"{name} must be a numeric array, got dtype bool; cast it first, e.g. "
+                    f"{name}.astype(jnp.float32).")
+
+
+def check_range(x: Any, name: str, *, low: float | None = None,
+                high: float | None = None) -> None:
+  """Raises ValueError if concrete `x` has values outside [low, high] (traced: unchecked)."""
+  if not is_concrete(x):
+    return
+  values = np.asarray(x)
+  values = values[np.isfinite(values)]  # NaN is the finiteness check's business
+  if values.size == 0:
+    return
+  lo, hi = float(values.min()), float(values.max())
+  if (low is not None and lo < low) or (high is not None and hi > high):
+    allowed = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+    raise ValueError(f"{name} must lie in {allowed}, found values in [{lo}, {hi}].")

@@ -46,6 +46,8 @@ def _conv_geometry(x, w, b, *, stride, padding, dilation, groups, what="conv2d")
   """Checks conv2d's arguments; returns (stride, pads, dilation, out_hw) as static ints."""
   v.check_rank(x, 4, "x", "NHWC")
   v.check_rank(w, 4, "w", "HWIO (kh, kw, in/groups, out)")
+  v.check_not_bool(x, "x")
+  v.check_not_bool(w, "w")
   if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
     raise ValueError(f"groups must be a positive int, got {groups!r}.")
   stride = v.pair(stride, "stride")
@@ -188,6 +190,8 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,
   """
   v.check_rank(x, 4, "x", "NHWC")
   v.check_rank(w, 4, "w", "HWIO (kh, kw, in, out)")
+  v.check_not_bool(x, "x")
+  v.check_not_bool(w, "w")
   stride = v.pair(stride, "stride")
   dilation = v.pair(dilation, "dilation")
   output_padding = v.pair(output_padding, "output_padding", minimum=0)

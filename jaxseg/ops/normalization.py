@@ -45,8 +45,7 @@ def local_response_norm(x: jax.Array, *, size: int = 5, alpha: float = 1e-4,
   if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
     raise ValueError(f"size must be a positive int, got {size!r}.")
   for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-      raise TypeError(f"{name} must be a real number, got {value!r}.")
+    v.check_number(value, name)  # NaN or infinity would silently poison every activation
   x = jnp.asarray(x)
   if not jnp.issubdtype(x.dtype, jnp.inexact):
     raise TypeError(f"local_response_norm needs a floating x, got dtype {x.dtype}.")

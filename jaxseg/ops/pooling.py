@@ -21,6 +21,7 @@ from jaxseg.ops import _validation as v
 def _pool_geometry(x, window, stride, padding, ceil_mode, what):
   """Checks pooling arguments; returns (window, stride, pads, out_hw, ceil overhang)."""
   v.check_rank(x, 4, "x", "NHWC")
+  v.check_not_bool(x, "x")
   window = v.pair(window, "window")
   stride = window if stride is None else v.pair(stride, "stride")
   pads = v.explicit_padding(padding, input_hw=tuple(x.shape[1:3]), window_hw=window,
@@ -176,6 +177,7 @@ def global_avg_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
     (2, 2048)
   """
   v.check_rank(x, 4, "x", "NHWC")
+  v.check_not_bool(x, "x")
   return jnp.mean(x, axis=(1, 2), keepdims=keepdims)
 
 
@@ -198,6 +200,7 @@ def global_max_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
     (2, 1, 1, 512)
   """
   v.check_rank(x, 4, "x", "NHWC")
+  v.check_not_bool(x, "x")
   return jnp.max(x, axis=(1, 2), keepdims=keepdims)
 
 
@@ -241,6 +244,7 @@ def adaptive_avg_pool(x: jax.Array, output_size: Any) -> jax.Array:
     Array([1., 3.], dtype=float32)
   """
   v.check_rank(x, 4, "x", "NHWC")
+  v.check_not_bool(x, "x")
   oh, ow = v.pair(output_size, "output_size")
   _, h, w, _ = x.shape
   if (h, w) == (oh, ow):

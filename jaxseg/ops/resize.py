@@ -82,6 +82,12 @@ def source_points(in_size: int, out_size: int, *, method: str = "bilinear",
       raise ValueError(f"{name} must be a positive int, got {value!r}.")
   if method not in _METHODS:
     raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+  if not isinstance(align_corners, bool):
+    raise TypeError(f"align_corners must be a bool, got {align_corners!r}.")
+  if align_corners and method == "nearest":
+    # PyTorch raises here too: nearest sampling has no corner alignment to honour.
+    raise ValueError("align_corners=True only applies to method='bilinear'; nearest "
+                     "resizing has no corner alignment (as torch.nn.functional.interpolate).")
   dst = np.arange(out_size, dtype=np.float64)
   if method == "nearest":
     # PyTorch's legacy 'nearest': floor(dst * in / out).
@@ -167,6 +173,9 @@ def resize(x: jax.Array, shape: Any, *, method: str = "bilinear",
   out_hw = v.size_pair(shape, "shape")
   if method not in _METHODS:
     raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+  if align_corners and method == "nearest":
+    raise ValueError("align_corners=True only applies to method='bilinear'; nearest "
+                     "resizing has no corner alignment (as torch.nn.functional.interpolate).")
   x = jnp.asarray(x)
   if method == "bilinear" and not jnp.issubdtype(x.dtype, jnp.inexact):
     raise TypeError(f"bilinear resize needs a floating x, got dtype {x.dtype}.")

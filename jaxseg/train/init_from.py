@@ -203,15 +203,20 @@ def load_checkpoint_variables(path: str) -> dict[str, Any]:
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   state_dir = checkpoint_state_dir(path)
   checkpointer = ocp.PyTreeCheckpointer()
-  metadata = checkpointer.metadata(state_dir)
-  tree = getattr(metadata, 'item_metadata', metadata)
-  wanted = {c: tree[c] for c in COLLECTIONS if c in tree and tree[c]}
-  if 'params' not in wanted:
-    raise ValueError(f'init_from={path!r}: the checkpoint at {state_dir} has no params')
-  target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
-  restore_args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-  restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
-      item=target, restore_args=restore_args, partial_restore=True))
+  try:
+    metadata = checkpointer.metadata(state_dir)
+    tree = getattr(metadata, 'item_metadata', metadata)
+    wanted = {c: tree[c] for c in COLLECTIONS if c in tree and tree[c]}
+    if 'params' not in wanted:
+      raise ValueError(f'init_from={path!r}: the checkpoint at {state_dir} has no params')
+    target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
+    restore_args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+    restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
+        item=target, restore_args=restore_args, partial_restore=True))
+  finally:
+    # An unclosed checkpointer's thread pool prints "cannot schedule new futures after
+    # interpreter shutdown" at exit when an error follows (issue 14, item 3).
+    checkpointer.close()
   return {c: restored.get(c, {}) for c in COLLECTIONS}
 
 

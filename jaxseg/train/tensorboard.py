@@ -112,9 +112,10 @@ class SummaryWriter:
     logdir: directory for ``events.out.tfevents.<time>.<host>``; created if needed.
 
   Example:
-    >>> writer = SummaryWriter('/tmp/run/tb/train')  # doctest: +SKIP
-    >>> writer.scalars(10, {'loss': 0.5})  # doctest: +SKIP
-    >>> writer.close()  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> writer = SummaryWriter(os.path.join(tempfile.mkdtemp(), 'tb', 'train'))
+    >>> writer.scalars(10, {'loss': 0.5})
+    >>> writer.close()
   """
 
   def __init__(self, logdir: str):

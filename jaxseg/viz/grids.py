@@ -111,11 +111,27 @@ def save_png(image: Any, path: str) -> str:
     >>> np.asarray(Image.open(path)).shape
     (2, 3, 3)
   """
+  if isinstance(image, (str, os.PathLike)):
+    raise TypeError(f'image must be a uint8 array, got the path-like {image!r}; the order is '
+                    'save_png(image, path).')
+  if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+    raise TypeError(f'path must be a non-empty str or os.PathLike, got {type(path).__name__} '
+                    f'{path!r}.')
+  path = os.fspath(path)
   array = np.asarray(image)
-  if array.dtype != np.uint8 or array.ndim not in (2, 3):
+  if array.dtype != np.uint8 or array.ndim not in (2, 3) or (
+      array.ndim == 3 and array.shape[-1] not in (3, 4)):
     raise ValueError(f'image must be uint8 (H, W) or (H, W, 3), got {array.shape} '
                      f'{array.dtype}.')
+  if os.path.isdir(path):
+    raise ValueError(f'path {path!r} is a folder; give a file name such as '
+                     f'{os.path.join(path, "image.png")!r}.')
   folder = os.path.dirname(path)
+  parent = folder
+  while parent and not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if parent and not os.path.isdir(parent):
+    raise ValueError(f'path {path!r} lies under {parent!r}, which is a file, not a folder.')
   if folder:
     os.makedirs(folder, exist_ok=True)
   Image.fromarray(array).save(path, format='PNG')

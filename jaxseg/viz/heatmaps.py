@@ -57,11 +57,19 @@ def heatmap(saliency: Any, *, shape: tuple[int, int] | None = None) -> np.ndarra
     >>> heatmap(np.array([[0.0, 2.0]])).tolist()
     [[[0, 0, 128], [128, 0, 0]]]
   """
-  values = np.asarray(saliency, np.float64)
+  values = np.asarray(saliency)
+  if values.dtype.kind not in "biuf":
+    raise TypeError(f"saliency must be a numeric array, got dtype {values.dtype}.")
+  values = values.astype(np.float64)
   if values.ndim == 3 and values.shape[-1] == 1:
     values = values[..., 0]
-  if values.ndim != 2:
-    raise ValueError(f"saliency must have shape (h, w) or (h, w, 1), got {values.shape}.")
+  if values.ndim != 2 or values.size == 0:
+    raise ValueError(f"saliency must have a non-empty shape (h, w) or (h, w, 1), got "
+                     f"{values.shape}.")
+  if not np.isfinite(values).all():
+    # One NaN would make the min-max stretch NaN everywhere: a blank heatmap, silently.
+    raise ValueError(f"saliency holds {int((~np.isfinite(values)).sum())} NaN or infinite "
+                     "value(s); replace them (e.g. np.nan_to_num) before drawing.")
   if shape is not None:
     values = _resize(values, tuple(shape))
   low, high = float(values.min()), float(values.max())

@@ -31,7 +31,13 @@ def image_to_uint8(image: Any, *, mean: Any = None, std: Any = None) -> np.ndarr
   image = np.asarray(image)
   if image.dtype == np.uint8:
     return image
+  if image.dtype.kind not in 'biuf':
+    raise TypeError(f'image must be a numeric array, got dtype {image.dtype}.')
   image = image.astype(np.float64)
+  if not np.isfinite(image).all():
+    # One NaN would make the min-max stretch NaN everywhere: a blank picture, silently.
+    raise ValueError(f'image holds {int((~np.isfinite(image)).sum())} NaN or infinite '
+                     'value(s); replace them (e.g. np.nan_to_num) before drawing.')
   if std is not None:
     image = image * np.asarray(std, np.float64)
   if mean is not None:
@@ -70,8 +76,8 @@ def overlay(image: Any, labels: Any, *, alpha: float = 0.5, palette: Any = 'voc'
     >>> overlay(np.zeros((1, 1, 3), np.uint8), np.array([[1]]), alpha=0.5).tolist()
     [[[64, 0, 0]]]
   """
-  if not 0.0 <= alpha <= 1.0:
-    raise ValueError(f'alpha must lie in [0, 1], got {alpha!r}.')
+  if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= alpha <= 1.0:
+    raise ValueError(f'alpha must be a number in [0, 1], got {alpha!r}.')
   pixels = image_to_uint8(image)
   labels = np.asarray(labels)
   if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.shape[:2] != labels.shape:

@@ -16,9 +16,10 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-__all__ = ["CorruptImageError", "MissingFileError", "SkipCounter", "check_mask_values",
-           "encode_png", "extract_archive", "intended_manual_dir", "iter_tar", "manual_dir_or_none",
-           "read_gray_image", "read_rgb_image", "require_file"]
+__all__ = ["CorruptImageError", "MissingFileError", "SkipCounter", "check_list_id",
+           "check_mask_values", "encode_png", "extract_archive", "intended_manual_dir", "iter_tar",
+           "manual_dir_or_none", "read_gray_image", "read_list_ids", "read_mask_values",
+           "read_rgb_image", "require_file"]
 
 
 class MissingFileError(FileNotFoundError):
@@ -191,6 +192,60 @@ def check_mask_values(mask: np.ndarray, *, num_classes: int, ignore_label: int, 
     raise ValueError(
         f"Mask {where} has values {bad.tolist()} outside [0, {num_classes}) that are not the "
         f"ignore label {ignore_label}.")
+
+
+def check_list_id(image_id: str, *, list_path: str) -> str:
+  """Returns ``image_id`` from a split list if it stays inside the dataset folder.
+
+  An id is joined to dataset folders to make file names; an absolute path or a ``..`` component
+  (``../../x/secret``) would make the builder read files outside the dataset, so it is refused.
+
+  Raises:
+    ValueError: naming the list file and the id.
+  """
+  parts = image_id.replace("\\", "/").split("/")
+  if os.path.isabs(image_id) or image_id.startswith(("/", "\\")) or ".." in parts or (
+      len(image_id) > 1 and image_id[1] == ":"):
+    raise ValueError(
+        f"Split list {list_path} has the id {image_id!r}, which leaves the dataset folder "
+        "(absolute path or '..'); ids must be file names relative to the dataset.")
+  return image_id
+
+
+def read_list_ids(path: str, *, layout: str, source: str) -> list[str]:
+  """The ids of a split list file (first word of each non-empty line), each checked with
+  :func:`check_list_id`.
+
+  Raises:
+    MissingFileError: the list file is absent.
+    ValueError: the list names no id, or an id leaves the dataset folder.
+  """
+  require_file(path, layout=layout, source=source)
+  with open(path) as f:
+    ids = [check_list_id(line.split()[0], list_path=path) for line in f if line.strip()]
+  if not ids:
+    raise ValueError(f"Split list {path} is empty: it must name at least one image id, one "
+                     f"per line.\nExpected layout:\n{layout}")
+  return ids
+
+
+def read_mask_values(path: str) -> np.ndarray:
+  """Reads a class-index mask PNG as its stored integer values ``(H, W)`` (no colour mapping).
+
+  Palette (``P``), 8-bit (``L``) and 16/32-bit (``I;16``, ``I``) images keep their values, so a
+  16-bit mask holding 300 reports 300, not a colour.
+
+  Raises:
+    CorruptImageError: naming ``path`` when Pillow cannot decode the file.
+  """
+  try:
+    with Image.open(path) as image:
+      image.load()
+      return np.asarray(image)
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # Pillow raises many types for truncated or garbage files.
+    raise CorruptImageError(f"Cannot decode mask {path}: {type(e).__name__}: {e}") from e
 
 
 def tf_free(base: type, name: str, overrides: dict) -> type:

@@ -16,13 +16,14 @@ import functools
 import io
 import os
 
+import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxseg.data.builders._common import (CorruptImageError, MissingFileError,
-                                          check_mask_values, encode_png, extract_archive,
+                                          check_list_id, check_mask_values, encode_png, extract_archive,
                                           intended_manual_dir, manual_dir_or_none,
-                                          read_gray_image, read_rgb_image, require_file,
+                                          read_mask_values, read_rgb_image, require_file,
                                           tf_free)
 from jaxseg.data.builders._manual_segmentation import ManualSegmentationBuilder
 
@@ -52,6 +53,7 @@ def _pet_generate_examples(self, images_dir_path, annotations_dir_path, images_l
       if not line.strip():
         continue
       name, label, species, _ = line.split()
+      check_list_id(name, list_path=images_list_file)
       with open(os.path.join(images_dir_path, name + ".jpg"), "rb") as f:
         image = f.read()
       if name in pet._CORRUPT_SAMPLES:  # pylint: disable=protected-access
@@ -171,12 +173,16 @@ class Ade20k(ManualSegmentationBuilder, skip_registration=True):
                                      layout=ADE_LAYOUT, source=ADE_SOURCE)
       try:
         image, size = read_rgb_image(os.path.join(images, file_name))
-        annotation = read_gray_image(annotation_path)
+        annotation = read_mask_values(annotation_path)  # 16-bit values stay values
       except CorruptImageError as e:
         self._skip.handle(e)
         continue
+      if annotation.ndim != 2:
+        raise ValueError(f"{annotation_path} has shape {annotation.shape}; expected (H, W) "
+                         "class indices.")
       if annotation.shape != size:
         raise ValueError(f"{annotation_path} has shape {annotation.shape}, its image {size}.")
       check_mask_values(annotation, num_classes=151, ignore_label=151, where=annotation_path)
+      annotation = annotation.astype(np.uint8)
       yield stem, {"image": image, "annotation": encode_png(annotation), "image_id": stem}
     self._skip.log_summary(self.name)

@@ -18,7 +18,8 @@ import numpy as np
 from jaxseg.data.builders._common import (CorruptImageError, MissingFileError,
                                           check_mask_values, encode_png, extract_archive,
                                           intended_manual_dir, manual_dir_or_none,
-                                          read_gray_image, read_rgb_image, require_file)
+                                          read_list_ids, read_mask_values, read_rgb_image,
+                                          require_file)
 from jaxseg.data.builders._manual_segmentation import ManualSegmentationBuilder
 
 __all__ = ["VOC_CLASSES", "Voc2012Sbd", "Voc2012Segmentation", "find_voc_root", "voc_palette"]
@@ -77,21 +78,27 @@ def find_voc_root(manual_dir: str) -> str | None:
   return None
 
 
-def _read_ids(path: str, *, layout: str, source: str) -> list[str]:
-  require_file(path, layout=layout, source=source)
-  with open(path) as f:
-    return [line.split()[0] for line in f if line.strip()]
+_read_ids = read_list_ids  # every id checked to stay inside the dataset folder
 
 
 def _read_voc_mask(path: str) -> np.ndarray:
-  """Class indices of a VOC mask: a palette PNG's indices, or an RGB PNG mapped by the palette."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  with Image.open(path) as image:
-    mode = image.mode
-  if mode in ("P", "L"):
-    return read_gray_image(path)
+  """Class indices of a VOC mask: a palette PNG's indices, or an RGB PNG mapped by the palette.
+
+  Raises:
+    CorruptImageError: naming ``path`` when the file cannot be decoded (skipped with
+      ``skip_corrupt``).
+    ValueError: naming ``path`` for values (16-bit masks) or colours outside the VOC classes.
+  """
+  values = read_mask_values(path)  # decodes inside the corrupt-image guard, names the file
+  if values.ndim == 2:
+    # P, L, or 16/32-bit: stored indices. A value above 255 is reported as that value.
+    check_mask_values(values, num_classes=NUM_CLASSES, ignore_label=IGNORE_LABEL, where=path)
+    return values.astype(np.uint8)
+  if values.ndim != 3 or values.shape[-1] not in (3, 4):
+    raise ValueError(f"Mask {path} has shape {values.shape}; expected (H, W) class indices or "
+                     "(H, W, 3) VOC palette colours.")
   # Some redistributions store masks as RGB: map each colour back to its index.
-  rgb = np.asarray(Image.open(path).convert("RGB")).astype(np.int64)
+  rgb = values[..., :3].astype(np.int64)
   codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
   palette = voc_palette().astype(np.int64)
   lookup = {int((r << 16) | (g << 8) | b): i for i, (r, g, b) in enumerate(palette[:NUM_CLASSES])}
