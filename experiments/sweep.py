@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -204,9 +205,81 @@ class Trial:
             + [f'--config.{k}={format_override(v)}' for k, v in self.overrides.items()])
 
 
+def _latest_metrics(trial_workdir: str) -> str:
+  """``step S: loss L[, eval METRIC M]`` from the end of a trial's ``metrics.jsonl``, or ''."""
+  path = os.path.join(trial_workdir, 'metrics.jsonl')
+  try:
+    with open(path, 'rb') as f:
+      f.seek(max(0, os.path.getsize(path) - 8192))
+      rows = [json.loads(line) for line in f.read().decode('utf-8', 'replace').splitlines()[1:]
+              if line.strip().startswith('{')]
+  except (OSError, ValueError):
+    return ''
+  if not rows:
+    return ''
+  last = rows[-1]
+  shown = [f'{k} {v:.4g}' for k, v in last.items()
+           if k not in ('step', 'split', 'time', 'steps_per_sec', 'images_per_sec')
+           and isinstance(v, (int, float))][:3]
+  return f'step {last["step"]} {last.get("split", "")}: ' + ', '.join(shown)
+
+
+def _format_seconds(seconds: float) -> str:
+  minutes, secs = divmod(int(round(seconds)), 60)
+  hours, minutes = divmod(minutes, 60)
+  return f'{hours}h{minutes:02d}m' if hours else f'{minutes}m{secs:02d}s'
+
+
+class _Stop:
+  """SIGTERM/SIGINT to the sweep: forward SIGTERM to every running trial (each saves a checkpoint
+  and stops at a step boundary), start nothing new, wait for them; a second signal kills them."""
+
+  def __init__(self):
+    self.signal = None
+    self.running: dict[int, subprocess.Popen] = {}
+    self._previous = {}
+
+  def __enter__(self) -> '_Stop':
+    for sig in (signal.SIGTERM, signal.SIGINT):
+      self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def _handle(self, signum, frame) -> None:
+    del frame
+    first = self.signal is None
+    self.signal = self.signal or signum
+    name = signal.Signals(signum).name
+    pids = [p.pid for p in self.running.values() if p.poll() is None]
+    if first:
+      print(f'[sweep] {name}: forwarding SIGTERM to the running trial(s) {pids}; waiting for '
+            'their checkpoints (send it again to kill them)', flush=True)
+      forwarded = signal.SIGTERM
+    else:
+      print(f'[sweep] {name} again: killing the trial(s) {pids}', flush=True)
+      forwarded = signal.SIGKILL
+    for process in self.running.values():
+      if process.poll() is None:
+        process.send_signal(forwarded)
+
+
+def _ignore_sigint() -> None:
+  # Trials share the terminal's process group, so Ctrl-C would reach them as KeyboardInterrupt
+  # (no checkpoint); the sweep forwards SIGTERM instead, which the training loop handles.
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_sweep(sweep: Sweep, workdir: str, *, accelerator: str, slots: Sequence[Sequence[int]],
-              repo_root: str) -> list[dict[str, Any]]:
+              repo_root: str, status_every: float = 30.0) -> list[dict[str, Any]]:
   """Runs every unfinished trial, at most ``len(slots)`` at once, and returns the summary rows.
+
+  The console names each trial ``k/N``, prints each running trial's latest logged metrics every
+  ``status_every`` seconds, and an ETA from the trials finished so far. SIGTERM or Ctrl-C is
+  forwarded to the running trials as SIGTERM (each saves a checkpoint and stops); the sweep waits
+  for them, starts nothing new and returns; running it again resumes.
 
   Args:
     sweep: the sweep.
@@ -214,41 +287,74 @@ def run_sweep(sweep: Sweep, workdir: str, *, accelerator: str, slots: Sequence[S
     accelerator: ``'cpu'``, ``'gpu'`` or ``'tpu'``.
     slots: disjoint device-id groups; each running trial holds one.
     repo_root: working directory of the trial processes (so ``experiments`` imports).
+    status_every: seconds between status lines.
 
   Returns:
-    One dict per trial: ``trial``, ``status`` (``done``/``failed``), the overrides, and the
-    trial's ``results.json`` entries.
+    One dict per trial: ``trial``, ``status`` (``done``/``failed``/``stopped``), the overrides,
+    and the trial's ``results.json`` entries.
   """
   os.makedirs(workdir, exist_ok=True)
   trials = [Trial(i, o, os.path.join(workdir, trial_name(i, o)))
             for i, o in enumerate(sweep.trials)]
+  total = len(trials)
+  label = lambda t: f'trial {t.index + 1}/{total} {os.path.basename(t.workdir)}'  # noqa: E731
   pending = [t for t in trials if not t.finished]
   for t in trials:
     if t.finished:
-      print(f'[sweep] {os.path.basename(t.workdir)}: finished earlier, skipped', flush=True)
+      print(f'[sweep] {label(t)}: finished earlier, skipped', flush=True)
   free = [list(s) for s in slots]
-  running: dict[int, tuple[subprocess.Popen, list[int], Any]] = {}
-  while pending or running:
-    while pending and free:
-      trial, slot = pending.pop(0), free.pop(0)
-      os.makedirs(trial.workdir, exist_ok=True)
-      log = open(os.path.join(trial.workdir, 'log.txt'), 'a')
-      resumed = os.path.isdir(os.path.join(trial.workdir, 'checkpoints'))
-      print(f'[sweep] {os.path.basename(trial.workdir)}: '
-            f'{"resuming" if resumed else "starting"} on {accelerator} {slot}', flush=True)
-      process = subprocess.Popen(trial.command(sweep.base_config), cwd=repo_root,
-                                 env=trial_env(accelerator, slot), stdout=log,
-                                 stderr=subprocess.STDOUT)
-      running[trial.index] = (process, slot, log)
-    time.sleep(0.2)
-    for index, (process, slot, log) in list(running.items()):
-      if process.poll() is not None:
+  running: dict[int, tuple[subprocess.Popen, list[int], Any, float]] = {}
+  durations, last_status = [], time.time()
+  with _Stop() as stop:
+    while (pending and stop.signal is None) or running:
+      while pending and free and stop.signal is None:
+        trial, slot = pending.pop(0), free.pop(0)
+        os.makedirs(trial.workdir, exist_ok=True)
+        log = open(os.path.join(trial.workdir, 'log.txt'), 'a')
+        resumed = os.path.isdir(os.path.join(trial.workdir, 'checkpoints'))
+        process = subprocess.Popen(trial.command(sweep.base_config), cwd=repo_root,
+                                   env=trial_env(accelerator, slot), stdout=log,
+                                   stderr=subprocess.STDOUT, preexec_fn=_ignore_sigint)
+        print(f'[sweep] {label(trial)}: {"resuming" if resumed else "starting"} on '
+              f'{accelerator} {slot} (pid {process.pid})', flush=True)
+        running[trial.index] = (process, slot, log, time.time())
+        stop.running[trial.index] = process
+      time.sleep(0.2)
+      for index, (process, slot, log, started) in list(running.items()):
+        if process.poll() is None:
+          continue
         log.close()
         free.append(slot)
         del running[index]
-        status = 'done' if trials[index].finished else f'failed (exit {process.returncode})'
-        print(f'[sweep] {os.path.basename(trials[index].workdir)}: {status}', flush=True)
-  return [_summary_row(t) for t in trials]
+        del stop.running[index]
+        trial = trials[index]
+        if trial.finished:
+          durations.append(time.time() - started)
+          status = 'done'
+        elif stop.signal is not None:
+          status = 'stopped (checkpoint saved; run the sweep again to resume)'
+        else:
+          status = f'failed (exit {process.returncode}; see {trial.workdir}/log.txt)'
+        left = len(pending) + len(running)
+        eta = ''
+        if durations and left and stop.signal is None:
+          parallel = max(1, min(len(slots), left))
+          eta = f'; ETA {_format_seconds(sum(durations) / len(durations) * left / parallel)}'
+        latest = _latest_metrics(trial.workdir)
+        print(f'[sweep] {label(trial)}: {status}' + (f' ({latest})' if latest else '')
+              + f'; {left} trial(s) left{eta}', flush=True)
+      if running and time.time() - last_status >= status_every:
+        last_status = time.time()
+        for index in running:
+          latest = _latest_metrics(trials[index].workdir)
+          print(f'[sweep] {label(trials[index])}: running'
+                + (f', {latest}' if latest else ''), flush=True)
+  rows = [_summary_row(t) for t in trials]
+  if stop.signal is not None:
+    for row in rows:
+      if row['status'] != 'done':
+        row['status'] = 'stopped'
+  return rows
 
 
 def _summary_row(trial: Trial) -> dict[str, Any]:

@@ -201,6 +201,22 @@ def test_runs_under_jit_and_vmap():
     np.testing.assert_allclose(energy[n], single[1], rtol=1e-6)
 
 
+@pytest.mark.parametrize('method', ['icm', 'trws', 'alpha_expansion'])
+def test_a_batch_equals_each_image(method):
+  unary, pairwise = _problem(12, (6, 7, 3), 4)
+  batch = np.stack([unary, unary[::-1], 2 * unary])
+  per_image = np.stack([pairwise, pairwise[::-1], pairwise])
+  for weights, each in ((0.8, [0.8] * 3), (per_image, list(per_image))):
+    labels, energy = mrf.mrf_map(batch, weights, method=method, iterations=3)
+    assert labels.shape == (3, 6, 7) and energy.shape == (3,)
+    for n in range(3):
+      single = mrf.mrf_map(batch[n], each[n], method=method, iterations=3)
+      np.testing.assert_array_equal(labels[n], single[0])
+      np.testing.assert_allclose(energy[n], single[1], rtol=1e-6)
+  with pytest.raises(ValueError, match='batch size'):
+    mrf.mrf_map(batch, per_image[:2], method=method, iterations=1)
+
+
 @pytest.mark.parametrize('call,error,match', [
     (lambda: mrf.mrf_map(np.zeros((3, 3)), 1.0, iterations=1), ValueError, 'unary must have'),
     (lambda: mrf.mrf_map(np.zeros((3, 3, 2), np.int32), 1.0, iterations=1), TypeError,

@@ -212,6 +212,13 @@ def test_auc_judd_hand_written_without_jitter():
   assert float(got) == pytest.approx(ref_auc_judd(SAL, FIX), abs=1e-6)
 
 
+def _judd_noise(key, shape):
+  """The uniform draw auc_judd jitters with for `key` (NumPy's, seeded from the key)."""
+  from jaxseg.metrics import _roc_host  # noqa: PLC0415 (the metric's own host helper)
+  seed = np.asarray(sm._judd_seed(key))
+  return _roc_host.judd_noise(seed, int(np.prod(shape))).reshape(shape)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_auc_judd_matches_matlab_transcription(seed):
   sal, fix, _ = _random_case(seed)
@@ -219,7 +226,7 @@ def test_auc_judd_matches_matlab_transcription(seed):
       ref_auc_judd(sal, fix), abs=1e-6)
   # With jitter: the same uniform draw fed to the reference reproduces the value exactly.
   key = jax.random.key(seed)
-  noise = np.asarray(jax.random.uniform(key, (sal.size,), jnp.float32)).reshape(sal.shape)
+  noise = _judd_noise(key, sal.shape)
   got = sm.auc_judd(sal, fix, jitter=True, key=key)
   assert float(got) == pytest.approx(ref_auc_judd(sal, fix, noise.astype(np.float64)), abs=1e-6)
 
@@ -232,7 +239,7 @@ def test_auc_judd_jitter_breaks_ties_of_a_flat_map():
   fix = np.zeros((6, 6), np.uint8)
   fix[2, 3] = fix[0, 0] = fix[5, 1] = 1
   key = jax.random.key(7)
-  noise = np.asarray(jax.random.uniform(key, (36,), jnp.float32)).reshape(6, 6)
+  noise = _judd_noise(key, (6, 6))
   assert float(sm.auc_judd(sal, fix, key=key)) == pytest.approx(
       ref_auc_judd(sal, fix, noise.astype(np.float64)), abs=1e-6)
   assert float(sm.auc_judd(sal, fix, jitter=False)) == pytest.approx(

@@ -426,3 +426,13 @@ def test_bad_arguments_raise():
     _abstract(get_model('deeplab_v2', rates=()))
   with pytest.raises(ValueError, match='input_scales'):
     _abstract(get_model('deeplab_v2', input_scales=(1.0, -0.5)))
+
+
+def test_variants_document_their_model_not_functools_partial():
+  import pydoc
+  from jaxseg import models
+  text = pydoc.render_doc(models.fcn8s, renderer=pydoc.plaintext)
+  assert 'function fcn8s' in text and 'FCN-32s, -16s or -8s' in text and 'variant=8' in text
+  assert 'partial(func' not in text
+  assert models.get_model('fcn8s', num_classes=3).variant == 8
+  assert 'ResNet' in pydoc.render_doc(models.resnet50, renderer=pydoc.plaintext)

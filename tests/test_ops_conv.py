@@ -393,3 +393,21 @@ def test_conv2d_lowering_routes(kernel, groups, expect_conv):
     assert ("conv_general_dilated" in backward) == expect_conv
     if not expect_conv:
       assert "dot_general" in forward and "dot_general" in backward
+
+
+def test_pointwise_filter_gradient_is_x_transpose_dy_on_matrices():
+  """Issue 16: the 1x1 filter gradient contracts the (N*H*W) rows of 2-D x and dy.
+
+  The former 4-D einsum contracted dy over (N, H, W), for which XLA had the batch-norm
+  backward write dy transposed (~10x its natural cost); pin the 2-D form and its values.
+  """
+  rng = np.random.default_rng(12)
+  x = rng.standard_normal((2, 5, 6, 4)).astype(np.float32)
+  w = rng.standard_normal((1, 1, 4, 3)).astype(np.float32)
+  dy = rng.standard_normal((2, 5, 6, 3)).astype(np.float32)
+  grad_w = lambda x_, w_: jax.vjp(lambda w__: ops.conv2d(x_, w__), w_)[1](dy)[0]
+  dots = [eqn for eqn in jax.make_jaxpr(grad_w)(x, w).eqns if eqn.primitive.name == "dot_general"]
+  assert [tuple(v.aval.shape) for v in dots[-1].invars] in ([(60, 3), (60, 4)], [(60, 4), (60, 3)])
+  assert dots[-1].params["dimension_numbers"][0] == ((0,), (0,))
+  expected = np.einsum("nhwc,nhwo->co", x.astype(np.float64), dy)[None, None]
+  assert ref.relative_error(grad_w(x, w), expected) < TOL

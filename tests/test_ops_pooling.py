@@ -296,3 +296,86 @@ def test_pooling_gradients_under_jit():
       jax.jit(jax.grad(lambda x_: ops.max_pool(x_ * 2.0, 3, stride=2, padding=1,
                                                ceil_mode=True).sum()))(x).sum(),
       2.0 * ops.max_pool(x, 3, stride=2, padding=1, ceil_mode=True).size, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- max pool derivative (issue 16)
+# Rule: the whole gradient of an output goes to the first maximum of its window in row-major
+# order (PyTorch's max_pool2d and XLA's select-and-scatter), a NaN counting as the maximum.
+
+
+def _select_and_scatter_max_pool(x, window, stride, padding, ceil_mode):
+  """jaxseg's max pool before issue 16: reduce_window, differentiated by XLA."""
+  from jaxseg.ops import pooling  # noqa: PLC0415 (private helpers of the op under test)
+  window, stride, pads, _, overhang = pooling._pool_geometry(x, window, stride, padding,
+                                                             ceil_mode, "max_pool")
+  return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, *window, 1),
+                           (1, *stride, 1), pooling._reduce_pads(pads, overhang))
+
+
+def _tied_inputs(case):
+  x, window, kwargs = pool_problem(case)
+  rng = np.random.default_rng(len(_case_id(case)))
+  ties = rng.integers(-1, 2, x.shape).astype(np.float32)  # three values: ties in most windows
+  return [np.maximum(x, 0), ties]  # ReLU zeros (ResNet's stem) and small integers
+
+
+@pytest.mark.parametrize("case", POOL_CASES[::4], ids=_case_id)
+def test_max_pool_gradient_goes_to_first_maximum_like_select_and_scatter_and_torch(case):
+  _, window, kwargs = pool_problem(case)
+  for x in _tied_inputs(case):
+    # jit: eagerly, every small op of the derivative would compile on its own.
+    y, vjp = jax.vjp(jax.jit(lambda x_: ops.max_pool(x_, window, **kwargs)), x)
+    y_old, vjp_old = jax.vjp(jax.jit(
+        lambda x_: _select_and_scatter_max_pool(x_, window, kwargs["stride"], kwargs["padding"],
+                                                kwargs["ceil_mode"])), x)
+    np.testing.assert_array_equal(y, y_old)
+    dy = np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
+    grad = vjp(dy)[0]
+    np.testing.assert_allclose(grad, vjp_old(dy)[0], rtol=0, atol=1e-5)
+    if not _symmetric(case):
+      continue
+    torch = pytest.importorskip("torch")
+    kh, kw = ref.as_pair(window)
+    stride = ref.as_pair(kwargs["stride"] or window)
+    (pt, _), (pl, _) = ref.explicit_pads(kwargs["padding"], x.shape[1:3], (kh, kw), stride)
+    x_t = torch.tensor(np.moveaxis(x, -1, 1), requires_grad=True)
+    torch.nn.functional.max_pool2d(x_t, (kh, kw), stride, (pt, pl),
+                                   ceil_mode=kwargs["ceil_mode"]).backward(
+                                       torch.from_numpy(np.moveaxis(dy, -1, 1).copy()))
+    np.testing.assert_allclose(grad, np.moveaxis(x_t.grad.numpy(), 1, -1), rtol=0, atol=1e-5)
+
+
+def test_max_pool_gradient_first_maximum_closed_form():
+  """All-equal 3x3/2 windows: each output's gradient lands on its window's top-left cell."""
+  x = np.zeros((1, 5, 5, 1), np.float32)
+  grad = jax.jit(jax.grad(lambda x_: ops.max_pool(x_, 3, stride=2).sum()))(x)[0, :, :, 0]
+  expected = np.zeros((5, 5), np.float32)
+  expected[0, 0] = expected[0, 2] = expected[2, 0] = expected[2, 2] = 1.0
+  np.testing.assert_array_equal(grad, expected)
+  # With padding 1 the first cell inside the input wins (padding never does), also for -inf.
+  for fill in (0.0, -np.inf):
+    x = np.full((1, 4, 4, 1), fill, np.float32)
+    grad = jax.jit(jax.grad(lambda x_: ops.max_pool(x_, 3, stride=2, padding=1).sum()))(x)
+    grad = grad[0, :, :, 0]
+    expected = np.zeros((4, 4), np.float32)
+    expected[0, 0] = expected[0, 1] = expected[1, 0] = expected[1, 1] = 1.0
+    np.testing.assert_array_equal(grad, expected)
+
+
+def test_max_pool_gradient_goes_to_a_nan():
+  """A NaN propagates to the output; its gradient goes to the (first) NaN of the window."""
+  x = np.zeros((1, 2, 2, 1), np.float32)
+  x[0, 1, 0, 0] = np.nan
+  x[0, 0, 1, 0] = 5.0
+  y, vjp = jax.vjp(jax.jit(lambda x_: ops.max_pool(x_, 2)), x)
+  assert np.isnan(y).all()
+  np.testing.assert_array_equal(vjp(np.ones_like(y))[0][0, :, :, 0], [[0, 0], [1, 0]])
+
+
+def test_max_pool_backward_has_no_select_and_scatter_and_keeps_bfloat16():
+  x = jnp.ones((2, 9, 9, 3), jnp.bfloat16)
+  grad = jax.grad(lambda x_: ops.max_pool(x_, 3, stride=2, padding=1).astype(jnp.float32).sum())
+  names = {eqn.primitive.name for eqn in jax.make_jaxpr(grad)(x).eqns}
+  assert not any("select_and_scatter" in name for name in names)
+  assert jax.jit(grad)(x).dtype == jnp.bfloat16
+  assert ops.max_pool(x, 3, stride=2, padding=1).dtype == jnp.bfloat16

@@ -18,10 +18,13 @@ def _info(task='classification', num_classes=7, **kw):
 
 def test_get_task_imports_by_name_and_rejects_unknown():
   assert tasks.get_task('classification').name == 'classification'
-  with pytest.raises(ValueError, match="unknown task 'detection'"):
+  with pytest.raises(ValueError, match="unknown task 'detection'.*'saliency'"):
     tasks.get_task('detection')
-  with pytest.raises(ValueError, match='identifier'):
+  with pytest.raises(ValueError, match='unknown task'):
     tasks.get_task('../evil')
+  assert tasks.list_tasks() == ['classification', 'saliency', 'segmentation']
+  with pytest.raises(ValueError, match='already registered'):
+    tasks.register_task(tasks.get_task('saliency'))
 
 
 def _log_softmax(z):

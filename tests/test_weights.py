@@ -420,7 +420,8 @@ def test_fcn32s_backbone_and_fc6_fc7_from_vgg16_classifier():
   _, endpoints = model.apply({'params': params}, jnp.asarray(x))
   with torch.no_grad():
     features = torch_model.features(torch.from_numpy(x.transpose(0, 3, 1, 2)))
-    fc7 = torch_model.classifier[:5](torch.flatten(features, 1)).numpy()  # fc6, relu, drop, fc7, relu
+    # classifier[:5]: fc6, ReLU, dropout, fc7, ReLU.
+    fc7 = torch_model.classifier[:5](torch.flatten(features, 1)).numpy()
   np.testing.assert_allclose(endpoints['pool5'], features.numpy().transpose(0, 2, 3, 1),
                              rtol=1e-4, atol=1e-4)
   # At 224 pool5 is 7x7 and fc6 (7x7, padding 3) at the centre sees exactly the whole map: the

@@ -23,7 +23,12 @@ PyTorch is installed (jaxseg never unpickles)::
 
 The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
 automatically) and logs which entries were restored; torchvision's classifier (``classifier.*``)
-is reported unused, so fc6 (3x3, rate 12, 1024 channels), fc7 and fc8 start from their own initialisation.
+is reported unused, so fc6 (3x3, rate 12, 1024 channels), fc7 and fc8 start from their own
+initialisation.
+
+Compute dtype (issue 16, benchmarks/README.md), a VGG backbone: float32 on CPUs (bfloat16 made
+the VGG16/FCN-8s train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on
+GPUs/TPUs.
 """
 import ml_collections
 

@@ -14,9 +14,12 @@ As ``fcn32s_voc`` (SGD, momentum 0.99, weight decay 5e-4, biases 2x, unnormalise
 1e-10), plus the pool4 skip: ``score_pool4`` zero-initialised, every upsampling fixed to
 bilinear as in the authors' released nets (the paper learns the 2x layer; its repository
 notes that learning it made little difference; ``--config.model.learn_upsampling=True``
-learns all of them from a bilinear start). Caffe crop offsets 5 and 27. ``init_from`` names the FCN-32s workdir; parameters with matching names are
-restored, the new ones keep their initialisation (``score_pool4`` stays zero);
-the log shows a table of restored and new entries.
+learns all of them from a bilinear start). Caffe crop offsets 5 and 27. ``init_from`` names the
+FCN-32s workdir; parameters with matching names are restored, the new ones keep their
+initialisation (``score_pool4`` stays zero); the log shows a table of restored and new entries.
+
+Compute dtype (issue 16, benchmarks/README.md): float32 on CPUs (bfloat16 made the VGG16/FCN-8s
+train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on GPUs/TPUs.
 """
 import ml_collections
 

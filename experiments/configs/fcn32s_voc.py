@@ -28,6 +28,9 @@ The engine imports it into the model's ``backbone`` (``config.init_from_subtree`
 automatically) and logs which entries were restored; torchvision's classifier (``classifier.*``)
 is reported unused, so fc6 and fc7 (the paper copies VGG's fully connected layers into them as
 convolutions; not done here yet) and the score layer start from their own initialisation.
+
+Compute dtype (issue 16, benchmarks/README.md): float32 on CPUs (bfloat16 made the VGG16/FCN-8s
+train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on GPUs/TPUs.
 """
 import ml_collections
 

@@ -16,6 +16,9 @@ As ``fcn16s_voc`` plus the pool3 skip (``score_pool3`` zero-initialised, Caffe c
 from VGG16, pool4 scaled by 0.01 and pool3 by 1e-4), use ``--config.model.at_once=True`` with
 ``--config.init_from=/path/to/vgg16.safetensors`` (torchvision's VGG16, converted as
 ``fcn32s_voc`` describes).
+
+Compute dtype (issue 16, benchmarks/README.md): float32 on CPUs (bfloat16 made the VGG16/FCN-8s
+train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on GPUs/TPUs.
 """
 import ml_collections
 

@@ -17,6 +17,9 @@ Recipe (paper Sec. 3.1): SGD with momentum 0.9, batch 256, weight decay 5e-4, dr
 fc6 and fc7, learning rate 1e-2 divided by 10 when the validation accuracy stops improving (three
 times), 74 epochs. He initialisation (jaxseg's default) replaces the paper's staged
 initialisation from configuration A.
+
+Compute dtype (issue 16, benchmarks/README.md): float32 on CPUs (bfloat16 made the VGG16/FCN-8s
+train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on GPUs/TPUs.
 """
 
 import ml_collections

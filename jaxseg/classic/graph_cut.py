@@ -282,7 +282,9 @@ def grid_min_cut(source_cap: Any, sink_cap: Any, pairwise: Any, *, connectivity:
   depth, and each breadth-first search `O(K H W D)` for a residual-graph diameter `D`; the
   number of sweeps is `O((H W)^2)` in the worst case (Goldberg's parallel bound) and in practice
   a small multiple of the longest augmenting path, i.e. `O(H + W)` to `O(H W)` on images.
-  All shapes are fixed; the loop is a `lax.while_loop`, so it jits, vmaps and runs on GPU.
+  All shapes are fixed; the loop is a `lax.while_loop`, so it jits, vmaps and runs on GPU. A
+  batch (leading axes, or `vmap`) runs as one batched loop on accelerators and grid after grid
+  (`lax.map`) on a CPU, where a batched loop would make every grid wait for the slowest.
 
   Exactness: integer capacities run in int32 and the cut is exact (their total must stay below
   `2**31`). Float capacities run in float32: each push moves `min(excess, residual)`, so one of
@@ -341,14 +343,49 @@ def grid_min_cut(source_cap: Any, sink_cap: Any, pairwise: Any, *, connectivity:
                        max_iterations=int(max_iterations), tol=float(tol))
 
 
+def _one_grid(source_cap, sink_cap, pairwise, max_iterations, tol, connectivity):
+  source_side, cut, gap, _ = _min_cut_directed(
+      source_cap, sink_cap, pairwise, pairwise, connectivity=connectivity,
+      max_iterations=max_iterations, tol=tol)
+  return source_side.astype(jnp.int32), cut, gap
+
+
+def _sequential_on_cpu(connectivity):
+  """The min cut of one grid, batched one grid after another on a CPU (under `vmap` too).
+
+  A batched `while_loop` runs every grid until the slowest one finishes, with a select per
+  operation; on a CPU, which has no spare parallel hardware to fill, `lax.map` costs the sum of
+  the single grids instead (3x less on 8 VOC images). Accelerators keep the batched loop.
+  """
+  @jax.custom_batching.custom_vmap
+  def core(source_cap, sink_cap, pairwise, max_iterations, tol):
+    return _one_grid(source_cap, sink_cap, pairwise, max_iterations, tol, connectivity)
+
+  @core.def_vmap
+  def _(axis_size, in_batched, *args):
+    args = [a if batched else jnp.broadcast_to(a, (axis_size,) + jnp.shape(a))
+            for a, batched in zip(args, in_batched)]
+    if jax.default_backend() == 'cpu':
+      out = lax.map(lambda xs: core(*xs), tuple(args))
+    else:
+      out = jax.vmap(lambda *xs: _one_grid(*xs, connectivity))(*args)
+    return out, (True, True, True)
+
+  return core
+
+
 @functools.partial(jax.jit, static_argnames=('connectivity',))
 def _grid_min_cut(source_cap, sink_cap, pairwise, *, connectivity, max_iterations, tol):
   # max_iterations and tol are traced: changing them does not recompile.
-  source_side, cut, gap, _ = _min_cut_directed(
-      source_cap, sink_cap, pairwise, pairwise, connectivity=connectivity,
-      max_iterations=jnp.asarray(max_iterations, jnp.int32),
-      tol=jnp.asarray(tol, source_cap.dtype))
-  return source_side.astype(jnp.int32), cut, gap
+  core = _sequential_on_cpu(connectivity)
+  max_iterations = jnp.asarray(max_iterations, jnp.int32)
+  tol = jnp.asarray(tol, source_cap.dtype)
+  batch = source_cap.shape[:-2]
+  if not batch:
+    return core(source_cap, sink_cap, pairwise, max_iterations, tol)
+  flat = [x.reshape((-1,) + x.shape[len(batch):]) for x in (source_cap, sink_cap, pairwise)]
+  labels, cut, gap = jax.vmap(core, in_axes=(0, 0, 0, None, None))(*flat, max_iterations, tol)
+  return labels.reshape(source_cap.shape), cut.reshape(batch), gap.reshape(batch)
 
 
 def _contrast_weights(image, *, sigma, connectivity=4):

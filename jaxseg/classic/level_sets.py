@@ -4,8 +4,8 @@ Both evolve a level set whose positive part is the segmented region, so that the
 and the background's mean explain the grey values best, with a penalty on the contour's length.
 ``chan_vese`` integrates the PDE in scikit-image's semi-implicit discretisation (Getreuer's
 IPOL scheme); ``morphological_chan_vese`` replaces the PDE by binary morphology (Marquez-Neila,
-Baumela & Alvarez). Both keep fixed shapes, so they run under ``jit`` and ``vmap`` (a leading
-batch axis is vectorised).
+Baumela & Alvarez). Both keep fixed shapes, so they run under ``jit`` and ``vmap``, and take a
+leading batch axis.
 """
 from __future__ import annotations
 
@@ -142,11 +142,13 @@ def _sum_hw(x):
 
 
 def _means(image, weight):
-  """Weighted means inside and outside per image; a region that is empty keeps its (zero) sum."""
+  """Weighted means inside and outside per image; a region that is empty keeps its (zero) sum.
+
+  Two reductions, not four: the outside sums are the image's totals minus the inside ones."""
   inside = _sum_hw(weight)
-  outside = _sum_hw(1.0 - weight)
+  outside = image.shape[-1] * image.shape[-2] - inside
   c1 = _sum_hw(image * weight)
-  c2 = _sum_hw(image * (1.0 - weight))
+  c2 = _sum_hw(image) - c1
   c1 = jnp.where(inside != 0, c1 / jnp.where(inside != 0, inside, 1.0), c1)
   c2 = jnp.where(outside != 0, c2 / jnp.where(outside != 0, outside, 1.0), c2)
   return c1, c2
@@ -190,34 +192,30 @@ def _cv_step(image, phi, mu, lambda1, lambda2, dt):
 
 @functools.partial(jax.jit, static_argnames=('max_iterations',))
 def _chan_vese(image, phi, mu, lambda1, lambda2, tol, dt, *, max_iterations):
-  """A batch (N, H, W). The step counter is shared: an image that has met `tol` stays frozen
-  while the others go on, so the energies are written at one index for all (no scatter)."""
+  """One image as a batch of one, (1, H, W): batches go through lax.map (see below), so the
+  loop needs no per-image freezing and stops as scikit-image's does."""
   image = image - jnp.min(image, axis=(-2, -1), keepdims=True)
   top = jnp.max(image, axis=(-2, -1), keepdims=True)
   image = jnp.where(top != 0, image / jnp.where(top != 0, top, 1.0), image)
   dtype = image.dtype
   mu, lambda1, lambda2, tol, dt = (jnp.asarray(x, dtype) for x in (mu, lambda1, lambda2, tol, dt))
-  batch = image.shape[0]
 
   def cond(state):
-    i, _, active, _, _ = state
-    return jnp.any(active) & (i < max_iterations)
+    i, _, phivar, _ = state
+    return (phivar > tol) & (i < max_iterations)
 
   def body(state):
-    i, phi, active, energy, energies = state
-    new_phi = _cv_step(image, phi, mu, lambda1, lambda2, dt)
-    phivar = jnp.sqrt(jnp.mean((new_phi - phi) ** 2, axis=(-2, -1)))
-    # skimage records the energy before each step.
-    energies = lax.dynamic_update_slice(energies, jnp.where(active, energy, jnp.nan)[:, None],
-                                        (jnp.zeros_like(i), i))
-    phi = jnp.where(active[:, None, None], new_phi, phi)
+    i, phi, _, energies = state
+    # skimage records the energy before each step; computed beside the step, the two share
+    # their differences of phi in one fused pass.
     energy = _cv_energy(image, phi, mu, lambda1, lambda2)
-    return i + 1, phi, active & (phivar > tol), energy, energies
+    new_phi = _cv_step(image, phi, mu, lambda1, lambda2, dt)
+    phivar = jnp.sqrt(jnp.mean((new_phi - phi) ** 2))
+    energies = lax.dynamic_update_slice(energies, energy[:, None], (jnp.zeros_like(i), i))
+    return i + 1, new_phi, phivar, energies
 
-  energies = jnp.full((batch, max_iterations), jnp.nan, dtype)
-  state = (jnp.int32(0), phi, jnp.ones((batch,), bool), _cv_energy(image, phi, mu, lambda1,
-                                                                    lambda2), energies)
-  _, phi, _, _, energies = lax.while_loop(cond, body, state)
+  energies = jnp.full((1, max_iterations), jnp.nan, dtype)
+  _, phi, _, energies = lax.while_loop(cond, body, (jnp.int32(0), phi, tol + 1, energies))
   return phi > 0, phi, energies
 
 
@@ -251,7 +249,8 @@ def chan_vese(image: Any, *, mu: float = 0.25, lambda1: float = 1.0, lambda2: fl
   (eq. 22, curvature coefficients :math:`C_1..C_4` from one-sided and central differences,
   edge-replicated borders), updating every pixel from the previous level set at once, exactly as
   scikit-image's ``chan_vese``. The loop stops when the RMS change of :math:`\phi` is at most
-  `tol` or after `max_iterations`; each step is fused by XLA, and a batch runs under ``vmap``.
+  `tol` or after `max_iterations`; each step is fused by XLA, and a batch runs image by image
+  (``lax.map``, which keeps each image's arrays in cache).
 
   Args:
     image: grey image, shape `(H, W)`, or a batch `(N, H, W)`; H, W >= 2; any real dtype

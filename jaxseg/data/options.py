@@ -40,6 +40,7 @@ option that a dataset does not define raises a ValueError naming it.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -116,8 +117,39 @@ def _check_option_types(options: dict) -> None:
                                                                           "read_threads" else 0):
       raise ValueError(f"data.{key} must be a non-negative int (read_threads positive), "
                        f"got {value!r}.")
+  _check_sizes_and_strengths(options)
   if "augment" in options:
     _check_classification_options(options)
+
+
+_SIZE_OPTIONS = ("image_size", "map_size", "crop_size", "eval_size", "eval_resize",
+                 "synthetic_size", "digits_size")
+
+
+def _check_sizes_and_strengths(options: dict) -> None:
+  """Sizes are positive ints or (h, w) pairs; strengths finite and non-negative. Checked here,
+  when the config is read, not at the first batch."""
+  for key in _SIZE_OPTIONS:
+    value = options.get(key)
+    if value is None:
+      continue
+    sides = value if isinstance(value, tuple) else (value,)
+    if (len(sides) not in (1, 2) or isinstance(value, tuple) and len(sides) != 2
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in sides)):
+      raise ValueError(f"data.{key} must be a positive int or a pair (h, w) of positive ints, "
+                       f"got {value!r}.")
+  if "photometric" in options:
+    value = options["photometric"]
+    if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+        or value < 0):
+      raise ValueError(f"data.photometric must be a finite number >= 0 (0: off), got {value!r}.")
+  if options.get("scale_range") is not None:
+    value = options["scale_range"]
+    if (not isinstance(value, tuple) or len(value) != 2
+        or not all(isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s)
+                   and s > 0 for s in value) or value[0] > value[1]):
+      raise ValueError(f"data.scale_range must be (low, high) with 0 < low <= high, "
+                       f"got {value!r}.")
 
 
 def _check_classification_options(options: dict) -> None:
@@ -130,6 +162,11 @@ def _check_classification_options(options: dict) -> None:
   padding = options["crop_padding"]
   if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
     raise ValueError(f"data.crop_padding must be a non-negative int, got {padding!r}.")
+  size = options["image_size"]
+  side = min(size) if isinstance(size, tuple) else size
+  if padding >= side:
+    raise ValueError(f"data.crop_padding ({padding}) must be smaller than the image side "
+                     f"data.image_size={size!r}: the random crop would see mostly padding.")
   if augment == "cifar" and padding == 0:
     raise ValueError("data.augment='cifar' pads and crops back: set data.crop_padding > 0 "
                      "(4 for CIFAR), got 0.")

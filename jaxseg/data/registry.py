@@ -19,7 +19,7 @@ from jaxseg.data import options as data_options
 from jaxseg.viz import palettes
 
 __all__ = ["DATASETS", "DatasetInfo", "DatasetSpec", "describe", "get_builder", "get_spec",
-           "list_datasets", "resolve_options"]
+           "list_datasets", "register_dataset", "resolve_options"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -387,11 +387,14 @@ _SYNTHETIC_COMMON = {
 DATASETS: dict[str, DatasetSpec] = {}
 
 
-def _register(spec: DatasetSpec) -> None:
+def register_dataset(spec: DatasetSpec) -> None:
+  """Registers ``spec`` under its name (raises ValueError for a name already taken)."""
+  if spec.name in DATASETS:
+    raise ValueError(f"register_dataset: a dataset named {spec.name!r} is already registered.")
   DATASETS[spec.name] = spec
 
 
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="digits", task="classification",
     doc="scikit-learn's 8x8 UCI handwritten digits (1797), upsampled; offline.",
     make_builder=_digits_builder, num_classes=_const(10), decode=_decode_classification,
@@ -402,7 +405,7 @@ _register(DatasetSpec(
 for _name, _n, _size, _eval in (("mnist", 10, 28, "test"), ("cifar10", 10, 32, "test"),
                                 ("cifar100", 100, 32, "test"),
                                 ("imagenet2012", 1000, 224, "validation")):
-  _register(DatasetSpec(
+  register_dataset(DatasetSpec(
       name=_name, task="classification",
       doc=f"tfds's {_name} builder, built as ArrayRecord without TensorFlow.",
       make_builder=_tfds_classification(_name), num_classes=_const(_n),
@@ -413,7 +416,7 @@ for _name, _n, _size, _eval in (("mnist", 10, 28, "test"), ("cifar10", 10, 32, "
                 **({"crop_padding": 4, "flip": True} if _name.startswith("cifar") else {}),
                 **({"flip": True, "normalization": "imagenet"}
                    if _name == "imagenet2012" else {})}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="shapes_segmentation", task="segmentation",
     doc="Synthetic circles, rectangles and triangles with masks; deterministic from a seed.",
     make_builder=_shapes_builder, num_classes=lambda o: o["num_shape_classes"] + 1,
@@ -424,7 +427,7 @@ _register(DatasetSpec(
     defaults={"crop_size": None, "eval_size": None, "scale_range": (1.0, 1.0),
               "normalization": "none"},
     derive=_default_to_generated_size("crop_size", "eval_size")))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="synthetic_saliency", task="saliency",
     doc="Synthetic salient objects with a known fixation density and sampled fixations.",
     make_builder=_synthetic_saliency_builder, num_classes=_const(0), decode=_decode_saliency,
@@ -434,19 +437,19 @@ _register(DatasetSpec(
              "center_bias": (0.25, "weight of the centre Gaussian in the density")},
     defaults={"image_size": None, "map_size": None, "normalization": "none"},
     derive=_default_to_generated_size("image_size", "map_size")))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="voc2012_segmentation", task="segmentation",
     doc="PASCAL VOC 2012 segmentation (1464 train, 1449 val) from VOCtrainval_11-May-2012.",
     make_builder=_voc_builder("voc"), num_classes=_const(21), decode=_decode_segmentation,
     ignore_label=255, class_names=_const(_VOC_CLASSES), palette="voc",
     defaults={"eval_split": "validation"}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="voc2012_sbd", task="segmentation",
     doc="VOC 2012 train merged with SBD (train_aug, 10582), VOC 2012 val held out (1449).",
     make_builder=_voc_builder("sbd"), num_classes=_const(21), decode=_decode_segmentation,
     ignore_label=255, class_names=_const(_VOC_CLASSES), palette="voc",
     defaults={"eval_split": "validation"}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="oxford_iiit_pet", task="segmentation",
     doc="tfds's Oxford-IIIT Pet with its trimaps.",
     make_builder=_pet_builder, num_classes=lambda o: 3 if
@@ -455,40 +458,40 @@ _register(DatasetSpec(
     options={"pet_mask": ("binary", "'binary': pet 1, background 0, border 255 (ignored); "
                                     "'trimap': pet 0, background 1, border 2")},
     defaults={"crop_size": 256, "eval_size": 512}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="cityscapes", task="segmentation",
     doc="tfds's Cityscapes (manual download), labelIds mapped to the 19 train ids.",
     make_builder=_cityscapes_builder, num_classes=_const(19),
     decode=_decode_cityscapes, ignore_label=255, class_names=_const(_CITYSCAPES_CLASSES),
     palette="cityscapes",
     defaults={"crop_size": 769, "eval_size": 1024, "eval_split": "validation"}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="scene_parse150", task="segmentation",
     doc="ADE20K SceneParsing (150 classes, 'other' ignored) from ADEChallengeData2016.zip.",
     make_builder=_ade20k_builder, num_classes=_const(150),
     decode=_decode_scene_parse150, ignore_label=255, palette="voc",
     defaults={"crop_size": 512, "eval_size": 512, "eval_split": "validation"}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="salicon", task="saliency",
     doc="SALICON (10000 train, 5000 val) from the official images and fixation JSON.",
     make_builder=_salicon_builder, num_classes=_const(0), decode=_decode_saliency,
     options={"blur_sigma": (19.0, "Gaussian sigma in pixels of the density built from fixations")},
     defaults={"eval_split": "validation"}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="mit1003", task="saliency",
     doc="MIT1003 stimuli, fixation maps and fixation points; a seeded validation hold-out.",
     make_builder=_mit_builder("mit1003"), num_classes=_const(0), decode=_decode_saliency,
     options={"num_validation": (100, "images held out for validation"),
              "split_seed": (0, "seed of the validation hold-out")},
     defaults={"eval_split": "validation"}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="mit300", task="saliency",
     doc="MIT300 benchmark stimuli only (no public maps): for producing maps to submit.",
     make_builder=_mit_builder("mit300"), num_classes=_const(0), decode=_decode_stimulus,
     defaults={"train_split": "test"}))
 
 
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="image_folder", task="segmentation",
     doc="Your own images and masks: data.images_dir and data.masks_dir matched by file stem; "
         "index PNGs, or colour PNGs with data.palette / classes.json; list-file or seeded splits.",
@@ -509,7 +512,7 @@ _register(DatasetSpec(
         "split_seed": (0, "seed of that hold-out"),
     },
     defaults={"eval_split": "validation"}))
-_register(DatasetSpec(
+register_dataset(DatasetSpec(
     name="camvid", task="segmentation",
     doc="CamVid as SegNet prepared it (367 train, 101 val, 233 test; 360x480; 11 classes, void "
         "ignored) in the images_prepped_<split>/annotations_prepped_<split> layout.",

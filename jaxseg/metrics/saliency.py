@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseg.metrics import _roc_host
 from jaxseg.ops import _validation as v
 
 __all__ = [
@@ -158,6 +159,17 @@ def _threshold_bins(values, thresholds: np.ndarray) -> jax.Array:
   return jnp.sum(above, axis=-1)  # NaN compares False everywhere: bin 0
 
 
+def _bin_counts(bins, weights, n_bins: int) -> jax.Array:
+  """``out[b] = sum(weights[bins == b])`` as one fused compare-and-reduce (XLA:CPU's scatter-add
+  over a map's pixels cost more than the rest of the metric; issue 16)."""
+  zero = jnp.zeros((), weights.dtype)
+  # One reduction per bin in a loop: XLA:CPU fused the unrolled reductions (or a reduction over
+  # the pixel axis of a (pixels, bins) array) into one unvectorised loop, ~10x slower.
+  counts = jax.lax.map(lambda b: jnp.sum(jnp.where(bins == b, weights, zero), axis=-1),
+                       jnp.arange(n_bins, dtype=bins.dtype))
+  return jnp.moveaxis(counts, 0, -1)
+
+
 def _roc_from_bins(tp_bins, fp_bins, n_tp, n_fp) -> jax.Array:
   """AUC from per-bin counts: thresholds swept from the highest down, as the MATLAB loops do.
 
@@ -187,8 +199,11 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   ``FP_i = (#{S >= t_i} - i) / (N - K)``; the score is the trapezoidal area under
   ``(0, 0), (FP_1, TP_1), ..., (FP_K, TP_K), (1, 1)``. ``jitter`` adds ``U(0, 1e-7)`` to every
   pixel first (in map units, before the normalisation), as ``AUC_Judd.m`` does, so ties are
-  broken at random; in float32 remaining exact ties are broken by the same random draw (MATLAB
-  computes in float64, where the jitter never rounds away).
+  broken at random (the draw is NumPy's, seeded from ``key``); in float32 remaining exact ties
+  are broken by the same random draw (MATLAB computes in float64, where the jitter never rounds
+  away). The ranks are computed on the host
+  (one NumPy sort per map through ``jax.pure_callback``; jit and vmap work) and the area in
+  closed form, ``1 - mean_i FP_i + FP_K / (2K)``, equal to the trapezoids.
 
   ``convention='pysaliency'``: the exact ROC area with every fixation (counted with its
   multiplicity) as a positive and every pixel as a negative,
@@ -219,44 +234,37 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
   if convention == "pysaliency":
     return _finite_or_nan(_exact_auc(s, f.astype(s.dtype)), s, f)
   finite_inputs = (s, f)
-  n = s.size
   fixated = f > 0
-  k = jnp.sum(fixated)
   constant = jnp.asarray(False)  # jittered maps are never constant (ranked by the draw)
   if jitter:
     key = jax.random.key(0) if key is None else key
-    u = jax.random.uniform(key, s.shape, s.dtype)
-    s = s + u * _JUDD_JITTER
-    # Rank every pixel by (jittered value, draw): min-max normalisation keeps the order, so the
-    # count #{S >= t_i} is the rank from the top of the i-th fixated pixel.
-    order = jnp.lexsort((u, s))
-    position = jnp.zeros(n, jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
-    counts = jnp.sort(jnp.where(fixated, n - position, n + 1))  # fixated first, ascending
+    # The draw and the ranks come from NumPy on the host: XLA:CPU's sort is ~30x slower than
+    # NumPy's and its threefry draw of a map's noise cost more than NumPy's whole metric
+    # (issue 16). Ranked by (jittered value, draw): min-max normalisation keeps the order, so
+    # the count #{S >= t_i} is the rank from the top of the i-th fixated pixel.
+    seed = _judd_seed(key)
   else:
     s = _min_max(s)
     constant = _is_constant(s)
-    thresholds = jnp.flip(jnp.sort(jnp.where(fixated, s, -jnp.inf)))  # NaN first, as MATLAB
-    sorted_s = jnp.sort(s)
-    counts = n - jnp.searchsorted(sorted_s, thresholds, side="left")
-    counts = jnp.where(jnp.isnan(thresholds), 0, counts)  # NaN >= NaN is false in MATLAB
-  i = jnp.arange(1, n + 1, dtype=s.dtype)
-  valid = i <= k
-  tp = jnp.where(valid, i / k, 1.0)
-  fp = jnp.where(valid, (counts.astype(s.dtype) - i) / (n - k), 1.0)
-  # Invalid slots sit at (1, 1), the final point, so they enclose no area.
-  zero = jnp.zeros((1,), s.dtype)
-  one = jnp.ones((1,), s.dtype)
-  area = _trapz(jnp.concatenate([zero, fp, one]), jnp.concatenate([zero, tp, one]))
-  return _finite_or_nan(jnp.where((k > 0) & ~constant, area, jnp.nan), *finite_inputs)
+    seed = jnp.zeros((2,), jnp.uint32)
+  area = jax.pure_callback(
+      functools.partial(_roc_host.judd_area, jitter=jitter, jitter_scale=_JUDD_JITTER),
+      jax.ShapeDtypeStruct((), jnp.float32), s.astype(jnp.float32), seed, fixated,
+      vmap_method="expand_dims")
+  area = jnp.where(~constant, area, jnp.nan).astype(s.dtype)
+  return _finite_or_nan(area, *finite_inputs)
+
+
+def _judd_seed(key) -> jax.Array:
+  """The uint32 pair seeding AUC-Judd's jitter (`_roc_host.judd_noise`) for `key`."""
+  return jax.random.bits(key, (2,), jnp.uint32)
 
 
 def _exact_auc(s, weights) -> jax.Array:
   """P(S_fix > S_pixel) + P(S_fix = S_pixel) / 2 with fixations weighted by `weights`."""
-  sorted_s = jnp.sort(s)
-  below = jnp.searchsorted(sorted_s, s, side="left")
-  at_or_below = jnp.searchsorted(sorted_s, s, side="right")
-  per_pixel = (below + 0.5 * (at_or_below - below)) / s.size
-  return jnp.sum(weights * per_pixel) / jnp.sum(weights)
+  return jax.pure_callback(_roc_host.exact_auc, jax.ShapeDtypeStruct((), jnp.float32),
+                           s.astype(jnp.float32), weights.astype(jnp.float32),
+                           vmap_method="expand_dims").astype(s.dtype)
 
 
 def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.Array:
@@ -297,8 +305,8 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   k = jnp.sum(fixated).astype(s.dtype)
   bins = _threshold_bins(s, thresholds)
   n_bins = thresholds.size + 1
-  tp_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(fixated.astype(s.dtype))
-  pixel_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(1.0) / s.size
+  tp_bins = _bin_counts(bins, fixated.astype(s.dtype), n_bins)
+  pixel_bins = _bin_counts(bins, jnp.ones_like(s), n_bins) / s.size
   fp_bins = jax.random.multinomial(key, k, pixel_bins, shape=(n_splits, n_bins))
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k, k))
   return _finite_or_nan(jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan), s, fix)
@@ -313,10 +321,12 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
   ``FP = #{S_neg >= t} / m``. ``other_fix`` is usually the union of the fixation maps of about
   ten other images of the dataset, which discounts the centre bias.
 
-  The draw gives every other-fixated pixel a uniform priority and keeps the ``m`` smallest, over
-  a static number of candidates: ``max_other_fixations`` (default ``H * W``, always enough). A
-  smaller cap makes long evaluations cheaper; if ``other_fix`` has more fixated pixels than the
-  cap the result is NaN rather than a silently different draw.
+  Only the number of negatives in each threshold bin enters the area, and a uniform draw of
+  ``m`` of the ``M`` candidates without replacement puts a multivariate hypergeometric number
+  of them in each bin: that is drawn directly, by NumPy on the host (``jax.pure_callback``,
+  seeded from ``key``), the same distribution as ``randperm`` at a cost independent of the map
+  size. ``max_other_fixations`` (default ``H * W``) is a check kept from the former sorted draw:
+  if ``other_fix`` has more fixated pixels the result is NaN.
 
   Args:
     sal: ``(h, w)`` saliency map; resized to ``fix``'s size if it differs.
@@ -360,18 +370,15 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
   m = jnp.minimum(k, m_total)
   bins = _threshold_bins(s, thresholds)
   n_bins = thresholds.size + 1
-  tp_bins = jnp.zeros(n_bins, s.dtype).at[bins].add(fixated.astype(s.dtype))
-  # Candidates: the other-fixated pixels (padded to the cap with invalid slots).
-  (cand,) = jnp.nonzero(other, size=cap, fill_value=0)
-  cand_valid = jnp.arange(cap) < m_total
-  cand_bins = bins[cand]
-  priority = jax.random.uniform(key, (n_splits, cap))
-  priority = jnp.where(cand_valid, priority, jnp.inf)
-  # The m-th smallest priority of each split; priorities are distinct almost surely.
-  kth = jnp.take_along_axis(jnp.sort(priority, -1), jnp.full((n_splits, 1), m - 1), -1)
-  chosen = (priority <= kth) & cand_valid
-  fp_bins = jax.vmap(
-      lambda c: jnp.zeros(n_bins, s.dtype).at[cand_bins].add(c.astype(s.dtype)))(chosen)
+  tp_bins = _bin_counts(bins, fixated.astype(s.dtype), n_bins)
+  # Choosing m of the M other-fixated pixels uniformly without replacement (the .m file's
+  # randperm) puts a multivariate hypergeometric number in each bin: drawn by NumPy on the host
+  # from a seed of `key`, instead of sorting a priority per candidate (issue 16).
+  seed = jax.random.bits(key, (2,), jnp.uint32)
+  fp_bins = jax.pure_callback(
+      functools.partial(_roc_host.hypergeometric_bins, n_splits=n_splits, n_bins=n_bins),
+      jax.ShapeDtypeStruct((n_splits, n_bins), jnp.float32), seed, bins.astype(jnp.int32),
+      other, m.astype(jnp.int32)[None], vmap_method="expand_dims").astype(s.dtype)
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k.astype(s.dtype), m.astype(s.dtype)))
   ok = (k > 0) & (m_total > 0) & (m_total <= cap) & ~_is_constant(s)
   return _finite_or_nan(jnp.where(ok, area, jnp.nan), s, fix, other_fix)

@@ -9,6 +9,8 @@ and experiment configs reach them by name::
   model = get_model(config.model.name, **config.model)   # everything but `name`
 """
 
+import functools
+import inspect
 import numbers
 from typing import Callable
 
@@ -27,7 +29,10 @@ def register_model(name: str) -> Callable[[ModelConstructor], ModelConstructor]:
 
   Returns:
     A function that takes a constructor (a class, a function or a ``functools.partial``
-    returning a ``flax.linen.Module``), registers it and returns it unchanged.
+    returning a ``flax.linen.Module``), registers it and returns it: unchanged, except that a
+    ``functools.partial`` becomes a function named ``name`` whose docstring is the model class's
+    own (with the fixed arguments stated), so ``help(jaxseg.models.fcn8s)`` documents FCN-8s and
+    not ``functools.partial``.
 
   Raises:
     TypeError: `name` is not a non-empty string.
@@ -48,10 +53,31 @@ def register_model(name: str) -> Callable[[ModelConstructor], ModelConstructor]:
                       f'got {constructor!r}')
     if name in _MODELS:
       raise ValueError(f'register_model: a model named {name!r} is already registered')
+    if isinstance(constructor, functools.partial):
+      constructor = _documented_variant(name, constructor)
     _MODELS[name] = constructor
     return constructor
 
   return decorator
+
+
+def _documented_variant(name: str, variant: functools.partial) -> ModelConstructor:
+  """A function with ``variant``'s behaviour and signature and its model class's docstring."""
+  base = variant
+  while isinstance(base, functools.partial):  # partials of partials (vgg16_bn of vgg16)
+    base = base.func
+  fixed = ', '.join(f'{k}={v!r}' for k, v in variant.keywords.items())
+
+  def constructor(*args, **kwargs):
+    return variant(*args, **kwargs)
+
+  constructor.__name__ = constructor.__qualname__ = name
+  constructor.__module__ = getattr(base, '__module__', constructor.__module__)
+  constructor.__doc__ = (f'``{name}``: :class:`{getattr(base, "__name__", base)}` with '
+                         f'{fixed}.\n\n{inspect.getdoc(base) or ""}')
+  constructor.__signature__ = inspect.signature(variant)
+  constructor.func, constructor.keywords = variant.func, variant.keywords  # as a partial has
+  return constructor
 
 
 def get_model(name: str, **kwargs) -> nn.Module:

@@ -7,7 +7,8 @@ pooling, LRN and Deconvolution) and is tested against it and against naive NumPy
 from jaxseg.ops.conv import atrous_conv2d, conv2d, conv_transpose2d
 from jaxseg.ops.density import fixation_density, mit_gaussian_sigma
 from jaxseg.ops.normalization import local_response_norm
-from jaxseg.ops.pooling import adaptive_avg_pool, avg_pool, global_avg_pool, global_max_pool, max_pool
+from jaxseg.ops.pooling import (adaptive_avg_pool, avg_pool, global_avg_pool, global_max_pool,
+                                max_pool)
 from jaxseg.ops.reference import conv2d_as_matrix, conv2d_vjp
 from jaxseg.ops.resize import bilinear_kernel, center_crop, crop_like, resize
 

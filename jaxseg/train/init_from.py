@@ -73,7 +73,8 @@ def merge_variables(fresh: Mapping[str, Any], source: Mapping[str, Any], *,
 
   Returns:
     ``(merged, report)``: ``merged`` has ``fresh``'s structure, shapes and dtypes, with the
-    matching entries taken from ``source`` (as NumPy arrays); ``report`` lists every entry of ``fresh`` as
+    matching entries taken from ``source`` (as NumPy arrays); ``report`` lists every entry of
+    ``fresh`` as
     ``restored``, ``new`` (absent from the source) or ``skipped`` (shape mismatch), and the
     source's entries the model has no place for.
 

@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from jaxseg.train import checkpoints
+from jaxseg.train import config_checks
 from jaxseg.train import crf_eval
 from jaxseg.train import inference
 from jaxseg.train import init_from
@@ -76,6 +77,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   Raises:
     ValueError: naming the first bad field, its value and what was expected.
   """
+  config_checks.check_config(config)  # optimizer and schedule ranges
   for field in ('total_steps', 'batch_size', 'log_every', 'eval_every', 'checkpoint_every',
                 'keep_checkpoints'):
     value = config[field]
@@ -162,7 +164,7 @@ class _TrainMeter:
   def __init__(self, batch_size: int, step: int, ckpt: checkpoints.Checkpointer):
     self.batch_size, self.ckpt = batch_size, ckpt
     self.sums, self.count, self.pending = None, 0, None
-    self.last_step, self.last_time = step, time.perf_counter()
+    self.last_step, self.last_time, self.timed = step, time.perf_counter(), False
 
   def add(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
     if self.pending is not None:
@@ -171,6 +173,11 @@ class _TrainMeter:
     scalars = {k: v for k, v in metrics.items() if k not in ('finite', 'learning_rate')}
     self.sums = scalars if self.sums is None else jax.tree.map(jnp.add, self.sums, scalars)
     self.count += 1
+    if not self.timed:
+      # The first step of a run includes compiling the train step: the rate (and the ETA) are
+      # timed from its end, so they never count compilation.
+      jax.block_until_ready(metrics['loss'])
+      self.last_step, self.last_time, self.timed = step, time.perf_counter(), True
 
   def check(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
     finite, loss, grad_norm = jax.device_get((metrics['finite'], metrics['loss'],
@@ -185,6 +192,7 @@ class _TrainMeter:
     """Logs the means since the last line, the step's learning rate and the throughput."""
     self.check(step, metrics)
     now = time.perf_counter()
+    # 0 (ETA unknown) when only the compiling first step has run since the last line.
     steps_per_sec = (step - self.last_step) / max(now - self.last_time, 1e-9)
     sums, learning_rate = jax.device_get((self.sums, metrics['learning_rate']))
     logged = {k: float(v) / self.count for k, v in sums.items()}
@@ -319,7 +327,13 @@ def _run(config, workdir, logger, ckpt, *, model, task, input_shape, make_train_
   results_path = os.path.join(workdir, RESULTS_FILE)
   if step >= config.total_steps and os.path.exists(results_path):
     with open(results_path) as f:
-      return json.load(f)
+      results = json.load(f)
+    # Running a finished run again: say so and show what it got, not only "resumed".
+    logger.info(f'the run in {workdir} is already complete (step {step} of '
+                f'{config.total_steps}); its results ({results_path}): '
+                + ', '.join(f'{k} {v:.5g}' if isinstance(v, float) else f'{k} {v}'
+                            for k, v in results.items()))
+    return results
   _log_start(config, workdir, c, logger)
   meter, eval_metrics = _TrainMeter(config.batch_size, step, ckpt), {}
   with _Preemption() as preemption:

@@ -1,4 +1,4 @@
-"""Applying a trained run to a researcher's own images: ``python -m experiments.predict`` as a library.
+"""Applying a trained run to your own images: ``python -m experiments.predict`` as a library.
 
 Per image, by the run's task:
 
@@ -44,7 +44,8 @@ def list_inputs(path: str) -> list[str]:
   files = sorted(os.path.join(path, name) for name in os.listdir(path)
                  if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith('.'))
   if not files:
-    raise FileNotFoundError(f'--input folder {path!r} holds no image ({", ".join(IMAGE_SUFFIXES)}).')
+    raise FileNotFoundError(f'--input folder {path!r} holds no image '
+                            f'({", ".join(IMAGE_SUFFIXES)}).')
   return files
 
 
@@ -112,7 +113,8 @@ def write_segmentation(output_dir: str, stem: str, image: np.ndarray, logits: np
 
 
 def _eval_prepared(run: InferenceRun, image: np.ndarray) -> np.ndarray:
-  """The image as the run's eval pipeline prepares it (resize, crop, normalise): ``(1, h, w, 3)``."""
+  """The image as the run's eval pipeline prepares it (resize, crop, normalise), ``(1, h, w, 3)``.
+  """
   from jaxseg.data import pipeline  # pylint: disable=g-import-not-at-top
   from jaxseg.data import registry  # pylint: disable=g-import-not-at-top
   _, options = registry.resolve_options(run.config.data)

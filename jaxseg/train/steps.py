@@ -85,7 +85,7 @@ def make_train_step(*, model: nn.Module, task: Task, tx: optax.GradientTransform
         state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = jax.tree.map(lambda u: u * state.plateau.scale.astype(u.dtype), updates)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     new_state = state.replace(
         step=state.step + 1,
         params=optax.apply_updates(state.params, updates),

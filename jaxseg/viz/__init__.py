@@ -1,4 +1,7 @@
-"""Visualisation: dataset palettes, label overlays, saliency heatmaps and image grids (numpy + Pillow only)."""
+"""Visualisation: palettes, label overlays, saliency heatmaps, image grids, figures and curves.
+
+numpy and Pillow only, bar the training curves (matplotlib).
+"""
 
 from jaxseg.viz.curves import plot_curves, read_metrics
 from jaxseg.viz.figures import labelled_segmentation_grid, legend
@@ -11,6 +14,7 @@ from jaxseg.viz.palettes import (CITYSCAPES_CLASSES, VOC_CLASSES, VOC_VOID_COLOR
 __all__ = [
     'labelled_segmentation_grid', 'legend', 'plot_curves', 'read_metrics',
     'CITYSCAPES_CLASSES', 'VOC_CLASSES', 'VOC_VOID_COLOR', 'cityscapes_palette', 'colorize',
-    'colors_to_labels', 'get_palette', 'heatmap', 'heatmap_overlay', 'image_to_uint8', 'jet', 'make_grid', 'overlay', 'save_png',
+    'colors_to_labels', 'get_palette', 'heatmap', 'heatmap_overlay', 'image_to_uint8', 'jet',
+    'make_grid', 'overlay', 'save_png',
     'saliency_grid', 'segmentation_grid', 'voc_palette',
 ]

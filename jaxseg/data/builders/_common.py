@@ -16,10 +16,10 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-__all__ = ["CorruptImageError", "MissingFileError", "SkipCounter", "check_list_id",
-           "check_mask_values", "encode_png", "extract_archive", "intended_manual_dir", "iter_tar",
-           "manual_dir_or_none", "read_gray_image", "read_list_ids", "read_mask_values",
-           "read_rgb_image", "require_file"]
+__all__ = ["CorruptImageError", "GeneratedOffline", "MissingFileError", "SkipCounter",
+           "check_list_id", "check_mask_values", "encode_png", "extract_archive",
+           "intended_manual_dir", "iter_tar", "manual_dir_or_none", "read_gray_image",
+           "read_list_ids", "read_mask_values", "read_rgb_image", "require_file"]
 
 
 class MissingFileError(FileNotFoundError):
@@ -275,3 +275,18 @@ def tf_free(base: type, name: str, overrides: dict) -> type:
           "in manual_dir."),
       **overrides,
   }, skip_registration=True)
+
+
+class GeneratedOffline:
+  """Mixin for builders that download nothing (synthetic sets, scikit-learn's digits).
+
+  tfds prints "Downloading and preparing dataset ..." on stdout for every build; for these the
+  build is one INFO log line instead, and stdout stays the user's.
+  """
+
+  def _log_download_bytes(self) -> None:
+    logging.info("Generating %s in %s (offline, nothing to download).", self.name,
+                 self.data_dir)
+
+  def _log_download_done(self) -> None:
+    logging.info("Generated %s in %s.", self.name, self.data_dir)

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from jaxseg.data.builders._common import encode_png, tf_free
+from jaxseg.data.builders._common import GeneratedOffline, encode_png, tf_free
 
 __all__ = ["Digits", "DigitsConfig", "digits_config", "tfds_classification_builder"]
 
@@ -50,7 +50,7 @@ def digits_split(num_test: int, seed: int) -> dict[str, np.ndarray]:
   return {"train": np.sort(train), "test": np.sort(test)}
 
 
-class Digits(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class Digits(GeneratedOffline, tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """The UCI handwritten digits of scikit-learn, upsampled to RGB ``image_size`` squares."""
 
   name = "digits"

@@ -30,7 +30,8 @@ from jaxseg.data.builders._common import (CorruptImageError, MissingFileError, S
                                           encode_png, intended_manual_dir, manual_dir_or_none,
                                           read_rgb_image)
 
-__all__ = ["CAMVID_CLASSES", "CAMVID_PALETTE", "CamVid", "FolderSplit", "ImageFolderSegmentation", "SplitSource",
+__all__ = ["CAMVID_CLASSES", "CAMVID_PALETTE", "CamVid", "FolderSplit", "ImageFolderSegmentation",
+           "SplitSource",
            "decode_mask", "load_classes_json", "match_by_stem", "camvid_splits"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".gif")

@@ -21,8 +21,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxseg.data.builders._common import (CorruptImageError, MissingFileError,
-                                          check_list_id, check_mask_values, encode_png, extract_archive,
-                                          intended_manual_dir, manual_dir_or_none,
+                                          check_list_id, check_mask_values, encode_png,
+                                          extract_archive, intended_manual_dir, manual_dir_or_none,
                                           read_mask_values, read_rgb_image, require_file,
                                           tf_free)
 from jaxseg.data.builders._manual_segmentation import ManualSegmentationBuilder

@@ -11,10 +11,9 @@ import dataclasses
 
 import numpy as np
 import tensorflow_datasets as tfds
-from absl import logging
 
 from jaxseg.data import synthetic
-from jaxseg.data.builders._common import encode_png
+from jaxseg.data.builders._common import GeneratedOffline, encode_png
 
 __all__ = ["ShapesConfig", "ShapesSegmentation", "SaliencyConfig", "SyntheticSaliency"]
 
@@ -30,18 +29,6 @@ class ShapesConfig(tfds.core.BuilderConfig):
   seed: int = 0
 
 
-class _GeneratedOffline:
-  """tfds prints "Downloading and preparing dataset ..." on stdout for every build; these sets
-  download nothing, so the build is one INFO log line instead (and stdout stays the user's)."""
-
-  def _log_download_bytes(self) -> None:
-    logging.info("Generating the synthetic dataset %s in %s (offline).", self.name,
-                 self.data_dir)
-
-  def _log_download_done(self) -> None:
-    logging.info("Generated %s in %s.", self.name, self.data_dir)
-
-
 def shapes_config(**kwargs) -> ShapesConfig:
   """A :class:`ShapesConfig` whose name encodes every setting (its cache directory)."""
   c = ShapesConfig(name="tmp", **kwargs)
@@ -50,7 +37,7 @@ def shapes_config(**kwargs) -> ShapesConfig:
   return dataclasses.replace(c, name=name)
 
 
-class ShapesSegmentation(_GeneratedOffline, tfds.core.GeneratorBasedBuilder,
+class ShapesSegmentation(GeneratedOffline, tfds.core.GeneratorBasedBuilder,
                          skip_registration=True):
   """Circles, rectangles and triangles on textured backgrounds, with class masks."""
 
@@ -108,7 +95,7 @@ def saliency_config(**kwargs) -> SaliencyConfig:
   return dataclasses.replace(c, name=name)
 
 
-class SyntheticSaliency(_GeneratedOffline, tfds.core.GeneratorBasedBuilder,
+class SyntheticSaliency(GeneratedOffline, tfds.core.GeneratorBasedBuilder,
                         skip_registration=True):
   """Images with a few salient objects, their known fixation density and sampled fixations.
 

@@ -15,20 +15,19 @@ palette and the input normalisation (all from :class:`jaxseg.data.DatasetInfo`) 
 loss options (from ``config.loss``), so the loop, the steps and the image writers never read the
 config again. Bad options raise here, naming the field, not inside ``jit``.
 
-Task modules live in ``jaxseg/train/tasks/<name>.py`` and expose a module-level ``TASK``: the
-task's class, with ``name``, ``bind(loss_config, info)`` and ``model_kwargs(info)``. They are
-imported on first use by :func:`get_task`.
+The three registries (models, datasets, tasks) have one style: a table filled by a ``register_*``
+call beside each definition, ``get_*(name)`` (an unknown name raises ValueError listing the
+names) and ``list_*()``. Task modules live in ``jaxseg/train/tasks/<name>.py``; each registers its
+class (with ``name``, ``bind(loss_config, info)`` and ``model_kwargs(info)``) with
+:func:`register_task`, and this package imports them all.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import jax
-
-KNOWN_TASKS = ('classification', 'segmentation', 'saliency')
 
 # Every loss option with its default: ``experiments/configs/base.py`` declares exactly these (a
 # test holds the two together), so any of them can be overridden under the locked config.
@@ -116,37 +115,53 @@ def check_info(task: str, info: Any) -> None:
                      f'{getattr(info, "task", None)!r}')
 
 
-def get_task(name: str) -> Any:
-  """Returns the task class called ``name``, importing ``jaxseg.train.tasks.<name>`` on first use.
+_TASKS: dict[str, Any] = {}
 
-  Args:
-    name: one of ``'classification'``, ``'segmentation'``, ``'saliency'`` (or any module under
-      ``jaxseg/train/tasks`` defining ``TASK``).
 
-  Returns:
-    The module's ``TASK`` class: ``TASK.bind(config.loss, info)`` makes the bound :class:`Task`,
-    ``TASK.model_kwargs(info)`` the model arguments the dataset implies.
+def register_task(task_class: Any) -> Any:
+  """Registers a task class under its ``name`` (a class decorator); returns it unchanged.
 
   Raises:
-    ValueError: if ``name`` is not a valid module name or the module does not exist.
-    TypeError: if the module's ``TASK`` has no ``bind``.
+    TypeError: the class lacks ``name``, ``bind`` or ``model_kwargs``.
+    ValueError: a task of that name is already registered.
+  """
+  name = getattr(task_class, 'name', None)
+  if (not isinstance(name, str) or not callable(getattr(task_class, 'bind', None))
+      or not callable(getattr(task_class, 'model_kwargs', None))):
+    raise TypeError(f'register_task: {task_class!r} must have a str name, bind(loss_config, '
+                    'info) and model_kwargs(info)')
+  if name in _TASKS:
+    raise ValueError(f'register_task: a task named {name!r} is already registered')
+  _TASKS[name] = task_class
+  return task_class
+
+
+def list_tasks() -> list[str]:
+  """The registered task names, sorted."""
+  return sorted(_TASKS)
+
+
+def get_task(name: str) -> Any:
+  """Returns the task class registered as ``name``.
+
+  Args:
+    name: one of :func:`list_tasks` (``'classification'``, ``'segmentation'``, ``'saliency'``).
+
+  Returns:
+    The task's class: ``get_task(name).bind(config.loss, info)`` makes the bound :class:`Task`,
+    ``get_task(name).model_kwargs(info)`` the model arguments the dataset implies.
+
+  Raises:
+    ValueError: ``name`` is not registered (the message lists the names).
 
   Example:
     >>> get_task('classification').name
     'classification'
   """
-  if not isinstance(name, str) or not name.isidentifier():
-    raise ValueError(f'task name must be an identifier such as {KNOWN_TASKS}, got {name!r}')
-  module_name = f'{__name__}.{name}'
-  try:
-    module = importlib.import_module(module_name)
-  except ModuleNotFoundError as e:
-    if e.name != module_name:
-      raise
-    raise ValueError(
-        f'unknown task {name!r}: no module {module_name} (known tasks: {KNOWN_TASKS})') from None
-  task = getattr(module, 'TASK', None)
-  if not callable(getattr(task, 'bind', None)) or not callable(getattr(task, 'model_kwargs', None)):
-    raise TypeError(f'{module_name}.TASK must have bind(loss_config, info) and model_kwargs(info), '
-                    f'got {task!r}')
-  return task
+  if name not in _TASKS:
+    raise ValueError(f'unknown task {name!r}; expected one of {list_tasks()}')
+  return _TASKS[name]
+
+
+# Each module registers its task; imported last, since they use the helpers above.
+from jaxseg.train.tasks import classification, saliency, segmentation  # noqa: E402,F401

@@ -18,9 +18,10 @@ import numpy as np
 
 from jaxseg import losses
 from jaxseg.metrics import classification as classification_metrics
-from jaxseg.train.tasks import check_info, loss_options
+from jaxseg.train.tasks import check_info, loss_options, register_task
 
 
+@register_task
 @dataclasses.dataclass(frozen=True)
 class ClassificationTask:
   """The :class:`jaxseg.train.tasks.Task` for ``{'image', 'label'}`` batches and logits ``(N, K)``.
@@ -104,10 +105,13 @@ class ClassificationTask:
     per_example = losses.softmax_cross_entropy(outputs, labels)
     # where, not a product: a padded example's NaN must not leak into the sum (NaN * 0 is NaN).
     sums = {'loss_sum': jnp.sum(jnp.where(valid > 0, per_example, 0.0)), 'count': jnp.sum(valid)}
+    # A padded row may hold anything; zero its logits so it reaches top_k_correct (which rejects
+    # NaN) as a harmless row of weight 0.
+    counted_logits = jnp.where(valid[:, None] > 0, outputs, 0.0)
     for k in self.top_k:
       k = min(k, outputs.shape[-1])
       sums[f'top{k}_correct'] = classification_metrics.top_k_correct(
-          outputs, labels, k=k, weights=valid)
+          counted_logits, labels, k=k, weights=valid)
     return sums
 
   def finalize(self, sums: Mapping[str, Any]) -> dict[str, float]:

@@ -14,9 +14,9 @@ Loss options read (``config.loss``):
 The input normalisation undone for the PNGs is the dataset's (:class:`jaxseg.data.DatasetInfo`).
 
 The batch holds ``image`` ``(B, H, W, 3)``, ``density`` ``(B, h, w)`` and ``fixations``
-``(B, h, w)`` (and ``valid`` ``(B,)`` in evaluation). The model's map ``(B, h', w', 1)`` is compared with the
-target resized to ``(h', w')`` for the loss (bilinear, antialiased); the metrics resize the map to
-the fixation map's size, as the MIT benchmark does.
+``(B, h, w)`` (and ``valid`` ``(B,)`` in evaluation). The model's map ``(B, h', w', 1)`` is
+compared with the target resized to ``(h', w')`` for the loss (bilinear, antialiased); the metrics
+resize the map to the fixation map's size, as the MIT benchmark does.
 
 Evaluation is :func:`jaxseg.metrics.saliency.per_image_scores`, the function
 ``jaxseg.inference.saliency.SaliencyEvaluator`` uses too: each map min-max scaled to ``[0, 1]``
@@ -41,7 +41,7 @@ import jaxseg.models.saliency  # noqa: F401  (registers salnet_shallow, salnet_d
 from jaxseg.data import transforms
 from jaxseg.losses import saliency as sal_losses
 from jaxseg.metrics import saliency as sal_metrics
-from jaxseg.train.tasks import check_info, loss_options
+from jaxseg.train.tasks import check_info, loss_options, register_task
 from jaxseg.viz import grids, heatmaps
 
 LOSSES = ('euclidean', 'bce', 'kl')
@@ -89,6 +89,7 @@ def _loss_value(name: str, maps: jax.Array, target: jax.Array) -> jax.Array:
   return sal_losses.saliency_kl(maps, target)
 
 
+@register_task
 @dataclasses.dataclass(frozen=True)
 class SaliencyTask:
   """The :class:`jaxseg.train.tasks.Task` for ``{'image', 'density', 'fixations'}`` batches.

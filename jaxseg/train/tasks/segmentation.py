@@ -21,7 +21,7 @@ from jaxseg import viz
 from jaxseg.data import transforms
 from jaxseg.losses import segmentation as seg_losses
 from jaxseg.metrics import segmentation as seg_metrics
-from jaxseg.train.tasks import check_info, loss_options
+from jaxseg.train.tasks import check_info, loss_options, register_task
 
 DEFAULT_IGNORE_LABEL = 255
 
@@ -32,6 +32,7 @@ def _aux_logits(endpoints: Mapping[str, Any], num_classes: int) -> list[jax.Arra
           and value.shape[-1] == num_classes]
 
 
+@register_task
 @dataclasses.dataclass(frozen=True)
 class SegmentationTask:
   """The :class:`jaxseg.train.tasks.Task` for ``{'image', 'mask'}`` batches.

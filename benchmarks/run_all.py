@@ -1,0 +1,118 @@
+r"""Every benchmark in one command, the tables printed and the rows saved as one JSON file.
+
+Usage::
+
+  python benchmarks/run_all.py --out=benchmarks/results/<device>.json   # on a GPU: < 8 min
+  python benchmarks/run_all.py --quick --out=/tmp/smoke.json             # CPU smoke run
+
+Runs, each in its own process (a crash or a missing optional dependency costs one entry, not
+the run) and each under a time limit:
+
+* ``train_step.py --torch`` in float32 (jaxseg and PyTorch's same step; four models), then
+  ``train_step.py`` in bfloat16;
+* ``sweep.py`` (vectorized populations against one process per trial), when present;
+* ``metrics.py`` (saliency metrics and the confusion matrix against NumPy);
+* ``crf.py`` and ``classic.py``, when present.
+
+``--quick`` passes each its small-size options (``--quick`` where the script has it). The JSON
+holds the device, versions, the host load and, per benchmark, its command, exit status, wall time,
+the rows it wrote with ``--json`` where it supports that, and its printed output.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# name, script, arguments, arguments with --quick, supports --json, time limit (s)
+PLAN = (
+    ('train_step_float32', 'train_step.py', ['--torch', '--warmup=2', '--steps=5'],
+     ['--quick'], True, 300),
+    ('train_step_bfloat16', 'train_step.py', ['--dtype=bfloat16', '--warmup=2', '--steps=5'],
+     ['--quick', '--dtype=bfloat16'], True, 200),
+    ('sweep', 'sweep.py', [], ['--quick'], True, 300),
+    ('metrics', 'metrics.py', [], ['--quick'], True, 200),
+    ('crf', 'crf.py', [], ['--cases=small', '--repeats=1', '--batch=2'], False, 200),
+    ('classic', 'classic.py', [], ['--quick'], False, 200),
+)
+
+
+def _device() -> dict:
+  import jax  # pylint: disable=g-import-not-at-top
+  device = jax.devices()[0]
+  return {'platform': device.platform, 'device_kind': device.device_kind,
+          'device_count': jax.device_count(), 'jax': jax.__version__,
+          'python': platform.python_version(), 'cpu_count': os.cpu_count(),
+          'load_at_start': os.getloadavg()[0],
+          'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+
+
+def run_one(name, script, args, with_json, limit_s, scratch) -> dict:
+  """Runs one benchmark script; returns its entry (rows, output, status, wall time)."""
+  path = os.path.join(HERE, script)
+  if not os.path.exists(path):
+    print(f'== {name}: skipped ({script} does not exist yet)', flush=True)
+    return {'status': 'missing'}
+  json_path = os.path.join(scratch, f'{name}.json')
+  command = [sys.executable, path, *args] + ([f'--json={json_path}'] if with_json else [])
+  print(f'== {name}: {" ".join(command[1:])}', flush=True)
+  start = time.perf_counter()
+  try:
+    process = subprocess.run(command, capture_output=True, text=True, timeout=limit_s,
+                             check=False)
+    output, status = process.stdout + process.stderr, process.returncode
+  except subprocess.TimeoutExpired as error:
+    output = (error.stdout or b'').decode() if isinstance(error.stdout, bytes) else (
+        error.stdout or '')
+    status = f'timeout after {limit_s} s'
+  wall_s = time.perf_counter() - start
+  print(output.rstrip(), flush=True)
+  print(f'== {name}: status {status}, {wall_s:.0f} s', flush=True)
+  entry = {'command': command[1:], 'status': status, 'wall_s': wall_s, 'output': output}
+  if with_json and os.path.exists(json_path):
+    with open(json_path) as f:
+      entry['rows'] = json.load(f)
+  return entry
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--out', required=True, help='JSON file to write, e.g. '
+                      'benchmarks/results/h200.json')
+  parser.add_argument('--quick', action='store_true', help='small sizes: a smoke run')
+  parser.add_argument('--only', default='', help='comma-separated subset of: ' +
+                      ', '.join(p[0] for p in PLAN))
+  args = parser.parse_args(argv)
+  only = set(filter(None, args.only.split(',')))
+  unknown = only - {p[0] for p in PLAN}
+  if unknown:
+    parser.error(f'--only: unknown {sorted(unknown)}; known: {[p[0] for p in PLAN]}')
+  report = {'device': _device(), 'quick': args.quick, 'benchmarks': {}}
+  print(f'device: {report["device"]}', flush=True)
+  start = time.perf_counter()
+  with tempfile.TemporaryDirectory() as scratch:
+    for name, script, full, quick, with_json, limit_s in PLAN:
+      if only and name not in only:
+        continue
+      extra = quick if args.quick else full
+      report['benchmarks'][name] = run_one(name, script, extra, with_json, limit_s, scratch)
+  report['total_s'] = time.perf_counter() - start
+  report['load_at_end'] = os.getloadavg()[0]
+  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+  with open(args.out, 'w') as f:
+    json.dump(report, f, indent=1)
+  failed = [n for n, e in report['benchmarks'].items() if e['status'] not in (0, 'missing')]
+  print(f'total {report["total_s"]:.0f} s; wrote {args.out}'
+        + (f'; FAILED: {", ".join(failed)}' if failed else ''))
+  return 1 if failed else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())
