@@ -20,6 +20,17 @@ ENV_VAR = 'JAXSEG_COMPILATION_CACHE'
 _OFF = ('', 'off', 'none', '0', 'false')
 
 
+FLAG_HELP = ('Persistent XLA compilation cache (reruns, resumes and sweep trials load compiled '
+             'programs instead of compiling). Default: $JAXSEG_COMPILATION_CACHE, else '
+             '~/.cache/jaxseg/xla; "off" disables.')
+
+
+def define_flag():
+  """Defines the binaries' ``--compilation_cache_dir`` absl flag; returns its holder."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  return flags.DEFINE_string('compilation_cache_dir', None, FLAG_HELP)
+
+
 def default_dir() -> str:
   """The cache directory when no flag is given (the environment variable, else XDG's cache)."""
   if ENV_VAR in os.environ:

@@ -16,11 +16,13 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import compilation_cache
 from jaxseg.train import evaluation
 from jaxseg.train import inference
 from jaxseg.train import platform
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run directory.')
+_CACHE = compilation_cache.define_flag()
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', "'best', 'latest' or a step number.")
 _SPLIT = flags.DEFINE_string('split', '', "Dataset split; '' -> the run's eval split.")
 _SLIDING = flags.DEFINE_string('sliding_window', '', "'CROP,STRIDE' sliding-window inference.")
@@ -43,6 +45,7 @@ def main(argv):
     run = inference.load_run(_WORKDIR.value, checkpoint=_CHECKPOINT.value)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f'error: {e}')
+  compilation_cache.enable(_CACHE.value)
   platform.announce_platform()
   split = _SPLIT.value or run.info.eval_split
   print(f'evaluating {_WORKDIR.value} at step {run.step} on split {split!r} '

@@ -21,6 +21,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import compilation_cache
 from jaxseg.train import evaluation
 from jaxseg.train import inference
 from jaxseg.train import platform
@@ -28,6 +29,7 @@ from jaxseg.train import prediction
 from jaxseg.train.logging import ProgressLine
 
 _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run directory.')
+_CACHE = compilation_cache.define_flag()
 _INPUT = flags.DEFINE_string('input', None, 'An image file or a folder of images.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Folder for the predictions (created).')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', "'best', 'latest' or a step number.")
@@ -75,6 +77,7 @@ def main(argv):
     os.makedirs(_OUTPUT.value, exist_ok=True)
   except (FileNotFoundError, ValueError, NotADirectoryError) as e:
     sys.exit(f'error: {e}')
+  compilation_cache.enable(_CACHE.value)
   platform.announce_platform()
   print(f'predicting {len(files)} image(s) with {_WORKDIR.value} (step {run.step}, '
         f'{run.info.task}, {recipe.describe()}) into {_OUTPUT.value}')

@@ -109,7 +109,8 @@ def test_vmap_over_point_sets_equals_one_by_one():
       np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize('colorspace, spatial_weight', [('rgb', 0.0), ('lab', 50.0)])
+@pytest.mark.parametrize('colorspace, spatial_weight', [
+    ('lab', 50.0), pytest.param('rgb', 0.0, marks=pytest.mark.slow)])
 def test_kmeans_segment_is_kmeans_of_the_features(colorspace, spatial_weight):
   image = skimage_image('astronaut')[::8, ::8]
   key = jax.random.key(3)

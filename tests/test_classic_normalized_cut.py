@@ -94,6 +94,7 @@ def test_two_shapes_are_split_along_the_shapes(method):
   assert np.array_equal(np.vectorize(mapping.get)(truth), labels)
 
 
+@pytest.mark.slow
 def test_superpixel_graph_keeps_the_pixel_ncut():
   # A partition constant on superpixels has the same Ncut in the contracted graph (1x2
   # superpixels here): the pixel graph summed onto the superpixels, with self-loops.

@@ -72,8 +72,9 @@ def _numpy_grow(image, seeds, tolerance, connectivity, mean_mode):
   return np.where(reach.any(0), reach.argmax(0) + 1, 0)
 
 
-@pytest.mark.parametrize('mode', ['seed', 'mean'])
-@pytest.mark.parametrize('connectivity', [4, 8])
+@pytest.mark.parametrize('mode, connectivity', [
+    ('seed', 4), ('mean', 8), pytest.param('seed', 8, marks=pytest.mark.slow),
+    pytest.param('mean', 4, marks=pytest.mark.slow)])
 def test_several_seeds_follow_the_documented_rule(mode, connectivity):
   image = skimage_image('astronaut')[::8, ::8].astype(np.float32)
   seeds = np.array([[5, 5], [40, 20], [60, 60], [30, 45], [5, 6], [50, 10]])
@@ -124,7 +125,8 @@ def _edge_weights(image):
   return np.concatenate([np.sqrt(((a - b) ** 2).sum(-1)).ravel() for a, b in pairs])
 
 
-@pytest.mark.parametrize('scale, min_size', [(1.0, 1), (20.0, 5), (300.0, 20)])
+@pytest.mark.parametrize('scale, min_size', [
+    (20.0, 5), (300.0, 20), pytest.param(1.0, 1, marks=pytest.mark.slow)])
 def test_hierarchical_merge_equals_felzenszwalb_without_ties(scale, min_size):
   image = _untied_image(0)
   expected = segmentation.felzenszwalb(image.astype(np.float64), scale=scale, sigma=0.0,

@@ -26,6 +26,9 @@ _KNOWN_DIFFERENCES = {
     # A near tie: the two tuples' exact variances differ by 6e-3 of 33274 (2e-7 relative), under
     # the rounding of skimage's float32 cumulative sums.
     ('voc-samples/1_image.png', 4): 'float32 near tie in skimage',
+    # Both: the exact variances differ by 7e-4 of 27492 (3e-8 relative), and skimage's
+    # first-moment quirk alone would prefer its tuple.
+    ('voc-fcn-demo/image.jpg', 5): 'near tie and first-moment quirk',
 }
 
 
@@ -94,14 +97,15 @@ def _check_multiotsu(name, classes):
     assert got_bins == expected_bins
 
 
-@pytest.mark.parametrize('name', ['camera', 'astronaut'] + REFERENCE_NAMES[:1])
-def test_multiotsu_same_bins_as_skimage(name):
-  for classes in (2, 3, 4):
-    _check_multiotsu(name, classes)
+@pytest.mark.parametrize('name, classes', [('camera', 2), ('camera', 3), ('camera', 4),
+                                           ('astronaut', 3)]
+                         + [(n, 4) for n in REFERENCE_NAMES[:1]])
+def test_multiotsu_same_bins_as_skimage(name, classes):
+  _check_multiotsu(name, classes)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('name', ['coins'] + REFERENCE_NAMES[1:])
+@pytest.mark.parametrize('name', ['coins', 'astronaut'] + REFERENCE_NAMES)
 def test_multiotsu_same_bins_as_skimage_on_more_samples(name):
   for classes in (2, 3, 4):
     _check_multiotsu(name, classes)
@@ -114,7 +118,8 @@ def test_multiotsu_five_classes_same_bins_as_skimage(name):
   _check_multiotsu(name, 5)
 
 
-@pytest.mark.parametrize('name', SKIMAGE_NAMES + REFERENCE_NAMES)
+@pytest.mark.parametrize('name', SKIMAGE_NAMES + REFERENCE_NAMES[:1] + [
+    pytest.param(n, marks=pytest.mark.slow) for n in REFERENCE_NAMES[1:]])
 def test_otsu_same_bin_as_skimage(name):
   filters = pytest.importorskip('skimage.filters')
   image = _image(name)
@@ -137,7 +142,8 @@ def _brute_force(values, classes, nbins):
   return centres[list(best_t)]
 
 
-@pytest.mark.parametrize('classes', [2, 3, 4, 5])
+@pytest.mark.parametrize('classes', [2, 4, pytest.param(3, marks=pytest.mark.slow),
+                                     pytest.param(5, marks=pytest.mark.slow)])
 def test_multiotsu_equals_brute_force(classes):
   rng = np.random.default_rng(classes)
   # A mixture of three Gaussians, float32, 20 bins: every tuple enumerated in float64.

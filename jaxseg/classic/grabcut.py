@@ -35,7 +35,7 @@ import numpy as np
 
 from jaxseg.classic.graph_cut import grid_min_cut
 
-__all__ = ['grabcut', 'GC_BGD', 'GC_FGD', 'GC_PR_BGD', 'GC_PR_FGD']
+__all__ = ['GC_BGD', 'GC_FGD', 'GC_PR_BGD', 'GC_PR_FGD', 'grabcut']
 
 # OpenCV's mask codes.
 GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD = 0, 1, 2, 3
@@ -148,21 +148,26 @@ def _kmeans_attempt(pixels: jax.Array, weight: jax.Array, num_components: int,
 
   Returns ``(labels, inertia)``.
   """
-  log_weight = jnp.where(weight > 0, 0.0, -jnp.inf)
   keys = jax.random.split(key, num_components)
 
   def sq_dist(centre):
     return jnp.sum((pixels - centre) ** 2, axis=1)
 
-  first = jax.random.categorical(keys[0], log_weight)
+  def draw(key, mass, shape):
+    # Inverse-CDF sampling with one uniform per draw, as OpenCV's linear scan (a categorical
+    # over the N pixels would draw N Gumbel numbers per sample: most of the seeding's time).
+    cdf = jnp.cumsum(mass)
+    u = jax.random.uniform(key, shape, jnp.float32) * cdf[-1]
+    return jnp.clip(jnp.searchsorted(cdf, u, side='right'), 0, mass.shape[0] - 1)
+
+  first = draw(keys[0], weight, ())
   centres = jnp.zeros((num_components, 3), jnp.float32).at[0].set(pixels[first])
   dist = sq_dist(pixels[first]) * weight
   for k in range(1, num_components):
     # k-means++ with OpenCV's greedy trials: draw candidates by D^2, keep the one whose
-    # potential (the sum of the updated D^2) is smallest.
-    logits = jnp.where((weight > 0) & (dist > 0), jnp.log(jnp.maximum(dist, 1e-30)), -jnp.inf)
-    logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, log_weight)
-    candidates = jax.random.categorical(keys[k], logits, shape=(_KMEANS_TRIALS,))
+    # potential (the sum of the updated D^2) is smallest. All D^2 zero: draw by weight.
+    mass = jnp.where(jnp.sum(dist) > 0, dist, weight)
+    candidates = draw(keys[k], mass, (_KMEANS_TRIALS,))
     updated = jnp.minimum(dist[None], jax.vmap(sq_dist)(pixels[candidates]) * weight[None])
     best = jnp.argmin(jnp.sum(updated, axis=1))
     centres = centres.at[k].set(pixels[candidates[best]])
@@ -280,8 +285,9 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 def _prepare_image(image: Any) -> jax.Array:
   if not hasattr(image, 'shape') or not hasattr(image, 'dtype'):
     image = np.asarray(image)
-  if image.ndim != 3 or image.shape[-1] != 3 or image.shape[0] < 2 or image.shape[1] < 2:
-    raise ValueError(f'image must be (H, W, 3) RGB with H, W >= 2, got shape '
+  if (image.ndim not in (3, 4) or image.shape[-1] != 3 or image.shape[-3] < 2
+      or image.shape[-2] < 2 or (image.ndim == 4 and image.shape[0] < 1)):
+    raise ValueError(f'image must be (H, W, 3) or (N, H, W, 3) RGB with H, W >= 2, got shape '
                      f'{tuple(image.shape)}.')
   dtype = np.dtype(image.dtype)
   if np.issubdtype(dtype, np.integer) and dtype != np.bool_:
@@ -364,7 +370,9 @@ def grabcut(image: Any, rect: Any = None, *, mask: Any = None, iterations: int =
 
   Args:
     image: ``(H, W, 3)`` RGB, uint8 in 0..255 or float in [0, 1] (scaled by 255, the scale
-      OpenCV's densities and its 0.01 covariance regulariser assume).
+      OpenCV's densities and its 0.01 covariance regulariser assume); ``(N, H, W, 3)`` runs a
+      batch under ``vmap`` (``rect`` and ``mask`` then shared or one per image, one key each
+      split from ``key``).
     rect: OpenCV's ``(x, y, width, height)``: outside is background (code 0), inside probable
       foreground (code 3); it must lie inside the image.
     mask: optional ``(H, W)`` OpenCV codes 0 background, 1 foreground, 2 probable background,
@@ -376,7 +384,7 @@ def grabcut(image: Any, rect: Any = None, *, mask: Any = None, iterations: int =
     key: PRNG key of the k-means++ seeding.
 
   Returns:
-    ``(H, W)`` bool foreground mask (OpenCV's codes 1 and 3).
+    ``(H, W)`` (or ``(N, H, W)``) bool foreground mask (OpenCV's codes 1 and 3).
 
   Example:
     >>> image = np.zeros((24, 24, 3), np.uint8); image[6:18, 6:18] = (200, 40, 40)
@@ -394,7 +402,39 @@ def grabcut(image: Any, rect: Any = None, *, mask: Any = None, iterations: int =
   if not isinstance(gamma, numbers.Real) or isinstance(gamma, bool) or not (
       np.isfinite(gamma) and gamma > 0):
     raise ValueError(f'gamma must be a finite number > 0, got {gamma!r}.')
-  codes = _initial_codes(tuple(pixels.shape[:2]), rect, mask)
-  result = _grabcut_core(pixels, jnp.asarray(codes), key, jnp.float32(gamma),
-                         iterations=iterations, num_components=num_components)
+  shape = tuple(pixels.shape[-3:-1])
+  core = functools.partial(_grabcut_core, iterations=iterations, num_components=num_components)
+  if pixels.ndim == 3:
+    codes = _initial_codes(shape, rect, mask)
+    return _is_foreground(core(pixels, jnp.asarray(codes), key, jnp.float32(gamma))[0])
+  count = pixels.shape[0]
+  rects = _per_image(rect, count, 'rect', is_rect=True)
+  masks = _per_image(mask, count, 'mask', is_rect=False)
+  codes = np.stack([_initial_codes(shape, r, m) for r, m in zip(rects, masks)])
+  keys = jax.random.split(key, count)
+  result = jax.vmap(core, in_axes=(0, 0, 0, None))(pixels, jnp.asarray(codes), keys,
+                                                   jnp.float32(gamma))
   return _is_foreground(result[0])
+
+
+def _per_image(value: Any, count: int, name: str, *, is_rect: bool) -> list:
+  """One ``rect``/``mask`` per image of a batch: ``None``, one shared, or one each."""
+  if value is None:
+    return [None] * count
+  if is_rect:
+    array = np.asarray(value)
+    if array.ndim == 1:
+      return [value] * count
+    if array.shape != (count, 4):
+      raise ValueError(f'rect must be one (x, y, width, height) or {count} of them for a batch '
+                       f'of {count} images, got shape {array.shape}.')
+    return [tuple(int(v) for v in row) for row in array]
+  if isinstance(value, jax.core.Tracer):
+    raise TypeError('mask must be concrete (it is checked for OpenCV codes).')
+  array = np.asarray(value)
+  if array.ndim == 2:
+    return [array] * count
+  if array.ndim != 3 or array.shape[0] != count:
+    raise ValueError(f'mask must be (H, W) or ({count}, H, W) for a batch of {count} images, got '
+                     f'shape {array.shape}.')
+  return list(array)

@@ -223,17 +223,19 @@ def _costs(image):
                           norm(image[:-1, 1:], image[1:, :-1])])
 
 
-def _find_both(parent, a, b):
-  """Roots of a and b (one loop walking both)."""
+def _find_both(forest, a, b):
+  """Roots of a and b (one loop walking both). `forest` (the parent array first, then any other
+  per-node arrays) travels through the loop state: captured as constants instead, XLA copies
+  them into every inner loop (H W elements per edge, quadratic in all)."""
   def cond(state):
-    x, y = state
+    parent, x, y = state[0][0], state[1], state[2]
     return (parent[x] != x) | (parent[y] != y)
 
   def body(state):
-    x, y = state
-    return parent[x], parent[y]
+    forest, x, y = state
+    return forest, forest[0][x], forest[0][y]
 
-  return lax.while_loop(cond, body, (a, b))
+  return lax.while_loop(cond, body, (forest, a, b))
 
 
 @functools.partial(jax.jit, static_argnames=('sigma', 'min_size'))
@@ -251,35 +253,36 @@ def _felzenszwalb(image, scale, *, sigma, min_size):
   internal = jnp.zeros((pixels,), jnp.float32)
   k = scale / 255.0  # scikit-image's rescaling of `scale` for images in [0, 1]
 
-  def union(parent, size, a, b):
+  def union(parent, size, a, b, join):
     # Union by size keeps the trees shallow (log depth); the partition is all that matters.
-    big, small = jnp.where(size[a] >= size[b], a, b), jnp.where(size[a] >= size[b], b, a)
-    return parent.at[small].set(big), size.at[big].set(size[a] + size[b]), big
+    # Scalar updates only (`where` on the element, not the array): a whole-array select per
+    # edge would copy the forest every step and make the loop quadratic.
+    big = jnp.where(size[a] >= size[b], a, b)
+    small = jnp.where(size[a] >= size[b], b, a)
+    parent = parent.at[small].set(jnp.where(join, big, parent[small]))
+    size = size.at[big].set(jnp.where(join, size[a] + size[b], size[big]))
+    return parent, size, big
 
   def merge(e, state):
-    parent, size, internal = state
     u, v = edges[e, 0], edges[e, 1]
-    a, b = _find_both(parent, u, v)
+    (parent, size, internal), a, b = _find_both(state, u, v)
     # Path compression of the two endpoints: later finds from them take one step.
     parent = parent.at[u].set(a).at[v].set(b)
     w = costs[e]
     threshold = jnp.minimum(internal[a] + k / size[a], internal[b] + k / size[b])
     join = (a != b) & (w < threshold)
-    new_parent, new_size, root = union(parent, size, a, b)
-    parent = jnp.where(join, new_parent, parent)
-    size = jnp.where(join, new_size, size)
-    internal = jnp.where(join, internal.at[root].set(w), internal)
+    parent, size, root = union(parent, size, a, b, join)
+    internal = internal.at[root].set(jnp.where(join, w, internal[root]))
     return parent, size, internal
 
   def absorb(e, state):
     # Post-processing: components smaller than min_size join a neighbour, cheapest edge first.
-    parent, size = state
     u, v = edges[e, 0], edges[e, 1]
-    a, b = _find_both(parent, u, v)
+    (parent, size), a, b = _find_both(state, u, v)
     parent = parent.at[u].set(a).at[v].set(b)
     join = (a != b) & ((size[a] < min_size) | (size[b] < min_size))
-    new_parent, new_size, _ = union(parent, size, a, b)
-    return jnp.where(join, new_parent, parent), jnp.where(join, new_size, size)
+    parent, size, _ = union(parent, size, a, b, join)
+    return parent, size
 
   parent, size, internal = lax.fori_loop(0, edges.shape[0], merge, (parent, size, internal))
   if min_size > 1:
