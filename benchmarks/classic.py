@@ -20,8 +20,16 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-FAMILIES = ('thresholding', 'clustering', 'region', 'level_sets', 'graph_cut', 'mrf',
-            'normalized_cut', 'grabcut')
+FAMILIES = (
+  'thresholding',
+  'clustering',
+  'region',
+  'level_sets',
+  'graph_cut',
+  'mrf',
+  'normalized_cut',
+  'grabcut',
+)
 
 
 def _format(rows):
@@ -29,17 +37,22 @@ def _format(rows):
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for row in rows:
     ratio = row['anchor_ms'] / row['jaxseg_ms'] if row.get('anchor_ms') else float('nan')
-    anchor_ms = f"{row['anchor_ms']:.1f}" if row.get('anchor_ms') else '-'
-    lines.append(f"| {row['method']} | {row['size']} | {row['batch']} | {row['jaxseg_ms']:.1f} | "
-                 f"{row.get('anchor', '-')} | {anchor_ms} | {ratio:.2f} | {row.get('note', '')} |")
+    anchor_ms = f'{row["anchor_ms"]:.1f}' if row.get('anchor_ms') else '-'
+    lines.append(
+      f'| {row["method"]} | {row["size"]} | {row["batch"]} | {row["jaxseg_ms"]:.1f} | '
+      f'{row.get("anchor", "-")} | {anchor_ms} | {ratio:.2f} | {row.get("note", "")} |'
+    )
   return '\n'.join(lines)
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--quick', action='store_true', help='small sizes (a smoke run)')
-  parser.add_argument('--families', default=','.join(FAMILIES),
-                      help='comma-separated subset of ' + ', '.join(FAMILIES))
+  parser.add_argument(
+    '--families',
+    default=','.join(FAMILIES),
+    help='comma-separated subset of ' + ', '.join(FAMILIES),
+  )
   args = parser.parse_args(argv)
   rows = []
   for family in args.families.split(','):

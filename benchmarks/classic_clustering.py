@@ -9,6 +9,7 @@ the image and 7 shifted copies: jaxseg vmaps ``kmeans`` over them, the anchors l
 warm-up call (compilation excluded) and waits with ``block_until_ready``.
 Run through ``python benchmarks/classic.py --families=clustering``.
 """
+
 import time
 
 import jax
@@ -28,6 +29,7 @@ def _best_ms(fn, repeats):
 
 def _images(size, batch):
   from skimage import data, transform
+
   image = data.astronaut()
   if size != image.shape[0]:
     image = (transform.resize(image, (size, size)) * 255).astype(np.uint8)
@@ -37,6 +39,7 @@ def _images(size, batch):
 def rows(quick: bool) -> list[dict]:
   import cv2
   from sklearn.cluster import KMeans
+
   size, repeats, k = (128, 2, 8) if quick else (512, 3, 8)
   criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 100, 1e-4)
   key = jax.random.key(0)
@@ -52,21 +55,41 @@ def rows(quick: bool) -> list[dict]:
     fits = []
 
     def sklearn_all(fits=fits, points=points, inits=inits):
-      fits[:] = [KMeans(k, init=c, n_init=1, algorithm='lloyd').fit(p)
-                 for p, c in zip(points, inits)]
+      fits[:] = [
+        KMeans(k, init=c, n_init=1, algorithm='lloyd').fit(p) for p, c in zip(points, inits)
+      ]
       return 0
 
     sk_ms = _best_ms(sklearn_all, repeats)
     iters = max(f.n_iter_ for f in fits)
-    out.append({'method': f'kmeans (k={k}, same init)', 'size': f'{size}x{size} RGB',
-                'batch': batch, 'jaxseg_ms': jax_ms, 'anchor': 'sklearn KMeans lloyd',
-                'anchor_ms': sk_ms, 'note': f'{iters} Lloyd iterations (both)'})
-    cv_ms = _best_ms(lambda points=points: [cv2.kmeans(p, k, None, criteria, 1,
-                                                     cv2.KMEANS_PP_CENTERS)
-                                          for p in points], repeats)
-    out.append({'method': f'kmeans (k={k})', 'size': f'{size}x{size} RGB', 'batch': batch,
-                'jaxseg_ms': jax_ms, 'anchor': 'cv2.kmeans (k-means++, 1 attempt)',
-                'anchor_ms': cv_ms, 'note': 'jaxseg row as above; cv2 seeds and stops itself'})
+    out.append(
+      {
+        'method': f'kmeans (k={k}, same init)',
+        'size': f'{size}x{size} RGB',
+        'batch': batch,
+        'jaxseg_ms': jax_ms,
+        'anchor': 'sklearn KMeans lloyd',
+        'anchor_ms': sk_ms,
+        'note': f'{iters} Lloyd iterations (both)',
+      }
+    )
+    cv_ms = _best_ms(
+      lambda points=points: [
+        cv2.kmeans(p, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS) for p in points
+      ],
+      repeats,
+    )
+    out.append(
+      {
+        'method': f'kmeans (k={k})',
+        'size': f'{size}x{size} RGB',
+        'batch': batch,
+        'jaxseg_ms': jax_ms,
+        'anchor': 'cv2.kmeans (k-means++, 1 attempt)',
+        'anchor_ms': cv_ms,
+        'note': 'jaxseg row as above; cv2 seeds and stops itself',
+      }
+    )
     single = images[0] if batch == 1 else images
     segment = jax.jit(lambda x, key: clustering.kmeans_segment(x, k, key=key, colorspace='lab'))
     jax.block_until_ready(segment(single, key))
@@ -74,13 +97,25 @@ def rows(quick: bool) -> list[dict]:
 
     def sklearn_lab(images=images):
       from skimage.color import rgb2lab
-      return [KMeans(k, n_init=1, algorithm='lloyd', random_state=0).fit(
-          rgb2lab(im).reshape(-1, 3).astype(np.float32)).labels_ for im in images]
 
-    out.append({'method': f"kmeans_segment (k={k}, 'lab')", 'size': f'{size}x{size}',
-                'batch': batch, 'jaxseg_ms': seg_ms, 'anchor': 'rgb2lab + sklearn KMeans',
-                'anchor_ms': _best_ms(sklearn_lab, 1),
-                'note': 'own k-means++ seeds each, so iteration counts differ'})
+      return [
+        KMeans(k, n_init=1, algorithm='lloyd', random_state=0)
+        .fit(rgb2lab(im).reshape(-1, 3).astype(np.float32))
+        .labels_
+        for im in images
+      ]
+
+    out.append(
+      {
+        'method': f"kmeans_segment (k={k}, 'lab')",
+        'size': f'{size}x{size}',
+        'batch': batch,
+        'jaxseg_ms': seg_ms,
+        'anchor': 'rgb2lab + sklearn KMeans',
+        'anchor_ms': _best_ms(sklearn_lab, 1),
+        'note': 'own k-means++ seeds each, so iteration counts differ',
+      }
+    )
   return out
 
 

@@ -9,6 +9,7 @@ mixtures/k-means from that of grid_min_cut.
 
   python benchmarks/classic.py --families=grabcut [--quick]
 """
+
 import importlib
 import os
 import sys
@@ -22,8 +23,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 gc = importlib.import_module('jaxseg.classic.grabcut')
 
-_REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
-                          'shared', 'reference-data', 'voc-samples')
+_REFERENCE = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  '..',
+  'shared',
+  'reference-data',
+  'voc-samples',
+)
 
 
 def _best_ms(function, repeats):
@@ -37,11 +43,13 @@ def _best_ms(function, repeats):
 
 def _case(width, height):
   import cv2
+
   if os.path.isdir(_REFERENCE):
     image = cv2.imread(os.path.join(_REFERENCE, '23_image.png'))[..., ::-1]
-    box = (49, 81, 333 - 49, 512 - 81)        # the ground truth's box of sample 23
+    box = (49, 81, 333 - 49, 512 - 81)  # the ground truth's box of sample 23
   else:
     import skimage.data
+
     image, box = skimage.data.astronaut(), (100, 10, 260, 500)
   sy, sx = height / image.shape[0], width / image.shape[1]
   x, y, w, h = box
@@ -53,29 +61,44 @@ def _case(width, height):
 
 def _opencv(image, rect):
   import cv2
+
   cv2.setRNGSeed(0)
   mask = np.zeros(image.shape[:2], np.uint8)
-  cv2.grabCut(np.ascontiguousarray(image[..., ::-1]), mask, rect, np.zeros((1, 65)),
-              np.zeros((1, 65)), 5, cv2.GC_INIT_WITH_RECT)
+  cv2.grabCut(
+    np.ascontiguousarray(image[..., ::-1]),
+    mask,
+    rect,
+    np.zeros((1, 65)),
+    np.zeros((1, 65)),
+    5,
+    cv2.GC_INIT_WITH_RECT,
+  )
   return (mask == 1) | (mask == 3)
 
 
 def _pymaxflow_cut(source, sink, pairwise):
   def host(s, k, p):
     import maxflow
+
     graph = maxflow.Graph[float]()
     ids = graph.add_grid_nodes(s.shape)
     for j, (dy, dx) in enumerate(((0, 1), (1, 0), (1, 1), (1, -1))):
       structure = np.zeros((3, 3))
       structure[1 + dy, 1 + dx] = 1
-      graph.add_grid_edges(ids, weights=np.asarray(p[..., j], np.float64), structure=structure,
-                           symmetric=True)
+      graph.add_grid_edges(
+        ids, weights=np.asarray(p[..., j], np.float64), structure=structure, symmetric=True
+      )
     graph.add_grid_tedges(ids, np.asarray(s, np.float64), np.asarray(k, np.float64))
     flow = graph.maxflow()
     return (~graph.get_grid_segments(ids)).astype(np.int32), np.float32(flow)
+
   labels, flow = jax.pure_callback(
-      host, (jax.ShapeDtypeStruct(source.shape, jnp.int32), jax.ShapeDtypeStruct((), jnp.float32)),
-      source, sink, pairwise)
+    host,
+    (jax.ShapeDtypeStruct(source.shape, jnp.int32), jax.ShapeDtypeStruct((), jnp.float32)),
+    source,
+    sink,
+    pairwise,
+  )
   return labels, flow, jnp.float32(0)
 
 
@@ -89,24 +112,40 @@ def rows(quick):
   key = jax.random.PRNGKey(0)
   pixels = gc._prepare_image(image)
   codes = jnp.asarray(gc._initial_codes(image.shape[:2], rect, None))
-  for label, kwargs in (('grabcut', {}), ('grabcut (PyMaxflow as its cut)',
-                                          {'min_cut': _pymaxflow_cut})):
+  for label, kwargs in (
+    ('grabcut', {}),
+    ('grabcut (PyMaxflow as its cut)', {'min_cut': _pymaxflow_cut}),
+  ):
+
     def call(kwargs=kwargs):
-      return jax.block_until_ready(gc._grabcut_core(
-          pixels, codes, key, jnp.float32(50.0), iterations=5, num_components=5, **kwargs))
+      return jax.block_until_ready(
+        gc._grabcut_core(
+          pixels, codes, key, jnp.float32(50.0), iterations=5, num_components=5, **kwargs
+        )
+      )
+
     start = time.process_time()
     result = call()
     first_ms = 1e3 * (time.process_time() - start)
     ours = _best_ms(call, repeats)
     fg = np.asarray(gc._is_foreground(result[0]))
     iou = np.sum(fg & theirs) / max(np.sum(fg | theirs), 1)
-    out.append({'method': label, 'size': f'{width}x{height}', 'batch': 1, 'jaxseg_ms': ours,
-                'anchor': 'cv2.grabCut', 'anchor_ms': anchor,
-                'note': f'5 iterations; first call {first_ms / 1e3:.1f} s CPU; IoU with '
-                        f'OpenCV (seed 0) {iou:.3f}'})
+    out.append(
+      {
+        'method': label,
+        'size': f'{width}x{height}',
+        'batch': 1,
+        'jaxseg_ms': ours,
+        'anchor': 'cv2.grabCut',
+        'anchor_ms': anchor,
+        'note': f'5 iterations; first call {first_ms / 1e3:.1f} s CPU; IoU with '
+        f'OpenCV (seed 0) {iou:.3f}',
+      }
+    )
   return out
 
 
 if __name__ == '__main__':
   import classic
+
   classic.main(['--families=grabcut'] + sys.argv[1:])

@@ -12,6 +12,7 @@ convergence; gco runs in a subprocess because importing it rebinds numpy.int for
 
   python benchmarks/classic.py --families=graph_cut [--quick]
 """
+
 import os
 import subprocess
 import sys
@@ -26,35 +27,47 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from jaxseg.classic import graph_cut as gc
 from jaxseg.classic.alpha_expansion import alpha_expansion
 
-_REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
-                          'shared', 'reference-data', 'voc-samples')
+_REFERENCE = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  '..',
+  'shared',
+  'reference-data',
+  'voc-samples',
+)
 
 
 def _images(size, count):
   import cv2
+
   if os.path.isdir(_REFERENCE):
-    base = [cv2.imread(os.path.join(_REFERENCE, f'{n}_image.png'))[..., ::-1]
-            for n in ('1', '23', '114')]
+    base = [
+      cv2.imread(os.path.join(_REFERENCE, f'{n}_image.png'))[..., ::-1] for n in ('1', '23', '114')
+    ]
   else:
     import skimage.data
+
     base = [skimage.data.astronaut(), skimage.data.coffee(), skimage.data.chelsea()]
   variants = [im for b in base for im in (b, b[:, ::-1], b[::-1])]
-  return [cv2.resize(np.ascontiguousarray(im), (size, size), interpolation=cv2.INTER_AREA)
-          / 255.0 for im in variants[:count]]
+  return [
+    cv2.resize(np.ascontiguousarray(im), (size, size), interpolation=cv2.INTER_AREA) / 255.0
+    for im in variants[:count]
+  ]
 
 
 def boykov_jolly(image):
   """(source_cap, sink_cap, pairwise) float32 of a box-initialised colour-model energy."""
   h, w, _ = image.shape
   inside = np.zeros((h, w), bool)
-  inside[h // 5:4 * h // 5, w // 5:4 * w // 5] = True
+  inside[h // 5 : 4 * h // 5, w // 5 : 4 * w // 5] = True
   costs = []
   for mask in (inside, ~inside):
     pixels = image[mask]
     mean, cov = pixels.mean(0), np.cov(pixels.T) + 1e-3 * np.eye(3)
     diff = image - mean
-    costs.append(0.5 * np.einsum('hwi,ij,hwj->hw', diff, np.linalg.inv(cov), diff)
-                 + 0.5 * np.log(np.linalg.det(cov)))
+    costs.append(
+      0.5 * np.einsum('hwi,ij,hwj->hw', diff, np.linalg.inv(cov), diff)
+      + 0.5 * np.log(np.linalg.det(cov))
+    )
   fg, bg = costs
   base = np.minimum(fg, bg)
   weights = 2.0 * np.asarray(gc._contrast_weights(image, sigma=0.1))
@@ -63,6 +76,7 @@ def boykov_jolly(image):
 
 def pymaxflow(source_cap, sink_cap, pairwise):
   import maxflow
+
   graph = maxflow.Graph[float]()
   ids = graph.add_grid_nodes(source_cap.shape)
   for k, (dr, dc) in enumerate(gc.OFFSETS[4]):
@@ -90,24 +104,35 @@ def _best_ms(function, repeats):
 def _cut_rows(size, batch, problems, label, repeats):
   stacked = [np.stack(parts) for parts in zip(*problems)]
   if batch == 1:
-    call = jax.jit(lambda a, b, c: gc._grid_min_cut(a, b, c, connectivity=4,
-                                                    max_iterations=10**9, tol=0.0))
+    call = jax.jit(
+      lambda a, b, c: gc._grid_min_cut(a, b, c, connectivity=4, max_iterations=10**9, tol=0.0)
+    )
     args = [s[0] for s in stacked]
   else:
-    call = jax.jit(jax.vmap(lambda a, b, c: gc._grid_min_cut(a, b, c, connectivity=4,
-                                                             max_iterations=10**9, tol=0.0)))
+    call = jax.jit(
+      jax.vmap(
+        lambda a, b, c: gc._grid_min_cut(a, b, c, connectivity=4, max_iterations=10**9, tol=0.0)
+      )
+    )
     args = stacked
   start = time.process_time()
   _, cut, _ = jax.block_until_ready(call(*args))
   first_ms = 1e3 * (time.process_time() - start)
   ours = _best_ms(lambda: jax.block_until_ready(call(*args)), repeats)
   flows = []
-  anchor = _best_ms(lambda: flows.__setitem__(slice(None), [pymaxflow(*p) for p in
-                                                               problems[:batch]]), repeats)
+  anchor = _best_ms(
+    lambda: flows.__setitem__(slice(None), [pymaxflow(*p) for p in problems[:batch]]), repeats
+  )
   error = max(abs(float(c) - f) / f for c, f in zip(np.atleast_1d(cut), flows))
-  return {'method': f'grid_min_cut ({label})', 'size': f'{size}x{size}', 'batch': batch,
-          'jaxseg_ms': ours, 'anchor': 'PyMaxflow', 'anchor_ms': anchor,
-          'note': f'first call {first_ms / 1e3:.1f} s CPU; cut rel. diff {error:.1e}'}
+  return {
+    'method': f'grid_min_cut ({label})',
+    'size': f'{size}x{size}',
+    'batch': batch,
+    'jaxseg_ms': ours,
+    'anchor': 'PyMaxflow',
+    'anchor_ms': anchor,
+    'note': f'first call {first_ms / 1e3:.1f} s CPU; cut rel. diff {error:.1e}',
+  }
 
 
 _GCO_SCRIPT = """
@@ -138,7 +163,7 @@ def _expansion_row(size, num_labels, repeats):
   order = np.argsort(pixels @ np.array([0.299, 0.587, 0.114]))
   centres = pixels[order[np.linspace(0, len(order) - 1, num_labels).astype(int)]]
   squared = ((image[:, :, None, :] - centres[None, None]) ** 2).sum(-1)
-  unary = np.round(np.minimum(squared / (2 * 0.1 ** 2), 10.0) * 10).astype(np.int32)
+  unary = np.round(np.minimum(squared / (2 * 0.1**2), 10.0) * 10).astype(np.int32)
   weight = 20
   start = time.process_time()
   _, energy = jax.block_until_ready(alpha_expansion(unary, weight))
@@ -148,15 +173,25 @@ def _expansion_row(size, num_labels, repeats):
     with tempfile.TemporaryDirectory() as folder:
       path = os.path.join(folder, 'in.npz')
       np.savez(path, unary=unary, weight=np.int32(weight))
-      out = subprocess.run([sys.executable, '-c', _GCO_SCRIPT, path, str(repeats)], check=True,
-                           capture_output=True, text=True).stdout.split()
+      out = subprocess.run(
+        [sys.executable, '-c', _GCO_SCRIPT, path, str(repeats)],
+        check=True,
+        capture_output=True,
+        text=True,
+      ).stdout.split()
     anchor, gco_energy = float(out[0]), int(out[1])
     note = f'energy {int(energy)} vs gco {gco_energy} ({int(energy) / gco_energy - 1:+.3%})'
   except subprocess.CalledProcessError:
     anchor, note = None, 'gco-wrapper missing'
-  return {'method': f'alpha_expansion (Potts, {num_labels} labels)', 'size': f'{size}x{size}',
-          'batch': 1, 'jaxseg_ms': ours, 'anchor': 'gco', 'anchor_ms': anchor,
-          'note': f'first call {first_ms / 1e3:.1f} s CPU; {note}'}
+  return {
+    'method': f'alpha_expansion (Potts, {num_labels} labels)',
+    'size': f'{size}x{size}',
+    'batch': 1,
+    'jaxseg_ms': ours,
+    'anchor': 'gco',
+    'anchor_ms': anchor,
+    'note': f'first call {first_ms / 1e3:.1f} s CPU; {note}',
+  }
 
 
 def rows(quick):
@@ -169,8 +204,13 @@ def rows(quick):
     out.append(_cut_rows(size, 8, problems, 'Boykov-Jolly', repeats))
   size = sizes[-1]
   rng = np.random.default_rng(0)
-  random_problem = [(rng.random((size, size), np.float32), rng.random((size, size), np.float32),
-                     (0.6 * rng.random((size, size, 2))).astype(np.float32))]
+  random_problem = [
+    (
+      rng.random((size, size), np.float32),
+      rng.random((size, size), np.float32),
+      (0.6 * rng.random((size, size, 2))).astype(np.float32),
+    )
+  ]
   out.append(_cut_rows(size, 1, random_problem, 'random capacities', repeats))
   out.append(_expansion_row(32 if quick else 256, 21, 1 if not quick else 2))
   return out
@@ -178,4 +218,5 @@ def rows(quick):
 
 if __name__ == '__main__':
   import classic
+
   classic.main(['--families=graph_cut'] + sys.argv[1:])

@@ -7,6 +7,7 @@ the two sides are timed alternately, best of 4. The columns are process CPU time
 (wall time in the note): on a shared machine wall time mostly measures the scheduler.
 Run through ``python benchmarks/classic.py --families=level_sets``.
 """
+
 import time
 
 import jax
@@ -33,13 +34,16 @@ def _best_ms_interleaved(ours, theirs, repeats):
 
 def _images(size, batch):
   from skimage import data, transform
-  image = transform.resize(data.camera().astype(np.float32) / 255.0, (size, size),
-                           anti_aliasing=True).astype(np.float32)
+
+  image = transform.resize(
+    data.camera().astype(np.float32) / 255.0, (size, size), anti_aliasing=True
+  ).astype(np.float32)
   return np.stack([np.roll(image, 16 * n, axis=1) for n in range(batch)])
 
 
 def rows(quick: bool) -> list[dict]:
   from skimage import segmentation
+
   size, iterations, repeats = (128, 10, 2) if quick else (512, 20, 4)
   out = []
   for batch in (1, 8):
@@ -59,19 +63,31 @@ def rows(quick: bool) -> list[dict]:
       return [segmentation.morphological_chan_vese(im, iterations) for im in x]
 
     for method, ours, theirs, anchor in (
-        ('chan_vese (per iteration)', ours_cv, theirs_cv, 'skimage.segmentation.chan_vese'),
-        ('morphological_chan_vese (per iteration)', ours_mcv, theirs_mcv,
-         'skimage.segmentation.morphological_chan_vese')):
+      ('chan_vese (per iteration)', ours_cv, theirs_cv, 'skimage.segmentation.chan_vese'),
+      (
+        'morphological_chan_vese (per iteration)',
+        ours_mcv,
+        theirs_mcv,
+        'skimage.segmentation.morphological_chan_vese',
+      ),
+    ):
       compile_start = time.perf_counter()
       jax.block_until_ready(ours())
       compile_s = time.perf_counter() - compile_start
       cpu, wall = _best_ms_interleaved(ours, theirs, repeats)
-      out.append({'method': method, 'size': f'{size}x{size}', 'batch': batch,
-                  'jaxseg_ms': cpu[0] / iterations, 'anchor': anchor,
-                  'anchor_ms': cpu[1] / iterations,
-                  'note': f'CPU ms per iteration ({iterations} it., float32); wall '
-                          f'{wall[0] / iterations:.1f} vs {wall[1] / iterations:.1f} ms; '
-                          f'first call {compile_s:.1f} s'})
+      out.append(
+        {
+          'method': method,
+          'size': f'{size}x{size}',
+          'batch': batch,
+          'jaxseg_ms': cpu[0] / iterations,
+          'anchor': anchor,
+          'anchor_ms': cpu[1] / iterations,
+          'note': f'CPU ms per iteration ({iterations} it., float32); wall '
+          f'{wall[0] / iterations:.1f} vs {wall[1] / iterations:.1f} ms; '
+          f'first call {compile_s:.1f} s',
+        }
+      )
   return out
 
 

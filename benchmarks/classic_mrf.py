@@ -9,6 +9,7 @@ Every row's note gives its energy, gco's, and the
 TRW-S lower bound, so speed and quality are read together.
 Run through ``python benchmarks/classic.py --families=mrf``.
 """
+
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ import numpy as np
 
 from jaxseg.classic import mrf
 
-_GCO_SCRIPT = r'''
+_GCO_SCRIPT = r"""
 import json, sys, time
 import numpy as np
 from gco import pygco
@@ -35,7 +36,7 @@ for _ in range(int(data['repeats'])):
   best = min(best, time.process_time() - start)
 labels = labels.reshape(unary.shape[:2])
 print(json.dumps({'ms': best * 1e3, 'labels': labels.tolist()}))
-'''
+"""
 
 
 def colour_unaries(image: np.ndarray, num_labels: int = 21, scale: float = 30.0) -> np.ndarray:
@@ -52,14 +53,23 @@ def colour_unaries(image: np.ndarray, num_labels: int = 21, scale: float = 30.0)
 
 
 def _real_image(size):
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared',
-                      'reference-data', 'voc-samples', '1_image.png')
+  path = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)),
+    '..',
+    '..',
+    'shared',
+    'reference-data',
+    'voc-samples',
+    '1_image.png',
+  )
   from PIL import Image
+
   if os.path.exists(path):
     image = Image.open(path).convert('RGB')
     source = 'VOC 1_image'
   else:
     from skimage import data
+
     image = Image.fromarray(data.astronaut())
     source = 'skimage astronaut'
   return np.asarray(image.resize((size, size), Image.BILINEAR), np.float64), source
@@ -81,8 +91,9 @@ def _gco(unary, lam, iterations, repeats):
   with tempfile.TemporaryDirectory() as folder:
     path = os.path.join(folder, 'problem.npz')
     np.savez(path, unary=unary, lam=lam, iterations=iterations, repeats=repeats)
-    done = subprocess.run([sys.executable, '-c', _GCO_SCRIPT, path], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+      [sys.executable, '-c', _GCO_SCRIPT, path], capture_output=True, text=True, check=False
+    )
   if done.returncode != 0:
     return None, None
   out = json.loads(done.stdout)
@@ -95,30 +106,41 @@ def rows(quick: bool) -> list[dict]:
   image, source = _real_image(size)
   unary = colour_unaries(image)
   gco_ms, gco_labels = _gco(unary, lam, 5, repeats)
-  gco_energy = (float(mrf.mrf_energy(gco_labels, unary, float(lam))) if gco_labels is not None
-                else float('nan'))
+  gco_energy = (
+    float(mrf.mrf_energy(gco_labels, unary, float(lam))) if gco_labels is not None else float('nan')
+  )
   _, _, bound = mrf.trws(unary, float(lam), iterations=20)
   bound = float(bound)
   out = []
   methods = [('icm', 10), ('mean_field', 10), ('trws', 5), ('trws', 20)]
   try:
     from jaxseg.classic import alpha_expansion  # noqa: F401  (lands with the graph-cut work)
+
     methods.append(('alpha_expansion', 5))
   except ImportError:
     pass
   for method, iterations in methods:
+
     def run(method=method, iterations=iterations):
       return mrf.mrf_map(unary, float(lam), method=method, iterations=iterations)
+
     start = time.perf_counter()
     jax.block_until_ready(run())
     compile_s = time.perf_counter() - start
     ms = _best_ms(run, repeats)
     energy = float(run()[1])
-    out.append({'method': f'mrf_map {method} x{iterations}', 'size': f'{size}x{size}x21',
-                'batch': 1, 'jaxseg_ms': ms, 'anchor': 'gco expansion x5',
-                'anchor_ms': gco_ms,
-                'note': f'{source}, Potts w={lam}: E={energy:.0f}, gco E={gco_energy:.0f}, '
-                        f'TRW-S bound (20 it.) {bound:.0f}; first call {compile_s:.1f} s'})
+    out.append(
+      {
+        'method': f'mrf_map {method} x{iterations}',
+        'size': f'{size}x{size}x21',
+        'batch': 1,
+        'jaxseg_ms': ms,
+        'anchor': 'gco expansion x5',
+        'anchor_ms': gco_ms,
+        'note': f'{source}, Potts w={lam}: E={energy:.0f}, gco E={gco_energy:.0f}, '
+        f'TRW-S bound (20 it.) {bound:.0f}; first call {compile_s:.1f} s',
+      }
+    )
   return out
 
 

@@ -15,6 +15,7 @@ Rows (process CPU times, best of `repeats`, jaxseg without compilation, first ca
 
   python benchmarks/classic.py --families=normalized_cut [--quick]
 """
+
 import importlib
 import os
 import sys
@@ -27,8 +28,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 nc = importlib.import_module('jaxseg.classic.normalized_cut')
 
-_REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
-                          'shared', 'reference-data', 'voc-samples')
+_REFERENCE = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+  '..',
+  'shared',
+  'reference-data',
+  'voc-samples',
+)
 
 
 def _best_ms(function, repeats):
@@ -42,10 +48,12 @@ def _best_ms(function, repeats):
 
 def _image(width, height):
   import cv2
+
   if os.path.isdir(_REFERENCE):
     image = cv2.imread(os.path.join(_REFERENCE, '23_image.png'))[..., ::-1]
   else:
     import skimage.data
+
     image = skimage.data.astronaut()
   return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=cv2.INTER_AREA)
 
@@ -60,6 +68,7 @@ def _ncut(labels, W):
 
 def _rag_rows(image, n_segments, repeats):
   from skimage import graph, segmentation
+
   superpixels = segmentation.slic(image, n_segments=n_segments, compactness=20, start_label=0)
   count = int(superpixels.max()) + 1
 
@@ -71,7 +80,7 @@ def _rag_rows(image, n_segments, repeats):
   W = np.zeros((count, count))
   for a, b, data in rag.edges(data=True):
     W[a, b] = W[b, a] = data['weight']
-  W[np.arange(count), np.arange(count)] = 1.0      # cut_normalized's self-loops
+  W[np.arange(count), np.arange(count)] = 1.0  # cut_normalized's self-loops
   nodes = np.zeros(count, np.int64)
   nodes[superpixels.reshape(-1)] = theirs.reshape(-1)
   _, nodes = np.unique(nodes, return_inverse=True)
@@ -88,11 +97,18 @@ def _rag_rows(image, n_segments, repeats):
   ours = np.asarray(ours_partition())
   first = time.process_time() - start
   size = f'{image.shape[1]}x{image.shape[0]}'
-  rows = [{'method': f'ncut partition, same RAG ({count} nodes)', 'size': size, 'batch': 1,
-           'jaxseg_ms': _best_ms(ours_partition, repeats), 'anchor': 'skimage cut_normalized',
-           'anchor_ms': _best_ms(skimage_partition, repeats),
-           'note': f'k={k}; Ncut {_ncut(ours, W):.4f} vs skimage {_ncut(nodes, W):.4f}; first '
-                   f'call {first:.1f} s CPU; skimage time includes its RAG'}]
+  rows = [
+    {
+      'method': f'ncut partition, same RAG ({count} nodes)',
+      'size': size,
+      'batch': 1,
+      'jaxseg_ms': _best_ms(ours_partition, repeats),
+      'anchor': 'skimage cut_normalized',
+      'anchor_ms': _best_ms(skimage_partition, repeats),
+      'note': f'k={k}; Ncut {_ncut(ours, W):.4f} vs skimage {_ncut(nodes, W):.4f}; first '
+      f'call {first:.1f} s CPU; skimage time includes its RAG',
+    }
+  ]
 
   def ours_image():
     return jax.block_until_ready(nc.normalized_cut(image, num_segments=k, superpixels=superpixels))
@@ -100,17 +116,25 @@ def _rag_rows(image, n_segments, repeats):
   start = time.process_time()
   ours_image()
   first = time.process_time() - start
-  rows.append({'method': 'normalized_cut(superpixels=SLIC)', 'size': size, 'batch': 1,
-               'jaxseg_ms': _best_ms(ours_image, repeats), 'anchor': 'skimage RAG + cut',
-               'anchor_ms': _best_ms(skimage_partition, repeats),
-               'note': f'k={k}; different graphs (pixel affinity summed onto superpixels vs '
-                       f'mean-colour RAG); first call {first:.1f} s CPU'})
+  rows.append(
+    {
+      'method': 'normalized_cut(superpixels=SLIC)',
+      'size': size,
+      'batch': 1,
+      'jaxseg_ms': _best_ms(ours_image, repeats),
+      'anchor': 'skimage RAG + cut',
+      'anchor_ms': _best_ms(skimage_partition, repeats),
+      'note': f'k={k}; different graphs (pixel affinity summed onto superpixels vs '
+      f'mean-colour RAG); first call {first:.1f} s CPU',
+    }
+  )
   return rows
 
 
 def _spectrum_row(image, repeats):
   import scipy.sparse as sp
   import scipy.sparse.linalg as sla
+
   grey = image.mean(-1).astype(np.float32) / 255.0
   height, width = grey.shape
   weights = np.asarray(nc._stencil_weights(grey[..., None], nc._half_offsets(5.0), 0.1, 4.0))
@@ -130,10 +154,15 @@ def _spectrum_row(image, repeats):
   values = np.asarray(ours()[0])
   first = time.process_time() - start
   error = np.max(np.abs(values - scipy_eigs()))
-  return {'method': 'ncut_spectrum (pixels, r=5, 6 vectors)', 'size': f'{width}x{height}',
-          'batch': 1, 'jaxseg_ms': _best_ms(ours, repeats), 'anchor': 'scipy eigsh (shift-invert)',
-          'anchor_ms': _best_ms(scipy_eigs, repeats),
-          'note': f'max eigenvalue diff {error:.1e}; first call {first:.1f} s CPU'}
+  return {
+    'method': 'ncut_spectrum (pixels, r=5, 6 vectors)',
+    'size': f'{width}x{height}',
+    'batch': 1,
+    'jaxseg_ms': _best_ms(ours, repeats),
+    'anchor': 'scipy eigsh (shift-invert)',
+    'anchor_ms': _best_ms(scipy_eigs, repeats),
+    'note': f'max eigenvalue diff {error:.1e}; first call {first:.1f} s CPU',
+  }
 
 
 def rows(quick):
@@ -146,4 +175,5 @@ def rows(quick):
 
 if __name__ == '__main__':
   import classic
+
   classic.main(['--families=normalized_cut'] + sys.argv[1:])

@@ -8,6 +8,7 @@ scalar steps, slow on XLA:CPU; the batch of 8 runs at 128x128 only (it is 8 sequ
 jaxseg is timed after a warm-up call (compilation excluded) and waits with
 ``block_until_ready``. Run through ``python benchmarks/classic.py --families=region``.
 """
+
 import time
 
 import jax
@@ -27,6 +28,7 @@ def _best_ms(fn, repeats):
 
 def _resized(image, size):
   from skimage import transform
+
   if size == image.shape[0]:
     return image
   return (transform.resize(image, (size, size)) * 255).astype(np.uint8)
@@ -34,6 +36,7 @@ def _resized(image, size):
 
 def rows(quick: bool) -> list[dict]:
   from skimage import data, segmentation
+
   size, repeats = (128, 2) if quick else (512, 3)
   out = []
   camera = _resized(data.camera(), size)
@@ -41,34 +44,59 @@ def rows(quick: bool) -> list[dict]:
   for batch in (1, 8):
     images = np.stack([np.roll(camera, 16 * n, axis=1) for n in range(batch)])
     seeds = np.tile(np.array([[seed]]), (batch, 1, 1))
-    anchor_ms = _best_ms(lambda images=images: [
-        segmentation.flood(im, seed, tolerance=20, connectivity=1) for im in images], repeats)
+    anchor_ms = _best_ms(
+      lambda images=images: [
+        segmentation.flood(im, seed, tolerance=20, connectivity=1) for im in images
+      ],
+      repeats,
+    )
     for mode in ('seed', 'mean'):
-      grow = jax.jit(jax.vmap(lambda im, s, mode=mode: region.region_grow(
-          im, s, tolerance=20.0, connectivity=4, mode=mode)))
+      grow = jax.jit(
+        jax.vmap(
+          lambda im, s, mode=mode: region.region_grow(
+            im, s, tolerance=20.0, connectivity=4, mode=mode
+          )
+        )
+      )
       jax.block_until_ready(grow(images, seeds))
-      out.append({'method': f"region_grow (mode='{mode}')", 'size': f'{size}x{size}',
-                  'batch': batch,
-                  'jaxseg_ms': _best_ms(lambda g=grow, x=images, s=seeds: g(x, s), repeats),
-                  'anchor': 'skimage.segmentation.flood' + (' (seed mode)' if mode == 'mean'
-                                                              else ''),
-                  'anchor_ms': anchor_ms, 'note': 'tolerance 20, 4-connectivity, uint8'})
+      out.append(
+        {
+          'method': f"region_grow (mode='{mode}')",
+          'size': f'{size}x{size}',
+          'batch': batch,
+          'jaxseg_ms': _best_ms(lambda g=grow, x=images, s=seeds: g(x, s), repeats),
+          'anchor': 'skimage.segmentation.flood' + (' (seed mode)' if mode == 'mean' else ''),
+          'anchor_ms': anchor_ms,
+          'note': 'tolerance 20, 4-connectivity, uint8',
+        }
+      )
   astronaut = data.astronaut()
   for batch, fz_size in ((1, size), (8, 128)):
-    images = np.stack([np.roll(_resized(astronaut, fz_size), 16 * n, axis=1)
-                       for n in range(batch)])
-    merge = jax.jit(jax.vmap(lambda im: region.hierarchical_merge(im, scale=100.0, sigma=0.8,
-                                                                  min_size=20)))
+    images = np.stack([np.roll(_resized(astronaut, fz_size), 16 * n, axis=1) for n in range(batch)])
+    merge = jax.jit(
+      jax.vmap(lambda im: region.hierarchical_merge(im, scale=100.0, sigma=0.8, min_size=20))
+    )
     start = time.perf_counter()
     jax.block_until_ready(merge(images))
     first_s = time.perf_counter() - start
     jax_ms = _best_ms(lambda m=merge, x=images: m(x), 1)
-    anchor_ms = _best_ms(lambda x=images: [segmentation.felzenszwalb(
-        im, scale=100.0, sigma=0.8, min_size=20) for im in x], repeats)
-    out.append({'method': 'hierarchical_merge (scale=100)', 'size': f'{fz_size}x{fz_size} RGB',
-                'batch': batch, 'jaxseg_ms': jax_ms,
-                'anchor': 'skimage.segmentation.felzenszwalb', 'anchor_ms': anchor_ms,
-                'note': f'sequential union-find in fori_loop; first call {first_s:.1f} s'})
+    anchor_ms = _best_ms(
+      lambda x=images: [
+        segmentation.felzenszwalb(im, scale=100.0, sigma=0.8, min_size=20) for im in x
+      ],
+      repeats,
+    )
+    out.append(
+      {
+        'method': 'hierarchical_merge (scale=100)',
+        'size': f'{fz_size}x{fz_size} RGB',
+        'batch': batch,
+        'jaxseg_ms': jax_ms,
+        'anchor': 'skimage.segmentation.felzenszwalb',
+        'anchor_ms': anchor_ms,
+        'note': f'sequential union-find in fori_loop; first call {first_s:.1f} s',
+      }
+    )
   return out
 
 

@@ -7,6 +7,7 @@ classes is 8 times one measured image (noted), not 8 more runs. jaxseg is timed 
 call (compilation excluded) and waits with ``block_until_ready``.
 Run through ``python benchmarks/classic.py --families=thresholding``.
 """
+
 import functools
 import time
 
@@ -27,6 +28,7 @@ def _best_ms(fn, repeats):
 
 def _images(size, batch):
   from skimage import data, transform
+
   image = data.camera()
   if size != image.shape[0]:
     image = (transform.resize(image, (size, size)) * 255).astype(np.uint8)
@@ -35,6 +37,7 @@ def _images(size, batch):
 
 def rows(quick: bool) -> list[dict]:
   from skimage import filters
+
   size, repeats = (128, 3) if quick else (512, 5)
   out = []
   for classes in (2, 3, 5):
@@ -61,8 +64,17 @@ def rows(quick: bool) -> list[dict]:
           note += f'; anchor: {batch} x one measured image'
       else:
         anchor_ms = _best_ms(lambda f=theirs, x=images: [f(im[..., 0]) for im in x], repeats)
-      out.append({'method': method, 'size': f'{size}x{size}', 'batch': batch,
-                  'jaxseg_ms': jax_ms, 'anchor': anchor, 'anchor_ms': anchor_ms, 'note': note})
+      out.append(
+        {
+          'method': method,
+          'size': f'{size}x{size}',
+          'batch': batch,
+          'jaxseg_ms': jax_ms,
+          'anchor': anchor,
+          'anchor_ms': anchor_ms,
+          'note': note,
+        }
+      )
   return out
 
 

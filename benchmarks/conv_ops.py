@@ -94,6 +94,7 @@ these formulations is used; `jaxseg.ops.conv2d` keeps XLA's convolution for ever
 Run: `python benchmarks/conv_ops.py [--batch 8] [--repeats 5] [--passes-only]` (from the
 repository root).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -111,22 +112,23 @@ from jaxseg import ops  # noqa: E402
 
 # name, (H, W, C_in), (k, C_out), stride, padding
 CONVS = [
-    ("1x1 56x56 256->64", (56, 56, 256), (1, 64), 1, 0),
-    ("1x1 56x56 64->256", (56, 56, 64), (1, 256), 1, 0),
-    ("1x1/2 56x56 256->512", (56, 56, 256), (1, 512), 2, 0),
-    ("3x3 56x56 64->64", (56, 56, 64), (3, 64), 1, 1),
-    ("7x7/2 224x224 3->64 (stem)", (224, 224, 3), (7, 64), 2, 3),
+  ('1x1 56x56 256->64', (56, 56, 256), (1, 64), 1, 0),
+  ('1x1 56x56 64->256', (56, 56, 64), (1, 256), 1, 0),
+  ('1x1/2 56x56 256->512', (56, 56, 256), (1, 512), 2, 0),
+  ('3x3 56x56 64->64', (56, 56, 64), (3, 64), 1, 1),
+  ('7x7/2 224x224 3->64 (stem)', (224, 224, 3), (7, 64), 2, 3),
 ]
 
 
 def lax_conv(x, w, stride, padding):
-  return lax.conv_general_dilated(x, w, (stride, stride), [(padding, padding)] * 2,
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return lax.conv_general_dilated(
+    x, w, (stride, stride), [(padding, padding)] * 2, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+  )
 
 
 def einsum_conv(x, w, stride, padding):
   x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-  return jnp.einsum("nhwc,co->nhwo", x[:, ::stride, ::stride], w[0, 0])
+  return jnp.einsum('nhwc,co->nhwo', x[:, ::stride, ::stride], w[0, 0])
 
 
 def im2col_conv(x, w, stride, padding):
@@ -134,18 +136,20 @@ def im2col_conv(x, w, stride, padding):
   x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   out_h = (x.shape[1] - k) // stride + 1
   out_w = (x.shape[2] - k) // stride + 1
-  views = [x[:, u:u + stride * (out_h - 1) + 1:stride, v:v + stride * (out_w - 1) + 1:stride]
-           for u in range(k) for v in range(k)]
+  views = [
+    x[:, u : u + stride * (out_h - 1) + 1 : stride, v : v + stride * (out_w - 1) + 1 : stride]
+    for u in range(k)
+    for v in range(k)
+  ]
   patches = jnp.concatenate(views, axis=-1)  # (N, Ho, Wo, k*k*C), (u, v, c) order = HWIO rows
-  return jnp.einsum("nhwp,po->nhwo", patches, w.reshape(-1, w.shape[-1]))
+  return jnp.einsum('nhwp,po->nhwo', patches, w.reshape(-1, w.shape[-1]))
 
 
 def jaxseg_conv(x, w, stride, padding):
   return ops.conv2d(x, w, stride=stride, padding=padding)
 
 
-LOWERINGS = {"lax": lax_conv, "einsum": einsum_conv, "im2col": im2col_conv,
-             "jaxseg": jaxseg_conv}
+LOWERINGS = {'lax': lax_conv, 'einsum': einsum_conv, 'im2col': im2col_conv, 'jaxseg': jaxseg_conv}
 
 
 def _time(fn, args, repeats):
@@ -161,25 +165,31 @@ def _time(fn, args, repeats):
 
 def measure(conv, x, w, dy, stride, padding, repeats):
   forward = jax.jit(lambda x_, w_: conv(x_, w_, stride, padding))
-  both = jax.jit(jax.grad(lambda x_, w_: jnp.vdot(conv(x_, w_, stride, padding), dy),
-                          argnums=(0, 1)))
+  both = jax.jit(
+    jax.grad(lambda x_, w_: jnp.vdot(conv(x_, w_, stride, padding), dy), argnums=(0, 1))
+  )
   return _time(forward, (x, w), repeats), _time(both, (x, w), repeats)
 
 
 # name, (N, H, W, C), kernel, stride, padding; C_out = C.
 TRANSPOSED = [
-    ("FCN-32s x32, 16x16x21", (1, 16, 16, 21), 64, 32, 16),
-    ("FCN-8s x8, 64x64x21", (1, 64, 64, 21), 16, 8, 4),
-    ("FCN x2, 32x32x21", (1, 32, 32, 21), 4, 2, 1),
-    ("x2, 4x32x32x64", (4, 32, 32, 64), 4, 2, 1),
+  ('FCN-32s x32, 16x16x21', (1, 16, 16, 21), 64, 32, 16),
+  ('FCN-8s x8, 64x64x21', (1, 64, 64, 21), 16, 8, 4),
+  ('FCN x2, 32x32x21', (1, 32, 32, 21), 4, 2, 1),
+  ('x2, 4x32x32x64', (4, 32, 32, 64), 4, 2, 1),
 ]
 
 
 def lax_transpose(x, w, stride, padding):
   k = w.shape[0]
-  return lax.conv_general_dilated(x, w[::-1, ::-1], (1, 1), [(k - 1 - padding,) * 2] * 2,
-                                  lhs_dilation=(stride, stride),
-                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  return lax.conv_general_dilated(
+    x,
+    w[::-1, ::-1],
+    (1, 1),
+    [(k - 1 - padding,) * 2] * 2,
+    lhs_dilation=(stride, stride),
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+  )
 
 
 def jaxseg_transpose(x, w, stride, padding):
@@ -187,20 +197,21 @@ def jaxseg_transpose(x, w, stride, padding):
 
 
 def transposed_table(repeats, rng):
-  print(f"\n{'transposed convolution':28s}{'lax':>20s}{'jaxseg':>20s}")
+  print(f'\n{"transposed convolution":28s}{"lax":>20s}{"jaxseg":>20s}')
   for name, shape, k, stride, padding in TRANSPOSED:
     x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
     w = jnp.asarray(rng.standard_normal((k, k, shape[-1], shape[-1])) * 0.05, jnp.float32)
     reference = lax_transpose(x, w, stride, padding)
     dy = jnp.asarray(rng.standard_normal(reference.shape), jnp.float32)
     flops = 2 * x.size * k * k * shape[-1]  # useful multiply-adds: every input meets k*k taps
-    row = f"{name:28s}"
+    row = f'{name:28s}'
     for conv in (lax_transpose, jaxseg_transpose):
-      error = float(jnp.abs(conv(x, w, stride, padding) - reference).max()
-                    / jnp.abs(reference).max())
+      error = float(
+        jnp.abs(conv(x, w, stride, padding) - reference).max() / jnp.abs(reference).max()
+      )
       assert error < 1e-5, (name, conv.__name__, error)
       t_fwd, t_both = measure(conv, x, w, dy, stride, padding, repeats)
-      row += f"{flops / t_fwd / 1e9:9.1f} |{3 * flops / t_both / 1e9:8.1f} "
+      row += f'{flops / t_fwd / 1e9:9.1f} |{3 * flops / t_both / 1e9:8.1f} '
     print(row, flush=True)
 
 
@@ -218,8 +229,10 @@ def shifted_conv(x, w, stride, padding):
   y = 0
   for u in range(k):
     for v in range(k):
-      view = x[:, u:u + stride * (out_h - 1) + 1:stride, v:v + stride * (out_w - 1) + 1:stride]
-      y = y + jnp.einsum("nhwc,co->nhwo", view, w[u, v])
+      view = x[
+        :, u : u + stride * (out_h - 1) + 1 : stride, v : v + stride * (out_w - 1) + 1 : stride
+      ]
+      y = y + jnp.einsum('nhwc,co->nhwo', view, w[u, v])
   return y
 
 
@@ -232,8 +245,9 @@ def space_to_depth_conv(x, w, stride, padding):
   out_h = (height + 2 * padding - k) // s + 1
   out_w = (width + 2 * padding - k) // s + 1
   zh, zw = out_h + m - 1, out_w + m - 1
-  x = jnp.pad(x, ((0, 0), (padding, zh * s - height - padding),
-                  (padding, zw * s - width - padding), (0, 0)))
+  x = jnp.pad(
+    x, ((0, 0), (padding, zh * s - height - padding), (padding, zw * s - width - padding), (0, 0))
+  )
   z = x.reshape(n, zh, s, zw, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, zh, zw, s * s * c)
   blocks = jnp.pad(w, ((0, m * s - k), (0, m * s - k), (0, 0), (0, 0)))
   blocks = blocks.reshape(m, s, m, s, c, -1).transpose(0, 2, 1, 3, 4, 5)
@@ -244,8 +258,11 @@ def dw_by_patches(x, dy, k, stride, padding):
   """The kernel gradient as one matmul: im2col(x)^T (N*Ho*Wo, k*k*C) times dy."""
   x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
   out_h, out_w = dy.shape[1:3]
-  views = [x[:, u:u + stride * (out_h - 1) + 1:stride, v:v + stride * (out_w - 1) + 1:stride]
-           for u in range(k) for v in range(k)]
+  views = [
+    x[:, u : u + stride * (out_h - 1) + 1 : stride, v : v + stride * (out_w - 1) + 1 : stride]
+    for u in range(k)
+    for v in range(k)
+  ]
   patches = jnp.concatenate(views, -1).reshape(-1, k * k * x.shape[-1])
   return (patches.T @ dy.reshape(-1, dy.shape[-1])).reshape(k, k, x.shape[-1], -1)
 
@@ -253,21 +270,23 @@ def dw_by_patches(x, dy, k, stride, padding):
 def dx_by_phases(dy, w, stride, padding, input_hw):
   """The input gradient as jaxseg's stride-phase transposed convolution of dy."""
   from jaxseg.ops import conv as conv_lib  # the private fast path, measured in isolation
+
   pads = ((padding, padding), (padding, padding))
-  return conv_lib._transpose_by_phases(dy, jnp.transpose(w, (0, 1, 3, 2)), (stride, stride),
-                                       pads, input_hw)
+  return conv_lib._transpose_by_phases(
+    dy, jnp.transpose(w, (0, 1, 3, 2)), (stride, stride), pads, input_hw
+  )
 
 
 # name, (H, W, C_in), (k, C_out), stride, padding: ResNet-50's k x k convolutions at batch 8
 PASS_CONVS = [
-    ("3x3 56x56 64", (56, 56, 64), (3, 64), 1, 1),
-    ("3x3 28x28 128", (28, 28, 128), (3, 128), 1, 1),
-    ("3x3 14x14 256", (14, 14, 256), (3, 256), 1, 1),
-    ("3x3 7x7 512", (7, 7, 512), (3, 512), 1, 1),
-    ("3x3/2 56x56 128", (56, 56, 128), (3, 128), 2, 1),
-    ("3x3/2 28x28 256", (28, 28, 256), (3, 256), 2, 1),
-    ("3x3/2 14x14 512", (14, 14, 512), (3, 512), 2, 1),
-    ("7x7/2 224x224 3 (stem)", (224, 224, 3), (7, 64), 2, 3),
+  ('3x3 56x56 64', (56, 56, 64), (3, 64), 1, 1),
+  ('3x3 28x28 128', (28, 28, 128), (3, 128), 1, 1),
+  ('3x3 14x14 256', (14, 14, 256), (3, 256), 1, 1),
+  ('3x3 7x7 512', (7, 7, 512), (3, 512), 1, 1),
+  ('3x3/2 56x56 128', (56, 56, 128), (3, 128), 2, 1),
+  ('3x3/2 28x28 256', (28, 28, 256), (3, 256), 2, 1),
+  ('3x3/2 14x14 512', (14, 14, 512), (3, 512), 2, 1),
+  ('7x7/2 224x224 3 (stem)', (224, 224, 3), (7, 64), 2, 3),
 ]
 
 
@@ -281,46 +300,57 @@ def passes_table(batch, repeats, rng):
     dx_ref, dw_ref = vjp(dy)
     flops = 2 * y.size * k * k * c_in
     alt = space_to_depth_conv if stride > 1 else shifted_conv
-    alt_name = "s2d" if stride > 1 else "shifted"
+    alt_name = 's2d' if stride > 1 else 'shifted'
     candidates = {
-        "fwd lax": (lambda x_, w_, dy_: lax_conv(x_, w_, stride, padding), y),
-        f"fwd {alt_name}": (lambda x_, w_, dy_: alt(x_, w_, stride, padding), y),
-        "dw lax": (lambda x_, w_, dy_: jax.vjp(
-            lambda v: lax_conv(x_, v, stride, padding), w_)[1](dy_)[0], dw_ref),
-        f"dw {alt_name}": (lambda x_, w_, dy_: jax.vjp(
-            lambda v: alt(x_, v, stride, padding), w_)[1](dy_)[0], dw_ref),
-        "dw patches": (lambda x_, w_, dy_: dw_by_patches(x_, dy_, k, stride, padding), dw_ref),
+      'fwd lax': (lambda x_, w_, dy_: lax_conv(x_, w_, stride, padding), y),
+      f'fwd {alt_name}': (lambda x_, w_, dy_: alt(x_, w_, stride, padding), y),
+      'dw lax': (
+        lambda x_, w_, dy_: jax.vjp(lambda v: lax_conv(x_, v, stride, padding), w_)[1](dy_)[0],
+        dw_ref,
+      ),
+      f'dw {alt_name}': (
+        lambda x_, w_, dy_: jax.vjp(lambda v: alt(x_, v, stride, padding), w_)[1](dy_)[0],
+        dw_ref,
+      ),
+      'dw patches': (lambda x_, w_, dy_: dw_by_patches(x_, dy_, k, stride, padding), dw_ref),
     }
     if c_in != 3:  # the stem's input (the image) needs no gradient
-      candidates["dx lax"] = (lambda x_, w_, dy_: jax.vjp(
-          lambda u: lax_conv(u, w_, stride, padding), x_)[1](dy_)[0], dx_ref)
+      candidates['dx lax'] = (
+        lambda x_, w_, dy_: jax.vjp(lambda u: lax_conv(u, w_, stride, padding), x_)[1](dy_)[0],
+        dx_ref,
+      )
       if stride > 1:
-        candidates["dx phases"] = (lambda x_, w_, dy_: dx_by_phases(
-            dy_, w_, stride, padding, (height, width)), dx_ref)
-    row = f"{name:24s}"
+        candidates['dx phases'] = (
+          lambda x_, w_, dy_: dx_by_phases(dy_, w_, stride, padding, (height, width)),
+          dx_ref,
+        )
+    row = f'{name:24s}'
     for label, (fn, expected) in candidates.items():
       fn = jax.jit(fn)
       got = fn(x, w, dy)
       error = float(jnp.abs(got - expected).max() / jnp.abs(expected).max())
       assert error < 1e-4, (name, label, error)  # every formulation computes the same pass
-      row += f"  {label} {flops / _time(fn, (x, w, dy), repeats) / 1e9:4.0f}"
+      row += f'  {label} {flops / _time(fn, (x, w, dy), repeats) / 1e9:4.0f}'
     print(row, flush=True)
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--repeats", type=int, default=5)
-  parser.add_argument("--passes-only", action="store_true",
-                      help="only the per-pass table of the k x k convolutions")
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--batch', type=int, default=8)
+  parser.add_argument('--repeats', type=int, default=5)
+  parser.add_argument(
+    '--passes-only', action='store_true', help='only the per-pass table of the k x k convolutions'
+  )
   args = parser.parse_args()
   rng = np.random.default_rng(0)
   if args.passes_only:
     passes_table(args.batch, args.repeats, rng)
     return
-  print(f"jax {jax.__version__} on {jax.devices()[0].platform}, batch {args.batch}; "
-        "GFLOP/s forward | forward+backward")
-  header = f"{'convolution':28s}" + "".join(f"{name:>20s}" for name in LOWERINGS)
+  print(
+    f'jax {jax.__version__} on {jax.devices()[0].platform}, batch {args.batch}; '
+    'GFLOP/s forward | forward+backward'
+  )
+  header = f'{"convolution":28s}' + ''.join(f'{name:>20s}' for name in LOWERINGS)
   print(header)
   for name, (height, width, c_in), (k, c_out), stride, padding in CONVS:
     x = jnp.asarray(rng.standard_normal((args.batch, height, width, c_in)), jnp.float32)
@@ -328,20 +358,21 @@ def main():
     reference = lax_conv(x, w, stride, padding)
     dy = jnp.asarray(rng.standard_normal(reference.shape), jnp.float32)
     flops = 2 * reference.size * k * k * c_in
-    row = f"{name:28s}"
+    row = f'{name:28s}'
     for lowering, conv in LOWERINGS.items():
-      if lowering == "einsum" and k != 1:
-        row += f"{'-':>20s}"
+      if lowering == 'einsum' and k != 1:
+        row += f'{"-":>20s}'
         continue
-      error = float(jnp.abs(conv(x, w, stride, padding) - reference).max()
-                    / jnp.abs(reference).max())
+      error = float(
+        jnp.abs(conv(x, w, stride, padding) - reference).max() / jnp.abs(reference).max()
+      )
       assert error < 1e-5, (name, lowering, error)  # every lowering computes the same conv
       t_fwd, t_both = measure(conv, x, w, dy, stride, padding, args.repeats)
-      row += f"{flops / t_fwd / 1e9:9.1f} |{3 * flops / t_both / 1e9:8.1f} "
+      row += f'{flops / t_fwd / 1e9:9.1f} |{3 * flops / t_both / 1e9:8.1f} '
     print(row, flush=True)
   transposed_table(args.repeats, rng)
   passes_table(args.batch, args.repeats, rng)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
   main()

@@ -29,16 +29,27 @@ import jax
 from jaxseg import crf
 from jaxseg.crf import permutohedral
 
-_REFERENCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..',
-                          'shared', 'reference-data')
+_REFERENCE = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'reference-data'
+)
 # (name, image file, (H, W), labels, iterations, DenseCRF keyword values)
 CASES = {
-    'small': ('320x240', 'densecrf-examples/im1.png', (240, 320), 3, 5,
-              {'pos_w': 3.0, 'pos_xy_std': 3.0, 'bi_w': 10.0, 'bi_xy_std': 80.0,
-               'bi_rgb_std': 13.0}),
-    'voc': ('513x513', 'voc-samples/1_image.png', (513, 513), 21, 10,
-            {'pos_w': 3.0, 'pos_xy_std': 3.0, 'bi_w': 4.0, 'bi_xy_std': 121.0,
-             'bi_rgb_std': 5.0}),
+  'small': (
+    '320x240',
+    'densecrf-examples/im1.png',
+    (240, 320),
+    3,
+    5,
+    {'pos_w': 3.0, 'pos_xy_std': 3.0, 'bi_w': 10.0, 'bi_xy_std': 80.0, 'bi_rgb_std': 13.0},
+  ),
+  'voc': (
+    '513x513',
+    'voc-samples/1_image.png',
+    (513, 513),
+    21,
+    10,
+    {'pos_w': 3.0, 'pos_xy_std': 3.0, 'bi_w': 4.0, 'bi_xy_std': 121.0, 'bi_rgb_std': 5.0},
+  ),
 }
 
 
@@ -46,18 +57,19 @@ def _image(path, shape):
   full = os.path.join(_REFERENCE, path)
   if os.path.exists(full):
     from PIL import Image
+
     image = np.asarray(Image.open(full).convert('RGB'))
-    return np.array(image[:shape[0], :shape[1]])
+    return np.array(image[: shape[0], : shape[1]])
   rng = np.random.default_rng(0)
   blocks = rng.integers(0, 256, size=(shape[0] // 40 + 1, shape[1] // 40 + 1, 3))
-  return np.repeat(np.repeat(blocks, 40, 0), 40, 1)[:shape[0], :shape[1]].astype(np.uint8)
+  return np.repeat(np.repeat(blocks, 40, 0), 40, 1)[: shape[0], : shape[1]].astype(np.uint8)
 
 
 def _unary(shape, labels, seed):
   rng = np.random.default_rng(seed)
   # Coarse random logits, upsampled: unaries with regions, like a network's.
   coarse = rng.normal(size=(shape[0] // 16 + 1, shape[1] // 16 + 1, labels)) * 2.0
-  logits = np.repeat(np.repeat(coarse, 16, 0), 16, 1)[:shape[0], :shape[1]]
+  logits = np.repeat(np.repeat(coarse, 16, 0), 16, 1)[: shape[0], : shape[1]]
   logits = logits + rng.normal(size=logits.shape)
   probs = np.exp(logits - logits.max(-1, keepdims=True))
   probs /= probs.sum(-1, keepdims=True)
@@ -79,8 +91,9 @@ def _pydensecrf(dcrf, unary, image, iterations, p):
   d = dcrf.DenseCRF2D(w, h, labels)
   d.setUnaryEnergy(np.ascontiguousarray(unary.reshape(-1, labels).T))
   d.addPairwiseGaussian(sxy=p['pos_xy_std'], compat=p['pos_w'])
-  d.addPairwiseBilateral(sxy=p['bi_xy_std'], srgb=p['bi_rgb_std'],
-                         rgbim=np.ascontiguousarray(image), compat=p['bi_w'])
+  d.addPairwiseBilateral(
+    sxy=p['bi_xy_std'], srgb=p['bi_rgb_std'], rgbim=np.ascontiguousarray(image), compat=p['bi_w']
+  )
   return np.asarray(d.inference(iterations))
 
 
@@ -97,17 +110,26 @@ def _row(dcrf, title, unary, image, shape, iterations, p, repeats):
   _jaxseg(unary, image, iterations, p)
   first = time.perf_counter() - start
   ours = _median_ms(lambda: _jaxseg(unary, image, iterations, p), repeats)
-  build = _median_ms(lambda: permutohedral.build_lattice(
-      images, np.ones((count,) + shape, bool), xy_std=p['bi_xy_std'],
-      rgb_std=p['bi_rgb_std']), repeats)
+  build = _median_ms(
+    lambda: permutohedral.build_lattice(
+      images, np.ones((count,) + shape, bool), xy_std=p['bi_xy_std'], rgb_std=p['bi_rgb_std']
+    ),
+    repeats,
+  )
 
   def theirs_loop():
     for i in range(count):
       _pydensecrf(dcrf, unaries[i], images[i], iterations, p)
 
   theirs = _median_ms(theirs_loop, repeats) if dcrf else float('nan')
-  return {'case': title, 'batch': count, 'pydensecrf': theirs, 'jaxseg': ours, 'build': build,
-          'compile': first - ours / 1e3}
+  return {
+    'case': title,
+    'batch': count,
+    'pydensecrf': theirs,
+    'jaxseg': ours,
+    'build': build,
+    'compile': first - ours / 1e3,
+  }
 
 
 def _case(dcrf, key, repeats, batch):
@@ -118,7 +140,7 @@ def _case(dcrf, key, repeats, batch):
   out = [_row(dcrf, title, _unary(shape, labels, 0), image, shape, iterations, p, repeats)]
   if batch > 1:
     # Different images (flips, shifts) and unaries, so each lattice differs.
-    images = np.stack([np.roll(image[:, ::(-1) ** i], 7 * i, axis=0) for i in range(batch)])
+    images = np.stack([np.roll(image[:, :: (-1) ** i], 7 * i, axis=0) for i in range(batch)])
     unaries = np.stack([_unary(shape, labels, i) for i in range(batch)])
     out.append(_row(dcrf, title, unaries, images, shape, iterations, p, repeats))
   return out
@@ -137,13 +159,23 @@ def rows(case_names, repeats, batch, batch_cases=('small',)):
 
 
 def _format(rows_):
-  header = ('case', 'batch', 'pydensecrf2 ms', 'jaxseg ms', 'of which build ms', 'compile s',
-            'ratio', 'jaxseg img/s')
+  header = (
+    'case',
+    'batch',
+    'pydensecrf2 ms',
+    'jaxseg ms',
+    'of which build ms',
+    'compile s',
+    'ratio',
+    'jaxseg img/s',
+  )
   lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
   for r in rows_:
-    lines.append(f"| {r['case']} | {r['batch']} | {r['pydensecrf']:.0f} | {r['jaxseg']:.0f} | "
-                 f"{r['build']:.0f} | {r['compile']:.1f} | {r['pydensecrf'] / r['jaxseg']:.2f} | "
-                 f"{1e3 * r['batch'] / r['jaxseg']:.1f} |")
+    lines.append(
+      f'| {r["case"]} | {r["batch"]} | {r["pydensecrf"]:.0f} | {r["jaxseg"]:.0f} | '
+      f'{r["build"]:.0f} | {r["compile"]:.1f} | {r["pydensecrf"] / r["jaxseg"]:.2f} | '
+      f'{1e3 * r["batch"] / r["jaxseg"]:.1f} |'
+    )
   return '\n'.join(lines)
 
 
@@ -158,8 +190,10 @@ def main(argv=None):
   for case in cases:
     if case not in CASES:
       parser.error(f'--cases: unknown case {case!r}; expected some of {sorted(CASES)}')
-  print(f'jax {jax.__version__}, devices {jax.devices()}, os.cpu_count() {os.cpu_count()}, '
-        f'load average {os.getloadavg()[0]:.1f}')
+  print(
+    f'jax {jax.__version__}, devices {jax.devices()}, os.cpu_count() {os.cpu_count()}, '
+    f'load average {os.getloadavg()[0]:.1f}'
+  )
   result = rows(cases, args.repeats, args.batch, args.batch_cases.split(','))
   print(_format(result))
   return result

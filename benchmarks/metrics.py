@@ -8,9 +8,10 @@ Usage::
 
 Every saliency metric of `jaxseg.metrics.saliency` runs on ``--maps`` random maps (smooth
 blobs, ~150 fixated pixels each) as one jitted ``jax.lax.map`` over the maps (compilation
-excluded, reported apart; ``vmap`` over 100 maps of this size runs memory-bound, 2-6x slower); ``confusion_matrix`` on ``--images`` label maps with 21 classes and
-10% ``ignore_label``, both outside ``jit`` (what an evaluation loop calls) and inside. The
-anchors, timed in the same run on the same data:
+excluded, reported apart; ``vmap`` over 100 maps of this size runs memory-bound, 2-6x slower);
+``confusion_matrix`` on ``--images`` label maps with 21 classes and 10% ``ignore_label``, both
+outside ``jit`` (what an evaluation loop calls) and inside. The anchors, timed in the same run
+on the same data:
 
 * ``numpy``: the MIT benchmark's definition (the ``.m`` files), vectorised NumPy in float64, one
   map at a time (FCN's ``fast_hist`` for the confusion matrix);
@@ -49,7 +50,7 @@ def _maps(count, shape, rng):
   for i in range(count):
     for _ in range(4):
       cy, cx, r = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.05, 0.2) * h
-      sal[i] += np.exp(-((yy - cy)**2 + (xx - cx)**2) / (2 * r * r)).astype(np.float32)
+      sal[i] += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r)).astype(np.float32)
   fix = np.zeros((count, h, w), np.uint8)
   n_fix = min(150, h * w // 4)
   for i in range(count):
@@ -57,7 +58,9 @@ def _maps(count, shape, rng):
     fix[i].ravel()[rng.choice(h * w, n_fix, p=p)] = 1
   density = sal / sal.sum((1, 2), keepdims=True)
   # A centre-bias baseline (a constant one is NaN after the MIT min-max normalisation).
-  baseline = np.exp(-((yy - h / 2)**2 + (xx - w / 2)**2) / (2 * (0.25 * h)**2)).astype(np.float32)
+  baseline = np.exp(-((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / (2 * (0.25 * h) ** 2)).astype(
+    np.float32
+  )
   return sal, fix, density, baseline
 
 
@@ -180,48 +183,61 @@ def main(argv=None):
   n = args.maps
 
   jax_metrics = {
-      'auc_judd': (lambda s, f, d, o, k: sm.auc_judd(s, f, key=k)),
-      'auc_borji': (lambda s, f, d, o, k: sm.auc_borji(s, f, key=k)),
-      'auc_shuffled': (lambda s, f, d, o, k: sm.auc_shuffled(s, f, o, key=k)),
-      'nss': (lambda s, f, d, o, k: sm.nss(s, f)),
-      'cc': (lambda s, f, d, o, k: sm.cc(s, d)),
-      'similarity': (lambda s, f, d, o, k: sm.similarity(s, d)),
-      'kld': (lambda s, f, d, o, k: sm.kld(s, d)),
-      'info_gain': (lambda s, f, d, o, k: sm.info_gain(s, f, j_base)),
-      'auc_judd (pysaliency)': (lambda s, f, d, o, k: sm.auc_judd(s, f, convention='pysaliency')),
-      'nss (pysaliency)': (lambda s, f, d, o, k: sm.nss(s, f, convention='pysaliency')),
+    'auc_judd': (lambda s, f, d, o, k: sm.auc_judd(s, f, key=k)),
+    'auc_borji': (lambda s, f, d, o, k: sm.auc_borji(s, f, key=k)),
+    'auc_shuffled': (lambda s, f, d, o, k: sm.auc_shuffled(s, f, o, key=k)),
+    'nss': (lambda s, f, d, o, k: sm.nss(s, f)),
+    'cc': (lambda s, f, d, o, k: sm.cc(s, d)),
+    'similarity': (lambda s, f, d, o, k: sm.similarity(s, d)),
+    'kld': (lambda s, f, d, o, k: sm.kld(s, d)),
+    'info_gain': (lambda s, f, d, o, k: sm.info_gain(s, f, j_base)),
+    'auc_judd (pysaliency)': (lambda s, f, d, o, k: sm.auc_judd(s, f, convention='pysaliency')),
+    'nss (pysaliency)': (lambda s, f, d, o, k: sm.nss(s, f, convention='pysaliency')),
   }
   np_metrics = {
-      'auc_judd': lambda i: np_auc_judd(sal[i], fix[i], rng),
-      'auc_borji': lambda i: np_auc_borji(sal[i], fix[i], rng),
-      'auc_shuffled': lambda i: np_auc_shuffled(sal[i], fix[i], other[i], rng),
-      'nss': lambda i: np_nss(sal[i], fix[i]),
-      'cc': lambda i: np_cc(sal[i], density[i]),
-      'similarity': lambda i: np_similarity(sal[i], density[i]),
-      'kld': lambda i: np_kld(sal[i], density[i]),
-      'info_gain': lambda i: np_info_gain(sal[i], fix[i], baseline),
+    'auc_judd': lambda i: np_auc_judd(sal[i], fix[i], rng),
+    'auc_borji': lambda i: np_auc_borji(sal[i], fix[i], rng),
+    'auc_shuffled': lambda i: np_auc_shuffled(sal[i], fix[i], other[i], rng),
+    'nss': lambda i: np_nss(sal[i], fix[i]),
+    'cc': lambda i: np_cc(sal[i], density[i]),
+    'similarity': lambda i: np_similarity(sal[i], density[i]),
+    'kld': lambda i: np_kld(sal[i], density[i]),
+    'info_gain': lambda i: np_info_gain(sal[i], fix[i], baseline),
   }
   pys_metrics = {
-      'auc_judd (pysaliency)': lambda i: pys_auc(sal[i], fix[i]),
-      'nss (pysaliency)': lambda i: np_nss(sal[i], fix[i], ddof=0),
+    'auc_judd (pysaliency)': lambda i: pys_auc(sal[i], fix[i]),
+    'nss (pysaliency)': lambda i: np_nss(sal[i], fix[i], ddof=0),
   }
-  print(f'jax {jax.__version__} ({jax.default_backend()}), {n} maps of {shape[0]}x{shape[1]}, '
-        f'{args.images} label maps of {args.label_size}^2 (21 classes), median of '
-        f'{args.repeats}, load {os.getloadavg()[0]:.1f}')
-  header = (f'{"metric":<24}{"jaxseg ms":>11}{"compile s":>10}{"numpy ms":>10}'
-            f'{"pysaliency ms":>14}{"ratio":>8}')
+  print(
+    f'jax {jax.__version__} ({jax.default_backend()}), {n} maps of {shape[0]}x{shape[1]}, '
+    f'{args.images} label maps of {args.label_size}^2 (21 classes), median of '
+    f'{args.repeats}, load {os.getloadavg()[0]:.1f}'
+  )
+  header = (
+    f'{"metric":<24}{"jaxseg ms":>11}{"compile s":>10}{"numpy ms":>10}'
+    f'{"pysaliency ms":>14}{"ratio":>8}'
+  )
   print(header)
   print('-' * len(header))
   rows = []
 
   def emit(name, jax_ms, compile_s, numpy_ms, pys_ms):
     anchors = [a for a in (numpy_ms, pys_ms) if a is not None]
-    row = {'metric': name, 'jaxseg_ms': jax_ms, 'compile_s': compile_s, 'numpy_ms': numpy_ms,
-           'pysaliency_ms': pys_ms, 'ratio': min(anchors) / jax_ms if anchors else None}
+    row = {
+      'metric': name,
+      'jaxseg_ms': jax_ms,
+      'compile_s': compile_s,
+      'numpy_ms': numpy_ms,
+      'pysaliency_ms': pys_ms,
+      'ratio': min(anchors) / jax_ms if anchors else None,
+    }
     rows.append(row)
     fmt = lambda v: f'{v:.1f}' if v is not None else '-'
-    print(f'{name:<24}{jax_ms:>11.1f}{fmt(compile_s):>10}{fmt(numpy_ms):>10}{fmt(pys_ms):>14}'
-          f'{fmt(row["ratio"]):>8}', flush=True)
+    print(
+      f'{name:<24}{jax_ms:>11.1f}{fmt(compile_s):>10}{fmt(numpy_ms):>10}{fmt(pys_ms):>14}'
+      f'{fmt(row["ratio"]):>8}',
+      flush=True,
+    )
 
   for name, metric in jax_metrics.items():
     # One map at a time (lax.map), not vmap: over 100 maps of 480x640 vmap keeps every
@@ -233,10 +249,8 @@ def main(argv=None):
     compile_s = time.perf_counter() - start
     jax_ms = _median_ms(lambda fn=fn: fn(j_sal, j_fix, j_den, j_other, keys), args.repeats)
     loop = lambda table, name=name: [table[name](i) for i in range(n)]
-    numpy_ms = (_median_ms(lambda: loop(np_metrics), args.repeats)
-                if name in np_metrics else None)
-    pys_ms = (_median_ms(lambda: loop(pys_metrics), args.repeats)
-              if name in pys_metrics else None)
+    numpy_ms = _median_ms(lambda: loop(np_metrics), args.repeats) if name in np_metrics else None
+    pys_ms = _median_ms(lambda: loop(pys_metrics), args.repeats) if name in pys_metrics else None
     emit(name, jax_ms, compile_s, numpy_ms, pys_ms)
 
   size = args.label_size
@@ -250,15 +264,24 @@ def main(argv=None):
   start = time.perf_counter()
   jax.block_until_ready(seg.confusion_matrix(j_labels, j_preds, 21))
   compile_s = time.perf_counter() - start
-  emit('confusion_matrix (eager)',
-       _median_ms(lambda: seg.confusion_matrix(j_labels, j_preds, 21), args.repeats),
-       compile_s, numpy_ms, None)
+  emit(
+    'confusion_matrix (eager)',
+    _median_ms(lambda: seg.confusion_matrix(j_labels, j_preds, 21), args.repeats),
+    compile_s,
+    numpy_ms,
+    None,
+  )
   jitted = jax.jit(lambda a, b: seg.confusion_matrix(a, b, 21))
   start = time.perf_counter()
   jax.block_until_ready(jitted(j_labels, j_preds))
   compile_s = time.perf_counter() - start
-  emit('confusion_matrix (jit)', _median_ms(lambda: jitted(j_labels, j_preds), args.repeats),
-       compile_s, numpy_ms, None)
+  emit(
+    'confusion_matrix (jit)',
+    _median_ms(lambda: jitted(j_labels, j_preds), args.repeats),
+    compile_s,
+    numpy_ms,
+    None,
+  )
   print(f'load {os.getloadavg()[0]:.1f}')
   if args.json:
     with open(args.json, 'w') as f:

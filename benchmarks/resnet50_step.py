@@ -58,6 +58,7 @@ Run: `python benchmarks/resnet50_step.py [--rounds 5] [--breakdown] [--no-torch]
 [--torch-threads 1,2] [--variants lax,before,jaxseg,jaxseg+ynn-all]`.
 Results: benchmarks/README_conv.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -87,25 +88,27 @@ def _before(x, w, stride, pads, dilation, groups):
   return conv_lib._lax_conv(x, w, stride, pads, dilation, groups)
 
 
-LOWERINGS = {"lax": conv_lib._lax_conv, "before": _before, "jaxseg": SHIPPED}
+LOWERINGS = {'lax': conv_lib._lax_conv, 'before': _before, 'jaxseg': SHIPPED}
 
 # XLA:CPU compile options (DebugOptions fields, set per executable so the variants run
 # side by side in one process). jaxlib 0.10.2 sends convolutions and dots to YNNPACK by default.
-_T = "LIBRARY_FUSION_TYPE_"
+_T = 'LIBRARY_FUSION_TYPE_'
 COMPILER_OPTIONS = {
-    "": {},
-    "ynn-all": {"xla_cpu_experimental_ynn_fusion_type": ",".join(
-        _T + t for t in ("DOT", "ELTWISE", "REDUCE", "INDIVIDUAL_DOT",
-                         "INDIVIDUAL_CONVOLUTION"))},
-    "ynn-off": {"xla_cpu_experimental_ynn_fusion_type": ""},
+  '': {},
+  'ynn-all': {
+    'xla_cpu_experimental_ynn_fusion_type': ','.join(
+      _T + t for t in ('DOT', 'ELTWISE', 'REDUCE', 'INDIVIDUAL_DOT', 'INDIVIDUAL_CONVOLUTION')
+    )
+  },
+  'ynn-off': {'xla_cpu_experimental_ynn_fusion_type': ''},
 }
 
 
 def variant(name):
   """'lowering[+options][@bf16]' -> (lowering, compiler options, compute dtype)."""
-  name, _, dtype = name.partition("@")
-  lower_name, _, options = name.partition("+")
-  dtype = {"": jnp.float32, "bf16": jnp.bfloat16}[dtype]
+  name, _, dtype = name.partition('@')
+  lower_name, _, options = name.partition('+')
+  dtype = {'': jnp.float32, 'bf16': jnp.bfloat16}[dtype]
   return LOWERINGS[lower_name], COMPILER_OPTIONS[options], dtype
 
 
@@ -132,16 +135,17 @@ def make_jax_step(batch, size, lower_fn, options=None, dtype=jnp.float32):
   labels = jnp.asarray(rng.integers(0, 1000, batch), jnp.int32)
   with lowering(lower_fn):
     variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), images)
-  state = (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+  state = (variables['params'], variables['batch_stats'], tx.init(variables['params']))
 
   def step(state, images, labels):
     params, batch_stats, opt_state = state
 
     def loss_fn(params):
-      (logits, _), updates = model.apply({"params": params, "batch_stats": batch_stats}, images,
-                                         train=True, mutable=["batch_stats"])
+      (logits, _), updates = model.apply(
+        {'params': params, 'batch_stats': batch_stats}, images, train=True, mutable=['batch_stats']
+      )
       loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-      return loss, updates["batch_stats"]
+      return loss, updates['batch_stats']
 
     (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = tx.update(grads, opt_state, params)
@@ -149,16 +153,15 @@ def make_jax_step(batch, size, lower_fn, options=None, dtype=jnp.float32):
 
   start = time.perf_counter()
   with lowering(lower_fn):
-    compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile(
-        options or None)
+    compiled = jax.jit(step, donate_argnums=0).lower(state, images, labels).compile(options or None)
   compile_s = time.perf_counter() - start
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  gflop = float(cost.get("flops", float("nan"))) / 1e9 if cost else float("nan")
-  holder = {"state": state}
+  gflop = float(cost.get('flops', float('nan'))) / 1e9 if cost else float('nan')
+  holder = {'state': state}
 
   def run():
-    holder["state"], loss = compiled(holder["state"], images, labels)
+    holder['state'], loss = compiled(holder['state'], images, labels)
     jax.block_until_ready(loss)
 
   return run, compile_s, gflop
@@ -176,24 +179,34 @@ def make_torch_step(batch, size, threads):
   torch.manual_seed(0)
 
   class Bottleneck(nn.Module):
-
     def __init__(self, c_in, width, stride):
       super().__init__()
       c_out = 4 * width
       self.body = nn.Sequential(
-          nn.Conv2d(c_in, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-          nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width),
-          nn.ReLU(inplace=True), nn.Conv2d(width, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        nn.Conv2d(c_in, width, 1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, stride, 1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, c_out, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+      )
       self.shortcut = nn.Identity()
       if stride != 1 or c_in != c_out:
-        self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                      nn.BatchNorm2d(c_out))
+        self.shortcut = nn.Sequential(
+          nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+        )
 
     def forward(self, x):
       return torch.relu(self.body(x) + self.shortcut(x))
 
-  layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, 2, 1)]
+  layers = [
+    nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+    nn.BatchNorm2d(64),
+    nn.ReLU(inplace=True),
+    nn.MaxPool2d(3, 2, 1),
+  ]
   c_in = 64
   for stage, blocks in enumerate((3, 4, 6, 3)):
     width = 64 * 2**stage
@@ -230,8 +243,11 @@ def conv_inventory(batch, size):
 
   model = resnet50(num_classes=1000)
   with lowering(record):
-    jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0),
-                   jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32))
+    jax.eval_shape(
+      functools.partial(model.init, train=False),
+      jax.random.key(0),
+      jax.ShapeDtypeStruct((batch, size, size, 3), jnp.float32),
+    )
   return calls
 
 
@@ -255,14 +271,17 @@ def conv_step(name, config, rng):
 def breakdown(batch, size, names, rounds):
   calls = conv_inventory(batch, size)
   rng = np.random.default_rng(0)
-  print(f"\nconvolutions of the step, forward + gradients, best ms of {rounds} "
-        "(GFLOP/s counts 3x the forward's multiply-adds, 2x for the stem)")
-  print(f"{'x -> w, stride':44s}{'n':>3s}" + "".join(f"{n:>16s}" for n in names))
+  print(
+    f'\nconvolutions of the step, forward + gradients, best ms of {rounds} '
+    "(GFLOP/s counts 3x the forward's multiply-adds, 2x for the stem)"
+  )
+  print(f'{"x -> w, stride":44s}{"n":>3s}' + ''.join(f'{n:>16s}' for n in names))
   totals = collections.Counter()
   for config, count in sorted(calls.items(), key=lambda kv: -kv[0][0][1]):
     x_shape, w_shape, stride = config[:3]
-    label = (f"{x_shape[1]}x{x_shape[2]}x{x_shape[3]} {w_shape[0]}x{w_shape[1]}->"
-             f"{w_shape[3]} /{stride[0]}")
+    label = (
+      f'{x_shape[1]}x{x_shape[2]}x{x_shape[3]} {w_shape[0]}x{w_shape[1]}->{w_shape[3]} /{stride[0]}'
+    )
     fns = {n: conv_step(n, config, rng) for n in names}
     times = {n: [] for n in names}
     for n, (fn, args, _) in fns.items():
@@ -272,49 +291,55 @@ def breakdown(batch, size, names, rounds):
         start = time.perf_counter()
         jax.block_until_ready(fn(*args))
         times[n].append(time.perf_counter() - start)
-    row = f"{label:44s}{count:3d}"
+    row = f'{label:44s}{count:3d}'
     for n in names:
       t = min(times[n])  # the least-disturbed run: one shape is short, the host shared
       passes = 2 if x_shape[-1] == 3 else 3
       flops = passes * fns[n][2]
       totals[n] += count * t
-      row += f"{1e3 * t:8.1f} ({flops / t / 1e9:4.0f})"
+      row += f'{1e3 * t:8.1f} ({flops / t / 1e9:4.0f})'
     print(row, flush=True)
-  print(f"{'total over the step':47s}" + "".join(f"{1e3 * totals[n]:16.0f}" for n in names))
+  print(f'{"total over the step":47s}' + ''.join(f'{1e3 * totals[n]:16.0f}' for n in names))
 
 
 # ----------------------------------------------------------------------------- main
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--size", type=int, default=224)
-  parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--warmup", type=int, default=1)
-  parser.add_argument("--variants", default="lax,before,jaxseg")
-  parser.add_argument("--torch-threads", default="",
-                      help="comma-separated thread counts for PyTorch (default: the cores)")
-  parser.add_argument("--no-torch", action="store_true")
-  parser.add_argument("--breakdown", action="store_true")
-  parser.add_argument("--no-step", action="store_true", help="only the breakdown")
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--batch', type=int, default=8)
+  parser.add_argument('--size', type=int, default=224)
+  parser.add_argument('--rounds', type=int, default=5)
+  parser.add_argument('--warmup', type=int, default=1)
+  parser.add_argument('--variants', default='lax,before,jaxseg')
+  parser.add_argument(
+    '--torch-threads',
+    default='',
+    help='comma-separated thread counts for PyTorch (default: the cores)',
+  )
+  parser.add_argument('--no-torch', action='store_true')
+  parser.add_argument('--breakdown', action='store_true')
+  parser.add_argument('--no-step', action='store_true', help='only the breakdown')
   args = parser.parse_args()
-  names = args.variants.split(",")
+  names = args.variants.split(',')
   threads = len(os.sched_getaffinity(0))
-  print(f"jax {jax.__version__} ({jax.devices()[0].platform}), {threads} cores, "
-        f"batch {args.batch}, {args.size}x{args.size}, float32, load {os.getloadavg()[0]:.1f}")
+  print(
+    f'jax {jax.__version__} ({jax.devices()[0].platform}), {threads} cores, '
+    f'batch {args.batch}, {args.size}x{args.size}, float32, load {os.getloadavg()[0]:.1f}'
+  )
   if not args.no_step:
     steps, compile_s, gflop = {}, {}, {}
     for name in names:
       steps[name], compile_s[name], gflop[name] = make_jax_step(
-          args.batch, args.size, *variant(name))
+        args.batch, args.size, *variant(name)
+      )
     try:
       if args.no_torch:
         raise ImportError
-      for count in map(int, (args.torch_threads or str(threads)).split(",")):
-        name = f"torch/{count}"  # PyTorch with `count` threads (XLA uses all the cores)
+      for count in map(int, (args.torch_threads or str(threads)).split(',')):
+        name = f'torch/{count}'  # PyTorch with `count` threads (XLA uses all the cores)
         steps[name] = make_torch_step(args.batch, args.size, count)
-        compile_s[name], gflop[name] = 0.0, float("nan")
+        compile_s[name], gflop[name] = 0.0, float('nan')
     except ImportError:
       pass
     for _ in range(args.warmup):
@@ -330,18 +355,23 @@ def main():
         cpu_times[name].append(time.process_time() - cpu_start)
     # CPU s/step (all threads) is the work done, which a loaded host inflates far less than
     # the wall time: on an idle host a step takes about cpu / threads used.
-    print(f"\n{'step':18s}{'img/s':>8s}{'ms/step':>10s}{'min-max ms':>16s}{'CPU s/step':>11s}"
-          f"{'compile s':>11s}{'XLA GFLOP':>11s}")
+    print(
+      f'\n{"step":18s}{"img/s":>8s}{"ms/step":>10s}{"min-max ms":>16s}{"CPU s/step":>11s}'
+      f'{"compile s":>11s}{"XLA GFLOP":>11s}'
+    )
     for name, ts in times.items():
       median = statistics.median(ts)
-      print(f"{name:18s}{args.batch / median:8.2f}{1e3 * median:10.0f}"
-            f"{1e3 * min(ts):8.0f}-{1e3 * max(ts):<7.0f}{statistics.median(cpu_times[name]):11.2f}"
-            f"{compile_s[name]:11.1f}{gflop[name]:11.1f}", flush=True)
-      print(f"{'':18s}rounds ms: {' '.join(f'{1e3 * t:.0f}' for t in ts)}")
-    print(f"load {os.getloadavg()[0]:.1f}")
+      print(
+        f'{name:18s}{args.batch / median:8.2f}{1e3 * median:10.0f}'
+        f'{1e3 * min(ts):8.0f}-{1e3 * max(ts):<7.0f}{statistics.median(cpu_times[name]):11.2f}'
+        f'{compile_s[name]:11.1f}{gflop[name]:11.1f}',
+        flush=True,
+      )
+      print(f'{"":18s}rounds ms: {" ".join(f"{1e3 * t:.0f}" for t in ts)}')
+    print(f'load {os.getloadavg()[0]:.1f}')
   if args.breakdown:
     breakdown(args.batch, args.size, names, args.rounds)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
   main()

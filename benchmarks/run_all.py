@@ -33,25 +33,43 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # name, script, arguments, arguments with --quick, supports --json, time limit (s)
 PLAN = (
-    ('train_step_float32', 'train_step.py', ['--torch', '--warmup=2', '--steps=5'],
-     ['--quick'], True, 300),
-    ('train_step_bfloat16', 'train_step.py', ['--dtype=bfloat16', '--warmup=2', '--steps=5'],
-     ['--quick', '--dtype=bfloat16'], True, 200),
-    ('sweep', 'sweep.py', [], ['--quick'], True, 300),
-    ('metrics', 'metrics.py', [], ['--quick'], True, 200),
-    ('crf', 'crf.py', [], ['--cases=small', '--repeats=1', '--batch=2'], False, 200),
-    ('classic', 'classic.py', [], ['--quick'], False, 200),
+  (
+    'train_step_float32',
+    'train_step.py',
+    ['--torch', '--warmup=2', '--steps=5'],
+    ['--quick'],
+    True,
+    300,
+  ),
+  (
+    'train_step_bfloat16',
+    'train_step.py',
+    ['--dtype=bfloat16', '--warmup=2', '--steps=5'],
+    ['--quick', '--dtype=bfloat16'],
+    True,
+    200,
+  ),
+  ('sweep', 'sweep.py', [], ['--quick'], True, 300),
+  ('metrics', 'metrics.py', [], ['--quick'], True, 200),
+  ('crf', 'crf.py', [], ['--cases=small', '--repeats=1', '--batch=2'], False, 200),
+  ('classic', 'classic.py', [], ['--quick'], False, 200),
 )
 
 
 def _device() -> dict:
   import jax  # pylint: disable=g-import-not-at-top
+
   device = jax.devices()[0]
-  return {'platform': device.platform, 'device_kind': device.device_kind,
-          'device_count': jax.device_count(), 'jax': jax.__version__,
-          'python': platform.python_version(), 'cpu_count': os.cpu_count(),
-          'load_at_start': os.getloadavg()[0],
-          'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}
+  return {
+    'platform': device.platform,
+    'device_kind': device.device_kind,
+    'device_count': jax.device_count(),
+    'jax': jax.__version__,
+    'python': platform.python_version(),
+    'cpu_count': os.cpu_count(),
+    'load_at_start': os.getloadavg()[0],
+    'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+  }
 
 
 def run_one(name, script, args, with_json, limit_s, scratch) -> dict:
@@ -65,12 +83,12 @@ def run_one(name, script, args, with_json, limit_s, scratch) -> dict:
   print(f'== {name}: {" ".join(command[1:])}', flush=True)
   start = time.perf_counter()
   try:
-    process = subprocess.run(command, capture_output=True, text=True, timeout=limit_s,
-                             check=False)
+    process = subprocess.run(command, capture_output=True, text=True, timeout=limit_s, check=False)
     output, status = process.stdout + process.stderr, process.returncode
   except subprocess.TimeoutExpired as error:
-    output = (error.stdout or b'').decode() if isinstance(error.stdout, bytes) else (
-        error.stdout or '')
+    output = (
+      (error.stdout or b'').decode() if isinstance(error.stdout, bytes) else (error.stdout or '')
+    )
     status = f'timeout after {limit_s} s'
   wall_s = time.perf_counter() - start
   print(output.rstrip(), flush=True)
@@ -84,11 +102,13 @@ def run_one(name, script, args, with_json, limit_s, scratch) -> dict:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--out', required=True, help='JSON file to write, e.g. '
-                      'benchmarks/results/h200.json')
+  parser.add_argument(
+    '--out', required=True, help='JSON file to write, e.g. benchmarks/results/h200.json'
+  )
   parser.add_argument('--quick', action='store_true', help='small sizes: a smoke run')
-  parser.add_argument('--only', default='', help='comma-separated subset of: ' +
-                      ', '.join(p[0] for p in PLAN))
+  parser.add_argument(
+    '--only', default='', help='comma-separated subset of: ' + ', '.join(p[0] for p in PLAN)
+  )
   args = parser.parse_args(argv)
   only = set(filter(None, args.only.split(',')))
   unknown = only - {p[0] for p in PLAN}
@@ -109,8 +129,10 @@ def main(argv=None):
   with open(args.out, 'w') as f:
     json.dump(report, f, indent=1)
   failed = [n for n, e in report['benchmarks'].items() if e['status'] not in (0, 'missing')]
-  print(f'total {report["total_s"]:.0f} s; wrote {args.out}'
-        + (f'; FAILED: {", ".join(failed)}' if failed else ''))
+  print(
+    f'total {report["total_s"]:.0f} s; wrote {args.out}'
+    + (f'; FAILED: {", ".join(failed)}' if failed else '')
+  )
   return 1 if failed else 0
 
 

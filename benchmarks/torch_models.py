@@ -20,19 +20,24 @@ configuration, so `train_step.py --torch` times the same work:
 def _bottleneck(nn, torch):
 
   class Bottleneck(nn.Module):
-
     def __init__(self, c_in, width, stride, dilation=1):
       super().__init__()
       c_out = 4 * width
       self.body = nn.Sequential(
-          nn.Conv2d(c_in, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-          nn.Conv2d(width, width, 3, stride, dilation, dilation, bias=False),
-          nn.BatchNorm2d(width), nn.ReLU(inplace=True),
-          nn.Conv2d(width, c_out, 1, bias=False), nn.BatchNorm2d(c_out))
+        nn.Conv2d(c_in, width, 1, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, stride, dilation, dilation, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(width, c_out, 1, bias=False),
+        nn.BatchNorm2d(c_out),
+      )
       self.shortcut = nn.Identity()
       if stride != 1 or c_in != c_out:
-        self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                      nn.BatchNorm2d(c_out))
+        self.shortcut = nn.Sequential(
+          nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+        )
 
     def forward(self, x):
       return torch.relu(self.body(x) + self.shortcut(x))
@@ -43,8 +48,12 @@ def _bottleneck(nn, torch):
 def _resnet50_features(torch, output_stride=32, multi_grid=(1, 1, 1)):
   nn = torch.nn
   bottleneck = _bottleneck(nn, torch)
-  layers = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
-            nn.MaxPool2d(3, 2, 1)]
+  layers = [
+    nn.Conv2d(3, 64, 7, 2, 3, bias=False),
+    nn.BatchNorm2d(64),
+    nn.ReLU(inplace=True),
+    nn.MaxPool2d(3, 2, 1),
+  ]
   c_in, stride_now, dilation = 64, 4, 1
   for stage, blocks in enumerate((3, 4, 6, 3)):
     width = 64 * 2**stage
@@ -61,8 +70,9 @@ def _resnet50_features(torch, output_stride=32, multi_grid=(1, 1, 1)):
 
 def resnet50(torch, num_classes=1000):
   nn = torch.nn
-  return nn.Sequential(_resnet50_features(torch), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                       nn.Linear(2048, num_classes))
+  return nn.Sequential(
+    _resnet50_features(torch), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, num_classes)
+  )
 
 
 _VGG16 = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M')
@@ -85,10 +95,18 @@ def _vgg16_blocks(torch):
 
 def vgg16(torch, num_classes=1000):
   nn = torch.nn
-  return nn.Sequential(*_vgg16_blocks(torch), nn.AdaptiveAvgPool2d(7), nn.Flatten(),
-                       nn.Linear(512 * 49, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                       nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(0.5),
-                       nn.Linear(4096, num_classes))
+  return nn.Sequential(
+    *_vgg16_blocks(torch),
+    nn.AdaptiveAvgPool2d(7),
+    nn.Flatten(),
+    nn.Linear(512 * 49, 4096),
+    nn.ReLU(inplace=True),
+    nn.Dropout(0.5),
+    nn.Linear(4096, 4096),
+    nn.ReLU(inplace=True),
+    nn.Dropout(0.5),
+    nn.Linear(4096, num_classes),
+  )
 
 
 def _bilinear_up(torch, channels, factor):
@@ -103,15 +121,20 @@ def fcn8s(torch, num_classes=21):
   functional = nn.functional
 
   class FCN8s(nn.Module):
-
     def __init__(self):
       super().__init__()
       blocks = _vgg16_blocks(torch)
       self.to_pool3 = nn.Sequential(*blocks[:3])
       self.to_pool4, self.to_pool5 = blocks[3], blocks[4]
-      self.fc = nn.Sequential(nn.Conv2d(512, 4096, 7, padding=3), nn.ReLU(inplace=True),
-                              nn.Dropout(0.5), nn.Conv2d(4096, 4096, 1), nn.ReLU(inplace=True),
-                              nn.Dropout(0.5), nn.Conv2d(4096, num_classes, 1))
+      self.fc = nn.Sequential(
+        nn.Conv2d(512, 4096, 7, padding=3),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Conv2d(4096, 4096, 1),
+        nn.ReLU(inplace=True),
+        nn.Dropout(0.5),
+        nn.Conv2d(4096, num_classes, 1),
+      )
       self.score_pool4 = nn.Conv2d(512, num_classes, 1)
       self.score_pool3 = nn.Conv2d(256, num_classes, 1)
       self.up2 = _bilinear_up(torch, num_classes, 2)
@@ -135,19 +158,21 @@ def deeplab_v3(torch, num_classes=21):
   functional = nn.functional
 
   def branch(kernel, rate):
-    return nn.Sequential(nn.Conv2d(2048, 256, kernel, padding=rate * (kernel // 2),
-                                   dilation=rate, bias=False),
-                         nn.BatchNorm2d(256), nn.ReLU(inplace=True))
+    return nn.Sequential(
+      nn.Conv2d(2048, 256, kernel, padding=rate * (kernel // 2), dilation=rate, bias=False),
+      nn.BatchNorm2d(256),
+      nn.ReLU(inplace=True),
+    )
 
   class DeepLabV3(nn.Module):
-
     def __init__(self):
       super().__init__()
       self.backbone = _resnet50_features(torch, output_stride=8, multi_grid=(1, 2, 4))
       self.branches = nn.ModuleList([branch(1, 1)] + [branch(3, r) for r in (12, 24, 36)])
       self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), branch(1, 1))
-      self.project = nn.Sequential(nn.Conv2d(5 * 256, 256, 1, bias=False), nn.BatchNorm2d(256),
-                                   nn.ReLU(inplace=True))
+      self.project = nn.Sequential(
+        nn.Conv2d(5 * 256, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU(inplace=True)
+      )
       self.classifier = nn.Conv2d(256, num_classes, 1)
 
     def forward(self, x):

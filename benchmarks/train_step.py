@@ -49,24 +49,37 @@ from jaxseg.train.state import count_params, create_train_state
 
 # name, registry name, model kwargs, image size, batch, classes, kind
 CASES = {
-    'resnet50': ('resnet50', {}, 224, 8, 1000, 'classification'),
-    'vgg16': ('vgg16', {}, 224, 4, 1000, 'classification'),
-    'fcn8s': ('fcn8s', {}, 256, 2, 21, 'segmentation'),
-    'deeplab_v3': ('deeplab_v3', {'backbone': 'resnet50', 'output_stride': 8}, 256, 2, 21,
-                   'segmentation'),
+  'resnet50': ('resnet50', {}, 224, 8, 1000, 'classification'),
+  'vgg16': ('vgg16', {}, 224, 4, 1000, 'classification'),
+  'fcn8s': ('fcn8s', {}, 256, 2, 21, 'segmentation'),
+  'deeplab_v3': (
+    'deeplab_v3',
+    {'backbone': 'resnet50', 'output_stride': 8},
+    256,
+    2,
+    21,
+    'segmentation',
+  ),
 }
 
 # --quick: narrow versions at 32x32, a smoke run of the same code (no PyTorch).
 QUICK_CASES = {
-    'resnet50': ('resnet50', {'num_filters': 4}, 32, 2, 10, 'classification'),
-    'fcn8s': ('fcn8s', {'width_divisor': 16}, 32, 1, 3, 'segmentation'),
-    'deeplab_v3': ('deeplab_v3', {'backbone': 'resnet50', 'output_stride': 8,
-                                  'width_divisor': 16}, 32, 1, 3, 'segmentation'),
+  'resnet50': ('resnet50', {'num_filters': 4}, 32, 2, 10, 'classification'),
+  'fcn8s': ('fcn8s', {'width_divisor': 16}, 32, 1, 3, 'segmentation'),
+  'deeplab_v3': (
+    'deeplab_v3',
+    {'backbone': 'resnet50', 'output_stride': 8, 'width_divisor': 16},
+    32,
+    1,
+    3,
+    'segmentation',
+  ),
 }
 
 
 class _CrossEntropy:
   """The benchmark's loss: mean softmax cross-entropy over examples (or pixels)."""
+
   name = 'benchmark'
 
   def loss(self, outputs, endpoints, batch):
@@ -77,9 +90,19 @@ class _CrossEntropy:
 
 
 def _sgd_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
-      name='sgd', learning_rate=0.01, momentum=0.9, nesterov=False, weight_decay=0.0,
-      weight_decay_mask='kernels', lr_multipliers=(), grad_clip_norm=0.0, accumulate_steps=1))
+  return ml_collections.ConfigDict(
+    dict(
+      name='sgd',
+      learning_rate=0.01,
+      momentum=0.9,
+      nesterov=False,
+      weight_decay=0.0,
+      weight_decay_mask='kernels',
+      lr_multipliers=(),
+      grad_clip_norm=0.0,
+      accumulate_steps=1,
+    )
+  )
 
 
 # ---------------------------------------------------------------- the frozen "before" lowerings
@@ -87,15 +110,16 @@ def _sgd_config() -> ml_collections.ConfigDict:
 
 def _einsum_pointwise(x, w, stride, pads):
   """jaxseg's 1x1 convolution before issue 16: a 4-D einsum."""
-  x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))[:, ::stride[0], ::stride[1], :]
+  x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))[:, :: stride[0], :: stride[1], :]
   return jnp.einsum('nhwc,co->nhwo', x, w[0, 0])
 
 
 def _select_and_scatter_max_pool(x, window, stride, reduce_pads, pads):
   """jaxseg's max pool before issue 16: reduce_window, differentiated by XLA."""
   del pads
-  return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, (1, *window, 1),
-                               (1, *stride, 1), reduce_pads)
+  return jax.lax.reduce_window(
+    x, np.array(-np.inf, x.dtype), jax.lax.max, (1, *window, 1), (1, *stride, 1), reduce_pads
+  )
 
 
 @contextlib.contextmanager
@@ -124,22 +148,27 @@ def make_jax_step(name: str, *, dtype: str, lowering: str = 'after'):
   compute = steps.compute_dtype(dtype)
   model = models.get_model(registry_name, num_classes=classes, dtype=compute, **kwargs)
   tx = optimizers.make_optimizer(_sgd_config(), schedule=optax.constant_schedule(0.01))
-  plateau_tx = schedules.make_plateau(ml_collections.ConfigDict(dict(decay_factor=0.1,
-                                                                     min_delta=1e-4)))
+  plateau_tx = schedules.make_plateau(
+    ml_collections.ConfigDict(dict(decay_factor=0.1, min_delta=1e-4))
+  )
   rng = np.random.default_rng(0)
   label_shape = (batch,) if kind == 'classification' else (batch, size, size)
-  data = {'image': jnp.asarray(rng.normal(size=(batch, size, size, 3)), jnp.float32),
-          'label': jnp.asarray(rng.integers(0, classes, label_shape), jnp.int32)}
+  data = {
+    'image': jnp.asarray(rng.normal(size=(batch, size, size, 3)), jnp.float32),
+    'label': jnp.asarray(rng.integers(0, classes, label_shape), jnp.int32),
+  }
 
   def init(key):
     variables = model.init(key, jnp.zeros((1, size, size, 3), compute), train=False)
-    return create_train_state(variables=variables, tx=tx, plateau_tx=plateau_tx,
-                              rng=jax.random.key_data(key))
+    return create_train_state(
+      variables=variables, tx=tx, plateau_tx=plateau_tx, rng=jax.random.key_data(key)
+    )
 
   state = jax.jit(init)(jax.random.key(0))
   config = ml_collections.ConfigDict({'dtype': dtype, 'optimizer': _sgd_config()})
-  step = jax.jit(steps.make_train_step(model=model, task=_CrossEntropy(), tx=tx, config=config),
-                 donate_argnums=0)
+  step = jax.jit(
+    steps.make_train_step(model=model, task=_CrossEntropy(), tx=tx, config=config), donate_argnums=0
+  )
   start = time.perf_counter()
   with variant(lowering):
     compiled = step.lower(state, data).compile()
@@ -150,14 +179,19 @@ def make_jax_step(name: str, *, dtype: str, lowering: str = 'after'):
     holder['state'], metrics = compiled(holder['state'], data)
     jax.block_until_ready(metrics['loss'])
 
-  return run, {'params': count_params(state.params), 'compile_s': compile_s, 'size': size,
-               'batch': batch}
+  return run, {
+    'params': count_params(state.params),
+    'compile_s': compile_s,
+    'size': size,
+    'batch': batch,
+  }
 
 
 def make_torch_steps(name: str, *, compile_: bool) -> dict:
   """PyTorch's same step per variant: {'torch', 'torch/cl' (channels_last), 'torch/compile'}."""
   import torch  # pylint: disable=g-import-not-at-top
   import torch_models  # pylint: disable=g-import-not-at-top
+
   _, _, size, batch, classes, kind = CASES[name]
   torch.manual_seed(0)
   images = torch.randn(batch, 3, size, size)
@@ -167,8 +201,9 @@ def make_torch_steps(name: str, *, compile_: bool) -> dict:
   runs = {}
   for variant_name, layout in layouts.items():
     model = torch_models.MODELS[name](torch, classes).to(memory_format=layout).train()
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.01,
-                                momentum=0.9)
+    optimizer = torch.optim.SGD(
+      [p for p in model.parameters() if p.requires_grad], lr=0.01, momentum=0.9
+    )
     forward = model
     if compile_ and variant_name == 'torch/cl':
       forward = torch.compile(model)
@@ -199,13 +234,22 @@ def time_alternating(runs: dict, *, warmup: int, steps_: int) -> dict:
   return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def bench(name: str, *, dtype: str, variants: list, torch_: bool, torch_compile: bool,
-          warmup: int, steps_: int) -> list:
+def bench(
+  name: str,
+  *,
+  dtype: str,
+  variants: list,
+  torch_: bool,
+  torch_compile: bool,
+  warmup: int,
+  steps_: int,
+) -> list:
   """Rows (dicts) of one model: one per jaxseg variant and one per PyTorch variant."""
   runs, info = {}, {}
   for lowering in variants:
     runs[f'jaxseg/{lowering}'], info[f'jaxseg/{lowering}'] = make_jax_step(
-        name, dtype=dtype, lowering=lowering)
+      name, dtype=dtype, lowering=lowering
+    )
   if torch_:
     try:
       torch_runs, torch_params = make_torch_steps(name, compile_=torch_compile)
@@ -213,14 +257,24 @@ def bench(name: str, *, dtype: str, variants: list, torch_: bool, torch_compile:
       torch_runs = {}
     for key, run in torch_runs.items():
       runs[key] = run
-      info[key] = {'params': torch_params, 'compile_s': float('nan'),
-                   'size': CASES[name][2], 'batch': CASES[name][3]}
+      info[key] = {
+        'params': torch_params,
+        'compile_s': float('nan'),
+        'size': CASES[name][2],
+        'batch': CASES[name][3],
+      }
   medians = time_alternating(runs, warmup=warmup, steps_=steps_)
   torch_best = min((medians[k] for k in medians if k.startswith('torch')), default=None)
   rows = []
   for key, median in medians.items():
-    row = dict(info[key], model=name, variant=key, dtype=dtype, step_ms=1e3 * median,
-               images_per_s=info[key]['batch'] / median)
+    row = dict(
+      info[key],
+      model=name,
+      variant=key,
+      dtype=dtype,
+      step_ms=1e3 * median,
+      images_per_s=info[key]['batch'] / median,
+    )
     row['vs_best_torch'] = torch_best / median if torch_best else float('nan')
     rows.append(row)
   return rows
@@ -228,20 +282,27 @@ def bench(name: str, *, dtype: str, variants: list, torch_: bool, torch_compile:
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--models', default='resnet50,vgg16,fcn8s,deeplab_v3',
-                      help='comma-separated: ' +
-                      ', '.join(CASES))
+  parser.add_argument(
+    '--models',
+    default='resnet50,vgg16,fcn8s,deeplab_v3',
+    help='comma-separated: ' + ', '.join(CASES),
+  )
   parser.add_argument('--dtype', default='float32', choices=['float32', 'bfloat16'])
-  parser.add_argument('--variants', default='after',
-                      help='jaxseg lowerings, comma-separated: before, after (shipped)')
+  parser.add_argument(
+    '--variants', default='after', help='jaxseg lowerings, comma-separated: before, after (shipped)'
+  )
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--torch', action='store_true', help='also time PyTorch, same step')
-  parser.add_argument('--torch-compile', action='store_true',
-                      help='also torch.compile (slow to compile on a small CPU)')
+  parser.add_argument(
+    '--torch-compile',
+    action='store_true',
+    help='also torch.compile (slow to compile on a small CPU)',
+  )
   parser.add_argument('--json', default='', help='also write the rows to this JSON file')
-  parser.add_argument('--quick', action='store_true',
-                      help='narrow models at 32x32, one step, no PyTorch: a smoke run')
+  parser.add_argument(
+    '--quick', action='store_true', help='narrow models at 32x32, one step, no PyTorch: a smoke run'
+  )
   args = parser.parse_args(argv)
   if args.quick:
     CASES.clear()
@@ -249,11 +310,15 @@ def main(argv=None):
     args.models = ','.join(m for m in args.models.split(',') if m in QUICK_CASES)
     args.warmup, args.steps, args.torch = 0, 1, False
 
-  print(f'device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}),'
-        f' jax {jax.__version__}, dtype {args.dtype}, median of {args.steps} alternating rounds '
-        f'after {args.warmup} warm-up, load {os.getloadavg()[0]:.1f}')
-  header = (f'{"model":<12} {"variant":<15} {"input":>9} {"batch":>5} {"params":>12} '
-            f'{"compile s":>9} {"step ms":>9} {"img/s":>8} {"/ best torch":>12}')
+  print(
+    f'device: {jax.devices()[0].device_kind} x{jax.device_count()} ({jax.default_backend()}),'
+    f' jax {jax.__version__}, dtype {args.dtype}, median of {args.steps} alternating rounds '
+    f'after {args.warmup} warm-up, load {os.getloadavg()[0]:.1f}'
+  )
+  header = (
+    f'{"model":<12} {"variant":<15} {"input":>9} {"batch":>5} {"params":>12} '
+    f'{"compile s":>9} {"step ms":>9} {"img/s":>8} {"/ best torch":>12}'
+  )
   print(header)
   print('-' * len(header))
   rows = []
@@ -263,13 +328,22 @@ def main(argv=None):
     if CASES[name][0] not in models.list_models():
       print(f'{name:<12} skipped: {CASES[name][0]!r} is not in the model registry yet')
       continue
-    for r in bench(name, dtype=args.dtype, variants=args.variants.split(','),
-                   torch_=args.torch, torch_compile=args.torch_compile, warmup=args.warmup,
-                   steps_=args.steps):
+    for r in bench(
+      name,
+      dtype=args.dtype,
+      variants=args.variants.split(','),
+      torch_=args.torch,
+      torch_compile=args.torch_compile,
+      warmup=args.warmup,
+      steps_=args.steps,
+    ):
       rows.append(r)
-      print(f'{name:<12} {r["variant"]:<15} {r["size"]:>4}x{r["size"]:<4} {r["batch"]:>5} '
-            f'{r["params"]:>12,} {r["compile_s"]:>9.1f} {r["step_ms"]:>9.1f} '
-            f'{r["images_per_s"]:>8.2f} {r["vs_best_torch"]:>12.2f}', flush=True)
+      print(
+        f'{name:<12} {r["variant"]:<15} {r["size"]:>4}x{r["size"]:<4} {r["batch"]:>5} '
+        f'{r["params"]:>12,} {r["compile_s"]:>9.1f} {r["step_ms"]:>9.1f} '
+        f'{r["images_per_s"]:>8.2f} {r["vs_best_torch"]:>12.2f}',
+        flush=True,
+      )
   print(f'load {os.getloadavg()[0]:.1f}')
   if args.json:
     with open(args.json, 'w') as f:

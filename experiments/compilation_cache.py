@@ -10,6 +10,7 @@ The value ``off`` (or an empty string) disables it. Entries are keyed by the pro
 and XLA versions, the compile options and the device kind, so one directory can serve many
 runs, versions and machines; delete it to reclaim the space.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,14 +21,17 @@ ENV_VAR = 'JAXSEG_COMPILATION_CACHE'
 _OFF = ('', 'off', 'none', '0', 'false')
 
 
-FLAG_HELP = ('Persistent XLA compilation cache (reruns, resumes and sweep trials load compiled '
-             'programs instead of compiling). Default: $JAXSEG_COMPILATION_CACHE, else '
-             '~/.cache/jaxseg/xla; "off" disables.')
+FLAG_HELP = (
+  'Persistent XLA compilation cache (reruns, resumes and sweep trials load compiled '
+  'programs instead of compiling). Default: $JAXSEG_COMPILATION_CACHE, else '
+  '~/.cache/jaxseg/xla; "off" disables.'
+)
 
 
 def define_flag():
   """Defines the binaries' ``--compilation_cache_dir`` absl flag; returns its holder."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   return flags.DEFINE_string('compilation_cache_dir', None, FLAG_HELP)
 
 

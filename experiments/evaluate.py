@@ -10,6 +10,7 @@ Prints the task's table (per-class IoU by name for segmentation) and writes
 own eval step on the run's eval pipeline, so on the run's eval split it reproduces the numbers
 ``metrics.jsonl`` logged for that step.
 """
+
 import sys
 
 from absl import app
@@ -40,18 +41,19 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   try:
     recipe = evaluation.Recipe(
-        sliding_window=evaluation.parse_sliding_window(_SLIDING.value),
-        scales=evaluation.parse_scales(_SCALES.value), flip=_FLIP.value, crf=_CRF.value)
+      sliding_window=evaluation.parse_sliding_window(_SLIDING.value),
+      scales=evaluation.parse_scales(_SCALES.value),
+      flip=_FLIP.value,
+      crf=_CRF.value,
+    )
     run = inference.load_run(_WORKDIR.value, checkpoint=_CHECKPOINT.value)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f'error: {e}')
   compilation_cache.enable(_CACHE.value)
   platform.announce_platform()
   split = _SPLIT.value or run.info.eval_split
-  print(f'evaluating {_WORKDIR.value} at step {run.step} on split {split!r} '
-        f'({recipe.describe()})')
-  metrics = evaluation.evaluate_run(run, split=split, recipe=recipe,
-                                    max_batches=_MAX_BATCHES.value)
+  print(f'evaluating {_WORKDIR.value} at step {run.step} on split {split!r} ({recipe.describe()})')
+  metrics = evaluation.evaluate_run(run, split=split, recipe=recipe, max_batches=_MAX_BATCHES.value)
   print(evaluation.metrics_table(run.task, metrics, name=run.config.model.name))
   path = evaluation.write_results(_WORKDIR.value, split, run.step, metrics, recipe)
   print(f'wrote {path}')

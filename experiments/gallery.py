@@ -13,6 +13,7 @@ each give one tile, titled; a method that is missing is left out (and listed), o
 is reported and left out. The grey/colour models the binary methods need come from a box
 around the image centre (the object prior every box-initialised method uses).
 """
+
 from __future__ import annotations
 
 import os
@@ -36,15 +37,18 @@ _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def default_image() -> tuple[np.ndarray, str]:
   """The first VOC sample of the reference data, or scikit-image's astronaut."""
   from PIL import Image
+
   path = os.path.join(_REPO, '..', 'shared', 'reference-data', 'voc-samples', '1_image.png')
   if os.path.isfile(path):
     return np.asarray(Image.open(path).convert('RGB')), 'VOC sample 1'
   import skimage.data
+
   return skimage.data.astronaut(), 'scikit-image astronaut'
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
   from PIL import Image
+
   height, width = image.shape[:2]
   scale = size / max(height, width)
   shape = (max(round(width * scale), 8), max(round(height * scale), 8))
@@ -61,7 +65,7 @@ class _Context:
     self.rect = (width // 8, height // 8, width - 2 * (width // 8), height - 2 * (height // 8))
     x, y, w, h = self.rect
     self.inside = np.zeros((height, width), bool)
-    self.inside[y:y + h, x:x + w] = True
+    self.inside[y : y + h, x : x + w] = True
     self.key = key
     self._unary = None
 
@@ -72,8 +76,10 @@ class _Context:
       pixels = self.float[mask]
       mean, cov = pixels.mean(0), np.cov(pixels.T) + 1e-3 * np.eye(3)
       diff = self.float - mean
-      costs.append(0.5 * np.einsum('hwi,ij,hwj->hw', diff, np.linalg.inv(cov), diff)
-                   + 0.5 * np.log(np.linalg.det(cov)))
+      costs.append(
+        0.5 * np.einsum('hwi,ij,hwj->hw', diff, np.linalg.inv(cov), diff)
+        + 0.5 * np.log(np.linalg.det(cov))
+      )
     return costs[0].astype(np.float32), costs[1].astype(np.float32)
 
   def unary(self, classic, k: int = 4) -> np.ndarray:
@@ -81,12 +87,13 @@ class _Context:
     if self._unary is None:
       centres, _, _ = classic.kmeans(jnp.asarray(self.float.reshape(-1, 3)), k, key=self.key)
       d2 = np.sum((self.float[:, :, None] - np.asarray(centres)[None, None]) ** 2, axis=-1)
-      self._unary = np.minimum(d2 / (2 * 0.1 ** 2), 20.0).astype(np.float32)
+      self._unary = np.minimum(d2 / (2 * 0.1**2), 20.0).astype(np.float32)
     return self._unary
 
 
 def methods(classic, crf) -> list[tuple[str, str, Callable[[_Context], np.ndarray]]]:
   """``(title, the jaxseg names it needs, function of the context -> labels)``."""
+
   def gray(c):
     return classic.rgb_to_gray(jnp.asarray(c.float))
 
@@ -95,8 +102,7 @@ def methods(classic, crf) -> list[tuple[str, str, Callable[[_Context], np.ndarra
     return classic.binary_graph_cut(fg, bg, c.float, lam=2.0, sigma=0.1)[0]
 
   def mrf(method, iterations):
-    return lambda c: classic.mrf_map(c.unary(classic), 1.0, method=method,
-                                     iterations=iterations)[0]
+    return lambda c: classic.mrf_map(c.unary(classic), 1.0, method=method, iterations=iterations)[0]
 
   def dense(c):
     q = crf.dense_crf(c.unary(classic), c.image.astype(np.float32), iterations=5)
@@ -107,26 +113,44 @@ def methods(classic, crf) -> list[tuple[str, str, Callable[[_Context], np.ndarra
     return classic.region_grow(gray(c), jnp.array([[height // 2, width // 2]]), tolerance=0.12)
 
   return [
-      ('Otsu', 'threshold_otsu rgb_to_gray',
-       lambda c: gray(c) > classic.threshold_otsu(jnp.asarray(c.float))),
-      ('multi-Otsu, 3 classes', 'threshold_multiotsu apply_thresholds rgb_to_gray',
-       lambda c: classic.apply_thresholds(gray(c), classic.threshold_multiotsu(gray(c)))),
-      ('k-means, k=4 (RGB)', 'kmeans_segment',
-       lambda c: classic.kmeans_segment(jnp.asarray(c.float), 4, key=c.key)),
-      ('region growing (centre seed)', 'region_grow rgb_to_gray', region),
-      ('Felzenszwalb, scale 100', 'hierarchical_merge',
-       lambda c: classic.hierarchical_merge(jnp.asarray(c.image), scale=100.0, min_size=50)),
-      ('Chan-Vese', 'chan_vese rgb_to_gray', lambda c: classic.chan_vese(gray(c))[0]),
-      ('morph. Chan-Vese', 'morphological_chan_vese rgb_to_gray',
-       lambda c: classic.morphological_chan_vese(gray(c), 50)),
-      ('graph cut (Boykov-Jolly)', 'binary_graph_cut', grid_cut),
-      ('normalized cut, k=4', 'normalized_cut',
-       lambda c: classic.normalized_cut(c.float, num_segments=4)),
-      ('GrabCut (centre box)', 'grabcut', lambda c: classic.grabcut(c.image, c.rect, key=c.key)),
-      ('MRF ICM (k-means unary)', 'mrf_map kmeans', mrf('icm', 10)),
-      ('MRF alpha-expansion', 'mrf_map kmeans', mrf('alpha_expansion', 3)),
-      ('MRF TRW-S', 'mrf_map kmeans', mrf('trws', 20)),
-      ('dense CRF (k-means unary)', 'crf:dense_crf kmeans', dense),
+    (
+      'Otsu',
+      'threshold_otsu rgb_to_gray',
+      lambda c: gray(c) > classic.threshold_otsu(jnp.asarray(c.float)),
+    ),
+    (
+      'multi-Otsu, 3 classes',
+      'threshold_multiotsu apply_thresholds rgb_to_gray',
+      lambda c: classic.apply_thresholds(gray(c), classic.threshold_multiotsu(gray(c))),
+    ),
+    (
+      'k-means, k=4 (RGB)',
+      'kmeans_segment',
+      lambda c: classic.kmeans_segment(jnp.asarray(c.float), 4, key=c.key),
+    ),
+    ('region growing (centre seed)', 'region_grow rgb_to_gray', region),
+    (
+      'Felzenszwalb, scale 100',
+      'hierarchical_merge',
+      lambda c: classic.hierarchical_merge(jnp.asarray(c.image), scale=100.0, min_size=50),
+    ),
+    ('Chan-Vese', 'chan_vese rgb_to_gray', lambda c: classic.chan_vese(gray(c))[0]),
+    (
+      'morph. Chan-Vese',
+      'morphological_chan_vese rgb_to_gray',
+      lambda c: classic.morphological_chan_vese(gray(c), 50),
+    ),
+    ('graph cut (Boykov-Jolly)', 'binary_graph_cut', grid_cut),
+    (
+      'normalized cut, k=4',
+      'normalized_cut',
+      lambda c: classic.normalized_cut(c.float, num_segments=4),
+    ),
+    ('GrabCut (centre box)', 'grabcut', lambda c: classic.grabcut(c.image, c.rect, key=c.key)),
+    ('MRF ICM (k-means unary)', 'mrf_map kmeans', mrf('icm', 10)),
+    ('MRF alpha-expansion', 'mrf_map kmeans', mrf('alpha_expansion', 3)),
+    ('MRF TRW-S', 'mrf_map kmeans', mrf('trws', 20)),
+    ('dense CRF (k-means unary)', 'crf:dense_crf kmeans', dense),
   ]
 
 
@@ -140,9 +164,11 @@ def _available(names: str, classic, crf) -> bool:
 
 def _network_labels(workdir: str, image: np.ndarray) -> np.ndarray:
   from jaxseg.train import evaluation, inference, prediction
+
   run = inference.load_run(workdir, checkpoint='best')
-  recipe = evaluation.Recipe(sliding_window=None, scales=evaluation.parse_scales(''), flip=False,
-                             crf=False)
+  recipe = evaluation.Recipe(
+    sliding_window=None, scales=evaluation.parse_scales(''), flip=False, crf=False
+  )
   logits = prediction.predict_segmentation(run, image, recipe)
   return np.argmax(np.asarray(logits), axis=-1)
 
@@ -150,6 +176,7 @@ def _network_labels(workdir: str, image: np.ndarray) -> np.ndarray:
 def _tile(image: np.ndarray, labels: np.ndarray | None, title: str) -> np.ndarray:
   from jaxseg import viz
   from jaxseg.viz.figures import text_strip
+
   if labels is None:
     shown = image
   else:
@@ -162,19 +189,27 @@ def _tile(image: np.ndarray, labels: np.ndarray | None, title: str) -> np.ndarra
   return np.concatenate([strip, shown], axis=0)
 
 
-def build_gallery(image: np.ndarray, *, workdir: str = '', columns: int = 6, seed: int = 0,
-                  only: tuple[str, ...] | None = None,
-                  log=print) -> tuple[np.ndarray, list[str]]:
+def build_gallery(
+  image: np.ndarray,
+  *,
+  workdir: str = '',
+  columns: int = 6,
+  seed: int = 0,
+  only: tuple[str, ...] | None = None,
+  log=print,
+) -> tuple[np.ndarray, list[str]]:
   """Runs every available method on ``image`` (uint8 RGB); returns the grid and its titles.
 
   ``only`` restricts the run to the methods whose titles start with one of its strings.
   """
   from jaxseg import classic
+
   try:
     from jaxseg import crf
   except ImportError:
     crf = None
   from jaxseg import viz
+
   context = _Context(image, jax.random.PRNGKey(seed))
   tiles, titles = [_tile(image, None, 'input')], ['input']
   for title, names, function in methods(classic, crf):
@@ -195,7 +230,7 @@ def build_gallery(image: np.ndarray, *, workdir: str = '', columns: int = 6, see
   if workdir:
     tiles.append(_tile(image, _network_labels(workdir, image), 'network (trained run)'))
     titles.append('network')
-  rows = [tiles[i:i + columns] for i in range(0, len(tiles), columns)]
+  rows = [tiles[i : i + columns] for i in range(0, len(tiles), columns)]
   return viz.make_grid(rows, pad=4), titles
 
 
@@ -204,6 +239,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   if _IMAGE.value:
     from PIL import Image
+
     image, source = np.asarray(Image.open(_IMAGE.value).convert('RGB')), _IMAGE.value
   else:
     image, source = default_image()
@@ -211,6 +247,7 @@ def main(argv):
   print(f'gallery of {source} at {image.shape[1]}x{image.shape[0]}')
   grid, titles = build_gallery(image, workdir=_WORKDIR.value, columns=_COLUMNS.value)
   from jaxseg import viz
+
   os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)), exist_ok=True)
   viz.save_png(grid, _OUTPUT.value)
   print(f'wrote {_OUTPUT.value}: {len(titles)} tiles')

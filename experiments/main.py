@@ -28,14 +28,16 @@ from jaxseg import train
 from jaxseg.train import platform
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Path to an experiment config file (experiments/configs/*.py).',
-    lock_config=True)
+  'config', None, 'Path to an experiment config file (experiments/configs/*.py).', lock_config=True
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and results.')
 _CACHE = flags.DEFINE_string(
-    'compilation_cache_dir', None,
-    'Persistent XLA compilation cache (reruns, resumes and sweep trials load compiled programs '
-    'instead of compiling). Default: $JAXSEG_COMPILATION_CACHE, else ~/.cache/jaxseg/xla; '
-    '"off" disables.')
+  'compilation_cache_dir',
+  None,
+  'Persistent XLA compilation cache (reruns, resumes and sweep trials load compiled programs '
+  'instead of compiling). Default: $JAXSEG_COMPILATION_CACHE, else ~/.cache/jaxseg/xla; '
+  '"off" disables.',
+)
 _VERBOSE = flags.DEFINE_bool('verbose', False, 'Show tracebacks of config and setup errors.')
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -71,7 +73,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
   kept = []
   for arg in argv:
     if arg.startswith(_DATA_PREFIX) and '=' in arg:
-      key, value = arg[len(_DATA_PREFIX):].split('=', 1)
+      key, value = arg[len(_DATA_PREFIX) :].split('=', 1)
       _deferred_data_options.append((key, value))
     else:
       kept.append(arg)
@@ -113,6 +115,7 @@ def _apply_data_options(config) -> None:
   """Sets the deferred ``--config.data.X=V``: existing fields by their type, documented options of
   the dataset added; anything else is a one-line error naming what the dataset accepts."""
   from jaxseg.data import registry  # pylint: disable=g-import-not-at-top
+
   ordered = sorted(_deferred_data_options, key=lambda kv: kv[0] != 'name')  # name first
   for key, text in ordered:
     field = f'config.data.{key}'
@@ -125,8 +128,9 @@ def _apply_data_options(config) -> None:
         raise train.ConfigError(str(e)) from None
       if key not in accepted:
         raise train.ConfigError(
-            f'{field}: dataset {config.data.name!r} has no option {key!r}; it accepts '
-            f'{sorted(accepted)}.')
+          f'{field}: dataset {config.data.name!r} has no option {key!r}; it accepts '
+          f'{sorted(accepted)}.'
+        )
       current = accepted[key][0]
     try:
       value = _parse_value(text, current)
@@ -140,14 +144,16 @@ def _check_before_building(config, workdir: str) -> str:
   """Every check that needs no data and no compilation; ConfigError or ValueError on a mistake."""
   from jaxseg import data  # pylint: disable=g-import-not-at-top
   from jaxseg.data import registry  # pylint: disable=g-import-not-at-top
+
   _apply_data_options(config)
   workdir = train.check_workdir(workdir)
   train.validate_config(config)
   data.resolve_options(config.data)  # the dataset's options, without building it
   task = registry.get_spec(config.data.name).task
   if config.task != task:
-    raise train.ConfigError(f'config.task={config.task!r} but dataset {config.data.name!r} is a '
-                            f'{task!r} dataset.')
+    raise train.ConfigError(
+      f'config.task={config.task!r} but dataset {config.data.name!r} is a {task!r} dataset.'
+    )
   return workdir
 
 
@@ -168,24 +174,38 @@ def main(argv):
   if not sys.stderr.isatty():
     # tfds's build progress bars redraw with terminal escape codes: none in a log file.
     import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
     tfds.disable_progress_bar()
   from jaxseg.data import DatasetUnavailableError  # pylint: disable=g-import-not-at-top
   from jaxseg.train import workdir_lock  # pylint: disable=g-import-not-at-top
+
   try:
     results = train.train_and_evaluate(config, workdir)
-  except (train.ConfigError, workdir_lock.WorkdirLockedError, DatasetUnavailableError,
-          FileNotFoundError, train.NonFiniteError) as e:
+  except (
+    train.ConfigError,
+    workdir_lock.WorkdirLockedError,
+    DatasetUnavailableError,
+    FileNotFoundError,
+    train.NonFiniteError,
+  ) as e:
     if _VERBOSE.value:
       raise
-    _fail(f'{type(e).__name__}: {e}', CONFIG_ERROR_EXIT if isinstance(e, train.ConfigError)
-          else RUN_ERROR_EXIT)
+    _fail(
+      f'{type(e).__name__}: {e}',
+      CONFIG_ERROR_EXIT if isinstance(e, train.ConfigError) else RUN_ERROR_EXIT,
+    )
   results_path = os.path.join(workdir, train.RESULTS_FILE)
-  summary = ', '.join(f'{k} {v:.4g}' for k, v in results.items()
-                      if isinstance(v, float) and not k.startswith('best_'))
-  stopped = ('stopped (SIGTERM; resume with the same command)' if results.get('preempted')
-             else 'done')
-  print(f'{stopped}: step {results.get("step")} in {workdir}; results in {results_path}'
-        + (f' ({summary})' if summary else ''), flush=True)
+  summary = ', '.join(
+    f'{k} {v:.4g}' for k, v in results.items() if isinstance(v, float) and not k.startswith('best_')
+  )
+  stopped = (
+    'stopped (SIGTERM; resume with the same command)' if results.get('preempted') else 'done'
+  )
+  print(
+    f'{stopped}: step {results.get("step")} in {workdir}; results in {results_path}'
+    + (f' ({summary})' if summary else ''),
+    flush=True,
+  )
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ Usage::
 One panel per metric: the training loss, the learning rate and every evaluation metric over
 steps (training runs also write this file when they finish).
 """
+
 import os
 
 from absl import app

@@ -13,6 +13,7 @@ size and a colour overlay (segmentation), a grey map and a heatmap (saliency), o
 converted, with a note). An unreadable file is reported by name and skipped; a summary lists
 the failures and the exit code is 1 if any image failed.
 """
+
 import os
 import sys
 import time
@@ -37,8 +38,12 @@ _SLIDING = flags.DEFINE_string('sliding_window', '', "'CROP,STRIDE' sliding-wind
 _SCALES = flags.DEFINE_string('scales', '', "Test-time scales, e.g. '1,0.75,0.5'.")
 _FLIP = flags.DEFINE_boolean('flip', False, 'Add horizontally flipped predictions.')
 _CRF = flags.DEFINE_boolean('crf', False, 'Refine segmentation with the dense CRF.')
-_BATCH = flags.DEFINE_integer('batch_size', 1, 'Images per network call (classification and '
-                              'saliency; segmentation images of different sizes run one by one).')
+_BATCH = flags.DEFINE_integer(
+  'batch_size',
+  1,
+  'Images per network call (classification and '
+  'saliency; segmentation images of different sizes run one by one).',
+)
 _SAVE_LOGITS = flags.DEFINE_boolean('save_logits', False, 'Also write <stem>.npy logits.')
 flags.mark_flags_as_required(['workdir', 'input', 'output'])
 
@@ -49,8 +54,9 @@ def _predict_one(run, recipe, path, writer):
   task = run.info.task
   if task == 'segmentation':
     logits = prediction.predict_segmentation(run, image, recipe)
-    prediction.write_segmentation(_OUTPUT.value, stem, image, logits, run,
-                                  save_logits=_SAVE_LOGITS.value)
+    prediction.write_segmentation(
+      _OUTPUT.value, stem, image, logits, run, save_logits=_SAVE_LOGITS.value
+    )
   elif task == 'saliency':
     prediction.write_saliency(_OUTPUT.value, stem, image, prediction.predict_saliency(run, image))
   else:
@@ -65,25 +71,36 @@ def main(argv):
     logging.set_verbosity(logging.ERROR)
   try:
     recipe = evaluation.Recipe(
-        sliding_window=evaluation.parse_sliding_window(_SLIDING.value),
-        scales=evaluation.parse_scales(_SCALES.value), flip=_FLIP.value, crf=_CRF.value)
+      sliding_window=evaluation.parse_sliding_window(_SLIDING.value),
+      scales=evaluation.parse_scales(_SCALES.value),
+      flip=_FLIP.value,
+      crf=_CRF.value,
+    )
     if _BATCH.value < 1:
       raise ValueError(f'--batch_size must be a positive int, got {_BATCH.value}.')
     files = prediction.list_inputs(_INPUT.value)
     run = inference.load_run(_WORKDIR.value, checkpoint=_CHECKPOINT.value)
     if run.info.task != 'segmentation' and not recipe.as_trained:
-      raise ValueError(f'--sliding_window, --scales, --flip and --crf apply to segmentation; '
-                       f'this run is {run.info.task!r}.')
+      raise ValueError(
+        f'--sliding_window, --scales, --flip and --crf apply to segmentation; '
+        f'this run is {run.info.task!r}.'
+      )
     os.makedirs(_OUTPUT.value, exist_ok=True)
   except (FileNotFoundError, ValueError, NotADirectoryError) as e:
     sys.exit(f'error: {e}')
   compilation_cache.enable(_CACHE.value)
   platform.announce_platform()
-  print(f'predicting {len(files)} image(s) with {_WORKDIR.value} (step {run.step}, '
-        f'{run.info.task}, {recipe.describe()}) into {_OUTPUT.value}')
-  writer = (prediction.ClassificationCsv(os.path.join(_OUTPUT.value, 'predictions.csv'),
-                                         run.task.class_names)
-            if run.info.task == 'classification' else None)
+  print(
+    f'predicting {len(files)} image(s) with {_WORKDIR.value} (step {run.step}, '
+    f'{run.info.task}, {recipe.describe()}) into {_OUTPUT.value}'
+  )
+  writer = (
+    prediction.ClassificationCsv(
+      os.path.join(_OUTPUT.value, 'predictions.csv'), run.task.class_names
+    )
+    if run.info.task == 'classification'
+    else None
+  )
   progress = ProgressLine(len(files))
   failures, start = [], time.perf_counter()
   for done, path in enumerate(files, start=1):

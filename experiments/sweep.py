@@ -40,12 +40,13 @@ def _define_flags() -> None:
   flags.DEFINE_string('sweep', None, 'Path to a sweep file defining get_sweep().')
   flags.DEFINE_string('workdir', None, 'Sweep directory; each trial gets a subdirectory.')
   flags.DEFINE_integer('devices_per_trial', 1, 'Accelerators per trial.')
-  flags.DEFINE_integer('parallel', 0, 'Trials at once; 0: as many as the devices allow '
-                       '(1 on CPU).')
-  flags.DEFINE_enum('accelerator', 'auto', ['auto', 'cpu', 'gpu', 'tpu'],
-                    'Which devices to split between trials.')
+  flags.DEFINE_integer('parallel', 0, 'Trials at once; 0: as many as the devices allow (1 on CPU).')
+  flags.DEFINE_enum(
+    'accelerator', 'auto', ['auto', 'cpu', 'gpu', 'tpu'], 'Which devices to split between trials.'
+  )
   flags.DEFINE_integer('num_devices', 0, 'Local accelerators; 0: detect.')
   flags.mark_flags_as_required(['sweep', 'workdir'])
+
 
 @dataclasses.dataclass(frozen=True)
 class Sweep:
@@ -56,6 +57,7 @@ class Sweep:
     trials: one dict per trial mapping dotted config keys to values, e.g.
       ``{'optimizer.learning_rate': 0.1, 'seed': 1}``.
   """
+
   base_config: str
   trials: Sequence[Mapping[str, Any]]
 
@@ -76,8 +78,9 @@ def product(*axes: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     if len(lengths) != 1:
       raise ValueError(f'product: the lists of one axis must have equal lengths, got {dict(axis)}')
     zipped_axes.append([dict(zip(axis, values)) for values in zip(*axis.values())])
-  return [dict(kv for part in combo for kv in part.items())
-          for combo in itertools.product(*zipped_axes)]
+  return [
+    dict(kv for part in combo for kv in part.items()) for combo in itertools.product(*zipped_axes)
+  ]
 
 
 def chain(*trial_lists: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -137,8 +140,9 @@ def detect_accelerator() -> tuple[str, int]:
   return 'cpu', 0
 
 
-def trial_env(accelerator: str, device_ids: Sequence[int],
-              base_env: Mapping[str, str] | None = None) -> dict[str, str]:
+def trial_env(
+  accelerator: str, device_ids: Sequence[int], base_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
   """Returns the environment that confines a trial to ``device_ids``.
 
   Args:
@@ -163,9 +167,14 @@ def trial_env(accelerator: str, device_ids: Sequence[int],
     bounds = {1: '1,1,1', 2: '1,2,1', 4: '2,2,1', 8: '2,4,1'}
     if len(device_ids) not in bounds:
       raise ValueError(f'--devices_per_trial on TPU must be 1, 2, 4 or 8, got {len(device_ids)}')
-    env.update(TPU_VISIBLE_CHIPS=ids, TPU_CHIPS_PER_PROCESS_BOUNDS=bounds[len(device_ids)],
-               TPU_PROCESS_BOUNDS='1,1,1', TPU_PROCESS_PORT=str(8476 + device_ids[0]),
-               TPU_PROCESS_ADDRESSES=f'localhost:{8476 + device_ids[0]}', CLOUD_TPU_TASK_ID='0')
+    env.update(
+      TPU_VISIBLE_CHIPS=ids,
+      TPU_CHIPS_PER_PROCESS_BOUNDS=bounds[len(device_ids)],
+      TPU_PROCESS_BOUNDS='1,1,1',
+      TPU_PROCESS_PORT=str(8476 + device_ids[0]),
+      TPU_PROCESS_ADDRESSES=f'localhost:{8476 + device_ids[0]}',
+      CLOUD_TPU_TASK_ID='0',
+    )
   elif accelerator == 'cpu':
     flags_ = re.sub(r'--xla_force_host_platform_device_count=\d+', '', env.get('XLA_FLAGS', ''))
     env['XLA_FLAGS'] = f'{flags_} --xla_force_host_platform_device_count={len(device_ids)}'.strip()
@@ -183,10 +192,13 @@ def device_slots(num_devices: int, devices_per_trial: int) -> list[list[int]]:
     [[0, 1, 2, 3], [4, 5, 6, 7]]
   """
   if devices_per_trial < 1 or num_devices < devices_per_trial:
-    raise ValueError(f'--devices_per_trial={devices_per_trial} must be in [1, {num_devices}] '
-                     '(the local devices)')
-  return [list(range(s, s + devices_per_trial))
-          for s in range(0, num_devices - devices_per_trial + 1, devices_per_trial)]
+    raise ValueError(
+      f'--devices_per_trial={devices_per_trial} must be in [1, {num_devices}] (the local devices)'
+    )
+  return [
+    list(range(s, s + devices_per_trial))
+    for s in range(0, num_devices - devices_per_trial + 1, devices_per_trial)
+  ]
 
 
 @dataclasses.dataclass
@@ -200,9 +212,13 @@ class Trial:
     return os.path.exists(os.path.join(self.workdir, RESULTS_FILE))
 
   def command(self, base_config: str) -> list[str]:
-    return ([sys.executable, '-m', 'experiments.main', f'--config={base_config}',
-             f'--workdir={self.workdir}']
-            + [f'--config.{k}={format_override(v)}' for k, v in self.overrides.items()])
+    return [
+      sys.executable,
+      '-m',
+      'experiments.main',
+      f'--config={base_config}',
+      f'--workdir={self.workdir}',
+    ] + [f'--config.{k}={format_override(v)}' for k, v in self.overrides.items()]
 
 
 def _latest_metrics(trial_workdir: str) -> str:
@@ -211,16 +227,22 @@ def _latest_metrics(trial_workdir: str) -> str:
   try:
     with open(path, 'rb') as f:
       f.seek(max(0, os.path.getsize(path) - 8192))
-      rows = [json.loads(line) for line in f.read().decode('utf-8', 'replace').splitlines()[1:]
-              if line.strip().startswith('{')]
+      rows = [
+        json.loads(line)
+        for line in f.read().decode('utf-8', 'replace').splitlines()[1:]
+        if line.strip().startswith('{')
+      ]
   except (OSError, ValueError):
     return ''
   if not rows:
     return ''
   last = rows[-1]
-  shown = [f'{k} {v:.4g}' for k, v in last.items()
-           if k not in ('step', 'split', 'time', 'steps_per_sec', 'images_per_sec')
-           and isinstance(v, (int, float))][:3]
+  shown = [
+    f'{k} {v:.4g}'
+    for k, v in last.items()
+    if k not in ('step', 'split', 'time', 'steps_per_sec', 'images_per_sec')
+    and isinstance(v, (int, float))
+  ][:3]
   return f'step {last["step"]} {last.get("split", "")}: ' + ', '.join(shown)
 
 
@@ -255,8 +277,11 @@ class _Stop:
     name = signal.Signals(signum).name
     pids = [p.pid for p in self.running.values() if p.poll() is None]
     if first:
-      print(f'[sweep] {name}: forwarding SIGTERM to the running trial(s) {pids}; waiting for '
-            'their checkpoints (send it again to kill them)', flush=True)
+      print(
+        f'[sweep] {name}: forwarding SIGTERM to the running trial(s) {pids}; waiting for '
+        'their checkpoints (send it again to kill them)',
+        flush=True,
+      )
       forwarded = signal.SIGTERM
     else:
       print(f'[sweep] {name} again: killing the trial(s) {pids}', flush=True)
@@ -272,8 +297,15 @@ def _ignore_sigint() -> None:
   signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def run_sweep(sweep: Sweep, workdir: str, *, accelerator: str, slots: Sequence[Sequence[int]],
-              repo_root: str, status_every: float = 30.0) -> list[dict[str, Any]]:
+def run_sweep(
+  sweep: Sweep,
+  workdir: str,
+  *,
+  accelerator: str,
+  slots: Sequence[Sequence[int]],
+  repo_root: str,
+  status_every: float = 30.0,
+) -> list[dict[str, Any]]:
   """Runs every unfinished trial, at most ``len(slots)`` at once, and returns the summary rows.
 
   The console names each trial ``k/N``, prints each running trial's latest logged metrics every
@@ -294,8 +326,9 @@ def run_sweep(sweep: Sweep, workdir: str, *, accelerator: str, slots: Sequence[S
     and the trial's ``results.json`` entries.
   """
   os.makedirs(workdir, exist_ok=True)
-  trials = [Trial(i, o, os.path.join(workdir, trial_name(i, o)))
-            for i, o in enumerate(sweep.trials)]
+  trials = [
+    Trial(i, o, os.path.join(workdir, trial_name(i, o))) for i, o in enumerate(sweep.trials)
+  ]
   total = len(trials)
   label = lambda t: f'trial {t.index + 1}/{total} {os.path.basename(t.workdir)}'  # noqa: E731
   pending = [t for t in trials if not t.finished]
@@ -312,11 +345,19 @@ def run_sweep(sweep: Sweep, workdir: str, *, accelerator: str, slots: Sequence[S
         os.makedirs(trial.workdir, exist_ok=True)
         log = open(os.path.join(trial.workdir, 'log.txt'), 'a')
         resumed = os.path.isdir(os.path.join(trial.workdir, 'checkpoints'))
-        process = subprocess.Popen(trial.command(sweep.base_config), cwd=repo_root,
-                                   env=trial_env(accelerator, slot), stdout=log,
-                                   stderr=subprocess.STDOUT, preexec_fn=_ignore_sigint)
-        print(f'[sweep] {label(trial)}: {"resuming" if resumed else "starting"} on '
-              f'{accelerator} {slot} (pid {process.pid})', flush=True)
+        process = subprocess.Popen(
+          trial.command(sweep.base_config),
+          cwd=repo_root,
+          env=trial_env(accelerator, slot),
+          stdout=log,
+          stderr=subprocess.STDOUT,
+          preexec_fn=_ignore_sigint,
+        )
+        print(
+          f'[sweep] {label(trial)}: {"resuming" if resumed else "starting"} on '
+          f'{accelerator} {slot} (pid {process.pid})',
+          flush=True,
+        )
         running[trial.index] = (process, slot, log, time.time())
         stop.running[trial.index] = process
       time.sleep(0.2)
@@ -341,14 +382,20 @@ def run_sweep(sweep: Sweep, workdir: str, *, accelerator: str, slots: Sequence[S
           parallel = max(1, min(len(slots), left))
           eta = f'; ETA {_format_seconds(sum(durations) / len(durations) * left / parallel)}'
         latest = _latest_metrics(trial.workdir)
-        print(f'[sweep] {label(trial)}: {status}' + (f' ({latest})' if latest else '')
-              + f'; {left} trial(s) left{eta}', flush=True)
+        print(
+          f'[sweep] {label(trial)}: {status}'
+          + (f' ({latest})' if latest else '')
+          + f'; {left} trial(s) left{eta}',
+          flush=True,
+        )
       if running and time.time() - last_status >= status_every:
         last_status = time.time()
         for index in running:
           latest = _latest_metrics(trials[index].workdir)
-          print(f'[sweep] {label(trials[index])}: running'
-                + (f', {latest}' if latest else ''), flush=True)
+          print(
+            f'[sweep] {label(trials[index])}: running' + (f', {latest}' if latest else ''),
+            flush=True,
+          )
   rows = [_summary_row(t) for t in trials]
   if stop.signal is not None:
     for row in rows:
@@ -358,8 +405,7 @@ def run_sweep(sweep: Sweep, workdir: str, *, accelerator: str, slots: Sequence[S
 
 
 def _summary_row(trial: Trial) -> dict[str, Any]:
-  row = {'trial': os.path.basename(trial.workdir),
-         'status': 'done' if trial.finished else 'failed'}
+  row = {'trial': os.path.basename(trial.workdir), 'status': 'done' if trial.finished else 'failed'}
   row.update({k: format_override(v) for k, v in trial.overrides.items()})
   if trial.finished:
     with open(os.path.join(trial.workdir, RESULTS_FILE)) as f:
@@ -394,7 +440,7 @@ def main(argv):
     num_devices = args.num_devices or detected or detect_accelerator()[1]
   slots = device_slots(num_devices, args.devices_per_trial)
   if args.parallel:
-    slots = slots[:args.parallel]
+    slots = slots[: args.parallel]
   repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   rows = run_sweep(sweep, args.workdir, accelerator=accelerator, slots=slots, repo_root=repo_root)
   text = write_summary(rows, os.path.join(args.workdir, 'summary.csv'))

@@ -20,4 +20,4 @@ configs. The layers, with imports flowing one way (``tests/test_import_direction
 ``docs/architecture.md`` draws how a training run flows through them.
 """
 
-__version__ = "0.1.0"
+__version__ = '0.1.0'

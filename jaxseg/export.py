@@ -29,16 +29,25 @@ _MAGIC = b'jaxseg-export-v1\n'
 
 
 def _check_input_shape(input_shape: Any) -> tuple[Any, ...]:
-  if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 4
-      or not isinstance(input_shape[3], int) or input_shape[3] < 1):
+  if (
+    not isinstance(input_shape, (tuple, list))
+    or len(input_shape) != 4
+    or not isinstance(input_shape[3], int)
+    or input_shape[3] < 1
+  ):
     raise ValueError(
-        f"input_shape must be NHWC (batch, height, width, channels) with int channels, e.g. "
-        f"('b', 'h', 'w', 3), got {input_shape!r}.")
+      f'input_shape must be NHWC (batch, height, width, channels) with int channels, e.g. '
+      f"('b', 'h', 'w', 3), got {input_shape!r}."
+    )
   for name, size in zip(('batch', 'height', 'width'), input_shape[:3]):
-    if not ((isinstance(size, str) and size.isidentifier())
-            or (isinstance(size, int) and not isinstance(size, bool) and size > 0)):
-      raise ValueError(f'input_shape {name} must be a positive int or a symbol name such as '
-                       f"'b', got {size!r} in {input_shape!r}.")
+    if not (
+      (isinstance(size, str) and size.isidentifier())
+      or (isinstance(size, int) and not isinstance(size, bool) and size > 0)
+    ):
+      raise ValueError(
+        f'input_shape {name} must be a positive int or a symbol name such as '
+        f"'b', got {size!r} in {input_shape!r}."
+      )
   return tuple(input_shape)
 
 
@@ -54,10 +63,16 @@ def _symbolic_shape(input_shape: tuple[Any, ...], multiple: int) -> tuple[Any, .
   return (*jax_export.symbolic_shape(', '.join(spec)), input_shape[3])
 
 
-def export_model(model: Any, variables: Any, *, input_shape: Any = ('b', 'h', 'w', 3),
-                 dtype: Any = jnp.float32, spatial_multiple: int = 32,
-                 preprocess: Callable[[jax.Array], jax.Array] | None = None,
-                 platforms: tuple[str, ...] | None = None) -> jax_export.Exported:
+def export_model(
+  model: Any,
+  variables: Any,
+  *,
+  input_shape: Any = ('b', 'h', 'w', 3),
+  dtype: Any = jnp.float32,
+  spatial_multiple: int = 32,
+  preprocess: Callable[[jax.Array], jax.Array] | None = None,
+  platforms: tuple[str, ...] | None = None,
+) -> jax_export.Exported:
   """Exports ``x -> model.apply(variables, preprocess(x))[0]`` as StableHLO with symbolic shapes.
 
   Height and width are exported as ``spatial_multiple * h`` and ``spatial_multiple * w`` (see
@@ -88,8 +103,11 @@ def export_model(model: Any, variables: Any, *, input_shape: Any = ('b', 'h', 'w
     ['b', '32*h', '32*w', '3']
   """
   input_shape = _check_input_shape(input_shape)
-  if not isinstance(spatial_multiple, int) or isinstance(spatial_multiple, bool) \
-      or spatial_multiple < 1:
+  if (
+    not isinstance(spatial_multiple, int)
+    or isinstance(spatial_multiple, bool)
+    or spatial_multiple < 1
+  ):
     raise ValueError(f'spatial_multiple must be a positive int, got {spatial_multiple!r}.')
   if preprocess is not None and not callable(preprocess):
     raise TypeError(f'preprocess must be callable or None, got {type(preprocess).__name__}.')
@@ -105,8 +123,9 @@ def export_model(model: Any, variables: Any, *, input_shape: Any = ('b', 'h', 'w
   return jax_export.export(jax.jit(forward), platforms=platforms)(spec)
 
 
-def save_exported(exported: jax_export.Exported, path: str | os.PathLike, *,
-                  pad_value: Any = 0.0) -> None:
+def save_exported(
+  exported: jax_export.Exported, path: str | os.PathLike, *, pad_value: Any = 0.0
+) -> None:
   """Writes an exported model to ``path`` (a small header, then JAX's serialisation).
 
   Args:
@@ -117,8 +136,9 @@ def save_exported(exported: jax_export.Exported, path: str | os.PathLike, *,
       pixel that it maps to 0 (so the padding equals the model's own zero padding).
   """
   if not isinstance(exported, jax_export.Exported):
-    raise TypeError(f'exported must be a jax.export.Exported (from export_model), got '
-                    f'{type(exported).__name__}.')
+    raise TypeError(
+      f'exported must be a jax.export.Exported (from export_model), got {type(exported).__name__}.'
+    )
   folder = os.path.dirname(os.fspath(path)) or '.'
   if not os.path.isdir(folder):
     raise ValueError(f'path {os.fspath(path)!r}: folder {folder!r} does not exist.')
@@ -152,6 +172,7 @@ class ExportedModel:
       are padded bottom/right with ``pad_value`` and the output cropped back to the input size.
     pad_value: ``(C,)`` the padding value per input channel.
   """
+
   exported: jax_export.Exported
   multiples: tuple[int, int]
   pad_value: tuple[float, ...] = (0.0, 0.0, 0.0)
@@ -196,16 +217,18 @@ def load_exported(path: str | os.PathLike) -> ExportedModel:
     (2, 45, 70, 3)
   """
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'path {os.fspath(path)!r} is not a file (expected a model written '
-                            'by jaxseg.export.save_exported or python -m experiments.export).')
+    raise FileNotFoundError(
+      f'path {os.fspath(path)!r} is not a file (expected a model written '
+      'by jaxseg.export.save_exported or python -m experiments.export).'
+    )
   with open(path, 'rb') as f:
     data = f.read()
   if not data.startswith(_MAGIC):
-    raise ValueError(f'{os.fspath(path)!r} is not a jaxseg export (its header is not '
-                     f'{_MAGIC!r}).')
+    raise ValueError(f'{os.fspath(path)!r} is not a jaxseg export (its header is not {_MAGIC!r}).')
   header_end = data.index(b'\n', len(_MAGIC))
-  header = json.loads(data[len(_MAGIC):header_end])
-  exported = jax_export.deserialize(bytearray(data[header_end + 1:]))
+  header = json.loads(data[len(_MAGIC) : header_end])
+  exported = jax_export.deserialize(bytearray(data[header_end + 1 :]))
   shape = exported.in_avals[0].shape
-  return ExportedModel(exported, (_spatial_multiple(shape[1]), _spatial_multiple(shape[2])),
-                       tuple(header['pad_value']))
+  return ExportedModel(
+    exported, (_spatial_multiple(shape[1]), _spatial_multiple(shape[2])), tuple(header['pad_value'])
+  )

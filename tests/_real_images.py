@@ -1,5 +1,6 @@
 """Real images for the classic methods' oracle tests: scikit-image's bundled samples and the
 VOC/CamVid samples under ``shared/reference-data`` (skipped cleanly when either is absent)."""
+
 import glob
 import os
 
@@ -20,10 +21,15 @@ def reference_images() -> dict[str, str]:
   if root is None:
     return {}
   paths = sorted(glob.glob(os.path.join(root, 'voc-samples', '*_image.png')))
-  paths += sorted(glob.glob(os.path.join(root, 'camvid-samples', 'images_prepped_test', '*.png')))[:2]
+  paths += sorted(glob.glob(os.path.join(root, 'camvid-samples', 'images_prepped_test', '*.png')))[
+    :2
+  ]
   paths += [os.path.join(root, 'voc-fcn-demo', 'image.jpg')]
-  return {os.path.basename(os.path.dirname(p)) + '/' + os.path.basename(p): p
-          for p in paths if os.path.exists(p)}
+  return {
+    os.path.basename(os.path.dirname(p)) + '/' + os.path.basename(p): p
+    for p in paths
+    if os.path.exists(p)
+  }
 
 
 REFERENCE_NAMES = sorted(reference_images()) or ['absent']
@@ -35,5 +41,6 @@ def load_reference(name: str) -> np.ndarray:
   if name not in paths:
     pytest.skip('shared/reference-data is absent')
   from PIL import Image
+
   with Image.open(paths[name]) as image:
     return np.asarray(image.convert('RGB'))

@@ -5,6 +5,7 @@ exactly by dynamic programming) with the unaries shared `U/2 + lam` and `U/2 - l
 gives a valid bound (Komodakis, Paragios & Tziritas 2007; its maximum is the tree-reweighted LP
 bound), and projected supergradient ascent on `lam` tightens it.
 """
+
 import numpy as np
 
 OFFSETS = {4: ((0, 1), (1, 0)), 8: ((0, 1), (1, 0), (1, 1), (1, -1))}
@@ -31,7 +32,7 @@ def energy(labels, unary, pairwise, connectivity=4, model='potts', truncation=No
   total = unary[rows, cols, labels].sum(axis=(-2, -1))
   for k, (dr, dc) in enumerate(OFFSETS[connectivity]):
     r, c = slice(0, h - dr), slice(max(-dc, 0), w - max(dc, 0))
-    other = labels[..., dr:, max(dc, 0):w + min(dc, 0)]
+    other = labels[..., dr:, max(dc, 0) : w + min(dc, 0)]
     v = distance(labels[..., r, c], other, model, truncation)
     total = total + (weights[r, c, k] * v).sum(axis=(-2, -1))
   return total
@@ -40,7 +41,7 @@ def energy(labels, unary, pairwise, connectivity=4, model='potts', truncation=No
 def _chains_min(theta, weights, num_labels, model, truncation):
   """Exact minimum of independent chains along axis 1: theta (N, M, L), weights (N, M - 1)."""
   labels = np.arange(num_labels)
-  pair = distance(labels[:, None], labels[None, :], model, truncation)   # (L, L)
+  pair = distance(labels[:, None], labels[None, :], model, truncation)  # (L, L)
   n, m, _ = theta.shape
   message = theta[:, 0].copy()
   back = np.zeros((n, m, num_labels), np.int64)
@@ -66,17 +67,19 @@ def lower_bound(unary, pairwise, *, model='potts', truncation=None, upper=None, 
   best = -np.inf
   eye = np.eye(num_labels)
   for step in range(steps):
-    rows_min, x_rows = _chains_min(unary / 2 + lam, weights[:, :-1, 0], num_labels, model,
-                                   truncation)
-    cols_min, x_cols = _chains_min(np.swapaxes(unary / 2 - lam, 0, 1), weights[:-1, :, 1].T,
-                                   num_labels, model, truncation)
+    rows_min, x_rows = _chains_min(
+      unary / 2 + lam, weights[:, :-1, 0], num_labels, model, truncation
+    )
+    cols_min, x_cols = _chains_min(
+      np.swapaxes(unary / 2 - lam, 0, 1), weights[:-1, :, 1].T, num_labels, model, truncation
+    )
     x_cols = x_cols.T
     bound = rows_min + cols_min
     best = max(best, bound)
     supergradient = eye[x_rows] - eye[x_cols]
-    norm = (supergradient ** 2).sum()
+    norm = (supergradient**2).sum()
     if norm == 0:
-      break                                     # the two halves agree: the bound is tight
+      break  # the two halves agree: the bound is tight
     gap = (upper - bound) if upper is not None else 1.0
     lam += max(gap, 1e-9) / norm * supergradient / (1 + step) ** 0.5
   return best

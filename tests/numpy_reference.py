@@ -4,6 +4,7 @@ Deliberately slow and independent of jaxseg: every output pixel is computed from
 float64, output sizes come from the textbook formulas re-derived here, and nothing calls
 jax or jaxseg. Layouts match jaxseg: activations NHWC, kernels HWIO.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -15,7 +16,7 @@ import numpy as np
 def explicit_pads(padding, in_hw, window_hw, stride_hw):
   """((top, bottom), (left, right)) for any padding form ('SAME' as TensorFlow)."""
   if isinstance(padding, str):
-    if padding == "VALID":
+    if padding == 'VALID':
       return ((0, 0), (0, 0))
     pads = []
     for size, k, s in zip(in_hw, window_hw, stride_hw):
@@ -43,7 +44,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
   ext_h, ext_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
   (pt, pb), (pl, pr) = explicit_pads(padding, (height, width), (ext_h, ext_w), (sh, sw))
   xp = np.zeros((n, height + pt + pb, width + pl + pr, channels))
-  xp[:, pt:pt + height, pl:pl + width] = x
+  xp[:, pt : pt + height, pl : pl + width] = x
   out_h = (height + pt + pb - ext_h) // sh + 1
   out_w = (width + pl + pr - ext_w) // sw + 1
   og = out_ch // groups
@@ -55,7 +56,7 @@ def conv2d(x, w, b=None, *, stride=1, padding=0, dilation=1, groups=1):
         acc = np.zeros(n)
         for u in range(kh):
           for v in range(kw):
-            pixel = xp[:, i * sh + u * dh, j * sw + v * dw, g * cg:(g + 1) * cg]
+            pixel = xp[:, i * sh + u * dh, j * sw + v * dw, g * cg : (g + 1) * cg]
             acc += pixel @ w[u, v, :, o]
         y[:, i, j, o] = acc
   return y if b is None else y + np.asarray(b, np.float64)
@@ -82,7 +83,7 @@ def conv_transpose2d(x, w, b=None, *, stride=1, padding=0, output_padding=0, dil
       for u in range(kh):
         for v in range(kw):
           full[:, i * sh + u * dh, j * sw + v * dw, :] += x[:, i, j, :] @ w[u, v]
-  y = full[:, pt:full_h - pb, pl:full_w - pr, :]
+  y = full[:, pt : full_h - pb, pl : full_w - pr, :]
   return y if b is None else y + np.asarray(b, np.float64)
 
 
@@ -161,14 +162,14 @@ def local_response_norm(x, *, size=5, alpha=1e-4, beta=0.75, k=1.0):
   return y
 
 
-def resize(x, shape, *, method="bilinear", align_corners=False):
+def resize(x, shape, *, method='bilinear', align_corners=False):
   """Per output pixel: source coordinate from the definition, then interpolate its neighbours."""
   x = np.asarray(x, np.float64)
   n, height, width, channels = x.shape
   out_h, out_w = shape
 
   def source(i, in_size, out_size):
-    if method == "nearest":
+    if method == 'nearest':
       return min(int(math.floor(i * in_size / out_size)), in_size - 1)
     if align_corners:
       return i * (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
@@ -178,14 +179,18 @@ def resize(x, shape, *, method="bilinear", align_corners=False):
   for i in range(out_h):
     for j in range(out_w):
       sy, sx = source(i, height, out_h), source(j, width, out_w)
-      if method == "nearest":
+      if method == 'nearest':
         y[:, i, j] = x[:, sy, sx]
         continue
       y0, x0 = min(int(sy), height - 1), min(int(sx), width - 1)
       y1, x1 = min(y0 + 1, height - 1), min(x0 + 1, width - 1)
       ly, lx = sy - y0, sx - x0
-      y[:, i, j] = ((1 - ly) * (1 - lx) * x[:, y0, x0] + (1 - ly) * lx * x[:, y0, x1]
-                    + ly * (1 - lx) * x[:, y1, x0] + ly * lx * x[:, y1, x1])
+      y[:, i, j] = (
+        (1 - ly) * (1 - lx) * x[:, y0, x0]
+        + (1 - ly) * lx * x[:, y0, x1]
+        + ly * (1 - lx) * x[:, y1, x0]
+        + ly * lx * x[:, y1, x1]
+      )
   return y
 
 
@@ -211,8 +216,10 @@ def pairwise_cases(axes: dict, *, valid=lambda case: True, seed: int = 0) -> lis
   product = [case for case in product if valid(case)]
   order = np.random.default_rng(seed).permutation(len(product))
   product = [product[i] for i in order]
-  pair_sets = [{(a, repr(case[a]), b, repr(case[b])) for a, b in itertools.combinations(names, 2)}
-               for case in product]
+  pair_sets = [
+    {(a, repr(case[a]), b, repr(case[b])) for a, b in itertools.combinations(names, 2)}
+    for case in product
+  ]
   uncovered = set().union(*pair_sets)
   chosen = []
   while uncovered:

@@ -7,8 +7,10 @@ The samples are never copied into the project.
 import os
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_CANDIDATES = (os.path.join(_REPO, '..', 'shared', 'reference-data'),
-               os.path.join(_REPO, 'shared', 'reference-data'))
+_CANDIDATES = (
+  os.path.join(_REPO, '..', 'shared', 'reference-data'),
+  os.path.join(_REPO, 'shared', 'reference-data'),
+)
 
 # The first candidate that exists, else the first (so paths below it simply do not exist).
 ROOT = os.path.normpath(next((c for c in _CANDIDATES if os.path.isdir(c)), _CANDIDATES[0]))

@@ -1,4 +1,5 @@
 """benchmarks/run_all.py runs the benchmarks and writes one JSON file (smoke, --quick)."""
+
 import json
 import os
 import subprocess
@@ -13,8 +14,14 @@ RUN_ALL = os.path.join(REPO, 'benchmarks', 'run_all.py')
 def _run(tmp_path, *args):
   out = tmp_path / 'result.json'
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
-  process = subprocess.run([sys.executable, RUN_ALL, '--quick', f'--out={out}', *args],
-                           capture_output=True, text=True, env=env, timeout=900, check=False)
+  process = subprocess.run(
+    [sys.executable, RUN_ALL, '--quick', f'--out={out}', *args],
+    capture_output=True,
+    text=True,
+    env=env,
+    timeout=900,
+    check=False,
+  )
   assert process.returncode == 0, process.stdout[-3000:] + process.stderr[-3000:]
   return json.loads(out.read_text())
 
@@ -30,8 +37,12 @@ def test_metrics_smoke_writes_rows(tmp_path):
 
 
 def test_unknown_benchmark_is_refused(tmp_path):
-  process = subprocess.run([sys.executable, RUN_ALL, '--out', str(tmp_path / 'x.json'),
-                            '--only=nope'], capture_output=True, text=True, check=False)
+  process = subprocess.run(
+    [sys.executable, RUN_ALL, '--out', str(tmp_path / 'x.json'), '--only=nope'],
+    capture_output=True,
+    text=True,
+    check=False,
+  )
   assert process.returncode != 0 and 'unknown' in process.stderr
 
 

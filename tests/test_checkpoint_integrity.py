@@ -5,6 +5,7 @@ Issue 14, items 1-3. A run of 6 steps (checkpoints at 2, 4, 6) is damaged in one
 data-iterator state, an unreadable manifest) and resumed to 8 steps: the damaged checkpoint 6 is
 named and moved aside, the run resumes from 4 and finishes equal to an uninterrupted 8-step run.
 """
+
 import json
 import os
 import re
@@ -19,8 +20,13 @@ from jaxseg.train import checkpoints, workdir_lock
 
 
 def _config(total_steps):
-  return fx.tiny_config(total_steps=total_steps, checkpoint_every=2, eval_every=total_steps,
-                        log_every=total_steps, keep_checkpoints=5)
+  return fx.tiny_config(
+    total_steps=total_steps,
+    checkpoint_every=2,
+    eval_every=total_steps,
+    log_every=total_steps,
+    keep_checkpoints=5,
+  )
 
 
 @pytest.fixture(scope='module')
@@ -84,8 +90,15 @@ def _broken_manifest(step_dir):
   return 'unreadable'
 
 
-DAMAGES = [_truncate_array, _delete_array, _broken_data_json, _broken_state_metadata,
-           _flip_array_bit, _flip_iterator_bit, _broken_manifest]
+DAMAGES = [
+  _truncate_array,
+  _delete_array,
+  _broken_data_json,
+  _broken_state_metadata,
+  _flip_array_bit,
+  _flip_iterator_bit,
+  _broken_manifest,
+]
 
 
 @pytest.mark.slow  # 9 short trainings (~60 s on 2 loaded cores); the Checkpointer-level test below
@@ -216,12 +229,15 @@ class _Position:
     self.position = state['position']
 
 
-@pytest.mark.parametrize('damage', [_truncate_array, _flip_array_bit, _flip_iterator_bit,
-                                    _broken_data_json, _delete_array])
+@pytest.mark.parametrize(
+  'damage', [_truncate_array, _flip_array_bit, _flip_iterator_bit, _broken_data_json, _delete_array]
+)
 def test_restore_latest_names_moves_aside_and_falls_back(damage, tmp_path):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  ckpt = checkpoints.Checkpointer(str(tmp_path / 'checkpoints'), keep=5, best_metric='accuracy',
-                                  best_mode='max')
+
+  ckpt = checkpoints.Checkpointer(
+    str(tmp_path / 'checkpoints'), keep=5, best_metric='accuracy', best_mode='max'
+  )
   with ckpt:
     for step in (1, 2):
       ckpt.save(step, {'w': jnp.full((64, 64), float(step))}, _Position(step))

@@ -7,6 +7,7 @@ bounded below by mrf_reference.lower_bound (rows + columns dual decomposition), 
 against exhaustive search. gco-wrapper's comparison lives in its own module (it rebinds
 numpy.int for the whole process).
 """
+
 import doctest
 import itertools
 
@@ -25,14 +26,19 @@ def _problem(rng, integer, connectivity):
   k = len(ref.OFFSETS[connectivity])
   if integer:
     return rng.integers(0, 10, (3, 3, 3)), rng.integers(0, 6, (3, 3, k))
-  return rng.random((3, 3, 3)).astype(np.float32), (0.8 * rng.random((3, 3, k))).astype(
-      np.float32)
+  return rng.random((3, 3, 3)).astype(np.float32), (0.8 * rng.random((3, 3, k))).astype(np.float32)
 
 
 # Each case compiles the solver once: a covering subset of model x connectivity x dtype.
-@pytest.mark.parametrize('model, truncation, factor, connectivity, integer', [
-    ('potts', None, 2.0, 4, True), ('potts', None, 2.0, 8, False),
-    ('truncated_linear', 2, 4.0, 8, True), ('truncated_linear', 2, 4.0, 4, False)])
+@pytest.mark.parametrize(
+  'model, truncation, factor, connectivity, integer',
+  [
+    ('potts', None, 2.0, 4, True),
+    ('potts', None, 2.0, 8, False),
+    ('truncated_linear', 2, 4.0, 8, True),
+    ('truncated_linear', 2, 4.0, 4, False),
+  ],
+)
 def test_exhaustive_3x3_three_labels(model, truncation, factor, connectivity, integer):
   rng = np.random.default_rng(connectivity + 2 * integer + (model == 'potts'))
   for _ in range(3):
@@ -54,14 +60,14 @@ def test_lower_bound_oracle_is_below_the_exhaustive_minimum():
   for model, truncation in (('potts', None), ('truncated_linear', 2)):
     unary, pairwise = _problem(rng, False, 4)
     every = ref.energy(EVERY_3X3, unary, pairwise, model=model, truncation=truncation)
-    bound = ref.lower_bound(unary, pairwise, model=model, truncation=truncation,
-                            upper=every.min())
+    bound = ref.lower_bound(unary, pairwise, model=model, truncation=truncation, upper=every.min())
     assert bound <= every.min() + 1e-9
-    assert bound > np.asarray(unary).min(-1).sum()         # tighter than the trivial bound
+    assert bound > np.asarray(unary).min(-1).sum()  # tighter than the trivial bound
 
 
-@pytest.mark.parametrize('model, truncation, factor', [('potts', None, 2.0),
-                                                        ('truncated_linear', 3, 6.0)])
+@pytest.mark.parametrize(
+  'model, truncation, factor', [('potts', None, 2.0), ('truncated_linear', 3, 6.0)]
+)
 def test_within_its_factor_of_a_lower_bound(model, truncation, factor):
   rng = np.random.default_rng(1)
   truth = np.zeros((32, 32), np.int64)
@@ -70,14 +76,17 @@ def test_within_its_factor_of_a_lower_bound(model, truncation, factor):
   unary = rng.random((32, 32, 5)) + 1.5 * (np.arange(5) != truth[..., None])
   unary = unary.astype(np.float32)
   labels, energy = alpha_expansion(unary, 0.6, model=model, truncation=truncation)
-  np.testing.assert_allclose(float(energy), ref.energy(labels, unary, 0.6, model=model,
-                                                       truncation=truncation), rtol=1e-5)
+  np.testing.assert_allclose(
+    float(energy), ref.energy(labels, unary, 0.6, model=model, truncation=truncation), rtol=1e-5
+  )
   bound = ref.lower_bound(unary, 0.6, model=model, truncation=truncation, upper=float(energy))
   assert bound <= float(energy) <= factor * bound
-  assert float(energy) <= 1.02 * bound                     # in practice far inside the factor
+  assert float(energy) <= 1.02 * bound  # in practice far inside the factor
 
 
-@pytest.mark.parametrize('kwargs, match', [
+@pytest.mark.parametrize(
+  'kwargs, match',
+  [
     ({'model': 'quadratic'}, 'model must be one of'),
     ({'truncation': 2}, "truncation must be None for model='potts'"),
     ({'model': 'truncated_linear'}, 'truncation must be a finite number > 0'),
@@ -88,7 +97,8 @@ def test_within_its_factor_of_a_lower_bound(model, truncation, factor):
     ({'iterations': 0}, 'iterations must be a positive int'),
     ({'connectivity': 5}, 'connectivity must be 4 or 8'),
     ({'unary': np.full((4, 4, 2), 2**28), 'pairwise': 1}, 'below 2\\*\\*31'),
-])
+  ],
+)
 def test_rejects_bad_arguments(kwargs, match):
   args = {'unary': np.ones((4, 4, 2)), 'pairwise': 1.0}
   args.update(kwargs)
@@ -102,7 +112,8 @@ def test_docstring_parts_and_example():
     assert part in doc, part
   finder = doctest.DocTestFinder(recurse=False)
   runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-  for test in finder.find(alpha_expansion, globs={'jnp': jnp, 'np': np,
-                                                  'alpha_expansion': alpha_expansion}):
+  for test in finder.find(
+    alpha_expansion, globs={'jnp': jnp, 'np': np, 'alpha_expansion': alpha_expansion}
+  ):
     runner.run(test)
   assert runner.failures == 0

@@ -6,6 +6,7 @@ exact and compared on the definition's energy: ours must be within 0.1% of gco's
 minima of the same move space, reached from different starts) and within the Potts factor 2 of
 the rows + columns dual-decomposition lower bound.
 """
+
 import os
 import subprocess
 import sys
@@ -42,11 +43,19 @@ def gco_expansion(unary, weight, pairwise_matrix):
   h, w, _ = unary.shape
   with tempfile.TemporaryDirectory() as folder:
     inputs, output = os.path.join(folder, 'in.npz'), os.path.join(folder, 'out.npy')
-    np.savez(inputs, unary=unary.astype(np.int32), pairwise=pairwise_matrix.astype(np.int32),
-             cost_v=np.full((h - 1, w), weight, np.int32),
-             cost_h=np.full((h, w - 1), weight, np.int32))
-    done = subprocess.run([sys.executable, '-c', _GCO_SCRIPT, inputs, output], check=True,
-                          capture_output=True, text=True)
+    np.savez(
+      inputs,
+      unary=unary.astype(np.int32),
+      pairwise=pairwise_matrix.astype(np.int32),
+      cost_v=np.full((h - 1, w), weight, np.int32),
+      cost_h=np.full((h, w - 1), weight, np.int32),
+    )
+    done = subprocess.run(
+      [sys.executable, '-c', _GCO_SCRIPT, inputs, output],
+      check=True,
+      capture_output=True,
+      text=True,
+    )
     return np.load(output), float(done.stdout.strip().splitlines()[-1])
 
 
@@ -72,7 +81,7 @@ def colour_unary(size, num_labels):
   order = np.argsort(pixels @ np.array([0.299, 0.587, 0.114]))
   centres = pixels[order[np.linspace(0, len(order) - 1, num_labels).astype(int)]]
   squared = ((image[:, :, None, :] - centres[None, None]) ** 2).sum(-1)
-  return np.round(np.minimum(squared / (2 * 0.1 ** 2), 10.0) * 10).astype(np.int32)
+  return np.round(np.minimum(squared / (2 * 0.1**2), 10.0) * 10).astype(np.int32)
 
 
 def _compare(unary, weight):
@@ -92,8 +101,9 @@ def test_small_random_potts_within_0_1_percent_of_gco():
 @pytest.mark.slow
 @pytest.mark.parametrize('kind', ['random', 'colour'])
 def test_256x256_21_label_potts_matches_gco_and_a_lower_bound(kind):
-  unary = (random_unary(np.random.default_rng(1), 256, 21) if kind == 'random'
-           else colour_unary(256, 21))
+  unary = (
+    random_unary(np.random.default_rng(1), 256, 21) if kind == 'random' else colour_unary(256, 21)
+  )
   weight = 40 if kind == 'random' else 20
   energy, _ = _compare(unary, weight)
   bound = ref.lower_bound(unary, weight, upper=energy, steps=30)

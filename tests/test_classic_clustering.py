@@ -1,4 +1,5 @@
 """k-means and k-means++ against scikit-learn, the D^2 law, and image clustering."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,15 +19,19 @@ def _pixels(name, step=4):
   return image.reshape(-1, image.shape[-1] if image.ndim == 3 else 1)
 
 
-@pytest.mark.parametrize('name, k', [('astronaut', 5), ('coins', 3)] + [
-    pytest.param(n, 8, marks=pytest.mark.slow) for n in REFERENCE_NAMES[:1]])
+@pytest.mark.parametrize(
+  'name, k',
+  [('astronaut', 5), ('coins', 3)]
+  + [pytest.param(n, 8, marks=pytest.mark.slow) for n in REFERENCE_NAMES[:1]],
+)
 def test_same_init_equals_sklearn_lloyd(name, k):
   points = _pixels(name)
   init = points[np.random.default_rng(k).choice(len(points), k, replace=False)]
   # scikit-learn in float64: its own float32 run drifts from it by up to 4e-5 on these images
   # (float32 sums of many points); the one-hot matmul of offsets here stays within 3e-6.
-  ref = sklearn_cluster.KMeans(k, init=init.astype(np.float64), n_init=1,
-                               algorithm='lloyd').fit(points.astype(np.float64))
+  ref = sklearn_cluster.KMeans(k, init=init.astype(np.float64), n_init=1, algorithm='lloyd').fit(
+    points.astype(np.float64)
+  )
   centres, labels, inertia = clustering.kmeans(points, k, init=init)
   np.testing.assert_array_equal(labels, ref.labels_)
   np.testing.assert_allclose(centres, ref.cluster_centers_, atol=1e-5)
@@ -36,8 +41,9 @@ def test_same_init_equals_sklearn_lloyd(name, k):
 def test_empty_cluster_is_relocated_as_sklearn():
   points = _pixels('astronaut', step=8)
   init = np.concatenate([points[[0, 500, 1000]], np.full((2, 3), 5.0, np.float32)])
-  ref = sklearn_cluster.KMeans(5, init=init.astype(np.float64), n_init=1,
-                               algorithm='lloyd').fit(points.astype(np.float64))
+  ref = sklearn_cluster.KMeans(5, init=init.astype(np.float64), n_init=1, algorithm='lloyd').fit(
+    points.astype(np.float64)
+  )
   centres, labels, inertia = clustering.kmeans(points, 5, init=init)
   np.testing.assert_array_equal(labels, ref.labels_)
   np.testing.assert_allclose(centres, ref.cluster_centers_, atol=1e-5)
@@ -45,8 +51,10 @@ def test_empty_cluster_is_relocated_as_sklearn():
   assert len(np.unique(labels)) == 5
 
 
-@pytest.mark.parametrize('name, k', [('astronaut', 5)] + [
-    pytest.param(n, 6, marks=pytest.mark.slow) for n in REFERENCE_NAMES[:1]])
+@pytest.mark.parametrize(
+  'name, k',
+  [('astronaut', 5)] + [pytest.param(n, 6, marks=pytest.mark.slow) for n in REFERENCE_NAMES[:1]],
+)
 def test_kmeans_plusplus_inertia_within_one_percent_of_sklearn_best_of_ten(name, k):
   points = _pixels(name, step=8)
   best = sklearn_cluster.KMeans(k, n_init=10, random_state=0).fit(points.astype(np.float64))
@@ -109,27 +117,34 @@ def test_vmap_over_point_sets_equals_one_by_one():
       np.testing.assert_allclose(got[i], want, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize('colorspace, spatial_weight', [
-    ('lab', 50.0), pytest.param('rgb', 0.0, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  'colorspace, spatial_weight', [('lab', 50.0), pytest.param('rgb', 0.0, marks=pytest.mark.slow)]
+)
 def test_kmeans_segment_is_kmeans_of_the_features(colorspace, spatial_weight):
   image = skimage_image('astronaut')[::8, ::8]
   key = jax.random.key(3)
-  labels = clustering.kmeans_segment(image, 4, key=key, colorspace=colorspace,
-                                     spatial_weight=spatial_weight)
-  colour = (color.rgb_to_lab(image) if colorspace == 'lab'
-            else jnp.asarray(image, jnp.float32) / 255)
+  labels = clustering.kmeans_segment(
+    image, 4, key=key, colorspace=colorspace, spatial_weight=spatial_weight
+  )
+  colour = color.rgb_to_lab(image) if colorspace == 'lab' else jnp.asarray(image, jnp.float32) / 255
   rows, cols = np.mgrid[:64, :64].astype(np.float32)
-  feats = np.concatenate([np.asarray(colour).reshape(-1, 3)]
-                         + ([np.stack([rows, cols], -1).reshape(-1, 2) * spatial_weight / 64]
-                            if spatial_weight else []), axis=1)
+  feats = np.concatenate(
+    [np.asarray(colour).reshape(-1, 3)]
+    + ([np.stack([rows, cols], -1).reshape(-1, 2) * spatial_weight / 64] if spatial_weight else []),
+    axis=1,
+  )
   _, want, _ = clustering.kmeans(feats, 4, key=key)
   np.testing.assert_array_equal(labels, np.asarray(want).reshape(64, 64))
-  batch = clustering.kmeans_segment(np.stack([image, image[::-1]]), 4, key=key,
-                                    colorspace=colorspace, spatial_weight=spatial_weight)
+  batch = clustering.kmeans_segment(
+    np.stack([image, image[::-1]]), 4, key=key, colorspace=colorspace, spatial_weight=spatial_weight
+  )
   second = jax.random.split(key, 2)[1]
   np.testing.assert_array_equal(
-      batch[1], clustering.kmeans_segment(image[::-1], 4, key=second, colorspace=colorspace,
-                                          spatial_weight=spatial_weight))
+    batch[1],
+    clustering.kmeans_segment(
+      image[::-1], 4, key=second, colorspace=colorspace, spatial_weight=spatial_weight
+    ),
+  )
 
 
 def test_bad_arguments_are_named():
@@ -155,7 +170,10 @@ def test_bad_arguments_are_named():
     clustering.kmeans_segment(np.zeros((4, 4, 3)), 2, key=key, spatial_weight=-1.0)
 
 
-@pytest.mark.parametrize('fn', [clustering.kmeans, clustering.kmeans_plusplus,
-                                clustering.kmeans_segment], ids=lambda fn: fn.__name__)
+@pytest.mark.parametrize(
+  'fn',
+  [clustering.kmeans, clustering.kmeans_plusplus, clustering.kmeans_segment],
+  ids=lambda fn: fn.__name__,
+)
 def test_docstrings(fn):
   check_docstring(fn, {'jnp': jnp, 'np': np, 'jax': jax, **vars(clustering)})

@@ -1,5 +1,6 @@
 """GrabCut: the energy against OpenCV's definitions (NumPy, float64), the cut against PyMaxflow,
 and the masks against cv2.grabCut (8 seeds) and the VOC ground truth."""
+
 import importlib
 import os
 
@@ -13,7 +14,7 @@ from tests import reference_data
 # The package exports the function grabcut, which shadows the module of the same name.
 gc = importlib.import_module('jaxseg.classic.grabcut')
 
-_NEIGHBOURS = ((0, 1), (1, 0), (1, 1), (1, -1))   # right, down, down-right, down-left
+_NEIGHBOURS = ((0, 1), (1, 0), (1, 1), (1, -1))  # right, down, down-right, down-left
 
 
 def _opencv_beta(image):
@@ -66,10 +67,8 @@ def _opencv_nll(pixels, gmm):
 def _opencv_tweights(pixels, codes, fg_gmm, bg_gmm, lam):
   """constructGCGraph's t-links (fromSource, toSink), not reparametrised."""
   probable = (codes == 2) | (codes == 3)
-  source = np.where(probable, _opencv_nll(pixels, bg_gmm),
-                    np.where(codes == 0, 0.0, lam))
-  sink = np.where(probable, _opencv_nll(pixels, fg_gmm),
-                  np.where(codes == 0, lam, 0.0))
+  source = np.where(probable, _opencv_nll(pixels, bg_gmm), np.where(codes == 0, 0.0, lam))
+  sink = np.where(probable, _opencv_nll(pixels, fg_gmm), np.where(codes == 0, lam, 0.0))
   return source, sink
 
 
@@ -99,12 +98,18 @@ def _pymaxflow(source, sink, nweights):
 
 def _pymaxflow_cut(source, sink, pairwise):
   """A drop-in for grid_min_cut inside the jitted loop (host callback)."""
+
   def host(s, k, p):
     flow, labels = _pymaxflow(*(np.asarray(a, np.float64) for a in (s, k, p)))
     return labels, np.float32(flow)
+
   labels, flow = jax.pure_callback(
-      host, (jax.ShapeDtypeStruct(source.shape, jnp.int32), jax.ShapeDtypeStruct((), jnp.float32)),
-      source, sink, pairwise)
+    host,
+    (jax.ShapeDtypeStruct(source.shape, jnp.int32), jax.ShapeDtypeStruct((), jnp.float32)),
+    source,
+    sink,
+    pairwise,
+  )
   return labels, flow, jnp.float32(0)
 
 
@@ -119,18 +124,24 @@ def test_energy_is_opencvs_and_the_result_is_its_minimum_cut():
   pixels = gc._prepare_image(image)
   codes = gc._initial_codes(image.shape[:2], rect, None)
   final, _, fg_gmm, bg_gmm, energy, gap, steps = gc._grabcut_core(
-      pixels, jnp.asarray(codes), jax.random.PRNGKey(0), jnp.float32(50.0), iterations=5,
-      num_components=5)
+    pixels,
+    jnp.asarray(codes),
+    jax.random.PRNGKey(0),
+    jnp.float32(50.0),
+    iterations=5,
+    num_components=5,
+  )
   beta = _opencv_beta(image)
   np.testing.assert_allclose(float(gc._beta(pixels)), beta, rtol=1e-5)
   nweights = _opencv_nweights(image, beta, 50.0)
-  np.testing.assert_allclose(np.asarray(gc._pairwise(pixels, gc._beta(pixels), 50.0)), nweights,
-                             rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(gc._pairwise(pixels, gc._beta(pixels), 50.0)), nweights, rtol=1e-4, atol=1e-6
+  )
   flat_pixels = image.reshape(-1, 3).astype(np.float64)
   source, sink = _opencv_tweights(flat_pixels, codes.reshape(-1), fg_gmm, bg_gmm, 450.0)
   ours_source, ours_sink, offset = gc._terminal_caps(
-      jnp.asarray(flat_pixels, jnp.float32), jnp.asarray(codes.reshape(-1)), fg_gmm, bg_gmm,
-      450.0)
+    jnp.asarray(flat_pixels, jnp.float32), jnp.asarray(codes.reshape(-1)), fg_gmm, bg_gmm, 450.0
+  )
   np.testing.assert_allclose(np.asarray(ours_source + offset), source, rtol=1e-4, atol=1e-3)
   np.testing.assert_allclose(np.asarray(ours_sink + offset), sink, rtol=1e-4, atol=1e-3)
   source, sink = source.reshape(codes.shape), sink.reshape(codes.shape)
@@ -147,7 +158,8 @@ def test_energy_is_opencvs_and_the_result_is_its_minimum_cut():
   # foreground mixture (OpenCV: -log 0 = inf) must not turn the next cuts into NaN.
   codes = jnp.asarray(gc._initial_codes(image.shape[:2], (10, 2, 40, 60), None))
   final, *_, energy, gap, steps = gc._grabcut_core(
-      pixels, codes, jax.random.PRNGKey(0), jnp.float32(50.0), iterations=5, num_components=5)
+    pixels, codes, jax.random.PRNGKey(0), jnp.float32(50.0), iterations=5, num_components=5
+  )
   assert not np.any(np.asarray(final) % 2 == 1)
   assert np.isfinite(float(energy)) and np.isfinite(float(gap))
 
@@ -177,12 +189,20 @@ def _opencv_masks(image, rect, seeds=range(8), with_energy=False):
     if with_energy:
       # The returned models are the ones OpenCV built its last graph from (in BGR order).
       codes = gc._initial_codes(image.shape[:2], rect, None)
-      source, sink = _opencv_tweights(bgr.reshape(-1, 3).astype(np.float64), codes.reshape(-1),
-                                      _model_to_gmm(fgd), _model_to_gmm(bgd), 450.0)
+      source, sink = _opencv_tweights(
+        bgr.reshape(-1, 3).astype(np.float64),
+        codes.reshape(-1),
+        _model_to_gmm(fgd),
+        _model_to_gmm(bgd),
+        450.0,
+      )
       pixels = gc._prepare_image(image)
       nweights = np.asarray(gc._pairwise(pixels, gc._beta(pixels), 50.0), np.float64)
-      energies.append(_energy(masks[-1].astype(np.int32), source.reshape(mask.shape),
-                              sink.reshape(mask.shape), nweights))
+      energies.append(
+        _energy(
+          masks[-1].astype(np.int32), source.reshape(mask.shape), sink.reshape(mask.shape), nweights
+        )
+      )
   return (masks, energies) if with_energy else masks
 
 
@@ -232,8 +252,15 @@ def test_matches_cv2_grabcut_and_voc_truth_at_full_size(name):
   image, rect, truth, valid = _full_size_case(name)
   pixels = gc._prepare_image(image)
   codes = jnp.asarray(gc._initial_codes(image.shape[:2], rect, None))
-  result = gc._grabcut_core(pixels, codes, jax.random.PRNGKey(0), jnp.float32(50.0),
-                            iterations=5, num_components=5, min_cut=_pymaxflow_cut)
+  result = gc._grabcut_core(
+    pixels,
+    codes,
+    jax.random.PRNGKey(0),
+    jnp.float32(50.0),
+    iterations=5,
+    num_components=5,
+    min_cut=_pymaxflow_cut,
+  )
   ours = np.asarray(gc._is_foreground(result[0]))
   theirs = _opencv_masks(image, rect)
   ious = [_iou(ours, t) for t in theirs]
@@ -255,10 +282,18 @@ def test_grid_min_cut_path_equals_the_pymaxflow_path_at_full_size():
   image, rect, _, _ = _voc_case('1')
   pixels = gc._prepare_image(image)
   codes = jnp.asarray(gc._initial_codes(image.shape[:2], rect, None))
-  ours = gc._grabcut_core(pixels, codes, jax.random.PRNGKey(0), jnp.float32(50.0),
-                          iterations=5, num_components=5)
-  reference = gc._grabcut_core(pixels, codes, jax.random.PRNGKey(0), jnp.float32(50.0),
-                               iterations=5, num_components=5, min_cut=_pymaxflow_cut)
+  ours = gc._grabcut_core(
+    pixels, codes, jax.random.PRNGKey(0), jnp.float32(50.0), iterations=5, num_components=5
+  )
+  reference = gc._grabcut_core(
+    pixels,
+    codes,
+    jax.random.PRNGKey(0),
+    jnp.float32(50.0),
+    iterations=5,
+    num_components=5,
+    min_cut=_pymaxflow_cut,
+  )
   assert _iou(np.asarray(ours[0]) % 2 == 1, np.asarray(reference[0]) % 2 == 1) >= 0.999
 
 
@@ -266,11 +301,11 @@ def test_mask_initialisation_and_scribbles():
   image, rect = _small_astronaut()
   mask = np.full(image.shape[:2], gc.GC_BGD, np.uint8)
   x, y, w, h = rect
-  mask[y:y + h, x:x + w] = gc.GC_PR_FGD
+  mask[y : y + h, x : x + w] = gc.GC_PR_FGD
   key = jax.random.PRNGKey(0)
   from_mask = np.asarray(gc.grabcut(image, mask=mask, key=key))
   from_rect = np.asarray(gc.grabcut(image, rect, key=key))
-  assert np.array_equal(from_mask, from_rect)        # the same initial codes
+  assert np.array_equal(from_mask, from_rect)  # the same initial codes
   # Scribbles: sure foreground stays foreground, sure background stays background.
   scribbles = np.full(image.shape[:2], gc.GC_PR_BGD, np.uint8)
   scribbles[60:70, 50:60] = gc.GC_BGD
@@ -279,7 +314,9 @@ def test_mask_initialisation_and_scribbles():
   assert not out[60:70, 50:60].any() and out[100:110, 40:50].all()
 
 
-@pytest.mark.parametrize('kwargs, error, match', [
+@pytest.mark.parametrize(
+  'kwargs, error, match',
+  [
     ({'rect': (-1, 0, 4, 4)}, ValueError, 'inside'),
     ({'rect': (4, 4, 10, 4)}, ValueError, 'inside'),
     ({'rect': (0, 0, 0, 4)}, ValueError, 'non-empty'),
@@ -295,7 +332,8 @@ def test_mask_initialisation_and_scribbles():
     ({'iterations': 0}, ValueError, 'iterations'),
     ({'num_components': 0}, ValueError, 'num_components'),
     ({'gamma': -1.0}, ValueError, 'gamma'),
-])
+  ],
+)
 def test_bad_arguments(kwargs, error, match):
   kwargs = {'image': np.zeros((8, 8, 3), np.uint8), 'rect': (2, 2, 4, 4), **kwargs}
   with pytest.raises(error, match=match):

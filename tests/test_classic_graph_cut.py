@@ -6,6 +6,7 @@ cut value with PyMaxflow's maximum flow, the energy of our labels (recomputed in
 definition) with that value, and the labels themselves where the minimum is unique (continuous
 random capacities: a tie has probability zero).
 """
+
 import doctest
 import itertools
 import os
@@ -25,13 +26,14 @@ OFFSETS = {4: ((0, 1), (1, 0)), 8: ((0, 1), (1, 0), (1, 1), (1, -1))}
 def cut_energy(labels, source_cap, sink_cap, pairwise, connectivity):
   """The cut's capacity from the definition, in float64, for labels (..., H, W) (1 = source)."""
   labels = np.asarray(labels).astype(bool)
-  source_cap, sink_cap, pairwise = (np.asarray(a, np.float64) for a in
-                                    (source_cap, sink_cap, pairwise))
+  source_cap, sink_cap, pairwise = (
+    np.asarray(a, np.float64) for a in (source_cap, sink_cap, pairwise)
+  )
   h, w = source_cap.shape
   energy = np.where(labels, sink_cap, source_cap).sum(axis=(-2, -1))
   for k, (dr, dc) in enumerate(OFFSETS[connectivity]):
     rows, cols = slice(0, h - dr), slice(max(-dc, 0), w - max(dc, 0))
-    other = labels[..., dr:, max(dc, 0):w + min(dc, 0)]
+    other = labels[..., dr:, max(dc, 0) : w + min(dc, 0)]
     differ = labels[..., rows, cols] != other
     energy = energy + (pairwise[rows, cols, k] * differ).sum(axis=(-2, -1))
   return energy
@@ -56,8 +58,9 @@ def pymaxflow(source_cap, sink_cap, pairwise, connectivity):
   for k, (dr, dc) in enumerate(OFFSETS[connectivity]):
     structure = np.zeros((3, 3))
     structure[1 + dr, 1 + dc] = 1
-    graph.add_grid_edges(ids, weights=np.asarray(pairwise[..., k]), structure=structure,
-                         symmetric=True)
+    graph.add_grid_edges(
+      ids, weights=np.asarray(pairwise[..., k]), structure=structure, symmetric=True
+    )
   graph.add_grid_tedges(ids, np.asarray(source_cap), np.asarray(sink_cap))
   flow = graph.maxflow()
   return flow, (~graph.get_grid_segments(ids)).astype(np.int32)
@@ -66,10 +69,16 @@ def pymaxflow(source_cap, sink_cap, pairwise, connectivity):
 def random_problem(rng, shape, connectivity, integer=False):
   k = len(OFFSETS[connectivity])
   if integer:
-    return (rng.integers(0, 12, shape), rng.integers(0, 12, shape),
-            rng.integers(0, 6, shape + (k,)))
-  return (rng.random(shape, np.float32), rng.random(shape, np.float32),
-          (0.6 * rng.random(shape + (k,))).astype(np.float32))
+    return (
+      rng.integers(0, 12, shape),
+      rng.integers(0, 12, shape),
+      rng.integers(0, 6, shape + (k,)),
+    )
+  return (
+    rng.random(shape, np.float32),
+    rng.random(shape, np.float32),
+    (0.6 * rng.random(shape + (k,))).astype(np.float32),
+  )
 
 
 @pytest.mark.parametrize('connectivity', [4, 8])
@@ -120,8 +129,7 @@ def _voc_energy(name, size=None, connectivity=4):
   if root is None:
     pytest.skip('reference data absent')
   image = cv2.imread(os.path.join(root, 'voc-samples', f'{name}_image.png'))[..., ::-1]
-  target = cv2.imread(os.path.join(root, 'voc-samples', f'{name}_target.png'),
-                      cv2.IMREAD_GRAYSCALE)
+  target = cv2.imread(os.path.join(root, 'voc-samples', f'{name}_target.png'), cv2.IMREAD_GRAYSCALE)
   if size is not None:
     image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     target = cv2.resize(target, (size, size), interpolation=cv2.INTER_NEAREST)
@@ -137,8 +145,11 @@ def _voc_energy(name, size=None, connectivity=4):
   fg_cost, bg_cost = costs
   base = np.minimum(fg_cost, bg_cost)
   weights = np.asarray(gc._contrast_weights(image, sigma=0.1, connectivity=connectivity))
-  return ((bg_cost - base).astype(np.float32), (fg_cost - base).astype(np.float32),
-          (2.0 * weights).astype(np.float32))
+  return (
+    (bg_cost - base).astype(np.float32),
+    (fg_cost - base).astype(np.float32),
+    (2.0 * weights).astype(np.float32),
+  )
 
 
 @pytest.mark.parametrize('connectivity', [4, 8])
@@ -194,9 +205,9 @@ def test_edges_leaving_the_image_are_ignored():
   rng = np.random.default_rng(6)
   source_cap, sink_cap, pairwise = random_problem(rng, (3, 4), 8)
   cleared = pairwise.copy()
-  cleared[:, -1, 0] = cleared[-1, :, 1] = 0          # right / down off the grid
-  cleared[-1, :, 2] = cleared[:, -1, 2] = 0          # down-right
-  cleared[-1, :, 3] = cleared[:, 0, 3] = 0           # down-left
+  cleared[:, -1, 0] = cleared[-1, :, 1] = 0  # right / down off the grid
+  cleared[-1, :, 2] = cleared[:, -1, 2] = 0  # down-right
+  cleared[-1, :, 3] = cleared[:, 0, 3] = 0  # down-left
   noisy = pairwise + (pairwise == cleared) * 0 + (pairwise != cleared) * 50.0
   a = grid_min_cut(source_cap, sink_cap, cleared, connectivity=8)
   b = grid_min_cut(source_cap, sink_cap, noisy.astype(np.float32), connectivity=8)
@@ -222,19 +233,28 @@ def test_binary_graph_cut_is_the_boykov_jolly_minimum():
   image += 0.1 * rng.standard_normal(image.shape).astype(np.float32)
   fg_cost = np.where(image[..., 0] > 0.5, 0.3, 1.0) + 0.5 * rng.random((20, 24))
   bg_cost = (1.5 - fg_cost).astype(np.float32)
-  fg_cost = fg_cost.astype(np.float32) - 0.2           # costs of any sign
+  fg_cost = fg_cost.astype(np.float32) - 0.2  # costs of any sign
   labels, energy = binary_graph_cut(fg_cost, bg_cost, image, lam=0.7, sigma=0.3)
-  weights = 0.7 * np.exp(-np.stack([
-      np.pad(((image[:, 1:] - image[:, :-1]) ** 2).sum(-1), ((0, 0), (0, 1))),
-      np.pad(((image[1:] - image[:-1]) ** 2).sum(-1), ((0, 1), (0, 0)))], -1) / (2 * 0.3 ** 2))
+  weights = 0.7 * np.exp(
+    -np.stack(
+      [
+        np.pad(((image[:, 1:] - image[:, :-1]) ** 2).sum(-1), ((0, 0), (0, 1))),
+        np.pad(((image[1:] - image[:-1]) ** 2).sum(-1), ((0, 1), (0, 0))),
+      ],
+      -1,
+    )
+    / (2 * 0.3**2)
+  )
   base = np.minimum(fg_cost, bg_cost)
   flow, reference_labels = pymaxflow(bg_cost - base, fg_cost - base, weights, 4)
   np.testing.assert_allclose(float(energy), flow + base.astype(np.float64).sum(), rtol=1e-5)
   np.testing.assert_array_equal(labels, reference_labels)
-  assert 100 < int(labels.sum()) < 140                     # the 120-pixel red square
+  assert 100 < int(labels.sum()) < 140  # the 120-pixel red square
 
 
-@pytest.mark.parametrize('kwargs, match', [
+@pytest.mark.parametrize(
+  'kwargs, match',
+  [
     ({'source_cap': -np.ones((3, 3))}, 'source_cap must be >= 0'),
     ({'sink_cap': np.full((3, 3), np.nan)}, 'sink_cap must be finite'),
     ({'pairwise': -np.ones((3, 3, 2))}, 'not submodular'),
@@ -244,12 +264,22 @@ def test_binary_graph_cut_is_the_boykov_jolly_minimum():
     ({'connectivity': 6}, 'connectivity must be 4 or 8'),
     ({'max_iterations': 0}, 'max_iterations must be a positive int'),
     ({'tol': -1.0}, 'tol must be a number >= 0'),
-    ({'source_cap': np.full((3, 3), 2**29, np.int64), 'sink_cap': np.zeros((3, 3), np.int64),
-          'pairwise': np.zeros((3, 3, 2), np.int64)}, 'sum to less than 2'),
-])
+    (
+      {
+        'source_cap': np.full((3, 3), 2**29, np.int64),
+        'sink_cap': np.zeros((3, 3), np.int64),
+        'pairwise': np.zeros((3, 3, 2), np.int64),
+      },
+      'sum to less than 2',
+    ),
+  ],
+)
 def test_grid_min_cut_rejects_bad_arguments(kwargs, match):
-  args = {'source_cap': np.ones((3, 3)), 'sink_cap': np.ones((3, 3)),
-          'pairwise': np.ones((3, 3, 2))}
+  args = {
+    'source_cap': np.ones((3, 3)),
+    'sink_cap': np.ones((3, 3)),
+    'pairwise': np.ones((3, 3, 2)),
+  }
   args.update(kwargs)
   options = {key: args.pop(key) for key in ('connectivity', 'max_iterations', 'tol') if key in args}
   with pytest.raises(ValueError, match=match):
@@ -261,16 +291,24 @@ def test_grid_min_cut_rejects_non_numeric():
     grid_min_cut(np.array([['a']]), np.ones((1, 1)), np.ones((1, 1, 2)))
 
 
-@pytest.mark.parametrize('kwargs, match', [
+@pytest.mark.parametrize(
+  'kwargs, match',
+  [
     ({'lam': -1.0}, 'lam must be >= 0'),
     ({'sigma': 0.0}, 'sigma must be > 0'),
     ({'image': np.ones((4, 5))}, 'image must have shape'),
     ({'fg_cost': np.full((4, 4), np.nan)}, 'fg_cost must be finite'),
     ({'bg_cost': np.ones((4, 3))}, 'bg_cost must have the shape'),
-])
+  ],
+)
 def test_binary_graph_cut_rejects_bad_arguments(kwargs, match):
-  args = {'fg_cost': np.ones((4, 4)), 'bg_cost': np.ones((4, 4)), 'image': np.ones((4, 4, 3)),
-              'lam': 1.0, 'sigma': 0.5}
+  args = {
+    'fg_cost': np.ones((4, 4)),
+    'bg_cost': np.ones((4, 4)),
+    'image': np.ones((4, 4, 3)),
+    'lam': 1.0,
+    'sigma': 0.5,
+  }
   args.update(kwargs)
   with pytest.raises(ValueError, match=match):
     binary_graph_cut(args.pop('fg_cost'), args.pop('bg_cost'), args.pop('image'), **args)

@@ -21,8 +21,8 @@ def _naive_affinity(image, radius, sigma_i, sigma_x):
   positions = np.stack(np.divmod(np.arange(height * width), width), axis=1).astype(np.float64)
   feat2 = np.sum((features[:, None] - features[None]) ** 2, axis=-1)
   dist2 = np.sum((positions[:, None] - positions[None]) ** 2, axis=-1)
-  W = np.exp(-feat2 / sigma_i ** 2) * np.exp(-dist2 / sigma_x ** 2)
-  return np.where((dist2 > 0) & (dist2 < radius ** 2), W, 0.0)
+  W = np.exp(-feat2 / sigma_i**2) * np.exp(-dist2 / sigma_x**2)
+  return np.where((dist2 > 0) & (dist2 < radius**2), W, 0.0)
 
 
 def _naive_ncut(labels, W):
@@ -37,6 +37,7 @@ def _naive_ncut(labels, W):
 def _camera48():
   skimage = pytest.importorskip('skimage')
   from skimage.transform import resize
+
   return resize(skimage.data.camera(), (48, 48), anti_aliasing=True).astype(np.float32)
 
 
@@ -72,9 +73,9 @@ def test_spectrum_matches_scipy_eigsh_on_48x48():
 
 def _two_shapes():
   image = np.full((32, 32), 0.1, np.float32)
-  image[4:14, 4:28] = 0.9                                 # a bar
+  image[4:14, 4:28] = 0.9  # a bar
   yy, xx = np.mgrid[:32, :32]
-  image[(yy - 23) ** 2 + (xx - 16) ** 2 < 36] = 0.5     # a disc
+  image[(yy - 23) ** 2 + (xx - 16) ** 2 < 36] = 0.5  # a disc
   truth = np.zeros((32, 32), np.int32)
   truth[4:14, 4:28] = 1
   truth[(yy - 23) ** 2 + (xx - 16) ** 2 < 36] = 2
@@ -116,6 +117,7 @@ def test_superpixel_graph_keeps_the_pixel_ncut():
 def _rag_problem(image, n_segments):
   skimage = pytest.importorskip('skimage')
   from skimage import graph, segmentation
+
   superpixels = segmentation.slic(image, n_segments=n_segments, compactness=20, start_label=0)
   rag = graph.rag_mean_color(image, superpixels, mode='similarity')
   count = int(superpixels.max()) + 1
@@ -158,6 +160,7 @@ def test_partition_is_no_worse_than_skimage_on_more_images(name):
     import imageio.v3 as iio
 
     from tests import reference_data
+
     path = reference_data.path('voc-samples/1_image.png')
     if reference_data.root_or_none() is None:
       pytest.skip('reference data absent')
@@ -172,11 +175,14 @@ def test_jit_and_key():
   image, _ = _two_shapes()
   eager = nc.normalized_cut(image[:16, :16], num_segments=2, method='kway')
   jitted = jax.jit(lambda x: nc.normalized_cut(x, num_segments=2, method='kway'))(
-      jnp.asarray(image[:16, :16]))
+    jnp.asarray(image[:16, :16])
+  )
   assert np.array_equal(np.asarray(eager), np.asarray(jitted))
 
 
-@pytest.mark.parametrize('kwargs, error, match', [
+@pytest.mark.parametrize(
+  'kwargs, error, match',
+  [
     ({'image': np.zeros((4,))}, ValueError, 'image must be'),
     ({'image': np.full((4, 4), np.nan)}, ValueError, 'finite'),
     ({'image': np.zeros((4, 4), bool)}, TypeError, 'dtype'),
@@ -188,7 +194,8 @@ def test_jit_and_key():
     ({'superpixels': np.zeros((3, 4), np.int32)}, ValueError, 'superpixels'),
     ({'superpixels': np.full((4, 4), 2, np.int32)}, ValueError, 'every id'),
     ({'superpixels': np.zeros((4, 4), np.float32)}, TypeError, 'superpixels'),
-])
+  ],
+)
 def test_bad_arguments(kwargs, error, match):
   kwargs = {'image': np.zeros((4, 4), np.float32), **kwargs}
   with pytest.raises(error, match=match):
@@ -197,7 +204,7 @@ def test_bad_arguments(kwargs, error, match):
 
 def test_bad_graphs():
   with pytest.raises(ValueError, match='symmetric'):
-    nc.partition_graph(np.array([[0., 1.], [0., 0.]]))
+    nc.partition_graph(np.array([[0.0, 1.0], [0.0, 0.0]]))
   with pytest.raises(ValueError, match='non-negative'):
     nc.partition_graph(-np.ones((2, 2)))
   with pytest.raises(ValueError, match='elements'):

@@ -1,5 +1,6 @@
 """Region growing against skimage's flood and a NumPy reference; Felzenszwalb merging against
 skimage's felzenszwalb."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,10 +20,12 @@ def test_one_seed_equals_skimage_flood(connectivity):
   for seed in [(10, 10), (64, 64), (100, 30), (127, 127)]:
     for tolerance in (0, 5, 20):
       # flood's connectivity counts orthogonal steps: 1 is 4-connectivity, 2 is 8.
-      expected = segmentation.flood(camera, seed, tolerance=tolerance,
-                                    connectivity=connectivity // 4)
-      got = region.region_grow(camera, np.array([seed]), tolerance=tolerance,
-                               connectivity=connectivity)
+      expected = segmentation.flood(
+        camera, seed, tolerance=tolerance, connectivity=connectivity // 4
+      )
+      got = region.region_grow(
+        camera, np.array([seed]), tolerance=tolerance, connectivity=connectivity
+      )
       np.testing.assert_array_equal(np.asarray(got) == 1, expected)
       assert set(np.unique(got)) <= {0, 1}
 
@@ -33,8 +36,7 @@ def test_one_seed_on_a_float_image_equals_flood():
   image = (rng.integers(0, 64, (40, 50)) / 64).astype(np.float32)
   for connectivity in (4, 8):
     expected = segmentation.flood(image, (20, 25), tolerance=0.25, connectivity=connectivity // 4)
-    got = region.region_grow(image, np.array([[20, 25]]), tolerance=0.25,
-                             connectivity=connectivity)
+    got = region.region_grow(image, np.array([[20, 25]]), tolerance=0.25, connectivity=connectivity)
     np.testing.assert_array_equal(np.asarray(got) == 1, expected)
 
 
@@ -59,8 +61,15 @@ def _numpy_grow(image, seeds, tolerance, connectivity, mean_mode):
   while True:
     dist = ((values[None] - refs[:, None, None]) ** 2).sum(-1)
     free = ~reach.any(0)
-    new = np.stack([component(reach[s], reach[s] | ((dist[s] <= tolerance**2) & free))
-                    for s in range(len(seeds))]) & ~reach
+    new = (
+      np.stack(
+        [
+          component(reach[s], reach[s] | ((dist[s] <= tolerance**2) & free))
+          for s in range(len(seeds))
+        ]
+      )
+      & ~reach
+    )
     winner = np.where(new, dist, np.inf).argmin(0)
     keep = reach | (new & (np.arange(len(seeds))[:, None, None] == winner[None]))
     keep = np.stack([component(start[s], keep[s]) for s in range(len(seeds))])
@@ -72,9 +81,15 @@ def _numpy_grow(image, seeds, tolerance, connectivity, mean_mode):
   return np.where(reach.any(0), reach.argmax(0) + 1, 0)
 
 
-@pytest.mark.parametrize('mode, connectivity', [
-    ('seed', 4), ('mean', 8), pytest.param('seed', 8, marks=pytest.mark.slow),
-    pytest.param('mean', 4, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  'mode, connectivity',
+  [
+    ('seed', 4),
+    ('mean', 8),
+    pytest.param('seed', 8, marks=pytest.mark.slow),
+    pytest.param('mean', 4, marks=pytest.mark.slow),
+  ],
+)
 def test_several_seeds_follow_the_documented_rule(mode, connectivity):
   image = skimage_image('astronaut')[::8, ::8].astype(np.float32)
   seeds = np.array([[5, 5], [40, 20], [60, 60], [30, 45], [5, 6], [50, 10]])
@@ -91,10 +106,12 @@ def test_region_grow_vmaps_over_images():
   images = np.stack([camera, camera.T, 255 - camera])
   seeds = np.array([[[3, 3], [40, 50]], [[10, 10], [60, 2]], [[0, 0], [63, 63]]])
   batched = jax.vmap(lambda im, s: region.region_grow(im, s, tolerance=12, connectivity=8))(
-      images, seeds)
+    images, seeds
+  )
   for i in range(3):
     np.testing.assert_array_equal(
-        batched[i], region.region_grow(images[i], seeds[i], tolerance=12, connectivity=8))
+      batched[i], region.region_grow(images[i], seeds[i], tolerance=12, connectivity=8)
+    )
 
 
 def _same_partition(a, b):
@@ -120,17 +137,23 @@ def _untied_image(seed, shape=(24, 28)):
 
 def _edge_weights(image):
   image = image.reshape(image.shape[0], image.shape[1], -1).astype(np.float64)
-  pairs = [(image[:, 1:], image[:, :-1]), (image[1:], image[:-1]), (image[1:, 1:], image[:-1, :-1]),
-           (image[:-1, 1:], image[1:, :-1])]
+  pairs = [
+    (image[:, 1:], image[:, :-1]),
+    (image[1:], image[:-1]),
+    (image[1:, 1:], image[:-1, :-1]),
+    (image[:-1, 1:], image[1:, :-1]),
+  ]
   return np.concatenate([np.sqrt(((a - b) ** 2).sum(-1)).ravel() for a, b in pairs])
 
 
-@pytest.mark.parametrize('scale, min_size', [
-    (20.0, 5), (300.0, 20), pytest.param(1.0, 1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  'scale, min_size', [(20.0, 5), (300.0, 20), pytest.param(1.0, 1, marks=pytest.mark.slow)]
+)
 def test_hierarchical_merge_equals_felzenszwalb_without_ties(scale, min_size):
   image = _untied_image(0)
-  expected = segmentation.felzenszwalb(image.astype(np.float64), scale=scale, sigma=0.0,
-                                       min_size=min_size, channel_axis=None)
+  expected = segmentation.felzenszwalb(
+    image.astype(np.float64), scale=scale, sigma=0.0, min_size=min_size, channel_axis=None
+  )
   got = region.hierarchical_merge(image, scale=scale, sigma=0.0, min_size=min_size)
   assert 1 < len(np.unique(expected)) < image.size
   assert _same_partition(got, expected)
@@ -147,8 +170,11 @@ def test_hierarchical_merge_equals_felzenszwalb_on_colour_without_ties():
   assert _same_partition(got, expected)
 
 
-@pytest.mark.parametrize('name', ['astronaut', pytest.param('camera', marks=pytest.mark.slow)]
-                         + [pytest.param(n, marks=pytest.mark.slow) for n in REFERENCE_NAMES[:1]])
+@pytest.mark.parametrize(
+  'name',
+  ['astronaut', pytest.param('camera', marks=pytest.mark.slow)]
+  + [pytest.param(n, marks=pytest.mark.slow) for n in REFERENCE_NAMES[:1]],
+)
 def test_hierarchical_merge_on_real_images(name):
   metrics = pytest.importorskip('sklearn.metrics')
   image = skimage_image(name) if name in ('astronaut', 'camera') else load_reference(name)
@@ -158,8 +184,9 @@ def test_hierarchical_merge_on_real_images(name):
   # holds on astronaut. Unsmoothed uint8 (sigma 0): integer differences tie by the thousand and
   # scikit-image's quicksort orders ties arbitrarily while this sort is stable: ARI > 0.99.
   for sigma in (0.8, 0.0):
-    expected = segmentation.felzenszwalb(image, scale=100.0, sigma=sigma, min_size=20,
-                                         channel_axis=-1 if image.ndim == 3 else None)
+    expected = segmentation.felzenszwalb(
+      image, scale=100.0, sigma=sigma, min_size=20, channel_axis=-1 if image.ndim == 3 else None
+    )
     got = np.asarray(region.hierarchical_merge(image, scale=100.0, sigma=sigma, min_size=20))
     ari = metrics.adjusted_rand_score(expected.ravel(), got.ravel())
     assert ari > 0.99, (sigma, ari)
@@ -203,7 +230,8 @@ def test_bad_arguments_are_named():
     region.hierarchical_merge(np.zeros((2, 3, 4, 3)), scale=1.0)
 
 
-@pytest.mark.parametrize('fn', [region.region_grow, region.hierarchical_merge],
-                         ids=lambda fn: fn.__name__)
+@pytest.mark.parametrize(
+  'fn', [region.region_grow, region.hierarchical_merge], ids=lambda fn: fn.__name__
+)
 def test_docstrings(fn):
   check_docstring(fn, {'jnp': jnp, 'np': np, 'jax': jax, **vars(region)})

@@ -5,6 +5,7 @@ the 5-class comparisons are marked slow. Where it and the exact dynamic programm
 test checks which tuple has the larger exact (float64) between-class variance on scikit-image's
 own histogram, and only the documented cases may differ (see `_KNOWN_DIFFERENCES`).
 """
+
 import itertools
 
 import jax
@@ -19,16 +20,16 @@ SKIMAGE_NAMES = ['camera', 'coins', 'astronaut']
 
 # (image, classes) -> why scikit-image's tuple is not the exact optimum there.
 _KNOWN_DIFFERENCES = {
-    # skimage/filters/_multiotsu.pyx starts its first-moment table with first_moment[0] = prob[0]
-    # (bin 0 counted as intensity 1, not 0), which shifts the first class's mean; the exact
-    # variance of its tuple is 0.30 lower (of 18205) than the one found here.
-    ('astronaut', 5): 'skimage first-moment quirk',
-    # A near tie: the two tuples' exact variances differ by 6e-3 of 33274 (2e-7 relative), under
-    # the rounding of skimage's float32 cumulative sums.
-    ('voc-samples/1_image.png', 4): 'float32 near tie in skimage',
-    # Both: the exact variances differ by 7e-4 of 27492 (3e-8 relative), and skimage's
-    # first-moment quirk alone would prefer its tuple.
-    ('voc-fcn-demo/image.jpg', 5): 'near tie and first-moment quirk',
+  # skimage/filters/_multiotsu.pyx starts its first-moment table with first_moment[0] = prob[0]
+  # (bin 0 counted as intensity 1, not 0), which shifts the first class's mean; the exact
+  # variance of its tuple is 0.30 lower (of 18205) than the one found here.
+  ('astronaut', 5): 'skimage first-moment quirk',
+  # A near tie: the two tuples' exact variances differ by 6e-3 of 33274 (2e-7 relative), under
+  # the rounding of skimage's float32 cumulative sums.
+  ('voc-samples/1_image.png', 4): 'float32 near tie in skimage',
+  # Both: the exact variances differ by 7e-4 of 27492 (3e-8 relative), and skimage's
+  # first-moment quirk alone would prefer its tuple.
+  ('voc-fcn-demo/image.jpg', 5): 'near tie and first-moment quirk',
 }
 
 
@@ -38,6 +39,7 @@ def _image(name):
 
 def _skimage_input(image):
   from skimage.color import rgb2gray
+
   return rgb2gray(image) if image.ndim == 3 else image
 
 
@@ -47,8 +49,8 @@ def _exact_variance(prob, bins_):
   index = np.arange(len(prob), dtype=np.float64)
   total = 0.0
   for a, b in itertools.pairwise(bounds):
-    p = prob[a + 1:b + 1].astype(np.float64).sum()
-    s = (index[a + 1:b + 1] * prob[a + 1:b + 1]).sum()
+    p = prob[a + 1 : b + 1].astype(np.float64).sum()
+    s = (index[a + 1 : b + 1] * prob[a + 1 : b + 1]).sum()
     total += s * s / p if p > 0 else 0.0
   return total
 
@@ -97,9 +99,11 @@ def _check_multiotsu(name, classes):
     assert got_bins == expected_bins
 
 
-@pytest.mark.parametrize('name, classes', [('camera', 2), ('camera', 3), ('camera', 4),
-                                           ('astronaut', 3)]
-                         + [(n, 4) for n in REFERENCE_NAMES[:1]])
+@pytest.mark.parametrize(
+  'name, classes',
+  [('camera', 2), ('camera', 3), ('camera', 4), ('astronaut', 3)]
+  + [(n, 4) for n in REFERENCE_NAMES[:1]],
+)
 def test_multiotsu_same_bins_as_skimage(name, classes):
   _check_multiotsu(name, classes)
 
@@ -118,8 +122,12 @@ def test_multiotsu_five_classes_same_bins_as_skimage(name):
   _check_multiotsu(name, 5)
 
 
-@pytest.mark.parametrize('name', SKIMAGE_NAMES + REFERENCE_NAMES[:1] + [
-    pytest.param(n, marks=pytest.mark.slow) for n in REFERENCE_NAMES[1:]])
+@pytest.mark.parametrize(
+  'name',
+  SKIMAGE_NAMES
+  + REFERENCE_NAMES[:1]
+  + [pytest.param(n, marks=pytest.mark.slow) for n in REFERENCE_NAMES[1:]],
+)
 def test_otsu_same_bin_as_skimage(name):
   filters = pytest.importorskip('skimage.filters')
   image = _image(name)
@@ -142,8 +150,10 @@ def _brute_force(values, classes, nbins):
   return centres[list(best_t)]
 
 
-@pytest.mark.parametrize('classes', [2, 4, pytest.param(3, marks=pytest.mark.slow),
-                                     pytest.param(5, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  'classes',
+  [2, 4, pytest.param(3, marks=pytest.mark.slow), pytest.param(5, marks=pytest.mark.slow)],
+)
 def test_multiotsu_equals_brute_force(classes):
   rng = np.random.default_rng(classes)
   # A mixture of three Gaussians, float32, 20 bins: every tuple enumerated in float64.
@@ -188,29 +198,35 @@ def test_batch_and_jit_equal_one_by_one():
 def test_colour_is_thresholded_on_its_luminance():
   astronaut = skimage_image('astronaut')[::8, ::8]
   gray = color.rgb_to_gray(jnp.asarray(astronaut))
-  np.testing.assert_array_equal(thresholding.threshold_multiotsu(astronaut, classes=4),
-                                thresholding.threshold_multiotsu(gray, classes=4))
+  np.testing.assert_array_equal(
+    thresholding.threshold_multiotsu(astronaut, classes=4),
+    thresholding.threshold_multiotsu(gray, classes=4),
+  )
 
 
 def test_apply_thresholds_is_digitize():
   rng = np.random.default_rng(1)
   image = rng.integers(0, 256, (7, 9)).astype(np.uint8)
   thresholds = np.array([30.0, 100.0, 100.5, 201.0], np.float32)
-  np.testing.assert_array_equal(thresholding.apply_thresholds(image, thresholds),
-                                np.digitize(image, thresholds))
+  np.testing.assert_array_equal(
+    thresholding.apply_thresholds(image, thresholds), np.digitize(image, thresholds)
+  )
   batch = np.stack([image, image[::-1]])[..., None]
   labels = thresholding.apply_thresholds(batch, np.stack([thresholds, thresholds[::-1] * 0 + 50]))
   np.testing.assert_array_equal(labels[1], np.digitize(image[::-1], [50.0] * 4))
   assert labels.dtype == jnp.int32
 
 
-@pytest.mark.parametrize('bad, error, match', [
+@pytest.mark.parametrize(
+  'bad, error, match',
+  [
     (np.zeros((0, 4)), ValueError, 'empty'),
     (np.full((3, 3), np.nan), ValueError, 'finite'),
     (np.zeros((3,)), ValueError, 'rank'),
     (np.zeros((3, 3, 2)), ValueError, 'channels'),
     ('image', TypeError, 'numeric'),
-])
+  ],
+)
 def test_bad_images_are_named(bad, error, match):
   for fn in (thresholding.threshold_otsu, thresholding.threshold_multiotsu):
     with pytest.raises(error, match=match):
@@ -238,9 +254,10 @@ def test_colour_conversions_match_skimage(name):
 
 
 def check_docstring(fn, globs):
-  """The house docstring parts, a named reference, and the example runs (shared by classic tests)."""
+  """The house docstring parts, a named reference, the example runs (shared by classic tests)."""
   import doctest
   import inspect
+
   doc = inspect.getdoc(fn)
   assert doc and len(doc.splitlines()[0]) > 10
   for section in ('Args:', 'Returns:', 'Example', '.. math::'):
@@ -253,8 +270,16 @@ def check_docstring(fn, globs):
   assert runner.failures == 0 and runner.tries > 0, fn.__name__
 
 
-@pytest.mark.parametrize('fn', [color.rgb_to_gray, color.rgb_to_lab, thresholding.threshold_otsu,
-                                thresholding.threshold_multiotsu, thresholding.apply_thresholds],
-                         ids=lambda fn: fn.__name__)
+@pytest.mark.parametrize(
+  'fn',
+  [
+    color.rgb_to_gray,
+    color.rgb_to_lab,
+    thresholding.threshold_otsu,
+    thresholding.threshold_multiotsu,
+    thresholding.apply_thresholds,
+  ],
+  ids=lambda fn: fn.__name__,
+)
 def test_docstrings(fn):
   check_docstring(fn, {'jnp': jnp, 'np': np, 'jax': jax, **vars(color), **vars(thresholding)})

@@ -1,13 +1,17 @@
 """experiments.compilation_cache: JAX's persistent cache, on by default for the binaries."""
+
 import jax
 import jax.numpy as jnp
 import pytest
 
 from experiments import compilation_cache
 
-_OPTIONS = ('jax_enable_compilation_cache', 'jax_compilation_cache_dir',
-            'jax_persistent_cache_min_compile_time_secs',
-            'jax_persistent_cache_min_entry_size_bytes')
+_OPTIONS = (
+  'jax_enable_compilation_cache',
+  'jax_compilation_cache_dir',
+  'jax_persistent_cache_min_compile_time_secs',
+  'jax_persistent_cache_min_entry_size_bytes',
+)
 
 
 @pytest.fixture(autouse=True)

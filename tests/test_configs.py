@@ -14,20 +14,31 @@ import os
 import ml_collections
 import pytest
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          'experiments', 'configs')
-CONFIGS = sorted(os.path.splitext(os.path.basename(p))[0]
-                 for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
-                 if not os.path.basename(p).startswith(('_', 'base.')))
+CONFIG_DIR = os.path.join(
+  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'experiments', 'configs'
+)
+CONFIGS = sorted(
+  os.path.splitext(os.path.basename(p))[0]
+  for p in glob.glob(os.path.join(CONFIG_DIR, '*.py'))
+  if not os.path.basename(p).startswith(('_', 'base.'))
+)
 
 # Datasets built locally in seconds (no download, no manual files); a test run must use one.
 OFFLINE_DATASETS = ('digits', 'shapes_segmentation', 'synthetic_saliency')
 
 # Applied to every config before its own get_test_overrides().
-ONE_STEP = {'total_steps': 1, 'batch_size': 8, 'eval_every': 1, 'checkpoint_every': 1,
-            'log_every': 1, 'eval_steps': 1, 'write_images': False,
-            'optimizer.accumulate_steps': 1, 'schedule.warmup_steps': 0,
-            'init_from': ''}  # no source run to warm-start from (tests/test_train_init_from.py)
+ONE_STEP = {
+  'total_steps': 1,
+  'batch_size': 8,
+  'eval_every': 1,
+  'checkpoint_every': 1,
+  'log_every': 1,
+  'eval_steps': 1,
+  'write_images': False,
+  'optimizer.accumulate_steps': 1,
+  'schedule.warmup_steps': 0,
+  'init_from': '',
+}  # no source run to warm-start from (tests/test_train_init_from.py)
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: dict) -> None:
@@ -72,6 +83,7 @@ def test_config_resolves_with_documented_run(name):
 @pytest.mark.parametrize('name', CONFIGS)
 def test_config_trains_one_step_on_tiny_settings(name, data_dir, tmp_path):
   from jaxseg import train  # pylint: disable=g-import-not-at-top
+
   module = _load(name)
   config = module.get_config()
   config.lock()
@@ -82,9 +94,11 @@ def test_config_trains_one_step_on_tiny_settings(name, data_dir, tmp_path):
   if hasattr(module, 'make_test_data'):  # a config of the user's own folders writes tiny ones
     apply_overrides(config, module.make_test_data(str(tmp_path / 'test_data')))
   elif config.data.name not in OFFLINE_DATASETS:
-    pytest.fail(f'{name}: data.name={config.data.name!r} needs a download or manual files. Define '
-                f'get_test_overrides() in the config selecting one of {OFFLINE_DATASETS} and a '
-                'tiny model (docs/training.md, "Testing a config").')
+    pytest.fail(
+      f'{name}: data.name={config.data.name!r} needs a download or manual files. Define '
+      f'get_test_overrides() in the config selecting one of {OFFLINE_DATASETS} and a '
+      'tiny model (docs/training.md, "Testing a config").'
+    )
   if config.schedule.name == 'step':
     # A one-step run cannot hold the step schedule's boundaries (config_checks wants them inside
     # the run); schedules have their own tests (test_train_schedules.py).

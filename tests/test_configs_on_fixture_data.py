@@ -24,8 +24,9 @@ def _write_sbd(manual, ids, rng):
   os.makedirs(os.path.join(root, 'img'))
   for image_id in ids:
     hw = (int(rng.integers(24, 40)), int(rng.integers(24, 40)))
-    _sbd_mat(os.path.join(root, 'cls', image_id + '.mat'),
-             rng.integers(0, 21, size=hw).astype(np.uint8))
+    _sbd_mat(
+      os.path.join(root, 'cls', image_id + '.mat'), rng.integers(0, 21, size=hw).astype(np.uint8)
+    )
     _jpeg(os.path.join(root, 'img', image_id + '.jpg'), rng, hw)
   for name, part in (('train', ids[:-1]), ('val', ids[-1:])):
     with open(os.path.join(root, name + '.txt'), 'w') as f:
@@ -34,6 +35,7 @@ def _write_sbd(manual, ids, rng):
 
 def _png_bytes(array):
   import io  # pylint: disable=g-import-not-at-top
+
   buffer = io.BytesIO()
   Image.fromarray(array).save(buffer, format='PNG')
   return buffer.getvalue()
@@ -42,16 +44,19 @@ def _png_bytes(array):
 def _write_cityscapes(manual, rng):
   """The two archives of Cityscapes' fine annotations, with labelIds PNGs (ids 0..33)."""
   os.makedirs(manual, exist_ok=True)
-  with zipfile.ZipFile(os.path.join(manual, 'leftImg8bit_trainvaltest.zip'), 'w') as left, \
-       zipfile.ZipFile(os.path.join(manual, 'gtFine_trainvaltest.zip'), 'w') as fine:
+  with (
+    zipfile.ZipFile(os.path.join(manual, 'leftImg8bit_trainvaltest.zip'), 'w') as left,
+    zipfile.ZipFile(os.path.join(manual, 'gtFine_trainvaltest.zip'), 'w') as fine,
+  ):
     for split, count in (('train', 8), ('val', 2), ('test', 1)):
       for i in range(count):
         image_id = f'aachen_{i:06d}_000019'
         image = rng.integers(0, 256, size=(32, 64, 3), dtype=np.uint8)
         label_ids = rng.integers(0, 34, size=(32, 64)).astype(np.uint8)
         left.writestr(f'leftImg8bit/{split}/aachen/{image_id}_leftImg8bit.png', _png_bytes(image))
-        fine.writestr(f'gtFine/{split}/aachen/{image_id}_gtFine_labelIds.png',
-                      _png_bytes(label_ids))
+        fine.writestr(
+          f'gtFine/{split}/aachen/{image_id}_gtFine_labelIds.png', _png_bytes(label_ids)
+        )
 
 
 @pytest.fixture(scope='module')
@@ -72,6 +77,7 @@ FIXTURE_CONFIGS = ('fcn8s_voc', 'deeplab_v3plus_voc', 'deeplab_v3plus_cityscapes
 @pytest.mark.parametrize('name', FIXTURE_CONFIGS)
 def test_segmentation_config_trains_one_step_on_fixture_files(name, manual_dir, tmp_path):
   from jaxseg import train  # pylint: disable=g-import-not-at-top
+
   module = tc._load(name)  # pylint: disable=protected-access
   config = module.get_config()
   config.lock()
@@ -80,9 +86,16 @@ def test_segmentation_config_trains_one_step_on_fixture_files(name, manual_dir, 
   tc.apply_overrides(config, tc.ONE_STEP)
   tc.apply_overrides(config, module.get_test_overrides())
   # Back to the config's own dataset, read from the fixture files.
-  tc.apply_overrides(config, {'data.name': dataset, 'model.num_classes': num_classes,
-                              'data.manual_dir': manual_dir,
-                              'data.data_dir': str(tmp_path / 'data'), 'batch_size': 8})
+  tc.apply_overrides(
+    config,
+    {
+      'data.name': dataset,
+      'model.num_classes': num_classes,
+      'data.manual_dir': manual_dir,
+      'data.data_dir': str(tmp_path / 'data'),
+      'batch_size': 8,
+    },
+  )
   result = train.train_and_evaluate(config, str(tmp_path / 'run'))
   assert result['step'] == 1
   assert 0.0 <= result['mean_iou'] <= 1.0
@@ -92,6 +105,7 @@ def test_segmentation_config_trains_one_step_on_fixture_files(name, manual_dir, 
 def test_model_with_fewer_classes_than_the_dataset_fails_before_training(tmp_path):
   """A 4-class head on 10-class digits would give a NaN loss at step 1; it must fail at start."""
   from jaxseg import train  # pylint: disable=g-import-not-at-top
+
   config = tc._load('lenet5_digits').get_config()  # pylint: disable=protected-access
   config.lock()
   tc.apply_overrides(config, tc.ONE_STEP)

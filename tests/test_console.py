@@ -1,4 +1,5 @@
 """The training console: rate and ETA never count the compiling first step (issue 14, item 8)."""
+
 import time
 
 import jax.numpy as jnp
@@ -15,8 +16,12 @@ class _Logger:
 
 
 def _metrics(step):
-  return {'loss': jnp.float32(1.0 / step), 'grad_norm': jnp.float32(1.0),
-          'finite': jnp.bool_(True), 'learning_rate': jnp.float32(0.1)}
+  return {
+    'loss': jnp.float32(1.0 / step),
+    'grad_norm': jnp.float32(1.0),
+    'finite': jnp.bool_(True),
+    'learning_rate': jnp.float32(0.1),
+  }
 
 
 def test_rate_is_timed_from_the_end_of_the_first_step():

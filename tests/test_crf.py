@@ -1,4 +1,5 @@
 """jaxseg.crf: the dense CRF against a NumPy double loop, its own exact sums, and pydensecrf2."""
+
 import doctest
 import math
 
@@ -21,8 +22,9 @@ def _random_problem(seed, h, w, num_labels, batch=()):
   return (-np.log(probs)).astype(np.float32), image
 
 
-def _double_loop_crf(unary_e, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_rgb_std,
-                     compat):
+def _double_loop_crf(
+  unary_e, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_rgb_std, compat
+):
   """Krähenbühl & Koltun's mean-field update, pixel by pixel, in float64.
 
   k(i, j) summed over all j (the self-term included, as densecrf's lattice filter does), each
@@ -39,8 +41,8 @@ def _double_loop_crf(unary_e, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_
     for j, (yj, xj) in enumerate(pixels):
       dxy = (yi - yj) ** 2 + (xi - xj) ** 2
       drgb = float(np.sum((image[yi, xi] - image[yj, xj]) ** 2))
-      k_pos[i, j] = math.exp(-dxy / (2 * pos_xy_std ** 2))
-      k_bi[i, j] = math.exp(-dxy / (2 * bi_xy_std ** 2) - drgb / (2 * bi_rgb_std ** 2))
+      k_pos[i, j] = math.exp(-dxy / (2 * pos_xy_std**2))
+      k_bi[i, j] = math.exp(-dxy / (2 * bi_xy_std**2) - drgb / (2 * bi_rgb_std**2))
   kernels = []
   for weight, k in ((pos_w, k_pos), (bi_w, k_bi)):
     d = k.sum(1)
@@ -67,8 +69,14 @@ def _double_loop_crf(unary_e, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_
 # One 12x12 problem and one set of static arguments for the exact tests, so jit compiles each
 # variant (Potts, compat matrix, batch of two) once for the whole module.
 _U12, _IMAGE12 = _random_problem(0, 12, 12, 3, batch=(2,))
-_EXACT = {'iterations': 3, 'pos_w': 3.0, 'pos_xy_std': 2.0, 'bi_w': 5.0, 'bi_xy_std': 6.0,
-          'bi_rgb_std': 40.0}
+_EXACT = {
+  'iterations': 3,
+  'pos_w': 3.0,
+  'pos_xy_std': 2.0,
+  'bi_w': 5.0,
+  'bi_xy_std': 6.0,
+  'bi_rgb_std': 40.0,
+}
 _COMPAT = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 0.5], [2.0, 0.5, 0.0]], np.float32)
 
 
@@ -85,15 +93,17 @@ def test_exact_matches_numpy_double_loop(use_compat):
 
 def test_potts_equals_one_minus_identity_compat():
   potts = crf.dense_crf_exact(_U12[0], _IMAGE12[0], **_EXACT)
-  matrix = crf.dense_crf_exact(_U12[0], _IMAGE12[0], compat=1.0 - np.eye(3, dtype=np.float32),
-                               **_EXACT)
+  matrix = crf.dense_crf_exact(
+    _U12[0], _IMAGE12[0], compat=1.0 - np.eye(3, dtype=np.float32), **_EXACT
+  )
   np.testing.assert_allclose(potts, matrix, atol=1e-6)
 
 
 def test_exact_batch_and_valid_mask():
   batch = np.asarray(crf.dense_crf_exact(_U12, _IMAGE12, **_EXACT))
-  np.testing.assert_allclose(batch[0], crf.dense_crf_exact(_U12[0], _IMAGE12[0], **_EXACT),
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    batch[0], crf.dense_crf_exact(_U12[0], _IMAGE12[0], **_EXACT), atol=1e-6
+  )
   # Image 1 as a 7x6 image padded into 12x12: the valid part is the double loop on the 7x6.
   valid = np.zeros((2, 12, 12), bool)
   valid[0] = True
@@ -108,13 +118,16 @@ def test_exact_batch_and_valid_mask():
 
 def test_unary_from_softmax_and_labels_closed_forms():
   probs = np.array([[[0.25, 0.75], [1.0, 0.0]]], np.float32)
-  np.testing.assert_allclose(crf.unary_from_softmax(probs),
-                             [[[math.log(4), -math.log(0.75)], [0.0, -math.log(1e-5)]]],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    crf.unary_from_softmax(probs),
+    [[[math.log(4), -math.log(0.75)], [0.0, -math.log(1e-5)]]],
+    rtol=1e-6,
+  )
   labels = np.array([[0, 1, 3]], np.int32)
   got = np.asarray(crf.unary_from_labels(labels, 3, gt_prob=0.6))
-  np.testing.assert_allclose(np.exp(-got), [[[1 / 3] * 3, [0.6, 0.2, 0.2], [0.2, 0.2, 0.6]]],
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    np.exp(-got), [[[1 / 3] * 3, [0.6, 0.2, 0.2], [0.2, 0.2, 0.6]]], rtol=1e-6
+  )
   got = np.asarray(crf.unary_from_labels(labels, 4, gt_prob=0.7, zero_unsure=False))
   np.testing.assert_allclose(np.exp(-got[0, 0]), [0.7, 0.1, 0.1, 0.1], rtol=1e-6)
   assert crf.map_labels(jnp.asarray(np.exp(-got))).tolist() == [[0, 1, 3]]
@@ -132,15 +145,18 @@ def test_unary_helpers_match_pydensecrf():
   probs = rng.dirichlet(np.ones(3), size=(5, 7)).astype(np.float32)
   probs[0, 0] = (1.0, 0.0, 0.0)
   theirs = utils.unary_from_softmax(np.moveaxis(probs, -1, 0))
-  np.testing.assert_allclose(np.asarray(crf.unary_from_softmax(probs)).reshape(-1, 3).T, theirs,
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(crf.unary_from_softmax(probs)).reshape(-1, 3).T, theirs, rtol=1e-6
+  )
 
 
 _GOOD_U, _GOOD_IMAGE = _random_problem(4, 6, 5, 2)
 
 
 @pytest.mark.parametrize('fn', [crf.dense_crf, crf.dense_crf_exact], ids=lambda f: f.__name__)
-@pytest.mark.parametrize('kwargs, error, words', [
+@pytest.mark.parametrize(
+  'kwargs, error, words',
+  [
     ({'pos_xy_std': 0.0}, ValueError, 'pos_xy_std'),
     ({'bi_xy_std': -1.0}, ValueError, 'bi_xy_std'),
     ({'bi_rgb_std': float('nan')}, ValueError, 'bi_rgb_std'),
@@ -152,14 +168,18 @@ _GOOD_U, _GOOD_IMAGE = _random_problem(4, 6, 5, 2)
     ({'valid': np.ones((5, 6), bool)}, ValueError, 'valid'),
     ({'valid': np.ones((6, 5), np.int32)}, TypeError, 'valid'),
     ({'unary': _GOOD_U[:5]}, ValueError, 'image'),
-    ({'unary': np.where(np.eye(6, 5, dtype=bool)[..., None], np.nan, _GOOD_U)}, ValueError,
-     'unary'),
+    (
+      {'unary': np.where(np.eye(6, 5, dtype=bool)[..., None], np.nan, _GOOD_U)},
+      ValueError,
+      'unary',
+    ),
     ({'unary': _GOOD_U.astype(np.int32)}, TypeError, 'unary'),
     ({'unary': _GOOD_U[0]}, ValueError, 'unary'),
     ({'image': _GOOD_IMAGE.astype(np.int32)}, TypeError, 'image'),
     ({'image': _GOOD_IMAGE[..., :1]}, ValueError, 'image'),
     ({'image': [[0]]}, TypeError, 'image'),
-])
+  ],
+)
 def test_bad_arguments_name_the_argument(fn, kwargs, error, words):
   args = {'unary': _GOOD_U, 'image': _GOOD_IMAGE}
   args.update(kwargs)
@@ -167,26 +187,45 @@ def test_bad_arguments_name_the_argument(fn, kwargs, error, words):
     fn(args.pop('unary'), args.pop('image'), **args)
 
 
-@pytest.mark.parametrize('call, error, words', [
-    (lambda: crf.unary_from_labels(np.zeros((2, 2), np.float32), 2, gt_prob=0.5), TypeError,
-     'labels'),
-    (lambda: crf.unary_from_labels(np.zeros((2, 2), np.int32), 1, gt_prob=0.5), ValueError,
-     'num_labels'),
-    (lambda: crf.unary_from_labels(np.zeros((2, 2), np.int32), 2, gt_prob=1.0), ValueError,
-     'gt_prob'),
+@pytest.mark.parametrize(
+  'call, error, words',
+  [
+    (
+      lambda: crf.unary_from_labels(np.zeros((2, 2), np.float32), 2, gt_prob=0.5),
+      TypeError,
+      'labels',
+    ),
+    (
+      lambda: crf.unary_from_labels(np.zeros((2, 2), np.int32), 1, gt_prob=0.5),
+      ValueError,
+      'num_labels',
+    ),
+    (
+      lambda: crf.unary_from_labels(np.zeros((2, 2), np.int32), 2, gt_prob=1.0),
+      ValueError,
+      'gt_prob',
+    ),
     (lambda: crf.unary_from_softmax(np.zeros((2, 2, 2), np.int32)), TypeError, 'probs'),
-    (lambda: crf.unary_from_softmax(np.zeros((2, 2, 2), np.float32), clip=0.0), ValueError,
-     'clip'),
+    (lambda: crf.unary_from_softmax(np.zeros((2, 2, 2), np.float32), clip=0.0), ValueError, 'clip'),
     (lambda: crf.map_labels(np.zeros((2, 2), np.float32)), ValueError, 'q'),
-])
+  ],
+)
 def test_helpers_bad_arguments(call, error, words):
   with pytest.raises(error, match=words):
     call()
 
 
-@pytest.mark.parametrize('obj', [crf.dense_crf, crf.dense_crf_exact, crf.unary_from_softmax,
-                                 crf.unary_from_labels, crf.map_labels],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+  'obj',
+  [
+    crf.dense_crf,
+    crf.dense_crf_exact,
+    crf.unary_from_softmax,
+    crf.unary_from_labels,
+    crf.map_labels,
+  ],
+  ids=lambda f: f.__name__,
+)
 def test_docstring_parts_and_example(obj):
   doc = obj.__doc__
   for part in ('Args:', 'Returns:', 'Example', '.. math::'):
@@ -222,8 +261,9 @@ def _example(index):
   has_unknown = bool(colors[0] == 0)
   num_labels = len(colors) - int(has_unknown)
   labels = labels.reshape(packed.shape).astype(np.int32)
-  unary_e = np.asarray(crf.unary_from_labels(labels, num_labels, gt_prob=0.7,
-                                             zero_unsure=has_unknown))
+  unary_e = np.asarray(
+    crf.unary_from_labels(labels, num_labels, gt_prob=0.7, zero_unsure=has_unknown)
+  )
   return image, unary_e
 
 
@@ -232,8 +272,10 @@ def _crops():
   try:
     image, unary_e = _example(1)
     corners = ((100, 100), (130, 180))  # both cross object boundaries and the unknown region
-    return (np.stack([image[y:y + 48, x:x + 48] for y, x in corners]),
-            np.stack([unary_e[y:y + 48, x:x + 48] for y, x in corners]))
+    return (
+      np.stack([image[y : y + 48, x : x + 48] for y, x in corners]),
+      np.stack([unary_e[y : y + 48, x : x + 48] for y, x in corners]),
+    )
   except pytest.skip.Exception:
     u, image = _random_problem(5, 48, 48, 3, batch=(2,))
     image[:, :, 24:] = np.array([200, 40, 90], np.uint8)  # flat regions, one strong edge
@@ -281,8 +323,9 @@ def test_batch_equals_singles_and_valid_mask_pads_different_sizes():
   valid[1, :12, :10] = True
   batch = np.asarray(crf.dense_crf(unaries, images, valid=valid, **_SMALL))
   np.testing.assert_allclose(batch[0], crf.dense_crf(other_u, other_image, **_SMALL), atol=2e-5)
-  np.testing.assert_allclose(batch[1, :12, :10], crf.dense_crf(_U_SMALL, _IMAGE_SMALL, **_SMALL),
-                             atol=2e-5)
+  np.testing.assert_allclose(
+    batch[1, :12, :10], crf.dense_crf(_U_SMALL, _IMAGE_SMALL, **_SMALL), atol=2e-5
+  )
   softmax = np.exp(-unaries[1]) / np.exp(-unaries[1]).sum(-1, keepdims=True)
   np.testing.assert_allclose(batch[1][~valid[1]], softmax[~valid[1]], atol=1e-6)
 
@@ -309,9 +352,11 @@ def test_gradient_matches_finite_differences():
   # Central differences along one random direction of the unary and along each weight: the
   # O(eps^2) truncation and the float32 round-off (~1e-7 / eps, relative) stay below 1e-3.
   step = eps * direction
-  numeric = [(loss(u + step, 3.0, 4.0) - loss(u - step, 3.0, 4.0)) / (2 * eps),
-             (loss(u, 3.0 + eps, 4.0) - loss(u, 3.0 - eps, 4.0)) / (2 * eps),
-             (loss(u, 3.0, 4.0 + eps) - loss(u, 3.0, 4.0 - eps)) / (2 * eps)]
+  numeric = [
+    (loss(u + step, 3.0, 4.0) - loss(u - step, 3.0, 4.0)) / (2 * eps),
+    (loss(u, 3.0 + eps, 4.0) - loss(u, 3.0 - eps, 4.0)) / (2 * eps),
+    (loss(u, 3.0, 4.0 + eps) - loss(u, 3.0, 4.0 - eps)) / (2 * eps),
+  ]
   analytic = [float(jnp.sum(grads[0] * direction)), float(grads[1]), float(grads[2])]
   for a, n in zip(analytic, numeric):
     assert abs(a - float(n)) <= 1e-3 * max(1.0, abs(float(n))), (analytic, numeric)
@@ -324,13 +369,15 @@ def _pydensecrf_q(unary_e, image, iterations, p):
   d = dcrf.DenseCRF2D(w, h, num_labels)
   d.setUnaryEnergy(np.ascontiguousarray(unary_e.reshape(-1, num_labels).T))
   d.addPairwiseGaussian(sxy=p['pos_xy_std'], compat=p['pos_w'])
-  d.addPairwiseBilateral(sxy=p['bi_xy_std'], srgb=p['bi_rgb_std'],
-                         rgbim=np.ascontiguousarray(image), compat=p['bi_w'])
+  d.addPairwiseBilateral(
+    sxy=p['bi_xy_std'], srgb=p['bi_rgb_std'], rgbim=np.ascontiguousarray(image), compat=p['bi_w']
+  )
   return np.asarray(d.inference(iterations)).T.reshape(h, w, num_labels)
 
 
-@pytest.mark.parametrize('index', [1, pytest.param(2, marks=pytest.mark.slow),
-                                   pytest.param(3, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  'index', [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
+)
 def test_agrees_with_pydensecrf_on_its_examples(index):
   """pydensecrf's examples/inference.py settings: gt_prob 0.7, Gaussian sxy 3 compat 3,
   bilateral sxy 80 srgb 13 compat 10, 5 iterations."""
@@ -344,9 +391,16 @@ def test_agrees_with_pydensecrf_on_its_examples(index):
   assert (theirs.argmax(-1) != unary_e.argmin(-1)).mean() > 0.05  # the CRF did something
 
 
-_VOC_PALETTE = np.array([[(c >> 0 & 1) << 7 | (c >> 3 & 1) << 6 | (c >> 6 & 1) << 5,
-                          (c >> 1 & 1) << 7 | (c >> 4 & 1) << 6 | (c >> 7 & 1) << 5,
-                          (c >> 2 & 1) << 7 | (c >> 5 & 1) << 6] for c in range(21)])
+_VOC_PALETTE = np.array(
+  [
+    [
+      (c >> 0 & 1) << 7 | (c >> 3 & 1) << 6 | (c >> 6 & 1) << 5,
+      (c >> 1 & 1) << 7 | (c >> 4 & 1) << 6 | (c >> 7 & 1) << 5,
+      (c >> 2 & 1) << 7 | (c >> 5 & 1) << 6,
+    ]
+    for c in range(21)
+  ]
+)
 
 
 def voc_labels(rgb):

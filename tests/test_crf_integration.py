@@ -1,4 +1,5 @@
 """The dense CRF in DeepLab's evaluation (config.eval.crf) and in the segmentation predictor."""
+
 import json
 import os
 
@@ -14,8 +15,14 @@ from jaxseg.inference import segmentation as seg_inference
 from jaxseg.train import crf_eval, loop, sharding
 from jaxseg.train.tasks.segmentation import SegmentationTask
 
-_OPTIONS = {'iterations': 3, 'pos_w': 3.0, 'pos_xy_std': 1.0, 'bi_w': 10.0, 'bi_xy_std': 8.0,
-            'bi_rgb_std': 20.0}
+_OPTIONS = {
+  'iterations': 3,
+  'pos_w': 3.0,
+  'pos_xy_std': 1.0,
+  'bi_w': 10.0,
+  'bi_xy_std': 8.0,
+  'bi_rgb_std': 20.0,
+}
 _NUM_CLASSES = 3
 
 
@@ -23,8 +30,8 @@ def _problem(n=8, size=16, seed=0):
   """Images with three flat colour regions, masks of those regions, noisy per-pixel scores."""
   rng = np.random.default_rng(seed)
   masks = np.zeros((n, size, size), np.int32)
-  masks[:, :, size // 3:] = 1
-  masks[:, size // 2:, 2 * size // 3:] = 2
+  masks[:, :, size // 3 :] = 1
+  masks[:, size // 2 :, 2 * size // 3 :] = 2
   colours = np.array([[30, 30, 30], [200, 60, 60], [60, 60, 220]], np.uint8)
   pixels = np.clip(colours[masks] + rng.integers(-10, 10, masks.shape + (3,)), 0, 255)
   return pixels.astype(np.uint8), masks
@@ -40,15 +47,22 @@ def _scores(images):
 
 
 def _task():
-  info = DatasetInfo(task='segmentation', num_classes=_NUM_CLASSES, ignore_label=255,
-                     image_shape=(16, 16, 3), splits={}, class_names=('a', 'b', 'c'),
-                     normalization='none')
+  info = DatasetInfo(
+    task='segmentation',
+    num_classes=_NUM_CLASSES,
+    ignore_label=255,
+    image_shape=(16, 16, 3),
+    splits={},
+    class_names=('a', 'b', 'c'),
+    normalization='none',
+  )
   return SegmentationTask.bind({}, info)
 
 
 def _mean_iou(labels, masks):
-  cm = np.bincount(masks.reshape(-1) * _NUM_CLASSES + labels.reshape(-1),
-                   minlength=_NUM_CLASSES ** 2).reshape(_NUM_CLASSES, _NUM_CLASSES)
+  cm = np.bincount(
+    masks.reshape(-1) * _NUM_CLASSES + labels.reshape(-1), minlength=_NUM_CLASSES**2
+  ).reshape(_NUM_CLASSES, _NUM_CLASSES)
   iou = np.diag(cm) / (cm.sum(0) + cm.sum(1) - np.diag(cm))
   return float(np.nanmean(iou))
 
@@ -59,12 +73,17 @@ def test_evaluate_logs_mean_iou_with_and_without_crf():
   task = _task()
   mesh = sharding.make_mesh(ml_collections.ConfigDict({'data': -1, 'model': 1}))
   # An eval step made with outputs: (sums, logits), as the loop's when the CRF is on.
-  eval_step = jax.jit(lambda state, batch: (task.eval_sums(_scores(batch['image']), {}, batch),
-                                            _scores(batch['image'])))
+  eval_step = jax.jit(
+    lambda state, batch: (
+      task.eval_sums(_scores(batch['image']), {}, batch),
+      _scores(batch['image']),
+    )
+  )
   crf_sums = crf_eval.make_crf_sums(task=task, options=_OPTIONS)
   batches = [{'image': images[:8], 'mask': masks[:8]}]
-  metrics, _ = loop.evaluate(eval_step=eval_step, state=None, batches=batches, mesh=mesh,
-                             task=task, crf_sums=crf_sums)
+  metrics, _ = loop.evaluate(
+    eval_step=eval_step, state=None, batches=batches, mesh=mesh, task=task, crf_sums=crf_sums
+  )
   # Oracle: the CRF on the original pixels, labels scored by a bincount confusion matrix.
   logits = np.asarray(_scores(jnp.asarray(images)))
   q = crf.dense_crf(crf.unary_from_softmax(jax.nn.softmax(logits, -1)), pixels, **_OPTIONS)
@@ -77,6 +96,7 @@ def test_evaluate_logs_mean_iou_with_and_without_crf():
 
 def test_crf_options_from_the_deeplab_configs():
   from experiments.configs import deeplab_v1_voc, deeplab_v2_voc
+
   for module in (deeplab_v1_voc, deeplab_v2_voc):
     config = module.get_config()
     assert crf_eval.crf_options(config) is None  # off unless eval.crf
@@ -93,8 +113,7 @@ def test_crf_options_from_the_deeplab_configs():
 def test_predictor_crf_sees_the_original_pixels():
   pixels, masks = _problem(n=2)
   images = transforms.normalize(pixels, 'none')
-  predictor = seg_inference.SegmentationPredictor(_scores, mode='whole', bucket=16,
-                                                  crf=_OPTIONS)
+  predictor = seg_inference.SegmentationPredictor(_scores, mode='whole', bucket=16, crf=_OPTIONS)
   probs = seg_inference.SegmentationPredictor(_scores, mode='whole', bucket=16)(images)
   expected = crf.dense_crf(crf.unary_from_softmax(probs), pixels, **_OPTIONS)
   np.testing.assert_allclose(predictor(images, pixels), expected, atol=1e-6)
@@ -121,8 +140,9 @@ def test_training_run_writes_crf_mean_iou(tmp_path):
 
   pixels, masks = _problem(n=16)
   images = transforms.normalize(pixels, 'none')
-  config = _train_fixtures.tiny_config(task='segmentation', total_steps=2, eval_every=2,
-                                       best_metric='mean_iou')
+  config = _train_fixtures.tiny_config(
+    task='segmentation', total_steps=2, eval_every=2, best_metric='mean_iou'
+  )
   config.crf = ml_collections.ConfigDict(_OPTIONS)
   config.eval = ml_collections.ConfigDict({'crf': True})
 
@@ -144,8 +164,15 @@ def test_training_run_writes_crf_mean_iou(tmp_path):
   def eval_batches(**_):
     return iter([{'image': images[8:], 'mask': masks[8:]}])
 
-  train.run(config, str(tmp_path), model=PixelNet(), task=_task(), input_shape=(16, 16, 3),
-            make_train_iterator=lambda **_: Batches(), make_eval_iterator=eval_batches)
+  train.run(
+    config,
+    str(tmp_path),
+    model=PixelNet(),
+    task=_task(),
+    input_shape=(16, 16, 3),
+    make_train_iterator=lambda **_: Batches(),
+    make_eval_iterator=eval_batches,
+  )
   with open(os.path.join(tmp_path, 'metrics.jsonl')) as f:
     events = [json.loads(line) for line in f]
   evals = [e for e in events if 'crf/mean_iou' in json.dumps(e)]

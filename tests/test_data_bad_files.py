@@ -4,6 +4,7 @@ Truncated masks name their file and are skipped with ``skip_corrupt``; a 16-bit 
 reported as that value; an empty split list is named; list ids that leave the dataset folder
 are refused by every builder that reads list files.
 """
+
 import logging
 import os
 

@@ -5,6 +5,7 @@ colour masks; classes.json; list files); the CamVid tests read the real samples 
 ``../shared/reference-data/camvid-samples`` when present and a fixture copy of its layout
 otherwise.
 """
+
 import json
 import os
 
@@ -46,15 +47,23 @@ def _write_pairs(root, count=6, *, size=(24, 32), mask_kind='index', seed=0):
 
 
 def _config(root, tmp_path, **options):
-  return {'name': 'image_folder', 'images_dir': str(root / 'images'),
-          'masks_dir': str(root / 'masks'), 'data_dir': str(tmp_path / 'cache'),
-          'class_names': ('background', 'cell', 'nucleus'), 'normalization': 'none',
-          'eval_size': 32, 'crop_size': 32, **options}
+  return {
+    'name': 'image_folder',
+    'images_dir': str(root / 'images'),
+    'masks_dir': str(root / 'masks'),
+    'data_dir': str(tmp_path / 'cache'),
+    'class_names': ('background', 'cell', 'nucleus'),
+    'normalization': 'none',
+    'eval_size': 32,
+    'crop_size': 32,
+    **options,
+  }
 
 
 def _examples(config, split):
-  iterator = data.make_iterator(config, split=split, global_batch_size=1, seed=0, train=False,
-                                num_epochs=1)
+  iterator = data.make_iterator(
+    config, split=split, global_batch_size=1, seed=0, train=False, num_epochs=1
+  )
   out = []
   for batch in iterator:
     image = np.round(batch['image'][0] * 255).astype(int)
@@ -82,13 +91,19 @@ def test_masks_follow_their_images_through_the_pipeline(tmp_path, mask_kind):
 
 def test_classes_json_and_list_file_splits(tmp_path):
   truth = _write_pairs(tmp_path / 'own', mask_kind='color', count=4)
-  classes = {'classes': [{'name': n, 'color': list(c)} for n, c in
-                         zip(('bg', 'cell', 'nucleus'), COLORS)]}
+  classes = {
+    'classes': [{'name': n, 'color': list(c)} for n, c in zip(('bg', 'cell', 'nucleus'), COLORS)]
+  }
   (tmp_path / 'own' / 'masks' / 'classes.json').write_text(json.dumps(classes))
   (tmp_path / 'train.txt').write_text('img_00\nimg_02\nimg_03\n')
   (tmp_path / 'val.txt').write_text('img_01\n')
-  config = _config(tmp_path / 'own', tmp_path, class_names=(),
-                   train_list=str(tmp_path / 'train.txt'), eval_list=str(tmp_path / 'val.txt'))
+  config = _config(
+    tmp_path / 'own',
+    tmp_path,
+    class_names=(),
+    train_list=str(tmp_path / 'train.txt'),
+    eval_list=str(tmp_path / 'val.txt'),
+  )
   info = data.dataset_info(config)
   assert info.class_names == ('bg', 'cell', 'nucleus')
   assert tuple(map(tuple, info.palette)) == COLORS
@@ -106,7 +121,9 @@ def test_editing_the_folder_builds_it_again(tmp_path):
   assert sum(data.dataset_info(config).splits.values()) == 6
 
 
-@pytest.mark.parametrize('damage, message', [
+@pytest.mark.parametrize(
+  'damage, message',
+  [
     ('mask_without_image', r'Mask .*orphan\.png has no image'),
     ('image_without_mask', r'Image .*lonely\.png has no mask'),
     ('size_mismatch', r'Mask .*img_00\.png is 10x10 but its image .* is 24x32'),
@@ -115,7 +132,8 @@ def test_editing_the_folder_builds_it_again(tmp_path):
     ('list_leaves_folder', r"lists '\.\./\.\./secret', which is not a plain file stem"),
     ('no_class_names', r'image_folder needs its classes'),
     ('ignore_inside_classes', r'data.ignore_label must be an int in \[3, 255\]'),
-])
+  ],
+)
 def test_clear_errors_name_the_file(tmp_path, damage, message):
   root = tmp_path / 'own'
   _write_pairs(root, count=3, mask_kind='color' if damage == 'unknown_color' else 'index')
@@ -161,21 +179,32 @@ def _camvid_root(tmp_path):
     (root / f'annotations_prepped_{split}').mkdir(parents=True)
     for i in range(count):
       Image.fromarray(rng.integers(0, 256, (360, 480, 3), dtype=np.uint8)).save(
-          root / f'images_prepped_{split}' / f'f{i}.png')
+        root / f'images_prepped_{split}' / f'f{i}.png'
+      )
       Image.fromarray(rng.integers(0, 12, (360, 480)).astype(np.uint8)).save(
-          root / f'annotations_prepped_{split}' / f'f{i}.png')
+        root / f'annotations_prepped_{split}' / f'f{i}.png'
+      )
   return str(root), False
 
 
 def test_camvid_builds_with_void_ignored(tmp_path):
   root, real = _camvid_root(tmp_path)
-  config = {'name': 'camvid', 'manual_dir': root, 'data_dir': str(tmp_path / 'cache'),
-            'eval_size': 480}
+  config = {
+    'name': 'camvid',
+    'manual_dir': root,
+    'data_dir': str(tmp_path / 'cache'),
+    'eval_size': 480,
+  }
   info = data.dataset_info(config)
   assert info.num_classes == 11 and info.class_names[:4] == ('sky', 'building', 'pole', 'road')
   assert set(info.splits) >= {'train', 'test'}
-  batch = next(iter(data.make_iterator(config, split='test', global_batch_size=1, seed=0,
-                                       train=False, num_epochs=1)))
+  batch = next(
+    iter(
+      data.make_iterator(
+        config, split='test', global_batch_size=1, seed=0, train=False, num_epochs=1
+      )
+    )
+  )
   mask = batch['mask'][0]
   first = sorted(os.listdir(os.path.join(root, 'annotations_prepped_test')))[0]
   raw = np.asarray(Image.open(os.path.join(root, 'annotations_prepped_test', first)))

@@ -5,6 +5,7 @@ listed. Modules whose examples other test files already run one by one (ops, nn,
 the classic methods, the CRF, export), or that take long to compile, run here under the ``slow``
 marker (CI runs it); the rest run by default.
 """
+
 import doctest
 import importlib
 import pathlib
@@ -22,11 +23,23 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MODULES = sorted(m.name for m in pkgutil.walk_packages(jaxseg.__path__, 'jaxseg.'))
 # Run elsewhere already (test_ops_docstrings.py, test_classic_*.py, test_crf.py,
 # test_export.py) or slow to compile on two cores.
-ELSEWHERE_OR_SLOW = ('jaxseg.ops.', 'jaxseg.nn.', 'jaxseg.losses.', 'jaxseg.metrics.',
-                     'jaxseg.classic.', 'jaxseg.crf.', 'jaxseg.export', 'jaxseg.models.deeplab',
-                     'jaxseg.models.aspp', 'jaxseg.models.fcn', 'jaxseg.models.memory',
-                     'jaxseg.models.saliency', 'jaxseg.inference.segmentation',
-                     'jaxseg.train.tasks.saliency', 'jaxseg.viz.')
+ELSEWHERE_OR_SLOW = (
+  'jaxseg.ops.',
+  'jaxseg.nn.',
+  'jaxseg.losses.',
+  'jaxseg.metrics.',
+  'jaxseg.classic.',
+  'jaxseg.crf.',
+  'jaxseg.export',
+  'jaxseg.models.deeplab',
+  'jaxseg.models.aspp',
+  'jaxseg.models.fcn',
+  'jaxseg.models.memory',
+  'jaxseg.models.saliency',
+  'jaxseg.inference.segmentation',
+  'jaxseg.train.tasks.saliency',
+  'jaxseg.viz.',
+)
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
@@ -52,8 +65,10 @@ def test_module_examples_run(module_name):
   runner = doctest.DocTestRunner(optionflags=FLAGS)
   for test in tests:
     # Only examples defined in this module (not re-exported objects of another module).
-    if test.filename and pathlib.Path(test.filename).resolve() != pathlib.Path(
-        module.__file__).resolve():
+    if (
+      test.filename
+      and pathlib.Path(test.filename).resolve() != pathlib.Path(module.__file__).resolve()
+    ):
       continue
     runner.run(test)
   result = runner.summarize(verbose=False)
@@ -74,6 +89,7 @@ def test_no_example_is_hidden_behind_skip():
 def test_docs_name_only_existing_configs_and_options():
   # docs/training.md's examples name configs and data options; each must exist.
   from jaxseg import data  # pylint: disable=g-import-not-at-top
+
   configs = {p.stem for p in (ROOT / 'experiments' / 'configs').glob('*.py')}
   text = (ROOT / 'docs' / 'training.md').read_text()
   for name in set(re.findall(r'experiments/configs/(\w+)\.py', text)) - {'base', '__init__'}:
@@ -81,7 +97,8 @@ def test_docs_name_only_existing_configs_and_options():
   for option in set(re.findall(r"'data\.(\w+)'", text)) - {'name'}:
     for dataset in set(re.findall(r"'data\.name': '(\w+)'", text)):
       assert option in data.describe(dataset), (
-          f"docs/training.md sets data.{option}, which {dataset} does not have")
+        f'docs/training.md sets data.{option}, which {dataset} does not have'
+      )
   loop_doc = (ROOT / 'jaxseg' / 'train' / 'loop.py').read_text()
   for name in re.findall(r'experiments\.configs import (\w+)', loop_doc):
     assert name in configs, f'train_and_evaluate names a missing config {name}'
@@ -91,4 +108,5 @@ def test_interfaces_doc_points_only_to_files_users_have():
   text = (ROOT / 'docs' / 'interfaces.md').read_text()
   for target in re.findall(r'`(\.\./[^`]+)`', text):
     assert (ROOT / 'docs' / target).resolve().is_relative_to(ROOT), (
-        f'docs/interfaces.md points outside the repository: {target}')
+      f'docs/interfaces.md points outside the repository: {target}'
+    )

@@ -11,10 +11,9 @@ from jaxseg.inference.segmentation import predict_whole
 from jaxseg.models import get_model
 
 CASES = {
-    'fcn8s': dict(num_classes=3, width_divisor=16),
-    'deeplab_v3plus': dict(num_classes=4, backbone='resnet18', multi_grid=(1, 2),
-                           width_divisor=8),
-    'salnet_deep': {},
+  'fcn8s': dict(num_classes=3, width_divisor=16),
+  'deeplab_v3plus': dict(num_classes=4, backbone='resnet18', multi_grid=(1, 2), width_divisor=8),
+  'salnet_deep': {},
 }
 
 
@@ -83,12 +82,15 @@ def test_exported_shapes_are_symbolic(exported_models):
   assert loaded.multiples == (32, 32)
 
 
-@pytest.mark.parametrize('kwargs, match', [
+@pytest.mark.parametrize(
+  'kwargs, match',
+  [
     (dict(input_shape=('b', 'h', 'w')), 'input_shape'),
     (dict(input_shape=('b', 'h', 0, 3)), 'input_shape width'),
     (dict(input_shape=('b', 'h', 'w', 3), spatial_multiple=0), 'spatial_multiple'),
     (dict(preprocess='normalize'), 'preprocess'),
-])
+  ],
+)
 def test_export_model_bad_arguments(kwargs, match):
   model = get_model('fcn32s', num_classes=2, width_divisor=32)
   with pytest.raises((ValueError, TypeError), match=match):

@@ -1,4 +1,5 @@
 """experiments/gallery.py: every method that exists gives a titled tile of one grid."""
+
 import numpy as np
 import pytest
 
@@ -14,8 +15,9 @@ def _image():
 
 def test_gallery_of_a_few_methods_is_one_labelled_grid():
   logs = []
-  grid, titles = gallery.build_gallery(_image(), columns=2, only=('Otsu', 'GrabCut'),
-                                       log=logs.append)
+  grid, titles = gallery.build_gallery(
+    _image(), columns=2, only=('Otsu', 'GrabCut'), log=logs.append
+  )
   assert titles == ['input', 'Otsu', 'GrabCut (centre box)'], logs
   assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[-1] == 3
   # Two rows of two columns of 24-pixel tiles under their title strips.
@@ -25,8 +27,11 @@ def test_gallery_of_a_few_methods_is_one_labelled_grid():
 def test_missing_and_failing_methods_are_reported_not_fatal(monkeypatch):
   def broken(classic, crf):
     del classic, crf
-    return [('absent', 'no_such_function', None),
-            ('broken', 'threshold_otsu', lambda context: 1 / 0)]
+    return [
+      ('absent', 'no_such_function', None),
+      ('broken', 'threshold_otsu', lambda context: 1 / 0),
+    ]
+
   monkeypatch.setattr(gallery, 'methods', broken)
   logs = []
   _, titles = gallery.build_gallery(_image(), log=logs.append)

@@ -14,20 +14,30 @@ PACKAGE = ROOT / 'jaxseg'
 
 # Layer -> the jaxseg layers it may import (itself always allowed).
 ALLOWED = {
-    'ops': set(),
-    'nn': {'ops'},
-    'models': {'nn', 'ops'},
-    'losses': {'ops'},
-    'metrics': {'ops'},
-    'crf': {'ops'},
-    'classic': {'ops'},
-    'inference': {'models', 'nn', 'ops', 'losses', 'metrics', 'crf'},
-    'export': {'models', 'nn', 'ops'},
-    'viz': set(),
-    # data never imports models (or anything that does).
-    'data': {'ops', 'losses', 'metrics', 'viz'},
-    'train': {'ops', 'nn', 'models', 'losses', 'metrics', 'crf', 'classic', 'inference', 'data',
-              'viz'},
+  'ops': set(),
+  'nn': {'ops'},
+  'models': {'nn', 'ops'},
+  'losses': {'ops'},
+  'metrics': {'ops'},
+  'crf': {'ops'},
+  'classic': {'ops'},
+  'inference': {'models', 'nn', 'ops', 'losses', 'metrics', 'crf'},
+  'export': {'models', 'nn', 'ops'},
+  'viz': set(),
+  # data never imports models (or anything that does).
+  'data': {'ops', 'losses', 'metrics', 'viz'},
+  'train': {
+    'ops',
+    'nn',
+    'models',
+    'losses',
+    'metrics',
+    'crf',
+    'classic',
+    'inference',
+    'data',
+    'viz',
+  },
 }
 
 
@@ -44,7 +54,7 @@ def imported_modules(path: pathlib.Path, root: pathlib.Path) -> list[tuple[int, 
       found += [(node.lineno, alias.name) for alias in node.names]
     elif isinstance(node, ast.ImportFrom):
       if node.level:
-        base = package[:len(package) - node.level + 1]
+        base = package[: len(package) - node.level + 1]
         module = '.'.join(base + ([node.module] if node.module else []))
       else:
         module = node.module or ''
@@ -75,8 +85,11 @@ def violations(root: pathlib.Path) -> list[str]:
 
 
 def test_every_layer_is_known():
-  layers = {_layer(p, PACKAGE) for p in PACKAGE.rglob('*.py')
-            if p.parent != PACKAGE or p.name != '__init__.py'}
+  layers = {
+    _layer(p, PACKAGE)
+    for p in PACKAGE.rglob('*.py')
+    if p.parent != PACKAGE or p.name != '__init__.py'
+  }
   unknown = layers - set(ALLOWED)
   assert not unknown, f'add these layers to the import table (and DESIGN.md): {sorted(unknown)}'
 
@@ -86,12 +99,15 @@ def test_imports_flow_one_way():
   assert not problems, '\n'.join(problems)
 
 
-@pytest.mark.parametrize('source,layer,expected', [
+@pytest.mark.parametrize(
+  'source,layer,expected',
+  [
     ('from jaxseg import models\n', 'data', 'jaxseg.models'),
     ('from ..models import resnet\n', 'data', 'jaxseg.models'),
     ('from . import conv\nfrom .. import nn\n', 'ops', 'jaxseg.nn'),
     ('def f():\n  import experiments.main\n', 'ops', 'experiments.main'),
-])
+  ],
+)
 def test_checker_flags_absolute_relative_and_nested_imports(tmp_path, source, layer, expected):
   module = tmp_path / 'jaxseg' / layer / 'bad.py'
   module.parent.mkdir(parents=True)

@@ -1,4 +1,5 @@
 """Tests for jaxseg.inference: whole image, sliding windows, multi-scale and flip TTA."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,8 +13,13 @@ _KERNEL = np.random.default_rng(0).normal(size=(3, 3, 3, 4)).astype(np.float32)
 
 def conv_net(x):
   """A small position-dependent, mirror-asymmetric 'network': one 3x3 conv, zero padding."""
-  return jax.lax.conv_general_dilated(jnp.asarray(x, jnp.float32), jnp.asarray(_KERNEL), (1, 1),
-                                      'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'))
+  return jax.lax.conv_general_dilated(
+    jnp.asarray(x, jnp.float32),
+    jnp.asarray(_KERNEL),
+    (1, 1),
+    'SAME',
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+  )
 
 
 def pointwise_net(x):
@@ -44,14 +50,17 @@ def _sliding_reference(forward, image, crop, stride):
   count = np.zeros((ph, pw, 1))
   for top in starts(ph, crop[0], stride[0]):
     for left in starts(pw, crop[1], stride[1]):
-      window = padded[None, top:top + crop[0], left:left + crop[1]]
-      total[top:top + crop[0], left:left + crop[1]] += np.asarray(forward(window))[0]
-      count[top:top + crop[0], left:left + crop[1]] += 1
+      window = padded[None, top : top + crop[0], left : left + crop[1]]
+      total[top : top + crop[0], left : left + crop[1]] += np.asarray(forward(window))[0]
+      count[top : top + crop[0], left : left + crop[1]] += 1
   return (total / count)[:height, :width]
 
 
-@pytest.mark.parametrize('size', [(5, 6), (8, 8), (13, 21), (8, 19), (17, 6)],
-                         ids=['smaller', 'equal', 'larger', 'wide', 'tall'])
+@pytest.mark.parametrize(
+  'size',
+  [(5, 6), (8, 8), (13, 21), (8, 19), (17, 6)],
+  ids=['smaller', 'equal', 'larger', 'wide', 'tall'],
+)
 def test_sliding_window_matches_naive_loop(size):
   images = _images((2,) + size + (3,))
   got = inference.predict_sliding(conv_net, images, crop_size=8, stride=5, window_batch=3)
@@ -81,16 +90,17 @@ def test_whole_image_bucketing_is_exact_for_pointwise_net_and_crops_back():
   np.testing.assert_allclose(got, np.asarray(pointwise_net(images)), rtol=1e-5, atol=1e-5)
   # A 3x3 conv sees the zero padding only through its last row/column: the rest is exact.
   got = inference.predict_whole(conv_net, images, bucket=16)
-  np.testing.assert_allclose(got[:, :-1, :-1], np.asarray(conv_net(images))[:, :-1, :-1],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    got[:, :-1, :-1], np.asarray(conv_net(images))[:, :-1, :-1], rtol=1e-5, atol=1e-5
+  )
 
 
 def test_flip_tta_on_mirror_symmetric_input():
   half = _images((1, 6, 5, 3))
-  image = np.concatenate([half, half[:, :, ::-1]], axis=2)   # symmetric about the centre line
+  image = np.concatenate([half, half[:, :, ::-1]], axis=2)  # symmetric about the centre line
   np.testing.assert_array_equal(image, image[:, :, ::-1])
   plain = softmax(np.asarray(conv_net(image)), axis=-1)
-  assert not np.allclose(plain, plain[:, :, ::-1], atol=1e-3)   # the net itself is asymmetric
+  assert not np.allclose(plain, plain[:, :, ::-1], atol=1e-3)  # the net itself is asymmetric
   got = inference.predict_augmented(lambda x: np.asarray(conv_net(x)), image, flip=True)
   # f(mirror x) = f(x) here, mirrored back: the average of the prediction and its mirror image.
   np.testing.assert_allclose(got, 0.5 * (plain + plain[:, :, ::-1]), rtol=1e-5, atol=1e-6)
@@ -113,16 +123,19 @@ def test_resize_bilinear_matches_torch():
   torch = pytest.importorskip('torch')
   x = _images((2, 5, 7, 3))
   for size in [(9, 16), (3, 4), (5, 7), (10, 3)]:
-    want = torch.nn.functional.interpolate(torch.from_numpy(x).permute(0, 3, 1, 2), size=size,
-                                           mode='bilinear', align_corners=False)
-    np.testing.assert_allclose(inference.resize_bilinear(x, size),
-                               want.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-6)
+    want = torch.nn.functional.interpolate(
+      torch.from_numpy(x).permute(0, 3, 1, 2), size=size, mode='bilinear', align_corners=False
+    )
+    np.testing.assert_allclose(
+      inference.resize_bilinear(x, size), want.permute(0, 2, 3, 1).numpy(), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_predictor_compiles_once_for_many_image_sizes():
   sizes = [(5, 7), (9, 20), (16, 8), (31, 17), (12, 12)]
-  slide = inference.SegmentationPredictor(conv_net, mode='slide', crop_size=8, stride=6,
-                                          window_batch=2, flip=True, scales=(0.75, 1.0))
+  slide = inference.SegmentationPredictor(
+    conv_net, mode='slide', crop_size=8, stride=6, window_batch=2, flip=True, scales=(0.75, 1.0)
+  )
   for i, size in enumerate(sizes):
     labels = slide.predict_labels(_images((1,) + size + (3,), seed=i))
     assert labels.shape == (1,) + size
@@ -130,16 +143,17 @@ def test_predictor_compiles_once_for_many_image_sizes():
   whole = inference.SegmentationPredictor(conv_net, mode='whole', bucket=32)
   for i, size in enumerate(sizes):
     whole.predict_labels(_images((1,) + size + (3,), seed=i))
-  assert whole.num_traces == 1        # every size pads to 32x32
+  assert whole.num_traces == 1  # every size pads to 32x32
   whole.predict_labels(_images((1, 33, 5, 3)))
-  assert whole.num_traces == 2        # a new bucket (64x32) compiles once more
+  assert whole.num_traces == 2  # a new bucket (64x32) compiles once more
 
 
 def test_predictor_labels_are_argmax_of_the_network():
   images = _images((2, 10, 14, 3))
   predictor = inference.SegmentationPredictor(pointwise_net, mode='whole', bucket=8)
-  np.testing.assert_array_equal(predictor.predict_labels(images),
-                                np.argmax(np.asarray(pointwise_net(images)), -1))
+  np.testing.assert_array_equal(
+    predictor.predict_labels(images), np.argmax(np.asarray(pointwise_net(images)), -1)
+  )
 
 
 def test_bad_arguments_raise():

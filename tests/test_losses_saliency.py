@@ -1,4 +1,5 @@
 """Tests for jaxseg.losses.saliency against NumPy loops and closed forms."""
+
 import math
 
 import jax
@@ -23,7 +24,7 @@ def test_euclidean_matches_frobenius_loop():
   got = sal_losses.euclidean_loss(pred[..., None], target)
   assert float(got) == pytest.approx(expected, rel=1e-6)
   # The Frobenius norm of the difference, image by image.
-  frob = np.mean([np.linalg.norm(target[i] - pred[i], "fro") ** 2 for i in range(3)])
+  frob = np.mean([np.linalg.norm(target[i] - pred[i], 'fro') ** 2 for i in range(3)])
   assert float(got) == pytest.approx(frob, rel=1e-6)
 
 
@@ -41,8 +42,9 @@ def test_bce_matches_numpy_definition():
     y = float(target[idx])
     expected -= y * math.log(p) + (1 - y) * math.log(1 - p)
   expected /= logits.size
-  assert float(sal_losses.saliency_bce(logits, target[..., None])) == pytest.approx(expected,
-                                                                                   rel=1e-5)
+  assert float(sal_losses.saliency_bce(logits, target[..., None])) == pytest.approx(
+    expected, rel=1e-5
+  )
   # Stable for large logits where the naive form overflows.
   big = sal_losses.saliency_bce(jnp.full((1, 1, 1), 200.0), jnp.zeros((1, 1, 1)))
   assert float(big) == pytest.approx(200.0)
@@ -68,11 +70,11 @@ def test_kl_matches_numpy_definition():
 
 
 def test_shape_errors():
-  with pytest.raises(ValueError, match="must match target"):
+  with pytest.raises(ValueError, match='must match target'):
     sal_losses.euclidean_loss(jnp.zeros((2, 4, 4, 1)), jnp.zeros((2, 8, 8)))
-  with pytest.raises(ValueError, match=r"pred must have shape \(N, H, W\)"):
+  with pytest.raises(ValueError, match=r'pred must have shape \(N, H, W\)'):
     sal_losses.saliency_bce(jnp.zeros((2, 4, 4, 3)), jnp.zeros((2, 4, 4)))
-  with pytest.raises(TypeError, match="target must be an array"):
+  with pytest.raises(TypeError, match='target must be an array'):
     sal_losses.saliency_kl(jnp.zeros((2, 4, 4)), [[0.0]])
-  with pytest.raises(ValueError, match="eps must be a positive number, got -1.0"):
+  with pytest.raises(ValueError, match='eps must be a positive number, got -1.0'):
     sal_losses.saliency_kl(jnp.zeros((2, 4, 4)), jnp.zeros((2, 4, 4)), eps=-1.0)

@@ -1,4 +1,5 @@
 """Tests for jaxseg.losses.segmentation against NumPy loops and PyTorch's F.cross_entropy."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,7 +42,8 @@ def test_cross_entropy_matches_numpy_loop(normalize, use_weights):
   logits, labels = _random_case(0)
   weights = np.array([0.5, 2.0, 1.0, 3.0], np.float32) if use_weights else None
   got = seg_losses.segmentation_cross_entropy(
-      jnp.asarray(logits), jnp.asarray(labels), class_weights=weights, normalize=normalize)
+    jnp.asarray(logits), jnp.asarray(labels), class_weights=weights, normalize=normalize
+  )
   want = _numpy_cross_entropy(logits, labels, weights=weights, normalize=normalize)
   np.testing.assert_allclose(float(got), want, rtol=1e-5)
 
@@ -52,10 +54,14 @@ def test_cross_entropy_matches_torch(use_weights):
   logits, labels = _random_case(1, shape=(3, 6, 4), num_classes=5)
   weights = np.array([0.2, 1.0, 4.0, 0.7, 1.5], np.float32) if use_weights else None
   want = torch.nn.functional.cross_entropy(
-      torch.from_numpy(logits).permute(0, 3, 1, 2), torch.from_numpy(labels).long(),
-      weight=None if weights is None else torch.from_numpy(weights), ignore_index=255)
-  got = seg_losses.segmentation_cross_entropy(jnp.asarray(logits), jnp.asarray(labels),
-                                              class_weights=weights)
+    torch.from_numpy(logits).permute(0, 3, 1, 2),
+    torch.from_numpy(labels).long(),
+    weight=None if weights is None else torch.from_numpy(weights),
+    ignore_index=255,
+  )
+  got = seg_losses.segmentation_cross_entropy(
+    jnp.asarray(logits), jnp.asarray(labels), class_weights=weights
+  )
   np.testing.assert_allclose(float(got), want.item(), rtol=1e-5)
 
 
@@ -63,21 +69,22 @@ def test_gradient_matches_torch_and_is_zero_at_ignored_pixels():
   torch = pytest.importorskip('torch')
   logits, labels = _random_case(2, shape=(1, 4, 4), num_classes=3)
   grad = jax.grad(lambda z: seg_losses.segmentation_cross_entropy(z, jnp.asarray(labels)))(
-      jnp.asarray(logits))
+    jnp.asarray(logits)
+  )
   t_logits = torch.from_numpy(logits).requires_grad_()
-  torch.nn.functional.cross_entropy(t_logits.permute(0, 3, 1, 2),
-                                    torch.from_numpy(labels).long(),
-                                    ignore_index=255).backward()
+  torch.nn.functional.cross_entropy(
+    t_logits.permute(0, 3, 1, 2), torch.from_numpy(labels).long(), ignore_index=255
+  ).backward()
   np.testing.assert_allclose(np.asarray(grad), t_logits.grad.numpy(), rtol=1e-5, atol=1e-7)
   assert np.all(np.asarray(grad)[labels == 255] == 0)
 
 
 def test_unnormalised_loss_is_the_sum_for_batch_of_one():
   logits, labels = _random_case(3, shape=(1, 3, 3))
-  summed = seg_losses.segmentation_cross_entropy(jnp.asarray(logits), jnp.asarray(labels),
-                                                 normalize=False)
-  per_pixel, valid = seg_losses.pixelwise_cross_entropy(jnp.asarray(logits),
-                                                        jnp.asarray(labels))
+  summed = seg_losses.segmentation_cross_entropy(
+    jnp.asarray(logits), jnp.asarray(labels), normalize=False
+  )
+  per_pixel, valid = seg_losses.pixelwise_cross_entropy(jnp.asarray(logits), jnp.asarray(labels))
   np.testing.assert_allclose(float(summed), float(per_pixel.sum()), rtol=1e-6)
   np.testing.assert_array_equal(np.asarray(valid), labels != 255)
 
@@ -91,17 +98,20 @@ def test_custom_ignore_label():
   logits, labels = _random_case(4)
   labels = np.where(labels == 255, 0, labels + 1).astype(np.int32)  # 0 is now "ignore"
   logits = np.concatenate([logits, logits[..., :1]], axis=-1)
-  got = seg_losses.segmentation_cross_entropy(jnp.asarray(logits), jnp.asarray(labels),
-                                              ignore_label=0)
-  np.testing.assert_allclose(float(got), _numpy_cross_entropy(logits, labels, ignore_label=0),
-                             rtol=1e-5)
+  got = seg_losses.segmentation_cross_entropy(
+    jnp.asarray(logits), jnp.asarray(labels), ignore_label=0
+  )
+  np.testing.assert_allclose(
+    float(got), _numpy_cross_entropy(logits, labels, ignore_label=0), rtol=1e-5
+  )
 
 
 def test_auxiliary_loss_adds_weighted_upsampled_term():
   logits, labels = _random_case(5, shape=(1, 4, 6), num_classes=3)
   aux = np.random.default_rng(6).normal(size=(1, 2, 3, 3)).astype(np.float32)
-  total, parts = seg_losses.segmentation_loss(jnp.asarray(logits), jnp.asarray(labels),
-                                              aux_logits=jnp.asarray(aux), aux_weight=0.4)
+  total, parts = seg_losses.segmentation_loss(
+    jnp.asarray(logits), jnp.asarray(labels), aux_logits=jnp.asarray(aux), aux_weight=0.4
+  )
   upsampled = jax.image.resize(jnp.asarray(aux), (1, 4, 6, 3), 'bilinear')
   want_aux = _numpy_cross_entropy(np.asarray(upsampled), labels)
   want_main = _numpy_cross_entropy(logits, labels)
@@ -113,8 +123,9 @@ def test_auxiliary_upsampling_matches_torch_interpolate():
   torch = pytest.importorskip('torch')
   aux = np.random.default_rng(7).normal(size=(1, 3, 5, 2)).astype(np.float32)
   got = seg_losses.resize_logits(jnp.asarray(aux), (9, 16))
-  want = torch.nn.functional.interpolate(torch.from_numpy(aux).permute(0, 3, 1, 2), size=(9, 16),
-                                         mode='bilinear', align_corners=False)
+  want = torch.nn.functional.interpolate(
+    torch.from_numpy(aux).permute(0, 3, 1, 2), size=(9, 16), mode='bilinear', align_corners=False
+  )
   np.testing.assert_allclose(np.asarray(got), want.permute(0, 2, 3, 1).numpy(), atol=1e-5)
 
 
@@ -127,16 +138,19 @@ def test_bad_arguments_raise():
   with pytest.raises(TypeError, match='integer'):
     seg_losses.segmentation_cross_entropy(logits, jnp.zeros((1, 2, 2)))
   with pytest.raises(ValueError, match='class_weights'):
-    seg_losses.segmentation_cross_entropy(logits, jnp.zeros((1, 2, 2), jnp.int32),
-                                          class_weights=[1.0, 2.0])
+    seg_losses.segmentation_cross_entropy(
+      logits, jnp.zeros((1, 2, 2), jnp.int32), class_weights=[1.0, 2.0]
+    )
   with pytest.raises(ValueError, match='aux_weight'):
     seg_losses.segmentation_loss(logits, jnp.zeros((1, 2, 2), jnp.int32), aux_weight=-1.0)
   with pytest.raises(TypeError, match="ignore_label must be an int, got 'void'"):
-    seg_losses.segmentation_cross_entropy(logits, jnp.zeros((1, 2, 2), jnp.int32),
-                                          ignore_label='void')
+    seg_losses.segmentation_cross_entropy(
+      logits, jnp.zeros((1, 2, 2), jnp.int32), ignore_label='void'
+    )
 
 
 def test_out_of_range_label_under_jit_is_nan_not_clipped():
-  loss = jax.jit(seg_losses.segmentation_cross_entropy)(jnp.zeros((1, 1, 2, 3)),
-                                                        jnp.array([[[0, 7]]]))
+  loss = jax.jit(seg_losses.segmentation_cross_entropy)(
+    jnp.zeros((1, 1, 2, 3)), jnp.array([[[0, 7]]])
+  )
   assert np.isnan(float(loss))

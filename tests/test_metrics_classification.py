@@ -22,13 +22,15 @@ def test_matches_numpy_loop(k):
   rng = np.random.default_rng(0)
   logits = rng.normal(size=(50, 10)).astype(np.float32)
   labels = rng.integers(0, 10, size=50)
-  assert float(top_k_correct(jnp.asarray(logits), jnp.asarray(labels), k=k)) == \
-      _reference_correct(logits, labels, k)
+  assert float(top_k_correct(jnp.asarray(logits), jnp.asarray(labels), k=k)) == _reference_correct(
+    logits, labels, k
+  )
 
 
 def test_top_k_of_all_classes_counts_everything():
-  assert float(top_k_correct(jnp.ones((4, 3)) * jnp.arange(3.), jnp.array([0, 1, 2, 0]),
-                             k=3)) == 4.0
+  assert (
+    float(top_k_correct(jnp.ones((4, 3)) * jnp.arange(3.0), jnp.array([0, 1, 2, 0]), k=3)) == 4.0
+  )
 
 
 def test_ties_count_in_the_examples_favour():
@@ -50,7 +52,7 @@ def test_sums_over_batches_give_the_split_error():
   logits = jnp.asarray(rng.normal(size=(30, 8)))
   labels = jnp.asarray(rng.integers(0, 8, size=30))
   whole = top_k_correct(logits, labels, k=5)
-  parts = sum(top_k_correct(logits[i:i + 7], labels[i:i + 7], k=5) for i in range(0, 30, 7))
+  parts = sum(top_k_correct(logits[i : i + 7], labels[i : i + 7], k=5) for i in range(0, 30, 7))
   assert float(parts) == float(whole)
   expected = 1 - _reference_correct(np.asarray(logits), np.asarray(labels), 5) / 30
   assert top_k_error(parts, 30) == pytest.approx(expected)
@@ -76,5 +78,9 @@ def test_rejects_bad_shapes_and_counts():
   # Under jit the label cannot be checked: the count turns NaN instead of clamping 3 to 2.
   assert np.isnan(jax.jit(top_k_correct)(jnp.zeros((2, 3)), jnp.array([0, 3])))
   # ... unless that example is padding (weight 0).
-  assert float(jax.jit(top_k_correct)(jnp.zeros((2, 3)), jnp.array([0, 3]),
-                                      weights=jnp.array([1.0, 0.0]))) == 1.0
+  assert (
+    float(
+      jax.jit(top_k_correct)(jnp.zeros((2, 3)), jnp.array([0, 3]), weights=jnp.array([1.0, 0.0]))
+    )
+    == 1.0
+  )

@@ -5,10 +5,10 @@ explicit loops where the MATLAB code loops, in float64; pysaliency's definitions
 the same way. Inputs are hand-written or small random maps at the fixation map's size (the
 resize is tested separately).
 """
+
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -21,8 +21,9 @@ EPS = 2.2204e-16
 
 # ---------------------------------------------------------------- NumPy references (MATLAB).
 
+
 def ref_min_max(x):
-  with np.errstate(invalid="ignore", divide="ignore"):  # a constant map is all NaN, as MATLAB
+  with np.errstate(invalid='ignore', divide='ignore'):  # a constant map is all NaN, as MATLAB
     return (x - x.min()) / (x.max() - x.min())
 
 
@@ -33,12 +34,12 @@ def ref_auc_judd(sal, fix, jitter_noise=None):
   s = np.asarray(sal, np.float64)
   if jitter_noise is not None:
     s = s + jitter_noise / 10000000
-  with np.errstate(invalid="ignore", divide="ignore"):
+  with np.errstate(invalid='ignore', divide='ignore'):
     s = ref_min_max(s)
   if np.all(np.isnan(s)):  # "NaN saliencyMap": return
     return math.nan
-  S = s.ravel(order="F")  # MATLAB's S(:) is column-major; the value does not depend on it
-  F = np.asarray(fix).ravel(order="F")
+  S = s.ravel(order='F')  # MATLAB's S(:) is column-major; the value does not depend on it
+  F = np.asarray(fix).ravel(order='F')
   Sth = S[F > 0]
   n_fix, n_pix = len(Sth), len(S)
   allthreshes = sorted(Sth, reverse=True)
@@ -64,7 +65,7 @@ def ref_trapz_roc(sth, negatives, step, n_neg):
 def ref_auc_borji(sal, fix, rng, n_splits=100, step=0.1):
   if np.sum(np.asarray(fix) > 0) <= 1:  # AUC_Borji.m: "no fixationMap"
     return math.nan
-  with np.errstate(invalid="ignore", divide="ignore"):
+  with np.errstate(invalid='ignore', divide='ignore'):
     S = ref_min_max(np.asarray(sal, np.float64)).ravel()
   if np.all(np.isnan(S)):  # "NaN saliencyMap"
     return math.nan
@@ -77,7 +78,7 @@ def ref_auc_borji(sal, fix, rng, n_splits=100, step=0.1):
 def ref_auc_shuffled(sal, fix, other, rng, n_splits=100, step=0.1):
   if not np.any(fix):
     return math.nan
-  with np.errstate(invalid="ignore", divide="ignore"):
+  with np.errstate(invalid='ignore', divide='ignore'):
     S = ref_min_max(np.asarray(sal, np.float64)).ravel()
   if np.all(np.isnan(S)):  # "NaN saliencyMap"
     return math.nan
@@ -147,6 +148,7 @@ def ref_info_gain(sal, fix, base):
 
 # ------------------------------------------------------------------- pysaliency references.
 
+
 def ref_pysaliency_auc(sal, fix_counts):
   """Exact ROC area: every fixation (with multiplicity) against every pixel, ties one half."""
   s = np.asarray(sal, np.float64).ravel()
@@ -176,20 +178,19 @@ def ref_pysaliency_sim(a, b):
     if m.min() < 0:
       m = m - m.min()
     return m / m.sum() if m.sum() else np.full(m.shape, 1.0 / m.size)
+
   return np.minimum(density(a), density(b)).sum()
 
 
 # ------------------------------------------------------------------------- hand-written data.
 
-SAL = np.array([[0.1, 0.5, 0.2, 0.0],
-                [0.9, 0.3, 0.3, 0.7],
-                [0.4, 0.8, 0.6, 0.1]], np.float32)  # ties at 0.1 and 0.3
-FIX = np.array([[0, 1, 0, 0],
-                [1, 0, 1, 0],
-                [0, 0, 0, 1]], np.uint8)
-DENSITY = np.array([[0.05, 0.2, 0.05, 0.0],
-                    [0.25, 0.05, 0.1, 0.02],
-                    [0.03, 0.1, 0.05, 0.1]], np.float32)
+SAL = np.array(
+  [[0.1, 0.5, 0.2, 0.0], [0.9, 0.3, 0.3, 0.7], [0.4, 0.8, 0.6, 0.1]], np.float32
+)  # ties at 0.1 and 0.3
+FIX = np.array([[0, 1, 0, 0], [1, 0, 1, 0], [0, 0, 0, 1]], np.uint8)
+DENSITY = np.array(
+  [[0.05, 0.2, 0.05, 0.0], [0.25, 0.05, 0.1, 0.02], [0.03, 0.1, 0.05, 0.1]], np.float32
+)
 
 
 def _random_case(seed, shape=(9, 11), n_fix=7):
@@ -203,6 +204,7 @@ def _random_case(seed, shape=(9, 11), n_fix=7):
 
 # ------------------------------------------------------------------- deterministic metrics.
 
+
 def test_auc_judd_hand_written_without_jitter():
   # By hand: normalised fixated values 1, 5/9, 3/9, 1/9 (N = 12, K = 4). Thresholds from 1 down:
   # #{S >= t} = 1, 5, 8, 11 -> FP = 0, 3/8, 5/8, 7/8; TP = 1/4, 2/4, 3/4, 1. Trapezoids:
@@ -215,15 +217,17 @@ def test_auc_judd_hand_written_without_jitter():
 def _judd_noise(key, shape):
   """The uniform draw auc_judd jitters with for `key` (NumPy's, seeded from the key)."""
   from jaxseg.metrics import _roc_host  # noqa: PLC0415 (the metric's own host helper)
+
   seed = np.asarray(sm._judd_seed(key))
   return _roc_host.judd_noise(seed, int(np.prod(shape))).reshape(shape)
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize('seed', range(4))
 def test_auc_judd_matches_matlab_transcription(seed):
   sal, fix, _ = _random_case(seed)
   assert float(sm.auc_judd(sal, fix, jitter=False)) == pytest.approx(
-      ref_auc_judd(sal, fix), abs=1e-6)
+    ref_auc_judd(sal, fix), abs=1e-6
+  )
   # With jitter: the same uniform draw fed to the reference reproduces the value exactly.
   key = jax.random.key(seed)
   noise = _judd_noise(key, sal.shape)
@@ -241,9 +245,11 @@ def test_auc_judd_jitter_breaks_ties_of_a_flat_map():
   key = jax.random.key(7)
   noise = _judd_noise(key, (6, 6))
   assert float(sm.auc_judd(sal, fix, key=key)) == pytest.approx(
-      ref_auc_judd(sal, fix, noise.astype(np.float64)), abs=1e-6)
+    ref_auc_judd(sal, fix, noise.astype(np.float64)), abs=1e-6
+  )
   assert float(sm.auc_judd(sal, fix, jitter=False)) == pytest.approx(
-      ref_auc_judd(sal, fix), abs=1e-6)
+    ref_auc_judd(sal, fix), abs=1e-6
+  )
 
 
 def test_auc_judd_degenerate_inputs():
@@ -258,12 +264,12 @@ def test_auc_judd_degenerate_inputs():
 def test_nss_cc_similarity_kld_info_gain_hand_written():
   assert float(sm.nss(SAL, FIX)) == pytest.approx(ref_nss(SAL, FIX), abs=1e-6)
   assert float(sm.cc(SAL, DENSITY)) == pytest.approx(ref_cc(SAL, DENSITY), abs=1e-6)
-  assert float(sm.similarity(SAL, DENSITY)) == pytest.approx(ref_similarity(SAL, DENSITY),
-                                                             abs=1e-6)
+  assert float(sm.similarity(SAL, DENSITY)) == pytest.approx(ref_similarity(SAL, DENSITY), abs=1e-6)
   assert float(sm.kld(SAL, DENSITY)) == pytest.approx(ref_kld(SAL, DENSITY), abs=1e-6)
   base = np.array([[1, 2, 2, 1], [2, 4, 4, 2], [1, 2, 2, 1]], np.float32)
-  assert float(sm.info_gain(SAL, FIX, base)) == pytest.approx(ref_info_gain(SAL, FIX, base),
-                                                             abs=1e-5)
+  assert float(sm.info_gain(SAL, FIX, base)) == pytest.approx(
+    ref_info_gain(SAL, FIX, base), abs=1e-5
+  )
 
 
 def test_closed_forms():
@@ -273,8 +279,9 @@ def test_closed_forms():
   onehot = np.zeros((4, 4), np.float32)
   onehot[1, 2] = 1
   assert float(sm.nss(onehot, onehot.astype(np.uint8))) == pytest.approx(3.75, abs=1e-5)
-  assert float(sm.nss(onehot, onehot.astype(np.uint8), convention="pysaliency")) == (
-      pytest.approx((1 - 1 / n) * n / math.sqrt(n - 1), abs=1e-5))
+  assert float(sm.nss(onehot, onehot.astype(np.uint8), convention='pysaliency')) == (
+    pytest.approx((1 - 1 / n) * n / math.sqrt(n - 1), abs=1e-5)
+  )
   # CC is invariant to affine maps and -1 under negation; SIM of a density with itself is 1.
   assert float(sm.cc(3 * DENSITY + 2, DENSITY)) == pytest.approx(1.0, abs=1e-6)
   assert float(sm.cc(-DENSITY, DENSITY)) == pytest.approx(-1.0, abs=1e-6)
@@ -284,19 +291,20 @@ def test_closed_forms():
   q = DENSITY / DENSITY.sum()
   entropy = -sum(v * math.log(v) for v in q.ravel() if v > 0)
   assert float(sm.kld(np.ones_like(DENSITY), DENSITY)) == pytest.approx(
-      math.log(q.size) - entropy, abs=1e-5)
+    math.log(q.size) - entropy, abs=1e-5
+  )
 
 
-@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize('seed', range(3))
 def test_random_maps_match_transcriptions(seed):
   sal, fix, density = _random_case(seed + 10)
   assert float(sm.nss(sal, fix)) == pytest.approx(ref_nss(sal, fix), abs=1e-5)
   assert float(sm.cc(sal, density)) == pytest.approx(ref_cc(sal, density), abs=1e-6)
-  assert float(sm.similarity(sal, density)) == pytest.approx(ref_similarity(sal, density),
-                                                             abs=1e-6)
+  assert float(sm.similarity(sal, density)) == pytest.approx(ref_similarity(sal, density), abs=1e-6)
   assert float(sm.kld(sal, density)) == pytest.approx(ref_kld(sal, density), abs=1e-5)
   assert float(sm.info_gain(sal, fix, density)) == pytest.approx(
-      ref_info_gain(sal, fix, density), abs=1e-4)
+    ref_info_gain(sal, fix, density), abs=1e-4
+  )
 
 
 def test_degenerate_inputs_match_matlab():
@@ -327,6 +335,7 @@ def test_degenerate_inputs_match_matlab():
 
 # ------------------------------------------------------------------ stochastic AUCs.
 
+
 def test_auc_borji_statistically_matches_transcription():
   # Means over many seeds of both: one call (20 splits) has a standard deviation of ~0.025
   # here, so over 200 seeds each the means' difference has sigma ~0.0025; allow 4 sigma.
@@ -356,7 +365,8 @@ def test_auc_shuffled_statistically_matches_transcription():
   rng = np.random.default_rng(1)
   keys = jax.random.split(jax.random.key(1), 200)
   ours = np.asarray(
-      jax.jit(jax.vmap(lambda k: sm.auc_shuffled(sal, fix, other, key=k, n_splits=20)))(keys))
+    jax.jit(jax.vmap(lambda k: sm.auc_shuffled(sal, fix, other, key=k, n_splits=20)))(keys)
+  )
   theirs = np.array([ref_auc_shuffled(sal, fix, other, rng, n_splits=20) for _ in range(200)])
   assert abs(ours.mean() - theirs.mean()) < 0.01
   assert ours.std() == pytest.approx(theirs.std(), rel=0.3)
@@ -364,7 +374,8 @@ def test_auc_shuffled_statistically_matches_transcription():
   _, few, _ = _random_case(6, shape=(10, 12), n_fix=5)
   exact = ref_auc_shuffled(sal, fix, few, np.random.default_rng(0), n_splits=1)
   assert float(sm.auc_shuffled(sal, fix, few, key=jax.random.key(0))) == pytest.approx(
-      exact, abs=1e-6)
+    exact, abs=1e-6
+  )
 
 
 def test_auc_shuffled_cap():
@@ -382,44 +393,57 @@ def test_auc_shuffled_cap():
 
 # -------------------------------------------------------------------------- pysaliency.
 
+
 def test_pysaliency_convention():
   counts = FIX.copy()
   counts[1, 0] = 3  # repeated fixations count under pysaliency, once under MIT
-  assert float(sm.auc_judd(SAL, counts, convention="pysaliency")) == pytest.approx(
-      ref_pysaliency_auc(SAL, counts), abs=1e-6)
-  assert float(sm.nss(SAL, counts, convention="pysaliency")) == pytest.approx(
-      ref_pysaliency_nss(SAL, counts), abs=1e-5)
-  assert float(sm.similarity(SAL, DENSITY, convention="pysaliency")) == pytest.approx(
-      ref_pysaliency_sim(SAL, DENSITY), abs=1e-6)
+  assert float(sm.auc_judd(SAL, counts, convention='pysaliency')) == pytest.approx(
+    ref_pysaliency_auc(SAL, counts), abs=1e-6
+  )
+  assert float(sm.nss(SAL, counts, convention='pysaliency')) == pytest.approx(
+    ref_pysaliency_nss(SAL, counts), abs=1e-5
+  )
+  assert float(sm.similarity(SAL, DENSITY, convention='pysaliency')) == pytest.approx(
+    ref_pysaliency_sim(SAL, DENSITY), abs=1e-6
+  )
   # The conventions really differ on these inputs.
   assert float(sm.nss(SAL, counts)) != pytest.approx(
-      float(sm.nss(SAL, counts, convention="pysaliency")), abs=1e-3)
+    float(sm.nss(SAL, counts, convention='pysaliency')), abs=1e-3
+  )
   assert float(sm.similarity(SAL + 0.2, DENSITY)) != pytest.approx(
-      float(sm.similarity(SAL + 0.2, DENSITY, convention="pysaliency")), abs=1e-3)
-  assert float(sm.similarity(SAL + 0.2, DENSITY, convention="pysaliency")) == pytest.approx(
-      ref_pysaliency_sim(SAL + 0.2, DENSITY), abs=1e-6)
+    float(sm.similarity(SAL + 0.2, DENSITY, convention='pysaliency')), abs=1e-3
+  )
+  assert float(sm.similarity(SAL + 0.2, DENSITY, convention='pysaliency')) == pytest.approx(
+    ref_pysaliency_sim(SAL + 0.2, DENSITY), abs=1e-6
+  )
   # A constant map: pysaliency gives NSS 0 and CC 0 where MIT gives NaN.
   flat = np.full((3, 4), 0.3, np.float32)
-  assert float(sm.nss(flat, FIX, convention="pysaliency")) == 0.0
-  assert float(sm.cc(flat, DENSITY, convention="pysaliency")) == 0.0
+  assert float(sm.nss(flat, FIX, convention='pysaliency')) == 0.0
+  assert float(sm.cc(flat, DENSITY, convention='pysaliency')) == 0.0
   # Exact AUC of a random case against the double loop.
   sal, fix, _ = _random_case(20)
-  assert float(sm.auc_judd(sal, fix, convention="pysaliency")) == pytest.approx(
-      ref_pysaliency_auc(sal, fix), abs=1e-6)
-  assert float(sm.similarity(sal - 0.5, fix, convention="pysaliency")) == pytest.approx(
-      ref_pysaliency_sim(sal - 0.5, fix), abs=1e-6)
+  assert float(sm.auc_judd(sal, fix, convention='pysaliency')) == pytest.approx(
+    ref_pysaliency_auc(sal, fix), abs=1e-6
+  )
+  assert float(sm.similarity(sal - 0.5, fix, convention='pysaliency')) == pytest.approx(
+    ref_pysaliency_sim(sal - 0.5, fix), abs=1e-6
+  )
 
 
 # ------------------------------------------------------------------- resize, jit, vmap.
+
 
 def test_saliency_map_is_resized_to_the_fixation_map():
   small = np.random.default_rng(0).random((6, 8)).astype(np.float32)
   fix = np.zeros((12, 16), np.uint8)
   fix[3, 4] = fix[9, 10] = 1
-  resized = np.clip(jax.image.resize(small, (12, 16), "cubic"), small.min(), small.max())
-  assert float(jax.image.resize(small, (12, 16), "cubic").min()) < small.min()  # overshoot
-  for fn in (lambda s: sm.nss(s, fix), lambda s: sm.cc(s, fix.astype(np.float32)),
-             lambda s: sm.auc_judd(s, fix, jitter=False)):
+  resized = np.clip(jax.image.resize(small, (12, 16), 'cubic'), small.min(), small.max())
+  assert float(jax.image.resize(small, (12, 16), 'cubic').min()) < small.min()  # overshoot
+  for fn in (
+    lambda s: sm.nss(s, fix),
+    lambda s: sm.cc(s, fix.astype(np.float32)),
+    lambda s: sm.auc_judd(s, fix, jitter=False),
+  ):
     assert float(fn(small)) == pytest.approx(float(fn(resized)), abs=1e-6)
 
 
@@ -430,14 +454,14 @@ def test_jit_and_vmap_equal_eager():
   dens = np.stack([c[2] for c in cases])
   keys = jax.random.split(jax.random.key(0), 2)
   fns = {
-      "judd": lambda s, f, d, k: sm.auc_judd(s, f, key=k),
-      "borji": lambda s, f, d, k: sm.auc_borji(s, f, key=k, n_splits=10),
-      "shuffled": lambda s, f, d, k: sm.auc_shuffled(s, f, 1 - f, key=k, n_splits=10),
-      "nss": lambda s, f, d, k: sm.nss(s, f),
-      "cc": lambda s, f, d, k: sm.cc(s, d),
-      "sim": lambda s, f, d, k: sm.similarity(s, d),
-      "kld": lambda s, f, d, k: sm.kld(s, d),
-      "ig": lambda s, f, d, k: sm.info_gain(s, f, d),
+    'judd': lambda s, f, d, k: sm.auc_judd(s, f, key=k),
+    'borji': lambda s, f, d, k: sm.auc_borji(s, f, key=k, n_splits=10),
+    'shuffled': lambda s, f, d, k: sm.auc_shuffled(s, f, 1 - f, key=k, n_splits=10),
+    'nss': lambda s, f, d, k: sm.nss(s, f),
+    'cc': lambda s, f, d, k: sm.cc(s, d),
+    'sim': lambda s, f, d, k: sm.similarity(s, d),
+    'kld': lambda s, f, d, k: sm.kld(s, d),
+    'ig': lambda s, f, d, k: sm.info_gain(s, f, d),
   }
   for name, fn in fns.items():
     eager = np.array([fn(sal[i], fix[i], dens[i], keys[i]) for i in range(2)])
@@ -449,29 +473,30 @@ def test_jit_and_vmap_equal_eager():
 
 
 def test_bad_arguments():
-  with pytest.raises(ValueError, match="sal must have shape"):
+  with pytest.raises(ValueError, match='sal must have shape'):
     sm.nss(SAL[None], FIX)
-  with pytest.raises(TypeError, match="fix must be an array"):
+  with pytest.raises(TypeError, match='fix must be an array'):
     sm.nss(SAL, [[1]])
-  with pytest.raises(ValueError, match="convention must be one of"):
-    sm.cc(SAL, DENSITY, convention="matlab")
-  with pytest.raises(ValueError, match="key must be a jax.random key"):
+  with pytest.raises(ValueError, match='convention must be one of'):
+    sm.cc(SAL, DENSITY, convention='matlab')
+  with pytest.raises(ValueError, match='key must be a jax.random key'):
     sm.auc_borji(SAL, FIX, key=None)
-  with pytest.raises(ValueError, match="n_splits must be a positive int"):
+  with pytest.raises(ValueError, match='n_splits must be a positive int'):
     sm.auc_borji(SAL, FIX, key=jax.random.key(0), n_splits=0)
-  with pytest.raises(ValueError, match=r"step must be a number in \(0, 1\]"):
+  with pytest.raises(ValueError, match=r'step must be a number in \(0, 1\]'):
     sm.auc_shuffled(SAL, FIX, FIX, key=jax.random.key(0), step=2.0)
   with pytest.raises(ValueError, match="other_fix must have fix's shape"):
     sm.auc_shuffled(SAL, FIX, FIX[:2], key=jax.random.key(0))
-  with pytest.raises(ValueError, match="n_splits must be a positive int, got 0"):
+  with pytest.raises(ValueError, match='n_splits must be a positive int, got 0'):
     SaliencyEvaluator(key=jax.random.key(0), n_splits=0)
-  with pytest.raises(ValueError, match="n_other must be a positive int, got 0"):
+  with pytest.raises(ValueError, match='n_other must be a positive int, got 0'):
     SaliencyEvaluator(key=jax.random.key(0), n_other=0)
-  with pytest.raises(ValueError, match="max_other_fixations must be a positive int or None"):
+  with pytest.raises(ValueError, match='max_other_fixations must be a positive int or None'):
     SaliencyEvaluator(key=jax.random.key(0), max_other_fixations=-3)
 
 
 # ---------------------------------------------------------------------------- evaluator.
+
 
 def test_evaluator_means_and_table():
   cases = [_random_case(s) for s in range(4)]
@@ -486,31 +511,40 @@ def test_evaluator_means_and_table():
   result = evaluator.result()
   # KLD of the min-max scaled map (the training task's path, tests/test_saliency_training.py,
   # meets the same oracle); the raw signed map would give P < 0.
-  assert result["kld"] == pytest.approx(
-      np.mean([ref_kld(ref_min_max(c[0] - 0.5), c[2]) for c in cases[:3]]), rel=1e-5)
-  assert np.isnan(result["info_gain"])  # no baseline given
+  assert result['kld'] == pytest.approx(
+    np.mean([ref_kld(ref_min_max(c[0] - 0.5), c[2]) for c in cases[:3]]), rel=1e-5
+  )
+  assert np.isnan(result['info_gain'])  # no baseline given
   with_baseline = SaliencyEvaluator(key=jax.random.key(0), n_splits=10)
   with_baseline.update(sal[:2], fix[:2], dens[:2], baseline=dens[3])
-  assert with_baseline.result()["info_gain"] == pytest.approx(
-      np.mean([ref_info_gain(c[0], c[1], dens[3]) for c in cases[:2]]), abs=1e-4)
+  assert with_baseline.result()['info_gain'] == pytest.approx(
+    np.mean([ref_info_gain(c[0], c[1], dens[3]) for c in cases[:2]]), abs=1e-4
+  )
   # Deterministic metrics are the means of the per-image references over the 3 valid images.
-  assert result["cc"] == pytest.approx(np.mean([ref_cc(c[0], c[2]) for c in cases[:3]]),
-                                       abs=1e-6)
-  assert result["nss"] == pytest.approx(np.mean([ref_nss(c[0], c[1]) for c in cases[:3]]),
-                                        abs=1e-5)
-  assert result["similarity"] == pytest.approx(
-      np.mean([ref_similarity(c[0], c[2]) for c in cases[:3]]), abs=1e-6)
-  assert 0.0 < result["auc_shuffled"] < 1.0 and 0.0 < result["auc_borji"] < 1.0
-  table = format_table({"model": result})
+  assert result['cc'] == pytest.approx(np.mean([ref_cc(c[0], c[2]) for c in cases[:3]]), abs=1e-6)
+  assert result['nss'] == pytest.approx(np.mean([ref_nss(c[0], c[1]) for c in cases[:3]]), abs=1e-5)
+  assert result['similarity'] == pytest.approx(
+    np.mean([ref_similarity(c[0], c[2]) for c in cases[:3]]), abs=1e-6
+  )
+  assert 0.0 < result['auc_shuffled'] < 1.0 and 0.0 < result['auc_borji'] < 1.0
+  table = format_table({'model': result})
   header, rule, row = table.splitlines()
-  assert header.split()[1:] == ["Similarity", "CC", "AUC", "shuffled", "AUC", "Borji", "AUC",
-                                "Judd"]
-  assert row.split()[2] == f"{result['cc']:.3f}"
+  assert header.split()[1:] == [
+    'Similarity',
+    'CC',
+    'AUC',
+    'shuffled',
+    'AUC',
+    'Borji',
+    'AUC',
+    'Judd',
+  ]
+  assert row.split()[2] == f'{result["cc"]:.3f}'
 
 
 # ------------------------------------------------------------------------------ real data.
 
-REFERENCE = reference_data.path("mit1003-i210")
+REFERENCE = reference_data.path('mit1003-i210')
 
 
 def test_classic_models_on_mit1003_i210():
@@ -518,22 +552,27 @@ def test_classic_models_on_mit1003_i210():
   # golden value: Judd's model predicts fixations far above chance on every location metric,
   # better than Itti-Koch, and a map of the fixations themselves beats both.
   import os
+
   if not os.path.isdir(REFERENCE):
-    pytest.skip("reference data absent")
-  io = pytest.importorskip("scipy.io")
+    pytest.skip('reference data absent')
+  io = pytest.importorskip('scipy.io')
   from PIL import Image
-  fix = io.loadmat(os.path.join(REFERENCE, "fixation_locations.mat"))["fixations"]
+
+  fix = io.loadmat(os.path.join(REFERENCE, 'fixation_locations.mat'))['fixations']
   read = lambda name: np.asarray(Image.open(os.path.join(REFERENCE, name)), np.float32)
-  judd, itti, fixmap = read("judd_model.jpg"), read("ittikoch_model.jpg"), read("fixation_map.jpg")
+  judd, itti, fixmap = read('judd_model.jpg'), read('ittikoch_model.jpg'), read('fixation_map.jpg')
   key = jax.random.key(0)
   scores = {}
-  for name, m in [("judd", judd), ("itti", itti), ("human", fixmap)]:
-    scores[name] = {"judd": float(sm.auc_judd(m, fix, key=key)),
-                    "nss": float(sm.nss(m, fix)), "cc": float(sm.cc(m, fixmap))}
-  assert scores["judd"]["judd"] > 0.8
-  assert scores["judd"]["nss"] > 1.0
-  assert scores["judd"]["judd"] > scores["itti"]["judd"] > 0.5
-  assert scores["human"]["judd"] > scores["judd"]["judd"]
+  for name, m in [('judd', judd), ('itti', itti), ('human', fixmap)]:
+    scores[name] = {
+      'judd': float(sm.auc_judd(m, fix, key=key)),
+      'nss': float(sm.nss(m, fix)),
+      'cc': float(sm.cc(m, fixmap)),
+    }
+  assert scores['judd']['judd'] > 0.8
+  assert scores['judd']['nss'] > 1.0
+  assert scores['judd']['judd'] > scores['itti']['judd'] > 0.5
+  assert scores['human']['judd'] > scores['judd']['judd']
   # A random map is at chance.
   noise = np.random.default_rng(0).random(fix.shape).astype(np.float32)
   assert float(sm.auc_judd(noise, fix, key=key)) == pytest.approx(0.5, abs=0.05)
@@ -548,9 +587,13 @@ def test_evaluator_shuffled_auc_uses_the_other_images_fixations():
   evaluator = SaliencyEvaluator(key=jax.random.key(0), n_splits=5, n_other=1)
   evaluator.update(np.stack([sal0, sal1]), np.stack([fix0, fix1]), np.stack([dens0, dens1]))
   rng = np.random.default_rng(0)
-  expected = np.mean([ref_auc_shuffled(sal0, fix0, fix1, rng, n_splits=1),
-                      ref_auc_shuffled(sal1, fix1, fix0, rng, n_splits=1)])
-  assert evaluator.result()["auc_shuffled"] == pytest.approx(expected, abs=1e-6)
+  expected = np.mean(
+    [
+      ref_auc_shuffled(sal0, fix0, fix1, rng, n_splits=1),
+      ref_auc_shuffled(sal1, fix1, fix0, rng, n_splits=1),
+    ]
+  )
+  assert evaluator.result()['auc_shuffled'] == pytest.approx(expected, abs=1e-6)
 
 
 def test_info_gain_closed_forms():
@@ -565,5 +608,4 @@ def test_info_gain_closed_forms():
   uniform_after_min_max[0, 0] = 0.0  # min-max of a constant is NaN; a single zero is near-uniform
   b = uniform_after_min_max / uniform_after_min_max.sum()
   expected = np.mean(np.log2(EPS + p[fix > 0]) - np.log2(EPS + b[fix > 0]))
-  assert float(sm.info_gain(ramp, fix, uniform_after_min_max)) == pytest.approx(expected,
-                                                                               abs=1e-4)
+  assert float(sm.info_gain(ramp, fix, uniform_after_min_max)) == pytest.approx(expected, abs=1e-4)

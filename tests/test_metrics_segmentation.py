@@ -1,4 +1,5 @@
 """Tests for jaxseg.metrics.segmentation against a NumPy transcription of FCN's score.py."""
+
 import os
 
 import jax
@@ -43,8 +44,8 @@ def _random_batch(seed, num_classes=6, shape=(3, 9, 11)):
   labels = rng.integers(0, num_classes, size=shape)
   labels[labels == 4] = 1  # class 4 absent from ground truth ...
   preds = rng.integers(0, num_classes, size=shape)
-  preds[preds == 4] = 0    # ... and from predictions: left out of the means
-  preds[preds == 5] = 2    # class 5: in ground truth, never predicted (IoU 0, counted)
+  preds[preds == 4] = 0  # ... and from predictions: left out of the means
+  preds[preds == 5] = 2  # class 5: in ground truth, never predicted (IoU 0, counted)
   labels[rng.random(shape) < 0.2] = 255
   return labels.astype(np.int32), preds.astype(np.int32)
 
@@ -59,9 +60,10 @@ def test_confusion_matrix_matches_loop_and_fast_hist():
 
 def test_confusion_matrix_of_uint8_masks_does_not_overflow():
   labels, preds = _random_batch(4, num_classes=21)
-  labels[labels == 5] = 20   # 20 * 21 + p overflows uint8 arithmetic
-  got = seg_metrics.confusion_matrix(jnp.asarray(labels.astype(np.uint8)),
-                                     jnp.asarray(preds.astype(np.uint8)), 21)
+  labels[labels == 5] = 20  # 20 * 21 + p overflows uint8 arithmetic
+  got = seg_metrics.confusion_matrix(
+    jnp.asarray(labels.astype(np.uint8)), jnp.asarray(preds.astype(np.uint8)), 21
+  )
   np.testing.assert_array_equal(np.asarray(got), _loop_confusion(labels, preds, 21))
 
 
@@ -69,15 +71,18 @@ def test_confusion_matrix_is_jittable_and_sums_over_batches():
   labels, preds = _random_batch(1, shape=(4, 6, 6))
   fn = jax.jit(seg_metrics.confusion_matrix, static_argnums=2)
   whole = fn(jnp.asarray(labels), jnp.asarray(preds), 6)
-  parts = sum(fn(jnp.asarray(labels[i:i + 1]), jnp.asarray(preds[i:i + 1]), 6) for i in range(4))
+  parts = sum(
+    fn(jnp.asarray(labels[i : i + 1]), jnp.asarray(preds[i : i + 1]), 6) for i in range(4)
+  )
   np.testing.assert_array_equal(np.asarray(whole), np.asarray(parts))
 
 
 def test_confusion_matrix_mask_drops_padded_examples():
   labels, preds = _random_batch(2, shape=(3, 4, 5))
   valid = np.array([True, False, True])
-  got = seg_metrics.confusion_matrix(jnp.asarray(labels), jnp.asarray(preds), 6,
-                                     mask=valid[:, None, None])
+  got = seg_metrics.confusion_matrix(
+    jnp.asarray(labels), jnp.asarray(preds), 6, mask=valid[:, None, None]
+  )
   want = _loop_confusion(labels[valid], preds[valid], 6)
   np.testing.assert_array_equal(np.asarray(got), want)
 
@@ -92,8 +97,8 @@ def test_scores_match_score_py_with_absent_classes():
   np.testing.assert_allclose(got['mean_iou'], mean_iu)
   np.testing.assert_allclose(got['fw_iou'], fwavacc)
   np.testing.assert_allclose(got['per_class_iou'], iu)
-  assert np.isnan(got['per_class_iou'][4])      # absent everywhere: left out of the mean
-  assert got['per_class_iou'][5] == 0.0         # in GT, never predicted: counts as 0
+  assert np.isnan(got['per_class_iou'][4])  # absent everywhere: left out of the mean
+  assert got['per_class_iou'][5] == 0.0  # in GT, never predicted: counts as 0
   present = [c for c in range(6) if c != 4]
   np.testing.assert_allclose(got['mean_iou'], np.mean(got['per_class_iou'][present]))
 
@@ -104,7 +109,7 @@ def test_scores_closed_form():
   s = seg_metrics.scores(cm)
   assert s['pixel_accuracy'] == pytest.approx(5 / 6)
   assert s['mean_accuracy'] == pytest.approx((3 / 4 + 1) / 2)  # class 2 has no GT: left out
-  assert s['mean_iou'] == pytest.approx((3 / 4 + 1 + 0) / 3)   # class 2 predicted: IoU 0
+  assert s['mean_iou'] == pytest.approx((3 / 4 + 1 + 0) / 3)  # class 2 predicted: IoU 0
   assert s['fw_iou'] == pytest.approx(4 / 6 * 3 / 4 + 2 / 6 * 1)
 
 
@@ -124,16 +129,19 @@ def test_bad_arguments_raise():
 def _read_voc_pair(gt_path, pred_path):
   from PIL import Image
   from jaxseg.viz import palettes
+
   gt = np.array(Image.open(gt_path))
   if gt.ndim == 3:  # RGB rendering of the palette, void in VOC's cream colour
     gt = palettes.colors_to_labels(gt, palettes.voc_palette())
-  pred = palettes.colors_to_labels(np.array(Image.open(pred_path).convert('RGB')),
-                                   palettes.voc_palette())
+  pred = palettes.colors_to_labels(
+    np.array(Image.open(pred_path).convert('RGB')), palettes.voc_palette()
+  )
   return gt.astype(np.int32), pred.astype(np.int32)
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(REFERENCE, 'voc-fcn-demo')),
-                    reason='shared reference data absent')
+@pytest.mark.skipif(
+  not os.path.isdir(os.path.join(REFERENCE, 'voc-fcn-demo')), reason='shared reference data absent'
+)
 def test_real_fcn8s_prediction_on_voc_image():
   """FCN-8s's own demo output vs VOC ground truth (2007_000129): a real mean IoU."""
   folder = os.path.join(REFERENCE, 'voc-fcn-demo')
@@ -146,18 +154,20 @@ def test_real_fcn8s_prediction_on_voc_image():
   np.testing.assert_allclose(got['mean_iou'], mean_iu)
   # Only background, bicycle and person occur: 18 classes are absent and left out of the mean.
   assert np.sum(~np.isnan(got['per_class_iou'])) == 3
-  assert 0.5 < got['mean_iou'] < 1.0   # a good prediction of a real image
+  assert 0.5 < got['mean_iou'] < 1.0  # a good prediction of a real image
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(REFERENCE, 'voc-samples')),
-                    reason='shared reference data absent')
+@pytest.mark.skipif(
+  not os.path.isdir(os.path.join(REFERENCE, 'voc-samples')), reason='shared reference data absent'
+)
 def test_real_deeplab_predictions_summed_over_images():
   folder = os.path.join(REFERENCE, 'voc-samples')
-  names = sorted(f[:-len('_target.png')] for f in os.listdir(folder) if f.endswith('_target.png'))
+  names = sorted(f[: -len('_target.png')] for f in os.listdir(folder) if f.endswith('_target.png'))
   total = np.zeros((21, 21), np.int64)
   for name in names:
-    gt, pred = _read_voc_pair(os.path.join(folder, f'{name}_target.png'),
-                              os.path.join(folder, f'{name}_pred.png'))
+    gt, pred = _read_voc_pair(
+      os.path.join(folder, f'{name}_target.png'), os.path.join(folder, f'{name}_pred.png')
+    )
     total += np.asarray(seg_metrics.confusion_matrix(jnp.asarray(gt), jnp.asarray(pred), 21))
     total_loop = _loop_confusion(gt, pred, 21)
     assert total_loop.sum() == np.sum(gt != 255)

@@ -16,8 +16,13 @@ import pytest
 
 from jaxseg import ops
 from jaxseg.losses import classification_loss_with_aux
-from jaxseg.models import (convolutionalize, convolutionalize_variables, get_model, list_models,
-                           register_model)
+from jaxseg.models import (
+  convolutionalize,
+  convolutionalize_variables,
+  get_model,
+  list_models,
+  register_model,
+)
 from jaxseg.models.convolutionalize import adaptive_avg_pool, classifier_head
 
 KEY = jax.random.key(0)
@@ -74,8 +79,18 @@ def _dense(cin, cout):
 
 
 def test_registry_lists_every_classification_model():
-  expected = {'lenet5', 'alexnet', 'alexnet_torchvision', 'googlenet', 'googlenet_torchvision',
-              'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'}
+  expected = {
+    'lenet5',
+    'alexnet',
+    'alexnet_torchvision',
+    'googlenet',
+    'googlenet_torchvision',
+    'resnet18',
+    'resnet34',
+    'resnet50',
+    'resnet101',
+    'resnet152',
+  }
   expected |= {f'vgg{d}{bn}' for d in (11, 13, 16, 19) for bn in ('', '_bn')}
   assert expected <= set(list_models())
 
@@ -90,8 +105,9 @@ def test_register_model_rejects_duplicates():
     register_model('resnet18')(lambda: None)
 
 
-@pytest.mark.parametrize('name,constructor', [('', lambda: None), (3, lambda: None),
-                                              ('not_callable', 'resnet18')])
+@pytest.mark.parametrize(
+  'name,constructor', [('', lambda: None), (3, lambda: None), ('not_callable', 'resnet18')]
+)
 def test_register_model_rejects_bad_arguments(name, constructor):
   with pytest.raises(TypeError, match='register_model'):
     register_model(name)(constructor)
@@ -104,20 +120,20 @@ def test_get_model_forwards_kwargs():
 # ---- parameter counts ---------------------------------------------------------------------------
 
 PUBLISHED_COUNTS = [
-    ('alexnet', {}, 227, 62_378_344),
-    ('alexnet', {'groups': 2}, 227, 60_965_224),
-    ('alexnet_torchvision', {}, 224, 61_100_840),
-    ('vgg11', {}, 224, 132_863_336),
-    ('vgg13', {}, 224, 133_047_848),
-    ('vgg16', {}, 224, 138_357_544),
-    ('vgg19', {}, 224, 143_667_240),
-    ('googlenet_torchvision', {'aux_logits': False}, 224, 6_624_904),
-    ('googlenet_torchvision', {}, 224, 13_004_888),
-    ('resnet18', {}, 224, 11_689_512),
-    ('resnet34', {}, 224, 21_797_672),
-    ('resnet50', {}, 224, 25_557_032),
-    ('resnet101', {}, 224, 44_549_160),
-    ('resnet152', {}, 224, 60_192_808),
+  ('alexnet', {}, 227, 62_378_344),
+  ('alexnet', {'groups': 2}, 227, 60_965_224),
+  ('alexnet_torchvision', {}, 224, 61_100_840),
+  ('vgg11', {}, 224, 132_863_336),
+  ('vgg13', {}, 224, 133_047_848),
+  ('vgg16', {}, 224, 138_357_544),
+  ('vgg19', {}, 224, 143_667_240),
+  ('googlenet_torchvision', {'aux_logits': False}, 224, 6_624_904),
+  ('googlenet_torchvision', {}, 224, 13_004_888),
+  ('resnet18', {}, 224, 11_689_512),
+  ('resnet34', {}, 224, 21_797_672),
+  ('resnet50', {}, 224, 25_557_032),
+  ('resnet101', {}, 224, 44_549_160),
+  ('resnet152', {}, 224, 60_192_808),
 ]
 
 
@@ -127,25 +143,37 @@ def test_published_parameter_counts(name, kwargs, size, expected):
 
 
 def test_alexnet_count_derived_from_the_lecture_table():
-  convs = (_conv(11, 3, 96) + _conv(5, 96, 256) + _conv(3, 256, 384) + _conv(3, 384, 384)
-           + _conv(3, 384, 256))
+  convs = (
+    _conv(11, 3, 96)
+    + _conv(5, 96, 256)
+    + _conv(3, 256, 384)
+    + _conv(3, 384, 384)
+    + _conv(3, 384, 256)
+  )
   fcs = _dense(6 * 6 * 256, 4096) + _dense(4096, 4096) + _dense(4096, 1000)
   assert _count(get_model('alexnet'), (1, 227, 227, 3)) == convs + fcs
   # Two groups: conv2, conv4, conv5 read half their input channels.
-  split = convs - (_conv(5, 96, 256) - _conv(5, 48, 256)) - (
-      _conv(3, 384, 384) - _conv(3, 192, 384)) - (_conv(3, 384, 256) - _conv(3, 192, 256))
+  split = (
+    convs
+    - (_conv(5, 96, 256) - _conv(5, 48, 256))
+    - (_conv(3, 384, 384) - _conv(3, 192, 384))
+    - (_conv(3, 384, 256) - _conv(3, 192, 256))
+  )
   assert _count(get_model('alexnet', groups=2), (1, 227, 227, 3)) == split + fcs
 
 
 def test_lenet5_count_derived_from_layer_sizes():
-  expected = (_conv(5, 1, 6) + _conv(5, 6, 16) + _dense(16 * 5 * 5, 120) + _dense(120, 84)
-              + _dense(84, 10))
+  expected = (
+    _conv(5, 1, 6) + _conv(5, 6, 16) + _dense(16 * 5 * 5, 120) + _dense(120, 84) + _dense(84, 10)
+  )
   assert expected == 61_706
   assert _count(get_model('lenet5'), (1, 32, 32, 1)) == expected
 
 
-@pytest.mark.parametrize('depth,stages', [
-    (11, (1, 1, 2, 2, 2)), (13, (2, 2, 2, 2, 2)), (16, (2, 2, 3, 3, 3)), (19, (2, 2, 4, 4, 4))])
+@pytest.mark.parametrize(
+  'depth,stages',
+  [(11, (1, 1, 2, 2, 2)), (13, (2, 2, 2, 2, 2)), (16, (2, 2, 3, 3, 3)), (19, (2, 2, 4, 4, 4))],
+)
 def test_vgg_counts_derived_with_and_without_batch_norm(depth, stages):
   widths = (64, 128, 256, 512, 512)
   convs, cin, channels = 0, 3, 0
@@ -160,10 +188,15 @@ def test_vgg_counts_derived_with_and_without_batch_norm(depth, stages):
 
 # Paper Table 1: (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj), written out independently.
 _GOOGLENET_TABLE = [
-    (64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64),  # 3a, 3b
-    (192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64),
-    (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128),  # 4a-4e
-    (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128),  # 5a, 5b
+  (64, 96, 128, 16, 32, 32),
+  (128, 128, 192, 32, 96, 64),  # 3a, 3b
+  (192, 96, 208, 16, 48, 64),
+  (160, 112, 224, 24, 64, 64),
+  (128, 128, 256, 24, 64, 64),
+  (112, 144, 288, 32, 64, 64),
+  (256, 160, 320, 32, 128, 128),  # 4a-4e
+  (256, 160, 320, 32, 128, 128),
+  (384, 192, 384, 48, 128, 128),  # 5a, 5b
 ]
 
 
@@ -172,8 +205,14 @@ def _googlenet_count(unit, large_kernel, aux):
   cin, inputs = 192, []
   for c1, c3r, c3, c5r, c5, cp in _GOOGLENET_TABLE:
     inputs.append(cin)
-    total += (unit(1, cin, c1) + unit(1, cin, c3r) + unit(3, c3r, c3) + unit(1, cin, c5r)
-              + unit(large_kernel, c5r, c5) + unit(1, cin, cp))
+    total += (
+      unit(1, cin, c1)
+      + unit(1, cin, c3r)
+      + unit(3, c3r, c3)
+      + unit(1, cin, c5r)
+      + unit(large_kernel, c5r, c5)
+      + unit(1, cin, cp)
+    )
     cin = c1 + c3 + c5 + cp
   assert cin == 1024
   total += _dense(1024, 1000)
@@ -198,10 +237,19 @@ def test_googlenet_torchvision_count_derived_layer_by_layer():
 # ---- shapes -----------------------------------------------------------------------------------
 
 LECTURE_TABLE = [  # layer: output (H, W, C) at 227x227x3
-    ('conv1', (55, 55, 96)), ('pool1', (27, 27, 96)), ('norm1', (27, 27, 96)),
-    ('conv2', (27, 27, 256)), ('pool2', (13, 13, 256)), ('norm2', (13, 13, 256)),
-    ('conv3', (13, 13, 384)), ('conv4', (13, 13, 384)), ('conv5', (13, 13, 256)),
-    ('pool5', (6, 6, 256)), ('fc6', (4096,)), ('fc7', (4096,)), ('fc8', (1000,)),
+  ('conv1', (55, 55, 96)),
+  ('pool1', (27, 27, 96)),
+  ('norm1', (27, 27, 96)),
+  ('conv2', (27, 27, 256)),
+  ('pool2', (13, 13, 256)),
+  ('norm2', (13, 13, 256)),
+  ('conv3', (13, 13, 384)),
+  ('conv4', (13, 13, 384)),
+  ('conv5', (13, 13, 256)),
+  ('pool5', (6, 6, 256)),
+  ('fc6', (4096,)),
+  ('fc7', (4096,)),
+  ('fc8', (1000,)),
 ]
 
 
@@ -210,8 +258,10 @@ def test_alexnet_every_layer_matches_the_lecture_table(groups):
   model = get_model('alexnet', groups=groups)
   x = jnp.zeros((2, 227, 227, 3))
   _, state = jax.eval_shape(
-      lambda: model.apply(model.init(RNGS, x), x, capture_intermediates=True,
-                          mutable=['intermediates']))
+    lambda: model.apply(
+      model.init(RNGS, x), x, capture_intermediates=True, mutable=['intermediates']
+    )
+  )
   captured = state['intermediates']
   for layer, shape in LECTURE_TABLE:
     assert captured[layer]['__call__'][0].shape == (2, *shape), layer
@@ -228,17 +278,23 @@ def test_alexnet_normalisation_uses_the_papers_formula():
   expected = np.empty_like(a)
   channels = a.shape[-1]
   for c in range(channels):
-    window = a[..., max(0, c - 2):min(channels, c + 3)]
-    expected[..., c] = a[..., c] / (2.0 + 1e-4 * np.sum(window**2, axis=-1))**0.75
+    window = a[..., max(0, c - 2) : min(channels, c + 3)]
+    expected[..., c] = a[..., c] / (2.0 + 1e-4 * np.sum(window**2, axis=-1)) ** 0.75
   assert not np.allclose(expected, a / 2.0**0.75, rtol=1e-2)  # the sum term is not negligible
   np.testing.assert_allclose(b, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize('name,size,kwargs,strides', [
+@pytest.mark.parametrize(
+  'name,size,kwargs,strides',
+  [
     ('lenet5', 32, {}, {2: 14, 4: 5}),
     ('vgg16', 224, {}, {2: 112, 4: 56, 8: 28, 16: 14, 32: 7}),
-    ('vgg16', 500, {'first_conv_padding': 100, 'ceil_mode': True},  # FCN's Caffe layout
-     {2: 349, 4: 175, 8: 88, 16: 44, 32: 22}),
+    (
+      'vgg16',
+      500,
+      {'first_conv_padding': 100, 'ceil_mode': True},  # FCN's Caffe layout
+      {2: 349, 4: 175, 8: 88, 16: 44, 32: 22},
+    ),
     ('vgg16', 224, {'output_stride': 16}, {2: 112, 4: 56, 8: 28, 16: 14, 32: 14}),
     ('vgg16', 224, {'output_stride': 8}, {2: 112, 4: 56, 8: 28, 16: 28, 32: 28}),
     ('alexnet', 227, {}, {4: 55, 8: 27, 16: 13, 32: 6}),
@@ -246,7 +302,8 @@ def test_alexnet_normalisation_uses_the_papers_formula():
     ('googlenet_torchvision', 224, {}, {2: 112, 4: 56, 8: 28, 16: 14, 32: 7}),
     ('resnet18', 224, {}, {2: 112, 4: 56, 8: 28, 16: 14, 32: 7}),
     ('resnet50', 224, {}, {2: 112, 4: 56, 8: 28, 16: 14, 32: 7}),
-])
+  ],
+)
 def test_logits_and_endpoint_sizes(name, size, kwargs, strides):
   channels = 1 if name == 'lenet5' else 3
   model = get_model(name, num_classes=7, **kwargs)
@@ -258,7 +315,7 @@ def test_logits_and_endpoint_sizes(name, size, kwargs, strides):
   assert endpoints['features'].shape == endpoints[f'stride{max(strides)}'].shape
   if name.startswith('vgg'):
     for pool in (3, 4, 5):
-      assert endpoints[f'pool{pool}'].shape == endpoints[f'stride{2 ** pool}'].shape
+      assert endpoints[f'pool{pool}'].shape == endpoints[f'stride{2**pool}'].shape
   if name.startswith('googlenet'):
     assert endpoints['aux1'].shape == endpoints['aux2'].shape == (2, 7)
 
@@ -302,9 +359,10 @@ def test_resnet_dilation_computes_the_same_function_densely(depth):
   variables = _numpy_variables(reference, x.shape)
   coarse, _ = reference.apply(variables, x)
   assert coarse.shape[1:3] == (2, 2)
-  for output_stride in ((8,) if depth == 18 else (16,)):  # one each: eager runs are slow
+  for output_stride in (8,) if depth == 18 else (16,):  # one each: eager runs are slow
     dense, _ = _small_resnet(depth, include_top=False, output_stride=output_stride).apply(
-        variables, x)
+      variables, x
+    )
     step = 32 // output_stride
     assert dense.shape[1:3] == (64 // output_stride,) * 2
     np.testing.assert_allclose(dense[:, ::step, ::step], coarse, rtol=1e-4, atol=1e-5)
@@ -324,15 +382,19 @@ def test_resnet_multi_grid_rates_of_the_last_stage():
     expected = ops.conv2d(conv_input, kernel, padding=rate, dilation=rate)
     np.testing.assert_allclose(block['conv2']['__call__'][0], expected, rtol=1e-5, atol=1e-5)
     if rate > 1:  # the rate is observable: the undilated convolution differs
-      assert not np.allclose(block['conv2']['__call__'][0],
-                             ops.conv2d(conv_input, kernel, padding=1), atol=1e-3)
+      assert not np.allclose(
+        block['conv2']['__call__'][0], ops.conv2d(conv_input, kernel, padding=1), atol=1e-3
+      )
 
 
-@pytest.mark.parametrize('kwargs,message', [
+@pytest.mark.parametrize(
+  'kwargs,message',
+  [
     ({'output_stride': 4}, 'output_stride'),
     ({'multi_grid': (1, 2)}, 'multi_grid'),
     ({'multi_grid': (0, 1, 1)}, 'multi_grid'),
-])
+  ],
+)
 def test_resnet_rejects_bad_arguments(kwargs, message):
   model = _small_resnet(50, **kwargs)
   with pytest.raises(ValueError, match=message):
@@ -387,17 +449,20 @@ def test_adaptive_avg_pool_matches_loops(in_size, out_size):
     for j in range(out_size):
       w0, w1 = (j * (in_size + 1)) // out_size, math.ceil((j + 1) * (in_size + 1) / out_size)
       expected[:, i, j] = x[:, h0:h1, w0:w1].mean(axis=(1, 2))
-  np.testing.assert_allclose(adaptive_avg_pool(jnp.asarray(x), out_size), expected, rtol=1e-5,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    adaptive_avg_pool(jnp.asarray(x), out_size), expected, rtol=1e-5, atol=1e-6
+  )
 
 
 def test_adaptive_avg_pool_matches_torch():
   torch = pytest.importorskip('torch')
   x = np.random.default_rng(1).normal(size=(2, 11, 5, 3)).astype(np.float32)
-  expected = torch.nn.functional.adaptive_avg_pool2d(
-      torch.from_numpy(x.transpose(0, 3, 1, 2)), (7, 7)).numpy().transpose(0, 2, 3, 1)
-  np.testing.assert_allclose(adaptive_avg_pool(jnp.asarray(x), 7), expected, rtol=1e-5,
-                             atol=1e-6)
+  expected = (
+    torch.nn.functional.adaptive_avg_pool2d(torch.from_numpy(x.transpose(0, 3, 1, 2)), (7, 7))
+    .numpy()
+    .transpose(0, 2, 3, 1)
+  )
+  np.testing.assert_allclose(adaptive_avg_pool(jnp.asarray(x), 7), expected, rtol=1e-5, atol=1e-6)
 
 
 # ---- convolutionalize -------------------------------------------------------------------------
@@ -408,8 +473,17 @@ class _DenseHead(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return classifier_head(x, window=7, fc_features=16, num_classes=5, dropout_rate=0.5,
-                           convolutional=False, dilation=1, train=False, dtype=None)
+    return classifier_head(
+      x,
+      window=7,
+      fc_features=16,
+      num_classes=5,
+      dropout_rate=0.5,
+      convolutional=False,
+      dilation=1,
+      train=False,
+      dtype=None,
+    )
 
 
 def test_convolutionalize_vgg16_full_size_shapes():
@@ -440,7 +514,7 @@ def test_convolutionalize_vgg16_gives_the_same_logits_and_a_score_map():
   pool5 = endpoints['pool5']
   head = {k: variables['params'][k] for k in ('fc6', 'fc7', 'fc8')}
   for i, j in ((0, 0), (2, 3), (5, 5)):  # each cell scores one 7x7 window of pool5
-    window_logits = _DenseHead().apply({'params': head}, pool5[:, i:i + 7, j:j + 7])
+    window_logits = _DenseHead().apply({'params': head}, pool5[:, i : i + 7, j : j + 7])
     np.testing.assert_allclose(scores[:, i, j], window_logits, rtol=1e-4, atol=1e-5)
 
 
@@ -454,35 +528,54 @@ def test_convolutionalize_rejects_models_without_a_dense_head():
 # ---- jitted forward and backward of every model -------------------------------------------------
 
 SMALL_MODELS = {
-    'lenet5': ({}, (2, 32, 32, 1), 'fc3'),
-    'alexnet': ({'conv_features': (8, 16, 16, 16, 16), 'fc_features': 16, 'groups': 2},
-                (2, 67, 67, 3), 'fc8'),
-    'alexnet_torchvision': ({'conv_features': (8, 16, 16, 16, 16), 'fc_features': 16},
-                            (2, 63, 63, 3), 'fc8'),
-    'vgg11': ({'stage_features': ((4,), (8,), (8, 8), (8, 8), (8, 8)), 'fc_features': 16},
-              (2, 32, 32, 3), 'fc8'),
-    'vgg16_bn': ({'stage_features': ((4, 4), (8, 8), (8, 8, 8), (8, 8, 8), (8, 8, 8)),
-                  'fc_features': 16}, (2, 32, 32, 3), 'fc8'),
-    # One block per stage: full depths compile for long; the traced test below covers them.
-    'resnet18': ({'num_filters': 4, 'stage_sizes': (1, 1, 1, 1)}, (2, 32, 32, 3), 'fc'),
-    'resnet50': ({'num_filters': 4, 'stage_sizes': (1, 1, 1, 1), 'output_stride': 16},
-                 (2, 32, 32, 3), 'fc'),
-    'googlenet': ({}, (2, 96, 96, 3), 'fc'),
+  'lenet5': ({}, (2, 32, 32, 1), 'fc3'),
+  'alexnet': (
+    {'conv_features': (8, 16, 16, 16, 16), 'fc_features': 16, 'groups': 2},
+    (2, 67, 67, 3),
+    'fc8',
+  ),
+  'alexnet_torchvision': (
+    {'conv_features': (8, 16, 16, 16, 16), 'fc_features': 16},
+    (2, 63, 63, 3),
+    'fc8',
+  ),
+  'vgg11': (
+    {'stage_features': ((4,), (8,), (8, 8), (8, 8), (8, 8)), 'fc_features': 16},
+    (2, 32, 32, 3),
+    'fc8',
+  ),
+  'vgg16_bn': (
+    {'stage_features': ((4, 4), (8, 8), (8, 8, 8), (8, 8, 8), (8, 8, 8)), 'fc_features': 16},
+    (2, 32, 32, 3),
+    'fc8',
+  ),
+  # One block per stage: full depths compile for long; the traced test below covers them.
+  'resnet18': ({'num_filters': 4, 'stage_sizes': (1, 1, 1, 1)}, (2, 32, 32, 3), 'fc'),
+  'resnet50': (
+    {'num_filters': 4, 'stage_sizes': (1, 1, 1, 1), 'output_stride': 16},
+    (2, 32, 32, 3),
+    'fc',
+  ),
+  'googlenet': ({}, (2, 96, 96, 3), 'fc'),
 }
 
 
 def _loss(model, variables, x, labels, train):
   """Mean cross-entropy plus GoogLeNet's weighted auxiliary heads; returns (loss, logits)."""
-  (logits, endpoints), _ = model.apply(variables, x, train=train,
-                                       rngs={'dropout': jax.random.key(7)},
-                                       mutable=['batch_stats'])
+  (logits, endpoints), _ = model.apply(
+    variables, x, train=train, rngs={'dropout': jax.random.key(7)}, mutable=['batch_stats']
+  )
   aux = [endpoints[name] for name in ('aux1', 'aux2') if name in endpoints]
   return classification_loss_with_aux(logits, aux, labels), logits
 
 
-@pytest.mark.parametrize('name', [
+@pytest.mark.parametrize(
+  'name',
+  [
     pytest.param(name, marks=pytest.mark.slow) if name.startswith('googlenet') else name
-    for name in sorted(SMALL_MODELS)])
+    for name in sorted(SMALL_MODELS)
+  ],
+)
 def test_jitted_forward_and_backward(name):
   # googlenet_torchvision is not here: its forward equals torchvision's after weight import
   # (test_weights.py) and its exact parameter count leaves no parameter unused, so a backward
@@ -496,8 +589,8 @@ def test_jitted_forward_and_backward(name):
   @jax.jit
   def step(params):
     return jax.value_and_grad(
-        lambda p: _loss(model, {**variables, 'params': p}, x, labels, train=True),
-        has_aux=True)(params)
+      lambda p: _loss(model, {**variables, 'params': p}, x, labels, train=True), has_aux=True
+    )(params)
 
   (loss, logits), grads = step(variables['params'])
   assert np.isfinite(loss)
@@ -510,13 +603,19 @@ def test_jitted_forward_and_backward(name):
     assert np.any(leaf != 0), jax.tree_util.keystr(path)
 
 
-@pytest.mark.parametrize('name,size', [
+@pytest.mark.parametrize(
+  'name,size',
+  [
     # ResNet-18 and -50 run in full in test_weights.py; -101 and -152 repeat -50's blocks.
-    pytest.param('resnet18', 64, marks=pytest.mark.slow), ('resnet34', 64),
+    pytest.param('resnet18', 64, marks=pytest.mark.slow),
+    ('resnet34', 64),
     pytest.param('resnet50', 64, marks=pytest.mark.slow),
     pytest.param('resnet101', 64, marks=pytest.mark.slow),
     pytest.param('resnet152', 64, marks=pytest.mark.slow),
-    ('googlenet', 96), ('googlenet_torchvision', 64)])
+    ('googlenet', 96),
+    ('googlenet_torchvision', 64),
+  ],
+)
 def test_deep_models_trace_jitted_forward_and_backward(name, size):
   # Compiling these takes minutes on two CPU cores (the compiled runs of GoogLeNet are marked
   # slow above); tracing the jitted gradient checks that every parameter gets one.
@@ -527,7 +626,8 @@ def test_deep_models_trace_jitted_forward_and_backward(name, size):
 
   def grad_fn(variables):
     return jax.grad(lambda p: _loss(model, {**variables, 'params': p}, x, labels, True)[0])(
-        variables['params'])
+      variables['params']
+    )
 
   grads = jax.eval_shape(jax.jit(grad_fn), variables)
   shapes = lambda tree: jax.tree.map(lambda leaf: leaf.shape, tree)
@@ -550,14 +650,15 @@ def test_train_mode_updates_batch_stats_and_dropout_needs_rng():
   model = _small_vgg(batch_norm=True)
   x = jax.random.normal(jax.random.key(8), (2, 32, 32, 3))
   variables = _numpy_variables(model, x.shape)
-  _, updates = model.apply(variables, x, train=True, rngs={'dropout': KEY},
-                           mutable=['batch_stats'])
+  _, updates = model.apply(variables, x, train=True, rngs={'dropout': KEY}, mutable=['batch_stats'])
   before = variables['batch_stats']['bn1_1']['mean']
   assert not np.allclose(updates['batch_stats']['bn1_1']['mean'], before)
-  a, _ = model.apply(variables, x, train=True, rngs={'dropout': jax.random.key(1)},
-                     mutable=['batch_stats'])
-  b, _ = model.apply(variables, x, train=True, rngs={'dropout': jax.random.key(2)},
-                     mutable=['batch_stats'])
+  a, _ = model.apply(
+    variables, x, train=True, rngs={'dropout': jax.random.key(1)}, mutable=['batch_stats']
+  )
+  b, _ = model.apply(
+    variables, x, train=True, rngs={'dropout': jax.random.key(2)}, mutable=['batch_stats']
+  )
   assert not np.allclose(a[0], b[0])  # dropout is on in training
   c, _ = model.apply(variables, x)
   d, _ = model.apply(variables, x)
@@ -566,8 +667,15 @@ def test_train_mode_updates_batch_stats_and_dropout_needs_rng():
 
 # ---- experiment configs -----------------------------------------------------------------------
 
-CONFIGS = ['lenet5_mnist', 'lenet5_digits', 'alexnet_imagenet', 'vgg16_imagenet',
-           'googlenet_imagenet', 'resnet50_imagenet', 'resnet18_cifar10']
+CONFIGS = [
+  'lenet5_mnist',
+  'lenet5_digits',
+  'alexnet_imagenet',
+  'vgg16_imagenet',
+  'googlenet_imagenet',
+  'resnet50_imagenet',
+  'resnet18_cifar10',
+]
 
 
 @pytest.mark.parametrize('config_name', CONFIGS)
@@ -593,7 +701,6 @@ def _torch_googlenet_paper(torch, num_classes):
   tnn = torch.nn
 
   class Unit(tnn.Module):
-
     def __init__(self, cin, cout, k, stride=1, padding=0):
       super().__init__()
       self.conv = tnn.Conv2d(cin, cout, k, stride, padding)
@@ -602,7 +709,6 @@ def _torch_googlenet_paper(torch, num_classes):
       return torch.relu(self.conv(x))
 
   class Inception(tnn.Module):
-
     def __init__(self, cin, c1, c3r, c3, c5r, c5, cp):
       super().__init__()
       self.branch1 = Unit(cin, c1, 1)
@@ -612,11 +718,17 @@ def _torch_googlenet_paper(torch, num_classes):
       self.branch4 = Unit(cin, cp, 1)
 
     def forward(self, x):
-      return torch.cat([self.branch1(x), self.branch2(self.branch2_reduce(x)),
-                        self.branch3(self.branch3_reduce(x)), self.branch4(self.pool(x))], 1)
+      return torch.cat(
+        [
+          self.branch1(x),
+          self.branch2(self.branch2_reduce(x)),
+          self.branch3(self.branch3_reduce(x)),
+          self.branch4(self.pool(x)),
+        ],
+        1,
+      )
 
   class Aux(tnn.Module):
-
     def __init__(self, cin):
       super().__init__()
       self.conv = Unit(cin, 128, 1)
@@ -630,7 +742,6 @@ def _torch_googlenet_paper(torch, num_classes):
       return self.fc2(torch.relu(self.fc1(x)))
 
   class Net(tnn.Module):
-
     def __init__(self):
       super().__init__()
       self.conv1 = Unit(3, 64, 7, 2, 3)
@@ -639,8 +750,9 @@ def _torch_googlenet_paper(torch, num_classes):
       self.pool = tnn.MaxPool2d(3, 2, ceil_mode=True)
       self.norm = tnn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
       cin = 192
-      for name, cfg in zip(('3a', '3b', '4a', '4b', '4c', '4d', '4e', '5a', '5b'),
-                           _GOOGLENET_TABLE):
+      for name, cfg in zip(
+        ('3a', '3b', '4a', '4b', '4c', '4d', '4e', '5a', '5b'), _GOOGLENET_TABLE
+      ):
         setattr(self, f'inception{name}', Inception(cin, *cfg))
         cin = cfg[0] + cfg[2] + cfg[4] + cfg[5]
       self.aux1, self.aux2 = Aux(512), Aux(528)

@@ -1,4 +1,5 @@
 """Tests for the segmentation models: FCN-32s/16s/8s, DeepLab v1/v2/v3/v3+ and ASPP."""
+
 import functools
 
 import jax
@@ -11,10 +12,30 @@ from jaxseg.models import aspp, deeplab, fcn  # noqa: F401  (registers the model
 from jaxseg.models.registry import get_model, list_models
 
 ODD = (97, 131)
-SEG_MODELS = ('fcn32s', 'fcn16s', 'fcn8s', 'deeplab_v1', 'deeplab_v2', 'deeplab_v3',
-              'deeplab_v3plus')
-VGG16_CONVS = ((3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
-               (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512))
+SEG_MODELS = (
+  'fcn32s',
+  'fcn16s',
+  'fcn8s',
+  'deeplab_v1',
+  'deeplab_v2',
+  'deeplab_v3',
+  'deeplab_v3plus',
+)
+VGG16_CONVS = (
+  (3, 64),
+  (64, 64),
+  (64, 128),
+  (128, 128),
+  (128, 256),
+  (256, 256),
+  (256, 256),
+  (256, 512),
+  (512, 512),
+  (512, 512),
+  (512, 512),
+  (512, 512),
+  (512, 512),
+)
 RESNET101_WITHOUT_FC = 44_549_160 - (2048 * 1000 + 1000)  # published ResNet-101 count - fc
 
 
@@ -44,11 +65,11 @@ def test_deeplab_v1_has_the_published_parameter_count():
 @pytest.mark.parametrize('learn_upsampling', [False, True])
 def test_fcn32s_parameter_count_layer_by_layer(learn_upsampling):
   expected = sum(_conv(3, cin, cout) for cin, cout in VGG16_CONVS)  # conv1_1 ... conv5_3
-  expected += _conv(7, 512, 4096)    # fc6
-  expected += _conv(1, 4096, 4096)   # fc7
-  expected += _conv(1, 4096, 21)     # score_fr
+  expected += _conv(7, 512, 4096)  # fc6
+  expected += _conv(1, 4096, 4096)  # fc7
+  expected += _conv(1, 4096, 21)  # score_fr
   if learn_upsampling:
-    expected += 64 * 64 * 21 * 21    # upscore (no bias); frozen: no parameter at all
+    expected += 64 * 64 * 21 * 21  # upscore (no bias); frozen: no parameter at all
   _, variables = _abstract(get_model('fcn32s', learn_upsampling=learn_upsampling))
   assert _count(variables['params']) == expected
   assert expected == (134_346_581 + (1_806_336 if learn_upsampling else 0))
@@ -56,8 +77,8 @@ def test_fcn32s_parameter_count_layer_by_layer(learn_upsampling):
 
 def test_fcn8s_adds_skip_scores_and_learned_upsampling():
   base = _count(_abstract(get_model('fcn32s'))[1]['params'])
-  skips = _conv(1, 512, 21) + _conv(1, 256, 21)               # score_pool4, score_pool3
-  upsampling = 2 * (4 * 4 * 21 * 21) + 16 * 16 * 21 * 21      # upscore2, upscore_pool4, upscore8
+  skips = _conv(1, 512, 21) + _conv(1, 256, 21)  # score_pool4, score_pool3
+  upsampling = 2 * (4 * 4 * 21 * 21) + 16 * 16 * 21 * 21  # upscore2, upscore_pool4, upscore8
   _, variables = _abstract(get_model('fcn8s', learn_upsampling=True))
   assert _count(variables['params']) == base + skips + upsampling
 
@@ -65,35 +86,59 @@ def test_fcn8s_adds_skip_scores_and_learned_upsampling():
 def test_deeplab_v2_v3_v3plus_parameter_counts_from_resnet101():
   _, v2 = _abstract(get_model('deeplab_v2'))
   assert _count(v2['params']) == RESNET101_WITHOUT_FC + 4 * _conv(3, 2048, 21)
-  aspp_v3 = (_conv(1, 2048, 256, False) + 3 * _conv(3, 2048, 256, False)
-             + _conv(1, 2048, 256, False) + _conv(1, 5 * 256, 256, False) + 6 * 2 * 256)  # + 6 BN
+  aspp_v3 = (
+    _conv(1, 2048, 256, False)
+    + 3 * _conv(3, 2048, 256, False)
+    + _conv(1, 2048, 256, False)
+    + _conv(1, 5 * 256, 256, False)
+    + 6 * 2 * 256
+  )  # + 6 BN
   _, v3 = _abstract(get_model('deeplab_v3'))
   assert _count(v3['params']) == RESNET101_WITHOUT_FC + aspp_v3 + _conv(1, 256, 21)
-  decoder = (_conv(1, 256, 48, False) + 2 * 48 + _conv(3, 256 + 48, 256, False) + 2 * 256
-             + _conv(3, 256, 256, False) + 2 * 256)
+  decoder = (
+    _conv(1, 256, 48, False)
+    + 2 * 48
+    + _conv(3, 256 + 48, 256, False)
+    + 2 * 256
+    + _conv(3, 256, 256, False)
+    + 2 * 256
+  )
   _, v3plus = _abstract(get_model('deeplab_v3plus'))
   assert _count(v3plus['params']) == RESNET101_WITHOUT_FC + aspp_v3 + decoder + _conv(1, 256, 21)
 
 
 # ---------------------------------------------------------------------------- output sizes
-@pytest.mark.parametrize('name,options', [
-    ('fcn32s', {}), ('fcn16s', {}), ('fcn8s', {}),
-    ('fcn32s', {'caffe_compat': True}), ('fcn16s', {'caffe_compat': True}),
-    ('fcn8s', {'caffe_compat': True}), ('fcn8s', {'backbone': 'resnet50'}),
-    ('deeplab_v1', {}), ('deeplab_v2', {}), ('deeplab_v2', {'input_scales': (1.0, 0.75, 0.5)}),
-    ('deeplab_v3', {}), ('deeplab_v3', {'output_stride': 8}), ('deeplab_v3plus', {}),
-])
+@pytest.mark.parametrize(
+  'name,options',
+  [
+    ('fcn32s', {}),
+    ('fcn16s', {}),
+    ('fcn8s', {}),
+    ('fcn32s', {'caffe_compat': True}),
+    ('fcn16s', {'caffe_compat': True}),
+    ('fcn8s', {'caffe_compat': True}),
+    ('fcn8s', {'backbone': 'resnet50'}),
+    ('deeplab_v1', {}),
+    ('deeplab_v2', {}),
+    ('deeplab_v2', {'input_scales': (1.0, 0.75, 0.5)}),
+    ('deeplab_v3', {}),
+    ('deeplab_v3', {'output_stride': 8}),
+    ('deeplab_v3plus', {}),
+  ],
+)
 def test_full_size_models_output_the_input_size(name, options):
   (logits, _), _ = _abstract(get_model(name, num_classes=21, **options))
   assert logits.shape == (1,) + ODD + (21,) and logits.dtype == jnp.float32
 
 
 TINY = {
-    'fcn32s': dict(width_divisor=16), 'fcn16s': dict(width_divisor=16),
-    'fcn8s': dict(width_divisor=16), 'deeplab_v1': dict(width_divisor=16),
-    'deeplab_v2': dict(backbone='resnet18', width_divisor=16, rates=(1, 2)),
-    'deeplab_v3': dict(backbone='resnet18', width_divisor=32, multi_grid=(1, 2)),
-    'deeplab_v3plus': dict(backbone='resnet18', width_divisor=32, multi_grid=(1, 2)),
+  'fcn32s': dict(width_divisor=16),
+  'fcn16s': dict(width_divisor=16),
+  'fcn8s': dict(width_divisor=16),
+  'deeplab_v1': dict(width_divisor=16),
+  'deeplab_v2': dict(backbone='resnet18', width_divisor=16, rates=(1, 2)),
+  'deeplab_v3': dict(backbone='resnet18', width_divisor=32, multi_grid=(1, 2)),
+  'deeplab_v3plus': dict(backbone='resnet18', width_divisor=32, multi_grid=(1, 2)),
 }
 
 
@@ -123,8 +168,7 @@ def _init(model, shape, seed=0):
   rng = np.random.default_rng(seed)
   x = jnp.asarray(rng.normal(size=shape).astype(np.float32))
   abstract = jax.eval_shape(model.init, jax.random.key(0), x)
-  return jax.tree_util.tree_map_with_path(lambda p, l: jnp.asarray(_fill(p, l, rng)),
-                                          abstract), x
+  return jax.tree_util.tree_map_with_path(lambda p, l: jnp.asarray(_fill(p, l, rng)), abstract), x
 
 
 def _apply(model, variables, x, **kwargs):
@@ -161,12 +205,13 @@ def test_fcn32s_default_upsampling_is_aligned_bilinear_interpolation():
   model = _tiny('fcn32s')
   variables, x = _init(model, (1,) + ODD + (3,))
   logits, endpoints = _apply(model, variables, x)
-  score = endpoints['score_fr']             # (1, 4, 5, 3): the input padded to 128 x 160
+  score = endpoints['score_fr']  # (1, 4, 5, 3): the input padded to 128 x 160
   assert score.shape[1:3] == (4, 5)
-  reference = ops.resize(score, (128, 160))[:, :ODD[0], :ODD[1]]
+  reference = ops.resize(score, (128, 160))[:, : ODD[0], : ODD[1]]
   # Half-pixel-centred bilinear interpolation, exact wherever no border clamping is involved.
-  np.testing.assert_allclose(np.asarray(logits)[:, 16:, 16:],
-                             np.asarray(reference)[:, 16:, 16:], rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(logits)[:, 16:, 16:], np.asarray(reference)[:, 16:, 16:], rtol=1e-4, atol=1e-5
+  )
 
 
 def _caffe_offsets(variant):
@@ -176,6 +221,7 @@ def _caffe_offsets(variant):
   pad p) compose x = s * y + (k - 1) / 2 - p; a transposed convolution inverts that. A crop of
   map A onto map R starts at (b_R - b_A) / a.
   """
+
   def forward(ab, k, s=1, p=0):
     a, b = ab
     return a * s, b + a * ((k - 1) / 2 - p)
@@ -184,14 +230,14 @@ def _caffe_offsets(variant):
     a, b = ab
     return a / s, b - (a / s) * (k - 1) / 2
 
-  ab = forward((1.0, 0.0), 3, p=100)                    # conv1_1
+  ab = forward((1.0, 0.0), 3, p=100)  # conv1_1
   maps = {}
   for stage, convs in enumerate((2, 2, 3, 3, 3), start=1):
     for _ in range(convs - (1 if stage == 1 else 0)):
       ab = forward(ab, 3, p=1)
     ab = forward(ab, 2, s=2)
     maps[f'pool{stage}'] = ab
-  score_fr = forward(ab, 7)                             # fc6; fc7 and score_fr are 1x1
+  score_fr = forward(ab, 7)  # fc6; fc7 and score_fr are 1x1
   offsets = {}
   if variant == 32:
     up = deconv(score_fr, 64, 32)
@@ -219,23 +265,24 @@ def test_caffe_offsets_follow_from_the_geometry(variant):
 def test_caffe_compat_crops_at_the_reference_offsets(variant):
   model = _tiny(f'fcn{variant}s', caffe_compat=True, learn_upsampling=True)
   variables, x = _init(model, (1, 45, 52, 3))
-  (logits, endpoints), state = _apply(model, variables, x, capture_intermediates=True,
-                                      mutable=['intermediates'])
+  (logits, endpoints), state = _apply(
+    model, variables, x, capture_intermediates=True, mutable=['intermediates']
+  )
   inter = state['intermediates']
   out = lambda name: np.asarray(inter[name]['__call__'][0])
   offsets = fcn.CAFFE_OFFSETS[variant]
   final = {32: 'upscore', 16: 'upscore16', 8: 'upscore8'}[variant]
   o = offsets[final]
-  np.testing.assert_array_equal(np.asarray(logits), out(final)[:, o:o + 45, o:o + 52])
+  np.testing.assert_array_equal(np.asarray(logits), out(final)[:, o : o + 45, o : o + 52])
   if variant <= 16:
     up2 = out('upscore2')
     o = offsets['score_pool4']
-    want = up2 + out('score_pool4')[:, o:o + up2.shape[1], o:o + up2.shape[2]]
+    want = up2 + out('score_pool4')[:, o : o + up2.shape[1], o : o + up2.shape[2]]
     np.testing.assert_allclose(np.asarray(endpoints['fuse_pool4']), want, rtol=1e-6)
   if variant == 8:
     up4 = out('upscore_pool4')
     o = offsets['score_pool3']
-    want = up4 + out('score_pool3')[:, o:o + up4.shape[1], o:o + up4.shape[2]]
+    want = up4 + out('score_pool3')[:, o : o + up4.shape[1], o : o + up4.shape[2]]
     np.testing.assert_allclose(np.asarray(endpoints['fuse_pool3']), want, rtol=1e-6)
 
 
@@ -244,11 +291,11 @@ def test_at_once_scales_the_pool_skips():
   variables, x = _init(plain, (1, 64, 64, 3))
   params = dict(variables['params'])
   # Scaling the input of a linear 1x1 score layer = scaling its kernel.
-  scaled = {**params,
-            'score_pool4': {**params['score_pool4'],
-                            'kernel': params['score_pool4']['kernel'] * 0.01},
-            'score_pool3': {**params['score_pool3'],
-                            'kernel': params['score_pool3']['kernel'] * 1e-4}}
+  scaled = {
+    **params,
+    'score_pool4': {**params['score_pool4'], 'kernel': params['score_pool4']['kernel'] * 0.01},
+    'score_pool3': {**params['score_pool3'], 'kernel': params['score_pool3']['kernel'] * 1e-4},
+  }
   want, _ = _apply(plain, {'params': scaled}, x)
   got, _ = _apply(at_once, variables, x)
   np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
@@ -266,7 +313,7 @@ def test_fcn_on_resnet_uses_stride_endpoints():
   model = get_model('fcn8s', num_classes=3, backbone='resnet18', width_divisor=16)
   variables, x = _init(model, (1, 37, 29, 3))
   assert 'fc6' not in variables['params']
-  assert variables['params']['score_pool3']['kernel'].shape == (1, 1, 8, 3)   # stride8: 2 * 4
+  assert variables['params']['score_pool3']['kernel'].shape == (1, 1, 8, 3)  # stride8: 2 * 4
   logits, _ = _apply(model, variables, x)
   assert logits.shape == (1, 37, 29, 3)
 
@@ -279,17 +326,20 @@ def test_deeplab_outputs_are_bilinear_upsampled_scores():
     model = _tiny(name)
     variables, x = _init(model, (1, 37, 45, 3))
     logits, endpoints = _apply(model, variables, x)
-    np.testing.assert_allclose(np.asarray(logits),
-                               np.asarray(ops.resize(endpoints['scores'], (37, 45))),
-                               rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(
+      np.asarray(logits),
+      np.asarray(ops.resize(endpoints['scores'], (37, 45))),
+      rtol=1e-6,
+      err_msg=name,
+    )
 
 
 def test_deeplab_v1_geometry():
   model = _tiny('deeplab_v1')
   variables, x = _init(model, (1, 64, 64, 3))
   _, endpoints = _apply(model, variables, x)
-  assert endpoints['scores'].shape[1:3] == (8, 8)       # output stride 8
-  assert variables['params']['fc6']['kernel'].shape == (3, 3, 32, 64)   # 3x3, 1024 / 16
+  assert endpoints['scores'].shape[1:3] == (8, 8)  # output stride 8
+  assert variables['params']['fc6']['kernel'].shape == (3, 3, 32, 64)  # 3x3, 1024 / 16
 
 
 def test_deeplab_v2_multiscale_is_the_pixelwise_max():
@@ -300,12 +350,14 @@ def test_deeplab_v2_multiscale_is_the_pixelwise_max():
   per_scale = [endpoints[f'aux_scale{p}'] for p in ('100', '075', '050')]
   assert [s.shape[1:3] for s in per_scale] == [(6, 5), (5, 4), (3, 3)]
   fused = functools.reduce(np.maximum, [np.asarray(ops.resize(s, (6, 5))) for s in per_scale])
-  np.testing.assert_allclose(np.asarray(logits), np.asarray(ops.resize(fused, (48, 40))),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(logits), np.asarray(ops.resize(fused, (48, 40))), rtol=1e-5, atol=1e-6
+  )
   # The scale-1 branch is the plain network with the same (shared) weights.
   plain, single_endpoints = _apply(single, variables, x)
-  np.testing.assert_allclose(np.asarray(single_endpoints['scores']), np.asarray(per_scale[0]),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(single_endpoints['scores']), np.asarray(per_scale[0]), rtol=1e-5, atol=1e-6
+  )
   assert plain.shape == logits.shape
 
 
@@ -326,8 +378,21 @@ def test_aspp_v3_parameter_names():
   module = aspp.ASPP(features=4, rates=(2, 3, 4))
   _, variables = _abstract(module, shape=(2, 7, 9, 5))
   assert sorted(variables['params']) == sorted(
-      ['conv1x1', 'conv1x1_bn', 'atrous2', 'atrous2_bn', 'atrous3', 'atrous3_bn', 'atrous4',
-       'atrous4_bn', 'pool', 'pool_bn', 'project', 'project_bn'])
+    [
+      'conv1x1',
+      'conv1x1_bn',
+      'atrous2',
+      'atrous2_bn',
+      'atrous3',
+      'atrous3_bn',
+      'atrous4',
+      'atrous4_bn',
+      'pool',
+      'pool_bn',
+      'project',
+      'project_bn',
+    ]
+  )
   assert variables['params']['project']['kernel'].shape == (1, 1, 5 * 4, 4)
 
 
@@ -342,6 +407,7 @@ def _random_bn_stats(variables, seed):
     if name in ('mean', 'bias') and any(getattr(k, 'key', '').endswith('_bn') for k in path):
       return jnp.asarray(rng.normal(0.0, 0.5, leaf.shape).astype(np.float32))
     return leaf
+
   return jax.tree_util.tree_map_with_path(fill, variables)
 
 
@@ -393,8 +459,8 @@ def test_deeplab_v3plus_decoder_equals_its_layers_composed_by_hand():
   assert params['decoder_project']['kernel'].shape == (1, 1, 2, 1)
   assert params['decoder_conv1']['kernel'].shape == (3, 3, 8 + 1, 8)
   _, endpoints = _apply(model, variables, x)
-  assert endpoints['scores'].shape[1:3] == (12, 10)      # the decoder works at stride 4
-  assert endpoints['aspp'].shape[1:3] == (3, 3)          # the encoder at output stride 16
+  assert endpoints['scores'].shape[1:3] == (12, 10)  # the decoder works at stride 4
+  assert endpoints['aspp'].shape[1:3] == (3, 3)  # the encoder at output stride 16
   low = _conv_bn_relu_ref(endpoints['stride4'], variables, 'decoder_project')
   up = np.asarray(ops.resize(endpoints['aspp'], low.shape[1:3]))
   y = jnp.asarray(np.concatenate([up, low], -1), jnp.float32)
@@ -407,8 +473,9 @@ def test_deeplab_v3plus_decoder_equals_its_layers_composed_by_hand():
 
 @pytest.mark.parametrize('output_stride,rates', [(16, (6, 12, 18)), (8, (12, 24, 36))])
 def test_deeplab_v3_rates_follow_output_stride(output_stride, rates):
-  _, variables = _abstract(get_model('deeplab_v3', output_stride=output_stride),
-                           shape=(1, 65, 65, 3))
+  _, variables = _abstract(
+    get_model('deeplab_v3', output_stride=output_stride), shape=(1, 65, 65, 3)
+  )
   names = {n for n in variables['params']['aspp'] if n.startswith('atrous') and 'bn' not in n}
   assert names == {f'atrous{r}' for r in rates}
 
@@ -431,6 +498,7 @@ def test_bad_arguments_raise():
 def test_variants_document_their_model_not_functools_partial():
   import pydoc
   from jaxseg import models
+
   text = pydoc.render_doc(models.fcn8s, renderer=pydoc.plaintext)
   assert 'function fcn8s' in text and 'FCN-32s, -16s or -8s' in text and 'variant=8' in text
   assert 'partial(func' not in text

@@ -4,6 +4,7 @@ The grids are all-pairs subsets (tests/numpy_reference.pairwise_cases) of the Ca
 of kernel size 1..7 (odd, even, non-square), stride 1..3, every padding form, dilation 1..4 and
 groups 1, 2 and depthwise: every value of every axis meets every value of every other axis.
 """
+
 from unittest import mock
 
 import jax
@@ -20,29 +21,29 @@ TOL = 1e-5  # max-norm relative error, float32 vs float64 loops
 CHANNELS = 4
 
 CONV_AXES = dict(
-    kernel=[1, 2, 3, 4, 5, 6, 7, (2, 5)],
-    stride=[1, 2, 3, (1, 2)],
-    padding=[0, 1, 2, (1, 2), ((0, 2), (1, 0)), "SAME", "VALID"],
-    dilation=[1, 2, 3, 4, (2, 1)],
-    groups=["1", "2", "depthwise"],
+  kernel=[1, 2, 3, 4, 5, 6, 7, (2, 5)],
+  stride=[1, 2, 3, (1, 2)],
+  padding=[0, 1, 2, (1, 2), ((0, 2), (1, 0)), 'SAME', 'VALID'],
+  dilation=[1, 2, 3, 4, (2, 1)],
+  groups=['1', '2', 'depthwise'],
 )
 CONV_CASES = ref.pairwise_cases(CONV_AXES, seed=0)
 
 TRANSPOSE_AXES = dict(
-    kernel=[1, 2, 3, 4, 5, 6, 7, (3, 2)],
-    stride=[1, 2, 3, (2, 1)],
-    padding=[0, 1, 2, (1, 0), ((0, 1), (2, 1)), "VALID"],
-    dilation=[1, 2, 3, 4],
-    output_padding=["none", "max"],
+  kernel=[1, 2, 3, 4, 5, 6, 7, (3, 2)],
+  stride=[1, 2, 3, (2, 1)],
+  padding=[0, 1, 2, (1, 0), ((0, 1), (2, 1)), 'VALID'],
+  dilation=[1, 2, 3, 4],
+  output_padding=['none', 'max'],
 )
 
 
 def _transpose_valid(case):
-  kh, kw = ref.as_pair(case["kernel"])
-  (pt, pb), (pl, pr) = ref.explicit_pads(case["padding"], None, None, None)
-  d = case["dilation"]
+  kh, kw = ref.as_pair(case['kernel'])
+  (pt, pb), (pl, pr) = ref.explicit_pads(case['padding'], None, None, None)
+  d = case['dilation']
   # Output of a 2-pixel input must be non-empty on both axes.
-  sh, sw = ref.as_pair(case["stride"])
+  sh, sw = ref.as_pair(case['stride'])
   return (sh + d * (kh - 1) + 1 - pt - pb >= 1) and (sw + d * (kw - 1) + 1 - pl - pr >= 1)
 
 
@@ -50,15 +51,15 @@ TRANSPOSE_CASES = ref.pairwise_cases(TRANSPOSE_AXES, valid=_transpose_valid, see
 
 
 def _case_id(case):
-  return "-".join(f"{k}={v}".replace(" ", "") for k, v in case.items())
+  return '-'.join(f'{k}={v}'.replace(' ', '') for k, v in case.items())
 
 
 def conv_problem(case):
   """Random x, w, b and conv2d kwargs for a grid case; the input is sized so output >= 1."""
-  kh, kw = ref.as_pair(case["kernel"])
-  sh, sw = ref.as_pair(case["stride"])
-  dh, dw = ref.as_pair(case["dilation"])
-  groups = {"1": 1, "2": 2, "depthwise": CHANNELS}[case["groups"]]
+  kh, kw = ref.as_pair(case['kernel'])
+  sh, sw = ref.as_pair(case['stride'])
+  dh, dw = ref.as_pair(case['dilation'])
+  groups = {'1': 1, '2': 2, 'depthwise': CHANNELS}[case['groups']]
   out_ch = 2 * CHANNELS if groups == CHANNELS else 6  # depthwise: channel multiplier 2
   height = dh * (kh - 1) + 1 + sh + 2
   width = dw * (kw - 1) + 1 + sw + 1
@@ -66,23 +67,26 @@ def conv_problem(case):
   x = rng.standard_normal((2, height, width, CHANNELS)).astype(np.float32)
   w = rng.standard_normal((kh, kw, CHANNELS // groups, out_ch)).astype(np.float32)
   b = rng.standard_normal((out_ch,)).astype(np.float32)
-  kwargs = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
-                groups=groups)
+  kwargs = dict(
+    stride=case['stride'], padding=case['padding'], dilation=case['dilation'], groups=groups
+  )
   return x, w, b, kwargs
 
 
 def transpose_problem(case):
-  kh, kw = ref.as_pair(case["kernel"])
-  stride = ref.as_pair(case["stride"])
-  dilation = case["dilation"]
-  output_padding = (0, 0) if case["output_padding"] == "none" else tuple(
-      max(s, dilation) - 1 for s in stride)
+  kh, kw = ref.as_pair(case['kernel'])
+  stride = ref.as_pair(case['stride'])
+  dilation = case['dilation']
+  output_padding = (
+    (0, 0) if case['output_padding'] == 'none' else tuple(max(s, dilation) - 1 for s in stride)
+  )
   rng = np.random.default_rng(kh * 7 + kw + 31 * stride[0] + 101 * dilation)
   x = rng.standard_normal((2, 3, 4, 3)).astype(np.float32)
   w = rng.standard_normal((kh, kw, 3, 5)).astype(np.float32)
   b = rng.standard_normal((5,)).astype(np.float32)
-  kwargs = dict(stride=case["stride"], padding=case["padding"], dilation=dilation,
-                output_padding=output_padding)
+  kwargs = dict(
+    stride=case['stride'], padding=case['padding'], dilation=dilation, output_padding=output_padding
+  )
   return x, w, b, kwargs
 
 
@@ -93,76 +97,90 @@ def test_grids_cover_every_value():
   assert len(CONV_CASES) < 80 and len(TRANSPOSE_CASES) < 60  # affordable
 
 
-@pytest.mark.parametrize("case", CONV_CASES, ids=_case_id)
+@pytest.mark.parametrize('case', CONV_CASES, ids=_case_id)
 def test_conv2d_matches_numpy_loops(case):
   x, w, b, kwargs = conv_problem(case)
   actual = ops.conv2d(x, w, b, **kwargs)
   assert ref.relative_error(actual, ref.conv2d(x, w, b, **kwargs)) < TOL
 
 
-@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=_case_id)
+@pytest.mark.parametrize('case', TRANSPOSE_CASES, ids=_case_id)
 def test_conv_transpose2d_matches_numpy_scatter(case):
   x, w, b, kwargs = transpose_problem(case)
   actual = ops.conv_transpose2d(x, w, b, **kwargs)
   assert ref.relative_error(actual, ref.conv_transpose2d(x, w, b, **kwargs)) < TOL
 
 
-@pytest.mark.parametrize("case", [c for c in CONV_CASES if c["groups"] == "1"], ids=_case_id)
+@pytest.mark.parametrize('case', [c for c in CONV_CASES if c['groups'] == '1'], ids=_case_id)
 def test_conv_transpose2d_is_vjp_of_conv2d(case):
   """conv_transpose2d(dy, w with in/out swapped) == d<conv2d(x, w), dy>/dx (groups=1)."""
   x, w, _, kwargs = conv_problem(case)
-  kwargs.pop("groups")
+  kwargs.pop('groups')
   y, vjp = jax.vjp(lambda x_: ops.conv2d(x_, w, **kwargs), x)
   dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
   (expected,) = vjp(dy)
   # The transposed conv's output_padding recovers the rows a strided conv2d never reached.
   kh, kw = w.shape[:2]
-  stride, dilation = ref.as_pair(kwargs["stride"]), ref.as_pair(kwargs["dilation"])
+  stride, dilation = ref.as_pair(kwargs['stride']), ref.as_pair(kwargs['dilation'])
   ext = [d * (k - 1) + 1 for k, d in zip((kh, kw), dilation)]
-  pads = ref.explicit_pads(kwargs["padding"], x.shape[1:3], ext, stride)
-  output_padding = tuple(size + p[0] + p[1] - ((o - 1) * s + e) for size, p, o, s, e in
-                         zip(x.shape[1:3], pads, y.shape[1:3], stride, ext))
-  actual = ops.conv_transpose2d(dy, np.swapaxes(w, 2, 3), stride=stride, padding=pads,
-                                output_padding=output_padding, dilation=dilation)
+  pads = ref.explicit_pads(kwargs['padding'], x.shape[1:3], ext, stride)
+  output_padding = tuple(
+    size + p[0] + p[1] - ((o - 1) * s + e)
+    for size, p, o, s, e in zip(x.shape[1:3], pads, y.shape[1:3], stride, ext)
+  )
+  actual = ops.conv_transpose2d(
+    dy,
+    np.swapaxes(w, 2, 3),
+    stride=stride,
+    padding=pads,
+    output_padding=output_padding,
+    dilation=dilation,
+  )
   assert ref.relative_error(actual, expected) < TOL
 
 
 def _torch_nchw(a):
-  torch = pytest.importorskip("torch")
+  torch = pytest.importorskip('torch')
   return torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, 1)))
 
 
-@pytest.mark.parametrize("case", CONV_CASES, ids=_case_id)
+@pytest.mark.parametrize('case', CONV_CASES, ids=_case_id)
 def test_conv2d_matches_torch(case):
-  torch = pytest.importorskip("torch")
+  torch = pytest.importorskip('torch')
   x, w, b, kwargs = conv_problem(case)
   kh, kw = w.shape[:2]
-  stride, dilation = ref.as_pair(kwargs["stride"]), ref.as_pair(kwargs["dilation"])
+  stride, dilation = ref.as_pair(kwargs['stride']), ref.as_pair(kwargs['dilation'])
   ext = [d * (k - 1) + 1 for k, d in zip((kh, kw), dilation)]
-  (pt, pb), (pl, pr) = ref.explicit_pads(kwargs["padding"], x.shape[1:3], ext, stride)
+  (pt, pb), (pl, pr) = ref.explicit_pads(kwargs['padding'], x.shape[1:3], ext, stride)
   # torch pads symmetrically only: pad explicitly (any form), then convolve unpadded.
   x_t = torch.nn.functional.pad(_torch_nchw(x), (pl, pr, pt, pb))
   w_t = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))  # OIHW
-  expected = torch.nn.functional.conv2d(x_t, w_t, torch.from_numpy(b), stride=stride,
-                                        dilation=dilation, groups=kwargs["groups"])
+  expected = torch.nn.functional.conv2d(
+    x_t, w_t, torch.from_numpy(b), stride=stride, dilation=dilation, groups=kwargs['groups']
+  )
   actual = ops.conv2d(x, w, b, **kwargs)
   assert ref.relative_error(actual, np.moveaxis(expected.numpy(), 1, -1)) < TOL
 
 
-@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=_case_id)
+@pytest.mark.parametrize('case', TRANSPOSE_CASES, ids=_case_id)
 def test_conv_transpose2d_matches_torch(case):
-  torch = pytest.importorskip("torch")
+  torch = pytest.importorskip('torch')
   x, w, b, kwargs = transpose_problem(case)
-  (pt, pb), (pl, pr) = ref.explicit_pads(kwargs["padding"], None, None, None)
+  (pt, pb), (pl, pr) = ref.explicit_pads(kwargs['padding'], None, None, None)
   w_t = torch.from_numpy(np.ascontiguousarray(w.transpose(2, 3, 0, 1)))  # (in, out, kh, kw)
   symmetric = pt == pb and pl == pr
   expected = torch.nn.functional.conv_transpose2d(
-      _torch_nchw(x), w_t, torch.from_numpy(b), stride=kwargs["stride"],
-      padding=(pt, pl) if symmetric else 0,
-      output_padding=kwargs["output_padding"], dilation=kwargs["dilation"])
+    _torch_nchw(x),
+    w_t,
+    torch.from_numpy(b),
+    stride=kwargs['stride'],
+    padding=(pt, pl) if symmetric else 0,
+    output_padding=kwargs['output_padding'],
+    dilation=kwargs['dilation'],
+  )
   expected = np.moveaxis(expected.numpy(), 1, -1)
   if not symmetric:  # torch crops symmetrically only: crop its uncropped output ourselves.
-    expected = expected[:, pt:expected.shape[1] - pb, pl:expected.shape[2] - pr]
+    expected = expected[:, pt : expected.shape[1] - pb, pl : expected.shape[2] - pr]
   actual = ops.conv_transpose2d(x, w, b, **kwargs)
   assert ref.relative_error(actual, expected) < TOL
 
@@ -173,26 +191,30 @@ def _lax_transpose_reference(x, w, *, stride, padding, output_padding):
   (pt, pb), (pl, pr) = ref.explicit_pads(padding, None, None, None)
   oph, opw = ref.as_pair(output_padding)
   return lax.conv_general_dilated(
-      x, w[::-1, ::-1], (1, 1),
-      [(kh - 1 - pt, kh - 1 - pb + oph), (kw - 1 - pl, kw - 1 - pr + opw)],
-      lhs_dilation=stride, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    x,
+    w[::-1, ::-1],
+    (1, 1),
+    [(kh - 1 - pt, kh - 1 - pb + oph), (kw - 1 - pl, kw - 1 - pr + opw)],
+    lhs_dilation=stride,
+    dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+  )
 
 
 # The strided, undilated geometries (the fast path): FCN's x2 and x8, a kernel that is not a
 # multiple of the stride with asymmetric padding, a stride of 1 on one axis.
 FAST_TRANSPOSE_CASES = [
-    dict(kernel=4, stride=2, padding=1, dilation=1, output_padding="none"),
-    dict(kernel=16, stride=8, padding=4, dilation=1, output_padding="max"),
-    dict(kernel=5, stride=3, padding=((0, 1), (2, 1)), dilation=1, output_padding="max"),
-    dict(kernel=(3, 2), stride=(2, 1), padding=(1, 0), dilation=1, output_padding="max"),
+  dict(kernel=4, stride=2, padding=1, dilation=1, output_padding='none'),
+  dict(kernel=16, stride=8, padding=4, dilation=1, output_padding='max'),
+  dict(kernel=5, stride=3, padding=((0, 1), (2, 1)), dilation=1, output_padding='max'),
+  dict(kernel=(3, 2), stride=(2, 1), padding=(1, 0), dilation=1, output_padding='max'),
 ]
 
 
-@pytest.mark.parametrize("case", FAST_TRANSPOSE_CASES, ids=_case_id)
+@pytest.mark.parametrize('case', FAST_TRANSPOSE_CASES, ids=_case_id)
 def test_conv_transpose2d_fast_path_derivatives(case):
   """Strided transposed convs have hand-written derivative rules: check VJP and JVP."""
   x, w, _, kwargs = transpose_problem(case)
-  kwargs.pop("dilation")
+  kwargs.pop('dilation')
   ours = jax.jit(lambda x_, w_: ops.conv_transpose2d(x_, w_, **kwargs))
   theirs = jax.jit(lambda x_, w_: _lax_transpose_reference(x_, w_, **kwargs))
   y, vjp = jax.vjp(ours, x, w)
@@ -202,15 +224,17 @@ def test_conv_transpose2d_fast_path_derivatives(case):
   dy = rng.standard_normal(y.shape).astype(np.float32)
   for got, expected in zip(vjp(dy), vjp_ref(dy)):
     assert ref.relative_error(got, expected) < TOL
-  tangents = (rng.standard_normal(x.shape).astype(np.float32),
-              rng.standard_normal(w.shape).astype(np.float32))
+  tangents = (
+    rng.standard_normal(x.shape).astype(np.float32),
+    rng.standard_normal(w.shape).astype(np.float32),
+  )
   _, jvp_out = jax.jvp(ours, (x, w), tangents)
   _, jvp_ref = jax.jvp(theirs, (x, w), tangents)
   assert ref.relative_error(jvp_out, jvp_ref) < TOL
 
 
-@pytest.mark.parametrize("rate", [1, 2, 3, 4, (2, 3)])
-@pytest.mark.parametrize("padding", ["SAME", "VALID", 2, ((1, 3), (0, 2))])
+@pytest.mark.parametrize('rate', [1, 2, 3, 4, (2, 3)])
+@pytest.mark.parametrize('padding', ['SAME', 'VALID', 2, ((1, 3), (0, 2))])
 def test_atrous_equals_conv2d_with_zero_inserted_kernel(rate, padding):
   rng = np.random.default_rng(7)
   x = rng.standard_normal((2, 13, 12, 3)).astype(np.float32)
@@ -219,15 +243,15 @@ def test_atrous_equals_conv2d_with_zero_inserted_kernel(rate, padding):
   holes = np.zeros((rh * 2 + 1, rw * 1 + 1, 3, 4), np.float32)  # r - 1 zeros between taps
   holes[::rh, ::rw] = w
   expected = ops.conv2d(x, holes, padding=padding)
-  if padding == "SAME":  # 'SAME' pads by the dilated extent either way: same output size.
+  if padding == 'SAME':  # 'SAME' pads by the dilated extent either way: same output size.
     assert expected.shape[1:3] == x.shape[1:3]
   actual = ops.atrous_conv2d(x, w, rate=rate, padding=padding)
   assert ref.relative_error(actual, expected) < TOL
   assert ref.relative_error(actual, ref.conv2d(x, w, padding=padding, dilation=rate)) < TOL
 
 
-@pytest.mark.parametrize("stride", [1, 2, 3])
-@pytest.mark.parametrize("padding", [0, 1, "SAME"])
+@pytest.mark.parametrize('stride', [1, 2, 3])
+@pytest.mark.parametrize('padding', [0, 1, 'SAME'])
 def test_pointwise_lowering_matches_lax_forward_and_gradients(stride, padding):
   """1x1 convs run as a matmul (see benchmarks/conv_ops.py); they must equal lax's conv."""
   rng = np.random.default_rng(11)
@@ -236,8 +260,9 @@ def test_pointwise_lowering_matches_lax_forward_and_gradients(stride, padding):
   pads = ref.explicit_pads(padding, x.shape[1:3], (1, 1), (stride, stride))
 
   def lax_conv(x_, w_):
-    return lax.conv_general_dilated(x_, w_, (stride, stride), pads,
-                                    dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return lax.conv_general_dilated(
+      x_, w_, (stride, stride), pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
 
   def ours(x_, w_):
     return ops.conv2d(x_, w_, stride=stride, padding=padding)
@@ -253,12 +278,16 @@ def test_pointwise_lowering_matches_lax_forward_and_gradients(stride, padding):
 def test_dtypes_promote_and_bfloat16_stays():
   x = np.ones((1, 5, 5, 2), np.float32)
   w = np.ones((3, 3, 2, 4), np.float32)
-  for op in (lambda a, b: ops.conv2d(a, b), lambda a, b: ops.conv2d(a, b[:1, :1]),
-             lambda a, b: ops.conv_transpose2d(a, b[..., :2], stride=2)):
+  for op in (
+    lambda a, b: ops.conv2d(a, b),
+    lambda a, b: ops.conv2d(a, b[:1, :1]),
+    lambda a, b: ops.conv_transpose2d(a, b[..., :2], stride=2),
+  ):
     assert op(x.astype(jnp.bfloat16), w).dtype == jnp.float32
     assert op(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)).dtype == jnp.bfloat16
   np.testing.assert_array_equal(
-      ops.conv2d(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)), np.full((1, 3, 3, 4), 18.0))
+    ops.conv2d(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)), np.full((1, 3, 3, 4), 18.0)
+  )
 
 
 def test_lecture_worked_example():
@@ -270,15 +299,30 @@ def test_lecture_worked_example():
   gives [[5,-4,5],[6,10,7],[12,2,7]] for w0 and b0 = 1, so the slide's first map must have been
   computed from values other than those it shows. We assert the map the definition gives.
   """
-  x = np.stack([
+  x = np.stack(
+    [
       [[1, 2, 1, 0, 2], [2, 1, 1, 2, 2], [1, 2, 0, 1, 0], [2, 0, 1, 0, 2], [1, 2, 2, 0, 1]],
       [[2, 0, 1, 2, 0], [1, 1, 1, 1, 2], [1, 2, 2, 1, 0], [0, 1, 1, 2, 0], [2, 1, 0, 2, 0]],
       [[2, 1, 0, 2, 1], [2, 1, 2, 2, 2], [1, 2, 1, 0, 1], [2, 2, 1, 1, 0], [1, 0, 0, 1, 1]],
-  ], axis=-1).astype(np.float32)
-  w0 = np.stack([[[-1, 1, -1], [-1, 0, 1], [0, 1, -1]], [[1, -1, 1], [0, 1, -1], [1, -1, 1]],
-                 [[0, 1, 1], [1, 1, 0], [1, -1, -1]]], axis=-1)
-  w1 = np.stack([[[1, -1, 1], [0, 0, 0], [1, 0, -1]], [[1, 1, 1], [-1, 0, -1], [0, -1, -1]],
-                 [[-1, -1, 0], [-1, 1, -1], [0, 0, 0]]], axis=-1)
+    ],
+    axis=-1,
+  ).astype(np.float32)
+  w0 = np.stack(
+    [
+      [[-1, 1, -1], [-1, 0, 1], [0, 1, -1]],
+      [[1, -1, 1], [0, 1, -1], [1, -1, 1]],
+      [[0, 1, 1], [1, 1, 0], [1, -1, -1]],
+    ],
+    axis=-1,
+  )
+  w1 = np.stack(
+    [
+      [[1, -1, 1], [0, 0, 0], [1, 0, -1]],
+      [[1, 1, 1], [-1, 0, -1], [0, -1, -1]],
+      [[-1, -1, 0], [-1, 1, -1], [0, 0, 0]],
+    ],
+    axis=-1,
+  )
   w = np.stack([w0, w1], axis=-1).astype(np.float32)  # (3, 3, 3, 2) HWIO
   b = np.array([1.0, 0.0], np.float32)
   y = np.asarray(ops.conv2d(x[None], w, b, stride=2, padding=1))[0]
@@ -289,7 +333,7 @@ def test_lecture_worked_example():
   loop = np.zeros((3, 3))
   for i in range(3):
     for j in range(3):
-      loop[i, j] = np.sum(padded[2 * i:2 * i + 3, 2 * j:2 * j + 3, :] * w0) + 1
+      loop[i, j] = np.sum(padded[2 * i : 2 * i + 3, 2 * j : 2 * j + 3, :] * w0) + 1
   np.testing.assert_array_equal(loop, [[5, -4, 5], [6, 10, 7], [12, 2, 7]])
   np.testing.assert_array_equal(y[:, :, 0], loop)
 
@@ -299,46 +343,60 @@ def test_lecture_worked_example():
 
 def _forbid_lax():
   """Makes any attempt to build a convolution fail loudly (the checks must come first)."""
-  return mock.patch.object(lax, "conv_general_dilated", side_effect=AssertionError("traced"))
+  return mock.patch.object(lax, 'conv_general_dilated', side_effect=AssertionError('traced'))
 
 
 X = np.zeros((1, 6, 6, 4), np.float32)
 W = np.zeros((3, 3, 4, 2), np.float32)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: ops.conv2d(X[0], W), r"x must have rank 4.*\(6, 6, 4\)"),
-    (lambda: ops.conv2d(X, W[0]), r"w must have rank 4"),
-    (lambda: ops.conv2d(X, np.zeros((3, 3, 3, 2))), r"w.shape\[2\]=3 must equal .* 4"),
-    (lambda: ops.conv2d(X, np.zeros((3, 3, 1, 2)), groups=3), r"groups=3 must divide .*=4"),
-    (lambda: ops.conv2d(X, np.zeros((3, 3, 2, 3)), groups=2), r"groups=2 must divide the "
-                                                               r"output channels .*3"),
-    (lambda: ops.conv2d(X, W, groups=0), r"groups must be a positive int, got 0"),
-    (lambda: ops.conv2d(X, W, stride=0), r"stride must be positive, got 0"),
-    (lambda: ops.conv2d(X, W, stride=(1, -2)), r"stride must be positive, got \(1, -2\)"),
-    (lambda: ops.conv2d(X, W, dilation=0), r"dilation must be positive, got 0"),
-    (lambda: ops.conv2d(X, W, padding=-1), r"padding must be non-negative, got -1"),
-    (lambda: ops.conv2d(X, W, padding=((0, 1), (-1, 0))), r"padding must be non-negative"),
-    (lambda: ops.conv2d(X, W, padding="FULL"), r"padding as a string must be 'SAME' or "
-                                               r"'VALID', got 'FULL'"),
-    (lambda: ops.conv2d(X, W, dilation=3), r"empty output \(0, 0\)"),
-    (lambda: ops.conv2d(X, W, b=np.zeros(3)), r"b must have shape \(2,\)"),
-    (lambda: ops.conv_transpose2d(X, np.zeros((3, 3, 2, 4))), r"w.shape\[2\]=2 must equal"),
-    (lambda: ops.conv_transpose2d(X, W, stride=2, output_padding=2),
-     r"output_padding=\(2, 2\) must be smaller than max\(stride, dilation\) = 2"),
-    (lambda: ops.conv_transpose2d(X, W, padding=-1), r"padding must be non-negative"),
-    (lambda: ops.conv_transpose2d(X, W, padding="SAME"), r"padding as a string must be "
-                                                          r"'VALID', got 'SAME'"),
-    (lambda: ops.conv_transpose2d(X[:, :1, :1], W, padding=2), r"empty output"),
-    (lambda: ops.atrous_conv2d(X, W, rate=0), r"rate must be positive, got 0"),
-])
+@pytest.mark.parametrize(
+  'call, match',
+  [
+    (lambda: ops.conv2d(X[0], W), r'x must have rank 4.*\(6, 6, 4\)'),
+    (lambda: ops.conv2d(X, W[0]), r'w must have rank 4'),
+    (lambda: ops.conv2d(X, np.zeros((3, 3, 3, 2))), r'w.shape\[2\]=3 must equal .* 4'),
+    (lambda: ops.conv2d(X, np.zeros((3, 3, 1, 2)), groups=3), r'groups=3 must divide .*=4'),
+    (
+      lambda: ops.conv2d(X, np.zeros((3, 3, 2, 3)), groups=2),
+      r'groups=2 must divide the '
+      r'output channels .*3',
+    ),
+    (lambda: ops.conv2d(X, W, groups=0), r'groups must be a positive int, got 0'),
+    (lambda: ops.conv2d(X, W, stride=0), r'stride must be positive, got 0'),
+    (lambda: ops.conv2d(X, W, stride=(1, -2)), r'stride must be positive, got \(1, -2\)'),
+    (lambda: ops.conv2d(X, W, dilation=0), r'dilation must be positive, got 0'),
+    (lambda: ops.conv2d(X, W, padding=-1), r'padding must be non-negative, got -1'),
+    (lambda: ops.conv2d(X, W, padding=((0, 1), (-1, 0))), r'padding must be non-negative'),
+    (
+      lambda: ops.conv2d(X, W, padding='FULL'),
+      r"padding as a string must be 'SAME' or "
+      r"'VALID', got 'FULL'",
+    ),
+    (lambda: ops.conv2d(X, W, dilation=3), r'empty output \(0, 0\)'),
+    (lambda: ops.conv2d(X, W, b=np.zeros(3)), r'b must have shape \(2,\)'),
+    (lambda: ops.conv_transpose2d(X, np.zeros((3, 3, 2, 4))), r'w.shape\[2\]=2 must equal'),
+    (
+      lambda: ops.conv_transpose2d(X, W, stride=2, output_padding=2),
+      r'output_padding=\(2, 2\) must be smaller than max\(stride, dilation\) = 2',
+    ),
+    (lambda: ops.conv_transpose2d(X, W, padding=-1), r'padding must be non-negative'),
+    (
+      lambda: ops.conv_transpose2d(X, W, padding='SAME'),
+      r'padding as a string must be '
+      r"'VALID', got 'SAME'",
+    ),
+    (lambda: ops.conv_transpose2d(X[:, :1, :1], W, padding=2), r'empty output'),
+    (lambda: ops.atrous_conv2d(X, W, rate=0), r'rate must be positive, got 0'),
+  ],
+)
 def test_bad_arguments_raise_value_error_before_tracing(call, match):
   with _forbid_lax(), pytest.raises(ValueError, match=match):
     call()
 
 
 def test_non_integer_stride_is_a_type_error():
-  with pytest.raises(TypeError, match=r"stride must be an int or a pair of ints, got 1.5"):
+  with pytest.raises(TypeError, match=r'stride must be an int or a pair of ints, got 1.5'):
     ops.conv2d(X, W, stride=1.5)
 
 
@@ -349,7 +407,7 @@ def test_jit_vmap_and_grad():
   rng = np.random.default_rng(5)
   x = rng.standard_normal((3, 2, 7, 6, 4)).astype(np.float32)  # extra leading axis for vmap
   w = rng.standard_normal((3, 3, 2, 6)).astype(np.float32)
-  conv = lambda x_, w_: ops.conv2d(x_, w_, stride=2, padding="SAME", groups=2)
+  conv = lambda x_, w_: ops.conv2d(x_, w_, stride=2, padding='SAME', groups=2)
   eager = conv(x[0], w)
   assert ref.relative_error(jax.jit(conv)(x[0], w), eager) < TOL
   batched = jax.vmap(conv, in_axes=(0, None))(x, w)
@@ -360,7 +418,7 @@ def test_jit_vmap_and_grad():
   assert ref.relative_error(batched, np.stack([tconv(xi, w_t) for xi in x[..., :2]])) < TOL
   with jax.enable_x64(True):  # finite differences need float64
     x64, w64 = x[0].astype(np.float64), w.astype(np.float64)
-    jtu.check_grads(conv, (x64, w64), order=2, modes=["rev", "fwd"])
+    jtu.check_grads(conv, (x64, w64), order=2, modes=['rev', 'fwd'])
     tconv = lambda x_, w_: ops.conv_transpose2d(x_, w_, stride=2, padding=1, output_padding=1)
     jtu.check_grads(tconv, (x64[..., :2], w64[..., :2, :]), order=1)
     tconv = lambda x_, w_: ops.conv_transpose2d(x_, w_, stride=(3, 2), padding=((2, 0), (1, 3)))
@@ -374,25 +432,27 @@ def _primitives(fn, *args):
   return {eqn.primitive.name for eqn in jax.make_jaxpr(fn)(*args).eqns}
 
 
-@pytest.mark.parametrize("kernel,groups,expect_conv", [
+@pytest.mark.parametrize(
+  'kernel,groups,expect_conv',
+  [
     ((1, 1), 1, False),  # a matmul over channels: XLA:CPU trains it ~2x faster
-    ((3, 3), 1, True),   # XLA's (YNNPACK's) convolution beat every matmul formulation tried
-    ((7, 7), 1, True),   # the stem: space-to-depth and im2col both lost
-    ((1, 1), 2, True),   # grouped 1x1: not a single matmul
-])
+    ((3, 3), 1, True),  # XLA's (YNNPACK's) convolution beat every matmul formulation tried
+    ((7, 7), 1, True),  # the stem: space-to-depth and im2col both lost
+    ((1, 1), 2, True),  # grouped 1x1: not a single matmul
+  ],
+)
 def test_conv2d_lowering_routes(kernel, groups, expect_conv):
   """Pins which shapes leave XLA's convolution (benchmarks/resnet50_step.py has the numbers)."""
   x = jnp.ones((1, 9, 9, 4))
   w = jnp.ones((*kernel, 4 // groups, 6))
   for stride in (1, 2):
-    conv = lambda x_, w_: ops.conv2d(x_, w_, stride=stride, padding=kernel[0] // 2,
-                                     groups=groups)
+    conv = lambda x_, w_: ops.conv2d(x_, w_, stride=stride, padding=kernel[0] // 2, groups=groups)
     forward = _primitives(conv, x, w)
     backward = _primitives(jax.grad(lambda x_, w_: conv(x_, w_).sum(), argnums=(0, 1)), x, w)
-    assert ("conv_general_dilated" in forward) == expect_conv
-    assert ("conv_general_dilated" in backward) == expect_conv
+    assert ('conv_general_dilated' in forward) == expect_conv
+    assert ('conv_general_dilated' in backward) == expect_conv
     if not expect_conv:
-      assert "dot_general" in forward and "dot_general" in backward
+      assert 'dot_general' in forward and 'dot_general' in backward
 
 
 def test_pointwise_filter_gradient_is_x_transpose_dy_on_matrices():
@@ -406,8 +466,8 @@ def test_pointwise_filter_gradient_is_x_transpose_dy_on_matrices():
   w = rng.standard_normal((1, 1, 4, 3)).astype(np.float32)
   dy = rng.standard_normal((2, 5, 6, 3)).astype(np.float32)
   grad_w = lambda x_, w_: jax.vjp(lambda w__: ops.conv2d(x_, w__), w_)[1](dy)[0]
-  dots = [eqn for eqn in jax.make_jaxpr(grad_w)(x, w).eqns if eqn.primitive.name == "dot_general"]
+  dots = [eqn for eqn in jax.make_jaxpr(grad_w)(x, w).eqns if eqn.primitive.name == 'dot_general']
   assert [tuple(v.aval.shape) for v in dots[-1].invars] in ([(60, 3), (60, 4)], [(60, 4), (60, 3)])
-  assert dots[-1].params["dimension_numbers"][0] == ((0,), (0,))
-  expected = np.einsum("nhwc,nhwo->co", x.astype(np.float64), dy)[None, None]
+  assert dots[-1].params['dimension_numbers'][0] == ((0,), (0,))
+  expected = np.einsum('nhwc,nhwo->co', x.astype(np.float64), dy)[None, None]
   assert ref.relative_error(grad_w(x, w), expected) < TOL

@@ -1,4 +1,5 @@
 """jaxseg.ops.local_response_norm against NumPy loops, PyTorch and AlexNet's closed form."""
+
 from unittest import mock
 
 import jax
@@ -12,10 +13,22 @@ from jaxseg import ops
 
 TOL = 1e-5
 
-LRN_CASES = [dict(size=size, alpha=alpha, beta=beta, k=k) for size, (alpha, beta, k) in zip(
+LRN_CASES = [
+  dict(size=size, alpha=alpha, beta=beta, k=k)
+  for size, (alpha, beta, k) in zip(
     [1, 2, 3, 4, 5, 6, 7, 9],
-    [(1e-4, 0.75, 1.0), (0.5, 0.75, 2.0), (1.0, 0.5, 1.0), (2.0, 1.0, 0.5),
-     (1e-4, 0.75, 2.0), (0.3, 0.25, 1.0), (5e-4, 0.75, 2.0), (1.5, 0.75, 1.0)])]
+    [
+      (1e-4, 0.75, 1.0),
+      (0.5, 0.75, 2.0),
+      (1.0, 0.5, 1.0),
+      (2.0, 1.0, 0.5),
+      (1e-4, 0.75, 2.0),
+      (0.3, 0.25, 1.0),
+      (5e-4, 0.75, 2.0),
+      (1.5, 0.75, 1.0),
+    ],
+  )
+]
 
 
 def _problem(size):
@@ -23,14 +36,15 @@ def _problem(size):
   return x
 
 
-@pytest.mark.parametrize("params", LRN_CASES, ids=str)
+@pytest.mark.parametrize('params', LRN_CASES, ids=str)
 def test_lrn_matches_numpy_loops_and_torch(params):
-  x = _problem(params["size"])
+  x = _problem(params['size'])
   actual = ops.local_response_norm(x, **params)
   assert ref.relative_error(actual, ref.local_response_norm(x, **params)) < TOL
-  torch = pytest.importorskip("torch")
+  torch = pytest.importorskip('torch')
   expected = torch.nn.functional.local_response_norm(
-      torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1))), **params)
+    torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1))), **params
+  )
   assert ref.relative_error(actual, np.moveaxis(expected.numpy(), 1, -1)) < TOL
 
 
@@ -55,20 +69,32 @@ def test_lrn_mixes_only_the_window():
   np.testing.assert_allclose(y[[1, 5, 6]], 1 / (1 + 3), rtol=1e-6)  # three ones in the window
   np.testing.assert_allclose(y[2], 1 / (1 + 1 + 1 + 100), rtol=1e-6)
   np.testing.assert_allclose(y[3], 10 / (1 + 1 + 100 + 1), rtol=1e-6)
-  np.testing.assert_allclose(y[[0, 7]], 1 / (1 + 2), rtol=1e-6)    # edge channels: two in range
+  np.testing.assert_allclose(y[[0, 7]], 1 / (1 + 2), rtol=1e-6)  # edge channels: two in range
 
 
-@pytest.mark.parametrize("call, match, error", [
-    (lambda: ops.local_response_norm(np.ones((2, 3, 4))), r"x must have rank 4", ValueError),
-    (lambda: ops.local_response_norm(np.ones((1, 2, 2, 3)), size=0),
-     r"size must be a positive int, got 0", ValueError),
-    (lambda: ops.local_response_norm(np.ones((1, 2, 2, 3)), size=2.5),
-     r"size must be a positive int, got 2.5", ValueError),
-    (lambda: ops.local_response_norm(np.ones((1, 2, 2, 3)), alpha="big"),
-     r"alpha must be a real number, got 'big'", TypeError),
-])
+@pytest.mark.parametrize(
+  'call, match, error',
+  [
+    (lambda: ops.local_response_norm(np.ones((2, 3, 4))), r'x must have rank 4', ValueError),
+    (
+      lambda: ops.local_response_norm(np.ones((1, 2, 2, 3)), size=0),
+      r'size must be a positive int, got 0',
+      ValueError,
+    ),
+    (
+      lambda: ops.local_response_norm(np.ones((1, 2, 2, 3)), size=2.5),
+      r'size must be a positive int, got 2.5',
+      ValueError,
+    ),
+    (
+      lambda: ops.local_response_norm(np.ones((1, 2, 2, 3)), alpha='big'),
+      r"alpha must be a real number, got 'big'",
+      TypeError,
+    ),
+  ],
+)
 def test_bad_arguments(call, match, error):
-  with mock.patch.object(lax, "reduce_window", side_effect=AssertionError("traced")):
+  with mock.patch.object(lax, 'reduce_window', side_effect=AssertionError('traced')):
     with pytest.raises(error, match=match):
       call()
 

@@ -3,6 +3,7 @@
 The grid is an all-pairs subset of window 1..7 (and non-square), stride default/1..3, every
 padding form (at most half the window), ceil_mode and count_include_pad.
 """
+
 from unittest import mock
 
 import jax
@@ -18,21 +19,21 @@ from jaxseg import ops
 TOL = 1e-5
 
 POOL_AXES = dict(
-    window=[1, 2, 3, 4, 5, 6, 7, (2, 3)],
-    stride=[None, 1, 2, 3, (2, 1)],
-    padding=[0, 1, 2, 3, (1, 0), ((0, 1), (1, 0)), "SAME", "VALID"],
-    ceil_mode=[False, True],
-    count_include_pad=[True, False],
-    size=["small", "large"],
+  window=[1, 2, 3, 4, 5, 6, 7, (2, 3)],
+  stride=[None, 1, 2, 3, (2, 1)],
+  padding=[0, 1, 2, 3, (1, 0), ((0, 1), (1, 0)), 'SAME', 'VALID'],
+  ceil_mode=[False, True],
+  count_include_pad=[True, False],
+  size=['small', 'large'],
 )
 
 
 def _pool_valid(case):
-  kh, kw = ref.as_pair(case["window"])
-  sh, sw = ref.as_pair(case["stride"] or case["window"])
-  if isinstance(case["padding"], str):
+  kh, kw = ref.as_pair(case['window'])
+  sh, sw = ref.as_pair(case['stride'] or case['window'])
+  if isinstance(case['padding'], str):
     return True
-  (pt, pb), (pl, pr) = ref.explicit_pads(case["padding"], None, None, None)
+  (pt, pb), (pl, pr) = ref.explicit_pads(case['padding'], None, None, None)
   return max(pt, pb) <= kh // 2 and max(pl, pr) <= kw // 2
 
 
@@ -40,22 +41,22 @@ POOL_CASES = ref.pairwise_cases(POOL_AXES, valid=_pool_valid, seed=2)
 
 
 def _case_id(case):
-  return "-".join(f"{k}={v}".replace(" ", "") for k, v in case.items())
+  return '-'.join(f'{k}={v}'.replace(' ', '') for k, v in case.items())
 
 
 def pool_problem(case):
-  kh, kw = ref.as_pair(case["window"])
+  kh, kw = ref.as_pair(case['window'])
   # 'small' leaves the ceil-mode remainder small, 'large' sizes are co-prime with most strides.
-  extra = (1, 2) if case["size"] == "small" else (5, 4)
+  extra = (1, 2) if case['size'] == 'small' else (5, 4)
   rng = np.random.default_rng(kh * 13 + kw + extra[0])
   x = rng.standard_normal((2, kh + extra[0], kw + extra[1], 3)).astype(np.float32)
-  kwargs = dict(stride=case["stride"], padding=case["padding"], ceil_mode=case["ceil_mode"])
-  return x, case["window"], kwargs
+  kwargs = dict(stride=case['stride'], padding=case['padding'], ceil_mode=case['ceil_mode'])
+  return x, case['window'], kwargs
 
 
 def _torch_pool(name, x, window, stride, padding, **kwargs):
   """torch's pooling on NHWC numpy x, padding any form (asymmetric padding done by hand)."""
-  torch = pytest.importorskip("torch")
+  torch = pytest.importorskip('torch')
   kh, kw = ref.as_pair(window)
   stride = ref.as_pair(stride or window)
   (pt, pb), (pl, pr) = ref.explicit_pads(padding, x.shape[1:3], (kh, kw), stride)
@@ -73,26 +74,33 @@ def test_grid_covers_every_value():
   assert len(POOL_CASES) < 80
 
 
-@pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
+@pytest.mark.parametrize('case', POOL_CASES, ids=_case_id)
 def test_max_pool_matches_numpy_loops_and_torch(case):
   x, window, kwargs = pool_problem(case)
   actual = np.asarray(ops.max_pool(x, window, **kwargs))
   assert ref.relative_error(actual, ref.max_pool(x, window, **kwargs)) < TOL
-  expected = _torch_pool("max_pool2d", x, window, kwargs["stride"], kwargs["padding"],
-                         ceil_mode=kwargs["ceil_mode"])
+  expected = _torch_pool(
+    'max_pool2d', x, window, kwargs['stride'], kwargs['padding'], ceil_mode=kwargs['ceil_mode']
+  )
   if expected is not None:
     assert ref.relative_error(actual, expected) < TOL
 
 
-@pytest.mark.parametrize("case", POOL_CASES, ids=_case_id)
+@pytest.mark.parametrize('case', POOL_CASES, ids=_case_id)
 def test_avg_pool_matches_numpy_loops_and_torch(case):
   x, window, kwargs = pool_problem(case)
-  kwargs["count_include_pad"] = case["count_include_pad"]
+  kwargs['count_include_pad'] = case['count_include_pad']
   actual = np.asarray(ops.avg_pool(x, window, **kwargs))
   assert ref.relative_error(actual, ref.avg_pool(x, window, **kwargs)) < TOL
-  expected = _torch_pool("avg_pool2d", x, window, kwargs["stride"], kwargs["padding"],
-                         ceil_mode=kwargs["ceil_mode"],
-                         count_include_pad=kwargs["count_include_pad"])
+  expected = _torch_pool(
+    'avg_pool2d',
+    x,
+    window,
+    kwargs['stride'],
+    kwargs['padding'],
+    ceil_mode=kwargs['ceil_mode'],
+    count_include_pad=kwargs['count_include_pad'],
+  )
   if expected is not None:
     assert ref.relative_error(actual, expected) < TOL
 
@@ -100,8 +108,9 @@ def test_avg_pool_matches_numpy_loops_and_torch(case):
 def _symmetric(case):
   x, window, kwargs = pool_problem(case)
   kh, kw = ref.as_pair(window)
-  pads = ref.explicit_pads(kwargs["padding"], x.shape[1:3], (kh, kw),
-                           ref.as_pair(kwargs["stride"] or window))
+  pads = ref.explicit_pads(
+    kwargs['padding'], x.shape[1:3], (kh, kw), ref.as_pair(kwargs['stride'] or window)
+  )
   return all(lo == hi for lo, hi in pads)
 
 
@@ -146,11 +155,16 @@ def test_ceil_mode_drops_a_window_starting_in_the_padding():
   np.testing.assert_allclose(y[0, :, 0, 0], [0.5, 4.0])
 
 
-@pytest.mark.parametrize("count_include_pad", [True, False])
+@pytest.mark.parametrize('count_include_pad', [True, False])
 def test_avg_pool_ceil_overhang_is_not_counted(count_include_pad):
   """5x5 ones, 2x2/2 ceil: the last windows overhang the input; the average stays exactly 1."""
-  y = ops.avg_pool(np.ones((1, 5, 5, 1), np.float32), 2, stride=2, ceil_mode=True,
-                   count_include_pad=count_include_pad)
+  y = ops.avg_pool(
+    np.ones((1, 5, 5, 1), np.float32),
+    2,
+    stride=2,
+    ceil_mode=True,
+    count_include_pad=count_include_pad,
+  )
   assert y.shape == (1, 3, 3, 1)
   np.testing.assert_array_equal(y, np.ones((1, 3, 3, 1)))
 
@@ -159,8 +173,7 @@ def test_avg_pool_count_include_pad_closed_form():
   """3x3 ones, 3x3/1 padding 1: the corner window holds 4 ones among 9 cells."""
   x = np.ones((1, 3, 3, 1), np.float32)
   with_pad = ops.avg_pool(x, 3, stride=1, padding=1, count_include_pad=True)[0, :, :, 0]
-  np.testing.assert_allclose(with_pad, np.array([[4, 6, 4], [6, 9, 6], [4, 6, 4]]) / 9,
-                             rtol=1e-6)
+  np.testing.assert_allclose(with_pad, np.array([[4, 6, 4], [6, 9, 6], [4, 6, 4]]) / 9, rtol=1e-6)
   without = ops.avg_pool(x, 3, stride=1, padding=1, count_include_pad=False)
   np.testing.assert_allclose(without, np.ones_like(x), rtol=1e-6)
 
@@ -171,41 +184,43 @@ def test_global_pools():
   np.testing.assert_array_equal(ops.global_max_pool(x), x.max(axis=(1, 2)))
   assert ops.global_avg_pool(x, keepdims=True).shape == (2, 1, 1, 3)
   np.testing.assert_array_equal(ops.global_max_pool(x, keepdims=True)[:, 0, 0], x.max((1, 2)))
-  with pytest.raises(ValueError, match=r"x must have rank 4"):
+  with pytest.raises(ValueError, match=r'x must have rank 4'):
     ops.global_avg_pool(x[0])
 
 
 X = np.zeros((1, 6, 6, 2), np.float32)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: ops.max_pool(X[0], 2), r"x must have rank 4"),
-    (lambda: ops.max_pool(X, 0), r"window must be positive, got 0"),
-    (lambda: ops.max_pool(X, (2, -1)), r"window must be positive, got \(2, -1\)"),
-    (lambda: ops.avg_pool(X, 2, stride=0), r"stride must be positive, got 0"),
-    (lambda: ops.avg_pool(X, 3, padding=-1), r"padding must be non-negative, got -1"),
-    (lambda: ops.max_pool(X, 3, padding=2), r"padding=2 must be at most half the window"),
-    (lambda: ops.max_pool(X, 7), r"max_pool .* empty output \(0, 0\)"),
-    (lambda: ops.avg_pool(X, (2, 8), padding="VALID"), r"avg_pool .* empty output"),
-    (lambda: ops.max_pool(X, 2, padding="full"), r"padding as a string must be"),
-])
+@pytest.mark.parametrize(
+  'call, match',
+  [
+    (lambda: ops.max_pool(X[0], 2), r'x must have rank 4'),
+    (lambda: ops.max_pool(X, 0), r'window must be positive, got 0'),
+    (lambda: ops.max_pool(X, (2, -1)), r'window must be positive, got \(2, -1\)'),
+    (lambda: ops.avg_pool(X, 2, stride=0), r'stride must be positive, got 0'),
+    (lambda: ops.avg_pool(X, 3, padding=-1), r'padding must be non-negative, got -1'),
+    (lambda: ops.max_pool(X, 3, padding=2), r'padding=2 must be at most half the window'),
+    (lambda: ops.max_pool(X, 7), r'max_pool .* empty output \(0, 0\)'),
+    (lambda: ops.avg_pool(X, (2, 8), padding='VALID'), r'avg_pool .* empty output'),
+    (lambda: ops.max_pool(X, 2, padding='full'), r'padding as a string must be'),
+  ],
+)
 def test_bad_arguments_raise_value_error_before_tracing(call, match):
-  with mock.patch.object(lax, "reduce_window", side_effect=AssertionError("traced")):
+  with mock.patch.object(lax, 'reduce_window', side_effect=AssertionError('traced')):
     with pytest.raises(ValueError, match=match):
       call()
 
 
 def test_avg_pool_rejects_integers():
-  with pytest.raises(TypeError, match=r"avg_pool needs a floating x, got dtype int32"):
+  with pytest.raises(TypeError, match=r'avg_pool needs a floating x, got dtype int32'):
     ops.avg_pool(np.zeros((1, 4, 4, 1), np.int32), 2)
 
 
 def test_jit_vmap_and_grad():
   rng = np.random.default_rng(1)
   x = rng.standard_normal((3, 2, 7, 6, 2)).astype(np.float32)
-  avg = lambda x_: ops.avg_pool(x_, 3, stride=2, padding=1, ceil_mode=True,
-                                count_include_pad=False)
-  mx = lambda x_: ops.max_pool(x_, 3, stride=2, padding="SAME", ceil_mode=True)
+  avg = lambda x_: ops.avg_pool(x_, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False)
+  mx = lambda x_: ops.max_pool(x_, 3, stride=2, padding='SAME', ceil_mode=True)
   for fn in (avg, mx):
     eager = fn(x[0])
     assert ref.relative_error(jax.jit(fn)(x[0]), eager) < TOL
@@ -230,11 +245,19 @@ def _adaptive_avg_pool_loops(x, out_hw):
 
 
 # (input H, W) -> output: divisible, non-divisible (overlapping windows), upsampling, identity.
-ADAPTIVE_CASES = [((8, 8), 4), ((14, 14), 7), ((7, 5), (3, 2)), ((13, 10), (6, 4)),
-                  ((5, 6), 5), ((2, 3), (4, 5)), ((6, 6), 6), ((9, 4), 1)]
+ADAPTIVE_CASES = [
+  ((8, 8), 4),
+  ((14, 14), 7),
+  ((7, 5), (3, 2)),
+  ((13, 10), (6, 4)),
+  ((5, 6), 5),
+  ((2, 3), (4, 5)),
+  ((6, 6), 6),
+  ((9, 4), 1),
+]
 
 
-@pytest.mark.parametrize("in_hw, output_size", ADAPTIVE_CASES)
+@pytest.mark.parametrize('in_hw, output_size', ADAPTIVE_CASES)
 def test_adaptive_avg_pool_matches_numpy_loops_and_torch(in_hw, output_size):
   x = np.random.default_rng(sum(in_hw)).standard_normal((2, *in_hw, 3)).astype(np.float32)
   out_hw = ref.as_pair(output_size)
@@ -246,7 +269,8 @@ def test_adaptive_avg_pool_matches_numpy_loops_and_torch(in_hw, output_size):
   except ImportError:
     return
   expected = torch.nn.functional.adaptive_avg_pool2d(
-      torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1))), out_hw).numpy()
+    torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1))), out_hw
+  ).numpy()
   np.testing.assert_allclose(y, np.moveaxis(expected, 1, -1), rtol=1e-5, atol=1e-6)
 
 
@@ -257,11 +281,11 @@ def test_adaptive_avg_pool_overlapping_windows_closed_form():
 
 
 def test_adaptive_avg_pool_bad_arguments():
-  with pytest.raises(ValueError, match=r"x must have rank 4"):
+  with pytest.raises(ValueError, match=r'x must have rank 4'):
     ops.adaptive_avg_pool(np.zeros((4, 4, 3), np.float32), 2)
-  with pytest.raises(ValueError, match=r"output_size must be positive, got 0"):
+  with pytest.raises(ValueError, match=r'output_size must be positive, got 0'):
     ops.adaptive_avg_pool(np.zeros((1, 4, 4, 3), np.float32), 0)
-  with pytest.raises(TypeError, match=r"output_size must be an int or a pair of ints"):
+  with pytest.raises(TypeError, match=r'output_size must be an int or a pair of ints'):
     ops.adaptive_avg_pool(np.zeros((1, 4, 4, 3), np.float32), 2.5)
 
 
@@ -288,14 +312,18 @@ def test_pooling_gradients_under_jit():
   expected = np.zeros((4, 6))
   for i in range(4):
     for j in range(6):
-      expected[max(i - 1, 0):i + 2, max(j - 1, 0):j + 2] += inv[i, j]
-  np.testing.assert_allclose(jax.jit(jax.grad(fn))(x), np.broadcast_to(expected[None, :, :, None],
-                                                                         x.shape), rtol=1e-5)
+      expected[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2] += inv[i, j]
+  np.testing.assert_allclose(
+    jax.jit(jax.grad(fn))(x), np.broadcast_to(expected[None, :, :, None], x.shape), rtol=1e-5
+  )
   # Also through jit of a function that builds the pool inside a traced computation.
   np.testing.assert_allclose(
-      jax.jit(jax.grad(lambda x_: ops.max_pool(x_ * 2.0, 3, stride=2, padding=1,
-                                               ceil_mode=True).sum()))(x).sum(),
-      2.0 * ops.max_pool(x, 3, stride=2, padding=1, ceil_mode=True).size, rtol=1e-6)
+    jax.jit(
+      jax.grad(lambda x_: ops.max_pool(x_ * 2.0, 3, stride=2, padding=1, ceil_mode=True).sum())
+    )(x).sum(),
+    2.0 * ops.max_pool(x, 3, stride=2, padding=1, ceil_mode=True).size,
+    rtol=1e-6,
+  )
 
 
 # ---------------------------------------------------------------- max pool derivative (issue 16)
@@ -306,10 +334,18 @@ def test_pooling_gradients_under_jit():
 def _select_and_scatter_max_pool(x, window, stride, padding, ceil_mode):
   """jaxseg's max pool before issue 16: reduce_window, differentiated by XLA."""
   from jaxseg.ops import pooling  # noqa: PLC0415 (private helpers of the op under test)
-  window, stride, pads, _, overhang = pooling._pool_geometry(x, window, stride, padding,
-                                                             ceil_mode, "max_pool")
-  return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, *window, 1),
-                           (1, *stride, 1), pooling._reduce_pads(pads, overhang))
+
+  window, stride, pads, _, overhang = pooling._pool_geometry(
+    x, window, stride, padding, ceil_mode, 'max_pool'
+  )
+  return lax.reduce_window(
+    x,
+    np.array(-np.inf, x.dtype),
+    lax.max,
+    (1, *window, 1),
+    (1, *stride, 1),
+    pooling._reduce_pads(pads, overhang),
+  )
 
 
 def _tied_inputs(case):
@@ -319,29 +355,34 @@ def _tied_inputs(case):
   return [np.maximum(x, 0), ties]  # ReLU zeros (ResNet's stem) and small integers
 
 
-@pytest.mark.parametrize("case", POOL_CASES[::6], ids=_case_id)
+@pytest.mark.parametrize('case', POOL_CASES[::6], ids=_case_id)
 def test_max_pool_gradient_goes_to_first_maximum_like_select_and_scatter_and_torch(case):
   _, window, kwargs = pool_problem(case)
   for x in _tied_inputs(case):
     # jit: eagerly, every small op of the derivative would compile on its own.
     y, vjp = jax.vjp(jax.jit(lambda x_: ops.max_pool(x_, window, **kwargs)), x)
-    y_old, vjp_old = jax.vjp(jax.jit(
-        lambda x_: _select_and_scatter_max_pool(x_, window, kwargs["stride"], kwargs["padding"],
-                                                kwargs["ceil_mode"])), x)
+    y_old, vjp_old = jax.vjp(
+      jax.jit(
+        lambda x_: _select_and_scatter_max_pool(
+          x_, window, kwargs['stride'], kwargs['padding'], kwargs['ceil_mode']
+        )
+      ),
+      x,
+    )
     np.testing.assert_array_equal(y, y_old)
     dy = np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
     grad = vjp(dy)[0]
     np.testing.assert_allclose(grad, vjp_old(dy)[0], rtol=0, atol=1e-5)
     if not _symmetric(case):
       continue
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip('torch')
     kh, kw = ref.as_pair(window)
-    stride = ref.as_pair(kwargs["stride"] or window)
-    (pt, _), (pl, _) = ref.explicit_pads(kwargs["padding"], x.shape[1:3], (kh, kw), stride)
+    stride = ref.as_pair(kwargs['stride'] or window)
+    (pt, _), (pl, _) = ref.explicit_pads(kwargs['padding'], x.shape[1:3], (kh, kw), stride)
     x_t = torch.tensor(np.moveaxis(x, -1, 1), requires_grad=True)
-    torch.nn.functional.max_pool2d(x_t, (kh, kw), stride, (pt, pl),
-                                   ceil_mode=kwargs["ceil_mode"]).backward(
-                                       torch.from_numpy(np.moveaxis(dy, -1, 1).copy()))
+    torch.nn.functional.max_pool2d(
+      x_t, (kh, kw), stride, (pt, pl), ceil_mode=kwargs['ceil_mode']
+    ).backward(torch.from_numpy(np.moveaxis(dy, -1, 1).copy()))
     np.testing.assert_allclose(grad, np.moveaxis(x_t.grad.numpy(), 1, -1), rtol=0, atol=1e-5)
 
 
@@ -376,6 +417,6 @@ def test_max_pool_backward_has_no_select_and_scatter_and_keeps_bfloat16():
   x = jnp.ones((2, 9, 9, 3), jnp.bfloat16)
   grad = jax.grad(lambda x_: ops.max_pool(x_, 3, stride=2, padding=1).astype(jnp.float32).sum())
   names = {eqn.primitive.name for eqn in jax.make_jaxpr(grad)(x).eqns}
-  assert not any("select_and_scatter" in name for name in names)
+  assert not any('select_and_scatter' in name for name in names)
   assert jax.jit(grad)(x).dtype == jnp.bfloat16
   assert ops.max_pool(x, 3, stride=2, padding=1).dtype == jnp.bfloat16

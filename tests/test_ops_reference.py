@@ -1,4 +1,5 @@
 """The lecture's derivations: convolution as a matrix, backprop through a convolution."""
+
 import jax
 import numpy as np
 import pytest
@@ -8,27 +9,30 @@ from jaxseg import ops
 
 TOL = 1e-5
 
-GEOMETRIES = ref.pairwise_cases(dict(
+GEOMETRIES = ref.pairwise_cases(
+  dict(
     kernel=[1, 2, (3, 2)],
     stride=[1, 2, 3],
-    padding=[1, ((0, 2), (1, 0)), "SAME", "VALID"],
+    padding=[1, ((0, 2), (1, 0)), 'SAME', 'VALID'],
     dilation=[1, 2, (1, 3)],
-), seed=4)
+  ),
+  seed=4,
+)
 
 
 def _problem(case, seed=0):
-  kh, kw = ref.as_pair(case["kernel"])
+  kh, kw = ref.as_pair(case['kernel'])
   rng = np.random.default_rng(seed)
   x = rng.standard_normal((2, 7, 8, 3)).astype(np.float32)
   w = rng.standard_normal((kh, kw, 3, 4)).astype(np.float32)
-  return x, w, {k: case[k] for k in ("stride", "padding", "dilation")}
+  return x, w, {k: case[k] for k in ('stride', 'padding', 'dilation')}
 
 
 def _case_id(case):
-  return "-".join(f"{k}={v}".replace(" ", "") for k, v in case.items())
+  return '-'.join(f'{k}={v}'.replace(' ', '') for k, v in case.items())
 
 
-@pytest.mark.parametrize("case", GEOMETRIES, ids=_case_id)
+@pytest.mark.parametrize('case', GEOMETRIES, ids=_case_id)
 def test_conv2d_as_matrix_times_input_is_conv2d(case):
   x, w, kwargs = _problem(case)
   matrix = np.asarray(ops.conv2d_as_matrix(w, x.shape[1:], **kwargs))
@@ -51,7 +55,7 @@ def test_conv2d_as_matrix_is_sparse_with_shared_weights():
     np.testing.assert_array_equal(matrix[i * 4 + j].reshape(6, 6, 2), shifted)
 
 
-@pytest.mark.parametrize("case", GEOMETRIES, ids=_case_id)
+@pytest.mark.parametrize('case', GEOMETRIES, ids=_case_id)
 def test_conv2d_vjp_equals_jax_vjp(case):
   x, w, kwargs = _problem(case, seed=1)
   y, vjp = jax.vjp(lambda x_, w_: ops.conv2d(x_, w_, **kwargs), x, w)
@@ -74,13 +78,19 @@ def test_conv2d_vjp_against_the_matrix():
 
 def test_reference_errors():
   w = np.zeros((3, 3, 2, 1), np.float32)
-  with pytest.raises(ValueError, match=r"w.shape\[2\]=2 must equal the channels "
-                                       r"input_shape\[2\]=3"):
+  with pytest.raises(
+    ValueError,
+    match=r'w.shape\[2\]=2 must equal the channels '
+    r'input_shape\[2\]=3',
+  ):
     ops.conv2d_as_matrix(w, (5, 5, 3))
-  with pytest.raises(ValueError, match=r"input_shape must be \(H, W, C\)"):
+  with pytest.raises(ValueError, match=r'input_shape must be \(H, W, C\)'):
     ops.conv2d_as_matrix(w, (5, 5))
-  with pytest.raises(ValueError, match=r"empty output"):
+  with pytest.raises(ValueError, match=r'empty output'):
     ops.conv2d_as_matrix(w, (2, 2, 2))
-  with pytest.raises(ValueError, match=r"dy must have the shape of conv2d's output "
-                                       r"\(1, 3, 3, 1\), got \(1, 5, 5, 1\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"dy must have the shape of conv2d's output "
+    r'\(1, 3, 3, 1\), got \(1, 5, 5, 1\)',
+  ):
     ops.conv2d_vjp(np.zeros((1, 5, 5, 2)), w, np.zeros((1, 5, 5, 1)))

@@ -1,4 +1,5 @@
 """End to end: a narrow FCN-8s overfits four synthetic images through the segmentation task."""
+
 import importlib
 import os
 
@@ -18,18 +19,25 @@ from jaxseg.viz import overlays
 
 
 def _task(num_classes=4, normalization='none', **loss):
-  info = DatasetInfo(task='segmentation', num_classes=num_classes, ignore_label=255,
-                     image_shape=(32, 32, 3), splits={}, palette='voc',
-                     class_names=tuple(f'c{k}' for k in range(num_classes)),
-                     normalization=normalization)
+  info = DatasetInfo(
+    task='segmentation',
+    num_classes=num_classes,
+    ignore_label=255,
+    image_shape=(32, 32, 3),
+    splits={},
+    palette='voc',
+    class_names=tuple(f'c{k}' for k in range(num_classes)),
+    normalization=normalization,
+  )
   return get_task('segmentation').bind(loss, info)
 
 
 def _four_images(size=32):
   images, masks = [], []
   for index in range(4):
-    image, mask = synthetic.shapes_example(synthetic.example_rng(0, 'train', index),
-                                           image_size=size)
+    image, mask = synthetic.shapes_example(
+      synthetic.example_rng(0, 'train', index), image_size=size
+    )
     images.append(image)
     masks.append(mask)
   masks = np.stack(masks).astype(np.int32)
@@ -40,10 +48,10 @@ def _four_images(size=32):
 def test_fcn8s_overfits_four_synthetic_images(tmp_path):
   task = _task()
   images, masks = _four_images()
-  batch = {'image': jnp.asarray(images), 'mask': jnp.asarray(masks),
-           'valid': jnp.ones(4, bool)}
-  model = get_model('fcn8s', num_classes=4, width_divisor=8, learn_upsampling=True,
-                    dropout_rate=0.0)
+  batch = {'image': jnp.asarray(images), 'mask': jnp.asarray(masks), 'valid': jnp.ones(4, bool)}
+  model = get_model(
+    'fcn8s', num_classes=4, width_divisor=8, learn_upsampling=True, dropout_rate=0.0
+  )
   # An 'rbg' key: threefry for every kernel costs more to compile than the training itself.
   params = jax.jit(model.init)(jax.random.key(0, impl='rbg'), batch['image'])['params']
   optimizer = optax.adam(2e-3)
@@ -52,9 +60,11 @@ def test_fcn8s_overfits_four_synthetic_images(tmp_path):
   @jax.jit
   def train_step(params, opt_state):
     def loss_fn(p):
-      outputs, endpoints = model.apply({'params': p}, batch['image'], train=True,
-                                       rngs={'dropout': jax.random.key(0)})
+      outputs, endpoints = model.apply(
+        {'params': p}, batch['image'], train=True, rngs={'dropout': jax.random.key(0)}
+      )
       return task.loss(outputs, endpoints, batch)
+
     (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
@@ -117,22 +127,35 @@ def test_task_loss_reads_config_and_adds_auxiliary_heads():
   batch = {'mask': masks}
   plain, _ = _task(3, normalize=False).loss(outputs, {}, batch)
   np.testing.assert_allclose(
-      float(plain), float(seg_losses.segmentation_cross_entropy(outputs, masks,
-                                                                normalize=False)), rtol=1e-6)
+    float(plain),
+    float(seg_losses.segmentation_cross_entropy(outputs, masks, normalize=False)),
+    rtol=1e-6,
+  )
   weights = (1.0, 2.0, 0.5)
   task = _task(3, aux_weight=0.3, class_weights=weights)
-  with_aux, parts = task.loss(outputs, {'aux_head': aux, 'stride8': jnp.zeros((2, 1, 1, 7))},
-                              batch)
+  with_aux, parts = task.loss(outputs, {'aux_head': aux, 'stride8': jnp.zeros((2, 1, 1, 7))}, batch)
   main = seg_losses.segmentation_cross_entropy(outputs, masks, class_weights=weights)
-  aux_loss = seg_losses.segmentation_cross_entropy(seg_losses.resize_logits(aux, (4, 4)), masks,
-                                                   class_weights=weights)
+  aux_loss = seg_losses.segmentation_cross_entropy(
+    seg_losses.resize_logits(aux, (4, 4)), masks, class_weights=weights
+  )
   np.testing.assert_allclose(float(with_aux), float(main + 0.3 * aux_loss), rtol=1e-6)
   np.testing.assert_allclose(float(parts['cross_entropy']), float(main), rtol=1e-6)
 
 
-@pytest.mark.parametrize('name', [
-    'fcn32s_voc', 'fcn16s_voc', 'fcn8s_voc', 'deeplab_v1_voc', 'deeplab_v2_voc',
-    'deeplab_v3_voc', 'deeplab_v3plus_voc', 'deeplab_v3plus_cityscapes', 'fcn8s_shapes'])
+@pytest.mark.parametrize(
+  'name',
+  [
+    'fcn32s_voc',
+    'fcn16s_voc',
+    'fcn8s_voc',
+    'deeplab_v1_voc',
+    'deeplab_v2_voc',
+    'deeplab_v3_voc',
+    'deeplab_v3plus_voc',
+    'deeplab_v3plus_cityscapes',
+    'fcn8s_shapes',
+  ],
+)
 def test_experiment_configs_build_their_model_at_the_crop_size(name):
   module = importlib.import_module(f'experiments.configs.{name}')
   config = module.get_config()
@@ -143,8 +166,7 @@ def test_experiment_configs_build_their_model_at_the_crop_size(name):
   model = get_model(config.model.name, **kwargs)
   crop = config.data.get('crop_size', None) or config.data.get('synthetic_size')
   images = jax.ShapeDtypeStruct((1, crop, crop, 3), jnp.float32)
-  (logits, _), _ = jax.eval_shape(
-      lambda x: model.init_with_output(jax.random.key(0), x), images)
+  (logits, _), _ = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x), images)
   assert logits.shape == (1, crop, crop, kwargs['num_classes'])
   assert 'ignore_label' not in config.loss and 'palette' not in config
 
@@ -157,8 +179,11 @@ def test_write_images_shows_the_rgb_input_at_its_own_brightness(tmp_path, normal
   pixels = rng.integers(20, 120, (2, 6, 7, 3)).astype(np.uint8)
   pixels[..., 0] = 110  # a red cast: swapped channels would show it blue
   masks = rng.integers(0, 3, (2, 6, 7)).astype(np.int32)
-  batch = {'image': transforms.normalize(pixels, normalization), 'mask': masks,
-           'valid': np.array([True, False])}
+  batch = {
+    'image': transforms.normalize(pixels, normalization),
+    'mask': masks,
+    'valid': np.array([True, False]),
+  }
   logits = np.eye(3, dtype=np.float32)[masks]
   _task(3, normalization).write_images(str(tmp_path), 5, batch, logits, num_images=4)
   png = np.array(Image.open(os.path.join(tmp_path, 'images', 'step_000005.png')))
@@ -166,7 +191,7 @@ def test_write_images_shows_the_rgb_input_at_its_own_brightness(tmp_path, normal
   # below an 18-pixel title row, inside a 2-pixel border (viz.labelled_segmentation_grid).
   k, top, left = 27, 18 + 2, 2
   assert png.shape[1] == 3 * 7 * k + 2 * left
-  tile = lambda column: png[top:top + 6 * k, left + column * 7 * k:left + (column + 1) * 7 * k]
+  tile = lambda column: png[top : top + 6 * k, left + column * 7 * k : left + (column + 1) * 7 * k]
   enlarge = lambda image: np.repeat(np.repeat(image, k, axis=0), k, axis=1)
   np.testing.assert_array_equal(tile(0), enlarge(pixels[0]))
   np.testing.assert_array_equal(tile(1), enlarge(overlays.overlay(pixels[0], masks[0], alpha=0.6)))

@@ -42,16 +42,22 @@ def test_trial_env_confines_devices():
 
 
 def test_command_line_overrides_format():
-  trial = sweep.Trial(0, {'optimizer.learning_rate': 0.1, 'model.name': 'lenet5',
-                          'schedule.boundaries': [10, 20]}, '/w/t')
-  assert trial.command('c.py')[-3:] == ['--config.optimizer.learning_rate=0.1',
-                                        '--config.model.name=lenet5',
-                                        '--config.schedule.boundaries=(10, 20)']
+  trial = sweep.Trial(
+    0,
+    {'optimizer.learning_rate': 0.1, 'model.name': 'lenet5', 'schedule.boundaries': [10, 20]},
+    '/w/t',
+  )
+  assert trial.command('c.py')[-3:] == [
+    '--config.optimizer.learning_rate=0.1',
+    '--config.model.name=lenet5',
+    '--config.schedule.boundaries=(10, 20)',
+  ]
 
 
 def _write_files(tmp_path, data_dir):
   config = tmp_path / 'base_config.py'
-  config.write_text(textwrap.dedent(f'''
+  config.write_text(
+    textwrap.dedent(f"""
       from experiments.configs import base
 
       def get_config():
@@ -66,15 +72,18 @@ def _write_files(tmp_path, data_dir):
         config.log_every = 10
         config.eval_steps = 2
         return config
-  '''))
+  """)
+  )
   sweep_file = tmp_path / 'sweep_file.py'
-  sweep_file.write_text(textwrap.dedent(f'''
+  sweep_file.write_text(
+    textwrap.dedent(f"""
       from experiments import sweep
 
       def get_sweep():
         return sweep.Sweep(base_config={str(config)!r},
                            trials=sweep.product({{'optimizer.learning_rate': [0.01, 0.05, 0.1]}}))
-  '''))
+  """)
+  )
   return sweep_file
 
 
@@ -82,19 +91,34 @@ def _write_files(tmp_path, data_dir):
 def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
   import ml_collections  # pylint: disable=g-import-not-at-top
   from jaxseg import data  # pylint: disable=g-import-not-at-top
+
   data_dir = tmp_path / 'data'
   data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
   sweep_file = _write_files(tmp_path, data_dir)
   workdir = tmp_path / 'sweep'
-  command = [sys.executable, '-m', 'experiments.sweep', f'--sweep={sweep_file}',
-             f'--workdir={workdir}', '--accelerator=cpu', '--devices_per_trial=2']
+  command = [
+    sys.executable,
+    '-m',
+    'experiments.sweep',
+    f'--sweep={sweep_file}',
+    f'--workdir={workdir}',
+    '--accelerator=cpu',
+    '--devices_per_trial=2',
+  ]
   env = dict(os.environ, PYTHONPATH=REPO)
 
   # First attempt: kill the sweep and its running trial once trial 1 has a checkpoint.
-  process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-  names = [sweep.trial_name(i, {'optimizer.learning_rate': lr})
-           for i, lr in enumerate([0.01, 0.05, 0.1])]
+  process = subprocess.Popen(
+    command,
+    cwd=REPO,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    start_new_session=True,
+  )
+  names = [
+    sweep.trial_name(i, {'optimizer.learning_rate': lr}) for i, lr in enumerate([0.01, 0.05, 0.1])
+  ]
   checkpoints = workdir / names[1] / 'checkpoints'
   deadline = time.time() + 240
   while time.time() < deadline and process.poll() is None:
@@ -109,8 +133,7 @@ def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
   first_results_mtime = os.path.getmtime(workdir / names[0] / 'results.json')
 
   # Second attempt: trial 0 is skipped, trial 1 resumes, trial 2 runs.
-  result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=400)
+  result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
   assert result.returncode == 0, result.stderr[-3000:]
   assert f'{names[0]}: finished earlier, skipped' in result.stdout
   assert f'{names[1]}: resuming' in result.stdout
@@ -126,8 +149,9 @@ def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
   assert result.stdout.rstrip().endswith(open(workdir / 'summary.csv').read().rstrip())
 
 
-@pytest.mark.parametrize('path', sorted(
-    __import__('glob').glob(os.path.join(REPO, 'experiments', 'sweeps', '*.py'))))
+@pytest.mark.parametrize(
+  'path', sorted(__import__('glob').glob(os.path.join(REPO, 'experiments', 'sweeps', '*.py')))
+)
 def test_sweep_files_load_and_name_an_existing_config(path):
   if os.path.basename(path).startswith('_'):
     pytest.skip('not a sweep file')

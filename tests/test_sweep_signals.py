@@ -1,6 +1,7 @@
 """SIGTERM or Ctrl-C to experiments.sweep reaches every running trial: each saves a checkpoint and
 stops, nothing is left training with parent PID 1, and the console names trial k of N
 (issue 14, item 9)."""
+
 import os
 import re
 import signal
@@ -18,7 +19,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _write_files(tmp_path, data_dir):
   config = tmp_path / 'long_config.py'
-  config.write_text(textwrap.dedent(f'''
+  config.write_text(
+    textwrap.dedent(f"""
       from experiments.configs import lenet5_digits
 
       def get_config():
@@ -33,15 +35,18 @@ def _write_files(tmp_path, data_dir):
         config.write_images = False
         config.schedule.warmup_steps = 0
         return config
-  '''))
+  """)
+  )
   sweep_file = tmp_path / 'sweep_file.py'
-  sweep_file.write_text(textwrap.dedent(f'''
+  sweep_file.write_text(
+    textwrap.dedent(f"""
       from experiments import sweep
 
       def get_sweep():
         return sweep.Sweep(base_config={str(config)!r},
                            trials=sweep.product({{'optimizer.learning_rate': [0.01, 0.05]}}))
-  '''))
+  """)
+  )
   return sweep_file
 
 
@@ -59,17 +64,32 @@ def _alive(pid):
 def test_signal_stops_every_trial_with_a_checkpoint(how, tmp_path):
   import ml_collections  # pylint: disable=g-import-not-at-top
   from jaxseg import data  # pylint: disable=g-import-not-at-top
+
   data_dir = tmp_path / 'data'
   data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
   sweep_file = _write_files(tmp_path, data_dir)
   workdir = tmp_path / 'sweep'
-  command = [sys.executable, '-m', 'experiments.sweep', f'--sweep={sweep_file}',
-             f'--workdir={workdir}', '--accelerator=cpu', '--devices_per_trial=1']
-  process = subprocess.Popen(command, cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
-  names = [sweep.trial_name(i, {'optimizer.learning_rate': lr})
-           for i, lr in enumerate([0.01, 0.05])]
+  command = [
+    sys.executable,
+    '-m',
+    'experiments.sweep',
+    f'--sweep={sweep_file}',
+    f'--workdir={workdir}',
+    '--accelerator=cpu',
+    '--devices_per_trial=1',
+  ]
+  process = subprocess.Popen(
+    command,
+    cwd=REPO,
+    env=dict(os.environ, PYTHONPATH=REPO),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+    start_new_session=True,
+  )
+  names = [
+    sweep.trial_name(i, {'optimizer.learning_rate': lr}) for i, lr in enumerate([0.01, 0.05])
+  ]
   checkpoints = workdir / names[0] / 'checkpoints'
   deadline = time.time() + 300
   while time.time() < deadline and process.poll() is None:
@@ -83,8 +103,9 @@ def test_signal_stops_every_trial_with_a_checkpoint(how, tmp_path):
     os.killpg(process.pid, signal.SIGINT)
   output, _ = process.communicate(timeout=300)
   assert process.returncode == 1, output
-  (pid,) = [int(p) for p in re.findall(r'trial 1/2 \S+: starting on cpu \[0\] \(pid (\d+)\)',
-                                       output)]
+  (pid,) = [
+    int(p) for p in re.findall(r'trial 1/2 \S+: starting on cpu \[0\] \(pid (\d+)\)', output)
+  ]
   assert not _alive(pid), 'the trial was left running'
   assert 'forwarding SIGTERM to the running trial(s)' in output
   assert 'trial 1/2' in output and 'stopped (checkpoint saved' in output

@@ -1,6 +1,5 @@
 """Checkpoint retention, iterator state, and atomicity of a step directory."""
 
-
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -27,8 +26,9 @@ def _state(value):
   return {'w': jnp.full((3,), value, jnp.float32), 'step': jnp.int32(value)}
 
 
-@pytest.mark.parametrize('iterator_state', [{'position': 7, 'epoch': 2},
-                                            b'{"grain": "bytes state"}'])
+@pytest.mark.parametrize(
+  'iterator_state', [{'position': 7, 'epoch': 2}, b'{"grain": "bytes state"}']
+)
 def test_state_and_iterator_position_round_trip(tmp_path, iterator_state):
   ckpt = _ckpt(tmp_path)
   ckpt.save(5, _state(5.0), _Iterator(iterator_state))

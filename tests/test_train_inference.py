@@ -3,6 +3,7 @@
 One tiny LeNet-5 run on scikit-learn's digits is trained in-process for the module (6 steps,
 checkpoints at 3 and 6); everything here reads it and must leave it unchanged.
 """
+
 import csv
 import hashlib
 import json
@@ -50,10 +51,13 @@ def test_load_for_inference_restores_the_chosen_checkpoint(run_dir):
   assert inference.load_run(run_dir, checkpoint='latest').step == 6
 
 
-@pytest.mark.parametrize('checkpoint, error, message', [
+@pytest.mark.parametrize(
+  'checkpoint, error, message',
+  [
     ('7', ValueError, r"checkpoint must be 'best', 'latest' or one of the saved steps \[3, 6\]"),
     ('newest', ValueError, r"got 'newest'"),
-])
+  ],
+)
 def test_bad_checkpoint_names_the_saved_steps(run_dir, checkpoint, error, message):
   with pytest.raises(error, match=message):
     inference.load_run(run_dir, checkpoint=checkpoint)
@@ -79,9 +83,11 @@ def test_evaluate_reproduces_the_logged_numbers_and_changes_nothing(run_dir):
 def test_predict_classification_csv_and_image_conversions(run_dir, tmp_path):
   run = inference.load_run(run_dir)
   rng = np.random.default_rng(0)
-  files = {'rgb.png': Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)),
-           'grey.png': Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)),
-           'deep.png': Image.fromarray(rng.integers(0, 60000, (20, 20)).astype(np.uint16))}
+  files = {
+    'rgb.png': Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8)),
+    'grey.png': Image.fromarray(rng.integers(0, 255, (20, 20), dtype=np.uint8)),
+    'deep.png': Image.fromarray(rng.integers(0, 60000, (20, 20)).astype(np.uint16)),
+  }
   for name, image in files.items():
     image.save(tmp_path / name)
   (tmp_path / 'broken.png').write_bytes(b'not an image')
@@ -103,12 +109,15 @@ def test_predict_classification_csv_and_image_conversions(run_dir, tmp_path):
   assert probabilities == sorted(probabilities, reverse=True)
 
 
-@pytest.mark.parametrize('text, parser, message', [
+@pytest.mark.parametrize(
+  'text, parser, message',
+  [
     ('513', evaluation.parse_sliding_window, "'CROP,STRIDE'"),
     ('0,4', evaluation.parse_sliding_window, 'positive'),
     ('1,nan', evaluation.parse_scales, 'finite and positive'),
     ('1,big', evaluation.parse_scales, 'comma-separated'),
-])
+  ],
+)
 def test_recipe_flags_are_checked(text, parser, message):
   with pytest.raises(ValueError, match=message):
     parser(text)
@@ -120,15 +129,30 @@ def test_segmentation_recipe_averages_flips_and_runs_the_crf_on_pixels():
   from jaxseg.data import DatasetInfo, transforms  # pylint: disable=g-import-not-at-top
   from jaxseg.inference.segmentation import softmax  # pylint: disable=g-import-not-at-top
   from jaxseg.models import get_model  # pylint: disable=g-import-not-at-top
+
   model = get_model('fcn32s', num_classes=3, width_divisor=32)
   variables = model.init(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))
   leaves, tree = jax.tree.flatten(variables)  # random (not zero-initialised) score layers
   noise = np.random.default_rng(1)
   variables = jax.tree.unflatten(tree, [v + 0.1 * noise.normal(size=v.shape) for v in leaves])
-  info = DatasetInfo(task='segmentation', num_classes=3, ignore_label=255, image_shape=(32, 32, 3),
-                     splits={}, normalization='imagenet', class_names=('a', 'b', 'c'))
-  run = inference.InferenceRun(model, variables, ml_collections.ConfigDict({}), info, None,
-                               inference.make_preprocess('imagenet'), 0)
+  info = DatasetInfo(
+    task='segmentation',
+    num_classes=3,
+    ignore_label=255,
+    image_shape=(32, 32, 3),
+    splits={},
+    normalization='imagenet',
+    class_names=('a', 'b', 'c'),
+  )
+  run = inference.InferenceRun(
+    model,
+    variables,
+    ml_collections.ConfigDict({}),
+    info,
+    None,
+    inference.make_preprocess('imagenet'),
+    0,
+  )
   pixels = np.random.default_rng(2).integers(0, 256, (1, 32, 32, 3)).astype(np.uint8)
   images = transforms.normalize(pixels, 'imagenet')
   forward = lambda x: softmax(np.asarray(model.apply(variables, x)[0], np.float64))

@@ -17,6 +17,7 @@ from jaxseg.train.state import create_train_state
 
 class TinyNetPlus(nn.Module):
   """TinyNet with a different head width (shape mismatch) and a zero-initialised extra layer."""
+
   num_classes: int = fx.NUM_CLASSES + 2
   dtype: jnp.dtype = jnp.float32
 
@@ -39,8 +40,9 @@ def source_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('source_run'))
   config = fx.tiny_config(total_steps=2, eval_every=2, checkpoint_every=2)
   fx.run_tiny(config, workdir)
-  ckpt = checkpoints.Checkpointer(f'{workdir}/checkpoints', keep=3, best_metric='accuracy',
-                                  best_mode='max')
+  ckpt = checkpoints.Checkpointer(
+    f'{workdir}/checkpoints', keep=3, best_metric='accuracy', best_mode='max'
+  )
   try:
     state = ckpt.restore_state_tree(2)
   finally:
@@ -64,8 +66,9 @@ def test_restores_matching_entries_and_reports_the_rest(source_run):
   workdir, source_params, source_stats = source_run
   model = TinyNetPlus()
   fresh = dict(model.init(jax.random.key(7), jnp.zeros((1, *fx.IMAGE_SHAPE))))
-  merged, report = init_from.init_variables_from(workdir, fresh, model=model,
-                                                 input_shape=fx.IMAGE_SHAPE)
+  merged, report = init_from.init_variables_from(
+    workdir, fresh, model=model, input_shape=fx.IMAGE_SHAPE
+  )
   params, stats = _flat(merged['params']), _flat(merged['batch_stats'])
   fresh_params = _flat(fresh['params'])
   for name in ('Conv_0/kernel', 'Conv_0/bias', 'BatchNorm_0/scale', 'BatchNorm_0/bias'):
@@ -79,11 +82,17 @@ def test_restores_matching_entries_and_reports_the_rest(source_run):
   np.testing.assert_array_equal(params['extra/kernel'], np.zeros((4, 3)))
   status = {e.path: e.status for e in report.entries}
   assert status == {
-      'params/BatchNorm_0/bias': 'restored', 'params/BatchNorm_0/scale': 'restored',
-      'params/Conv_0/bias': 'restored', 'params/Conv_0/kernel': 'restored',
-      'params/Dense_0/bias': 'skipped', 'params/Dense_0/kernel': 'skipped',
-      'params/extra/bias': 'new', 'params/extra/kernel': 'new',
-      'batch_stats/BatchNorm_0/mean': 'restored', 'batch_stats/BatchNorm_0/var': 'restored'}
+    'params/BatchNorm_0/bias': 'restored',
+    'params/BatchNorm_0/scale': 'restored',
+    'params/Conv_0/bias': 'restored',
+    'params/Conv_0/kernel': 'restored',
+    'params/Dense_0/bias': 'skipped',
+    'params/Dense_0/kernel': 'skipped',
+    'params/extra/bias': 'new',
+    'params/extra/kernel': 'new',
+    'batch_stats/BatchNorm_0/mean': 'restored',
+    'batch_stats/BatchNorm_0/var': 'restored',
+  }
   table = init_from.format_report(report)
   assert '6 restored, 2 new, 2 skipped (shape mismatch)' in table
   assert 'params/Dense_0/kernel  source (4, 5) -> model (4, 7)' in table
@@ -105,15 +114,17 @@ def test_nothing_matching_is_an_error(source_run):
 def test_loop_warm_starts_then_resumes_its_own_checkpoint(source_run, tmp_path, capsys):
   workdir, source_params, _ = source_run
   # Learning rate 0: after one step the params still hold what init_from put there.
-  config = fx.tiny_config(total_steps=1, eval_every=1, checkpoint_every=1, log_every=1,
-                          init_from=workdir)
+  config = fx.tiny_config(
+    total_steps=1, eval_every=1, checkpoint_every=1, log_every=1, init_from=workdir
+  )
   config.optimizer.learning_rate = 0.0
   config.optimizer.momentum = 0.0
   fx.run_tiny(config, str(tmp_path), model=TinyNetPlus())
   log = capsys.readouterr().err
   assert f'init_from {workdir}: 6 restored, 2 new, 2 skipped' in log
-  ckpt = checkpoints.Checkpointer(str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy',
-                                  best_mode='max')
+  ckpt = checkpoints.Checkpointer(
+    str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy', best_mode='max'
+  )
   try:
     params = _flat(ckpt.restore_state_tree(1)['params'])
   finally:
@@ -136,23 +147,30 @@ def test_missing_source_fails_before_training(tmp_path):
 def test_fcn16s_from_fcn32s_checkpoint(tmp_path):
   """The FCN recipe: every FCN-32s layer is restored, the new score_pool4 stays zero."""
   from jaxseg.models import get_model  # pylint: disable=g-import-not-at-top
+
   kwargs = dict(num_classes=3, width_divisor=16, fc_features=64)
   x = jnp.zeros((1, 32, 32, 3))
   fcn32 = get_model('fcn32s', **kwargs)
   variables = dict(fcn32.init(jax.random.key(1), x))
   tx = optax.sgd(0.1)
-  state = create_train_state(variables=variables, tx=tx, plateau_tx=optax.contrib.
-                             reduce_on_plateau(), rng=jax.random.key_data(jax.random.key(0)))
-  ckpt = checkpoints.Checkpointer(str(tmp_path / 'fcn32s' / 'checkpoints'), keep=1,
-                                  best_metric='mean_iou', best_mode='max')
+  state = create_train_state(
+    variables=variables,
+    tx=tx,
+    plateau_tx=optax.contrib.reduce_on_plateau(),
+    rng=jax.random.key_data(jax.random.key(0)),
+  )
+  ckpt = checkpoints.Checkpointer(
+    str(tmp_path / 'fcn32s' / 'checkpoints'), keep=1, best_metric='mean_iou', best_mode='max'
+  )
   try:
     ckpt.save(5, state, fx.ArrayIterator(*fx.make_dataset(8), global_batch_size=8, seed=0))
   finally:
     ckpt.close()
   fcn16 = get_model('fcn16s', **kwargs)
   fresh = dict(fcn16.init(jax.random.key(2), x))
-  merged, report = init_from.init_variables_from(str(tmp_path / 'fcn32s'), fresh, model=fcn16,
-                                                 input_shape=(32, 32, 3))
+  merged, report = init_from.init_variables_from(
+    str(tmp_path / 'fcn32s'), fresh, model=fcn16, input_shape=(32, 32, 3)
+  )
   source, params = _flat(variables['params']), _flat(merged['params'])
   assert set(source) <= set(params)
   for name, value in source.items():
@@ -165,6 +183,7 @@ def test_fcn16s_from_fcn32s_checkpoint(tmp_path):
 
 
 # ---- torchvision ------------------------------------------------------------------------------
+
 
 def _resnet10_torchvision_state(width, num_classes=1000, seed=0):
   """A torchvision ResNet state dict (BasicBlock, one block per stage) written with NumPy:
@@ -186,7 +205,7 @@ def _resnet10_torchvision_state(width, num_classes=1000, seed=0):
   bn('bn1', width)
   inp = width
   for stage in range(1, 5):
-    out = width * 2**(stage - 1)
+    out = width * 2 ** (stage - 1)
     conv(f'layer{stage}.0.conv1', out, inp, 3)
     bn(f'layer{stage}.0.bn1', out)
     conv(f'layer{stage}.0.conv2', out, out, 3)
@@ -202,47 +221,59 @@ def _resnet10_torchvision_state(width, num_classes=1000, seed=0):
 
 def test_torchvision_npz_into_segmentation_backbone(tmp_path):
   from jaxseg.models import get_model  # pylint: disable=g-import-not-at-top
+
   state = _resnet10_torchvision_state(4)
   path = str(tmp_path / 'resnet10.npz')
   np.savez(path, **state)
-  model = get_model('fcn32s', backbone='resnet18', width_divisor=16, num_classes=3,
-                    backbone_options={'stage_sizes': (1, 1, 1, 1)})
+  model = get_model(
+    'fcn32s',
+    backbone='resnet18',
+    width_divisor=16,
+    num_classes=3,
+    backbone_options={'stage_sizes': (1, 1, 1, 1)},
+  )
   fresh = dict(model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
-  merged, report = init_from.init_variables_from(path, fresh, model=model,
-                                                 input_shape=(32, 32, 3))
+  merged, report = init_from.init_variables_from(path, fresh, model=model, input_shape=(32, 32, 3))
   params, stats = merged['params']['backbone'], merged['batch_stats']['backbone']
   # OIHW -> HWIO, batch-norm weight -> scale, running statistics -> batch_stats.
-  np.testing.assert_array_equal(params['conv1']['kernel'],
-                                state['conv1.weight'].transpose(2, 3, 1, 0))
-  np.testing.assert_array_equal(params['layer3_0']['downsample_conv']['kernel'],
-                                state['layer3.0.downsample.0.weight'].transpose(2, 3, 1, 0))
+  np.testing.assert_array_equal(
+    params['conv1']['kernel'], state['conv1.weight'].transpose(2, 3, 1, 0)
+  )
+  np.testing.assert_array_equal(
+    params['layer3_0']['downsample_conv']['kernel'],
+    state['layer3.0.downsample.0.weight'].transpose(2, 3, 1, 0),
+  )
   np.testing.assert_array_equal(params['layer4_0']['bn2']['scale'], state['layer4.0.bn2.weight'])
-  np.testing.assert_array_equal(stats['layer2_0']['bn1']['var'],
-                                state['layer2.0.bn1.running_var'])
+  np.testing.assert_array_equal(stats['layer2_0']['bn1']['var'], state['layer2.0.bn1.running_var'])
   # The head outside the backbone keeps its fresh (zero) initialisation.
-  np.testing.assert_array_equal(merged['params']['score_fr']['kernel'],
-                                fresh['params']['score_fr']['kernel'])
+  np.testing.assert_array_equal(
+    merged['params']['score_fr']['kernel'], fresh['params']['score_fr']['kernel']
+  )
   assert all(e.status == 'restored' for e in report.entries if '/backbone/' in e.path)
   assert {e.path for e in report.entries if e.status == 'new'} == {
-      f'params/{"/".join(k)}' for k in flax.traverse_util.flatten_dict(fresh['params'])
-      if k[0] != 'backbone'}
+    f'params/{"/".join(k)}'
+    for k in flax.traverse_util.flatten_dict(fresh['params'])
+    if k[0] != 'backbone'
+  }
   assert report.unused == ('fc.bias', 'fc.weight')  # the ImageNet classifier has no place
 
 
 def test_torchvision_into_a_whole_classifier_and_errors(tmp_path):
   from jaxseg.models import get_model  # pylint: disable=g-import-not-at-top
+
   state = _resnet10_torchvision_state(4, num_classes=6)
   path = str(tmp_path / 'resnet10.npz')
   np.savez(path, **state)
   model = get_model('resnet18', num_filters=4, stage_sizes=(1, 1, 1, 1), num_classes=6)
   fresh = dict(model.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
-  merged, report = init_from.init_variables_from(path, fresh, model=model,
-                                                 input_shape=(32, 32, 3))
+  merged, report = init_from.init_variables_from(path, fresh, model=model, input_shape=(32, 32, 3))
   np.testing.assert_array_equal(merged['params']['fc']['kernel'], state['fc.weight'].T)
   assert report.count('new') == report.count('skipped') == 0 and not report.unused
   with pytest.raises(ValueError, match=r'init_from_subtree=.nowhere.: ResNet has no submodule'):
-    init_from.init_variables_from(path, fresh, model=model, subtree='nowhere',
-                                  input_shape=(32, 32, 3))
+    init_from.init_variables_from(
+      path, fresh, model=model, subtree='nowhere', input_shape=(32, 32, 3)
+    )
   with pytest.raises(FileNotFoundError, match=r'does not exist'):
-    init_from.init_variables_from(str(tmp_path / 'x.npz'), fresh, model=model,
-                                  input_shape=(32, 32, 3))
+    init_from.init_variables_from(
+      str(tmp_path / 'x.npz'), fresh, model=model, input_shape=(32, 32, 3)
+    )

@@ -25,30 +25,45 @@ def _sharded_steps(devices, batches, config):
 
   def init(rng):
     variables = model.init(rng, jnp.zeros((1, *fx.IMAGE_SHAPE)), train=False)
-    return create_train_state(variables=variables, tx=tx, plateau_tx=plateau_tx,
-                              rng=jax.random.key_data(jax.random.key(3)))
+    return create_train_state(
+      variables=variables, tx=tx, plateau_tx=plateau_tx, rng=jax.random.key_data(jax.random.key(3))
+    )
 
   rng = jax.random.key(0)
-  shardings = sharding.state_shardings(jax.eval_shape(init, rng), mesh,
-                                       fsdp_min_size=config.mesh.fsdp_min_size)
+  shardings = sharding.state_shardings(
+    jax.eval_shape(init, rng), mesh, fsdp_min_size=config.mesh.fsdp_min_size
+  )
   state = jax.jit(init, out_shardings=shardings)(rng)
-  step = jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config),
-                 in_shardings=(shardings, sharding.batch_sharding(mesh)),
-                 out_shardings=(shardings, sharding.replicated(mesh)), donate_argnums=0)
+  step = jax.jit(
+    steps.make_train_step(model=model, task=task, tx=tx, config=config),
+    in_shardings=(shardings, sharding.batch_sharding(mesh)),
+    out_shardings=(shardings, sharding.replicated(mesh)),
+    donate_argnums=0,
+  )
   sharded = [p for p in jax.tree.leaves(state.params) if not p.sharding.is_fully_replicated]
   losses = []
   for batch in batches:
     state, metrics = step(state, sharding.make_global_batch(batch, mesh))
     losses.append(float(metrics['loss']))
-  return (np.array(losses), jax.device_get(state.params), jax.device_get(state.batch_stats),
-          len(sharded))
+  return (
+    np.array(losses),
+    jax.device_get(state.params),
+    jax.device_get(state.batch_stats),
+    len(sharded),
+  )
 
 
 @pytest.mark.parametrize('fsdp_min_size, model_axis', [(-1, 1), (8, 1), (-1, 2)])
 def test_eight_devices_match_one_device(fsdp_min_size, model_axis):
   assert jax.device_count() == 8, 'conftest forces 8 host devices'
-  config = fx.tiny_config(**{'mesh.fsdp_min_size': fsdp_min_size, 'optimizer.momentum': 0.9,
-                             'mesh.data': -1, 'mesh.model': model_axis})
+  config = fx.tiny_config(
+    **{
+      'mesh.fsdp_min_size': fsdp_min_size,
+      'optimizer.momentum': 0.9,
+      'mesh.data': -1,
+      'mesh.model': model_axis,
+    }
+  )
   images, labels = fx.make_dataset(16)
   it = fx.ArrayIterator(images, labels, global_batch_size=8, seed=0)
   batches = [next(it) for _ in range(3)]
@@ -59,8 +74,11 @@ def test_eight_devices_match_one_device(fsdp_min_size, model_axis):
   # dense kernel's 5 outputs do not divide by 2).
   assert num_sharded == (2 if fsdp_min_size >= 0 else 1 if model_axis > 1 else 0)
   np.testing.assert_allclose(loss8, loss1, rtol=1e-5, atol=1e-6)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
-               (params8, stats8), (params1, stats1))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+    (params8, stats8),
+    (params1, stats1),
+  )
   # The steps did move the parameters (the comparison is not between two untouched inits).
   assert loss1[0] != loss1[-1]
 
@@ -68,9 +86,11 @@ def test_eight_devices_match_one_device(fsdp_min_size, model_axis):
 def test_fsdp_rule_shards_large_leaves_over_data():
   config = fx.tiny_config(**{'mesh.fsdp_min_size': 8})
   mesh = sharding.make_mesh(config.mesh)
-  abstract = {'big': jax.ShapeDtypeStruct((3, 3, 4, 16), jnp.float32),
-              'small': jax.ShapeDtypeStruct((4,), jnp.float32),
-              'odd': jax.ShapeDtypeStruct((3, 5), jnp.float32)}
+  abstract = {
+    'big': jax.ShapeDtypeStruct((3, 3, 4, 16), jnp.float32),
+    'small': jax.ShapeDtypeStruct((4,), jnp.float32),
+    'odd': jax.ShapeDtypeStruct((3, 5), jnp.float32),
+  }
   specs = jax.tree.map(lambda s: s.spec, sharding.state_shardings(abstract, mesh, fsdp_min_size=8))
   assert specs['big'] == jax.sharding.PartitionSpec(None, None, None, 'data')
   assert specs['small'] == jax.sharding.PartitionSpec()
@@ -106,8 +126,9 @@ def test_resume_in_process_matches_uninterrupted(tmp_path):
   config.eval_every = 8
   full = fx.run_tiny(config, str(tmp_path / 'full'))
   # Stop after 5 steps (checkpoint at 3 and 5 = end of that run), then continue to 8.
-  fx.run_tiny(fx.tiny_config(total_steps=5, checkpoint_every=3, eval_every=5),
-              str(tmp_path / 'split'))
+  fx.run_tiny(
+    fx.tiny_config(total_steps=5, checkpoint_every=3, eval_every=5), str(tmp_path / 'split')
+  )
   resumed = fx.run_tiny(config, str(tmp_path / 'split'))
   assert resumed['step'] == full['step'] == 8
   assert resumed['loss'] == full['loss']
@@ -120,8 +141,10 @@ def test_nan_guard_names_step_and_keeps_last_good_checkpoint(tmp_path):
     fx.run_tiny(config, str(tmp_path), nan_at=4)
   assert 'last good checkpoint is step 4' in str(error.value)
   from jaxseg.train import checkpoints
-  ckpt = checkpoints.Checkpointer(str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy',
-                                  best_mode='max')
+
+  ckpt = checkpoints.Checkpointer(
+    str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy', best_mode='max'
+  )
   assert ckpt.latest_step() == 4
   leaves = jax.tree.leaves(ckpt.restore_state_tree(4)['params'])
   assert leaves and all(np.isfinite(np.asarray(x)).all() for x in leaves)
@@ -130,10 +153,19 @@ def test_nan_guard_names_step_and_keeps_last_good_checkpoint(tmp_path):
 def test_plateau_schedule_divides_rate_when_metric_stalls(tmp_path):
   # A zero learning rate keeps accuracy constant, so every evaluation after the first is a
   # plateau: with patience 1 the scale is divided by 10 at evaluations 2, 3, ...
-  config = fx.tiny_config(total_steps=8, eval_every=2, log_every=2, checkpoint_every=8,
-                          **{'schedule.name': 'plateau', 'schedule.patience': 1,
-                             'schedule.decay_factor': 0.1, 'optimizer.learning_rate': 1.0,
-                             'optimizer.momentum': 0.0})
+  config = fx.tiny_config(
+    total_steps=8,
+    eval_every=2,
+    log_every=2,
+    checkpoint_every=8,
+    **{
+      'schedule.name': 'plateau',
+      'schedule.patience': 1,
+      'schedule.decay_factor': 0.1,
+      'optimizer.learning_rate': 1.0,
+      'optimizer.momentum': 0.0,
+    },
+  )
   model = fx.TinyNet()
 
   class FrozenTask(fx.SoftmaxTask):
@@ -168,8 +200,10 @@ def test_run_writes_config_metrics_and_results(tmp_path):
   train = [r for r in records if r['split'] == 'train']
   # The rate is timed from the end of the compiling first step: unknown (0) on its own line.
   assert train[0]['steps_per_sec'] == 0
-  assert all(r['steps_per_sec'] > 0 and r['images_per_sec'] == pytest.approx(8 * r['steps_per_sec'])
-             for r in train[1:])
+  assert all(
+    r['steps_per_sec'] > 0 and r['images_per_sec'] == pytest.approx(8 * r['steps_per_sec'])
+    for r in train[1:]
+  )
   assert json.load(open(tmp_path / 'results.json')) == result
   assert os.listdir(tmp_path / 'tb')
   # A finished run started again returns its results without training.
@@ -191,12 +225,17 @@ def test_bfloat16_compute_keeps_float32_params_and_loss(tmp_path):
   config = fx.tiny_config(total_steps=2, eval_every=2, dtype='bfloat16')
   result = fx.run_tiny(config, str(tmp_path), model=fx.TinyNet(dtype=jnp.bfloat16))
   from jaxseg.train import checkpoints
-  ckpt = checkpoints.Checkpointer(str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy',
-                                  best_mode='max')
+
+  ckpt = checkpoints.Checkpointer(
+    str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy', best_mode='max'
+  )
   state = ckpt.restore_state_tree(2)
   assert {np.asarray(x).dtype for x in jax.tree.leaves(state['params'])} == {np.dtype('float32')}
-  assert {np.asarray(x).dtype for x in jax.tree.leaves(state['opt_state'])
-          if np.asarray(x).dtype.kind == 'f'} == {np.dtype('float32')}
+  assert {
+    np.asarray(x).dtype
+    for x in jax.tree.leaves(state['opt_state'])
+    if np.asarray(x).dtype.kind == 'f'
+  } == {np.dtype('float32')}
   assert np.isfinite(result['loss'])
 
 
@@ -213,15 +252,22 @@ def test_sigterm_saves_a_checkpoint_and_stops(tmp_path):
   images, labels = fx.make_dataset(64)
   config = fx.tiny_config(total_steps=50, checkpoint_every=100, eval_every=100, log_every=100)
   result = train.run(
-      config, str(tmp_path), model=fx.TinyNet(), task=fx.SoftmaxTask(),
-      input_shape=fx.IMAGE_SHAPE,
-      make_train_iterator=lambda **kw: SignallingIterator(images, labels, global_batch_size=8,
-                                                          seed=0),
-      make_eval_iterator=lambda **kw: fx.eval_batches(images, labels, global_batch_size=8))
+    config,
+    str(tmp_path),
+    model=fx.TinyNet(),
+    task=fx.SoftmaxTask(),
+    input_shape=fx.IMAGE_SHAPE,
+    make_train_iterator=lambda **kw: SignallingIterator(
+      images, labels, global_batch_size=8, seed=0
+    ),
+    make_eval_iterator=lambda **kw: fx.eval_batches(images, labels, global_batch_size=8),
+  )
   assert result == {'step': 4, 'preempted': True}
   from jaxseg.train import checkpoints
-  ckpt = checkpoints.Checkpointer(str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy',
-                                  best_mode='max')
+
+  ckpt = checkpoints.Checkpointer(
+    str(tmp_path / 'checkpoints'), keep=3, best_metric='accuracy', best_mode='max'
+  )
   assert ckpt.all_steps() == [4]
   assert not (tmp_path / 'results.json').exists()
   assert signal.getsignal(signal.SIGTERM) is previous_handler  # restored after the run

@@ -13,7 +13,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture
 def config_file(tmp_path):
   path = tmp_path / 'config.py'
-  path.write_text(textwrap.dedent('''
+  path.write_text(
+    textwrap.dedent("""
       from experiments.configs import base
 
       def get_config():
@@ -21,15 +22,28 @@ def config_file(tmp_path):
         config.model.name = 'lenet5'
         config.data.name = 'digits'
         return config
-  '''))
+  """)
+  )
   return path
 
 
 def _run(config_file, tmp_path, *overrides):
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu')
-  return subprocess.run([sys.executable, '-m', 'experiments.main', f'--config={config_file}',
-                         f'--workdir={tmp_path / "w"}', *overrides], cwd=REPO, env=env,
-                        capture_output=True, text=True, timeout=120)
+  return subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'experiments.main',
+      f'--config={config_file}',
+      f'--workdir={tmp_path / "w"}',
+      *overrides,
+    ],
+    cwd=REPO,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
 
 
 def test_misspelt_key_fails_naming_it(config_file, tmp_path):

@@ -26,17 +26,35 @@ def _launch(config_path, workdir, total_steps):
   port = _free_port()
   processes, logs = [], []
   for index in range(2):
-    env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS='cpu',
-               XLA_FLAGS='--xla_force_host_platform_device_count=2',
-               JAX_COORDINATOR_ADDRESS=f'localhost:{port}', JAX_NUM_PROCESSES='2',
-               JAX_PROCESS_ID=str(index))
+    env = dict(
+      os.environ,
+      PYTHONPATH=REPO,
+      JAX_PLATFORMS='cpu',
+      XLA_FLAGS='--xla_force_host_platform_device_count=2',
+      JAX_COORDINATOR_ADDRESS=f'localhost:{port}',
+      JAX_NUM_PROCESSES='2',
+      JAX_PROCESS_ID=str(index),
+    )
     # Output goes to files: a full pipe would block one process inside a collective.
-    logs.append(open(os.path.join(workdir.parent, f'{workdir.name}_{total_steps}_{index}.log'),
-                     'w+'))
-    processes.append(subprocess.Popen(
-        [sys.executable, '-m', 'experiments.main', f'--config={config_path}',
-         f'--workdir={workdir}', f'--config.total_steps={total_steps}'],
-        cwd=REPO, env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+    logs.append(
+      open(os.path.join(workdir.parent, f'{workdir.name}_{total_steps}_{index}.log'), 'w+')
+    )
+    processes.append(
+      subprocess.Popen(
+        [
+          sys.executable,
+          '-m',
+          'experiments.main',
+          f'--config={config_path}',
+          f'--workdir={workdir}',
+          f'--config.total_steps={total_steps}',
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=logs[-1],
+        stderr=subprocess.STDOUT,
+      )
+    )
   try:
     for p in processes:
       p.wait(timeout=150)
@@ -57,11 +75,12 @@ def _launch(config_path, workdir, total_steps):
 def test_two_processes_train_evaluate_and_resume(tmp_path):
   import ml_collections  # pylint: disable=g-import-not-at-top
   from jaxseg import data  # pylint: disable=g-import-not-at-top
+
   data_dir = tmp_path / 'data'
-  info = data.dataset_info(ml_collections.ConfigDict({'name': 'digits',
-                                                      'data_dir': str(data_dir)}))
+  info = data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
   config_path = tmp_path / 'config.py'
-  config_path.write_text(textwrap.dedent(f'''
+  config_path.write_text(
+    textwrap.dedent(f"""
       from experiments.configs import base
 
       def get_config():
@@ -74,7 +93,8 @@ def test_two_processes_train_evaluate_and_resume(tmp_path):
         config.eval_every = 8
         config.log_every = 4
         return config
-  '''))
+  """)
+  )
   workdir = tmp_path / 'run'
   _launch(config_path, workdir, total_steps=8)
   results = json.load(open(workdir / 'results.json'))

@@ -22,7 +22,8 @@ TOTAL_STEPS = 60
 
 
 def _write_config(path, data_dir):
-  path.write_text(textwrap.dedent(f'''
+  path.write_text(
+    textwrap.dedent(f"""
       from experiments.configs import base
 
       def get_config():
@@ -38,12 +39,18 @@ def _write_config(path, data_dir):
         config.log_every = 20
         config.optimizer.learning_rate = 0.05
         return config
-  '''))
+  """)
+  )
 
 
 def _command(config_path, workdir):
-  return [sys.executable, '-m', 'experiments.main', f'--config={config_path}',
-          f'--workdir={workdir}']
+  return [
+    sys.executable,
+    '-m',
+    'experiments.main',
+    f'--config={config_path}',
+    f'--workdir={workdir}',
+  ]
 
 
 def _env():
@@ -55,8 +62,10 @@ def _env():
 
 def _final_state(workdir):
   from jaxseg.train import checkpoints  # pylint: disable=g-import-not-at-top
-  ckpt = checkpoints.Checkpointer(os.path.join(workdir, 'checkpoints'), keep=3,
-                                  best_metric='accuracy', best_mode='max')
+
+  ckpt = checkpoints.Checkpointer(
+    os.path.join(workdir, 'checkpoints'), keep=3, best_metric='accuracy', best_mode='max'
+  )
   assert ckpt.latest_step() == TOTAL_STEPS
   return ckpt.restore_state_tree(TOTAL_STEPS)
 
@@ -66,6 +75,7 @@ def digits_dir(tmp_path_factory):
   """Builds the digits dataset once, so the timed processes only read it."""
   import ml_collections  # pylint: disable=g-import-not-at-top
   from jaxseg import data  # pylint: disable=g-import-not-at-top
+
   data_dir = tmp_path_factory.mktemp('digits_data')
   data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
   return data_dir
@@ -75,16 +85,23 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, digits_dir)
   config_path = tmp_path / 'config.py'
   _write_config(config_path, digits_dir)
   full, killed = tmp_path / 'full', tmp_path / 'killed'
-  subprocess.run(_command(config_path, full), cwd=REPO, env=_env(), check=True,
-                 capture_output=True, timeout=300)
+  subprocess.run(
+    _command(config_path, full), cwd=REPO, env=_env(), check=True, capture_output=True, timeout=300
+  )
 
-  process = subprocess.Popen(_command(config_path, killed), cwd=REPO, env=_env(),
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  process = subprocess.Popen(
+    _command(config_path, killed),
+    cwd=REPO,
+    env=_env(),
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   checkpoint_dir = killed / 'checkpoints'
   deadline = time.time() + 240
   while time.time() < deadline:
-    done = [d for d in (os.listdir(checkpoint_dir) if checkpoint_dir.exists() else [])
-            if d.isdigit()]
+    done = [
+      d for d in (os.listdir(checkpoint_dir) if checkpoint_dir.exists() else []) if d.isdigit()
+    ]
     if done or process.poll() is not None:
       break
     time.sleep(0.02)
@@ -95,8 +112,15 @@ def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, digits_dir)
   assert saved and saved[-1] < TOTAL_STEPS, saved
   assert not (killed / 'results.json').exists()
 
-  resume = subprocess.run(_command(config_path, killed), cwd=REPO, env=_env(), check=True,
-                          capture_output=True, text=True, timeout=300)
+  resume = subprocess.run(
+    _command(config_path, killed),
+    cwd=REPO,
+    env=_env(),
+    check=True,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   # The restarted run really continued from the last checkpoint, not from scratch.
   assert f'resumed from checkpoint step {saved[-1]}' in resume.stderr
   expected, resumed = _final_state(full), _final_state(killed)

@@ -12,8 +12,14 @@ from jaxseg.train import tasks
 
 
 def _info(task='classification', num_classes=7, **kw):
-  return DatasetInfo(task=task, num_classes=num_classes, ignore_label=kw.pop('ignore_label', None),
-                     image_shape=(8, 8, 3), splits={}, **kw)
+  return DatasetInfo(
+    task=task,
+    num_classes=num_classes,
+    ignore_label=kw.pop('ignore_label', None),
+    image_shape=(8, 8, 3),
+    splits={},
+    **kw,
+  )
 
 
 def test_get_task_imports_by_name_and_rejects_unknown():
@@ -39,10 +45,11 @@ def test_classification_loss_adds_weighted_aux_heads():
   config = base.get_base_config()
   config.loss.aux_weight = 0.3
   task = tasks.get_task('classification').bind(config.loss, _info(num_classes=6))
-  loss, scalars = task.loss(jnp.asarray(logits), {'aux1': jnp.asarray(aux1),
-                                                  'aux2': jnp.asarray(aux2),
-                                                  'features': jnp.zeros((4, 2, 2, 3))},
-                            {'label': jnp.asarray(labels)})
+  loss, scalars = task.loss(
+    jnp.asarray(logits),
+    {'aux1': jnp.asarray(aux1), 'aux2': jnp.asarray(aux2), 'features': jnp.zeros((4, 2, 2, 3))},
+    {'label': jnp.asarray(labels)},
+  )
   ce = lambda z: -np.mean(_log_softmax(z)[np.arange(4), labels])  # noqa: E731
   np.testing.assert_allclose(loss, ce(logits) + 0.3 * (ce(aux1) + ce(aux2)), rtol=1e-5)
   np.testing.assert_allclose(scalars['cross_entropy'], ce(logits), rtol=1e-5)
@@ -60,8 +67,9 @@ def test_classification_eval_sums_skip_padding_and_finalize_per_example():
     batches.append((logits, labels, valid))
   sums = None
   for logits, labels, valid in batches:
-    s = task.eval_sums(jnp.asarray(logits), {}, {'label': jnp.asarray(labels),
-                                                  'valid': jnp.asarray(valid)})
+    s = task.eval_sums(
+      jnp.asarray(logits), {}, {'label': jnp.asarray(labels), 'valid': jnp.asarray(valid)}
+    )
     sums = s if sums is None else {k: sums[k] + s[k] for k in s}
   metrics = task.finalize({k: np.asarray(v) for k, v in sums.items()})
   logits = np.concatenate([b[0][b[2]] for b in batches])
@@ -70,18 +78,19 @@ def test_classification_eval_sums_skip_padding_and_finalize_per_example():
   assert metrics['count'] == 7
   np.testing.assert_allclose(metrics['accuracy'], np.mean(ranks < 1))
   np.testing.assert_allclose(metrics['top5_error'], 1 - np.mean(ranks < 5))
-  np.testing.assert_allclose(metrics['loss'],
-                             -np.mean(_log_softmax(logits)[np.arange(7), labels]), rtol=1e-5)
+  np.testing.assert_allclose(
+    metrics['loss'], -np.mean(_log_softmax(logits)[np.arange(7), labels]), rtol=1e-5
+  )
 
 
 def test_classification_eval_sums_ignore_nan_in_padded_rows():
   # A padded row may hold anything (here NaN logits); it must not reach the split's sums.
-  task = tasks.get_task('classification').bind(base.get_base_config().loss,
-                                               _info(num_classes=3))
+  task = tasks.get_task('classification').bind(base.get_base_config().loss, _info(num_classes=3))
   logits = np.array([[2.0, 0.0, -1.0], [np.nan, np.nan, np.nan]], np.float32)
   labels = np.array([0, 1], np.int32)
-  s = task.eval_sums(jnp.asarray(logits), {}, {'label': jnp.asarray(labels),
-                                                'valid': jnp.asarray([True, False])})
+  s = task.eval_sums(
+    jnp.asarray(logits), {}, {'label': jnp.asarray(labels), 'valid': jnp.asarray([True, False])}
+  )
   expected = -_log_softmax(logits[:1])[0, 0]
   np.testing.assert_allclose(s['loss_sum'], expected, rtol=1e-6)
   assert float(s['count']) == 1.0
@@ -93,18 +102,31 @@ def test_base_config_declares_every_loss_option_with_the_tasks_defaults():
 
 
 def test_bind_takes_the_dataset_facts_and_freezes():
-  info = _info('segmentation', 3, ignore_label=7, class_names=('sky', 'road', 'car'),
-               palette='cityscapes', normalization='caffe_bgr')
+  info = _info(
+    'segmentation',
+    3,
+    ignore_label=7,
+    class_names=('sky', 'road', 'car'),
+    palette='cityscapes',
+    normalization='caffe_bgr',
+  )
   task = tasks.get_task('segmentation').bind(base.get_base_config().loss, info)
-  assert (task.num_classes, task.ignore_label, task.class_names, task.palette,
-          task.normalization) == (3, 7, ('sky', 'road', 'car'), 'cityscapes', 'caffe_bgr')
+  assert (
+    task.num_classes,
+    task.ignore_label,
+    task.class_names,
+    task.palette,
+    task.normalization,
+  ) == (3, 7, ('sky', 'road', 'car'), 'cityscapes', 'caffe_bgr')
   with pytest.raises(dataclasses.FrozenInstanceError):
     task.ignore_label = 255
   assert tasks.get_task('segmentation').model_kwargs(info) == {'num_classes': 3}
   assert tasks.get_task('saliency').model_kwargs(_info('saliency', 0)) == {}
 
 
-@pytest.mark.parametrize('task, loss, match', [
+@pytest.mark.parametrize(
+  'task, loss, match',
+  [
     ('classification', {'label_smoothing': 1.5}, 'label_smoothing must be in'),
     ('classification', {'top_k': (0,)}, 'top_k must be'),
     ('classification', {'name': 'kl'}, "no meaning for task 'classification'"),
@@ -113,7 +135,8 @@ def test_bind_takes_the_dataset_facts_and_freezes():
     ('segmentation', {'aux_weigth': 0.3}, 'unknown config.loss option'),
     ('saliency', {'name': 'l1'}, 'config.loss.name must be one of'),
     ('saliency', {'target': 'mean'}, 'config.loss.target must be one of'),
-])
+  ],
+)
 def test_bind_rejects_bad_loss_options_before_tracing(task, loss, match):
   with pytest.raises(ValueError, match=match):
     tasks.get_task(task).bind(loss, _info(task, 0 if task == 'saliency' else 3))

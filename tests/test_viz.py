@@ -1,4 +1,5 @@
 """Tests for jaxseg.viz: palettes, colour masks, overlays and grids."""
+
 import os
 
 import numpy as np
@@ -32,8 +33,9 @@ def test_voc_palette_bit_formula_by_loop():
     assert palette[k].tolist() == want
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(REFERENCE, 'voc-fcn-demo')),
-                    reason='shared reference data absent')
+@pytest.mark.skipif(
+  not os.path.isdir(os.path.join(REFERENCE, 'voc-fcn-demo')), reason='shared reference data absent'
+)
 def test_voc_palette_matches_the_palette_of_a_real_voc_png():
   image = Image.open(os.path.join(REFERENCE, 'voc-fcn-demo', 'label.png'))
   assert image.mode == 'P'
@@ -41,22 +43,22 @@ def test_voc_palette_matches_the_palette_of_a_real_voc_png():
   np.testing.assert_array_equal(viz.voc_palette(len(file_palette)), file_palette)
 
 
-@pytest.mark.skipif(not os.path.isdir(os.path.join(REFERENCE, 'voc-samples')),
-                    reason='shared reference data absent')
+@pytest.mark.skipif(
+  not os.path.isdir(os.path.join(REFERENCE, 'voc-samples')), reason='shared reference data absent'
+)
 def test_colorize_reproduces_an_rgb_voc_target():
   target = np.array(Image.open(os.path.join(REFERENCE, 'voc-samples', '1_target.png')))
   labels = viz.colors_to_labels(target, 'voc')
   assert set(np.unique(labels)) == {0, 1, 255}
-  np.testing.assert_array_equal(
-      viz.colorize(labels, ignore_color=viz.VOC_VOID_COLOR), target)
+  np.testing.assert_array_equal(viz.colorize(labels, ignore_color=viz.VOC_VOID_COLOR), target)
 
 
 def test_cityscapes_palette():
   palette = viz.cityscapes_palette()
   assert palette.shape == (19, 3) == (len(viz.CITYSCAPES_CLASSES), 3)
-  assert palette[0].tolist() == [128, 64, 128]    # road
-  assert palette[10].tolist() == [70, 130, 180]   # sky
-  assert palette[13].tolist() == [0, 0, 142]      # car
+  assert palette[0].tolist() == [128, 64, 128]  # road
+  assert palette[10].tolist() == [70, 130, 180]  # sky
+  assert palette[13].tolist() == [0, 0, 142]  # car
 
 
 def test_colorize_ignore_colours_and_round_trip():
@@ -94,14 +96,17 @@ def test_overlay_is_the_alpha_blend():
 
 
 def test_image_to_uint8_ranges():
-  np.testing.assert_array_equal(viz.image_to_uint8(np.array([[[0.0, 0.5, 1.0]]])),
-                                [[[0, 128, 255]]])
-  np.testing.assert_array_equal(viz.image_to_uint8(np.array([[[0.0, 100.0, 255.0]]])),
-                                [[[0, 100, 255]]])
+  np.testing.assert_array_equal(
+    viz.image_to_uint8(np.array([[[0.0, 0.5, 1.0]]])), [[[0, 128, 255]]]
+  )
+  np.testing.assert_array_equal(
+    viz.image_to_uint8(np.array([[[0.0, 100.0, 255.0]]])), [[[0, 100, 255]]]
+  )
   standardised = np.array([[[-1.0, 0.0, 1.0]]])
   np.testing.assert_array_equal(viz.image_to_uint8(standardised), [[[0, 128, 255]]])
   np.testing.assert_array_equal(
-      viz.image_to_uint8(standardised, mean=[0.5] * 3, std=[0.5] * 3), [[[0, 128, 255]]])
+    viz.image_to_uint8(standardised, mean=[0.5] * 3, std=[0.5] * 3), [[[0, 128, 255]]]
+  )
 
 
 def test_segmentation_grid_layout_and_png(tmp_path):
@@ -112,7 +117,7 @@ def test_segmentation_grid_layout_and_png(tmp_path):
   assert grid.shape == (2 * 5 + 1, 3 * 6 + 1, 3)
   # Row 2, third column: the prediction (label 1, aeroplane red) at full opacity.
   assert grid[6, 13].tolist() == [128, 0, 0]
-  assert grid[6, 7].tolist() == [0, 0, 0]      # ground truth: background black
+  assert grid[6, 7].tolist() == [0, 0, 0]  # ground truth: background black
   assert grid[0, 0].tolist() == [255, 255, 255]  # padding
   path = viz.save_png(grid, str(tmp_path / 'a' / 'grid.png'))
   np.testing.assert_array_equal(np.array(Image.open(path)), grid)

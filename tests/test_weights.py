@@ -62,7 +62,6 @@ class Bottleneck(tnn.Module):
 
 
 class ResNet(tnn.Module):
-
   def __init__(self, block, layers, num_classes=1000):
     super().__init__()
     self.inplanes = 64
@@ -81,8 +80,9 @@ class ResNet(tnn.Module):
     downsample = None
     if stride != 1 or self.inplanes != planes * block.expansion:
       downsample = tnn.Sequential(
-          tnn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
-          tnn.BatchNorm2d(planes * block.expansion))
+        tnn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+        tnn.BatchNorm2d(planes * block.expansion),
+      )
     layers = [block(self.inplanes, planes, stride, downsample)]
     self.inplanes = planes * block.expansion
     layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
@@ -95,7 +95,6 @@ class ResNet(tnn.Module):
 
 
 class VGG(tnn.Module):
-
   def __init__(self, cfg, batch_norm, fc=4096, num_classes=1000):
     super().__init__()
     layers, cin = [], 3
@@ -111,34 +110,54 @@ class VGG(tnn.Module):
     self.features = tnn.Sequential(*layers)
     self.avgpool = tnn.AdaptiveAvgPool2d((7, 7))
     self.classifier = tnn.Sequential(
-        tnn.Linear(cin * 49, fc), tnn.ReLU(), tnn.Dropout(), tnn.Linear(fc, fc), tnn.ReLU(),
-        tnn.Dropout(), tnn.Linear(fc, num_classes))
+      tnn.Linear(cin * 49, fc),
+      tnn.ReLU(),
+      tnn.Dropout(),
+      tnn.Linear(fc, fc),
+      tnn.ReLU(),
+      tnn.Dropout(),
+      tnn.Linear(fc, num_classes),
+    )
 
   def forward(self, x):
     return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 class AlexNet(tnn.Module):
-
   def __init__(self, widths=(64, 192, 384, 256, 256), fc=4096, num_classes=1000):
     super().__init__()
     a, b, c, d, e = widths
     self.features = tnn.Sequential(
-        tnn.Conv2d(3, a, 11, 4, 2), tnn.ReLU(), tnn.MaxPool2d(3, 2),
-        tnn.Conv2d(a, b, 5, padding=2), tnn.ReLU(), tnn.MaxPool2d(3, 2),
-        tnn.Conv2d(b, c, 3, padding=1), tnn.ReLU(), tnn.Conv2d(c, d, 3, padding=1), tnn.ReLU(),
-        tnn.Conv2d(d, e, 3, padding=1), tnn.ReLU(), tnn.MaxPool2d(3, 2))
+      tnn.Conv2d(3, a, 11, 4, 2),
+      tnn.ReLU(),
+      tnn.MaxPool2d(3, 2),
+      tnn.Conv2d(a, b, 5, padding=2),
+      tnn.ReLU(),
+      tnn.MaxPool2d(3, 2),
+      tnn.Conv2d(b, c, 3, padding=1),
+      tnn.ReLU(),
+      tnn.Conv2d(c, d, 3, padding=1),
+      tnn.ReLU(),
+      tnn.Conv2d(d, e, 3, padding=1),
+      tnn.ReLU(),
+      tnn.MaxPool2d(3, 2),
+    )
     self.avgpool = tnn.AdaptiveAvgPool2d((6, 6))
     self.classifier = tnn.Sequential(
-        tnn.Dropout(), tnn.Linear(e * 36, fc), tnn.ReLU(), tnn.Dropout(), tnn.Linear(fc, fc),
-        tnn.ReLU(), tnn.Linear(fc, num_classes))
+      tnn.Dropout(),
+      tnn.Linear(e * 36, fc),
+      tnn.ReLU(),
+      tnn.Dropout(),
+      tnn.Linear(fc, fc),
+      tnn.ReLU(),
+      tnn.Linear(fc, num_classes),
+    )
 
   def forward(self, x):
     return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 class BasicConv2d(tnn.Module):
-
   def __init__(self, cin, cout, **kwargs):
     super().__init__()
     self.conv = tnn.Conv2d(cin, cout, bias=False, **kwargs)
@@ -149,23 +168,24 @@ class BasicConv2d(tnn.Module):
 
 
 class Inception(tnn.Module):
-
   def __init__(self, cin, c1, c3r, c3, c5r, c5, cp):
     super().__init__()
     self.branch1 = BasicConv2d(cin, c1, kernel_size=1)
-    self.branch2 = tnn.Sequential(BasicConv2d(cin, c3r, kernel_size=1),
-                                  BasicConv2d(c3r, c3, kernel_size=3, padding=1))
-    self.branch3 = tnn.Sequential(BasicConv2d(cin, c5r, kernel_size=1),
-                                  BasicConv2d(c5r, c5, kernel_size=3, padding=1))
-    self.branch4 = tnn.Sequential(tnn.MaxPool2d(3, 1, 1, ceil_mode=True),
-                                  BasicConv2d(cin, cp, kernel_size=1))
+    self.branch2 = tnn.Sequential(
+      BasicConv2d(cin, c3r, kernel_size=1), BasicConv2d(c3r, c3, kernel_size=3, padding=1)
+    )
+    self.branch3 = tnn.Sequential(
+      BasicConv2d(cin, c5r, kernel_size=1), BasicConv2d(c5r, c5, kernel_size=3, padding=1)
+    )
+    self.branch4 = tnn.Sequential(
+      tnn.MaxPool2d(3, 1, 1, ceil_mode=True), BasicConv2d(cin, cp, kernel_size=1)
+    )
 
   def forward(self, x):
     return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
 
 
 class InceptionAux(tnn.Module):
-
   def __init__(self, cin, num_classes):
     super().__init__()
     self.conv = BasicConv2d(cin, 128, kernel_size=1)
@@ -179,7 +199,6 @@ class InceptionAux(tnn.Module):
 
 
 class GoogLeNet(tnn.Module):
-
   def __init__(self, num_classes=1000):
     super().__init__()
     self.conv1 = BasicConv2d(3, 64, kernel_size=7, stride=2, padding=3)
@@ -285,16 +304,19 @@ def test_vgg11_reduced_width(tmp_path, batch_norm):
   # 64x64: pool5 is 2x2, adaptively pooled to 7x7 with uneven cells, so fc6's flatten order
   # (PyTorch c,h,w vs jaxseg h,w,c) matters.
   torch_model = _randomized(VGG(VGG11_SMALL, batch_norm, fc=32, num_classes=10), seed=2)
-  jax_model = get_model('vgg11_bn' if batch_norm else 'vgg11', stage_features=VGG11_SMALL_STAGES,
-                        fc_features=32, num_classes=10)
+  jax_model = get_model(
+    'vgg11_bn' if batch_norm else 'vgg11',
+    stage_features=VGG11_SMALL_STAGES,
+    fc_features=32,
+    num_classes=10,
+  )
   path = _safetensors_path(tmp_path, _numpy_state_dict(torch_model))
   _compare(torch_model, jax_model, path, 64)
 
 
 def test_vgg11_at_32_replicates_pool5():
   torch_model = _randomized(VGG(VGG11_SMALL, False, fc=32, num_classes=10), seed=3)
-  jax_model = get_model('vgg11', stage_features=VGG11_SMALL_STAGES, fc_features=32,
-                        num_classes=10)
+  jax_model = get_model('vgg11', stage_features=VGG11_SMALL_STAGES, fc_features=32, num_classes=10)
   endpoints = _compare(torch_model, jax_model, _numpy_state_dict(torch_model), 32)
   assert endpoints['pool5'].shape == (2, 1, 1, 16)
 
@@ -303,8 +325,7 @@ def test_alexnet_torchvision_reduced_width():
   # 127x127: pool5 is 3x3, adaptively pooled to 6x6, so the flatten order matters.
   widths = (8, 16, 16, 16, 16)
   torch_model = _randomized(AlexNet(widths, fc=32, num_classes=10), seed=4)
-  jax_model = get_model('alexnet_torchvision', conv_features=widths, fc_features=32,
-                        num_classes=10)
+  jax_model = get_model('alexnet_torchvision', conv_features=widths, fc_features=32, num_classes=10)
   endpoints = _compare(torch_model, jax_model, _numpy_state_dict(torch_model), 127)
   assert endpoints['stride32'].shape == (2, 3, 3, 16)
 
@@ -316,21 +337,23 @@ def test_googlenet_torchvision_logits_and_auxiliary_heads():
   # The auxiliary heads read 4x4 maps here, so their fc1 flatten order matters too.
   for name in ('aux1', 'aux2'):
     expected = getattr(torch_model, f'{name}_logits').numpy()
-    np.testing.assert_allclose(endpoints[name], expected, rtol=1e-4,
-                               atol=1e-4 * np.max(np.abs(expected)))
+    np.testing.assert_allclose(
+      endpoints[name], expected, rtol=1e-4, atol=1e-4 * np.max(np.abs(expected))
+    )
 
 
 # ---- full-size layouts, on the meta device ----------------------------------------------------
 
 VGG_CFGS = {
-    'vgg11': [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
-    'vgg16': [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512,
-              'M'],
-    'vgg19': [64, 64, 'M', 128, 128, 'M'] + ([256] * 4 + ['M']) + ([512] * 4 + ['M']) * 2,
+  'vgg11': [64, 'M', 128, 'M', 256, 256, 'M', 512, 512, 'M', 512, 512, 'M'],
+  'vgg16': [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'],
+  'vgg19': [64, 64, 'M', 128, 128, 'M'] + ([256] * 4 + ['M']) + ([512] * 4 + ['M']) * 2,
 }
 
 
-@pytest.mark.parametrize('name,build', [
+@pytest.mark.parametrize(
+  'name,build',
+  [
     ('vgg11', lambda: VGG(VGG_CFGS['vgg11'], False)),
     ('vgg16_bn', lambda: VGG(VGG_CFGS['vgg16'], True)),
     ('vgg19', lambda: VGG(VGG_CFGS['vgg19'], False)),
@@ -339,11 +362,15 @@ VGG_CFGS = {
     ('resnet34', lambda: ResNet(BasicBlock, [3, 4, 6, 3])),
     ('resnet101', lambda: ResNet(Bottleneck, [3, 4, 23, 3])),
     ('resnet152', lambda: ResNet(Bottleneck, [3, 8, 36, 3])),
-])
+  ],
+)
 def test_full_size_state_dict_names_and_shapes(name, build):
   with torch.device('meta'):
-    expected = {k: tuple(v.shape) for k, v in build().state_dict().items()
-                if not k.endswith('num_batches_tracked')}
+    expected = {
+      k: tuple(v.shape)
+      for k, v in build().state_dict().items()
+      if not k.endswith('num_batches_tracked')
+    }
   layout = torchvision_layout(get_model(name))
   assert {k: shape for k, (_, shape) in layout.items()} == expected
 
@@ -422,20 +449,25 @@ def test_fcn32s_backbone_and_fc6_fc7_from_vgg16_classifier():
     features = torch_model.features(torch.from_numpy(x.transpose(0, 3, 1, 2)))
     # classifier[:5]: fc6, ReLU, dropout, fc7, ReLU.
     fc7 = torch_model.classifier[:5](torch.flatten(features, 1)).numpy()
-  np.testing.assert_allclose(endpoints['pool5'], features.numpy().transpose(0, 2, 3, 1),
-                             rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(
+    endpoints['pool5'], features.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4
+  )
   # At 224 pool5 is 7x7 and fc6 (7x7, padding 3) at the centre sees exactly the whole map: the
   # fully connected layer the classifier computes (FCN paper, section 3.1).
-  np.testing.assert_allclose(endpoints['score_fr'][:, 3, 3], fc7 @ score_kernel[0, 0],
-                             rtol=1e-4, atol=1e-4 * np.abs(fc7 @ score_kernel[0, 0]).max())
+  np.testing.assert_allclose(
+    endpoints['score_fr'][:, 3, 3],
+    fc7 @ score_kernel[0, 0],
+    rtol=1e-4,
+    atol=1e-4 * np.abs(fc7 @ score_kernel[0, 0]).max(),
+  )
 
 
 def test_deeplab_v3_resnet18_backbone_from_torchvision():
   torch_model = _randomized(ResNet(BasicBlock, [2, 2, 2, 2]), seed=6)
-  model = get_model('deeplab_v3', num_classes=3, backbone='resnet18', multi_grid=(1, 2),
-                    output_stride=16)
-  variables = import_torchvision(model, _numpy_state_dict(torch_model),
-                                 input_shape=(1, 64, 64, 3))
+  model = get_model(
+    'deeplab_v3', num_classes=3, backbone='resnet18', multi_grid=(1, 2), output_stride=16
+  )
+  variables = import_torchvision(model, _numpy_state_dict(torch_model), input_shape=(1, 64, 64, 3))
   assert 'aspp' in str(jax.tree_util.tree_structure(variables['params'])).lower()
   x = np.random.default_rng(7).normal(size=(1, 64, 64, 3)).astype(np.float32)
   _, endpoints = model.apply(variables, jnp.asarray(x))
@@ -448,8 +480,9 @@ def test_deeplab_v3_resnet18_backbone_from_torchvision():
       expected[stride] = t.numpy().transpose(0, 2, 3, 1)
   # Output stride 16 dilates only layer4, so layers 1-3 are torchvision's own.
   for stride, value in expected.items():
-    np.testing.assert_allclose(endpoints[f'stride{stride}'], value, rtol=1e-4,
-                               atol=1e-4 * np.abs(value).max())
+    np.testing.assert_allclose(
+      endpoints[f'stride{stride}'], value, rtol=1e-4, atol=1e-4 * np.abs(value).max()
+    )
 
 
 def test_segmentation_import_names_foreign_tensors():

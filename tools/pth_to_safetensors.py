@@ -24,8 +24,11 @@ def convert(source: str, destination: str) -> int:
       checkpoint = checkpoint[key]
   if not isinstance(checkpoint, dict):
     raise ValueError(f'{source}: expected a state dict, got {type(checkpoint).__name__}')
-  tensors = {name: value.detach().cpu().contiguous().numpy()
-             for name, value in checkpoint.items() if isinstance(value, torch.Tensor)}
+  tensors = {
+    name: value.detach().cpu().contiguous().numpy()
+    for name, value in checkpoint.items()
+    if isinstance(value, torch.Tensor)
+  }
   save_file(tensors, destination)
   return len(tensors)
 

@@ -5,14 +5,22 @@ SBD (``voc2012_sbd``), ImageNet normalisation, random scaling and flips, SGD wit
 and the poly schedule, and keep the checkpoint with the best validation mean IoU. Each config
 sets the rest: its model, crop, scale range, batch, rate and length.
 """
+
 import ml_collections
 
 from experiments.configs import base
 
 
-def get_voc_segmentation_config(*, model: str, total_steps: int, batch_size: int,
-                                learning_rate: float, weight_decay: float, crop_size: int,
-                                scale_range: tuple[float, float]) -> ml_collections.ConfigDict:
+def get_voc_segmentation_config(
+  *,
+  model: str,
+  total_steps: int,
+  batch_size: int,
+  learning_rate: float,
+  weight_decay: float,
+  crop_size: int,
+  scale_range: tuple[float, float],
+) -> ml_collections.ConfigDict:
   """Returns the shared DeepLab VOC fields with the experiment's own values filled in.
 
   Args:
@@ -64,9 +72,13 @@ def get_voc_segmentation_config(*, model: str, total_steps: int, batch_size: int
 def test_overrides(**extra) -> dict:
   """Tiny settings for tests/test_configs.py: synthetic shapes, a narrow ResNet-10 backbone."""
   return {
-      'data.name': 'shapes_segmentation', 'data.crop_size': 32, 'data.eval_size': 32,
-      'model.num_classes': 4, 'model.backbone': 'resnet18', 'model.width_divisor': 16,
-      # One block per stage (a ResNet-10) keeps the compile short.
-      'model.backbone_options': {'stage_sizes': (1, 1, 1, 1)},
-      **extra,
+    'data.name': 'shapes_segmentation',
+    'data.crop_size': 32,
+    'data.eval_size': 32,
+    'model.num_classes': 4,
+    'model.backbone': 'resnet18',
+    'model.width_divisor': 16,
+    # One block per stage (a ResNet-10) keeps the compile short.
+    'model.backbone_options': {'stage_sizes': (1, 1, 1, 1)},
+    **extra,
   }

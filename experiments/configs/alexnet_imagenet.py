@@ -63,5 +63,10 @@ def get_config() -> ml_collections.ConfigDict:
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: digits instead of ImageNet, a narrow AlexNet."""
   # 67 x 67 is about the smallest input the 11x11/4 conv1 and three 3x3/2 pools keep non-empty.
-  return {'data.name': 'digits', 'data.augment': 'resize', 'data.image_size': 67,
-          'model.conv_features': (8, 16, 16, 16, 8), 'model.fc_features': 16}
+  return {
+    'data.name': 'digits',
+    'data.augment': 'resize',
+    'data.image_size': 67,
+    'model.conv_features': (8, 16, 16, 16, 8),
+    'model.fc_features': 16,
+  }

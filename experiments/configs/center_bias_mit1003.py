@@ -16,6 +16,7 @@ The model's only parameters are its two widths; the engine runs one step with a 
 rate (they stay at ``model.sigma``), then evaluates. A positive learning rate and more steps fit
 the widths to MIT1003's training images instead.
 """
+
 import ml_collections
 
 from experiments.configs import base
@@ -48,5 +49,9 @@ def get_config() -> ml_collections.ConfigDict:
 
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: synthetic saliency data and a narrow model."""
-  return {'data.name': 'synthetic_saliency', 'data.image_size': (64, 64),
-          'data.map_size': (64, 64), 'model.sigma': (0.3, 0.3)}
+  return {
+    'data.name': 'synthetic_saliency',
+    'data.image_size': (64, 64),
+    'data.map_size': (64, 64),
+    'model.sigma': (0.3, 0.3),
+  }

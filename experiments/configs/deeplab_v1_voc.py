@@ -30,6 +30,7 @@ Compute dtype (issue 16, benchmarks/README.md), a VGG backbone: float32 on CPUs 
 the VGG16/FCN-8s train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on
 GPUs/TPUs.
 """
+
 import ml_collections
 
 from experiments.configs import base
@@ -76,9 +77,16 @@ def get_config() -> ml_collections.ConfigDict:
   # sigma_alpha=121, sigma_beta=5, w2=3, sigma_gamma=3, 10 mean-field iterations; Chen et al.
   # 2015, Sec. 4.1). Evaluation logs crf/mean_iou beside mean_iou when eval.crf is True
   # (--config.eval.crf=True; it runs on the host, after each evaluation's forward pass).
-  config.crf = ml_collections.ConfigDict({
-      'iterations': 10, 'pos_w': 3.0, 'pos_xy_std': 3.0, 'bi_w': 4.0,
-      'bi_xy_std': 121.0, 'bi_rgb_std': 5.0})
+  config.crf = ml_collections.ConfigDict(
+    {
+      'iterations': 10,
+      'pos_w': 3.0,
+      'pos_xy_std': 3.0,
+      'bi_w': 4.0,
+      'bi_xy_std': 121.0,
+      'bi_rgb_std': 5.0,
+    }
+  )
   config.eval = ml_collections.ConfigDict({'crf': False})
   return config
 
@@ -86,6 +94,9 @@ def get_config() -> ml_collections.ConfigDict:
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: synthetic shapes instead of VOC, a narrow net."""
   return {
-      'data.name': 'shapes_segmentation', 'data.crop_size': 32, 'data.eval_size': 32,
-      'model.num_classes': 4, 'model.width_divisor': 16,
+    'data.name': 'shapes_segmentation',
+    'data.crop_size': 32,
+    'data.eval_size': 32,
+    'model.num_classes': 4,
+    'model.width_divisor': 16,
   }

@@ -29,6 +29,7 @@ Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on G
 CPUs with AVX512-BF16 (ResNet-50's and DeepLabV3's train steps
 measured 22% and 13% faster there); float32 otherwise.
 """
+
 import ml_collections
 
 from experiments.configs import _voc_segmentation
@@ -37,20 +38,33 @@ from experiments.configs import _voc_segmentation
 def get_config() -> ml_collections.ConfigDict:
   """Returns the DeepLab v2 VOC experiment."""
   config = _voc_segmentation.get_voc_segmentation_config(
-      model='deeplab_v2', total_steps=20_000, batch_size=10, learning_rate=2.5e-4,
-      weight_decay=5e-4, crop_size=321, scale_range=(0.5, 1.5))
+    model='deeplab_v2',
+    total_steps=20_000,
+    batch_size=10,
+    learning_rate=2.5e-4,
+    weight_decay=5e-4,
+    crop_size=321,
+    scale_range=(0.5, 1.5),
+  )
   config.model.output_stride = 8
-  config.model.rates = (6, 12, 18, 24)       # ASPP-L
+  config.model.rates = (6, 12, 18, 24)  # ASPP-L
   config.model.input_scales = (1.0, 0.75, 0.5)
-  config.loss.aux_weight = 1.0               # every scale's own loss, as the paper
+  config.loss.aux_weight = 1.0  # every scale's own loss, as the paper
   config.optimizer.lr_multipliers = (('^aspp/', 10.0),)
   # DeepLab v2's fully connected CRF: w2=3 fixed, w1, sigma_alpha, sigma_beta cross-validated
   # (Chen et al. 2017, Sec. 4.1); the released VOC values (as kazuto1011/deeplab-pytorch's
   # configs/voc12.yaml): bi 4/67/3, pos 3/1, 10 iterations. Evaluation logs crf/mean_iou beside
   # mean_iou when eval.crf is True (--config.eval.crf=True).
-  config.crf = ml_collections.ConfigDict({
-      'iterations': 10, 'pos_w': 3.0, 'pos_xy_std': 1.0, 'bi_w': 4.0,
-      'bi_xy_std': 67.0, 'bi_rgb_std': 3.0})
+  config.crf = ml_collections.ConfigDict(
+    {
+      'iterations': 10,
+      'pos_w': 3.0,
+      'pos_xy_std': 1.0,
+      'bi_w': 4.0,
+      'bi_xy_std': 67.0,
+      'bi_rgb_std': 3.0,
+    }
+  )
   config.eval = ml_collections.ConfigDict({'crf': False})
   return config
 

@@ -30,6 +30,7 @@ Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on G
 CPUs with AVX512-BF16 (ResNet-50's and DeepLabV3's train steps
 measured 22% and 13% faster there); float32 otherwise.
 """
+
 import ml_collections
 
 from experiments.configs import _voc_segmentation
@@ -38,8 +39,14 @@ from experiments.configs import _voc_segmentation
 def get_config() -> ml_collections.ConfigDict:
   """Returns the DeepLab v3 VOC experiment."""
   config = _voc_segmentation.get_voc_segmentation_config(
-      model='deeplab_v3', total_steps=30_000, batch_size=16, learning_rate=7e-3,
-      weight_decay=1e-4, crop_size=513, scale_range=(0.5, 2.0))
+    model='deeplab_v3',
+    total_steps=30_000,
+    batch_size=16,
+    learning_rate=7e-3,
+    weight_decay=1e-4,
+    crop_size=513,
+    scale_range=(0.5, 2.0),
+  )
   config.model.output_stride = 16
   config.model.multi_grid = (1, 2, 4)
   config.model.aspp_rates = (6, 12, 18)

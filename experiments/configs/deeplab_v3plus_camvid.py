@@ -20,6 +20,7 @@ exceed it clearly.
 Recipe: poly rate from 0.01, momentum 0.9, weight decay 1e-4, batch 8, 20k iterations, crops
 rescaled by 0.5 to 2.0 and flipped; evaluation on the whole 360 x 480 frames (padded to 480).
 """
+
 import ml_collections
 
 from experiments.configs import deeplab_v3plus_voc

@@ -29,6 +29,7 @@ Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on G
 CPUs with AVX512-BF16 (ResNet-50's and DeepLabV3's train steps
 measured 22% and 13% faster there); float32 otherwise.
 """
+
 import ml_collections
 
 from experiments.configs import deeplab_v3plus_voc

@@ -21,6 +21,7 @@ initialisation (``score_pool4`` stays zero); the log shows a table of restored a
 Compute dtype (issue 16, benchmarks/README.md): float32 on CPUs (bfloat16 made the VGG16/FCN-8s
 train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on GPUs/TPUs.
 """
+
 import ml_collections
 
 from experiments.configs import fcn32s_voc

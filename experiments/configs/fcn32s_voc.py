@@ -32,6 +32,7 @@ convolutions; not done here yet) and the score layer start from their own initia
 Compute dtype (issue 16, benchmarks/README.md): float32 on CPUs (bfloat16 made the VGG16/FCN-8s
 train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on GPUs/TPUs.
 """
+
 import ml_collections
 
 from experiments.configs import base
@@ -59,13 +60,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.width_divisor = 1
 
   config.data.name = 'voc2012_sbd'
-  config.data.normalization = 'caffe_bgr'   # Caffe VGG16: BGR, mean subtracted, 0..255
-  config.data.crop_size = 500               # VOC images are at most 500 x 500: whole images
+  config.data.normalization = 'caffe_bgr'  # Caffe VGG16: BGR, mean subtracted, 0..255
+  config.data.crop_size = 500  # VOC images are at most 500 x 500: whole images
   config.data.eval_size = 512
-  config.data.scale_range = (1.0, 1.0)      # no augmentation in the paper
+  config.data.scale_range = (1.0, 1.0)  # no augmentation in the paper
   config.data.flip = False
 
-  config.loss.normalize = False             # Caffe SoftmaxWithLoss, normalize: false
+  config.loss.normalize = False  # Caffe SoftmaxWithLoss, normalize: false
 
   config.optimizer.name = 'sgd'
   config.optimizer.learning_rate = 1e-10
@@ -80,6 +81,9 @@ def get_config() -> ml_collections.ConfigDict:
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: synthetic shapes instead of VOC, a narrow net."""
   return {
-      'data.name': 'shapes_segmentation', 'data.crop_size': 32, 'data.eval_size': 32,
-      'model.num_classes': 4, 'model.width_divisor': 16,
+    'data.name': 'shapes_segmentation',
+    'data.crop_size': 32,
+    'data.eval_size': 32,
+    'model.num_classes': 4,
+    'model.width_divisor': 16,
   }

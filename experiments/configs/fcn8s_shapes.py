@@ -26,6 +26,7 @@ The network is FCN-8s (Long et al., 2015) with every VGG16 channel count divided
 bilinear-initialised upsampling, trained from scratch with Adam (the paper's SGD at lr 1e-10 on
 the unnormalised loss presumes ImageNet weights).
 """
+
 import ml_collections
 
 from experiments.configs import base
@@ -48,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.num_classes = 4
   config.model.width_divisor = 8
   config.model.learn_upsampling = True
-  config.model.dropout_rate = 0.0   # 2000 generated images: no overfitting to fight
+  config.model.dropout_rate = 0.0  # 2000 generated images: no overfitting to fight
 
   config.data.name = 'shapes_segmentation'
   config.data.synthetic_size = 64

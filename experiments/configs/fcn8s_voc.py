@@ -20,6 +20,7 @@ from VGG16, pool4 scaled by 0.01 and pool3 by 1e-4), use ``--config.model.at_onc
 Compute dtype (issue 16, benchmarks/README.md): float32 on CPUs (bfloat16 made the VGG16/FCN-8s
 train steps slower even with AVX512-BF16); ``--config.dtype=bfloat16`` on GPUs/TPUs.
 """
+
 import ml_collections
 
 from experiments.configs import fcn16s_voc

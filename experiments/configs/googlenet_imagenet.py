@@ -58,7 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule.name = 'step'
   config.schedule.decay_factor = 0.96
   config.schedule.boundaries = tuple(
-      range(8 * _STEPS_PER_EPOCH, config.total_steps, 8 * _STEPS_PER_EPOCH))
+    range(8 * _STEPS_PER_EPOCH, config.total_steps, 8 * _STEPS_PER_EPOCH)
+  )
   return config
 
 

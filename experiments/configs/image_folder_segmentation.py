@@ -21,6 +21,7 @@ Hardware: a CPU for the default; a GPU for width_divisor=1.
 Expected time and metric: they depend on your data; on the demo's synthetic shapes the same
 network reaches mean IoU 0.93 in 4000 steps (fcn8s_shapes).
 """
+
 import ml_collections
 
 from experiments.configs import base
@@ -70,15 +71,22 @@ def make_test_data(directory: str) -> dict:
   import os  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
   for folder in ('images', 'masks'):
     os.makedirs(os.path.join(directory, folder), exist_ok=True)
   for i in range(12):  # 11 train, 1 validation: a batch of 8 fits
     Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(
-        os.path.join(directory, 'images', f'{i}.jpg'))
+      os.path.join(directory, 'images', f'{i}.jpg')
+    )
     Image.fromarray(rng.integers(0, 2, (40, 48)).astype(np.uint8)).save(
-        os.path.join(directory, 'masks', f'{i}.png'))
-  return {'data.images_dir': os.path.join(directory, 'images'),
-          'data.masks_dir': os.path.join(directory, 'masks'),
-          'data.class_names': ('background', 'thing'), 'data.crop_size': 32,
-          'data.eval_size': 64, 'model.width_divisor': 16}
+      os.path.join(directory, 'masks', f'{i}.png')
+    )
+  return {
+    'data.images_dir': os.path.join(directory, 'images'),
+    'data.masks_dir': os.path.join(directory, 'masks'),
+    'data.class_names': ('background', 'thing'),
+    'data.crop_size': 32,
+    'data.eval_size': 64,
+    'model.width_divisor': 16,
+  }

@@ -64,5 +64,10 @@ def get_config() -> ml_collections.ConfigDict:
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: digits, a bottleneck ResNet 4 filters wide with one
   block per stage."""
-  return {'data.name': 'digits', 'data.augment': 'resize', 'data.image_size': 32,
-          'model.num_filters': 4, 'model.stage_sizes': (1, 1, 1, 1)}
+  return {
+    'data.name': 'digits',
+    'data.augment': 'resize',
+    'data.image_size': 32,
+    'model.num_filters': 4,
+    'model.stage_sizes': (1, 1, 1, 1),
+  }

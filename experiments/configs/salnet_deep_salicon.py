@@ -24,6 +24,7 @@ Euclidean loss, SGD with momentum 0.9 and weight decay 5e-4. The learning rate i
 loss's scale (a sum over 76,800 pixels, averaged over the batch); it has not been validated by a
 full run here.
 """
+
 import ml_collections
 
 from experiments.configs import base
@@ -67,5 +68,9 @@ def get_config() -> ml_collections.ConfigDict:
 
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: synthetic saliency data and a narrow model."""
-  return {'data.name': 'synthetic_saliency', 'data.image_size': (64, 64),
-          'data.map_size': (64, 64), 'model.features': (4, 4, 4, 4, 4, 4, 4, 4)}
+  return {
+    'data.name': 'synthetic_saliency',
+    'data.image_size': (64, 64),
+    'data.map_size': (64, 64),
+    'model.features': (4, 4, 4, 4, 4, 4, 4, 4),
+  }

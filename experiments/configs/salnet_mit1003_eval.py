@@ -19,6 +19,7 @@ checkpoint of that run and logs a table of what it restored (see docs/training.m
 Use ``jaxseg.inference.saliency.SaliencyEvaluator`` directly for the full table (with shuffled and
 Borji AUC); ``docs/saliency.md`` shows how.
 """
+
 import ml_collections
 
 from experiments.configs import salnet_deep_salicon
@@ -46,5 +47,9 @@ def get_config() -> ml_collections.ConfigDict:
 
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: synthetic saliency data and a narrow model."""
-  return {'data.name': 'synthetic_saliency', 'data.image_size': (64, 64),
-          'data.map_size': (64, 64), 'model.features': (4, 4, 4, 4, 4, 4, 4, 4)}
+  return {
+    'data.name': 'synthetic_saliency',
+    'data.image_size': (64, 64),
+    'data.map_size': (64, 64),
+    'model.features': (4, 4, 4, 4, 4, 4, 4, 4),
+  }

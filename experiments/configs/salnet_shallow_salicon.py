@@ -20,6 +20,7 @@ decayed linearly from 0.05 to 0.0001, random horizontal flips. Their momentum al
 from 0.9 to 0.999, which our optimizer does not schedule (it stays 0.9), and they trained 1200
 epochs; we train about 100 (12,000 steps), which has not been validated here.
 """
+
 import ml_collections
 
 from experiments.configs import base
@@ -63,6 +64,11 @@ def get_config() -> ml_collections.ConfigDict:
 
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: synthetic saliency data and a narrow model."""
-  return {'data.name': 'synthetic_saliency', 'data.image_size': (64, 64),
-          'data.map_size': (64, 64), 'model.features': (4, 4, 4),
-          'model.hidden': 16, 'model.output_shape': (8, 8)}
+  return {
+    'data.name': 'synthetic_saliency',
+    'data.image_size': (64, 64),
+    'data.map_size': (64, 64),
+    'model.features': (4, 4, 4),
+    'model.hidden': 16,
+    'model.output_shape': (8, 8),
+  }

@@ -20,6 +20,7 @@ pool 3/2, fc, maxout 2, fc reshaped to the map) made narrow (16-32-64 channels, 
 fixation maps and densities. Loss: the lecture's Euclidean loss against the density scaled to a
 maximum of 1; SGD with Nesterov momentum.
 """
+
 import ml_collections
 
 from experiments.configs import base

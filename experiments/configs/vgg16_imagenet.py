@@ -42,8 +42,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.model.name = 'vgg16'
   config.model.dropout_rate = 0.5
-  config.model.stage_features = ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512),
-                                 (512, 512, 512))
+  config.model.stage_features = (
+    (64, 64),
+    (128, 128),
+    (256, 256, 256),
+    (512, 512, 512),
+    (512, 512, 512),
+  )
   config.model.fc_features = 4096
 
   config.data.name = 'imagenet2012'
@@ -65,6 +70,10 @@ def get_config() -> ml_collections.ConfigDict:
 
 def get_test_overrides() -> dict:
   """Tiny settings for tests/test_configs.py: digits instead of ImageNet, a narrow VGG-16."""
-  return {'data.name': 'digits', 'data.augment': 'resize', 'data.image_size': 32,
-          'model.stage_features': ((4, 4), (4, 4), (8, 8, 8), (8, 8, 8), (8, 8, 8)),
-          'model.fc_features': 16}
+  return {
+    'data.name': 'digits',
+    'data.augment': 'resize',
+    'data.image_size': 32,
+    'model.stage_features': ((4, 4), (4, 4), (8, 8, 8), (8, 8, 8), (8, 8, 8)),
+    'model.fc_features': 16,
+  }

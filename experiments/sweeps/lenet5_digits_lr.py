@@ -14,5 +14,6 @@ from experiments import sweep
 def get_sweep() -> sweep.Sweep:
   """Returns the sweep: learning rates 0.01, 0.03, 0.1 crossed with seeds 0 and 1."""
   return sweep.Sweep(
-      base_config='experiments/configs/lenet5_digits.py',
-      trials=sweep.product({'optimizer.learning_rate': [0.01, 0.03, 0.1]}, {'seed': [0, 1]}))
+    base_config='experiments/configs/lenet5_digits.py',
+    trials=sweep.product({'optimizer.learning_rate': [0.01, 0.03, 0.1]}, {'seed': [0, 1]}),
+  )

@@ -4,6 +4,7 @@ Shapes, dtypes and static options are always checked. Value checks (NaN, seeds i
 need the data: they run when the argument is a concrete array and are skipped for tracers (inside
 `jit`/`vmap` the caller has already passed them, or owns the consequences).
 """
+
 from __future__ import annotations
 
 import numbers
@@ -20,7 +21,10 @@ def is_concrete(x: Any) -> bool:
 
 
 def as_array(x: Any, name: str) -> Any:
-  """`x` unchanged if it is an array (NumPy or JAX), else `jnp.asarray(x)`; TypeError if not numeric."""
+  """`x` unchanged if it is an array (NumPy or JAX), else `jnp.asarray(x)`.
+
+  Raises TypeError if `x` is not numeric.
+  """
   if not hasattr(x, 'shape') or not hasattr(x, 'dtype'):
     try:
       x = np.asarray(x)
@@ -31,29 +35,42 @@ def as_array(x: Any, name: str) -> Any:
   return x
 
 
-def check_image(image: Any, name: str = 'image', *, ranks: tuple[int, ...] = (2, 3, 4),
-                layout: str = '(H, W), (H, W, C) or (N, H, W, C)',
-                channels: tuple[int, ...] | None = None) -> Any:
+def check_image(
+  image: Any,
+  name: str = 'image',
+  *,
+  ranks: tuple[int, ...] = (2, 3, 4),
+  layout: str = '(H, W), (H, W, C) or (N, H, W, C)',
+  channels: tuple[int, ...] | None = None,
+) -> Any:
   """Checks rank, emptiness, channels and (when concrete) NaN; returns the array."""
   image = as_array(image, name)
   if image.ndim not in ranks:
-    raise ValueError(f'{name} must have layout {layout} (rank in {ranks}), got shape '
-                     f'{tuple(image.shape)} of rank {image.ndim}.')
+    raise ValueError(
+      f'{name} must have layout {layout} (rank in {ranks}), got shape '
+      f'{tuple(image.shape)} of rank {image.ndim}.'
+    )
   if image.size == 0:
     raise ValueError(f'{name} must not be empty, got shape {tuple(image.shape)}.')
   if channels is not None and image.ndim >= 3 and image.shape[-1] not in channels:
-    raise ValueError(f'{name} must have {" or ".join(map(str, channels))} channels in its last '
-                     f'axis (layout {layout}), got shape {tuple(image.shape)}.')
+    raise ValueError(
+      f'{name} must have {" or ".join(map(str, channels))} channels in its last '
+      f'axis (layout {layout}), got shape {tuple(image.shape)}.'
+    )
   check_finite(image, name)
   return image
 
 
 def check_finite(x: Any, name: str) -> None:
   """ValueError if a concrete floating array holds NaN or infinity."""
-  if (is_concrete(x) and jnp.issubdtype(x.dtype, jnp.floating)
-      and not bool(np.all(np.isfinite(np.asarray(x))))):
-    raise ValueError(f'{name} must be finite, got NaN or infinity in an array of shape '
-                       f'{tuple(x.shape)}.')
+  if (
+    is_concrete(x)
+    and jnp.issubdtype(x.dtype, jnp.floating)
+    and not bool(np.all(np.isfinite(np.asarray(x))))
+  ):
+    raise ValueError(
+      f'{name} must be finite, got NaN or infinity in an array of shape {tuple(x.shape)}.'
+    )
 
 
 def check_int(value: Any, name: str, *, minimum: int) -> int:
@@ -65,8 +82,9 @@ def check_int(value: Any, name: str, *, minimum: int) -> int:
   return int(value)
 
 
-def check_number(value: Any, name: str, *, minimum: float | None = None,
-                 positive: bool = False) -> float:
+def check_number(
+  value: Any, name: str, *, minimum: float | None = None, positive: bool = False
+) -> float:
   """`value` as a finite float (>= `minimum`, or > 0 with `positive`)."""
   if not isinstance(value, numbers.Real) or isinstance(value, bool):
     raise TypeError(f'{name} must be a real number, got {value!r}.')

@@ -7,6 +7,7 @@ binary energy is submodular (Kolmogorov & Zabih 2004), so every move is optimal 
 never increases; cycling alpha over all labels until no move helps reaches a local minimum
 within a factor `2 max V / min_{a != b} V` of the global one (2 for Potts).
 """
+
 from __future__ import annotations
 
 import functools
@@ -74,8 +75,14 @@ def _expansion_move(labels, alpha, unary, weights, model, truncation, connectivi
   cap_bwd = jnp.stack(cap_bwd, axis=-1)
   base = jnp.minimum(keep_cost, alpha_cost)
   take_alpha, _, _, _ = gc._min_cut_directed(
-      keep_cost - base, alpha_cost - base, jnp.zeros_like(cap_bwd), cap_bwd,
-      connectivity=connectivity, max_iterations=_MOVE_SWEEPS, tol=zero)
+    keep_cost - base,
+    alpha_cost - base,
+    jnp.zeros_like(cap_bwd),
+    cap_bwd,
+    connectivity=connectivity,
+    max_iterations=_MOVE_SWEEPS,
+    tol=zero,
+  )
   return jnp.where(take_alpha, alpha, labels)
 
 
@@ -83,8 +90,14 @@ def _expansion_move(labels, alpha, unary, weights, model, truncation, connectivi
 def _alpha_expansion(unary, pairwise, *, iterations, connectivity, model, truncation):
   h, w, num_labels = unary.shape
   weights = _edge_weights(pairwise, (h, w), connectivity, unary.dtype)
-  energy = functools.partial(_energy, unary=unary, weights=weights, model=model,
-                             truncation=truncation, connectivity=connectivity)
+  energy = functools.partial(
+    _energy,
+    unary=unary,
+    weights=weights,
+    model=model,
+    truncation=truncation,
+    connectivity=connectivity,
+  )
   labels = jnp.argmin(unary, axis=-1).astype(jnp.int32)
 
   def move(alpha, carry):
@@ -94,13 +107,17 @@ def _alpha_expansion(unary, pairwise, *, iterations, connectivity, model, trunca
     # The move is optimal, so it never raises the energy; accepting only strict decreases makes
     # the loop stop on ties and guards against float32 rounding.
     better = proposed < current
-    return (jnp.where(better, proposal, labels), jnp.where(better, proposed, current),
-            changed | better)
+    return (
+      jnp.where(better, proposal, labels),
+      jnp.where(better, proposed, current),
+      changed | better,
+    )
 
   def cycle(carry):
     labels, current, done, _ = carry
-    labels, current, changed = lax.fori_loop(0, num_labels, move,
-                                             (labels, current, jnp.bool_(False)))
+    labels, current, changed = lax.fori_loop(
+      0, num_labels, move, (labels, current, jnp.bool_(False))
+    )
     return labels, current, done + 1, changed
 
   carry = (labels, energy(labels), jnp.int32(0), jnp.bool_(True))
@@ -108,8 +125,15 @@ def _alpha_expansion(unary, pairwise, *, iterations, connectivity, model, trunca
   return labels, current
 
 
-def alpha_expansion(unary: Any, pairwise: Any, *, iterations: int = 5, connectivity: int = 4,
-                    model: str = 'potts', truncation: Any = None):
+def alpha_expansion(
+  unary: Any,
+  pairwise: Any,
+  *,
+  iterations: int = 5,
+  connectivity: int = 4,
+  model: str = 'potts',
+  truncation: Any = None,
+):
   r"""Multi-label MRF MAP by alpha-expansion (Boykov, Veksler & Zabih 2001), on exact grid cuts.
 
   Approximately minimises, over labellings `l` of an `H x W` grid with `L` labels,
@@ -158,12 +182,19 @@ def alpha_expansion(unary: Any, pairwise: Any, *, iterations: int = 5, connectiv
   if model == 'potts' and truncation is not None:
     raise ValueError(f"truncation must be None for model='potts', got {truncation!r}.")
   if model == 'truncated_linear' and (
-      isinstance(truncation, bool) or not isinstance(truncation, (int, float, np.number))
-      or not np.isfinite(truncation) or truncation <= 0):
-    raise ValueError("truncation must be a finite number > 0 for model='truncated_linear', "
-                     f'got {truncation!r}.')
-  if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or (
-      iterations < 1):
+    isinstance(truncation, bool)
+    or not isinstance(truncation, (int, float, np.number))
+    or not np.isfinite(truncation)
+    or truncation <= 0
+  ):
+    raise ValueError(
+      f"truncation must be a finite number > 0 for model='truncated_linear', got {truncation!r}."
+    )
+  if (
+    isinstance(iterations, bool)
+    or not isinstance(iterations, (int, np.integer))
+    or (iterations < 1)
+  ):
     raise ValueError(f'iterations must be a positive int, got {iterations!r}.')
   unary = gc._check_array(unary, 'unary')
   pairwise = gc._check_array(pairwise, 'pairwise')
@@ -171,22 +202,33 @@ def alpha_expansion(unary: Any, pairwise: Any, *, iterations: int = 5, connectiv
     raise ValueError(f'unary must have shape (H, W, L), got {unary.shape}.')
   k = len(gc.OFFSETS[connectivity])
   if pairwise.ndim != 0 and pairwise.shape != unary.shape[:2] + (k,):
-    raise ValueError(f'pairwise must be a scalar or have shape {unary.shape[:2] + (k,)} (K = {k} '
-                     f'for connectivity={connectivity}), got {pairwise.shape}.')
+    raise ValueError(
+      f'pairwise must be a scalar or have shape {unary.shape[:2] + (k,)} (K = {k} '
+      f'for connectivity={connectivity}), got {pairwise.shape}.'
+    )
   if gc._is_concrete(unary) and not np.all(np.isfinite(np.asarray(unary))):
     raise ValueError('unary must be finite (no NaN/inf).')
   gc._check_values(pairwise, 'pairwise', 'a negative weight is not a metric: not submodular')
   integer_truncation = truncation is None or float(truncation) == int(truncation)
   dtype = gc._working_dtype(unary, pairwise) if integer_truncation else jnp.float32
   if dtype == jnp.int32 and gc._is_concrete(unary) and gc._is_concrete(pairwise):
-    worst = np.abs(np.asarray(unary, np.int64)).max(-1).sum() + np.asarray(pairwise, np.int64).sum(
-    ) * (1 if pairwise.ndim else unary.shape[0] * unary.shape[1] * k) * (
-        1 if truncation is None else int(truncation))
+    worst = np.abs(np.asarray(unary, np.int64)).max(-1).sum() + np.asarray(
+      pairwise, np.int64
+    ).sum() * (1 if pairwise.ndim else unary.shape[0] * unary.shape[1] * k) * (
+      1 if truncation is None else int(truncation)
+    )
     if worst >= 2**31:
-      raise ValueError(f'integer energies must stay below 2**31 (int32), got up to {worst}; pass '
-                       'float costs instead.')
+      raise ValueError(
+        f'integer energies must stay below 2**31 (int32), got up to {worst}; pass '
+        'float costs instead.'
+      )
   if truncation is not None:
     truncation = int(truncation) if integer_truncation else float(truncation)
-  return _alpha_expansion(jnp.asarray(unary, dtype), jnp.asarray(pairwise, dtype),
-                          iterations=int(iterations), connectivity=connectivity, model=model,
-                          truncation=truncation)
+  return _alpha_expansion(
+    jnp.asarray(unary, dtype),
+    jnp.asarray(pairwise, dtype),
+    iterations=int(iterations),
+    connectivity=connectivity,
+    model=model,
+    truncation=truncation,
+  )

@@ -8,6 +8,7 @@ a centre left without points is moved onto the point farthest from its own centr
 scikit-learn does. It stops when the assignment repeats, when the centres move less than `tol`
 times the mean per-feature variance (summed squared shift), or after `iterations`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -109,7 +110,7 @@ def _update(x, labels, centres):
   def relocate(sums, counts):
     # sklearn's _relocate_empty_clusters_dense: the j-th empty cluster takes the j-th point
     # farthest from its own (old) centre, which leaves its old cluster.
-    distance = jnp.sum(offsets ** 2, axis=1)
+    distance = jnp.sum(offsets**2, axis=1)
     _, far = lax.top_k(distance, k)
     rank = jnp.cumsum(empty) - 1
     point = far[jnp.clip(rank, 0, k - 1)]
@@ -149,8 +150,13 @@ def _kmeans(points, init, key, tol, *, k, iterations, seeded):
     shift = jnp.sum((new - centres) ** 2)
     return i + 1, new, labels, strict | (shift <= tol_abs), strict
 
-  init_state = (jnp.int32(0), centres, jnp.full((x.shape[0],), -1, jnp.int32), jnp.bool_(False),
-                jnp.bool_(False))
+  init_state = (
+    jnp.int32(0),
+    centres,
+    jnp.full((x.shape[0],), -1, jnp.int32),
+    jnp.bool_(False),
+    jnp.bool_(False),
+  )
   _, centres, labels, _, strict = lax.while_loop(cond, body, init_state)
   # Without strict convergence the last labels predate the last move: assign again (sklearn).
   labels = jnp.where(strict, labels, _assign(x, x_sq, centres))
@@ -158,8 +164,15 @@ def _kmeans(points, init, key, tol, *, k, iterations, seeded):
   return centres + mean, labels, inertia
 
 
-def kmeans(points: jax.Array, k: int, *, key: jax.Array | None = None, iterations: int = 100,
-           tol: float = 1e-4, init: Any = 'k-means++') -> tuple[jax.Array, jax.Array, jax.Array]:
+def kmeans(
+  points: jax.Array,
+  k: int,
+  *,
+  key: jax.Array | None = None,
+  iterations: int = 100,
+  tol: float = 1e-4,
+  init: Any = 'k-means++',
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   r"""k-means by Lloyd's algorithm, as `sklearn.cluster.KMeans(algorithm='lloyd', n_init=1)`.
 
   Minimises the inertia :math:`\sum_p \|x_p - c_{\ell(p)}\|^2` by alternating
@@ -206,13 +219,22 @@ def kmeans(points: jax.Array, k: int, *, key: jax.Array | None = None, iteration
   else:
     init_array = _inputs.as_array(init, 'init')
     if tuple(init_array.shape) != (k, points.shape[1]):
-      raise ValueError(f'init must be a (k, D) = {(k, points.shape[1])} array of centres, got '
-                       f'shape {tuple(init_array.shape)}.')
+      raise ValueError(
+        f'init must be a (k, D) = {(k, points.shape[1])} array of centres, got '
+        f'shape {tuple(init_array.shape)}.'
+      )
     _inputs.check_finite(init_array, 'init')
     seeded = False
     key = jax.random.key(0) if key is None else key
-  return _kmeans(jnp.asarray(points), jnp.asarray(init_array), key, jnp.float32(tol), k=k,
-                 iterations=iterations, seeded=seeded)
+  return _kmeans(
+    jnp.asarray(points),
+    jnp.asarray(init_array),
+    key,
+    jnp.float32(tol),
+    k=k,
+    iterations=iterations,
+    seeded=seeded,
+  )
 
 
 def _features(image, colorspace, spatial_weight):
@@ -221,16 +243,24 @@ def _features(image, colorspace, spatial_weight):
   colour = rgb_to_lab(image) if colorspace == 'lab' else _inputs.to_float(image)
   feats = colour.reshape(height * width, -1)
   if spatial_weight > 0:
-    rows, cols = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32),
-                              jnp.arange(width, dtype=jnp.float32), indexing='ij')
+    rows, cols = jnp.meshgrid(
+      jnp.arange(height, dtype=jnp.float32), jnp.arange(width, dtype=jnp.float32), indexing='ij'
+    )
     position = jnp.stack([rows, cols], axis=-1).reshape(height * width, 2)
     feats = jnp.concatenate([feats, position * (spatial_weight / max(height, width))], axis=1)
   return feats
 
 
-def kmeans_segment(image: jax.Array, k: int, *, key: jax.Array, spatial_weight: float = 0.0,
-                   colorspace: str = 'rgb', iterations: int = 100,
-                   tol: float = 1e-4) -> jax.Array:
+def kmeans_segment(
+  image: jax.Array,
+  k: int,
+  *,
+  key: jax.Array,
+  spatial_weight: float = 0.0,
+  colorspace: str = 'rgb',
+  iterations: int = 100,
+  tol: float = 1e-4,
+) -> jax.Array:
   r"""Segments an image by k-means on pixel colours (and optionally positions).
 
   Each pixel becomes the feature
@@ -280,9 +310,10 @@ def kmeans_segment(image: jax.Array, k: int, *, key: jax.Array, spatial_weight: 
 
   def one(img, img_key):
     feats = _features(img, colorspace, spatial_weight)
-    init = zeros[:, :feats.shape[1]]
-    _, labels, _ = _kmeans(feats, init, img_key, jnp.float32(tol), k=k, iterations=iterations,
-                           seeded=True)
+    init = zeros[:, : feats.shape[1]]
+    _, labels, _ = _kmeans(
+      feats, init, img_key, jnp.float32(tol), k=k, iterations=iterations, seeded=True
+    )
     return labels.reshape(height, width)
 
   image = jnp.asarray(image)

@@ -4,6 +4,7 @@ Integer images are first scaled to [0, 1] by their dtype's maximum (`skimage.img
 a `uint8` image and the same image divided by 255 convert identically. Computation is float32
 (scikit-image works in float64; the two agree to float32 rounding).
 """
+
 from __future__ import annotations
 
 import jax
@@ -17,19 +18,20 @@ from jaxseg.classic import _inputs
 # attributes to its own table; the 601-2 weights 0.299/0.587/0.114 are OpenCV's).
 _GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)
 # sRGB (linear) -> XYZ, the matrix skimage.color uses.
-_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
-                          [0.212671, 0.715160, 0.072169],
-                          [0.019334, 0.119193, 0.950227]], np.float32)
+_XYZ_FROM_RGB = np.array(
+  [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+  np.float32,
+)
 # The D65 white under the 2-degree observer (skimage's default illuminant).
 _D65 = (0.95047, 1.0, 1.08883)
 
 
 def _colour(image, name='image'):
-  image = _inputs.check_image(image, name, ranks=(1, 2, 3, 4, 5),
-                              layout='(..., 3)', channels=(3,))
+  image = _inputs.check_image(image, name, ranks=(1, 2, 3, 4, 5), layout='(..., 3)', channels=(3,))
   if image.shape[-1] != 3:
-    raise ValueError(f'{name} must have 3 channels (RGB) in its last axis, got shape '
-                     f'{tuple(image.shape)}.')
+    raise ValueError(
+      f'{name} must have 3 channels (RGB) in its last axis, got shape {tuple(image.shape)}.'
+    )
   return _inputs.to_float(image)
 
 
@@ -84,8 +86,9 @@ def rgb_to_lab(image: jax.Array) -> jax.Array:
   """
   rgb = _colour(image)
   linear = jnp.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-  xyz = jnp.einsum('...c,dc->...d', linear, jnp.asarray(_XYZ_FROM_RGB),
-                   precision=lax.Precision.HIGHEST)
+  xyz = jnp.einsum(
+    '...c,dc->...d', linear, jnp.asarray(_XYZ_FROM_RGB), precision=lax.Precision.HIGHEST
+  )
   t = xyz / jnp.asarray(_D65, xyz.dtype)
   f = jnp.where(t > 0.008856, jnp.cbrt(t), 7.787 * t + 16.0 / 116.0)
   fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]

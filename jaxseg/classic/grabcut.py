@@ -23,6 +23,7 @@ The mixtures start from k-means++ (three greedy trials per centre, as OpenCV) an
 iterations on each side's pixels; that seeding is the only randomness (``key``; OpenCV's comes
 from ``cv2.setRNGSeed``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -39,14 +40,14 @@ __all__ = ['GC_BGD', 'GC_FGD', 'GC_PR_BGD', 'GC_PR_FGD', 'grabcut']
 
 # OpenCV's mask codes.
 GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD = 0, 1, 2, 3
-_KMEANS_UPDATES = 8        # cv::kmeans with 10 iterations: 1 + 8 label assignments after seeding
-_KMEANS_TRIALS = 3         # cv::kmeans++ tries 3 candidates per centre
+_KMEANS_UPDATES = 8  # cv::kmeans with 10 iterations: 1 + 8 label assignments after seeding
+_KMEANS_TRIALS = 3  # cv::kmeans++ tries 3 candidates per centre
 # OpenCV seeds its mixtures with a single k-means run; a bad run (a high inertia) can lead GrabCut
 # to a much worse local optimum (on scikit-image's astronaut, one key in six gave IoU 0.33 with
 # every OpenCV seed, and a higher final energy). The best of 4 runs removes most of that spread.
 _KMEANS_ATTEMPTS = 4
-_EMPTY_NLL = 1e6           # the t-link of an empty mixture (OpenCV: -log 0 = inf)
-_SINGULAR_FIX = 0.01       # added to a covariance's diagonal when its determinant is <= 1e-6
+_EMPTY_NLL = 1e6  # the t-link of an empty mixture (OpenCV: -log 0 = inf)
+_SINGULAR_FIX = 0.01  # added to a covariance's diagonal when its determinant is <= 1e-6
 
 
 # --------------------------------------------------------------------------- the energy
@@ -58,8 +59,8 @@ def _beta(image: jax.Array) -> jax.Array:
   total = jnp.float32(0)
   for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
     # Every pair (y, x) -- (y + dy, x + dx) with both ends inside the image, once.
-    a = image[:height - dy, max(-dx, 0):width - max(dx, 0)]
-    b = image[dy:, max(dx, 0):width - max(-dx, 0)]
+    a = image[: height - dy, max(-dx, 0) : width - max(dx, 0)]
+    b = image[dy:, max(dx, 0) : width - max(-dx, 0)]
     total = total + jnp.sum((a - b) ** 2)
   pairs = 4 * width * height - 3 * width - 3 * height + 2
   return jnp.where(total > 0, pairs / (2 * jnp.maximum(total, 1e-30)), 0.0)
@@ -75,7 +76,7 @@ def _pairwise(image: jax.Array, beta: jax.Array, gamma: jax.Array) -> jax.Array:
   out = []
   for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
     shifted = jnp.pad(image, ((0, dy), (max(-dx, 0), max(dx, 0)), (0, 0)))
-    shifted = shifted[dy:dy + height, max(dx, 0):max(dx, 0) + width]
+    shifted = shifted[dy : dy + height, max(dx, 0) : max(dx, 0) + width]
     diff2 = jnp.sum((image - shifted) ** 2, axis=-1)
     scale = gamma / np.float32(np.sqrt(2.0) if dx and dy else 1.0)
     rows = np.arange(height)[:, None] + dy
@@ -98,7 +99,7 @@ def _fit_gmm(pixels: jax.Array, component: jax.Array, weight: jax.Array, num_com
   counts = jnp.sum(onehot, axis=0)
   safe = jnp.maximum(counts, 1.0)
   mean = (onehot.T @ pixels) / safe[:, None]
-  centred = pixels[:, None, :] - mean[None]                           # (N, C, 3)
+  centred = pixels[:, None, :] - mean[None]  # (N, C, 3)
   cov = jnp.einsum('nc,nci,ncj->cij', onehot, centred, centred) / safe[:, None, None]
   det = jnp.linalg.det(cov)
   cov = jnp.where((det <= 1e-6)[:, None, None], cov + _SINGULAR_FIX * jnp.eye(3), cov)
@@ -134,16 +135,16 @@ def _best_component(pixels: jax.Array, gmm) -> jax.Array:
   return jnp.argmax(_component_log_density(pixels, gmm), axis=1).astype(jnp.int32)
 
 
-def _kmeans_labels(pixels: jax.Array, weight: jax.Array, num_components: int,
-                   key: jax.Array) -> jax.Array:
+def _kmeans_labels(
+  pixels: jax.Array, weight: jax.Array, num_components: int, key: jax.Array
+) -> jax.Array:
   """The best (lowest inertia) of ``_KMEANS_ATTEMPTS`` runs of :func:`_kmeans_attempt`."""
   keys = jax.random.split(key, _KMEANS_ATTEMPTS)
   labels, inertia = jax.vmap(lambda k: _kmeans_attempt(pixels, weight, num_components, k))(keys)
   return labels[jnp.argmin(inertia)]
 
 
-def _kmeans_attempt(pixels: jax.Array, weight: jax.Array, num_components: int,
-                    key: jax.Array):
+def _kmeans_attempt(pixels: jax.Array, weight: jax.Array, num_components: int, key: jax.Array):
   """cv::kmeans(KMEANS_PP_CENTERS, 10 iterations) on the pixels with ``weight`` 1.
 
   Returns ``(labels, inertia)``.
@@ -203,10 +204,8 @@ def _terminal_caps(pixels, codes, fg_gmm, bg_gmm, lam):
   foreground side); returns them with the constant ``min(source, sink)`` taken out.
   """
   probable = (codes == GC_PR_BGD) | (codes == GC_PR_FGD)
-  source = jnp.where(probable, _mixture_nll(pixels, bg_gmm),
-                     jnp.where(codes == GC_BGD, 0.0, lam))
-  sink = jnp.where(probable, _mixture_nll(pixels, fg_gmm),
-                   jnp.where(codes == GC_BGD, lam, 0.0))
+  source = jnp.where(probable, _mixture_nll(pixels, bg_gmm), jnp.where(codes == GC_BGD, 0.0, lam))
+  sink = jnp.where(probable, _mixture_nll(pixels, fg_gmm), jnp.where(codes == GC_BGD, lam, 0.0))
   offset = jnp.minimum(source, sink)
   return source - offset, sink - offset, offset
 
@@ -237,25 +236,27 @@ def _grabcut_core(image, codes, key, gamma, *, iterations, num_components, min_c
   flat = codes.reshape(-1)
   fg = _is_foreground(flat).astype(jnp.float32)
   key_bg, key_fg = jax.random.split(key)
-  component = jnp.where(fg > 0, _kmeans_labels(pixels, fg, num_components, key_fg),
-                        _kmeans_labels(pixels, 1.0 - fg, num_components, key_bg))
+  component = jnp.where(
+    fg > 0,
+    _kmeans_labels(pixels, fg, num_components, key_fg),
+    _kmeans_labels(pixels, 1.0 - fg, num_components, key_bg),
+  )
   fg_gmm = _fit_gmm(pixels, component, fg, num_components)
   bg_gmm = _fit_gmm(pixels, component, 1.0 - fg, num_components)
 
   def body(state):
     flat, component, fg_gmm, bg_gmm, _, _, step, _ = state
     fg = _is_foreground(flat)
-    new_component = jnp.where(fg, _best_component(pixels, fg_gmm),
-                              _best_component(pixels, bg_gmm))
+    new_component = jnp.where(fg, _best_component(pixels, fg_gmm), _best_component(pixels, bg_gmm))
     fg_w = fg.astype(jnp.float32)
     fg_gmm = _fit_gmm(pixels, new_component, fg_w, num_components)
     bg_gmm = _fit_gmm(pixels, new_component, 1.0 - fg_w, num_components)
     source, sink, offset = _terminal_caps(pixels, flat, fg_gmm, bg_gmm, lam)
-    labels, cut, gap = min_cut(source.reshape(height, width), sink.reshape(height, width),
-                               pairwise)
+    labels, cut, gap = min_cut(source.reshape(height, width), sink.reshape(height, width), pairwise)
     probable = (flat == GC_PR_BGD) | (flat == GC_PR_FGD)
-    new_flat = jnp.where(probable, jnp.where(labels.reshape(-1) == 1, GC_PR_FGD, GC_PR_BGD),
-                         flat).astype(jnp.int32)
+    new_flat = jnp.where(
+      probable, jnp.where(labels.reshape(-1) == 1, GC_PR_FGD, GC_PR_BGD), flat
+    ).astype(jnp.int32)
     # A fixed point (same labels and components) repeats itself exactly: stop there.
     changed = jnp.any(new_flat != flat) | jnp.any(new_component != component)
     energy = cut + jnp.sum(offset)
@@ -265,8 +266,16 @@ def _grabcut_core(image, codes, key, gamma, *, iterations, num_components, min_c
     return (state[6] < iterations) & state[7]
 
   zero = jnp.float32(0)
-  state = (flat.astype(jnp.int32), component, fg_gmm, bg_gmm, zero, zero, jnp.int32(0),
-           jnp.bool_(True))
+  state = (
+    flat.astype(jnp.int32),
+    component,
+    fg_gmm,
+    bg_gmm,
+    zero,
+    zero,
+    jnp.int32(0),
+    jnp.bool_(True),
+  )
   flat, component, fg_gmm, bg_gmm, energy, gap, steps, _ = jax.lax.while_loop(cond, body, state)
   return flat.reshape(height, width), component, fg_gmm, bg_gmm, energy, gap, steps
 
@@ -285,17 +294,24 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 def _prepare_image(image: Any) -> jax.Array:
   if not hasattr(image, 'shape') or not hasattr(image, 'dtype'):
     image = np.asarray(image)
-  if (image.ndim not in (3, 4) or image.shape[-1] != 3 or image.shape[-3] < 2
-      or image.shape[-2] < 2 or (image.ndim == 4 and image.shape[0] < 1)):
-    raise ValueError(f'image must be (H, W, 3) or (N, H, W, 3) RGB with H, W >= 2, got shape '
-                     f'{tuple(image.shape)}.')
+  if (
+    image.ndim not in (3, 4)
+    or image.shape[-1] != 3
+    or image.shape[-3] < 2
+    or image.shape[-2] < 2
+    or (image.ndim == 4 and image.shape[0] < 1)
+  ):
+    raise ValueError(
+      f'image must be (H, W, 3) or (N, H, W, 3) RGB with H, W >= 2, got shape {tuple(image.shape)}.'
+    )
   dtype = np.dtype(image.dtype)
   if np.issubdtype(dtype, np.integer) and dtype != np.bool_:
     if not isinstance(image, jax.core.Tracer):
       values = np.asarray(image)
       if values.min() < 0 or values.max() > 255:
-        raise ValueError(f'integer images must lie in [0, 255], got [{values.min()}, '
-                         f'{values.max()}].')
+        raise ValueError(
+          f'integer images must lie in [0, 255], got [{values.min()}, {values.max()}].'
+        )
     return jnp.asarray(image).astype(jnp.float32)
   if not np.issubdtype(dtype, np.floating):
     raise TypeError(f'image must be uint8 (0..255) or float (0..1), got dtype {dtype}.')
@@ -311,15 +327,20 @@ def _initial_codes(shape: tuple[int, int], rect: Any, mask: Any) -> np.ndarray:
     raise ValueError('grabcut needs rect=(x, y, width, height), mask=, or both.')
   codes = None
   if rect is not None:
-    if (not isinstance(rect, (tuple, list, np.ndarray)) or len(rect) != 4
-        or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in rect)):
+    if (
+      not isinstance(rect, (tuple, list, np.ndarray))
+      or len(rect) != 4
+      or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in rect)
+    ):
       raise TypeError(f'rect must be four ints (x, y, width, height) as OpenCV, got {rect!r}.')
     x, y, w, h = (int(v) for v in rect)
     if w < 1 or h < 1 or x < 0 or y < 0 or x + w > width or y + h > height:
-      raise ValueError(f'rect (x, y, width, height) = {tuple(rect)} must be non-empty and lie '
-                       f'inside the {width}x{height} image.')
+      raise ValueError(
+        f'rect (x, y, width, height) = {tuple(rect)} must be non-empty and lie '
+        f'inside the {width}x{height} image.'
+      )
     codes = np.full(shape, GC_BGD, np.int32)
-    codes[y:y + h, x:x + w] = GC_PR_FGD
+    codes[y : y + h, x : x + w] = GC_PR_FGD
   if mask is not None:
     if isinstance(mask, jax.core.Tracer):
       raise TypeError('mask must be concrete (it is checked for OpenCV codes).')
@@ -330,8 +351,10 @@ def _initial_codes(shape: tuple[int, int], rect: Any, mask: Any) -> np.ndarray:
       raise TypeError(f'mask must hold integer OpenCV codes 0..3, got dtype {mask.dtype}.')
     bad = ~np.isin(mask, (GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD))
     if bad.any():
-      raise ValueError(f'mask values must be OpenCV codes 0 (GC_BGD), 1 (GC_FGD), 2 (GC_PR_BGD) '
-                       f'or 3 (GC_PR_FGD), got {np.unique(mask[bad]).tolist()}.')
+      raise ValueError(
+        f'mask values must be OpenCV codes 0 (GC_BGD), 1 (GC_FGD), 2 (GC_PR_BGD) '
+        f'or 3 (GC_PR_FGD), got {np.unique(mask[bad]).tolist()}.'
+      )
     if codes is None:
       codes = mask.astype(np.int32)
     else:
@@ -340,13 +363,23 @@ def _initial_codes(shape: tuple[int, int], rect: Any, mask: Any) -> np.ndarray:
       codes = np.where(sure, mask, codes).astype(np.int32)
   fg = (codes == GC_FGD) | (codes == GC_PR_FGD)
   if fg.all() or not fg.any():
-    raise ValueError('the initial mask must hold both background (codes 0, 2) and foreground '
-                     '(codes 1, 3) pixels: both mixtures need samples.')
+    raise ValueError(
+      'the initial mask must hold both background (codes 0, 2) and foreground '
+      '(codes 1, 3) pixels: both mixtures need samples.'
+    )
   return codes
 
 
-def grabcut(image: Any, rect: Any = None, *, mask: Any = None, iterations: int = 5,
-            num_components: int = 5, gamma: float = 50.0, key: jax.Array) -> jax.Array:
+def grabcut(
+  image: Any,
+  rect: Any = None,
+  *,
+  mask: Any = None,
+  iterations: int = 5,
+  num_components: int = 5,
+  gamma: float = 50.0,
+  key: jax.Array,
+) -> jax.Array:
   r"""Segments the object in a rectangle by GrabCut (Rother, Kolmogorov & Blake 2004).
 
   Alternates, as ``cv2.grabCut`` does, (1) assigning each pixel the best component of its
@@ -399,8 +432,11 @@ def grabcut(image: Any, rect: Any = None, *, mask: Any = None, iterations: int =
   pixels = _prepare_image(image)
   iterations = _check_int(iterations, 'iterations', 1)
   num_components = _check_int(num_components, 'num_components', 1)
-  if not isinstance(gamma, numbers.Real) or isinstance(gamma, bool) or not (
-      np.isfinite(gamma) and gamma > 0):
+  if (
+    not isinstance(gamma, numbers.Real)
+    or isinstance(gamma, bool)
+    or not (np.isfinite(gamma) and gamma > 0)
+  ):
     raise ValueError(f'gamma must be a finite number > 0, got {gamma!r}.')
   shape = tuple(pixels.shape[-3:-1])
   core = functools.partial(_grabcut_core, iterations=iterations, num_components=num_components)
@@ -412,8 +448,9 @@ def grabcut(image: Any, rect: Any = None, *, mask: Any = None, iterations: int =
   masks = _per_image(mask, count, 'mask', is_rect=False)
   codes = np.stack([_initial_codes(shape, r, m) for r, m in zip(rects, masks)])
   keys = jax.random.split(key, count)
-  result = jax.vmap(core, in_axes=(0, 0, 0, None))(pixels, jnp.asarray(codes), keys,
-                                                   jnp.float32(gamma))
+  result = jax.vmap(core, in_axes=(0, 0, 0, None))(
+    pixels, jnp.asarray(codes), keys, jnp.float32(gamma)
+  )
   return _is_foreground(result[0])
 
 
@@ -426,8 +463,10 @@ def _per_image(value: Any, count: int, name: str, *, is_rect: bool) -> list:
     if array.ndim == 1:
       return [value] * count
     if array.shape != (count, 4):
-      raise ValueError(f'rect must be one (x, y, width, height) or {count} of them for a batch '
-                       f'of {count} images, got shape {array.shape}.')
+      raise ValueError(
+        f'rect must be one (x, y, width, height) or {count} of them for a batch '
+        f'of {count} images, got shape {array.shape}.'
+      )
     return [tuple(int(v) for v in row) for row in array]
   if isinstance(value, jax.core.Tracer):
     raise TypeError('mask must be concrete (it is checked for OpenCV codes).')
@@ -435,6 +474,8 @@ def _per_image(value: Any, count: int, name: str, *, is_rect: bool) -> list:
   if array.ndim == 2:
     return [array] * count
   if array.ndim != 3 or array.shape[0] != count:
-    raise ValueError(f'mask must be (H, W) or ({count}, H, W) for a batch of {count} images, got '
-                     f'shape {array.shape}.')
+    raise ValueError(
+      f'mask must be (H, W) or ({count}, H, W) for a batch of {count} images, got '
+      f'shape {array.shape}.'
+    )
   return list(array)

@@ -9,6 +9,7 @@ are left with excess. No queue or tree is grown (Boykov-Kolmogorov's augmenting-
 PyMaxflow runs, needs both), so the whole solver is a few elementwise array operations per sweep
 and runs the same way on CPU, GPU and under `vmap`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -31,7 +32,7 @@ def _neighbour(x, offset, fill):
   h, w = x.shape[-2:]
   pad = [(0, 0)] * (x.ndim - 2) + [(max(-dr, 0), max(dr, 0)), (max(-dc, 0), max(dc, 0))]
   padded = jnp.pad(x, pad, constant_values=fill)
-  return padded[..., max(dr, 0):max(dr, 0) + h, max(dc, 0):max(dc, 0) + w]
+  return padded[..., max(dr, 0) : max(dr, 0) + h, max(dc, 0) : max(dc, 0) + w]
 
 
 def _inside(shape, offset):
@@ -93,8 +94,9 @@ def _cut_value(source_side, source_cap, sink_cap, cap_fwd, cap_bwd, connectivity
   return value
 
 
-def _max_preflow(source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_iterations, tol,
-                 relabel_every):
+def _max_preflow(
+  source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_iterations, tol, relabel_every
+):
   """Directed grid min cut by push-relabel: (source_side, cut_value, gap, (sweeps, relaxations))."""
   h, w = source_cap.shape[-2:]
   # A residual path to the sink visits each pixel at most once: distances are at most H W, so
@@ -115,7 +117,8 @@ def _max_preflow(source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_itera
   # at p + o, so cap_bwd moves one step along o.
   forward = OFFSETS[connectivity]
   residual0 = tuple(cap_fwd[..., i] for i in range(k)) + tuple(
-      _neighbour(cap_bwd[..., i], (-dr, -dc), zero) for i, (dr, dc) in enumerate(forward))
+    _neighbour(cap_bwd[..., i], (-dr, -dc), zero) for i, (dr, dc) in enumerate(forward)
+  )
 
   def push_relabel(state):
     excess, sink_res, residual, height = state
@@ -142,8 +145,7 @@ def _max_preflow(source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_itera
     active = (excess > 0) & (height < big)
     lowest = jnp.where(sink_res > 0, jnp.int32(0), big)
     for i, offset in enumerate(directed):
-      lowest = jnp.minimum(lowest, jnp.where(residual[i] > 0, _neighbour(height, offset, big),
-                                             big))
+      lowest = jnp.minimum(lowest, jnp.where(residual[i] > 0, _neighbour(height, offset, big), big))
     height = jnp.where(active, jnp.minimum(lowest + 1, big), height)
     return excess, sink_res, tuple(residual), height
 
@@ -158,12 +160,12 @@ def _max_preflow(source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_itera
 
   def body(carry):
     excess, sink_res, residual, height, _, sweeps, searches = carry
-    state = lax.fori_loop(0, relabel_every, lambda _, s: push_relabel(s),
-                          (excess, sink_res, residual, height))
+    state = lax.fori_loop(
+      0, relabel_every, lambda _, s: push_relabel(s), (excess, sink_res, residual, height)
+    )
     excess, sink_res, residual, _ = state
     height, stranded, checks = global_relabel(excess, sink_res, residual)
-    return (excess, sink_res, residual, height, stranded, sweeps + relabel_every,
-            searches + checks)
+    return (excess, sink_res, residual, height, stranded, sweeps + relabel_every, searches + checks)
 
   height0, stranded0, checks0 = global_relabel(excess0, sink_res0, residual0)
   carry = (excess0, sink_res0, residual0, height0, stranded0, jnp.int32(0), checks0)
@@ -184,12 +186,18 @@ def _is_concrete(x):
 
 
 def _check_array(x, name):
-  if isinstance(x, (bool, np.bool_)) or not hasattr(x, 'shape') and not isinstance(
-      x, (int, float, list, tuple, np.number)):
+  if (
+    isinstance(x, (bool, np.bool_))
+    or not hasattr(x, 'shape')
+    and not isinstance(x, (int, float, list, tuple, np.number))
+  ):
     raise TypeError(f'{name} must be an array of numbers, got {type(x).__name__}.')
   x = x if hasattr(x, 'dtype') else np.asarray(x)
-  if not (jnp.issubdtype(x.dtype, jnp.integer) or jnp.issubdtype(x.dtype, jnp.floating)
-          or x.dtype == np.bool_):
+  if not (
+    jnp.issubdtype(x.dtype, jnp.integer)
+    or jnp.issubdtype(x.dtype, jnp.floating)
+    or x.dtype == np.bool_
+  ):
     raise TypeError(f'{name} must have a real numeric dtype, got {x.dtype}.')
   return x
 
@@ -200,8 +208,7 @@ def _check_values(x, name, what):
     return
   values = np.asarray(x)
   if not np.all(np.isfinite(values)):
-    raise ValueError(f'{name} must be finite, got {np.sum(~np.isfinite(values))} NaN/inf '
-                     'entries.')
+    raise ValueError(f'{name} must be finite, got {np.sum(~np.isfinite(values))} NaN/inf entries.')
   if np.any(values < 0):
     raise ValueError(f'{name} must be >= 0 ({what}), got minimum {values.min()}.')
 
@@ -219,8 +226,10 @@ def _check_int_range(arrays, dtype, connectivity):
     return
   total = sum(int(np.sum(np.asarray(a, np.int64))) for a in arrays)
   if total >= 2**31:
-    raise ValueError(f'integer capacities must sum to less than 2**31 (int32 flows), got {total}; '
-                     'pass float capacities instead.')
+    raise ValueError(
+      f'integer capacities must sum to less than 2**31 (int32 flows), got {total}; '
+      'pass float capacities instead.'
+    )
 
 
 def _check_connectivity(connectivity):
@@ -229,8 +238,11 @@ def _check_connectivity(connectivity):
 
 
 def _check_iterations(max_iterations, tol):
-  if isinstance(max_iterations, bool) or not isinstance(max_iterations, (int, np.integer)) or (
-      max_iterations < 1):
+  if (
+    isinstance(max_iterations, bool)
+    or not isinstance(max_iterations, (int, np.integer))
+    or (max_iterations < 1)
+  ):
     raise ValueError(f'max_iterations must be a positive int, got {max_iterations!r}.')
   if not isinstance(tol, (int, float, np.number)) or isinstance(tol, bool) or not tol >= 0:
     raise ValueError(f'tol must be a number >= 0, got {tol!r}.')
@@ -241,8 +253,9 @@ def _grid_mask(shape, connectivity):
   return np.stack([_inside(shape, o) for o in OFFSETS[connectivity]], axis=-1)
 
 
-def _min_cut_directed(source_cap, sink_cap, cap_fwd, cap_bwd, *, connectivity, max_iterations,
-                      tol, relabel_every=None):
+def _min_cut_directed(
+  source_cap, sink_cap, cap_fwd, cap_bwd, *, connectivity, max_iterations, tol, relabel_every=None
+):
   """The min cut with directed neighbour capacities (validated, cast arrays); see grid_min_cut."""
   h, w = source_cap.shape[-2:]
   mask = jnp.asarray(_grid_mask((h, w), connectivity))
@@ -251,8 +264,9 @@ def _min_cut_directed(source_cap, sink_cap, cap_fwd, cap_bwd, *, connectivity, m
   cap_bwd = jnp.where(mask, cap_bwd, zero)
   if relabel_every is None:
     relabel_every = _default_relabel_every(h, w)
-  return _max_preflow(source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_iterations,
-                      tol, relabel_every)
+  return _max_preflow(
+    source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_iterations, tol, relabel_every
+  )
 
 
 def _default_relabel_every(h, w):
@@ -261,8 +275,15 @@ def _default_relabel_every(h, w):
   return int(max(8, min(64, (h + w) // 16)))
 
 
-def grid_min_cut(source_cap: Any, sink_cap: Any, pairwise: Any, *, connectivity: int = 4,
-                 max_iterations: int = 1_000_000, tol: float = 0.0):
+def grid_min_cut(
+  source_cap: Any,
+  sink_cap: Any,
+  pairwise: Any,
+  *,
+  connectivity: int = 4,
+  max_iterations: int = 1_000_000,
+  tol: float = 0.0,
+):
   r"""The exact s-t minimum cut of a grid graph (Boykov & Jolly 2001's binary segmentation).
 
   Minimises over the source side :math:`S` (labels 1) and sink side :math:`T` (labels 0)
@@ -326,27 +347,44 @@ def grid_min_cut(source_cap: Any, sink_cap: Any, pairwise: Any, *, connectivity:
   if source_cap.ndim < 2:
     raise ValueError(f'source_cap must have shape (..., H, W), got {source_cap.shape}.')
   if sink_cap.shape != source_cap.shape:
-    raise ValueError(f'sink_cap must have the shape of source_cap {source_cap.shape}, got '
-                     f'{sink_cap.shape}.')
+    raise ValueError(
+      f'sink_cap must have the shape of source_cap {source_cap.shape}, got {sink_cap.shape}.'
+    )
   if pairwise.shape != source_cap.shape + (k,):
-    raise ValueError(f'pairwise must have shape {source_cap.shape + (k,)} (K = {k} for '
-                     f'connectivity={connectivity}), got {pairwise.shape}.')
+    raise ValueError(
+      f'pairwise must have shape {source_cap.shape + (k,)} (K = {k} for '
+      f'connectivity={connectivity}), got {pairwise.shape}.'
+    )
   _check_values(source_cap, 'source_cap', 'a capacity')
   _check_values(sink_cap, 'sink_cap', 'a capacity')
   _check_values(pairwise, 'pairwise', 'negative weights are not submodular')
   dtype = _working_dtype(source_cap, sink_cap, pairwise)
-  masked = np.where(_grid_mask(source_cap.shape[-2:], connectivity), pairwise, 0) if (
-      _is_concrete(pairwise)) else pairwise
+  masked = (
+    np.where(_grid_mask(source_cap.shape[-2:], connectivity), pairwise, 0)
+    if (_is_concrete(pairwise))
+    else pairwise
+  )
   _check_int_range((source_cap, sink_cap, masked, masked), dtype, connectivity)
-  return _grid_min_cut(jnp.asarray(source_cap, dtype), jnp.asarray(sink_cap, dtype),
-                       jnp.asarray(pairwise, dtype), connectivity=connectivity,
-                       max_iterations=int(max_iterations), tol=float(tol))
+  return _grid_min_cut(
+    jnp.asarray(source_cap, dtype),
+    jnp.asarray(sink_cap, dtype),
+    jnp.asarray(pairwise, dtype),
+    connectivity=connectivity,
+    max_iterations=int(max_iterations),
+    tol=float(tol),
+  )
 
 
 def _one_grid(source_cap, sink_cap, pairwise, max_iterations, tol, connectivity):
   source_side, cut, gap, _ = _min_cut_directed(
-      source_cap, sink_cap, pairwise, pairwise, connectivity=connectivity,
-      max_iterations=max_iterations, tol=tol)
+    source_cap,
+    sink_cap,
+    pairwise,
+    pairwise,
+    connectivity=connectivity,
+    max_iterations=max_iterations,
+    tol=tol,
+  )
   return source_side.astype(jnp.int32), cut, gap
 
 
@@ -357,14 +395,17 @@ def _sequential_on_cpu(connectivity):
   operation; on a CPU, which has no spare parallel hardware to fill, `lax.map` costs the sum of
   the single grids instead (3x less on 8 VOC images). Accelerators keep the batched loop.
   """
+
   @jax.custom_batching.custom_vmap
   def core(source_cap, sink_cap, pairwise, max_iterations, tol):
     return _one_grid(source_cap, sink_cap, pairwise, max_iterations, tol, connectivity)
 
   @core.def_vmap
   def _(axis_size, in_batched, *args):
-    args = [a if batched else jnp.broadcast_to(a, (axis_size,) + jnp.shape(a))
-            for a, batched in zip(args, in_batched)]
+    args = [
+      a if batched else jnp.broadcast_to(a, (axis_size,) + jnp.shape(a))
+      for a, batched in zip(args, in_batched)
+    ]
     if jax.default_backend() == 'cpu':
       out = lax.map(lambda xs: core(*xs), tuple(args))
     else:
@@ -383,7 +424,7 @@ def _grid_min_cut(source_cap, sink_cap, pairwise, *, connectivity, max_iteration
   batch = source_cap.shape[:-2]
   if not batch:
     return core(source_cap, sink_cap, pairwise, max_iterations, tol)
-  flat = [x.reshape((-1,) + x.shape[len(batch):]) for x in (source_cap, sink_cap, pairwise)]
+  flat = [x.reshape((-1,) + x.shape[len(batch) :]) for x in (source_cap, sink_cap, pairwise)]
   labels, cut, gap = jax.vmap(core, in_axes=(0, 0, 0, None, None))(*flat, max_iterations, tol)
   return labels.reshape(source_cap.shape), cut.reshape(batch), gap.reshape(batch)
 
@@ -443,14 +484,19 @@ def binary_graph_cut(fg_cost: Any, bg_cost: Any, image: Any, *, lam: float, sigm
   if fg_cost.ndim != 2:
     raise ValueError(f'fg_cost must have shape (H, W), got {fg_cost.shape}.')
   if bg_cost.shape != fg_cost.shape:
-    raise ValueError(f'bg_cost must have the shape of fg_cost {fg_cost.shape}, got '
-                     f'{bg_cost.shape}.')
+    raise ValueError(
+      f'bg_cost must have the shape of fg_cost {fg_cost.shape}, got {bg_cost.shape}.'
+    )
   if image.shape[:2] != fg_cost.shape or image.ndim not in (2, 3):
-    raise ValueError(f'image must have shape {fg_cost.shape} or {fg_cost.shape} + (C,), got '
-                     f'{image.shape}.')
+    raise ValueError(
+      f'image must have shape {fg_cost.shape} or {fg_cost.shape} + (C,), got {image.shape}.'
+    )
   for name, value in (('lam', lam), ('sigma', sigma)):
-    if not isinstance(value, (int, float, np.number)) or isinstance(value, bool) or not (
-        np.isfinite(value)):
+    if (
+      not isinstance(value, (int, float, np.number))
+      or isinstance(value, bool)
+      or not (np.isfinite(value))
+    ):
       raise ValueError(f'{name} must be a finite number, got {value!r}.')
   if lam < 0:
     raise ValueError(f'lam must be >= 0 (a negative weight is not submodular), got {lam}.')
@@ -459,14 +505,20 @@ def binary_graph_cut(fg_cost: Any, bg_cost: Any, image: Any, *, lam: float, sigm
   for name, value in (('fg_cost', fg_cost), ('bg_cost', bg_cost), ('image', image)):
     if _is_concrete(value) and not np.all(np.isfinite(np.asarray(value))):
       raise ValueError(f'{name} must be finite (no NaN/inf).')
-  return _binary_graph_cut(jnp.asarray(fg_cost, jnp.float32), jnp.asarray(bg_cost, jnp.float32),
-                           jnp.asarray(image, jnp.float32), float(lam), float(sigma))
+  return _binary_graph_cut(
+    jnp.asarray(fg_cost, jnp.float32),
+    jnp.asarray(bg_cost, jnp.float32),
+    jnp.asarray(image, jnp.float32),
+    float(lam),
+    float(sigma),
+  )
 
 
 @functools.partial(jax.jit, static_argnums=(3, 4))
 def _binary_graph_cut(fg_cost, bg_cost, image, lam, sigma):
   base = jnp.minimum(fg_cost, bg_cost)
   pairwise = jnp.float32(lam) * _contrast_weights(image, sigma=sigma)
-  labels, cut, _ = _grid_min_cut(bg_cost - base, fg_cost - base, pairwise, connectivity=4,
-                                 max_iterations=1_000_000, tol=0.0)
+  labels, cut, _ = _grid_min_cut(
+    bg_cost - base, fg_cost - base, pairwise, connectivity=4, max_iterations=1_000_000, tol=0.0
+  )
   return labels, cut + jnp.sum(base)

@@ -7,6 +7,7 @@ IPOL scheme); ``morphological_chan_vese`` replaces the PDE by binary morphology 
 Baumela & Alvarez). Both keep fixed shapes, so they run under ``jit`` and ``vmap``, and take a
 leading batch axis.
 """
+
 from __future__ import annotations
 
 import functools
@@ -28,12 +29,15 @@ def _float_image(image: Any, name: str = 'image') -> jax.Array:
   if not hasattr(image, 'shape') or not hasattr(image, 'dtype'):
     raise TypeError(f'{name} must be an array, got {type(image).__name__}.')
   if image.ndim not in (2, 3):
-    raise ValueError(f'{name} must be a grey image (H, W) or a batch (N, H, W), got shape '
-                     f'{tuple(image.shape)}; convert colour images to grey first '
-                     '(jaxseg.classic.rgb_to_gray).')
+    raise ValueError(
+      f'{name} must be a grey image (H, W) or a batch (N, H, W), got shape '
+      f'{tuple(image.shape)}; convert colour images to grey first '
+      '(jaxseg.classic.rgb_to_gray).'
+    )
   if min(image.shape[-2:]) < 2 or image.shape[0] < 1:
-    raise ValueError(f'{name} must be at least 2x2 (and a non-empty batch), got shape '
-                     f'{tuple(image.shape)}.')
+    raise ValueError(
+      f'{name} must be at least 2x2 (and a non-empty batch), got shape {tuple(image.shape)}.'
+    )
   dtype = np.dtype(image.dtype)
   if dtype == np.bool_ or not (np.issubdtype(dtype, np.number)):
     raise TypeError(f'{name} must be numeric, got dtype {dtype}.')
@@ -64,8 +68,9 @@ def _check_count(value: Any, name: str, *, minimum: int) -> int:
   return int(value)
 
 
-def _initial_level_set(init: Any, shape: tuple[int, ...], dtype: Any, *,
-                       morphological: bool) -> jax.Array:
+def _initial_level_set(
+  init: Any, shape: tuple[int, ...], dtype: Any, *, morphological: bool
+) -> jax.Array:
   """The starting level set, `(H, W)` (broadcast over a batch) or the given array's shape."""
   hw = shape[-2:]
   if isinstance(init, str):
@@ -98,8 +103,10 @@ def _initial_level_set(init: Any, shape: tuple[int, ...], dtype: Any, *,
   if not hasattr(init, 'shape'):
     raise TypeError(f'init must be a string or an array, got {type(init).__name__}.')
   if tuple(init.shape) not in (tuple(hw), tuple(shape)):
-    raise ValueError(f'init must have the image shape {tuple(hw)} (or the batch shape '
-                     f'{tuple(shape)}), got {tuple(init.shape)}.')
+    raise ValueError(
+      f'init must have the image shape {tuple(hw)} (or the batch shape '
+      f'{tuple(shape)}), got {tuple(init.shape)}.'
+    )
   init = jnp.asarray(init)
   if morphological:
     return (init > 0).astype(jnp.int32)
@@ -166,7 +173,7 @@ def _cv_energy(image, phi, mu, lambda1, lambda2):
   p = _pad_edge(phi)
   fy = (p[:, 2:, 1:-1] - p[:, :-2, 1:-1]) / 2.0
   fx = (p[:, 1:-1, 2:] - p[:, 1:-1, :-2]) / 2.0
-  length = mu * _delta(phi) * jnp.sqrt(fx ** 2 + fy ** 2)
+  length = mu * _delta(phi) * jnp.sqrt(fx**2 + fy**2)
   return jnp.sum(fit + length, axis=(-2, -1))
 
 
@@ -178,10 +185,10 @@ def _cv_step(image, phi, mu, lambda1, lambda2, dt):
   right, left, down, up = p[:, 1:-1, 2:], p[:, 1:-1, :-2], p[:, 2:, 1:-1], p[:, :-2, 1:-1]
   phixp, phixn, phix0 = right - centre, centre - left, (right - left) / 2.0
   phiyp, phiyn, phiy0 = down - centre, centre - up, (down - up) / 2.0
-  c1 = lax.rsqrt(eta + phixp ** 2 + phiy0 ** 2)
-  c2 = lax.rsqrt(eta + phixn ** 2 + phiy0 ** 2)
-  c3 = lax.rsqrt(eta + phix0 ** 2 + phiyp ** 2)
-  c4 = lax.rsqrt(eta + phix0 ** 2 + phiyn ** 2)
+  c1 = lax.rsqrt(eta + phixp**2 + phiy0**2)
+  c2 = lax.rsqrt(eta + phixn**2 + phiy0**2)
+  c3 = lax.rsqrt(eta + phix0**2 + phiyp**2)
+  c4 = lax.rsqrt(eta + phix0**2 + phiyn**2)
   curvature = right * c1 + left * c2 + down * c3 + up * c4
   mean_in, mean_out = _means(image, (phi > 0).astype(image.dtype))
   fit = -lambda1 * (image - mean_in) ** 2 + lambda2 * (image - mean_out) ** 2
@@ -224,16 +231,25 @@ def _chan_vese_batch(images, phis, mu, lambda1, lambda2, tol, dt, *, max_iterati
   # One image after the other: a 512x512 image's arrays stay in cache, a batch's do not (on the
   # CPU the batched loop measured 325 ms per step for 8 images, this sequential map 35 ms).
   def one(args):
-    out = _chan_vese(args[0][None], args[1][None], mu, lambda1, lambda2, tol, dt,
-                     max_iterations=max_iterations)
+    out = _chan_vese(
+      args[0][None], args[1][None], mu, lambda1, lambda2, tol, dt, max_iterations=max_iterations
+    )
     return tuple(x[0] for x in out)
 
   return lax.map(one, (images, phis))
 
 
-def chan_vese(image: Any, *, mu: float = 0.25, lambda1: float = 1.0, lambda2: float = 1.0,
-              tol: float = 1e-3, max_iterations: int = 500, dt: float = 0.5,
-              init: Any = 'checkerboard') -> tuple[jax.Array, jax.Array, jax.Array]:
+def chan_vese(
+  image: Any,
+  *,
+  mu: float = 0.25,
+  lambda1: float = 1.0,
+  lambda2: float = 1.0,
+  tol: float = 1e-3,
+  max_iterations: int = 500,
+  dt: float = 0.5,
+  init: Any = 'checkerboard',
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   r"""Chan-Vese segmentation: active contours without edges, by a level set.
 
   Minimises the Chan & Vese (2001) energy of a level set :math:`\phi` over the image
@@ -293,10 +309,19 @@ def chan_vese(image: Any, *, mu: float = 0.25, lambda1: float = 1.0, lambda2: fl
   max_iterations = _check_count(max_iterations, 'max_iterations', minimum=1)
   phi = _initial_level_set(init, image.shape, image.dtype, morphological=False)
   if image.ndim == 3:
-    return _chan_vese_batch(image, jnp.broadcast_to(phi, image.shape), mu, lambda1, lambda2, tol,
-                            dt, max_iterations=max_iterations)
-  segmentation, phi, energies = _chan_vese(image[None], phi[None], mu, lambda1, lambda2, tol, dt,
-                                           max_iterations=max_iterations)
+    return _chan_vese_batch(
+      image,
+      jnp.broadcast_to(phi, image.shape),
+      mu,
+      lambda1,
+      lambda2,
+      tol,
+      dt,
+      max_iterations=max_iterations,
+    )
+  segmentation, phi, energies = _chan_vese(
+    image[None], phi[None], mu, lambda1, lambda2, tol, dt, max_iterations=max_iterations
+  )
   return segmentation[0], phi[0], energies[0]
 
 
@@ -317,14 +342,16 @@ def _shift(u, dr, dc):
 
 def _sup_inf(u):
   """SI: the max over the four lines of the erosion by that line (border 0), as skimage."""
-  return functools.reduce(jnp.maximum, [
-      u & _shift(u, dr, dc) & _shift(u, -dr, -dc) for dr, dc in _LINES])
+  return functools.reduce(
+    jnp.maximum, [u & _shift(u, dr, dc) & _shift(u, -dr, -dc) for dr, dc in _LINES]
+  )
 
 
 def _inf_sup(u):
   """IS: the min over the four lines of the dilation by that line (border 0), as skimage."""
-  return functools.reduce(jnp.minimum, [
-      u | _shift(u, dr, dc) | _shift(u, -dr, -dc) for dr, dc in _LINES])
+  return functools.reduce(
+    jnp.minimum, [u | _shift(u, dr, dc) | _shift(u, -dr, -dc) for dr, dc in _LINES]
+  )
 
 
 def _gradient_l1(u):
@@ -346,15 +373,15 @@ def _morph_chan_vese(image, u, lambda1, lambda2, *, iterations, smoothing):
 
   def smooth(k, u):
     # skimage cycles SI o IS, IS o SI over every application, counting across iterations.
-    return lax.cond(k % 2 == 0, lambda v: _sup_inf(_inf_sup(v)), lambda v: _inf_sup(_sup_inf(v)),
-                    u)
+    return lax.cond(k % 2 == 0, lambda v: _sup_inf(_inf_sup(v)), lambda v: _inf_sup(_sup_inf(v)), u)
 
   def body(it, u):
     uf = u.astype(dtype)
     c0 = jnp.sum(image * (1 - uf)) / (jnp.sum(1 - uf) + 1e-8)
     c1 = jnp.sum(image * uf) / (jnp.sum(uf) + 1e-8)
-    aux = _gradient_l1(u).astype(dtype) * (lambda1 * (image - c1) ** 2
-                                           - lambda2 * (image - c0) ** 2)
+    aux = _gradient_l1(u).astype(dtype) * (
+      lambda1 * (image - c1) ** 2 - lambda2 * (image - c0) ** 2
+    )
     u = jnp.where(aux < 0, 1, jnp.where(aux > 0, 0, u))
     for s in range(smoothing):
       u = smooth(it * smoothing + s, u)
@@ -363,9 +390,15 @@ def _morph_chan_vese(image, u, lambda1, lambda2, *, iterations, smoothing):
   return lax.fori_loop(0, iterations, body, u)
 
 
-def morphological_chan_vese(image: Any, iterations: int, *, init: Any = 'checkerboard',
-                            smoothing: int = 1, lambda1: float = 1.0,
-                            lambda2: float = 1.0) -> jax.Array:
+def morphological_chan_vese(
+  image: Any,
+  iterations: int,
+  *,
+  init: Any = 'checkerboard',
+  smoothing: int = 1,
+  lambda1: float = 1.0,
+  lambda2: float = 1.0,
+) -> jax.Array:
   r"""Morphological active contours without edges (MorphACWE), a binary level set.
 
   Marquez-Neila, Baumela & Alvarez (2014) replace the Chan-Vese PDE by morphology on a 0/1

@@ -16,6 +16,7 @@ MAP inference: iterated conditional modes, mean field, sequential tree-reweighte
 passing (TRW-S, with its lower bound) and alpha-expansion (``jaxseg.classic.alpha_expansion``).
 Everything keeps fixed shapes and runs under ``jit``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,8 +49,9 @@ def _check_unary(unary: Any, *, batch: bool = False) -> jax.Array:
     raise TypeError(f'unary must be an array of costs (H, W, L), got {type(unary).__name__}.')
   if unary.ndim not in ((3, 4) if batch else (3,)) or min(unary.shape) < 1:
     expected = '(H, W, L) or (N, H, W, L)' if batch else '(H, W, L)'
-    raise ValueError(f'unary must have shape {expected} with every size >= 1, got shape '
-                     f'{tuple(unary.shape)}.')
+    raise ValueError(
+      f'unary must have shape {expected} with every size >= 1, got shape {tuple(unary.shape)}.'
+    )
   if not np.issubdtype(np.dtype(unary.dtype), np.floating):
     raise TypeError(f'unary must be floating point, got dtype {unary.dtype}.')
   unary = jnp.asarray(unary)
@@ -65,14 +67,16 @@ def _check_structure(connectivity: Any, model: Any, truncation: Any) -> tuple[in
     raise ValueError(f'model must be one of {MODELS}, got {model!r}.')
   if model == 'potts':
     if truncation is not None:
-      raise ValueError(f"truncation applies to model='truncated_linear' only, got "
-                       f'truncation={truncation!r} with model={model!r}.')
+      raise ValueError(
+        f"truncation applies to model='truncated_linear' only, got "
+        f'truncation={truncation!r} with model={model!r}.'
+      )
     return connectivity, model, 1.0
   if truncation is None:
-    raise ValueError("model='truncated_linear' needs a number truncation > 0, got "
-                     'truncation=None.')
-  if isinstance(truncation, bool) or not isinstance(truncation, (int, float, np.integer,
-                                                                 np.floating)):
+    raise ValueError("model='truncated_linear' needs a number truncation > 0, got truncation=None.")
+  if isinstance(truncation, bool) or not isinstance(
+    truncation, (int, float, np.integer, np.floating)
+  ):
     raise TypeError(f'truncation must be a number > 0, got {truncation!r}.')
   if not (math.isfinite(truncation) and truncation > 0):
     raise ValueError(f'truncation must be finite and > 0, got {truncation!r}.')
@@ -83,20 +87,22 @@ def _edge_mask(h: int, w: int, connectivity: int) -> np.ndarray:
   """(H, W, K) 1 where the edge from (r, c) in direction k stays inside the image."""
   rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
   masks = []
-  for dr, dc in _OFFSETS[:connectivity // 2]:
+  for dr, dc in _OFFSETS[: connectivity // 2]:
     masks.append((rows + dr < h) & (cols + dc >= 0) & (cols + dc < w))
   return np.stack(masks, axis=-1)
 
 
-def _check_pairwise(pairwise: Any, shape: tuple[int, int], connectivity: int,
-                    dtype: Any) -> jax.Array:
+def _check_pairwise(
+  pairwise: Any, shape: tuple[int, int], connectivity: int, dtype: Any
+) -> jax.Array:
   """The (H, W, K) edge weights, zero on edges that leave the image."""
   h, w = shape
   k = connectivity // 2
   if isinstance(pairwise, bool):
     raise TypeError(f'pairwise must be a number or an (H, W, K) array, got {pairwise!r}.')
   if isinstance(pairwise, (int, float, np.integer, np.floating)) or (
-      hasattr(pairwise, 'shape') and pairwise.shape == ()):
+    hasattr(pairwise, 'shape') and pairwise.shape == ()
+  ):
     if _is_concrete(pairwise):
       value = float(pairwise)
       if not (math.isfinite(value) and value >= 0):
@@ -106,12 +112,15 @@ def _check_pairwise(pairwise: Any, shape: tuple[int, int], connectivity: int,
     if isinstance(pairwise, (list, tuple)):
       pairwise = np.asarray(pairwise)
     if not hasattr(pairwise, 'shape'):
-      raise TypeError(f'pairwise must be a number or an (H, W, K) array, got '
-                      f'{type(pairwise).__name__}.')
+      raise TypeError(
+        f'pairwise must be a number or an (H, W, K) array, got {type(pairwise).__name__}.'
+      )
     if tuple(pairwise.shape) != (h, w, k):
-      raise ValueError(f'pairwise must be a scalar or of shape (H, W, K) = {(h, w, k)} for '
-                       f'connectivity={connectivity} (K=2: right, down; K=4: right, down, '
-                       f'down-right, down-left), got shape {tuple(pairwise.shape)}.')
+      raise ValueError(
+        f'pairwise must be a scalar or of shape (H, W, K) = {(h, w, k)} for '
+        f'connectivity={connectivity} (K=2: right, down; K=4: right, down, '
+        f'down-right, down-left), got shape {tuple(pairwise.shape)}.'
+      )
     weights = jnp.asarray(pairwise).astype(dtype)
     if _is_concrete(weights) and not bool((jnp.isfinite(weights) & (weights >= 0)).all()):
       raise ValueError('pairwise must be finite and >= 0 everywhere (edge weights).')
@@ -122,16 +131,22 @@ def _check_labels(labels: Any, shape: tuple[int, int], num_labels: int) -> jax.A
   if isinstance(labels, (list, tuple)):
     labels = np.asarray(labels)
   if not hasattr(labels, 'shape') or not np.issubdtype(np.dtype(labels.dtype), np.integer):
-    raise TypeError(f'labels must be an integer array (H, W), got '
-                    f'{getattr(labels, "dtype", type(labels).__name__)}.')
+    raise TypeError(
+      f'labels must be an integer array (H, W), got '
+      f'{getattr(labels, "dtype", type(labels).__name__)}.'
+    )
   if tuple(labels.shape) != tuple(shape):
-    raise ValueError(f'labels must have the shape of unary[..., 0], {tuple(shape)}, got '
-                     f'{tuple(labels.shape)}.')
+    raise ValueError(
+      f'labels must have the shape of unary[..., 0], {tuple(shape)}, got {tuple(labels.shape)}.'
+    )
   labels = jnp.asarray(labels).astype(jnp.int32)
-  if _is_concrete(labels) and labels.size and not bool(
-      ((labels >= 0) & (labels < num_labels)).all()):
-    raise ValueError(f'labels must lie in [0, {num_labels}), got values in '
-                     f'[{int(labels.min())}, {int(labels.max())}].')
+  if (
+    _is_concrete(labels) and labels.size and not bool(((labels >= 0) & (labels < num_labels)).all())
+  ):
+    raise ValueError(
+      f'labels must lie in [0, {num_labels}), got values in '
+      f'[{int(labels.min())}, {int(labels.max())}].'
+    )
   return labels
 
 
@@ -157,8 +172,7 @@ def _distance_matrix(num_labels: int, model: str, truncation: float, dtype) -> j
 def _shift(x, dr, dc):
   """out[r, c] = x[r + dr, c + dc], zero outside the image (leading two axes)."""
   pad = [(1, 1), (1, 1)] + [(0, 0)] * (x.ndim - 2)
-  return lax.dynamic_slice(jnp.pad(x, pad), (1 + dr, 1 + dc) + (0,) * (x.ndim - 2),
-                           x.shape)
+  return lax.dynamic_slice(jnp.pad(x, pad), (1 + dr, 1 + dc) + (0,) * (x.ndim - 2), x.shape)
 
 
 def _neighbour_sum(table, weights):
@@ -194,8 +208,15 @@ def _energy(labels, unary, weights, model, truncation):
   return data + smooth
 
 
-def mrf_energy(labels: Any, unary: Any, pairwise: Any, *, connectivity: int = 4,
-               model: str = 'potts', truncation: float | None = None) -> jax.Array:
+def mrf_energy(
+  labels: Any,
+  unary: Any,
+  pairwise: Any,
+  *,
+  connectivity: int = 4,
+  model: str = 'potts',
+  truncation: float | None = None,
+) -> jax.Array:
   r"""The energy of a labelling under a grid MRF with Potts or truncated-linear pairwise terms.
 
   .. math::
@@ -344,7 +365,7 @@ def _chains(shape, connectivity):
   rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
   inside = lambda r, c: (r >= 0) & (r < h) & (c >= 0) & (c < w)
   member = []
-  for dr, dc in _OFFSETS[:connectivity // 2]:
+  for dr, dc in _OFFSETS[: connectivity // 2]:
     member.append(inside(rows + dr, cols + dc) | inside(rows - dr, cols - dc))
   member = np.stack(member)
   member[0] |= ~member.any(axis=0)
@@ -359,6 +380,7 @@ def _chain_minimum(pot, weights, to_next, to_prev, dc, model, truncation):
   where t = s + (1, dc), `to_next` is the message s -> t stored at t and `to_prev` the message
   t -> s stored at s. All arrays (H, W, L) but `weights` (H, W). Chains are cut at the image's
   sides (a chain leaving through a side adds its minimum)."""
+
   def step(carry, row):
     state, total = carry
     pot_t, w_s, next_t, prev_s = row
@@ -382,7 +404,7 @@ def _trws(unary, weights, *, iterations, connectivity, model, truncation):
   h, w, num_labels = unary.shape
   dtype = unary.dtype
   a = 1 if connectivity == 4 else 2
-  offsets = _OFFSETS[:connectivity // 2]
+  offsets = _OFFSETS[: connectivity // 2]
   steps = [a * dr + dc for dr, dc in offsets]  # wavefront distance of each forward edge
   pad = max(steps)
   width = a * (h - 1) + w
@@ -393,8 +415,8 @@ def _trws(unary, weights, *, iterations, connectivity, model, truncation):
     x = _shear(x, a, width, fill)
     return jnp.pad(x, [(pad, pad)] + [(0, 0)] * (x.ndim - 1))
 
-  theta = padded(unary)                              # (width + 2 pad, H, L)
-  gam = padded(gamma)[..., None]                     # (.., H, 1)
+  theta = padded(unary)  # (width + 2 pad, H, L)
+  gam = padded(gamma)[..., None]  # (.., H, 1)
   wts = jnp.stack([padded(weights[..., k]) for k in range(len(offsets))])  # (K, .., H)
   zeros = jnp.zeros((len(offsets),) + theta.shape, dtype)
   # from_next[k][s]: message into s from s + offset_k; from_prev[k][s]: from s - offset_k.
@@ -436,7 +458,7 @@ def _trws(unary, weights, *, iterations, connectivity, model, truncation):
     return from_next, from_prev
 
   def keep_best(labels, best):
-    labels = _unshear(labels[pad:pad + width], a, w)
+    labels = _unshear(labels[pad : pad + width], a, w)
     energy = _energy(labels, unary, weights, model, truncation)
     better = energy < best[1]
     return jnp.where(better, labels, best[0]), jnp.where(better, energy, best[1])
@@ -445,8 +467,7 @@ def _trws(unary, weights, *, iterations, connectivity, model, truncation):
 
   def iteration(_, state):
     from_next, from_prev, best = state
-    from_next, from_prev, labels = lax.fori_loop(0, width, forward,
-                                                 (from_next, from_prev, empty))
+    from_next, from_prev, labels = lax.fori_loop(0, width, forward, (from_next, from_prev, empty))
     best = keep_best(labels, best)
     from_next, from_prev = lax.fori_loop(0, width, backward, (from_next, from_prev))
     return from_next, from_prev, best
@@ -460,8 +481,8 @@ def _trws(unary, weights, *, iterations, connectivity, model, truncation):
   # Lower bound: the reparametrised energy split into monotonic chains (rows, columns and
   # diagonals), each pixel's unary shared equally among its chains; the sum of the chains'
   # minima is <= min_x E(x) for any messages (Kolmogorov 2006, eq. 6).
-  from_next = jnp.stack([_unshear(m[pad:pad + width], a, w) for m in from_next])
-  from_prev = jnp.stack([_unshear(m[pad:pad + width], a, w) for m in from_prev])
+  from_next = jnp.stack([_unshear(m[pad : pad + width], a, w) for m in from_next])
+  from_prev = jnp.stack([_unshear(m[pad : pad + width], a, w) for m in from_prev])
   reparam = (unary + from_next.sum(0) + from_prev.sum(0)) / jnp.asarray(count, dtype)[..., None]
   bound = jnp.zeros((), dtype)
   for k, (dr, dc) in enumerate(offsets):
@@ -474,9 +495,15 @@ def _trws(unary, weights, *, iterations, connectivity, model, truncation):
   return labels, energy, bound
 
 
-def trws(unary: Any, pairwise: Any, *, iterations: int, connectivity: int = 4,
-         model: str = 'potts', truncation: float | None = None
-         ) -> tuple[jax.Array, jax.Array, jax.Array]:
+def trws(
+  unary: Any,
+  pairwise: Any,
+  *,
+  iterations: int,
+  connectivity: int = 4,
+  model: str = 'potts',
+  truncation: float | None = None,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   r"""Sequential tree-reweighted message passing (TRW-S): MAP labels and a lower bound.
 
   Kolmogorov (2006): the grid is covered by monotonic chains (rows, columns, and with
@@ -524,13 +551,26 @@ def trws(unary: Any, pairwise: Any, *, iterations: int, connectivity: int = 4,
   connectivity, model, truncation = _check_structure(connectivity, model, truncation)
   iterations = _check_iterations(iterations)
   weights = _check_pairwise(pairwise, unary.shape[:2], connectivity, unary.dtype)
-  return _trws(unary, weights, iterations=iterations, connectivity=connectivity, model=model,
-               truncation=truncation)
+  return _trws(
+    unary,
+    weights,
+    iterations=iterations,
+    connectivity=connectivity,
+    model=model,
+    truncation=truncation,
+  )
 
 
-def mrf_map(unary: Any, pairwise: Any, *, method: str = 'icm', iterations: int,
-            connectivity: int = 4, model: str = 'potts',
-            truncation: float | None = None) -> tuple[jax.Array, jax.Array]:
+def mrf_map(
+  unary: Any,
+  pairwise: Any,
+  *,
+  method: str = 'icm',
+  iterations: int,
+  connectivity: int = 4,
+  model: str = 'potts',
+  truncation: float | None = None,
+) -> tuple[jax.Array, jax.Array]:
   r"""MAP labelling of a grid MRF by ICM, mean field, TRW-S or alpha-expansion.
 
   Minimises the grid energy of ``mrf_energy`` approximately,
@@ -585,15 +625,25 @@ def mrf_map(unary: Any, pairwise: Any, *, method: str = 'icm', iterations: int,
   iterations = _check_iterations(iterations)
   if method == 'alpha_expansion':
     from jaxseg.classic.alpha_expansion import alpha_expansion
-    run = functools.partial(alpha_expansion, iterations=iterations, connectivity=connectivity,
-                            model=model, truncation=None if model == 'potts' else truncation)
+
+    run = functools.partial(
+      alpha_expansion,
+      iterations=iterations,
+      connectivity=connectivity,
+      model=model,
+      truncation=None if model == 'potts' else truncation,
+    )
     if unary.ndim == 3:
       return run(unary, pairwise)
     pairs = _batch_pairwise(pairwise, unary.shape)
     results = [run(unary[n], pairs[n]) for n in range(unary.shape[0])]
     return jnp.stack([r[0] for r in results]), jnp.stack([r[1] for r in results])
-  static = {'iterations': iterations, 'connectivity': connectivity, 'model': model,
-            'truncation': truncation}
+  static = {
+    'iterations': iterations,
+    'connectivity': connectivity,
+    'model': model,
+    'truncation': truncation,
+  }
   inner = {'icm': _icm, 'mean_field': _mean_field, 'trws': _trws}[method]
   run = lambda u, w: inner(u, w, **static)[:2]  # noqa: E731
   if unary.ndim == 3:
@@ -605,8 +655,10 @@ def _batch_pairwise(pairwise: Any, shape: tuple[int, ...]) -> list[Any]:
   """Per-image pairwise arguments of a batch: (N, H, W, K) is split, anything else shared."""
   if hasattr(pairwise, 'ndim') and pairwise.ndim == 4:
     if pairwise.shape[0] != shape[0]:
-      raise ValueError(f'pairwise of shape {tuple(pairwise.shape)} must have the batch size '
-                       f'{shape[0]} of unary {tuple(shape)}.')
+      raise ValueError(
+        f'pairwise of shape {tuple(pairwise.shape)} must have the batch size '
+        f'{shape[0]} of unary {tuple(shape)}.'
+      )
     return [pairwise[n] for n in range(shape[0])]
   return [pairwise] * shape[0]
 
@@ -614,7 +666,11 @@ def _batch_pairwise(pairwise: Any, shape: tuple[int, ...]) -> list[Any]:
 def _batch_weights(pairwise: Any, unary: jax.Array, connectivity: int) -> jax.Array:
   """(N, H, W, K) checked edge weights for a batch of unaries (N, H, W, L)."""
   if hasattr(pairwise, 'ndim') and pairwise.ndim == 4:
-    return jnp.stack([_check_pairwise(p, unary.shape[1:3], connectivity, unary.dtype)
-                      for p in _batch_pairwise(pairwise, unary.shape)])
+    return jnp.stack(
+      [
+        _check_pairwise(p, unary.shape[1:3], connectivity, unary.dtype)
+        for p in _batch_pairwise(pairwise, unary.shape)
+      ]
+    )
   weights = _check_pairwise(pairwise, unary.shape[1:3], connectivity, unary.dtype)
   return jnp.broadcast_to(weights, unary.shape[:1] + weights.shape)

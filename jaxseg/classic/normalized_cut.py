@@ -21,6 +21,7 @@ Two solvers share one partitioning code path:
 Self-pairs are left out of ``W`` (a pixel's affinity with itself is never cut; it would only
 inflate every association by one).
 """
+
 from __future__ import annotations
 
 import functools
@@ -71,7 +72,9 @@ def _features(image: Any) -> jax.Array:
   if image.shape[0] < 1 or image.shape[1] < 1 or (image.ndim == 3 and image.shape[2] < 1):
     raise ValueError(f'image must not be empty, got shape {tuple(image.shape)}.')
   dtype = np.dtype(image.dtype)
-  if dtype == np.bool_ or not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+  if dtype == np.bool_ or not (
+    np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+  ):
     raise TypeError(f'image must be an integer or float array, got dtype {dtype}.')
   features = jnp.asarray(image)
   if np.issubdtype(dtype, np.integer):
@@ -94,8 +97,12 @@ def _check_method(method: Any) -> str:
 def _half_offsets(radius: float) -> tuple[tuple[int, int], ...]:
   """Offsets ``(dy, dx)`` with ``0 < |(dy, dx)| < radius``, one of each +- pair."""
   reach = math.ceil(radius)
-  return tuple((dy, dx) for dy in range(reach + 1) for dx in range(-reach, reach + 1)
-               if (dy > 0 or dx > 0) and dy * dy + dx * dx < radius * radius)
+  return tuple(
+    (dy, dx)
+    for dy in range(reach + 1)
+    for dx in range(-reach, reach + 1)
+    if (dy > 0 or dx > 0) and dy * dy + dx * dx < radius * radius
+  )
 
 
 def _offset_index(height: int, width: int, offsets):
@@ -104,8 +111,7 @@ def _offset_index(height: int, width: int, offsets):
   steps = np.asarray(offsets, np.int64).reshape(-1, 2)
   rows = np.arange(height)[None, :] + steps[:, :1]
   cols = np.arange(width)[None, :] + steps[:, 1:]
-  inside = (((rows >= 0) & (rows < height))[:, :, None]
-            & ((cols >= 0) & (cols < width))[:, None, :])
+  inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
   rows = np.clip(rows, 0, height - 1)[:, :, None]
   cols = np.clip(cols, 0, width - 1)[:, None, :]
   return rows, cols, inside
@@ -118,10 +124,10 @@ def _stencil_weights(features: jax.Array, offsets, sigma_i: float, sigma_x: floa
   """
   height, width = features.shape[:2]
   rows, cols, inside = _offset_index(height, width, offsets)
-  other = features[rows, cols]                                        # (K, H, W, C)
+  other = features[rows, cols]  # (K, H, W, C)
   colour = jnp.sum((features[None] - other) ** 2, axis=-1)
-  spatial = np.array([(dy * dy + dx * dx) / sigma_x ** 2 for dy, dx in offsets], np.float32)
-  weights = jnp.exp(-colour / jnp.float32(sigma_i ** 2) - spatial[:, None, None])
+  spatial = np.array([(dy * dy + dx * dx) / sigma_x**2 for dy, dx in offsets], np.float32)
+  weights = jnp.exp(-colour / jnp.float32(sigma_i**2) - spatial[:, None, None])
   return jnp.where(inside, weights, 0.0)
 
 
@@ -136,8 +142,9 @@ def _symmetric_stencil(weights: jax.Array, offsets):
   return full, jnp.asarray(np.array(list(offsets) + negated, np.int32))
 
 
-def _stencil_matvec(full_weights: jax.Array, steps: jax.Array, reach: int,
-                    v: jax.Array) -> jax.Array:
+def _stencil_matvec(
+  full_weights: jax.Array, steps: jax.Array, reach: int, v: jax.Array
+) -> jax.Array:
   """``(W v)_p = sum_o w_{p, p+o} v_{p+o}`` for ``v`` of shape ``(H, W)``.
 
   A loop over the offsets with dynamic slices of the padded ``v``: unrolling the offsets instead
@@ -147,8 +154,9 @@ def _stencil_matvec(full_weights: jax.Array, steps: jax.Array, reach: int,
   padded = jnp.pad(v, reach)
 
   def body(k, out):
-    window = jax.lax.dynamic_slice(padded, (reach + steps[k, 0], reach + steps[k, 1]),
-                                   (height, width))
+    window = jax.lax.dynamic_slice(
+      padded, (reach + steps[k, 0], reach + steps[k, 1]), (height, width)
+    )
     return out + full_weights[k] * window
 
   return jax.lax.fori_loop(0, steps.shape[0], body, jnp.zeros_like(v))
@@ -167,8 +175,9 @@ def _stencil_edges(weights: jax.Array, offsets):
   return src, dst, weights.reshape(-1)
 
 
-def pixel_affinity(image: Any, *, radius: float = 5.0, sigma_i: float = 0.1,
-                   sigma_x: float = 4.0) -> jax.Array:
+def pixel_affinity(
+  image: Any, *, radius: float = 5.0, sigma_i: float = 0.1, sigma_x: float = 4.0
+) -> jax.Array:
   r"""The dense Shi-Malik pixel affinity matrix of a small image.
 
   .. math:: w_{ij} = \exp(-\|F_i - F_j\|^2 / \sigma_I^2)\,\exp(-\|X_i - X_j\|^2 / \sigma_X^2)
@@ -206,8 +215,7 @@ def pixel_affinity(image: Any, *, radius: float = 5.0, sigma_i: float = 0.1,
 # --------------------------------------------------------------------------- eigen-solvers
 
 
-def _lanczos_top(matvec, start: jax.Array, active: jax.Array, num: int, steps: int,
-                 key: jax.Array):
+def _lanczos_top(matvec, start: jax.Array, active: jax.Array, num: int, steps: int, key: jax.Array):
   """The ``num`` largest Ritz pairs of a symmetric operator on the ``active`` subspace.
 
   Lanczos with full (twice-repeated Gram-Schmidt) reorthogonalisation, ``steps`` fixed. A
@@ -336,15 +344,15 @@ def _best_split(graph: _Graph, full_degree: jax.Array, member: jax.Array, key: j
   low = jnp.minimum(rank[graph.src], rank[graph.dst])
   high = jnp.maximum(rank[graph.src], rank[graph.dst])
   diff = jnp.zeros((n + 1,), jnp.float32).at[low + 1].add(w).at[high + 1].add(-w)
-  cut = jnp.cumsum(diff)[1:n]                      # cut[t - 1]: A = ranks < t, t = 1..n-1
-  vol_full = jnp.cumsum((full_degree * member)[order])[:n - 1]
-  vol_seg = jnp.cumsum((degree * member)[order])[:n - 1]
+  cut = jnp.cumsum(diff)[1:n]  # cut[t - 1]: A = ranks < t, t = 1..n-1
+  vol_full = jnp.cumsum((full_degree * member)[order])[: n - 1]
+  vol_seg = jnp.cumsum((degree * member)[order])[: n - 1]
   total_full = jnp.sum(full_degree * member)
   total_seg = jnp.sum(degree * member)
   vol_b = total_full - vol_full
-  outside_a = vol_full - vol_seg + cut              # cut(A, V \ A)
+  outside_a = vol_full - vol_seg + cut  # cut(A, V \ A)
   outside_b = (total_full - total_seg) - (vol_full - vol_seg) + cut
-  before = jnp.where(total_full > 0, (total_full - total_seg) / jnp.maximum(total_full, 1e-30), 0.)
+  before = jnp.where(total_full > 0, (total_full - total_seg) / jnp.maximum(total_full, 1e-30), 0.0)
   after = outside_a / jnp.maximum(vol_full, 1e-30) + outside_b / jnp.maximum(vol_b, 1e-30)
   t = jnp.arange(1, n, dtype=jnp.int32)
   valid = (t < count) & (vol_full > 0) & (vol_b > 0)
@@ -370,8 +378,9 @@ def _recursive(graph: _Graph, num_segments: int, key: jax.Array) -> jax.Array:
     labels, children, deltas, pair = state
     members = (labels[None, :] == pair[:, None]).astype(jnp.float32)
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(2 * s + jnp.arange(2))
-    new_children, new_deltas = jax.vmap(
-        lambda m, k: _best_split(graph, full_degree, m, k))(members, keys)
+    new_children, new_deltas = jax.vmap(lambda m, k: _best_split(graph, full_degree, m, k))(
+      members, keys
+    )
     children = children.at[pair].set(new_children)
     deltas = deltas.at[pair].set(new_deltas)
     j = jnp.argmin(deltas).astype(jnp.int32)
@@ -415,8 +424,11 @@ def _partition(graph: _Graph, num_segments: int, method: str, key: jax.Array) ->
   else:
     labels = _recursive(graph, num_segments, key)
   # Relabel by first appearance, so that ids follow reading order whatever the solver did.
-  first_seen = jnp.full((num_segments,), graph.n, jnp.int32).at[labels].min(
-      jnp.arange(graph.n, dtype=jnp.int32))
+  first_seen = (
+    jnp.full((num_segments,), graph.n, jnp.int32)
+    .at[labels]
+    .min(jnp.arange(graph.n, dtype=jnp.int32))
+  )
   rank = jnp.argsort(jnp.argsort(first_seen)).astype(jnp.int32)
   return rank[labels]
 
@@ -456,24 +468,29 @@ def ncut_value(labels: Any, W: Any) -> jax.Array:
   if labels.size != W.shape[0]:
     raise ValueError(f'labels has {labels.size} elements but W is {tuple(W.shape)}.')
   labels = labels.reshape(-1).astype(jnp.int32)
-  if (not isinstance(labels, jax.core.Tracer) and labels.size
-      and (int(labels.min()) < 0 or int(labels.max()) >= labels.size)):
-    raise ValueError(f'labels must lie in [0, {labels.size}), got [{int(labels.min())}, '
-                     f'{int(labels.max())}].')
+  if (
+    not isinstance(labels, jax.core.Tracer)
+    and labels.size
+    and (int(labels.min()) < 0 or int(labels.max()) >= labels.size)
+  ):
+    raise ValueError(
+      f'labels must lie in [0, {labels.size}), got [{int(labels.min())}, {int(labels.max())}].'
+    )
   return _ncut_value(labels, W)
 
 
 @jax.jit
 def _ncut_value(labels, W):
   n = W.shape[0]
-  onehot = jax.nn.one_hot(labels, n, dtype=jnp.float32)            # (N, N segments)
+  onehot = jax.nn.one_hot(labels, n, dtype=jnp.float32)  # (N, N segments)
   assoc = onehot.T @ jnp.sum(W, axis=1)
   within = jnp.einsum('ic,ij,jc->c', onehot, W, onehot)
   return jnp.sum(jnp.where(assoc > 0, (assoc - within) / jnp.where(assoc > 0, assoc, 1.0), 0.0))
 
 
-def partition_graph(W: Any, num_segments: int = 2, *, method: str = 'recursive',
-                    key: jax.Array | None = None) -> jax.Array:
+def partition_graph(
+  W: Any, num_segments: int = 2, *, method: str = 'recursive', key: jax.Array | None = None
+) -> jax.Array:
   r"""Normalized-cut partition of a small dense graph (e.g. a region adjacency graph).
 
   The relaxation :math:`(D - W) y = \lambda D y` (Shi & Malik 2000) solved by a dense ``eigh``
@@ -514,8 +531,9 @@ def partition_graph(W: Any, num_segments: int = 2, *, method: str = 'recursive',
       raise ValueError('W must be symmetric.')
   num_segments = _check_count(num_segments, 'num_segments')
   if num_segments > W.shape[0]:
-    raise ValueError(f'num_segments ({num_segments}) must not exceed the number of nodes '
-                     f'({W.shape[0]}).')
+    raise ValueError(
+      f'num_segments ({num_segments}) must not exceed the number of nodes ({W.shape[0]}).'
+    )
   method = _check_method(method)
   key = jax.random.PRNGKey(0) if key is None else key
   return _partition_dense(W, num_segments, method, key)
@@ -526,8 +544,15 @@ def _partition_dense(W, num_segments, method, key):
   return _partition(_Graph(dense=W), num_segments, method, key)
 
 
-def ncut_spectrum(image: Any, *, num_vectors: int = 4, radius: float = 5.0, sigma_i: float = 0.1,
-                  sigma_x: float = 4.0, key: jax.Array | None = None):
+def ncut_spectrum(
+  image: Any,
+  *,
+  num_vectors: int = 4,
+  radius: float = 5.0,
+  sigma_i: float = 0.1,
+  sigma_x: float = 4.0,
+  key: jax.Array | None = None,
+):
   r"""The smallest generalised eigenpairs of an image's Ncut problem, matrix-free.
 
   Solves :math:`(D - W) y = \lambda D y` for the Shi-Malik pixel affinity (:func:`pixel_affinity`)
@@ -554,7 +579,8 @@ def ncut_spectrum(image: Any, *, num_vectors: int = 4, radius: float = 5.0, sigm
     >>> bool(abs(values[0]) < 1e-4 and values[1] < 1e-3)   # two almost disconnected halves
     True
 
-  Agrees with ``scipy.sparse.linalg.eigsh(D - W, M=D)`` to 1e-4 (tests/test_classic_normalized_cut.py).
+  Agrees with ``scipy.sparse.linalg.eigsh(D - W, M=D)`` to 1e-4
+  (tests/test_classic_normalized_cut.py).
   """
   features = _features(image)
   num_vectors = _check_count(num_vectors, 'num_vectors')
@@ -590,9 +616,17 @@ def _superpixel_graph(features, superpixels, num_superpixels, offsets, sigma_i, 
   return dense + dense.T
 
 
-def normalized_cut(image: Any, *, num_segments: int = 2, radius: float = 5.0,
-                   sigma_i: float = 0.1, sigma_x: float = 4.0, superpixels: Any = None,
-                   method: str = 'recursive', key: jax.Array | None = None) -> jax.Array:
+def normalized_cut(
+  image: Any,
+  *,
+  num_segments: int = 2,
+  radius: float = 5.0,
+  sigma_i: float = 0.1,
+  sigma_x: float = 4.0,
+  superpixels: Any = None,
+  method: str = 'recursive',
+  key: jax.Array | None = None,
+) -> jax.Array:
   r"""Segments an image by normalized cuts (Shi & Malik 2000).
 
   Minimises the relaxed normalized cut
@@ -645,26 +679,40 @@ def normalized_cut(image: Any, *, num_segments: int = 2, radius: float = 5.0,
   height, width = features.shape[:2]
   if superpixels is None:
     if num_segments > height * width:
-      raise ValueError(f'num_segments ({num_segments}) must not exceed the number of pixels '
-                       f'({height * width}).')
+      raise ValueError(
+        f'num_segments ({num_segments}) must not exceed the number of pixels ({height * width}).'
+      )
     return _normalized_cut_pixels(features, num_segments, radius, sigma_i, sigma_x, method, key)
   superpixels = jnp.asarray(superpixels)
   if superpixels.shape != (height, width):
-    raise ValueError(f'superpixels must have the image shape {(height, width)}, got '
-                     f'{tuple(superpixels.shape)}.')
+    raise ValueError(
+      f'superpixels must have the image shape {(height, width)}, got {tuple(superpixels.shape)}.'
+    )
   if not jnp.issubdtype(superpixels.dtype, jnp.integer):
     raise TypeError(f'superpixels must be an integer array, got dtype {superpixels.dtype}.')
   if isinstance(superpixels, jax.core.Tracer):
     raise TypeError('superpixels must be concrete (their count fixes the graph size).')
   ids = np.unique(np.asarray(superpixels))
   if ids[0] < 0 or not np.array_equal(ids, np.arange(ids.size)):
-    raise ValueError(f'superpixels must use every id in [0, S) (S = {ids.size}), got ids from '
-                     f'{ids[0]} to {ids[-1]}.')
+    raise ValueError(
+      f'superpixels must use every id in [0, S) (S = {ids.size}), got ids from '
+      f'{ids[0]} to {ids[-1]}.'
+    )
   if num_segments > ids.size:
-    raise ValueError(f'num_segments ({num_segments}) must not exceed the number of superpixels '
-                     f'({ids.size}).')
-  return _normalized_cut_superpixels(features, superpixels.astype(jnp.int32), int(ids.size),
-                                     num_segments, radius, sigma_i, sigma_x, method, key)
+    raise ValueError(
+      f'num_segments ({num_segments}) must not exceed the number of superpixels ({ids.size}).'
+    )
+  return _normalized_cut_superpixels(
+    features,
+    superpixels.astype(jnp.int32),
+    int(ids.size),
+    num_segments,
+    radius,
+    sigma_i,
+    sigma_x,
+    method,
+    key,
+  )
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5))
@@ -675,8 +723,9 @@ def _normalized_cut_pixels(features, num_segments, radius, sigma_i, sigma_x, met
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6, 7))
-def _normalized_cut_superpixels(features, superpixels, num_superpixels, num_segments, radius,
-                                sigma_i, sigma_x, method, key):
+def _normalized_cut_superpixels(
+  features, superpixels, num_superpixels, num_segments, radius, sigma_i, sigma_x, method, key
+):
   offsets = _half_offsets(radius)
   dense = _superpixel_graph(features, superpixels, num_superpixels, offsets, sigma_i, sigma_x)
   labels = _partition(_Graph(dense=dense), num_segments, method, key)

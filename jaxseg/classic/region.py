@@ -10,6 +10,7 @@ is sequential by nature; it runs as one `lax.fori_loop` over the sorted edges (a
 costs, once). Both loops are scalar work that XLA:CPU executes ~50x slower than scikit-image's
 compiled C loop, and XLA:CPU's sort is ~30x slower than NumPy's: see `benchmarks/README.md`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -22,8 +23,10 @@ from jax import lax
 from jaxseg.classic import _inputs
 
 # (row, col) offsets of the neighbours.
-_NEIGHBOURS = {4: ((-1, 0), (1, 0), (0, -1), (0, 1)),
-               8: ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))}
+_NEIGHBOURS = {
+  4: ((-1, 0), (1, 0), (0, -1), (0, 1)),
+  8: ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)),
+}
 
 
 def _shift(x, dr, dc, fill, axes=(0, 1)):
@@ -48,7 +51,8 @@ def _run_pass(reach, allowed):
   start = allowed & ~previous
   runs = jnp.cumsum(start.reshape(count, -1), axis=1, dtype=jnp.int32)  # pixel -> run number
   hit = jax.vmap(lambda r, i: jax.ops.segment_max(r, i, num_segments=height * width + 1))(
-      reach.reshape(count, -1).astype(jnp.int32), runs)
+    reach.reshape(count, -1).astype(jnp.int32), runs
+  )
   return allowed & (jnp.take_along_axis(hit, runs, axis=1).reshape(reach.shape) > 0)
 
 
@@ -56,6 +60,7 @@ def _closure(reach, allowed, connectivity):
   """The pixels of `allowed` connected to `reach` (per seed): the fixed point of masked
   dilation, reached with row and column run passes (and a diagonal step for 8-connectivity), so
   the loop runs once per turn of the longest path instead of once per pixel along it."""
+
   def sweep(reach):
     reach = _run_pass(reach, allowed)
     reach = jnp.swapaxes(_run_pass(jnp.swapaxes(reach, 1, 2), jnp.swapaxes(allowed, 1, 2)), 1, 2)
@@ -83,8 +88,11 @@ def _grow(values, seeds, tolerance, *, connectivity, mean_mode):
   rows = jnp.clip(seeds[:, 0], 0, height - 1)
   cols = jnp.clip(seeds[:, 1], 0, width - 1)
   # One pixel per seed; the lowest seed keeps a pixel holding several.
-  owner = jnp.full((height, width), count, jnp.int32).at[rows, cols].min(
-      jnp.arange(count, dtype=jnp.int32))
+  owner = (
+    jnp.full((height, width), count, jnp.int32)
+    .at[rows, cols]
+    .min(jnp.arange(count, dtype=jnp.int32))
+  )
   start = owner[None] == jnp.arange(count)[:, None, None]  # (S, H, W)
   tol_sq = tolerance * tolerance
   ids = jnp.arange(count)[:, None, None]
@@ -112,13 +120,15 @@ def _grow(values, seeds, tolerance, *, connectivity, mean_mode):
     reference = means(keep) if mean_mode else reference
     return keep, reference, jnp.any(keep != reach)
 
-  reach, _, _ = lax.while_loop(lambda state: state[2], body,
-                               (start, values[rows, cols], jnp.bool_(True)))
+  reach, _, _ = lax.while_loop(
+    lambda state: state[2], body, (start, values[rows, cols], jnp.bool_(True))
+  )
   return jnp.where(jnp.any(reach, axis=0), jnp.argmax(reach, axis=0).astype(jnp.int32) + 1, 0)
 
 
-def region_grow(image: jax.Array, seeds: jax.Array, *, tolerance: float, connectivity: int = 4,
-                mode: str = 'seed') -> jax.Array:
+def region_grow(
+  image: jax.Array, seeds: jax.Array, *, tolerance: float, connectivity: int = 4, mode: str = 'seed'
+) -> jax.Array:
   r"""Seeded region growing (Adams & Bischof 1994), by masked dilation to a fixed point.
 
   Region :math:`s` starts at seed pixel :math:`p_s` and absorbs every pixel :math:`q` connected
@@ -164,8 +174,9 @@ def region_grow(image: jax.Array, seeds: jax.Array, *, tolerance: float, connect
   image = _inputs.check_image(image, ranks=(2, 3), layout='(H, W) or (H, W, C)')
   seeds = _inputs.as_array(seeds, 'seeds')
   if seeds.ndim != 2 or seeds.shape[1] != 2 or seeds.shape[0] == 0:
-    raise ValueError(f'seeds must have shape (S, 2) with S >= 1 (row, col), got '
-                     f'{tuple(seeds.shape)}.')
+    raise ValueError(
+      f'seeds must have shape (S, 2) with S >= 1 (row, col), got {tuple(seeds.shape)}.'
+    )
   if not jnp.issubdtype(seeds.dtype, jnp.integer):
     raise TypeError(f'seeds must be integer (row, col) pixels, got dtype {seeds.dtype}.')
   height, width = image.shape[:2]
@@ -173,8 +184,9 @@ def region_grow(image: jax.Array, seeds: jax.Array, *, tolerance: float, connect
     s = np.asarray(seeds)
     outside = (s[:, 0] < 0) | (s[:, 0] >= height) | (s[:, 1] < 0) | (s[:, 1] >= width)
     if outside.any():
-      raise ValueError(f'seeds must lie inside the {height}x{width} image, got '
-                       f'{s[outside].tolist()}.')
+      raise ValueError(
+        f'seeds must lie inside the {height}x{width} image, got {s[outside].tolist()}.'
+      )
   tolerance = _inputs.check_number(tolerance, 'tolerance', minimum=0.0)
   if connectivity not in (4, 8):
     raise ValueError(f'connectivity must be 4 or 8, got {connectivity!r}.')
@@ -182,8 +194,13 @@ def region_grow(image: jax.Array, seeds: jax.Array, *, tolerance: float, connect
   values = jnp.asarray(image, jnp.float32)
   if values.ndim == 2:
     values = values[..., None]
-  return _grow(values, jnp.asarray(seeds, jnp.int32), jnp.float32(tolerance),
-               connectivity=connectivity, mean_mode=mode == 'mean')
+  return _grow(
+    values,
+    jnp.asarray(seeds, jnp.int32),
+    jnp.float32(tolerance),
+    connectivity=connectivity,
+    mean_mode=mode == 'mean',
+  )
 
 
 def _gaussian_smooth(image, sigma):
@@ -207,26 +224,36 @@ def _gaussian_smooth(image, sigma):
 def _edges(height, width):
   """(E, 2) pixel pairs in scikit-image's order: horizontal, vertical, down-right, up-right."""
   index = np.arange(height * width).reshape(height, width)
-  pairs = [np.stack([index[:, 1:].ravel(), index[:, :-1].ravel()], 1),
-           np.stack([index[1:, :].ravel(), index[:-1, :].ravel()], 1),
-           np.stack([index[1:, 1:].ravel(), index[:-1, :-1].ravel()], 1),
-           np.stack([index[:-1, 1:].ravel(), index[1:, :-1].ravel()], 1)]
+  pairs = [
+    np.stack([index[:, 1:].ravel(), index[:, :-1].ravel()], 1),
+    np.stack([index[1:, :].ravel(), index[:-1, :].ravel()], 1),
+    np.stack([index[1:, 1:].ravel(), index[:-1, :-1].ravel()], 1),
+    np.stack([index[:-1, 1:].ravel(), index[1:, :-1].ravel()], 1),
+  ]
   return np.concatenate(pairs).astype(np.int32)
 
 
 def _costs(image):
   """Euclidean colour differences along `_edges`, the same order."""
+
   def norm(a, b):
     return jnp.sqrt(jnp.sum((a - b) ** 2, axis=-1)).ravel()
-  return jnp.concatenate([norm(image[:, 1:], image[:, :-1]), norm(image[1:, :], image[:-1, :]),
-                          norm(image[1:, 1:], image[:-1, :-1]),
-                          norm(image[:-1, 1:], image[1:, :-1])])
+
+  return jnp.concatenate(
+    [
+      norm(image[:, 1:], image[:, :-1]),
+      norm(image[1:, :], image[:-1, :]),
+      norm(image[1:, 1:], image[:-1, :-1]),
+      norm(image[:-1, 1:], image[1:, :-1]),
+    ]
+  )
 
 
 def _find_both(forest, a, b):
   """Roots of a and b (one loop walking both). `forest` (the parent array first, then any other
   per-node arrays) travels through the loop state: captured as constants instead, XLA copies
   them into every inner loop (H W elements per edge, quadratic in all)."""
+
   def cond(state):
     parent, x, y = state[0][0], state[1], state[2]
     return (parent[x] != x) | (parent[y] != y)
@@ -297,8 +324,9 @@ def _felzenszwalb(image, scale, *, sigma, min_size):
   return number[first[parent]].reshape(height, width)
 
 
-def hierarchical_merge(image: jax.Array, *, scale: float, sigma: float = 0.8,
-                       min_size: int = 20) -> jax.Array:
+def hierarchical_merge(
+  image: jax.Array, *, scale: float, sigma: float = 0.8, min_size: int = 20
+) -> jax.Array:
   r"""Graph-based bottom-up merging of Felzenszwalb & Huttenlocher (2004).
 
   Pixels are the nodes of the 8-neighbour grid graph, an edge weighing the Euclidean colour

@@ -17,6 +17,7 @@ Histograms follow `skimage.exposure.histogram` so the thresholds are the same bi
   on an inner edge goes to the upper bin, the maximum to the last). scikit-image gives wider
   integer types one bin per value; here they are binned like floats.
 """
+
 from __future__ import annotations
 
 import functools
@@ -124,8 +125,9 @@ def threshold_otsu(image: jax.Array, *, nbins: int = 256) -> jax.Array:
   gray, batched, integer_bins = _prepare(image)
   nbins = _inputs.check_int(nbins, 'nbins', minimum=2)
   bins = 256 if integer_bins else nbins
-  fn = functools.partial(_otsu_one, nbins=nbins, integer_bins=integer_bins,
-                         int_exact=_int_exact(gray.shape, bins))
+  fn = functools.partial(
+    _otsu_one, nbins=nbins, integer_bins=integer_bins, int_exact=_int_exact(gray.shape, bins)
+  )
   return jax.vmap(fn)(gray) if batched else fn(gray)
 
 
@@ -140,7 +142,7 @@ def _multiotsu_one(gray, classes, nbins, integer_bins, int_exact):
   moment = jnp.concatenate([zero, jnp.cumsum(counts_m * index)])
   # score[i, j]: the class of bins i..j contributes S^2 / P (its share of the between-class
   # variance up to constants); empty classes and i > j are impossible (-inf).
-  p = (weight[None, 1:] - weight[:-1, None])
+  p = weight[None, 1:] - weight[:-1, None]
   # Intensities measured from an integer `shift` near the mean: the objective changes by a
   # constant, its terms become the (small) between-class variance instead of the (large) raw
   # second moment, and S - shift * P stays an exact integer. float32 then separates tuples
@@ -162,7 +164,8 @@ def _multiotsu_one(gray, classes, nbins, integer_bins, int_exact):
   for _ in range(1, classes):
     # candidate[i, j] = best[i - 1] + score[i, j] for a last class i..j, i >= 1.
     candidate = jnp.concatenate(
-        [jnp.full((1, bins), -jnp.inf), best[:-1, None] + score[1:]], axis=0)
+      [jnp.full((1, bins), -jnp.inf), best[:-1, None] + score[1:]], axis=0
+    )
     starts.append(jnp.argmax(candidate, axis=0))
     best = jnp.max(candidate, axis=0)
   # Backtrack from the last bin: threshold = the bin before each class start.
@@ -218,8 +221,13 @@ def threshold_multiotsu(image: jax.Array, *, classes: int = 3, nbins: int = 256)
   bins = 256 if integer_bins else nbins
   if classes > bins:
     raise ValueError(f'classes={classes} must be at most the number of bins ({bins}).')
-  fn = functools.partial(_multiotsu_one, classes=classes, nbins=nbins,
-                         integer_bins=integer_bins, int_exact=_int_exact(gray.shape, bins))
+  fn = functools.partial(
+    _multiotsu_one,
+    classes=classes,
+    nbins=nbins,
+    integer_bins=integer_bins,
+    int_exact=_int_exact(gray.shape, bins),
+  )
   return jax.vmap(fn)(gray) if batched else fn(gray)
 
 
@@ -253,8 +261,10 @@ def apply_thresholds(image: jax.Array, thresholds: jax.Array) -> jax.Array:
   if thresholds.ndim == expected - 1:
     thresholds = thresholds[..., None]
   if thresholds.ndim != expected or (batched and thresholds.shape[0] != gray.shape[0]):
-    raise ValueError(f'thresholds must have shape {"(N, K)" if batched else "(K,)"} for an '
-                     f'image of shape {tuple(image.shape)}, got {tuple(thresholds.shape)}.')
+    raise ValueError(
+      f'thresholds must have shape {"(N, K)" if batched else "(K,)"} for an '
+      f'image of shape {tuple(image.shape)}, got {tuple(thresholds.shape)}.'
+    )
   values = gray.astype(jnp.float32)
   if batched:
     thresholds = thresholds[:, None, None, :]

@@ -4,8 +4,8 @@
 * ``permutohedral``: the lattice build (host, NumPy) and its splat/blur/slice filter (JAX).
 * ``unary``: unaries from softmax outputs or label maps, and the labels of the marginals.
 """
+
 from jaxseg.crf.mean_field import dense_crf, dense_crf_exact
 from jaxseg.crf.unary import map_labels, unary_from_labels, unary_from_softmax
 
-__all__ = ['dense_crf', 'dense_crf_exact', 'map_labels', 'unary_from_labels',
-           'unary_from_softmax']
+__all__ = ['dense_crf', 'dense_crf_exact', 'map_labels', 'unary_from_labels', 'unary_from_softmax']

@@ -26,6 +26,7 @@ reward :math:`+\sum_m w_m \bar k_m Q(l)` that differs from it by a per-pixel con
 permutohedral lattice (the bilateral kernel); ``dense_crf_exact`` sums the exact Gaussians over
 all pairs of pixels (``O(N^2)``, blockwise), the readable reference.
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,8 +49,12 @@ def _is_concrete(x) -> bool:
 
 
 def _check_std(value, name):
-  if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-      or value <= 0:
+  if (
+    isinstance(value, bool)
+    or not isinstance(value, numbers.Real)
+    or not math.isfinite(value)
+    or value <= 0
+  ):
     raise ValueError(f'{name} must be a positive finite number, got {value!r}.')
   return float(value)
 
@@ -68,12 +73,14 @@ def _check_weight(value, name):
   raise TypeError(f'{name} must be a real number or a float scalar array, got {value!r}.')
 
 
-def _validate(unary, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_rgb_std, compat,
-              valid):
+def _validate(
+  unary, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_rgb_std, compat, valid
+):
   """Checks the arguments before anything is traced; returns them batched."""
   if not hasattr(unary, 'shape') or not hasattr(unary, 'dtype'):
-    raise TypeError(f'unary must be an array (H, W, L) or (N, H, W, L), got '
-                    f'{type(unary).__name__}.')
+    raise TypeError(
+      f'unary must be an array (H, W, L) or (N, H, W, L), got {type(unary).__name__}.'
+    )
   if len(unary.shape) not in (3, 4):
     raise ValueError(f'unary must have shape (H, W, L) or (N, H, W, L), got {unary.shape}.')
   if not jnp.issubdtype(unary.dtype, jnp.floating):
@@ -81,33 +88,43 @@ def _validate(unary, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_r
   if min(unary.shape) < 1:
     raise ValueError(f'unary must be non-empty, got shape {unary.shape}.')
   if _is_concrete(unary) and not np.all(np.isfinite(np.asarray(unary))):
-    raise ValueError('unary must be finite (no NaN or inf); clip the probabilities, e.g. with '
-                     'unary_from_softmax(probs, clip=1e-5).')
+    raise ValueError(
+      'unary must be finite (no NaN or inf); clip the probabilities, e.g. with '
+      'unary_from_softmax(probs, clip=1e-5).'
+    )
   batched = len(unary.shape) == 4
   if not hasattr(image, 'shape') or not hasattr(image, 'dtype'):
     raise TypeError(f'image must be an array, got {type(image).__name__}.')
   expected = unary.shape[:-1] + (3,)
   if tuple(image.shape) != expected:
-    raise ValueError(f'image must have shape {expected} (the unary {unary.shape} with 3 colour '
-                     f'channels), got {tuple(image.shape)}.')
+    raise ValueError(
+      f'image must have shape {expected} (the unary {unary.shape} with 3 colour '
+      f'channels), got {tuple(image.shape)}.'
+    )
   if image.dtype != jnp.uint8 and not jnp.issubdtype(image.dtype, jnp.floating):
     raise TypeError(f'image must be uint8 or float in [0, 255], got dtype {image.dtype}.')
-  if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) \
-      or iterations < 0:
+  if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 0:
     raise ValueError(f'iterations must be a non-negative int, got {iterations!r}.')
-  stds = (_check_std(pos_xy_std, 'pos_xy_std'), _check_std(bi_xy_std, 'bi_xy_std'),
-          _check_std(bi_rgb_std, 'bi_rgb_std'))
+  stds = (
+    _check_std(pos_xy_std, 'pos_xy_std'),
+    _check_std(bi_xy_std, 'bi_xy_std'),
+    _check_std(bi_rgb_std, 'bi_rgb_std'),
+  )
   weights = (_check_weight(pos_w, 'pos_w'), _check_weight(bi_w, 'bi_w'))
   num_labels = unary.shape[-1]
   if compat is not None:
     if not hasattr(compat, 'shape') or tuple(compat.shape) != (num_labels, num_labels):
-      raise ValueError(f'compat must be None (Potts) or an ({num_labels}, {num_labels}) matrix, '
-                       f'got {getattr(compat, "shape", compat)!r}.')
+      raise ValueError(
+        f'compat must be None (Potts) or an ({num_labels}, {num_labels}) matrix, '
+        f'got {getattr(compat, "shape", compat)!r}.'
+      )
     compat = jnp.asarray(compat, jnp.float32)
   if valid is not None:
     if not hasattr(valid, 'shape') or tuple(valid.shape) != unary.shape[:-1]:
-      raise ValueError(f'valid must be None or a bool array of shape {unary.shape[:-1]}, got '
-                       f'{getattr(valid, "shape", valid)!r}.')
+      raise ValueError(
+        f'valid must be None or a bool array of shape {unary.shape[:-1]}, got '
+        f'{getattr(valid, "shape", valid)!r}.'
+      )
     if valid.dtype != jnp.bool_:
       raise TypeError(f'valid must be a bool array, got dtype {valid.dtype}.')
   else:
@@ -147,8 +164,7 @@ def _normalised(apply, mask):
   """x -> n * K(n * x), n = 1 / sqrt(K 1 + 1e-20) on valid pixels (densecrf's symmetric norm)."""
   # Barriers materialise the filter inputs: fused into the taps of a filter they were
   # recomputed per tap.
-  norm = jax.lax.optimization_barrier(
-      jnp.where(mask > 0, jax.lax.rsqrt(apply(mask) + 1e-20), 0.0))
+  norm = jax.lax.optimization_barrier(jnp.where(mask > 0, jax.lax.rsqrt(apply(mask) + 1e-20), 0.0))
   return lambda x: norm * apply(jax.lax.optimization_barrier(norm * x))
 
 
@@ -187,9 +203,19 @@ def _lattice_mean_field(unary, valid, pos_w, bi_w, compat, lattice, *, iteration
   return _mean_field(unary, valid, filters, (pos_w, bi_w), compat, iterations)
 
 
-def dense_crf(unary, image, *, iterations: int = 10, pos_w=3.0, pos_xy_std: float = 3.0,
-              bi_w=4.0, bi_xy_std: float = 121.0, bi_rgb_std: float = 5.0, compat=None,
-              valid=None):
+def dense_crf(
+  unary,
+  image,
+  *,
+  iterations: int = 10,
+  pos_w=3.0,
+  pos_xy_std: float = 3.0,
+  bi_w=4.0,
+  bi_xy_std: float = 121.0,
+  bi_rgb_std: float = 5.0,
+  compat=None,
+  valid=None,
+):
   r"""Mean-field marginals of DeepLab's fully connected CRF (permutohedral lattice).
 
   .. math::
@@ -241,16 +267,27 @@ def dense_crf(unary, image, *, iterations: int = 10, pos_w=3.0, pos_xy_std: floa
   of its examples and of a 513x513 VOC image (tests/test_crf.py).
   """
   batched, unary, image, valid, iterations, stds, weights, compat = _validate(
-      unary, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_rgb_std, compat, valid)
+    unary, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_rgb_std, compat, valid
+  )
   pos_xy_std, bi_xy_std, bi_rgb_std = stds
   if _is_concrete(image) and _is_concrete(valid):
-    lattice = permutohedral.build_lattice(np.asarray(image), np.asarray(valid),
-                                          xy_std=bi_xy_std, rgb_std=bi_rgb_std)
+    lattice = permutohedral.build_lattice(
+      np.asarray(image), np.asarray(valid), xy_std=bi_xy_std, rgb_std=bi_rgb_std
+    )
   else:
-    lattice = permutohedral.build_lattice_traced(image, jnp.asarray(valid), xy_std=bi_xy_std,
-                                                 rgb_std=bi_rgb_std)
-  q = _lattice_mean_field(jnp.asarray(unary), jnp.asarray(valid), weights[0], weights[1], compat,
-                          lattice, iterations=iterations, pos_xy_std=pos_xy_std)
+    lattice = permutohedral.build_lattice_traced(
+      image, jnp.asarray(valid), xy_std=bi_xy_std, rgb_std=bi_rgb_std
+    )
+  q = _lattice_mean_field(
+    jnp.asarray(unary),
+    jnp.asarray(valid),
+    weights[0],
+    weights[1],
+    compat,
+    lattice,
+    iterations=iterations,
+    pos_xy_std=pos_xy_std,
+  )
   return q if batched else q[0]
 
 
@@ -262,8 +299,7 @@ def _exact_kernel_apply(features, x, block):
 
   def one_block(fb):  # (B, block, d) -> (B, block, C)
     sq = sum((fb[:, :, None, k] - features[:, None, :, k]) ** 2 for k in range(fb.shape[-1]))
-    return jnp.einsum('bij,bjc->bic', jnp.exp(-0.5 * sq), x,
-                      precision=jax.lax.Precision.HIGHEST)
+    return jnp.einsum('bij,bjc->bic', jnp.exp(-0.5 * sq), x, precision=jax.lax.Precision.HIGHEST)
 
   out = jax.lax.map(one_block, jnp.moveaxis(rows, 1, 0))  # (blocks, B, block, C)
   return jnp.moveaxis(out, 0, 1).reshape(b, n + pad, x.shape[-1])[:, :n]
@@ -273,8 +309,9 @@ def _exact_kernel_apply(features, x, block):
 def _exact_mean_field(unary, image, valid, pos_w, bi_w, compat, *, iterations, stds):
   pos_xy_std, bi_xy_std, bi_rgb_std = stds
   b, h, w, _ = unary.shape
-  y, x = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                      indexing='ij')
+  y, x = jnp.meshgrid(
+    jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing='ij'
+  )
   xy = jnp.broadcast_to(jnp.stack([x, y], -1).reshape(1, h * w, 2), (b, h * w, 2))
   rgb = image.astype(jnp.float32).reshape(b, h * w, 3)
   pos_features = xy / pos_xy_std
@@ -286,15 +323,26 @@ def _exact_mean_field(unary, image, valid, pos_w, bi_w, compat, *, iterations, s
     def apply(v):
       flat = _exact_kernel_apply(features, v.reshape(b, h * w, v.shape[-1]), block)
       return flat.reshape(v.shape)
+
     return _normalised(apply, mask)
 
   filters = (kernel(pos_features), kernel(bi_features))
   return _mean_field(unary, valid, filters, (pos_w, bi_w), compat, iterations)
 
 
-def dense_crf_exact(unary, image, *, iterations: int = 10, pos_w=3.0, pos_xy_std: float = 3.0,
-                    bi_w=4.0, bi_xy_std: float = 121.0, bi_rgb_std: float = 5.0, compat=None,
-                    valid=None):
+def dense_crf_exact(
+  unary,
+  image,
+  *,
+  iterations: int = 10,
+  pos_w=3.0,
+  pos_xy_std: float = 3.0,
+  bi_w=4.0,
+  bi_xy_std: float = 121.0,
+  bi_rgb_std: float = 5.0,
+  compat=None,
+  valid=None,
+):
   r"""``dense_crf`` with the pairwise sums computed exactly, over all pairs (the oracle).
 
   .. math::
@@ -331,7 +379,16 @@ def dense_crf_exact(unary, image, *, iterations: int = 10, pos_w=3.0, pos_xy_std
   equations to 1e-5 (tests/test_crf.py).
   """
   batched, unary, image, valid, iterations, stds, weights, compat = _validate(
-      unary, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_rgb_std, compat, valid)
-  q = _exact_mean_field(jnp.asarray(unary), jnp.asarray(image), jnp.asarray(valid), weights[0],
-                        weights[1], compat, iterations=iterations, stds=stds)
+    unary, image, iterations, pos_w, pos_xy_std, bi_w, bi_xy_std, bi_rgb_std, compat, valid
+  )
+  q = _exact_mean_field(
+    jnp.asarray(unary),
+    jnp.asarray(image),
+    jnp.asarray(valid),
+    weights[0],
+    weights[1],
+    compat,
+    iterations=iterations,
+    stds=stds,
+  )
   return q if batched else q[0]

@@ -27,6 +27,7 @@ gathers and scatter-adds in JAX (``lattice_filter``), so they jit, batch and dif
 respect to the filtered values. Inside a ``jit`` whose image is traced, ``build_lattice_traced``
 runs the same NumPy build through ``jax.pure_callback`` at the worst-case capacity.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -57,6 +58,7 @@ class Lattice(NamedTuple):
     splat_slot: ``(R,)`` int32 the slot of each row, non-decreasing.
     neighbors: ``(d+1, 2, S+1)`` int32, the two neighbours of each slot along each direction.
   """
+
   offsets: jax.Array
   weights: jax.Array
   splat_src: jax.Array
@@ -66,13 +68,13 @@ class Lattice(NamedTuple):
 
 
 class _Built(NamedTuple):
-  offsets: np.ndarray       # (n, d+1) slot of each vertex
-  weights: np.ndarray       # (n, d+1) barycentric weights
-  sorted_slot: np.ndarray   # (n (d+1),) slots of the contributions, sorted
+  offsets: np.ndarray  # (n, d+1) slot of each vertex
+  weights: np.ndarray  # (n, d+1) barycentric weights
+  sorted_slot: np.ndarray  # (n (d+1),) slots of the contributions, sorted
   sorted_point: np.ndarray  # (n (d+1),) their points
   sorted_weight: np.ndarray  # (n (d+1),) their weights
-  counts: np.ndarray        # (M,) contributions per slot
-  neighbors: np.ndarray     # (d+1, 2, M), -1 where absent
+  counts: np.ndarray  # (M,) contributions per slot
+  neighbors: np.ndarray  # (d+1, 2, M), -1 where absent
 
 
 def _build_one(features: np.ndarray) -> _Built:
@@ -130,8 +132,10 @@ def _build_one(features: np.ndarray) -> _Built:
   span = rem0_int.max(1) + 2 * d1 - low_key + 1
   code_bits = float(np.sum(np.log2(span.astype(np.float64))))
   if code_bits > 62:
-    raise ValueError('the lattice keys do not fit in 62 bits: the features span too many '
-                     'standard deviations (is a std far too small?).')
+    raise ValueError(
+      'the lattice keys do not fit in 62 bits: the features span too many '
+      'standard deviations (is a std far too small?).'
+    )
   stride = np.ones(d, np.int64)
   for i in range(d - 2, -1, -1):
     stride[i] = stride[i + 1] * span[i + 1]
@@ -168,9 +172,15 @@ def _build_one(features: np.ndarray) -> _Built:
       target = unique + sign * delta
       found = np.minimum(np.searchsorted(unique, target), m - 1)
       neighbors[axis, side] = np.where(unique[found] == target, found, -1)
-  return _Built(offsets=inverse.reshape(d1, n).T, weights=bary.T,
-                sorted_slot=sorted_slot, sorted_point=(order % n).astype(np.int32),
-                sorted_weight=bary.reshape(-1)[order], counts=counts, neighbors=neighbors)
+  return _Built(
+    offsets=inverse.reshape(d1, n).T,
+    weights=bary.T,
+    sorted_slot=sorted_slot,
+    sorted_point=(order % n).astype(np.int32),
+    sorted_weight=bary.reshape(-1)[order],
+    counts=counts,
+    neighbors=neighbors,
+  )
 
 
 def _features(image: np.ndarray, xy_std: float, rgb_std: float | None) -> np.ndarray:
@@ -245,7 +255,7 @@ def _assemble(images, valid, xy_std, rgb_std, capacity=None, row_size=None, num_
     offsets[i, slice(None) if everything else points] = lat.offsets + slot0
     weights[i, slice(None) if everything else points] = lat.weights
     m = lat.counts.size
-    neighbors[:, :, slot0:slot0 + m] = np.where(lat.neighbors < 0, dummy, lat.neighbors + slot0)
+    neighbors[:, :, slot0 : slot0 + m] = np.where(lat.neighbors < 0, dummy, lat.neighbors + slot0)
     # Contribution k of slot s (in sorted order) goes to flat position
     # C * row_start[s] + k - first[s] of the (R, C) arrays: one gather per contribution.
     rows_per_slot = -(-lat.counts // row_size)
@@ -255,11 +265,18 @@ def _assemble(images, valid, xy_std, rgb_std, capacity=None, row_size=None, num_
     sources = lat.sorted_point if everything else points[lat.sorted_point]
     splat_src.reshape(-1)[flat] = sources + i * n
     splat_weights.reshape(-1)[flat] = lat.sorted_weight
-    splat_slot[row:row + rows_per_slot.sum()] = np.repeat(np.arange(m, dtype=np.int32) + slot0,
-                                                          rows_per_slot)
+    splat_slot[row : row + rows_per_slot.sum()] = np.repeat(
+      np.arange(m, dtype=np.int32) + slot0, rows_per_slot
+    )
     row += int(rows_per_slot.sum())
-  return (offsets.reshape(b * n, d1), weights.reshape(b * n, d1), splat_src, splat_weights,
-          splat_slot, neighbors)
+  return (
+    offsets.reshape(b * n, d1),
+    weights.reshape(b * n, d1),
+    splat_src,
+    splat_weights,
+    splat_slot,
+    neighbors,
+  )
 
 
 def build_lattice(images, valid, *, xy_std: float, rgb_std: float | None = None) -> Lattice:
@@ -278,8 +295,7 @@ def build_lattice(images, valid, *, xy_std: float, rgb_std: float | None = None)
   return Lattice(*(jnp.asarray(a) for a in _assemble(images, valid, xy_std, rgb_std)))
 
 
-def build_lattice_traced(images, valid, *, xy_std: float, rgb_std: float | None = None
-                         ) -> Lattice:
+def build_lattice_traced(images, valid, *, xy_std: float, rgb_std: float | None = None) -> Lattice:
   """``build_lattice`` for traced images: a ``jax.pure_callback`` at the worst-case sizes.
 
   Every point may create ``d+1`` vertices, so the capacity is ``H * W * (d+1)`` per image and
@@ -290,12 +306,14 @@ def build_lattice_traced(images, valid, *, xy_std: float, rgb_std: float | None 
   d1 = (2 if rgb_std is None else 5) + 1
   capacity = h * w * d1
   num_rows = b * capacity
-  shapes = (jax.ShapeDtypeStruct((b * h * w, d1), jnp.int32),
-            jax.ShapeDtypeStruct((b * h * w, d1), jnp.float32),
-            jax.ShapeDtypeStruct((num_rows, 1), jnp.int32),
-            jax.ShapeDtypeStruct((num_rows, 1), jnp.float32),
-            jax.ShapeDtypeStruct((num_rows,), jnp.int32),
-            jax.ShapeDtypeStruct((d1, 2, b * capacity + 1), jnp.int32))
+  shapes = (
+    jax.ShapeDtypeStruct((b * h * w, d1), jnp.int32),
+    jax.ShapeDtypeStruct((b * h * w, d1), jnp.float32),
+    jax.ShapeDtypeStruct((num_rows, 1), jnp.int32),
+    jax.ShapeDtypeStruct((num_rows, 1), jnp.float32),
+    jax.ShapeDtypeStruct((num_rows,), jnp.int32),
+    jax.ShapeDtypeStruct((d1, 2, b * capacity + 1), jnp.int32),
+  )
 
   def host(images, valid):
     return _assemble(images, valid, xy_std, rgb_std, capacity, 1, num_rows)
@@ -336,9 +354,10 @@ def lattice_filter(values, lattice: Lattice, *, reverse: bool = False):
   rows = src_weights[:, 0, None] * values[src[:, 0]]
   for c in range(1, src.shape[1]):
     rows = rows + src_weights[:, c, None] * values[src[:, c]]
-  grid = jax.ops.segment_sum(rows, lattice.splat_slot, num_segments=num_slots,
-                             indices_are_sorted=True)
-  for axis in (range(d1 - 1, -1, -1) if reverse else range(d1)):
+  grid = jax.ops.segment_sum(
+    rows, lattice.splat_slot, num_segments=num_slots, indices_are_sorted=True
+  )
+  for axis in range(d1 - 1, -1, -1) if reverse else range(d1):
     grid = grid + 0.5 * (grid[lattice.neighbors[axis, 0]] + grid[lattice.neighbors[axis, 1]])
   alpha = np.float32(1.0 / (1.0 + 2.0 ** -(d1 - 1)))
   out = weights[:, 0, None] * grid[offsets[:, 0]]

@@ -4,6 +4,7 @@ The helpers pydensecrf's users know (``pydensecrf.utils.unary_from_softmax`` and
 ``unary_from_labels``), but channels-last: a unary is ``(..., H, W, L)``, the negative
 log-probability of each of ``L`` labels at each pixel.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -85,8 +86,7 @@ def unary_from_labels(labels, num_labels: int, *, gt_prob: float, zero_unsure: b
   _check_array(labels, 'labels', 2, '(..., H, W)')
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise TypeError(f'labels must be an integer array, got dtype {labels.dtype}.')
-  if not isinstance(num_labels, numbers.Integral) or isinstance(num_labels, bool) \
-      or num_labels < 2:
+  if not isinstance(num_labels, numbers.Integral) or isinstance(num_labels, bool) or num_labels < 2:
     raise ValueError(f'num_labels must be an int >= 2, got {num_labels!r}.')
   if not (isinstance(gt_prob, numbers.Real) and 0.0 < gt_prob < 1.0):
     raise ValueError(f'gt_prob must be in (0, 1), got {gt_prob!r}.')

@@ -4,6 +4,7 @@
 ``download_and_prepare`` under :func:`build_lock` the first time; later calls (and other hosts
 sharing ``data_dir``) reuse the prepared files.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -12,12 +13,12 @@ import os
 
 from jaxseg.data import registry
 
-__all__ = ["DatasetUnavailableError", "build_lock", "prepared_builder", "resolve_data_dir"]
+__all__ = ['DatasetUnavailableError', 'build_lock', 'prepared_builder', 'resolve_data_dir']
 
 
 def resolve_data_dir(options: dict) -> str:
   """``data_dir`` with its fallbacks: ``$JAXSEG_DATA_DIR``, then ``~/jaxseg_data``."""
-  data_dir = options["data_dir"] or os.environ.get("JAXSEG_DATA_DIR") or "~/jaxseg_data"
+  data_dir = options['data_dir'] or os.environ.get('JAXSEG_DATA_DIR') or '~/jaxseg_data'
   return os.path.abspath(os.path.expanduser(data_dir))
 
 
@@ -49,7 +50,7 @@ def build_lock(data_dir: str, name: str):
   except ImportError:  # not POSIX
     yield
     return
-  with open(os.path.join(data_dir, f".{name}.lock"), "a+b") as handle:
+  with open(os.path.join(data_dir, f'.{name}.lock'), 'a+b') as handle:
     fcntl.lockf(handle, fcntl.LOCK_EX)
     try:
       yield
@@ -61,7 +62,7 @@ def build_lock(data_dir: str, name: str):
 def _prepared(name: str, frozen_options: tuple):
   spec = registry.get_spec(name)
   options = dict(frozen_options)
-  options.pop("__content__", None)  # the fingerprint only keys the cache
+  options.pop('__content__', None)  # the fingerprint only keys the cache
   data_dir = resolve_data_dir(options)
   with build_lock(data_dir, name):
     # The builder is made under the lock: it decides at construction whether the files exist.
@@ -73,18 +74,22 @@ def _prepare(spec: registry.DatasetSpec, options: dict, data_dir: str):
   builder = spec.make_builder(options, data_dir)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from jaxseg.data.builders import _common  # pylint: disable=g-import-not-at-top
-  manual_dir = os.path.abspath(os.path.expanduser(
-      options["manual_dir"] or os.path.join(data_dir, "downloads", "manual")))
+
+  manual_dir = os.path.abspath(
+    os.path.expanduser(options['manual_dir'] or os.path.join(data_dir, 'downloads', 'manual'))
+  )
   try:
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
+    )
   except (_common.MissingFileError, _common.CorruptImageError, ValueError):
     raise  # our builders' own errors already name the file and the layout
   except Exception as e:  # download failures, tfds's manual-dir assertions, ...
     raise DatasetUnavailableError(
-        f"Could not prepare dataset {name!r} in {builder.data_dir} "
-        f"({type(e).__name__}: {e}).\n{spec.doc}\nManual files go in {manual_dir}; "
-        f"docs/datasets.md (section {name!r}) says where to get them and how to build.") from e
+      f'Could not prepare dataset {name!r} in {builder.data_dir} '
+      f'({type(e).__name__}: {e}).\n{spec.doc}\nManual files go in {manual_dir}; '
+      f'docs/datasets.md (section {name!r}) says where to get them and how to build.'
+    ) from e
   return builder
 
 
@@ -100,6 +105,5 @@ def prepared_builder(spec: registry.DatasetSpec, options: dict):
   """The builder of ``options``, prepared in ``data_dir`` once (later calls reuse the files)."""
   key = _freeze(options)
   if spec.fingerprint is not None:
-    key += (("__content__", spec.fingerprint(options)),)
+    key += (('__content__', spec.fingerprint(options)),)
   return _prepared(spec.name, key)
-

@@ -9,39 +9,61 @@ The dataset builders (``jaxseg.data.builders.synthetic``) store these through th
 as the real datasets. Each example is drawn from its own generator, seeded by ``(seed, split,
 index)``, so an example never depends on how many were drawn before it.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["SHAPE_KINDS", "example_rng", "saliency_example", "shapes_example",
-           "textured_background"]
+__all__ = [
+  'SHAPE_KINDS',
+  'example_rng',
+  'saliency_example',
+  'shapes_example',
+  'textured_background',
+]
 
-SHAPE_KINDS = ("circle", "rectangle", "triangle")
+SHAPE_KINDS = ('circle', 'rectangle', 'triangle')
 # Well separated hues for the shape classes (RGB); class k uses _CLASS_COLOURS[(k-1) % len].
-_CLASS_COLOURS = np.array([[220, 40, 40], [40, 200, 60], [50, 80, 230], [230, 200, 40],
-                           [200, 60, 210], [40, 210, 210], [240, 130, 30], [130, 90, 40]],
-                          np.float32)
+_CLASS_COLOURS = np.array(
+  [
+    [220, 40, 40],
+    [40, 200, 60],
+    [50, 80, 230],
+    [230, 200, 40],
+    [200, 60, 210],
+    [40, 210, 210],
+    [240, 130, 30],
+    [130, 90, 40],
+  ],
+  np.float32,
+)
 
 
 def example_rng(seed: int, split: str, index: int) -> np.random.Generator:
   """The generator of example ``index`` of ``split``: independent of every other example."""
-  split_id = int.from_bytes(split.encode(), "little") % (2**32)
+  split_id = int.from_bytes(split.encode(), 'little') % (2**32)
   return np.random.default_rng([int(seed), split_id, int(index)])
 
 
-def textured_background(rng: np.random.Generator, size: int, *, base_range=(60, 160),
-                        noise: float = 12.0) -> np.ndarray:
+def textured_background(
+  rng: np.random.Generator, size: int, *, base_range=(60, 160), noise: float = 12.0
+) -> np.ndarray:
   """A dull random colour with low-frequency blotches and pixel noise, float32 ``(size, size, 3)``.
 
   The blotches are a coarse random grid upsampled bilinearly, so the background is textured but
   never forms edges as sharp as the shapes'.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   base = rng.uniform(*base_range, size=3).astype(np.float32)
   coarse = rng.normal(0.0, 25.0, size=(4, 4, 3)).astype(np.float32)
-  blotches = np.stack([
+  blotches = np.stack(
+    [
       np.asarray(Image.fromarray(coarse[..., c]).resize((size, size), Image.BILINEAR))
-      for c in range(3)], -1)
+      for c in range(3)
+    ],
+    -1,
+  )
   return base + blotches + rng.normal(0.0, noise, size=(size, size, 3)).astype(np.float32)
 
 
@@ -49,10 +71,10 @@ def _shape_mask(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
   yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
   lo, hi = 0.12 * size, 0.3 * size
   cy, cx = rng.uniform(lo, size - lo, size=2)
-  if kind == "circle":
+  if kind == 'circle':
     r = rng.uniform(lo * 0.8, hi * 0.8)
     return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
-  if kind == "rectangle":
+  if kind == 'rectangle':
     hh, hw = rng.uniform(lo * 0.7, hi * 0.8, size=2)
     return (np.abs(yy - cy) <= hh) & (np.abs(xx - cx) <= hw)
   # Triangle: three vertices at random angles around the centre, filled by half-plane tests.
@@ -68,8 +90,9 @@ def _shape_mask(kind: str, rng: np.random.Generator, size: int) -> np.ndarray:
   return inside
 
 
-def shapes_example(rng: np.random.Generator, *, image_size: int = 64, num_shape_classes: int = 3,
-                   max_shapes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+def shapes_example(
+  rng: np.random.Generator, *, image_size: int = 64, num_shape_classes: int = 3, max_shapes: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
   """One image of 1 to ``max_shapes`` shapes and its class mask.
 
   Class ``k`` in ``1..num_shape_classes`` is drawn as shape kind ``SHAPE_KINDS[(k-1) % 3]`` in
@@ -102,9 +125,14 @@ def _gaussian(size: int, cy: float, cx: float, sigma: float) -> np.ndarray:
   return np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma))
 
 
-def saliency_example(rng: np.random.Generator, *, image_size: int = 64, max_objects: int = 3,
-                     num_fixations: int = 40, center_bias: float = 0.25
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def saliency_example(
+  rng: np.random.Generator,
+  *,
+  image_size: int = 64,
+  max_objects: int = 3,
+  num_fixations: int = 40,
+  center_bias: float = 0.25,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """An image with salient objects, its fixation density and fixations sampled from it.
 
   The density is ``(1 - c) * sum_i w_i N(mu_i, s_i) / Z + c * N(centre, S / 4)`` over the objects
@@ -142,5 +170,4 @@ def saliency_example(rng: np.random.Generator, *, image_size: int = 64, max_obje
   flat = rng.choice(size * size, size=num_fixations, p=density.ravel())
   fixations = np.zeros(size * size, np.uint8)
   fixations[flat] = 1
-  return (np.clip(image, 0, 255).astype(np.uint8), density,
-          fixations.reshape(size, size))
+  return (np.clip(image, 0, 255).astype(np.uint8), density, fixations.reshape(size, size))

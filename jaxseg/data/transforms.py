@@ -13,6 +13,7 @@ interpolated bilinearly, masks by nearest neighbour (a class id is never average
 maps by moving each fixated pixel to its new position (a fixation is never blurred or lost to
 interpolation). Randomness comes only from the ``np.random.Generator`` passed in.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,34 +25,34 @@ from PIL import Image
 from jaxseg.ops._validation import pair
 
 __all__ = [
-    "CAFFE_BGR_MEAN",
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "NORMALIZATIONS",
-    "PAD_MODES",
-    "SALNET_BGR_MEAN",
-    "center_crop",
-    "center_pad_or_crop",
-    "denormalize",
-    "fit_and_pad",
-    "horizontal_flip",
-    "mean_pixel",
-    "normalize",
-    "pad_sides",
-    "pad_to_size",
-    "photometric_jitter",
-    "random_crop",
-    "random_horizontal_flip",
-    "random_resized_crop",
-    "random_resized_crop_box",
-    "random_scale",
-    "random_scale_crop",
-    "resize",
-    "resize_shorter_side",
-    "resize_to_multiple",
-    "resized_crop",
-    "scale",
-    "scale_and_crop",
+  'CAFFE_BGR_MEAN',
+  'IMAGENET_MEAN',
+  'IMAGENET_STD',
+  'NORMALIZATIONS',
+  'PAD_MODES',
+  'SALNET_BGR_MEAN',
+  'center_crop',
+  'center_pad_or_crop',
+  'denormalize',
+  'fit_and_pad',
+  'horizontal_flip',
+  'mean_pixel',
+  'normalize',
+  'pad_sides',
+  'pad_to_size',
+  'photometric_jitter',
+  'random_crop',
+  'random_horizontal_flip',
+  'random_resized_crop',
+  'random_resized_crop_box',
+  'random_scale',
+  'random_scale_crop',
+  'resize',
+  'resize_shorter_side',
+  'resize_to_multiple',
+  'resized_crop',
+  'scale',
+  'scale_and_crop',
 ]
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)  # RGB, of [0, 1] pixels
@@ -62,26 +63,27 @@ CAFFE_BGR_MEAN = np.array([104.00699, 116.66877, 122.67892], np.float32)
 # The BGR mean Pan et al.'s deep saliency network (SalNet, CVPR 2016) subtracts before dividing
 # by 127.5, so its inputs lie in about [-1, 1].
 SALNET_BGR_MEAN = np.array([100.0, 110.0, 118.0], np.float32)
-NORMALIZATIONS = ("imagenet", "caffe_bgr", "salnet", "none")
-PAD_MODES = ("mean", "zeros", "reflect")
+NORMALIZATIONS = ('imagenet', 'caffe_bgr', 'salnet', 'none')
+PAD_MODES = ('mean', 'zeros', 'reflect')
 
-_DENSE_KEYS = ("image", "mask", "density", "fixations")
+_DENSE_KEYS = ('image', 'mask', 'density', 'fixations')
 
 
 def _hw(sample: dict) -> tuple[int, int]:
   present = [key for key in _DENSE_KEYS if key in sample]
   if not present:
-    raise ValueError(f"sample must have one of the keys {_DENSE_KEYS}, got keys {sorted(sample)}.")
-  if "image" in sample:
-    image = sample["image"]
+    raise ValueError(f'sample must have one of the keys {_DENSE_KEYS}, got keys {sorted(sample)}.')
+  if 'image' in sample:
+    image = sample['image']
     if image.ndim != 3 or image.shape[-1] != 3:
       raise ValueError(f"sample['image'] must have shape (H, W, 3), got {image.shape}.")
   hw = sample[present[0]].shape[:2]
   for key in present[1:]:
     if sample[key].shape[:2] != hw:
       raise ValueError(
-          f"sample[{key!r}] has spatial shape {sample[key].shape[:2]}, expected {hw} (the "
-          f"{present[0]}'s): dense targets must be aligned with the image.")
+        f'sample[{key!r}] has spatial shape {sample[key].shape[:2]}, expected {hw} (the '
+        f"{present[0]}'s): dense targets must be aligned with the image."
+      )
   return hw
 
 
@@ -95,13 +97,13 @@ def mean_pixel(normalization: str) -> np.ndarray:
   Returns:
     ``(3,)`` uint8 RGB.
   """
-  if normalization == "caffe_bgr":
+  if normalization == 'caffe_bgr':
     return np.round(CAFFE_BGR_MEAN[::-1]).astype(np.uint8)
-  if normalization == "salnet":
+  if normalization == 'salnet':
     return np.round(SALNET_BGR_MEAN[::-1]).astype(np.uint8)
-  if normalization in ("imagenet", "none"):
+  if normalization in ('imagenet', 'none'):
     return np.round(IMAGENET_MEAN * 255).astype(np.uint8)
-  raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+  raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}.')
 
 
 def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
@@ -128,15 +130,15 @@ def normalize(image: np.ndarray, normalization: str) -> np.ndarray:
   # jax arrays (and tracers, under jit or jax.export) stay jax arrays: the same formulas serve
   # the host pipeline and an exported model's built-in preprocessing.
   x = image.astype(np.float32) if isinstance(image, jax.Array) else np.asarray(image, np.float32)
-  if normalization == "imagenet":
+  if normalization == 'imagenet':
     return (x / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-  if normalization == "caffe_bgr":
+  if normalization == 'caffe_bgr':
     return x[..., ::-1] - CAFFE_BGR_MEAN
-  if normalization == "salnet":
+  if normalization == 'salnet':
     return (x[..., ::-1] - SALNET_BGR_MEAN) / np.float32(127.5)
-  if normalization == "none":
+  if normalization == 'none':
     return x / 255.0
-  raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+  raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}.')
 
 
 def denormalize(image: np.ndarray, normalization: str) -> np.ndarray:
@@ -163,37 +165,48 @@ def denormalize(image: np.ndarray, normalization: str) -> np.ndarray:
     [10, 20, 30]
   """
   x = np.asarray(image, np.float32)
-  if normalization == "imagenet":
+  if normalization == 'imagenet':
     x = (x * IMAGENET_STD + IMAGENET_MEAN) * np.float32(255.0)
-  elif normalization == "caffe_bgr":
+  elif normalization == 'caffe_bgr':
     x = (x + CAFFE_BGR_MEAN)[..., ::-1]
-  elif normalization == "salnet":
+  elif normalization == 'salnet':
     x = (x * np.float32(127.5) + SALNET_BGR_MEAN)[..., ::-1]
-  elif normalization == "none":
+  elif normalization == 'none':
     x = x * np.float32(255.0)
   else:
-    raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+    raise ValueError(f'normalization must be one of {NORMALIZATIONS}, got {normalization!r}.')
   return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
 
 def _nearest_indices(in_size: int, out_size: int) -> np.ndarray:
   # Output pixel i samples the input pixel whose area contains its centre (half-pixel centres),
   # as PIL's NEAREST and torch's 'nearest-exact'.
-  return np.minimum(((np.arange(out_size) + 0.5) * in_size / out_size).astype(np.int64),
-                    in_size - 1)
+  return np.minimum(
+    ((np.arange(out_size) + 0.5) * in_size / out_size).astype(np.int64), in_size - 1
+  )
 
 
 def _resize_image(image: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
   if image.dtype == np.uint8:
     return np.asarray(Image.fromarray(image).resize((hw[1], hw[0]), Image.BILINEAR))
-  channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32))
-                         .resize((hw[1], hw[0]), Image.BILINEAR)) for c in range(image.shape[-1])]
+  channels = [
+    np.asarray(
+      Image.fromarray(np.ascontiguousarray(image[..., c], np.float32)).resize(
+        (hw[1], hw[0]), Image.BILINEAR
+      )
+    )
+    for c in range(image.shape[-1])
+  ]
   return np.stack(channels, -1).astype(image.dtype)
 
 
 def _resize_density(density: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-  return np.asarray(Image.fromarray(np.ascontiguousarray(density, np.float32))
-                    .resize((hw[1], hw[0]), Image.BILINEAR), np.float32)
+  return np.asarray(
+    Image.fromarray(np.ascontiguousarray(density, np.float32)).resize(
+      (hw[1], hw[0]), Image.BILINEAR
+    ),
+    np.float32,
+  )
 
 
 def _resize_fixations(fixations: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -221,27 +234,27 @@ def resize(sample: dict, size) -> dict:
   Returns:
     A new dict with the dense keys resized; other keys are passed through.
   """
-  hw = pair(size, "size")
+  hw = pair(size, 'size')
   in_hw = _hw(sample)
   out = dict(sample)
   if hw == tuple(in_hw):
     return out
-  if "image" in sample:
-    out["image"] = _resize_image(sample["image"], hw)
-  if "mask" in sample:
-    m = sample["mask"]
-    out["mask"] = m[_nearest_indices(in_hw[0], hw[0])][:, _nearest_indices(in_hw[1], hw[1])]
-  if "density" in sample:
-    out["density"] = _resize_density(sample["density"], hw)
-  if "fixations" in sample:
-    out["fixations"] = _resize_fixations(sample["fixations"], hw)
+  if 'image' in sample:
+    out['image'] = _resize_image(sample['image'], hw)
+  if 'mask' in sample:
+    m = sample['mask']
+    out['mask'] = m[_nearest_indices(in_hw[0], hw[0])][:, _nearest_indices(in_hw[1], hw[1])]
+  if 'density' in sample:
+    out['density'] = _resize_density(sample['density'], hw)
+  if 'fixations' in sample:
+    out['fixations'] = _resize_fixations(sample['fixations'], hw)
   return out
 
 
 def scale(sample: dict, factor: float) -> dict:
   """Resizes ``sample`` by ``factor``: ``(H, W) -> (round(H * factor), round(W * factor))``."""
   if not factor > 0:
-    raise ValueError(f"factor must be positive, got {factor!r}.")
+    raise ValueError(f'factor must be positive, got {factor!r}.')
   h, w = _hw(sample)
   return resize(sample, (max(1, int(round(h * factor))), max(1, int(round(w * factor)))))
 
@@ -257,28 +270,35 @@ def random_scale(sample: dict, *, rng: np.random.Generator, scale_range=(0.5, 2.
   Returns:
     The rescaled sample.
   """
-  low, high = _check_range(scale_range, "scale_range")
+  low, high = _check_range(scale_range, 'scale_range')
   if low <= 0:
-    raise ValueError(f"scale_range must be positive, got {scale_range!r}.")
+    raise ValueError(f'scale_range must be positive, got {scale_range!r}.')
   if low == high == 1.0:
     return dict(sample)
   return scale(sample, float(rng.uniform(low, high)))
 
 
 def _check_range(value, name: str) -> tuple[float, float]:
-  if (not isinstance(value, Sequence) or len(value) != 2
-      or not all(isinstance(v, (int, float, np.floating, np.integer)) for v in value)):
-    raise TypeError(f"{name} must be a pair of numbers (low, high), got {value!r}.")
+  if (
+    not isinstance(value, Sequence)
+    or len(value) != 2
+    or not all(isinstance(v, (int, float, np.floating, np.integer)) for v in value)
+  ):
+    raise TypeError(f'{name} must be a pair of numbers (low, high), got {value!r}.')
   low, high = float(value[0]), float(value[1])
   if low > high:
-    raise ValueError(f"{name} must have low <= high, got {value!r}.")
+    raise ValueError(f'{name} must have low <= high, got {value!r}.')
   return low, high
 
 
 def _pad_values(sample: dict, image_pad, ignore_label: int) -> dict:
-  dtype = sample["image"].dtype if "image" in sample else np.uint8
-  return {"image": np.asarray(image_pad, dtype), "mask": ignore_label,
-          "density": 0.0, "fixations": 0}
+  dtype = sample['image'].dtype if 'image' in sample else np.uint8
+  return {
+    'image': np.asarray(image_pad, dtype),
+    'mask': ignore_label,
+    'density': 0.0,
+    'fixations': 0,
+  }
 
 
 def pad_to_size(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: int = 255) -> dict:
@@ -297,7 +317,7 @@ def pad_to_size(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: 
   Returns:
     The padded sample, of size ``(max(H, h), max(W, w))``.
   """
-  h, w = pair(size, "size")
+  h, w = pair(size, 'size')
   in_h, in_w = _hw(sample)
   pad_h, pad_w = max(0, h - in_h), max(0, w - in_w)
   out = dict(sample)
@@ -315,8 +335,14 @@ def pad_to_size(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: 
   return out
 
 
-def pad_sides(sample: dict, padding: int, *, image_pad=(124, 116, 104), ignore_label: int = 255,
-              mode: str = "constant") -> dict:
+def pad_sides(
+  sample: dict,
+  padding: int,
+  *,
+  image_pad=(124, 116, 104),
+  ignore_label: int = 255,
+  mode: str = 'constant',
+) -> dict:
   """Pads ``padding`` pixels on every side: with :func:`random_crop` back to the original size,
   the translation augmentation of CIFAR training.
 
@@ -336,25 +362,26 @@ def pad_sides(sample: dict, padding: int, *, image_pad=(124, 116, 104), ignore_l
     The sample of size ``(H + 2 padding, W + 2 padding)``.
   """
   if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
-    raise ValueError(f"padding must be a non-negative int, got {padding!r}.")
-  if mode not in ("constant", "reflect"):
+    raise ValueError(f'padding must be a non-negative int, got {padding!r}.')
+  if mode not in ('constant', 'reflect'):
     raise ValueError(f"mode must be 'constant' or 'reflect', got {mode!r}.")
   h, w = _hw(sample)
-  if mode == "reflect" and padding >= min(h, w):
-    raise ValueError(f"padding ({padding}) must be smaller than the sample's sides {(h, w)} "
-                     "for mode='reflect'.")
+  if mode == 'reflect' and padding >= min(h, w):
+    raise ValueError(
+      f"padding ({padding}) must be smaller than the sample's sides {(h, w)} for mode='reflect'."
+    )
   values = _pad_values(sample, image_pad, ignore_label)
   out = dict(sample)
   for key in _DENSE_KEYS:
     if key in sample:
       x = sample[key]
-      if mode == "reflect":
+      if mode == 'reflect':
         widths = ((padding, padding), (padding, padding)) + ((0, 0),) * (x.ndim - 2)
-        out[key] = np.pad(x, widths, mode="reflect")
+        out[key] = np.pad(x, widths, mode='reflect')
         continue
       padded = np.empty((h + 2 * padding, w + 2 * padding) + x.shape[2:], x.dtype)
       padded[...] = values[key]
-      padded[padding:padding + h, padding:padding + w] = x
+      padded[padding : padding + h, padding : padding + w] = x
       out[key] = padded
   return out
 
@@ -363,12 +390,18 @@ def _crop(sample: dict, top: int, left: int, hw: tuple[int, int]) -> dict:
   out = dict(sample)
   for key in _DENSE_KEYS:
     if key in sample:
-      out[key] = sample[key][top:top + hw[0], left:left + hw[1]]
+      out[key] = sample[key][top : top + hw[0], left : left + hw[1]]
   return out
 
 
-def random_crop(sample: dict, size, *, rng: np.random.Generator, image_pad=(124, 116, 104),
-                ignore_label: int = 255) -> dict:
+def random_crop(
+  sample: dict,
+  size,
+  *,
+  rng: np.random.Generator,
+  image_pad=(124, 116, 104),
+  ignore_label: int = 255,
+) -> dict:
   """Crops a window of ``size`` at a uniformly random position, padding first if needed.
 
   A sample smaller than ``size`` is padded at the bottom and right (:func:`pad_to_size`: the
@@ -384,7 +417,7 @@ def random_crop(sample: dict, size, *, rng: np.random.Generator, image_pad=(124,
   Returns:
     The cropped sample, of exactly ``size``.
   """
-  hw = pair(size, "size")
+  hw = pair(size, 'size')
   sample = pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
   h, w = _hw(sample)
   top = int(rng.integers(0, h - hw[0] + 1))
@@ -392,11 +425,12 @@ def random_crop(sample: dict, size, *, rng: np.random.Generator, image_pad=(124,
   return _crop(sample, top, left, hw)
 
 
-def center_pad_or_crop(sample: dict, size, *, image_pad=(124, 116, 104),
-                       ignore_label: int = 255) -> dict:
+def center_pad_or_crop(
+  sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: int = 255
+) -> dict:
   """Pads (bottom and right) then centre-crops ``sample`` to exactly ``size``: the eval twin of
   :func:`random_crop`."""
-  hw = pair(size, "size")
+  hw = pair(size, 'size')
   sample = pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
   h, w = _hw(sample)
   return _crop(sample, (h - hw[0]) // 2, (w - hw[1]) // 2, hw)
@@ -417,12 +451,14 @@ def fit_and_pad(sample: dict, size, *, image_pad=(124, 116, 104), ignore_label: 
   Returns:
     The sample at exactly ``size``.
   """
-  hw = pair(size, "size")
+  hw = pair(size, 'size')
   h, w = _hw(sample)
   factor = min(hw[0] / h, hw[1] / w)
   if factor < 1:
-    sample = resize(sample, (min(hw[0], max(1, int(round(h * factor)))),
-                             min(hw[1], max(1, int(round(w * factor))))))
+    sample = resize(
+      sample,
+      (min(hw[0], max(1, int(round(h * factor)))), min(hw[1], max(1, int(round(w * factor))))),
+    )
   return pad_to_size(sample, hw, image_pad=image_pad, ignore_label=ignore_label)
 
 
@@ -430,36 +466,55 @@ def resize_to_multiple(sample: dict, multiple: int = 32) -> dict:
   """Resizes ``sample`` to the nearest size whose sides are multiples of ``multiple`` (at least
   one ``multiple``), so stride-32 networks align their feature maps with the input."""
   if not isinstance(multiple, int) or multiple < 1:
-    raise ValueError(f"multiple must be a positive int, got {multiple!r}.")
+    raise ValueError(f'multiple must be a positive int, got {multiple!r}.')
   h, w = _hw(sample)
-  return resize(sample, (max(multiple, int(round(h / multiple)) * multiple),
-                         max(multiple, int(round(w / multiple)) * multiple)))
+  return resize(
+    sample,
+    (
+      max(multiple, int(round(h / multiple)) * multiple),
+      max(multiple, int(round(w / multiple)) * multiple),
+    ),
+  )
 
 
 def _resize_window(x: np.ndarray, in_hw, scaled_hw, rows, cols, kind: str) -> np.ndarray:
   """Rows ``rows`` and columns ``cols`` of ``x`` resized to ``scaled_hw``, computing only those."""
   (r0, r1), (c0, c1) = rows, cols
-  if kind == "mask":
+  if kind == 'mask':
     return x[_nearest_indices(in_hw[0], scaled_hw[0])[r0:r1]][
-        :, _nearest_indices(in_hw[1], scaled_hw[1])[c0:c1]]
-  if kind == "fixations":
+      :, _nearest_indices(in_hw[1], scaled_hw[1])[c0:c1]
+    ]
+  if kind == 'fixations':
     return _resize_fixations(x, scaled_hw)[r0:r1, c0:c1]
   # PIL resamples only the source box the window covers, with the same sample positions (and
   # filter footprints) as resizing the whole image and cropping.
   sy, sx = in_hw[0] / scaled_hw[0], in_hw[1] / scaled_hw[1]
   box = (c0 * sx, r0 * sy, c1 * sx, r1 * sy)
-  if kind == "image" and x.dtype == np.uint8:
+  if kind == 'image' and x.dtype == np.uint8:
     return np.asarray(Image.fromarray(x).resize((c1 - c0, r1 - r0), Image.BILINEAR, box=box))
   channels = x[..., None] if x.ndim == 2 else x
-  out = [np.asarray(Image.fromarray(np.ascontiguousarray(channels[..., c], np.float32))
-                    .resize((c1 - c0, r1 - r0), Image.BILINEAR, box=box))
-         for c in range(channels.shape[-1])]
+  out = [
+    np.asarray(
+      Image.fromarray(np.ascontiguousarray(channels[..., c], np.float32)).resize(
+        (c1 - c0, r1 - r0), Image.BILINEAR, box=box
+      )
+    )
+    for c in range(channels.shape[-1])
+  ]
   out = np.stack(out, -1).astype(x.dtype)
   return out[..., 0] if x.ndim == 2 else out
 
 
-def scale_and_crop(sample: dict, factor: float, top: int, left: int, size, *,
-                   image_pad=(124, 116, 104), ignore_label: int = 255) -> dict:
+def scale_and_crop(
+  sample: dict,
+  factor: float,
+  top: int,
+  left: int,
+  size,
+  *,
+  image_pad=(124, 116, 104),
+  ignore_label: int = 255,
+) -> dict:
   """``scale(sample, factor)``, padded to ``size``, cropped at ``(top, left)``; computed directly.
 
   Equal to the composition of :func:`scale`, :func:`pad_to_size` and a crop, but resizes only
@@ -477,13 +532,15 @@ def scale_and_crop(sample: dict, factor: float, top: int, left: int, size, *,
   Returns:
     The sample at exactly ``size``.
   """
-  hw = pair(size, "size")
+  hw = pair(size, 'size')
   in_hw = _hw(sample)
   scaled = (max(1, int(round(in_hw[0] * factor))), max(1, int(round(in_hw[1] * factor))))
   padded = (max(scaled[0], hw[0]), max(scaled[1], hw[1]))
   if not (0 <= top <= padded[0] - hw[0] and 0 <= left <= padded[1] - hw[1]):
-    raise ValueError(f"(top, left)=({top}, {left}) puts the {hw} window outside the scaled and "
-                     f"padded sample of size {padded}.")
+    raise ValueError(
+      f'(top, left)=({top}, {left}) puts the {hw} window outside the scaled and '
+      f'padded sample of size {padded}.'
+    )
   rows = (min(top, scaled[0]), min(top + hw[0], scaled[0]))
   cols = (min(left, scaled[1]), min(left + hw[1], scaled[1]))
   values = _pad_values(sample, image_pad, ignore_label)
@@ -495,32 +552,43 @@ def scale_and_crop(sample: dict, factor: float, top: int, left: int, size, *,
     window = np.empty(hw + x.shape[2:], x.dtype)
     window[...] = values[key]
     if rows[1] > rows[0] and cols[1] > cols[0]:
-      window[:rows[1] - rows[0], :cols[1] - cols[0]] = (
-          _resize_window(x, in_hw, scaled, rows, cols, key) if scaled != tuple(in_hw)
-          else x[rows[0]:rows[1], cols[0]:cols[1]])
+      window[: rows[1] - rows[0], : cols[1] - cols[0]] = (
+        _resize_window(x, in_hw, scaled, rows, cols, key)
+        if scaled != tuple(in_hw)
+        else x[rows[0] : rows[1], cols[0] : cols[1]]
+      )
     out[key] = window
   return out
 
 
-def random_scale_crop(sample: dict, size, *, rng: np.random.Generator, scale_range=(0.5, 2.0),
-                      image_pad=(124, 116, 104), ignore_label: int = 255) -> dict:
+def random_scale_crop(
+  sample: dict,
+  size,
+  *,
+  rng: np.random.Generator,
+  scale_range=(0.5, 2.0),
+  image_pad=(124, 116, 104),
+  ignore_label: int = 255,
+) -> dict:
   """:func:`random_scale` then :func:`random_crop`, drawing the same numbers from ``rng``, but
   resizing only the pixels the crop keeps (:func:`scale_and_crop`)."""
-  hw = pair(size, "size")
-  low, high = _check_range(scale_range, "scale_range")
+  hw = pair(size, 'size')
+  low, high = _check_range(scale_range, 'scale_range')
   if low <= 0:
-    raise ValueError(f"scale_range must be positive, got {scale_range!r}.")
+    raise ValueError(f'scale_range must be positive, got {scale_range!r}.')
   in_hw = _hw(sample)
   factor = 1.0 if low == high == 1.0 else float(rng.uniform(low, high))
   scaled = (max(1, int(round(in_hw[0] * factor))), max(1, int(round(in_hw[1] * factor))))
   top = int(rng.integers(0, max(scaled[0], hw[0]) - hw[0] + 1))
   left = int(rng.integers(0, max(scaled[1], hw[1]) - hw[1] + 1))
-  return scale_and_crop(sample, factor, top, left, hw, image_pad=image_pad,
-                        ignore_label=ignore_label)
+  return scale_and_crop(
+    sample, factor, top, left, hw, image_pad=image_pad, ignore_label=ignore_label
+  )
 
 
-def random_resized_crop_box(hw, *, rng: np.random.Generator, scale=(0.08, 1.0),
-                            ratio=(3 / 4, 4 / 3), attempts: int = 10) -> tuple[int, int, int, int]:
+def random_resized_crop_box(
+  hw, *, rng: np.random.Generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), attempts: int = 10
+) -> tuple[int, int, int, int]:
   """The window of torchvision's ``RandomResizedCrop`` (Inception's "distorted bounding box").
 
   Up to ``attempts`` times: draw an area fraction ``s ~ U[scale]`` and an aspect ratio
@@ -543,13 +611,13 @@ def random_resized_crop_box(hw, *, rng: np.random.Generator, scale=(0.08, 1.0),
     >>> 0 <= top <= 100 - h and 0 <= left <= 200 - w
     True
   """
-  in_h, in_w = pair(hw, "hw")
-  low, high = _check_range(scale, "scale")
+  in_h, in_w = pair(hw, 'hw')
+  low, high = _check_range(scale, 'scale')
   if not 0 < low <= high <= 1:
-    raise ValueError(f"scale must satisfy 0 < low <= high <= 1, got {scale!r}.")
-  r_low, r_high = _check_range(ratio, "ratio")
+    raise ValueError(f'scale must satisfy 0 < low <= high <= 1, got {scale!r}.')
+  r_low, r_high = _check_range(ratio, 'ratio')
   if r_low <= 0:
-    raise ValueError(f"ratio must be positive, got {ratio!r}.")
+    raise ValueError(f'ratio must be positive, got {ratio!r}.')
   area = in_h * in_w
   for _ in range(attempts):
     target = area * rng.uniform(low, high)
@@ -574,13 +642,16 @@ def resized_crop(sample: dict, box, size) -> dict:
   top, left, h, w = (int(v) for v in box)
   in_h, in_w = _hw(sample)
   if not (h >= 1 and w >= 1 and 0 <= top <= in_h - h and 0 <= left <= in_w - w):
-    raise ValueError(f"box (top, left, height, width)={tuple(box)} must lie inside the sample "
-                     f"of size {(in_h, in_w)}.")
+    raise ValueError(
+      f'box (top, left, height, width)={tuple(box)} must lie inside the sample '
+      f'of size {(in_h, in_w)}.'
+    )
   return resize(_crop(sample, top, left, (h, w)), size)
 
 
-def random_resized_crop(sample: dict, size, *, rng: np.random.Generator, scale=(0.08, 1.0),
-                        ratio=(3 / 4, 4 / 3)) -> dict:
+def random_resized_crop(
+  sample: dict, size, *, rng: np.random.Generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
+) -> dict:
   """ImageNet training's crop: a :func:`random_resized_crop_box` window resized to ``size``.
 
   Args:
@@ -593,7 +664,7 @@ def random_resized_crop(sample: dict, size, *, rng: np.random.Generator, scale=(
   Returns:
     The sample at exactly ``size``.
   """
-  hw = pair(size, "size")
+  hw = pair(size, 'size')
   box = random_resized_crop_box(_hw(sample), rng=rng, scale=scale, ratio=ratio)
   return resized_crop(sample, box, hw)
 
@@ -612,7 +683,7 @@ def resize_shorter_side(sample: dict, size: int) -> dict:
     The resized sample.
   """
   if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-    raise ValueError(f"size must be a positive int, got {size!r}.")
+    raise ValueError(f'size must be a positive int, got {size!r}.')
   h, w = _hw(sample)
   if h <= w:
     return resize(sample, (int(size), int(size * w / h)))
@@ -622,11 +693,13 @@ def resize_shorter_side(sample: dict, size: int) -> dict:
 def center_crop(sample: dict, size) -> dict:
   """Crops the centred ``size`` window, corner ``(int(round((H - h) / 2)), int(round((W - w) /
   2)))`` as torchvision's ``center_crop``; the sample must be at least ``size``."""
-  hw = pair(size, "size")
+  hw = pair(size, 'size')
   h, w = _hw(sample)
   if h < hw[0] or w < hw[1]:
-    raise ValueError(f"size {hw} is larger than the sample {(h, w)}; center_crop never pads "
-                     "(center_pad_or_crop does).")
+    raise ValueError(
+      f'size {hw} is larger than the sample {(h, w)}; center_crop never pads '
+      '(center_pad_or_crop does).'
+    )
   return _crop(sample, int(round((h - hw[0]) / 2)), int(round((w - hw[1]) / 2)), hw)
 
 
@@ -643,12 +716,18 @@ def horizontal_flip(sample: dict) -> dict:
 def random_horizontal_flip(sample: dict, *, rng: np.random.Generator, prob: float = 0.5) -> dict:
   """Applies :func:`horizontal_flip` with probability ``prob``."""
   if not 0.0 <= prob <= 1.0:
-    raise ValueError(f"prob must be in [0, 1], got {prob!r}.")
+    raise ValueError(f'prob must be in [0, 1], got {prob!r}.')
   return horizontal_flip(sample) if rng.uniform() < prob else dict(sample)
 
 
-def photometric_jitter(image: np.ndarray, *, rng: np.random.Generator, brightness: float = 0.2,
-                       contrast: float = 0.2, saturation: float = 0.2) -> np.ndarray:
+def photometric_jitter(
+  image: np.ndarray,
+  *,
+  rng: np.random.Generator,
+  brightness: float = 0.2,
+  contrast: float = 0.2,
+  saturation: float = 0.2,
+) -> np.ndarray:
   """Random brightness, contrast and saturation, in a random order (torchvision's ColorJitter).
 
   Each factor ``f`` is drawn from ``U[1 - s, 1 + s]``: brightness ``x * f``; contrast
@@ -663,10 +742,13 @@ def photometric_jitter(image: np.ndarray, *, rng: np.random.Generator, brightnes
   Returns:
     float32 ``(H, W, 3)`` in ``[0, 255]``.
   """
-  for name, value in (("brightness", brightness), ("contrast", contrast),
-                      ("saturation", saturation)):
+  for name, value in (
+    ('brightness', brightness),
+    ('contrast', contrast),
+    ('saturation', saturation),
+  ):
     if not 0.0 <= value < 1.0:
-      raise ValueError(f"{name} must be in [0, 1), got {value!r}.")
+      raise ValueError(f'{name} must be in [0, 1), got {value!r}.')
   x = np.asarray(image, np.float32)
   weights = np.array([0.299, 0.587, 0.114], np.float32)
   for op in rng.permutation(3):

@@ -5,6 +5,7 @@ training task's evaluation uses, so a model scored here and in training gets the
 (each map min-max scaled as the benchmark receives it, per-image means over the images with a
 defined score).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,13 +20,19 @@ from jaxseg.metrics import saliency as sal_metrics
 
 __all__ = ['SaliencyEvaluator', 'TABLE_COLUMNS', 'format_table']
 
-TABLE_COLUMNS = (('similarity', 'Similarity'), ('cc', 'CC'), ('auc_shuffled', 'AUC shuffled'),
-                 ('auc_borji', 'AUC Borji'), ('auc_judd', 'AUC Judd'))
+TABLE_COLUMNS = (
+  ('similarity', 'Similarity'),
+  ('cc', 'CC'),
+  ('auc_shuffled', 'AUC shuffled'),
+  ('auc_borji', 'AUC Borji'),
+  ('auc_judd', 'AUC Judd'),
+)
 _WITHOUT_BASELINE = tuple(m for m in sal_metrics.ALL_METRICS if m != 'info_gain')
 
 # Shared by every evaluator, so a new evaluator reuses the compilations of the previous one.
-_scores_jit = jax.jit(sal_metrics.per_image_scores,
-                      static_argnames=('metrics', 'n_splits', 'max_other_fixations'))
+_scores_jit = jax.jit(
+  sal_metrics.per_image_scores, static_argnames=('metrics', 'n_splits', 'max_other_fixations')
+)
 
 
 @dataclasses.dataclass
@@ -47,6 +54,7 @@ class SaliencyEvaluator:
       evaluator.update(predictions, batch['fixations'], batch['density'])
     print(format_table({'SalNet': evaluator.result()}))
   """
+
   key: jax.Array
   n_splits: int = 100
   n_other: int = 10
@@ -89,8 +97,9 @@ class SaliencyEvaluator:
       saliency = saliency[..., 0]
     if saliency.ndim != 3 or np.ndim(fixations) != 3 or np.ndim(density) != 3:
       raise ValueError(
-          'saliency, fixations and density must be batches (B, H, W); got shapes '
-          f'{saliency.shape}, {np.shape(fixations)}, {np.shape(density)}.')
+        'saliency, fixations and density must be batches (B, H, W); got shapes '
+        f'{saliency.shape}, {np.shape(fixations)}, {np.shape(density)}.'
+      )
     batch = saliency.shape[0]
     # valid always an array, info gain apart: one compilation serves every batch of a shape.
     valid = jnp.ones((batch,), bool) if valid is None else jnp.asarray(valid, bool)
@@ -98,8 +107,10 @@ class SaliencyEvaluator:
     if not finite[np.asarray(valid)].all():
       bad = np.flatnonzero(np.asarray(valid) & ~finite).tolist()
       # Averaging only the finite maps would report a model that emits NaN as a good one.
-      raise ValueError(f'saliency holds NaN or infinity in image(s) {bad[:10]} of this batch '
-                       '(batch indices); a non-finite prediction cannot be scored.')
+      raise ValueError(
+        f'saliency holds NaN or infinity in image(s) {bad[:10]} of this batch '
+        '(batch indices); a non-finite prediction cannot be scored.'
+      )
     self.key, k_other, k_scores = jax.random.split(self.key, 3)
     fixations = jnp.asarray(fixations)
     other = self._other_maps(fixations, k_other)
@@ -109,21 +120,41 @@ class SaliencyEvaluator:
       # at a fraction of the cost of the default H * W candidates, with few recompilations.
       most = max(int(jnp.max(jnp.sum(other > 0, axis=(1, 2)))), 1)
       cap = 1 << (most - 1).bit_length()
-    sums = _scores_jit(saliency, fixations, density, key=k_scores, valid=valid,
-                       metrics=_WITHOUT_BASELINE, other_fixations=other, n_splits=self.n_splits,
-                       max_other_fixations=cap)
+    sums = _scores_jit(
+      saliency,
+      fixations,
+      density,
+      key=k_scores,
+      valid=valid,
+      metrics=_WITHOUT_BASELINE,
+      other_fixations=other,
+      n_splits=self.n_splits,
+      max_other_fixations=cap,
+    )
     if baseline is not None:
       baseline = jnp.asarray(baseline)
       if baseline.ndim == 2:
         baseline = jnp.broadcast_to(baseline, (batch,) + baseline.shape)
-      sums = {**sums, **_scores_jit(saliency, fixations, density, key=k_scores, valid=valid,
-                                    metrics=('info_gain',), baseline=baseline)}
+      sums = {
+        **sums,
+        **_scores_jit(
+          saliency,
+          fixations,
+          density,
+          key=k_scores,
+          valid=valid,
+          metrics=('info_gain',),
+          baseline=baseline,
+        ),
+      }
     sums = {name: float(value) for name, value in jax.device_get(sums).items()}
     if self._sums is None:
       self._sums = sums
     else:
-      self._sums = {name: self._sums.get(name, 0.0) + sums.get(name, 0.0)
-                    for name in set(self._sums) | set(sums)}
+      self._sums = {
+        name: self._sums.get(name, 0.0) + sums.get(name, 0.0)
+        for name in set(self._sums) | set(sums)
+      }
 
   def result(self) -> dict[str, float]:
     """The mean of each metric over the images seen (NaN if none had a score)."""
@@ -133,8 +164,9 @@ class SaliencyEvaluator:
     return sal_metrics.mean_scores(sums, sal_metrics.ALL_METRICS)
 
 
-def format_table(results: Mapping[str, Mapping[str, float]],
-                 columns: Sequence[tuple[str, str]] = TABLE_COLUMNS) -> str:
+def format_table(
+  results: Mapping[str, Mapping[str, float]], columns: Sequence[tuple[str, str]] = TABLE_COLUMNS
+) -> str:
   """The lecture's table: one row per model, columns Similarity, CC, AUC shuffled/Borji/Judd.
 
   Args:
@@ -152,8 +184,9 @@ def format_table(results: Mapping[str, Mapping[str, float]],
   """
   names = list(results)
   width = max([len('Model')] + [len(n) for n in names])
-  header = '  '.join(['Model'.ljust(width)] + [title.rjust(max(len(title), 6))
-                                                for _, title in columns])
+  header = '  '.join(
+    ['Model'.ljust(width)] + [title.rjust(max(len(title), 6)) for _, title in columns]
+  )
   lines = [header, '-' * len(header)]
   for name in names:
     cells = [name.ljust(width)]

@@ -13,6 +13,7 @@ Everything around the network (padding, window bookkeeping, resizing for multi-s
 averaging) is cheap NumPy on the host. Images are NHWC float arrays, already normalised as the
 network expects (so ``pad_value=0`` pads with the mean colour).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,12 +37,16 @@ def _check_images(images: Any, name: str = 'images') -> np.ndarray:
   if images.dtype.kind not in 'biuf':
     raise TypeError(f'{name} must be a numeric array, got dtype {images.dtype}.')
   if min(images.shape) == 0:
-    raise ValueError(f'{name} must be non-empty (at least one image of at least one pixel), '
-                     f'got shape {images.shape}.')
+    raise ValueError(
+      f'{name} must be non-empty (at least one image of at least one pixel), '
+      f'got shape {images.shape}.'
+    )
   if images.dtype.kind == 'f' and not np.isfinite(images).all():
     # A NaN image would come out as class 0 everywhere: a confident-looking wrong answer.
-    raise ValueError(f'{name} holds {int((~np.isfinite(images)).sum())} NaN or infinite '
-                     'value(s); there is nothing to predict from them.')
+    raise ValueError(
+      f'{name} holds {int((~np.isfinite(images)).sum())} NaN or infinite '
+      'value(s); there is nothing to predict from them.'
+    )
   return images
 
 
@@ -121,8 +126,9 @@ def bucketed_size(size: int, bucket: int) -> int:
   return int(math.ceil(size / bucket) * bucket)
 
 
-def predict_whole(forward: Forward, images: Any, *, bucket: int = 32,
-                  pad_value: float = 0.0) -> np.ndarray:
+def predict_whole(
+  forward: Forward, images: Any, *, bucket: int = 32, pad_value: float = 0.0
+) -> np.ndarray:
   """Logits of whole images, padded up to a multiple of ``bucket`` then cropped back.
 
   Padding (bottom and right) keeps the number of distinct input shapes small; pixels within
@@ -147,12 +153,14 @@ def predict_whole(forward: Forward, images: Any, *, bucket: int = 32,
   if not isinstance(bucket, int) or bucket < 1:
     raise ValueError(f'bucket must be a positive int, got {bucket!r}.')
   height, width = images.shape[1:3]
-  padded = _pad_bottom_right(images, (bucketed_size(height, bucket),
-                                      bucketed_size(width, bucket)), pad_value)
+  padded = _pad_bottom_right(
+    images, (bucketed_size(height, bucket), bucketed_size(width, bucket)), pad_value
+  )
   logits = np.asarray(forward(padded), np.float32)
   if logits.shape[:3] != padded.shape[:3]:
-    raise ValueError(f'forward must return logits at its input size {padded.shape[:3]}, got '
-                     f'{logits.shape}.')
+    raise ValueError(
+      f'forward must return logits at its input size {padded.shape[:3]}, got {logits.shape}.'
+    )
   return logits[:, :height, :width]
 
 
@@ -181,8 +189,15 @@ def window_starts(size: int, crop: int, stride: int) -> list[int]:
   return [min(i * stride, size - crop) for i in range(count)]
 
 
-def predict_sliding(forward: Forward, images: Any, *, crop_size: Any, stride: Any,
-                    window_batch: int = 4, pad_value: float = 0.0) -> np.ndarray:
+def predict_sliding(
+  forward: Forward,
+  images: Any,
+  *,
+  crop_size: Any,
+  stride: Any,
+  window_batch: int = 4,
+  pad_value: float = 0.0,
+) -> np.ndarray:
   r"""Logits from overlapping windows, averaged where windows overlap.
 
   .. math:: z_p = \frac{1}{|W_p|} \sum_{w \in W_p} f(x_w)_{p - o_w}
@@ -213,8 +228,10 @@ def predict_sliding(forward: Forward, images: Any, *, crop_size: Any, stride: An
   crop_h, crop_w = pair(crop_size, 'crop_size')
   stride_h, stride_w = pair(stride, 'stride')
   if stride_h > crop_h or stride_w > crop_w:
-    raise ValueError(f'stride {stride!r} must not exceed crop_size {crop_size!r}: pixels '
-                     'between windows would get no prediction.')
+    raise ValueError(
+      f'stride {stride!r} must not exceed crop_size {crop_size!r}: pixels '
+      'between windows would get no prediction.'
+    )
   if not isinstance(window_batch, int) or window_batch < 1:
     raise ValueError(f'window_batch must be a positive int, got {window_batch!r}.')
   num, height, width = images.shape[:3]
@@ -224,27 +241,32 @@ def predict_sliding(forward: Forward, images: Any, *, crop_size: Any, stride: An
   boxes = [(n, top, left) for n in range(num) for top in tops for left in lefts]
   sums, counts = None, np.zeros(padded.shape[:3] + (1,), np.float32)
   for first in range(0, len(boxes), window_batch):
-    chunk = boxes[first:first + window_batch]
-    windows = np.stack([padded[n, t:t + crop_h, l:l + crop_w] for n, t, l in chunk])
+    chunk = boxes[first : first + window_batch]
+    windows = np.stack([padded[n, t : t + crop_h, l : l + crop_w] for n, t, l in chunk])
     if len(chunk) < window_batch:  # keep one input shape: pad the last batch with blanks
-      blanks = np.full((window_batch - len(chunk),) + windows.shape[1:], pad_value,
-                       windows.dtype)
+      blanks = np.full((window_batch - len(chunk),) + windows.shape[1:], pad_value, windows.dtype)
       windows = np.concatenate([windows, blanks])
     logits = np.asarray(forward(windows), np.float32)
     if logits.shape[:3] != windows.shape[:3]:
-      raise ValueError(f'forward must return logits at its input size {windows.shape[:3]}, '
-                       f'got {logits.shape}.')
+      raise ValueError(
+        f'forward must return logits at its input size {windows.shape[:3]}, got {logits.shape}.'
+      )
     if sums is None:
       sums = np.zeros(padded.shape[:3] + logits.shape[-1:], np.float32)
     for (n, t, l), window_logits in zip(chunk, logits):
-      sums[n, t:t + crop_h, l:l + crop_w] += window_logits
-      counts[n, t:t + crop_h, l:l + crop_w] += 1.0
+      sums[n, t : t + crop_h, l : l + crop_w] += window_logits
+      counts[n, t : t + crop_h, l : l + crop_w] += 1.0
   return (sums / counts)[:, :height, :width]
 
 
-def predict_augmented(predict: Callable[[np.ndarray], np.ndarray], images: Any, *,
-                      scales: Sequence[float] = (1.0,), flip: bool = False,
-                      combine: str = 'probs') -> np.ndarray:
+def predict_augmented(
+  predict: Callable[[np.ndarray], np.ndarray],
+  images: Any,
+  *,
+  scales: Sequence[float] = (1.0,),
+  flip: bool = False,
+  combine: str = 'probs',
+) -> np.ndarray:
   r"""Multi-scale and horizontal-flip test-time augmentation.
 
   .. math:: P = \frac{1}{|S|\,|F|} \sum_{s \in S} \sum_{f \in F}
@@ -275,22 +297,28 @@ def predict_augmented(predict: Callable[[np.ndarray], np.ndarray], images: Any, 
   images = _check_images(images)
   if combine not in ('probs', 'logits'):
     raise ValueError(f"combine must be 'probs' or 'logits', got {combine!r}.")
-  if (not isinstance(scales, Sequence) or not scales
-      or any(not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 < s < math.inf
-             for s in scales)):
+  if (
+    not isinstance(scales, Sequence)
+    or not scales
+    or any(
+      not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 < s < math.inf for s in scales
+    )
+  ):
     raise ValueError(f'scales must be a non-empty sequence of positive numbers, got {scales!r}.')
   height, width = images.shape[1:3]
   total, terms = None, 0
   for scale in scales:
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     scaled = resize_bilinear(images, size) if size != (height, width) else images
-    for mirrored in ((False, True) if flip else (False,)):
+    for mirrored in (False, True) if flip else (False,):
       inputs = scaled[:, :, ::-1] if mirrored else scaled
       logits = np.asarray(predict(np.ascontiguousarray(inputs)), np.float32)
       if not np.isfinite(logits).all():
         # Averaged and arg-maxed, NaN logits would come out as class 0 everywhere.
-        raise ValueError(f'predict returned NaN or infinite logits at scale {scale}'
-                         f'{" (mirrored)" if mirrored else ""}; refusing to average them.')
+        raise ValueError(
+          f'predict returned NaN or infinite logits at scale {scale}'
+          f'{" (mirrored)" if mirrored else ""}; refusing to average them.'
+        )
       if mirrored:
         logits = logits[:, :, ::-1]
       logits = resize_bilinear(logits, (height, width))
@@ -328,6 +356,7 @@ class SegmentationPredictor:
     >>> predictor.num_traces
     1
   """
+
   apply_fn: Forward
   mode: str = 'whole'
   bucket: int = 32
@@ -344,8 +373,9 @@ class SegmentationPredictor:
     if self.mode not in ('whole', 'slide'):
       raise ValueError(f"mode must be 'whole' or 'slide', got {self.mode!r}.")
     if self.crf is not None and not isinstance(self.crf, (bool, Mapping)):
-      raise TypeError(f'crf must be None, a bool or a mapping of dense_crf options, got '
-                      f'{self.crf!r}.')
+      raise TypeError(
+        f'crf must be None, a bool or a mapping of dense_crf options, got {self.crf!r}.'
+      )
     if self.mode == 'slide':
       if self.crop_size is None:
         raise ValueError("mode='slide' needs crop_size.")
@@ -363,8 +393,14 @@ class SegmentationPredictor:
     """``(N, H, W, C)`` logits of one pass (no augmentation)."""
     if self.mode == 'whole':
       return predict_whole(self._forward, images, bucket=self.bucket, pad_value=self.pad_value)
-    return predict_sliding(self._forward, images, crop_size=self.crop_size, stride=self.stride,
-                           window_batch=self.window_batch, pad_value=self.pad_value)
+    return predict_sliding(
+      self._forward,
+      images,
+      crop_size=self.crop_size,
+      stride=self.stride,
+      window_batch=self.window_batch,
+      pad_value=self.pad_value,
+    )
 
   def __call__(self, images: Any, pixels: Any = None) -> np.ndarray:
     """``(N, H, W, C)`` class probabilities averaged over the scales and flips.
@@ -376,13 +412,18 @@ class SegmentationPredictor:
     if not self.crf:
       return probs
     from jaxseg import crf as dense_crf_lib  # pylint: disable=g-import-not-at-top
+
     if pixels is None:
-      raise ValueError('this predictor has crf set: pass pixels=, the original (N, H, W, 3) '
-                       'images in [0, 255] (the CRF must not see the normalised input).')
+      raise ValueError(
+        'this predictor has crf set: pass pixels=, the original (N, H, W, 3) '
+        'images in [0, 255] (the CRF must not see the normalised input).'
+      )
     pixels = np.asarray(pixels)
     if pixels.shape != probs.shape[:-1] + (3,):
-      raise ValueError(f'pixels must have shape {probs.shape[:-1] + (3,)} (the images with 3 '
-                       f'channels), got {pixels.shape}.')
+      raise ValueError(
+        f'pixels must have shape {probs.shape[:-1] + (3,)} (the images with 3 '
+        f'channels), got {pixels.shape}.'
+      )
     options = dict(self.crf) if isinstance(self.crf, Mapping) else {}
     options.pop('enabled', None)
     unary = dense_crf_lib.unary_from_softmax(probs.astype(np.float32))
@@ -392,6 +433,8 @@ class SegmentationPredictor:
     """``(N, H, W)`` int32 arg-max labels (of the CRF's marginals with ``crf``)."""
     probs = self(images, pixels)
     if not np.isfinite(probs).all():
-      raise ValueError('apply_fn returned NaN or infinite logits; refusing to turn them into '
-                       'labels (arg-max of NaN is class 0).')
+      raise ValueError(
+        'apply_fn returned NaN or infinite logits; refusing to turn them into '
+        'labels (arg-max of NaN is class 0).'
+      )
     return np.argmax(probs, axis=-1).astype(np.int32)

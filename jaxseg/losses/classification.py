@@ -11,8 +11,9 @@ import jax.numpy as jnp
 from jaxseg.ops import _validation as v
 
 
-def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
-                          label_smoothing: float = 0.0) -> jax.Array:
+def softmax_cross_entropy(
+  logits: jax.Array, labels: jax.Array, *, label_smoothing: float = 0.0
+) -> jax.Array:
   r"""Per-example softmax cross-entropy with optional label smoothing.
 
   .. math::
@@ -36,12 +37,14 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
     [1.3863, 1.3863]
   """
   v.check_logits_and_labels(logits, labels, 'softmax_cross_entropy')
-  label_smoothing = v.check_number(label_smoothing, 'softmax_cross_entropy: label_smoothing',
-                                   low=0.0, high=1.0)
+  label_smoothing = v.check_number(
+    label_smoothing, 'softmax_cross_entropy: label_smoothing', low=0.0, high=1.0
+  )
   log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
   in_range = (labels >= 0) & (labels < logits.shape[1])
-  true_class = -jnp.take_along_axis(log_probs, jnp.where(in_range, labels, 0)[:, None],
-                                    axis=-1)[:, 0]
+  true_class = -jnp.take_along_axis(log_probs, jnp.where(in_range, labels, 0)[:, None], axis=-1)[
+    :, 0
+  ]
   # A wrong label under jit is loud (NaN), never clamped to a valid class.
   true_class = jnp.where(in_range, true_class, jnp.nan)
   if not label_smoothing:
@@ -50,9 +53,14 @@ def softmax_cross_entropy(logits: jax.Array, labels: jax.Array, *,
   return (1.0 - label_smoothing) * true_class + label_smoothing * uniform
 
 
-def classification_loss_with_aux(logits: jax.Array, aux_logits: Sequence[jax.Array],
-                                 labels: jax.Array, *, aux_weight: float = 0.3,
-                                 label_smoothing: float = 0.0) -> jax.Array:
+def classification_loss_with_aux(
+  logits: jax.Array,
+  aux_logits: Sequence[jax.Array],
+  labels: jax.Array,
+  *,
+  aux_weight: float = 0.3,
+  label_smoothing: float = 0.0,
+) -> jax.Array:
   r"""Mean cross-entropy of the main head plus weighted auxiliary heads (GoogLeNet).
 
   .. math::
@@ -83,10 +91,13 @@ def classification_loss_with_aux(logits: jax.Array, aux_logits: Sequence[jax.Arr
     raise ValueError('classification_loss_with_aux: logits is an empty batch (N = 0).')
   for i, aux in enumerate(aux_logits):
     if getattr(aux, 'shape', None) != logits.shape:
-      raise ValueError(f'classification_loss_with_aux: aux_logits[{i}] has shape '
-                       f'{getattr(aux, "shape", None)}, expected {logits.shape}')
+      raise ValueError(
+        f'classification_loss_with_aux: aux_logits[{i}] has shape '
+        f'{getattr(aux, "shape", None)}, expected {logits.shape}'
+      )
   total = jnp.mean(softmax_cross_entropy(logits, labels, label_smoothing=label_smoothing))
   for aux in aux_logits:
     total = total + aux_weight * jnp.mean(
-        softmax_cross_entropy(aux, labels, label_smoothing=label_smoothing))
+      softmax_cross_entropy(aux, labels, label_smoothing=label_smoothing)
+    )
   return total

@@ -4,6 +4,7 @@ Layout: predictions ``(N, H, W, 1)`` or ``(N, H, W)`` (a model's single-channel 
 ``(N, H, W)`` or ``(N, H, W, 1)`` (ground-truth saliency, already at the prediction's size and in
 the scale the loss expects; the saliency task resizes and normalises them).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,27 +14,30 @@ import jax.numpy as jnp
 
 from jaxseg.ops import _validation as v
 
-__all__ = ["euclidean_loss", "saliency_bce", "saliency_kl"]
+__all__ = ['euclidean_loss', 'saliency_bce', 'saliency_kl']
 
 
 def _as_maps(pred: Any, target: Any) -> tuple[jax.Array, jax.Array]:
   """Checks shapes and returns both as float ``(N, H, W)``."""
-  for name, x in (("pred", pred), ("target", target)):
-    shape = getattr(x, "shape", None)
+  for name, x in (('pred', pred), ('target', target)):
+    shape = getattr(x, 'shape', None)
     if shape is None:
-      raise TypeError(f"{name} must be an array of shape (N, H, W) or (N, H, W, 1), "
-                      f"got {type(x).__name__}.")
+      raise TypeError(
+        f'{name} must be an array of shape (N, H, W) or (N, H, W, 1), got {type(x).__name__}.'
+      )
     if not (len(shape) == 3 or (len(shape) == 4 and shape[-1] == 1)):
-      raise ValueError(f"{name} must have shape (N, H, W) or (N, H, W, 1), got {tuple(shape)}.")
+      raise ValueError(f'{name} must have shape (N, H, W) or (N, H, W, 1), got {tuple(shape)}.')
   if pred.shape[0] == 0 or target.shape[0] == 0:
-    raise ValueError(f"pred and target must hold at least one map, got an empty batch "
-                     f"{tuple(pred.shape)}.")
+    raise ValueError(
+      f'pred and target must hold at least one map, got an empty batch {tuple(pred.shape)}.'
+    )
   pred = pred[..., 0] if pred.ndim == 4 else pred
   target = target[..., 0] if target.ndim == 4 else target
   if pred.shape != target.shape:
     raise ValueError(
-        f"pred (N, H, W) = {tuple(pred.shape)} must match target (N, H, W) = "
-        f"{tuple(target.shape)}; resize the target to the prediction's size first.")
+      f'pred (N, H, W) = {tuple(pred.shape)} must match target (N, H, W) = '
+      f"{tuple(target.shape)}; resize the target to the prediction's size first."
+    )
   dtype = jnp.promote_types(pred.dtype, jnp.float32)
   return pred.astype(dtype), target.astype(dtype)
 
@@ -83,7 +87,7 @@ def saliency_bce(logits: jax.Array, target: jax.Array) -> jax.Array:
   """
   logits, target = _as_maps(logits, target)
   # Outside [0, 1] the "cross-entropy" is unbounded below: raise when concrete, NaN under jit.
-  v.check_range(target, "target", low=0.0, high=1.0)
+  v.check_range(target, 'target', low=0.0, high=1.0)
   loss = jnp.mean(jax.nn.softplus(logits) - target * logits)
   return jnp.where(jnp.all((target >= 0) & (target <= 1)), loss, jnp.nan)
 
@@ -112,10 +116,10 @@ def saliency_kl(logits: jax.Array, target: jax.Array, *, eps: float = 1e-12) -> 
     0.6931
   """
   if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps > 0:
-    raise ValueError(f"eps must be a positive number, got {eps!r}.")
+    raise ValueError(f'eps must be a positive number, got {eps!r}.')
   logits, target = _as_maps(logits, target)
   # A negative target is no distribution: raise when concrete, NaN under jit.
-  v.check_range(target, "target", low=0.0)
+  v.check_range(target, 'target', low=0.0)
   n = logits.shape[0]
   log_p = jax.nn.log_softmax(logits.reshape(n, -1), axis=-1)
   q = target.reshape(n, -1)

@@ -6,6 +6,7 @@ or its gradient.
 
 Layout: logits ``(N, H, W, C)`` (NHWC), labels ``(N, H, W)`` integer class indices.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,8 @@ def _check_logits_and_labels(logits: Any, labels: Any, name: str = 'logits') -> 
     raise ValueError(f'labels must have shape (N, H, W), got {labels_shape}.')
   if tuple(logits_shape[:3]) != tuple(labels_shape):
     raise ValueError(
-        f'{name} (N, H, W) = {tuple(logits_shape[:3])} must match labels shape '
-        f'{tuple(labels_shape)}.')
+      f'{name} (N, H, W) = {tuple(logits_shape[:3])} must match labels shape {tuple(labels_shape)}.'
+    )
   if not jnp.issubdtype(labels.dtype, jnp.integer):
     raise TypeError(f'labels must be an integer array, got dtype {labels.dtype}.')
 
@@ -38,16 +39,17 @@ def _check_class_weights(class_weights: Any, num_classes: int):
   weights = jnp.asarray(class_weights, jnp.float32)
   if weights.shape != (num_classes,):
     raise ValueError(
-        f'class_weights must have shape ({num_classes},) (one weight per class), '
-        f'got {weights.shape}.')
+      f'class_weights must have shape ({num_classes},) (one weight per class), got {weights.shape}.'
+    )
   v.check_finite(weights, 'class_weights')
   # A negative weight rewards the loss for being wrong on that class.
   v.check_range(weights, 'class_weights', low=0.0)
   return weights
 
 
-def pixelwise_cross_entropy(logits: jax.Array, labels: jax.Array, *,
-                            ignore_label: int = 255) -> tuple[jax.Array, jax.Array]:
+def pixelwise_cross_entropy(
+  logits: jax.Array, labels: jax.Array, *, ignore_label: int = 255
+) -> tuple[jax.Array, jax.Array]:
   r"""Per-pixel softmax cross-entropy and the mask of pixels that count.
 
   .. math::
@@ -87,8 +89,14 @@ def pixelwise_cross_entropy(logits: jax.Array, labels: jax.Array, *,
   return jnp.where(valid, nll, 0.0), valid
 
 
-def segmentation_cross_entropy(logits: jax.Array, labels: jax.Array, *, ignore_label: int = 255,
-                               class_weights: Any = None, normalize: bool = True) -> jax.Array:
+def segmentation_cross_entropy(
+  logits: jax.Array,
+  labels: jax.Array,
+  *,
+  ignore_label: int = 255,
+  class_weights: Any = None,
+  normalize: bool = True,
+) -> jax.Array:
   r"""Softmax cross-entropy averaged over the pixels that are not ignored.
 
   With class weights :math:`w` and valid pixels :math:`V`:
@@ -162,10 +170,16 @@ def resize_logits(logits: jax.Array, shape: tuple[int, int]) -> jax.Array:
   return ops.resize(logits, shape)
 
 
-def segmentation_loss(logits: jax.Array, labels: jax.Array, *, aux_logits: Any = None,
-                      aux_weight: float = 0.4, ignore_label: int = 255,
-                      class_weights: Any = None,
-                      normalize: bool = True) -> tuple[jax.Array, dict[str, jax.Array]]:
+def segmentation_loss(
+  logits: jax.Array,
+  labels: jax.Array,
+  *,
+  aux_logits: Any = None,
+  aux_weight: float = 0.4,
+  ignore_label: int = 255,
+  class_weights: Any = None,
+  normalize: bool = True,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
   r"""Main cross-entropy plus a weighted auxiliary-head cross-entropy.
 
   .. math:: L = L_{CE}(z, y) + \lambda\, L_{CE}(\operatorname{up}(z_{aux}), y)
@@ -199,10 +213,12 @@ def segmentation_loss(logits: jax.Array, labels: jax.Array, *, aux_logits: Any =
   if aux_logits is not None:
     if getattr(aux_logits, 'ndim', None) != 4 or aux_logits.shape[-1] != logits.shape[-1]:
       raise ValueError(
-          f'aux_logits must have shape (N, h, w, {logits.shape[-1]}), '
-          f'got {getattr(aux_logits, "shape", None)}.')
-    aux = segmentation_cross_entropy(resize_logits(aux_logits, labels.shape[1:3]), labels,
-                                     **options)
+        f'aux_logits must have shape (N, h, w, {logits.shape[-1]}), '
+        f'got {getattr(aux_logits, "shape", None)}.'
+      )
+    aux = segmentation_cross_entropy(
+      resize_logits(aux_logits, labels.shape[1:3]), labels, **options
+    )
     parts['aux_ce'] = aux
     total = total + aux_weight * aux
   return total, parts

@@ -17,6 +17,7 @@ and compute exactly the same quantities:
   pixels uniformly without replacement puts a multivariate hypergeometric number of them in
   each threshold bin, drawn directly (`numpy.random.Generator.multivariate_hypergeometric`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,9 @@ def _order_keys(s: np.ndarray, u: np.ndarray) -> np.ndarray:
   """uint64 keys whose order is the lexicographic order of (float32 s, float32 u >= 0)."""
   bits = (np.asarray(s, np.float32) + np.float32(0)).view(np.uint32)  # -0.0 -> +0.0
   flip = np.where(bits >> 31, np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
-  return ((bits ^ flip).astype(np.uint64) << np.uint64(32)) | \
-      np.asarray(u, np.float32).view(np.uint32).astype(np.uint64)
+  return ((bits ^ flip).astype(np.uint64) << np.uint64(32)) | np.asarray(u, np.float32).view(
+    np.uint32
+  ).astype(np.uint64)
 
 
 def _judd_counts_jittered(s, u, fixated):
@@ -58,11 +60,13 @@ def _judd_counts_plain(s, fixated):
 def judd_noise(seed: np.ndarray, size: int) -> np.ndarray:
   """AUC_Judd.m's ``rand(size(map))``: float32 U(0, 1) from NumPy's PCG64 seeded by ``seed``."""
   return np.random.default_rng([int(x) for x in np.asarray(seed).ravel()]).random(
-      size, dtype=np.float32)
+    size, dtype=np.float32
+  )
 
 
-def judd_area(s: np.ndarray, seed: np.ndarray, fixated: np.ndarray, *, jitter: bool,
-              jitter_scale: float) -> np.ndarray:
+def judd_area(
+  s: np.ndarray, seed: np.ndarray, fixated: np.ndarray, *, jitter: bool, jitter_scale: float
+) -> np.ndarray:
   """AUC-Judd per map (leading axes are maps); NaN without fixations or non-fixated pixels.
 
   Args:
@@ -110,8 +114,15 @@ def exact_auc(s: np.ndarray, weights: np.ndarray) -> np.ndarray:
   return np.asarray(areas, np.float32).reshape(lead)
 
 
-def hypergeometric_bins(seed: np.ndarray, bins: np.ndarray, other: np.ndarray, m: np.ndarray, *,
-                        n_splits: int, n_bins: int) -> np.ndarray:
+def hypergeometric_bins(
+  seed: np.ndarray,
+  bins: np.ndarray,
+  other: np.ndarray,
+  m: np.ndarray,
+  *,
+  n_splits: int,
+  n_bins: int,
+) -> np.ndarray:
   """Per split, how many of ``m`` other-fixated pixels drawn without replacement fall in each bin.
 
   Args:
@@ -131,6 +142,9 @@ def hypergeometric_bins(seed: np.ndarray, bins: np.ndarray, other: np.ndarray, m
     colors = np.bincount(bin_row[other_row], minlength=n_bins).astype(np.int64)
     draw = int(min(m_row[0], colors.sum()))
     rng = np.random.default_rng([int(x) for x in seed_row])
-    out.append(rng.multivariate_hypergeometric(colors, draw, size=n_splits) if draw
-               else np.zeros((n_splits, n_bins), np.int64))
+    out.append(
+      rng.multivariate_hypergeometric(colors, draw, size=n_splits)
+      if draw
+      else np.zeros((n_splits, n_bins), np.int64)
+    )
   return np.asarray(out, np.float32).reshape(lead + (n_splits, n_bins))

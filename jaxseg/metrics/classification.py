@@ -12,8 +12,9 @@ import jax.numpy as jnp
 from jaxseg.ops import _validation as v
 
 
-def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
-                  weights: jax.Array | None = None) -> jax.Array:
+def top_k_correct(
+  logits: jax.Array, labels: jax.Array, *, k: int = 1, weights: jax.Array | None = None
+) -> jax.Array:
   r"""Counts the examples whose label is among the `k` highest logits.
 
   .. math::
@@ -42,8 +43,10 @@ def top_k_correct(logits: jax.Array, labels: jax.Array, *, k: int = 1,
   if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= logits.shape[1]:
     raise ValueError(f'top_k_correct: k must be an int in [1, {logits.shape[1]}], got {k!r}')
   if weights is not None and getattr(weights, 'shape', None) != labels.shape:
-    raise ValueError(f'top_k_correct: weights must have shape {labels.shape}, got '
-                     f'{getattr(weights, "shape", None)}')
+    raise ValueError(
+      f'top_k_correct: weights must have shape {labels.shape}, got '
+      f'{getattr(weights, "shape", None)}'
+    )
   v.check_finite(logits, 'top_k_correct: logits', allow_inf=True)  # -inf masks a class
   in_range = (labels >= 0) & (labels < logits.shape[1])
   label_score = jnp.take_along_axis(logits, jnp.where(in_range, labels, 0)[:, None], axis=-1)

@@ -33,6 +33,7 @@ as the benchmark does (each map min-max scaled first) into sums that merge acros
 training task and ``jaxseg.inference.saliency.SaliencyEvaluator`` (which prints the lecture's
 table) are both built on it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,50 +48,63 @@ from jaxseg.metrics import _roc_host
 from jaxseg.ops import _validation as v
 
 __all__ = [
-    "auc_judd", "auc_borji", "auc_shuffled", "nss", "cc", "similarity", "kld", "info_gain",
-    "MATLAB_EPS", "ALL_METRICS", "TRAINING_METRICS", "as_saliency_image", "per_image_scores",
-    "mean_scores",
+  'auc_judd',
+  'auc_borji',
+  'auc_shuffled',
+  'nss',
+  'cc',
+  'similarity',
+  'kld',
+  'info_gain',
+  'MATLAB_EPS',
+  'ALL_METRICS',
+  'TRAINING_METRICS',
+  'as_saliency_image',
+  'per_image_scores',
+  'mean_scores',
 ]
 
 MATLAB_EPS = 2.2204e-16  # the literal the benchmark's KLdiv/InfoGain use (MATLAB's eps)
 _JUDD_JITTER = 1e-7  # AUC_Judd.m: rand(size(map)) / 10000000
-_CONVENTIONS = ("mit", "pysaliency")
+_CONVENTIONS = ('mit', 'pysaliency')
 
 
 # ----------------------------------------------------------------------------------------------
 # Argument checks (static: shapes and Python values only, so they run before tracing).
 
+
 def _check_map(x, name: str):
-  if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-    raise TypeError(f"{name} must be an array of shape (H, W), got {type(x).__name__}.")
+  if not hasattr(x, 'shape') or not hasattr(x, 'dtype'):
+    raise TypeError(f'{name} must be an array of shape (H, W), got {type(x).__name__}.')
   if x.ndim != 2:
     raise ValueError(
-        f"{name} must have shape (H, W) (one image; use jax.vmap for a batch), got shape "
-        f"{tuple(x.shape)}.")
+      f'{name} must have shape (H, W) (one image; use jax.vmap for a batch), got shape '
+      f'{tuple(x.shape)}.'
+    )
   if min(x.shape) < 1:
-    raise ValueError(f"{name} must be non-empty, got shape {tuple(x.shape)}.")
+    raise ValueError(f'{name} must be non-empty, got shape {tuple(x.shape)}.')
 
 
 def _check_convention(convention: str) -> None:
   if convention not in _CONVENTIONS:
-    raise ValueError(f"convention must be one of {_CONVENTIONS}, got {convention!r}.")
+    raise ValueError(f'convention must be one of {_CONVENTIONS}, got {convention!r}.')
 
 
 def _check_splits(n_splits, step) -> None:
   if not isinstance(n_splits, int) or isinstance(n_splits, bool) or n_splits < 1:
-    raise ValueError(f"n_splits must be a positive int, got {n_splits!r}.")
+    raise ValueError(f'n_splits must be a positive int, got {n_splits!r}.')
   if not isinstance(step, (int, float)) or isinstance(step, bool) or not 0 < step <= 1:
-    raise ValueError(f"step must be a number in (0, 1], got {step!r}.")
+    raise ValueError(f'step must be a number in (0, 1], got {step!r}.')
 
 
-def _check_key(key, name: str = "key") -> None:
+def _check_key(key, name: str = 'key') -> None:
   if key is None:
-    raise ValueError(f"{name} must be a jax.random key, got None.")
-  dtype = getattr(key, "dtype", None)
+    raise ValueError(f'{name} must be a jax.random key, got None.')
+  dtype = getattr(key, 'dtype', None)
   typed = dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
-  raw = dtype == jnp.uint32 and getattr(key, "shape", None) == (2,)
+  raw = dtype == jnp.uint32 and getattr(key, 'shape', None) == (2,)
   if not (typed or raw):
-    raise TypeError(f"{name} must be a jax.random key (jax.random.key(0)), got {key!r}.")
+    raise TypeError(f'{name} must be a jax.random key (jax.random.key(0)), got {key!r}.')
 
 
 def _finite_or_nan(value, *maps) -> jax.Array:
@@ -101,6 +115,7 @@ def _finite_or_nan(value, *maps) -> jax.Array:
 
 # ----------------------------------------------------------------------------------------------
 # Shared pieces.
+
 
 def _as_float(x) -> jax.Array:
   x = jnp.asarray(x)
@@ -116,7 +131,7 @@ def _resize_to(sal, shape) -> jax.Array:
   sal = _as_float(sal)
   if tuple(sal.shape) == tuple(shape):
     return sal
-  resized = jax.image.resize(sal, tuple(shape), method="cubic", antialias=True)
+  resized = jax.image.resize(sal, tuple(shape), method='cubic', antialias=True)
   return jnp.clip(resized, sal.min(), sal.max())
 
 
@@ -165,8 +180,10 @@ def _bin_counts(bins, weights, n_bins: int) -> jax.Array:
   zero = jnp.zeros((), weights.dtype)
   # One reduction per bin in a loop: XLA:CPU fused the unrolled reductions (or a reduction over
   # the pixel axis of a (pixels, bins) array) into one unvectorised loop, ~10x slower.
-  counts = jax.lax.map(lambda b: jnp.sum(jnp.where(bins == b, weights, zero), axis=-1),
-                       jnp.arange(n_bins, dtype=bins.dtype))
+  counts = jax.lax.map(
+    lambda b: jnp.sum(jnp.where(bins == b, weights, zero), axis=-1),
+    jnp.arange(n_bins, dtype=bins.dtype),
+  )
   return jnp.moveaxis(counts, 0, -1)
 
 
@@ -191,7 +208,8 @@ def _roc_from_bins(tp_bins, fp_bins, n_tp, n_fp) -> jax.Array:
 # ----------------------------------------------------------------------------------------------
 # Location-based metrics (binary fixation maps).
 
-def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit") -> jax.Array:
+
+def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = 'mit') -> jax.Array:
   """Area under the ROC curve with thresholds at the fixated saliency values (AUC-Judd).
 
   With ``S`` the min-max normalised saliency map over ``N`` pixels and ``t_1 >= ... >= t_K`` its
@@ -226,12 +244,12 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
     >>> float(auc_judd(sal, fix, jitter=False))
     1.0
   """
-  _check_map(sal, "sal")
-  _check_map(fix, "fix")
+  _check_map(sal, 'sal')
+  _check_map(fix, 'fix')
   _check_convention(convention)
   s = _resize_to(sal, fix.shape).ravel()
   f = jnp.asarray(fix).ravel()
-  if convention == "pysaliency":
+  if convention == 'pysaliency':
     return _finite_or_nan(_exact_auc(s, f.astype(s.dtype)), s, f)
   finite_inputs = (s, f)
   fixated = f > 0
@@ -248,9 +266,13 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = "mit"
     constant = _is_constant(s)
     seed = jnp.zeros((2,), jnp.uint32)
   area = jax.pure_callback(
-      functools.partial(_roc_host.judd_area, jitter=jitter, jitter_scale=_JUDD_JITTER),
-      jax.ShapeDtypeStruct((), jnp.float32), s.astype(jnp.float32), seed, fixated,
-      vmap_method="expand_dims")
+    functools.partial(_roc_host.judd_area, jitter=jitter, jitter_scale=_JUDD_JITTER),
+    jax.ShapeDtypeStruct((), jnp.float32),
+    s.astype(jnp.float32),
+    seed,
+    fixated,
+    vmap_method='expand_dims',
+  )
   area = jnp.where(~constant, area, jnp.nan).astype(s.dtype)
   return _finite_or_nan(area, *finite_inputs)
 
@@ -262,9 +284,13 @@ def _judd_seed(key) -> jax.Array:
 
 def _exact_auc(s, weights) -> jax.Array:
   """P(S_fix > S_pixel) + P(S_fix = S_pixel) / 2 with fixations weighted by `weights`."""
-  return jax.pure_callback(_roc_host.exact_auc, jax.ShapeDtypeStruct((), jnp.float32),
-                           s.astype(jnp.float32), weights.astype(jnp.float32),
-                           vmap_method="expand_dims").astype(s.dtype)
+  return jax.pure_callback(
+    _roc_host.exact_auc,
+    jax.ShapeDtypeStruct((), jnp.float32),
+    s.astype(jnp.float32),
+    weights.astype(jnp.float32),
+    vmap_method='expand_dims',
+  ).astype(s.dtype)
 
 
 def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.Array:
@@ -295,8 +321,8 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
     >>> 0.5 < float(auc_borji(sal, fix, key=jax.random.key(0))) <= 1.0
     True
   """
-  _check_map(sal, "sal")
-  _check_map(fix, "fix")
+  _check_map(sal, 'sal')
+  _check_map(fix, 'fix')
   _check_splits(n_splits, step)
   _check_key(key)
   thresholds = _thresholds(step)
@@ -312,8 +338,16 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   return _finite_or_nan(jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan), s, fix)
 
 
-def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float = 0.1,
-                 max_other_fixations: int | None = None) -> jax.Array:
+def auc_shuffled(
+  sal,
+  fix,
+  other_fix,
+  *,
+  key,
+  n_splits: int = 100,
+  step: float = 0.1,
+  max_other_fixations: int | None = None,
+) -> jax.Array:
   """AUC with negatives at fixations of other images (shuffled AUC, sAUC).
 
   As :func:`auc_borji`, but each split's negatives are ``m = min(K, M)`` of the ``M`` fixated
@@ -347,19 +381,21 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
     >>> float(auc_shuffled(sal, fix, other, key=jax.random.key(0)))
     1.0
   """
-  _check_map(sal, "sal")
-  _check_map(fix, "fix")
-  _check_map(other_fix, "other_fix")
+  _check_map(sal, 'sal')
+  _check_map(fix, 'fix')
+  _check_map(other_fix, 'other_fix')
   if tuple(other_fix.shape) != tuple(fix.shape):
     raise ValueError(
-        f"other_fix must have fix's shape {tuple(fix.shape)}, got {tuple(other_fix.shape)}.")
+      f"other_fix must have fix's shape {tuple(fix.shape)}, got {tuple(other_fix.shape)}."
+    )
   _check_splits(n_splits, step)
   _check_key(key)
   size = int(np.prod(fix.shape))
   cap = size if max_other_fixations is None else max_other_fixations
   if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
     raise ValueError(
-        f"max_other_fixations must be a positive int or None, got {max_other_fixations!r}.")
+      f'max_other_fixations must be a positive int or None, got {max_other_fixations!r}.'
+    )
   cap = min(cap, size)
   thresholds = _thresholds(step)
   s = _min_max(_resize_to(sal, fix.shape).ravel())
@@ -376,15 +412,20 @@ def auc_shuffled(sal, fix, other_fix, *, key, n_splits: int = 100, step: float =
   # from a seed of `key`, instead of sorting a priority per candidate (issue 16).
   seed = jax.random.bits(key, (2,), jnp.uint32)
   fp_bins = jax.pure_callback(
-      functools.partial(_roc_host.hypergeometric_bins, n_splits=n_splits, n_bins=n_bins),
-      jax.ShapeDtypeStruct((n_splits, n_bins), jnp.float32), seed, bins.astype(jnp.int32),
-      other, m.astype(jnp.int32)[None], vmap_method="expand_dims").astype(s.dtype)
+    functools.partial(_roc_host.hypergeometric_bins, n_splits=n_splits, n_bins=n_bins),
+    jax.ShapeDtypeStruct((n_splits, n_bins), jnp.float32),
+    seed,
+    bins.astype(jnp.int32),
+    other,
+    m.astype(jnp.int32)[None],
+    vmap_method='expand_dims',
+  ).astype(s.dtype)
   area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k.astype(s.dtype), m.astype(s.dtype)))
   ok = (k > 0) & (m_total > 0) & (m_total <= cap) & ~_is_constant(s)
   return _finite_or_nan(jnp.where(ok, area, jnp.nan), s, fix, other_fix)
 
 
-def nss(sal, fix, *, convention: str = "mit") -> jax.Array:
+def nss(sal, fix, *, convention: str = 'mit') -> jax.Array:
   """Normalized scanpath saliency: the mean standardised saliency at fixations.
 
   ``NSS = mean_{fixated p} (S_p - mean(S)) / std(S)``, ``std`` with ``N - 1`` (MATLAB's ``std``).
@@ -403,12 +444,12 @@ def nss(sal, fix, *, convention: str = "mit") -> jax.Array:
     >>> float(nss(jnp.array([[0., 0.], [0., 4.]]), jnp.array([[0, 0], [0, 1]])))
     1.5
   """
-  _check_map(sal, "sal")
-  _check_map(fix, "fix")
+  _check_map(sal, 'sal')
+  _check_map(fix, 'fix')
   _check_convention(convention)
   s = _resize_to(sal, fix.shape)
   f = jnp.asarray(fix)
-  if convention == "mit":
+  if convention == 'mit':
     z = _centred(s) / _std(s, ddof=1)
     weights = (f > 0).astype(s.dtype)
   else:
@@ -438,9 +479,9 @@ def info_gain(sal, fix, baseline) -> jax.Array:
     >>> round(float(info_gain(sal, jnp.array([[0, 1], [0, 0]]), base)), 4)
     0.585
   """
-  _check_map(sal, "sal")
-  _check_map(fix, "fix")
-  _check_map(baseline, "baseline")
+  _check_map(sal, 'sal')
+  _check_map(fix, 'fix')
+  _check_map(baseline, 'baseline')
   p = _min_max(_resize_to(sal, fix.shape))
   b = _min_max(_resize_to(baseline, fix.shape))
   p = p / p.sum()
@@ -453,7 +494,8 @@ def info_gain(sal, fix, baseline) -> jax.Array:
 # ----------------------------------------------------------------------------------------------
 # Distribution-based metrics (continuous ground-truth densities).
 
-def cc(sal, density, *, convention: str = "mit") -> jax.Array:
+
+def cc(sal, density, *, convention: str = 'mit') -> jax.Array:
   """Pearson's linear correlation coefficient between a saliency map and a density.
 
   ``CC = sum(a b) / sqrt(sum(a^2) sum(b^2))`` with ``a, b`` the mean-subtracted maps (``CC.m``
@@ -472,20 +514,20 @@ def cc(sal, density, *, convention: str = "mit") -> jax.Array:
     >>> float(cc(jnp.array([[1., 2.], [3., 4.]]), jnp.array([[2., 4.], [6., 8.]])))
     1.0
   """
-  _check_map(sal, "sal")
-  _check_map(density, "density")
+  _check_map(sal, 'sal')
+  _check_map(density, 'density')
   _check_convention(convention)
   a = _resize_to(sal, density.shape)
   b = _as_float(density)
   a = _centred(a)
   b = _centred(b)
   value = jnp.sum(a * b) / jnp.sqrt(jnp.sum(a * a) * jnp.sum(b * b))
-  if convention == "pysaliency":
+  if convention == 'pysaliency':
     value = jnp.where((jnp.sum(a * a) == 0) & (jnp.sum(b * b) > 0), 0.0, value)
   return _finite_or_nan(value, sal, density)
 
 
-def similarity(sal, density, *, convention: str = "mit") -> jax.Array:
+def similarity(sal, density, *, convention: str = 'mit') -> jax.Array:
   """Similarity (histogram intersection) of a saliency map and a density: ``sum_p min(P_p, Q_p)``.
 
   ``similarity.m``: each map that is not all zero is min-max normalised, then divided by its sum
@@ -505,12 +547,12 @@ def similarity(sal, density, *, convention: str = "mit") -> jax.Array:
     >>> float(similarity(jnp.array([[0., 1.], [1., 0.]]), jnp.array([[0., 1.], [0., 0.]])))
     0.5
   """
-  _check_map(sal, "sal")
-  _check_map(density, "density")
+  _check_map(sal, 'sal')
+  _check_map(density, 'density')
   _check_convention(convention)
   p = _resize_to(sal, density.shape)
   q = _as_float(density)
-  normalise = _sim_normalise_mit if convention == "mit" else _sim_normalise_pysaliency
+  normalise = _sim_normalise_mit if convention == 'mit' else _sim_normalise_pysaliency
   return _finite_or_nan(jnp.sum(jnp.minimum(normalise(p), normalise(q))), p, q)
 
 
@@ -546,10 +588,10 @@ def kld(sal, density) -> jax.Array:
     >>> round(float(kld(jnp.array([[1., 1.]]), jnp.array([[1., 0.]]))), 5)
     0.69315
   """
-  _check_map(sal, "sal")
-  _check_map(density, "density")
-  v.check_range(sal, "sal", low=0.0)
-  v.check_range(density, "density", low=0.0)
+  _check_map(sal, 'sal')
+  _check_map(density, 'density')
+  v.check_range(sal, 'sal', low=0.0)
+  v.check_range(density, 'density', low=0.0)
   p = _resize_to(sal, density.shape)
   q = _as_float(density)
   nonnegative = jnp.all(p >= 0) & jnp.all(q >= 0)
@@ -564,11 +606,19 @@ def kld(sal, density) -> jax.Array:
 # (jaxseg.train.tasks.saliency) and the stateful evaluator (jaxseg.inference.saliency) both call
 # per_image_scores, so they report the same numbers for the same maps.
 
-ALL_METRICS = ("similarity", "cc", "auc_shuffled", "auc_borji", "auc_judd", "nss", "kld",
-               "info_gain")
+ALL_METRICS = (
+  'similarity',
+  'cc',
+  'auc_shuffled',
+  'auc_borji',
+  'auc_judd',
+  'nss',
+  'kld',
+  'info_gain',
+)
 # The metrics the training task reports at each evaluation: no shuffled AUC (it needs other
 # images' fixations), no AUC-Borji (100 random splits per image), no info gain (a baseline).
-TRAINING_METRICS = ("cc", "nss", "auc_judd", "similarity", "kld")
+TRAINING_METRICS = ('cc', 'nss', 'auc_judd', 'similarity', 'kld')
 
 
 def as_saliency_image(saliency) -> jax.Array:
@@ -595,28 +645,37 @@ def as_saliency_image(saliency) -> jax.Array:
   return jnp.where(high > low, (saliency - low) / jnp.where(high > low, high - low, 1.0), 0.0)
 
 
-def _one_image_scores(sal, fix, density, other_fix, baseline, key, *, metrics, n_splits,
-                      max_other):
+def _one_image_scores(sal, fix, density, other_fix, baseline, key, *, metrics, n_splits, max_other):
   sal = as_saliency_image(sal)
   k_judd, k_borji, k_shuf = jax.random.split(key, 3)
   every = {
-      "similarity": lambda: similarity(sal, density),
-      "cc": lambda: cc(sal, density),
-      "auc_shuffled": lambda: auc_shuffled(sal, fix, other_fix, key=k_shuf, n_splits=n_splits,
-                                           max_other_fixations=max_other),
-      "auc_borji": lambda: auc_borji(sal, fix, key=k_borji, n_splits=n_splits),
-      "auc_judd": lambda: auc_judd(sal, fix, key=k_judd),
-      "nss": lambda: nss(sal, fix),
-      "kld": lambda: kld(sal, density),
-      "info_gain": lambda: info_gain(sal, fix, baseline),
+    'similarity': lambda: similarity(sal, density),
+    'cc': lambda: cc(sal, density),
+    'auc_shuffled': lambda: auc_shuffled(
+      sal, fix, other_fix, key=k_shuf, n_splits=n_splits, max_other_fixations=max_other
+    ),
+    'auc_borji': lambda: auc_borji(sal, fix, key=k_borji, n_splits=n_splits),
+    'auc_judd': lambda: auc_judd(sal, fix, key=k_judd),
+    'nss': lambda: nss(sal, fix),
+    'kld': lambda: kld(sal, density),
+    'info_gain': lambda: info_gain(sal, fix, baseline),
   }
   return {name: every[name]() for name in metrics}
 
 
-def per_image_scores(saliency, fixations, density, *, key, valid=None,
-                     metrics: Sequence[str] = TRAINING_METRICS, other_fixations=None,
-                     baseline=None, n_splits: int = 100,
-                     max_other_fixations: int | None = None) -> dict[str, jax.Array]:
+def per_image_scores(
+  saliency,
+  fixations,
+  density,
+  *,
+  key,
+  valid=None,
+  metrics: Sequence[str] = TRAINING_METRICS,
+  other_fixations=None,
+  baseline=None,
+  n_splits: int = 100,
+  max_other_fixations: int | None = None,
+) -> dict[str, jax.Array]:
   """Scores each image of a batch and sums them into mergeable ``(sum, count)`` pairs.
 
   Each map is first scaled as the benchmark receives it (:func:`as_saliency_image`), then scored
@@ -652,33 +711,40 @@ def per_image_scores(saliency, fixations, density, *, key, valid=None,
   metrics = tuple(metrics)
   unknown = sorted(set(metrics) - set(ALL_METRICS))
   if unknown:
-    raise ValueError(f"metrics must be among {ALL_METRICS}, got unknown {unknown}.")
+    raise ValueError(f'metrics must be among {ALL_METRICS}, got unknown {unknown}.')
   saliency = jnp.asarray(saliency)
   if saliency.ndim == 4 and saliency.shape[-1] == 1:
     saliency = saliency[..., 0]
   if saliency.ndim != 3 or np.ndim(fixations) != 3 or np.ndim(density) != 3:
     raise ValueError(
-        "saliency, fixations and density must be batches (B, H, W); got shapes "
-        f"{saliency.shape}, {np.shape(fixations)}, {np.shape(density)}.")
+      'saliency, fixations and density must be batches (B, H, W); got shapes '
+      f'{saliency.shape}, {np.shape(fixations)}, {np.shape(density)}.'
+    )
   _check_key(key)
   n = saliency.shape[0]
   fixations = jnp.asarray(fixations)
-  if "auc_shuffled" in metrics:
+  if 'auc_shuffled' in metrics:
     if other_fixations is None:
       raise ValueError("metrics include 'auc_shuffled': pass other_fixations (B, H, W).")
     _check_splits(n_splits, 0.1)
   else:
     other_fixations = jnp.zeros((n, 1, 1), jnp.uint8)
-  if "info_gain" in metrics:
+  if 'info_gain' in metrics:
     if baseline is None:
       raise ValueError("metrics include 'info_gain': pass baseline (B, h', w').")
   else:
     baseline = jnp.zeros((n, 1, 1), jnp.float32)
-  one_image = functools.partial(_one_image_scores, metrics=metrics, n_splits=n_splits,
-                                max_other=max_other_fixations)
-  scores = jax.vmap(one_image)(saliency, fixations, jnp.asarray(density),
-                               jnp.asarray(other_fixations), jnp.asarray(baseline),
-                               jax.random.split(key, n))
+  one_image = functools.partial(
+    _one_image_scores, metrics=metrics, n_splits=n_splits, max_other=max_other_fixations
+  )
+  scores = jax.vmap(one_image)(
+    saliency,
+    fixations,
+    jnp.asarray(density),
+    jnp.asarray(other_fixations),
+    jnp.asarray(baseline),
+    jax.random.split(key, n),
+  )
   valid = jnp.ones((n,), bool) if valid is None else jnp.asarray(valid, bool)
   # A predicted map holding NaN or infinity is not "an image without a score": skipping it would
   # report a model that emits NaN as a good one. It makes every sum NaN instead (loud).
@@ -687,13 +753,14 @@ def per_image_scores(saliency, fixations, density, *, key, valid=None,
   sums = {}
   for name in metrics:
     counted = valid & ~poisoned & ~jnp.isnan(scores[name])
-    sums[f"{name}_sum"] = jnp.sum(jnp.where(counted, scores[name], 0.0)) + poison
-    sums[f"{name}_count"] = jnp.sum(counted | poisoned).astype(jnp.float32)
+    sums[f'{name}_sum'] = jnp.sum(jnp.where(counted, scores[name], 0.0)) + poison
+    sums[f'{name}_count'] = jnp.sum(counted | poisoned).astype(jnp.float32)
   return sums
 
 
-def mean_scores(sums: Mapping[str, object],
-                metrics: Sequence[str] | None = None) -> dict[str, float]:
+def mean_scores(
+  sums: Mapping[str, object], metrics: Sequence[str] | None = None
+) -> dict[str, float]:
   """Per-image means from the merged sums of :func:`per_image_scores` (host side).
 
   Args:
@@ -709,9 +776,9 @@ def mean_scores(sums: Mapping[str, object],
     {'cc': 0.75, 'nss': nan}
   """
   if metrics is None:
-    metrics = [k[:-len("_sum")] for k in sums if k.endswith("_sum")]
+    metrics = [k[: -len('_sum')] for k in sums if k.endswith('_sum')]
   means = {}
   for name in metrics:
-    count = float(np.asarray(sums.get(f"{name}_count", 0.0)))
-    means[name] = float(np.asarray(sums[f"{name}_sum"])) / count if count else math.nan
+    count = float(np.asarray(sums.get(f'{name}_count', 0.0)))
+    means[name] = float(np.asarray(sums[f'{name}_sum'])) / count if count else math.nan
   return means

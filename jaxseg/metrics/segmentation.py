@@ -5,6 +5,7 @@ count, so ``+`` merges it) and calling :func:`scores` once at the end. This is h
 ``score.py`` (shelhamer/fcn.berkeleyvision.org) accumulates its histogram, and it makes the mean
 IoU of a split exact, unlike an average of per-batch IoUs.
 """
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,14 @@ import numpy as np
 from jaxseg.ops import _validation as v
 
 
-def confusion_matrix(labels: jax.Array, preds: jax.Array, num_classes: int, *,
-                     ignore_label: int = 255, mask: Any = None) -> jax.Array:
+def confusion_matrix(
+  labels: jax.Array,
+  preds: jax.Array,
+  num_classes: int,
+  *,
+  ignore_label: int = 255,
+  mask: Any = None,
+) -> jax.Array:
   r"""Counts pixels by (ground-truth class, predicted class).
 
   .. math:: M_{ij} = \#\{p : y_p = i,\ \hat y_p = j,\ p \text{ counted}\}
@@ -47,8 +54,11 @@ def confusion_matrix(labels: jax.Array, preds: jax.Array, num_classes: int, *,
     >>> confusion_matrix(jnp.array([0, 0, 1, 255]), jnp.array([0, 1, 1, 0]), 2).tolist()
     [[1, 1], [0, 1]]
   """
-  if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) \
-      or num_classes < 1:
+  if (
+    not isinstance(num_classes, (int, np.integer))
+    or isinstance(num_classes, bool)
+    or num_classes < 1
+  ):
     raise ValueError(f'num_classes must be a positive int, got {num_classes!r}.')
   num_classes = int(num_classes)
   labels = jnp.asarray(labels) if not isinstance(labels, jax.Array) else labels
@@ -67,15 +77,16 @@ def confusion_matrix(labels: jax.Array, preds: jax.Array, num_classes: int, *,
       np.broadcast_shapes(mask_shape, labels.shape)
     except ValueError:
       raise ValueError(
-          f'mask of shape {mask_shape} does not broadcast to labels shape {labels.shape} '
-          '(e.g. valid[:, None, None] for (N, H, W) labels).') from None
+        f'mask of shape {mask_shape} does not broadcast to labels shape {labels.shape} '
+        '(e.g. valid[:, None, None] for (N, H, W) labels).'
+      ) from None
     if np.broadcast_shapes(mask_shape, labels.shape) != labels.shape:
-      raise ValueError(f'mask of shape {mask_shape} must broadcast to labels shape '
-                       f'{labels.shape}, not enlarge it.')
+      raise ValueError(
+        f'mask of shape {mask_shape} must broadcast to labels shape {labels.shape}, not enlarge it.'
+      )
     mask = jnp.broadcast_to(jnp.asarray(mask, bool), labels.shape)
   # One compiled computation, also outside jit: op-by-op dispatch over 26 M pixels cost ~1 s.
-  return _confusion_counts(labels, preds, mask, num_classes=num_classes,
-                           ignore_label=ignore_label)
+  return _confusion_counts(labels, preds, mask, num_classes=num_classes, ignore_label=ignore_label)
 
 
 @functools.partial(jax.jit, static_argnames=('num_classes', 'ignore_label'))
@@ -87,8 +98,9 @@ def _confusion_counts(labels, preds, mask, *, num_classes: int, ignore_label: in
   if mask is not None:
     counted &= mask
   index = jnp.where(counted, labels * num_classes + preds, 0).astype(jnp.int32).reshape(-1)
-  counts = jnp.bincount(index, weights=counted.reshape(-1).astype(jnp.int32),
-                        length=num_classes * num_classes)
+  counts = jnp.bincount(
+    index, weights=counted.reshape(-1).astype(jnp.int32), length=num_classes * num_classes
+  )
   return counts.astype(jnp.int32).reshape(num_classes, num_classes)
 
 
@@ -138,13 +150,14 @@ def scores(cm: Any) -> dict[str, Any]:
     frequency = gt_totals / total if total > 0 else np.zeros_like(gt_totals)
   present = frequency > 0
   return {
-      'pixel_accuracy': float(pixel_accuracy),
-      'mean_accuracy': _nanmean(per_class_accuracy),
-      'mean_iou': _nanmean(per_class_iou),
-      'fw_iou': float((frequency[present] * per_class_iou[present]).sum()) if total > 0
-                else float('nan'),
-      'per_class_iou': per_class_iou,
-      'per_class_accuracy': per_class_accuracy,
+    'pixel_accuracy': float(pixel_accuracy),
+    'mean_accuracy': _nanmean(per_class_accuracy),
+    'mean_iou': _nanmean(per_class_iou),
+    'fw_iou': float((frequency[present] * per_class_iou[present]).sum())
+    if total > 0
+    else float('nan'),
+    'per_class_iou': per_class_iou,
+    'per_class_accuracy': per_class_accuracy,
   }
 
 

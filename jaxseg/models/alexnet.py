@@ -56,6 +56,7 @@ class AlexNet(nn.Module):
     convolutional: run the head as convolutions (fc6 a 6x6 convolution).
     dtype: compute dtype.
   """
+
   num_classes: int = 1000
   groups: int = 1
   torchvision_compatible: bool = False
@@ -115,12 +116,20 @@ class AlexNet(nn.Module):
     if not self.include_top:
       return x, endpoints
     logits = classifier_head(
-        x, window=self.head_window, fc_features=self.fc_features, num_classes=self.num_classes,
-        dropout_rate=self.dropout_rate, convolutional=self.convolutional, dilation=1,
-        train=train, dtype=self.dtype)
+      x,
+      window=self.head_window,
+      fc_features=self.fc_features,
+      num_classes=self.num_classes,
+      dropout_rate=self.dropout_rate,
+      convolutional=self.convolutional,
+      dilation=1,
+      train=train,
+      dtype=self.dtype,
+    )
     return logits.astype('float32'), endpoints
 
 
 alexnet = register_model('alexnet')(AlexNet)
 alexnet_torchvision = register_model('alexnet_torchvision')(
-    functools.partial(AlexNet, torchvision_compatible=True))
+  functools.partial(AlexNet, torchvision_compatible=True)
+)

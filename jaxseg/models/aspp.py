@@ -9,6 +9,7 @@
 
 Layout NHWC; kernels HWIO.
 """
+
 from __future__ import annotations
 
 import functools
@@ -29,24 +30,41 @@ ASPP_S_RATES = (2, 4, 8, 12)
 def _check_rates(rates: Any, owner: str) -> tuple[int, ...]:
   rates = tuple(rates)
   if not rates or any(not isinstance(r, int) or isinstance(r, bool) or r < 1 for r in rates):
-    raise ValueError(f'{owner}: rates must be a non-empty sequence of positive ints, '
-                     f'got {rates!r}.')
+    raise ValueError(
+      f'{owner}: rates must be a non-empty sequence of positive ints, got {rates!r}.'
+    )
   return rates
 
 
-def conv_bn_relu(x: jax.Array, features: int, kernel_size: int, *, name: str, train: bool,
-                 rate: int = 1, dtype: Any = None) -> jax.Array:
+def conv_bn_relu(
+  x: jax.Array,
+  features: int,
+  kernel_size: int,
+  *,
+  name: str,
+  train: bool,
+  rate: int = 1,
+  dtype: Any = None,
+) -> jax.Array:
   """Bias-free convolution (``'same'`` padding, dilation ``rate``), batch norm, ReLU.
 
   The unit of DeepLab v3/v3+'s heads. Call it inside a compact ``__call__``: the layers
   become the caller's submodules ``name`` and ``name + '_bn'``.
   """
   if rate == 1:
-    x = Conv(features, kernel_size, padding=kernel_size // 2, use_bias=False, dtype=dtype,
-             name=name)(x)
+    x = Conv(
+      features, kernel_size, padding=kernel_size // 2, use_bias=False, dtype=dtype, name=name
+    )(x)
   else:
-    x = AtrousConv(features, kernel_size, rate=rate, padding=rate * (kernel_size // 2),
-                   use_bias=False, dtype=dtype, name=name)(x)
+    x = AtrousConv(
+      features,
+      kernel_size,
+      rate=rate,
+      padding=rate * (kernel_size // 2),
+      use_bias=False,
+      dtype=dtype,
+      name=name,
+    )(x)
   x = BatchNorm(use_running_average=not train, dtype=dtype, name=f'{name}_bn')(x)
   return nn.relu(x)
 
@@ -67,6 +85,7 @@ class ASPPClassifier(nn.Module):
     >>> jax.eval_shape(head.init_with_output, jax.random.key(0), jnp.ones((1, 9, 9, 8)))[0].shape
     (1, 9, 9, 21)
   """
+
   num_classes: int
   rates: Sequence[int] = ASPP_L_RATES
   dtype: Any = None
@@ -77,9 +96,15 @@ class ASPPClassifier(nn.Module):
     rates = _check_rates(self.rates, 'ASPPClassifier')
     total = 0
     for rate in rates:
-      total = total + AtrousConv(self.num_classes, 3, rate=rate, padding=rate,
-                                 kernel_init=initializers.normal(0.01), dtype=self.dtype,
-                                 name=f'rate{rate}')(x)
+      total = total + AtrousConv(
+        self.num_classes,
+        3,
+        rate=rate,
+        padding=rate,
+        kernel_init=initializers.normal(0.01),
+        dtype=self.dtype,
+        name=f'rate{rate}',
+      )(x)
     return total
 
 
@@ -109,6 +134,7 @@ class ASPP(nn.Module):
     >>> out.shape
     (2, 5, 7, 16)
   """
+
   features: int = 256
   rates: Sequence[int] = (6, 12, 18)
   dropout_rate: float = 0.0

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax
 
 from jaxseg.nn import Conv, Dense, Dropout
+
 # The dense head pools with it; also re-exported here for code that imported it from models.
 from jaxseg.ops import adaptive_avg_pool
 
@@ -24,9 +25,18 @@ from jaxseg.ops import adaptive_avg_pool
 HEAD_LAYERS = ('fc6', 'fc7', 'fc8')
 
 
-def classifier_head(x: jax.Array, *, window: int, fc_features: int, num_classes: int,
-                    dropout_rate: float, convolutional: bool, dilation: int, train: bool,
-                    dtype: Any) -> jax.Array:
+def classifier_head(
+  x: jax.Array,
+  *,
+  window: int,
+  fc_features: int,
+  num_classes: int,
+  dropout_rate: float,
+  convolutional: bool,
+  dilation: int,
+  train: bool,
+  dtype: Any,
+) -> jax.Array:
   """fc6 -> ReLU -> dropout -> fc7 -> ReLU -> dropout -> fc8, as dense or convolutional layers.
 
   Call it inside a compact ``__call__``; it creates the submodules ``fc6``, ``fc7`` and ``fc8``
@@ -83,9 +93,12 @@ def classifier_head(x: jax.Array, *, window: int, fc_features: int, num_classes:
 
 def _check_convolutionalizable(model: nn.Module, caller: str) -> None:
   if not isinstance(model, nn.Module) or 'convolutional' not in {
-      f.name for f in dataclasses.fields(model)}:
-    raise TypeError(f'{caller}: model must be a network with a fully connected head built by '
-                    f'classifier_head (AlexNet, VGG), got {type(model).__name__}')
+    f.name for f in dataclasses.fields(model)
+  }:
+    raise TypeError(
+      f'{caller}: model must be a network with a fully connected head built by '
+      f'classifier_head (AlexNet, VGG), got {type(model).__name__}'
+    )
   if not getattr(model, 'include_top', True):
     raise ValueError(f'{caller}: model has include_top=False, so there is no head to convert')
 
@@ -145,8 +158,10 @@ def convolutionalize_variables(model: nn.Module, variables: Any) -> Any:
     if name == HEAD_LAYERS[0]:
       in_features, out_features = kernel.shape
       if in_features % (window * window):
-        raise ValueError(f'convolutionalize_variables: fc6 kernel {kernel.shape} does not read '
-                         f'a {window}x{window} map')
+        raise ValueError(
+          f'convolutionalize_variables: fc6 kernel {kernel.shape} does not read '
+          f'a {window}x{window} map'
+        )
       kernel = kernel.reshape(window, window, in_features // (window * window), out_features)
     else:
       kernel = kernel.reshape(1, 1, *kernel.shape)

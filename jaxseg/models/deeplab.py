@@ -19,6 +19,7 @@ resizes them bilinearly (half-pixel centres, ``jaxseg.ops.resize``) to the input
   projected to 48 channels, concatenated with the ASPP output resized to its size (4x), two
   3x3 convolutions of 256 and a 1x1 classifier, resized to the input (4x).
 """
+
 from __future__ import annotations
 
 import functools
@@ -59,6 +60,7 @@ class DeepLabV1(nn.Module):
     >>> logits.shape, ends['scores'].shape   # scores at output stride 8, resized to the input
     ((1, 65, 65, 21), (1, 9, 9, 21))
   """
+
   num_classes: int = 21
   fc_features: int = 1024
   fc6_rate: int = 12
@@ -74,18 +76,26 @@ class DeepLabV1(nn.Module):
     check_num_classes(self.num_classes, 'DeepLabV1')
     options = dict(pool_window=3, pool_stride=2, pool_padding=1)
     options.update(self.backbone_options or {})
-    net = build_backbone(self, 'vgg16', width_divisor=self.width_divisor, output_stride=8,
-                         options=options, dtype=self.dtype)
+    net = build_backbone(
+      self,
+      'vgg16',
+      width_divisor=self.width_divisor,
+      output_stride=8,
+      options=options,
+      dtype=self.dtype,
+    )
     features, endpoints = net(x, train=train)
     endpoints = dict(endpoints)
     width = max(1, self.fc_features // self.width_divisor)
-    y = AtrousConv(width, 3, rate=self.fc6_rate, padding=self.fc6_rate, dtype=self.dtype,
-                   name='fc6')(features)
+    y = AtrousConv(
+      width, 3, rate=self.fc6_rate, padding=self.fc6_rate, dtype=self.dtype, name='fc6'
+    )(features)
     y = Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
     y = Conv(width, 1, dtype=self.dtype, name='fc7')(y)
     y = Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
-    scores = Conv(self.num_classes, 1, kernel_init=initializers.normal(0.01), dtype=self.dtype,
-                  name='fc8')(y)
+    scores = Conv(
+      self.num_classes, 1, kernel_init=initializers.normal(0.01), dtype=self.dtype, name='fc8'
+    )(y)
     endpoints['scores'] = scores
     return _to_input_size(scores, x), endpoints
 
@@ -112,6 +122,7 @@ class DeepLabV2(nn.Module):
     >>> logits.shape, ends['aux_scale075'].shape   # 49 x 49 input at output stride 8
     ((1, 65, 65, 21), (1, 7, 7, 21))
   """
+
   num_classes: int = 21
   backbone: str = 'resnet101'
   output_stride: int = 8
@@ -129,11 +140,15 @@ class DeepLabV2(nn.Module):
     scales = tuple(float(s) for s in self.input_scales) or (1.0,)
     if any(s <= 0 for s in scales):
       raise ValueError(f'DeepLabV2: input_scales must be positive, got {self.input_scales!r}.')
-    net = build_backbone(self, self.backbone, width_divisor=self.width_divisor,
-                         output_stride=self.output_stride, options=self.backbone_options,
-                         dtype=self.dtype)
-    head = ASPPClassifier(self.num_classes, rates=tuple(self.rates), dtype=self.dtype,
-                          name='aspp')
+    net = build_backbone(
+      self,
+      self.backbone,
+      width_divisor=self.width_divisor,
+      output_stride=self.output_stride,
+      options=self.backbone_options,
+      dtype=self.dtype,
+    )
+    head = ASPPClassifier(self.num_classes, rates=tuple(self.rates), dtype=self.dtype, name='aspp')
     height, width = x.shape[1:3]
     per_scale, endpoints = [], {}
     for scale in scales:
@@ -182,6 +197,7 @@ class DeepLabV3(nn.Module):
     >>> logits.shape, ends['aspp'].shape, ends['scores'].shape   # stride 16, decoder at 4
     ((1, 65, 65, 21), (1, 5, 5, 256), (1, 17, 17, 21))
   """
+
   num_classes: int = 21
   backbone: str = 'resnet101'
   output_stride: int = 16
@@ -204,7 +220,7 @@ class DeepLabV3(nn.Module):
       return tuple(self.multi_grid)
     # The paper's (1, 2, 4) is for three blocks; follow the backbone's last stage.
     stages = getattr(get_model(self.backbone, parent=None), 'stage_sizes', (3,))
-    return tuple(2 ** i for i in range(stages[-1]))
+    return tuple(2**i for i in range(stages[-1]))
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False):
@@ -216,22 +232,39 @@ class DeepLabV3(nn.Module):
       raise ValueError(f'{owner}: output_stride must be 8 or 16, got {self.output_stride!r}.')
     options = dict(multi_grid=self._multi_grid())
     options.update(self.backbone_options or {})
-    net = build_backbone(self, self.backbone, width_divisor=self.width_divisor,
-                         output_stride=self.output_stride, options=options, dtype=self.dtype)
+    net = build_backbone(
+      self,
+      self.backbone,
+      width_divisor=self.width_divisor,
+      output_stride=self.output_stride,
+      options=options,
+      dtype=self.dtype,
+    )
     features, endpoints = net(x, train=train)
     endpoints = dict(endpoints)
     rates = tuple(r * 16 // self.output_stride for r in self.aspp_rates)
-    y = ASPP(features=self._narrow(self.aspp_features), rates=rates,
-             dropout_rate=self.aspp_dropout, dtype=self.dtype, name='aspp')(features,
-             train=train)
+    y = ASPP(
+      features=self._narrow(self.aspp_features),
+      rates=rates,
+      dropout_rate=self.aspp_dropout,
+      dtype=self.dtype,
+      name='aspp',
+    )(features, train=train)
     endpoints['aspp'] = y
     if self.decoder:
-      low = conv_bn_relu(endpoints['stride4'], self._narrow(self.low_level_features), 1,
-                         name='decoder_project', train=train, dtype=self.dtype)
+      low = conv_bn_relu(
+        endpoints['stride4'],
+        self._narrow(self.low_level_features),
+        1,
+        name='decoder_project',
+        train=train,
+        dtype=self.dtype,
+      )
       y = jnp.concatenate([ops.resize(y, low.shape[1:3]), low], axis=-1)
       for name in ('decoder_conv1', 'decoder_conv2'):
-        y = conv_bn_relu(y, self._narrow(self.decoder_features), 3, name=name, train=train,
-                         dtype=self.dtype)
+        y = conv_bn_relu(
+          y, self._narrow(self.decoder_features), 3, name=name, train=train, dtype=self.dtype
+        )
     scores = Conv(self.num_classes, 1, dtype=self.dtype, name='classifier')(y)
     endpoints['scores'] = scores
     return _to_input_size(scores, x), endpoints

@@ -24,6 +24,7 @@ Two ways of aligning the maps:
 Other backbones (``resnet*``) score their ``stride32`` / ``stride16`` / ``stride8`` endpoints
 directly (no fc6/fc7).
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,18 +41,25 @@ from jaxseg.nn import Conv, ConvTranspose, Dropout, initializers
 
 # Caffe Crop offsets of the reference nets (after conv1_1's padding of 100).
 CAFFE_OFFSETS = {
-    32: {'upscore': 19},
-    16: {'score_pool4': 5, 'upscore16': 27},
-    8: {'score_pool4': 5, 'score_pool3': 9, 'upscore8': 31},
+  32: {'upscore': 19},
+  16: {'score_pool4': 5, 'upscore16': 27},
+  8: {'score_pool4': 5, 'score_pool3': 9, 'upscore8': 31},
 }
 _VARIANTS = (32, 16, 8)
 # FCN-8s "at-once": skips scaled down so that all streams can be learned together.
 AT_ONCE_SCALES = {'pool4': 0.01, 'pool3': 1e-4}
 
 
-def build_backbone(parent: nn.Module, name: str, *, width_divisor: int = 1,
-                   output_stride: int = 32, options: Mapping[str, Any] | None = None,
-                   dtype: Any = None, module_name: str = 'backbone') -> nn.Module:
+def build_backbone(
+  parent: nn.Module,
+  name: str,
+  *,
+  width_divisor: int = 1,
+  output_stride: int = 32,
+  options: Mapping[str, Any] | None = None,
+  dtype: Any = None,
+  module_name: str = 'backbone',
+) -> nn.Module:
   """A registered classification network as a segmentation backbone (``include_top=False``).
 
   Call it inside a compact ``__call__`` with ``parent=self``: the backbone becomes the
@@ -77,21 +85,24 @@ def build_backbone(parent: nn.Module, name: str, *, width_divisor: int = 1,
     probe = get_model(name, parent=None)  # read the default widths without binding a child
     if hasattr(probe, 'stage_features') and 'stage_features' not in options:
       options['stage_features'] = tuple(
-          tuple(max(1, c // width_divisor) for c in stage) for stage in probe.stage_features)
+        tuple(max(1, c // width_divisor) for c in stage) for stage in probe.stage_features
+      )
     elif hasattr(probe, 'num_filters') and 'num_filters' not in options:
       options['num_filters'] = max(1, probe.num_filters // width_divisor)
     else:
       raise ValueError(f'width_divisor is not supported for backbone {name!r}.')
-  module = get_model(name, include_top=False, output_stride=output_stride, dtype=dtype,
-                     parent=None, **options)
+  module = get_model(
+    name, include_top=False, output_stride=output_stride, dtype=dtype, parent=None, **options
+  )
   return module.clone(parent=parent, name=module_name)
 
 
 def check_input(x: Any, owner: str) -> None:
   """Raises ValueError unless ``x`` is an NHWC batch; ``owner`` names the model in the message."""
   if getattr(x, 'ndim', None) != 4:
-    raise ValueError(f'{owner}: x must be an NHWC batch (N, H, W, 3), got shape '
-                     f'{getattr(x, "shape", None)}.')
+    raise ValueError(
+      f'{owner}: x must be an NHWC batch (N, H, W, 3), got shape {getattr(x, "shape", None)}.'
+    )
 
 
 def check_num_classes(num_classes: Any, owner: str) -> None:
@@ -136,6 +147,7 @@ class FCN(nn.Module):
     >>> logits.shape
     (1, 97, 131, 21)
   """
+
   num_classes: int = 21
   variant: int = 32
   backbone: str = 'vgg16'
@@ -159,15 +171,22 @@ class FCN(nn.Module):
   def _upsample(self, x: jax.Array, factor: int, name: str) -> jax.Array:
     """Bilinear-initialised transposed convolution by ``factor`` (kernel ``2 factor``)."""
     padding = 0 if self.caffe_compat else factor // 2
-    return ConvTranspose(self.num_classes, 2 * factor, stride=factor, padding=padding,
-                         kernel_init='bilinear', frozen=not self.learn_upsampling,
-                         use_bias=False, dtype=self.dtype, name=name)(x)
+    return ConvTranspose(
+      self.num_classes,
+      2 * factor,
+      stride=factor,
+      padding=padding,
+      kernel_init='bilinear',
+      frozen=not self.learn_upsampling,
+      use_bias=False,
+      dtype=self.dtype,
+      name=name,
+    )(x)
 
   def _score(self, x: jax.Array, name: str, scale: float = 1.0) -> jax.Array:
     if scale != 1.0:
       x = x * scale
-    return Conv(self.num_classes, 1, kernel_init=initializers.zeros, dtype=self.dtype,
-                name=name)(x)
+    return Conv(self.num_classes, 1, kernel_init=initializers.zeros, dtype=self.dtype, name=name)(x)
 
   def _align(self, x: jax.Array, reference: jax.Array, layer: str) -> jax.Array:
     """Caffe: crop at the reference net's offset. Default: maps already agree."""
@@ -193,15 +212,22 @@ class FCN(nn.Module):
     options = dict(self.backbone_options or {})
     if self.caffe_compat:
       options.update(first_conv_padding=100, ceil_mode=True)
-    net = build_backbone(self, self.backbone, width_divisor=self.width_divisor, output_stride=32,
-                         options=options, dtype=self.dtype)
+    net = build_backbone(
+      self,
+      self.backbone,
+      width_divisor=self.width_divisor,
+      output_stride=32,
+      options=options,
+      dtype=self.dtype,
+    )
     inputs = x if self.caffe_compat else _pad_to_multiple(x, 32)
     features, endpoints = net(inputs, train=train)
     endpoints = dict(endpoints)
     if _is_vgg(net):
       fc_width = max(1, self.fc_features // self.width_divisor)
-      y = Conv(fc_width, 7, padding=0 if self.caffe_compat else 3, dtype=self.dtype,
-               name='fc6')(features)
+      y = Conv(fc_width, 7, padding=0 if self.caffe_compat else 3, dtype=self.dtype, name='fc6')(
+        features
+      )
       y = Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
       y = Conv(fc_width, 1, dtype=self.dtype, name='fc7')(y)
       y = Dropout(self.dropout_rate, deterministic=not train)(nn.relu(y))
@@ -224,8 +250,7 @@ class FCN(nn.Module):
         final_layer = 'upscore16'
       else:
         score = self._upsample(score, 2, 'upscore_pool4')
-        skip = self._score(pool3, 'score_pool3',
-                           AT_ONCE_SCALES['pool3'] if self.at_once else 1.0)
+        skip = self._score(pool3, 'score_pool3', AT_ONCE_SCALES['pool3'] if self.at_once else 1.0)
         score = score + self._align(skip, score, 'score_pool3')
         endpoints['fuse_pool3'] = score
         score = self._upsample(score, 8, 'upscore8')

@@ -31,15 +31,15 @@ from jaxseg.nn import AvgPool, BatchNorm, Conv, Dense, Dropout, LocalResponseNor
 
 # (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj) of each module, paper Table 1.
 INCEPTION_CONFIGS = {
-    '3a': (64, 96, 128, 16, 32, 32),
-    '3b': (128, 128, 192, 32, 96, 64),
-    '4a': (192, 96, 208, 16, 48, 64),
-    '4b': (160, 112, 224, 24, 64, 64),
-    '4c': (128, 128, 256, 24, 64, 64),
-    '4d': (112, 144, 288, 32, 64, 64),
-    '4e': (256, 160, 320, 32, 128, 128),
-    '5a': (256, 160, 320, 32, 128, 128),
-    '5b': (384, 192, 384, 48, 128, 128),
+  '3a': (64, 96, 128, 16, 32, 32),
+  '3b': (128, 128, 192, 32, 96, 64),
+  '4a': (192, 96, 208, 16, 48, 64),
+  '4b': (160, 112, 224, 24, 64, 64),
+  '4c': (128, 128, 256, 24, 64, 64),
+  '4d': (112, 144, 288, 32, 64, 64),
+  '4e': (256, 160, 320, 32, 128, 128),
+  '5a': (256, 160, 320, 32, 128, 128),
+  '5b': (384, 192, 384, 48, 128, 128),
 }
 
 
@@ -48,6 +48,7 @@ class ConvUnit(nn.Module):
 
   Submodules ``conv`` and ``bn`` mirror torchvision's ``BasicConv2d``.
   """
+
   features: int
   kernel_size: int
   stride: int = 1
@@ -57,8 +58,15 @@ class ConvUnit(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-    x = Conv(self.features, self.kernel_size, stride=self.stride, padding=self.padding,
-             use_bias=not self.batch_norm, dtype=self.dtype, name='conv')(x)
+    x = Conv(
+      self.features,
+      self.kernel_size,
+      stride=self.stride,
+      padding=self.padding,
+      use_bias=not self.batch_norm,
+      dtype=self.dtype,
+      name='conv',
+    )(x)
     if self.batch_norm:
       x = BatchNorm(use_running_average=not train, epsilon=1e-3, dtype=self.dtype, name='bn')(x)
     return nn.relu(x)
@@ -73,6 +81,7 @@ class Inception(nn.Module):
     batch_norm: torchvision's conv + BN units.
     dtype: compute dtype.
   """
+
   branch_features: tuple[int, int, int, int, int, int]
   large_kernel: int = 5
   batch_norm: bool = False
@@ -95,6 +104,7 @@ class Inception(nn.Module):
 
 class AuxiliaryHead(nn.Module):
   """Auxiliary classifier: pool to 4x4, 1x1 conv (128), fc 1024, dropout 0.7, fc."""
+
   num_classes: int
   batch_norm: bool = False
   dropout_rate: float = 0.7
@@ -106,8 +116,7 @@ class AuxiliaryHead(nn.Module):
       x = adaptive_avg_pool(x, 4)  # torchvision
     else:
       x = AvgPool(5, stride=3, name='pool')(x)  # the paper's 5x5/3 pool: 14x14 -> 4x4
-    x = ConvUnit(128, 1, batch_norm=self.batch_norm, dtype=self.dtype, name='conv')(
-        x, train=train)
+    x = ConvUnit(128, 1, batch_norm=self.batch_norm, dtype=self.dtype, name='conv')(x, train=train)
     x = x.reshape(x.shape[0], -1)
     x = nn.relu(Dense(1024, dtype=self.dtype, name='fc1')(x))
     x = Dropout(self.dropout_rate, deterministic=not train)(x)
@@ -127,6 +136,7 @@ class GoogLeNet(nn.Module):
     include_top: if False, ``__call__`` returns the inception 5b map.
     dtype: compute dtype.
   """
+
   num_classes: int = 1000
   torchvision_compatible: bool = False
   aux_logits: bool = True
@@ -152,8 +162,9 @@ class GoogLeNet(nn.Module):
       raise ValueError(f'GoogLeNet: x must be an NHWC batch (4-D), got shape {x.shape}')
     tv = self.torchvision_compatible
     unit = functools.partial(ConvUnit, batch_norm=tv, dtype=self.dtype)
-    inception = functools.partial(Inception, large_kernel=3 if tv else 5, batch_norm=tv,
-                                  dtype=self.dtype)
+    inception = functools.partial(
+      Inception, large_kernel=3 if tv else 5, batch_norm=tv, dtype=self.dtype
+    )
     pool = functools.partial(MaxPool, 3, stride=2, ceil_mode=True)
     norm = functools.partial(LocalResponseNorm, size=5, alpha=1e-4, beta=0.75)
     endpoints = {}
@@ -176,8 +187,9 @@ class GoogLeNet(nn.Module):
       x = inception(INCEPTION_CONFIGS[name], name=f'inception{name}')(x, train=train)
       if self.aux_logits and name in ('4a', '4d'):
         aux_name = 'aux1' if name == '4a' else 'aux2'
-        endpoints[aux_name] = AuxiliaryHead(self.num_classes, batch_norm=tv, dtype=self.dtype,
-                                            name=aux_name)(x, train=train)
+        endpoints[aux_name] = AuxiliaryHead(
+          self.num_classes, batch_norm=tv, dtype=self.dtype, name=aux_name
+        )(x, train=train)
     endpoints['stride16'] = x
     if tv:  # torchvision's last stride-2 pool is 2x2
       x = MaxPool(2, stride=2, ceil_mode=True, name='maxpool4')(x)
@@ -197,4 +209,5 @@ class GoogLeNet(nn.Module):
 
 googlenet = register_model('googlenet')(GoogLeNet)
 googlenet_torchvision = register_model('googlenet_torchvision')(
-    functools.partial(GoogLeNet, torchvision_compatible=True))
+  functools.partial(GoogLeNet, torchvision_compatible=True)
+)

@@ -42,6 +42,7 @@ class LeNet5(nn.Module):
     include_top: if False, ``__call__`` returns the pool2 map.
     dtype: compute dtype.
   """
+
   num_classes: int = 10
   activation: str = 'tanh'
   pooling: str = 'avg'
@@ -62,8 +63,9 @@ class LeNet5(nn.Module):
     """
     del train
     if self.activation not in _ACTIVATIONS:
-      raise ValueError(f'LeNet5: activation must be one of {sorted(_ACTIVATIONS)}, '
-                       f'got {self.activation!r}')
+      raise ValueError(
+        f'LeNet5: activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}'
+      )
     if self.pooling not in _POOLS:
       raise ValueError(f'LeNet5: pooling must be one of {sorted(_POOLS)}, got {self.pooling!r}')
     if x.ndim != 4:

@@ -49,8 +49,9 @@ def register_model(name: str) -> Callable[[ModelConstructor], ModelConstructor]:
 
   def decorator(constructor: ModelConstructor) -> ModelConstructor:
     if not callable(constructor):
-      raise TypeError(f'register_model({name!r}): constructor must be callable, '
-                      f'got {constructor!r}')
+      raise TypeError(
+        f'register_model({name!r}): constructor must be callable, got {constructor!r}'
+      )
     if name in _MODELS:
       raise ValueError(f'register_model: a model named {name!r} is already registered')
     if isinstance(constructor, functools.partial):
@@ -73,8 +74,10 @@ def _documented_variant(name: str, variant: functools.partial) -> ModelConstruct
 
   constructor.__name__ = constructor.__qualname__ = name
   constructor.__module__ = getattr(base, '__module__', constructor.__module__)
-  constructor.__doc__ = (f'``{name}``: :class:`{getattr(base, "__name__", base)}` with '
-                         f'{fixed}.\n\n{inspect.getdoc(base) or ""}')
+  constructor.__doc__ = (
+    f'``{name}``: :class:`{getattr(base, "__name__", base)}` with '
+    f'{fixed}.\n\n{inspect.getdoc(base) or ""}'
+  )
   constructor.__signature__ = inspect.signature(variant)
   constructor.func, constructor.keywords = variant.func, variant.keywords  # as a partial has
   return constructor
@@ -102,10 +105,14 @@ def get_model(name: str, **kwargs) -> nn.Module:
     raise ValueError(f'get_model: unknown model name {name!r}; expected one of {list_models()}')
   num_classes = kwargs.get('num_classes')
   # Checked by name here: a bool would pass as 1 class, 0 would fail deep inside an initialiser.
-  if 'num_classes' in kwargs and (not isinstance(num_classes, numbers.Integral)
-                                  or isinstance(num_classes, bool) or num_classes < 1):
-    raise ValueError(f'get_model({name!r}): num_classes must be a positive int, '
-                     f'got {num_classes!r}')
+  if 'num_classes' in kwargs and (
+    not isinstance(num_classes, numbers.Integral)
+    or isinstance(num_classes, bool)
+    or num_classes < 1
+  ):
+    raise ValueError(
+      f'get_model({name!r}): num_classes must be a positive int, got {num_classes!r}'
+    )
   return _MODELS[name](**kwargs)
 
 

@@ -32,6 +32,7 @@ _OUTPUT_STRIDES = (8, 16, 32)
 
 class _Block(nn.Module):
   """Fields and layer factories shared by the residual blocks (see their docstrings)."""
+
   features: int
   stride: int = 1
   dilation: int = 1
@@ -58,6 +59,7 @@ class BasicBlock(_Block):
       whose stride became a dilation.
     dtype: compute dtype.
   """
+
   expansion = 1
 
   @nn.compact
@@ -83,6 +85,7 @@ class Bottleneck(_Block):
       input resolution; None means `dilation`.
     dtype: compute dtype.
   """
+
   expansion = 4
 
   @nn.compact
@@ -120,6 +123,7 @@ class ResNet(nn.Module):
     include_top: if False, ``__call__`` returns the last feature map.
     dtype: compute dtype.
   """
+
   stage_sizes: Sequence[int]
   block: Type[nn.Module]
   num_classes: int = 1000
@@ -131,14 +135,17 @@ class ResNet(nn.Module):
 
   def _check(self, x: jax.Array) -> None:
     if self.output_stride not in _OUTPUT_STRIDES:
-      raise ValueError(f'ResNet: output_stride must be one of {_OUTPUT_STRIDES}, '
-                       f'got {self.output_stride!r}')
+      raise ValueError(
+        f'ResNet: output_stride must be one of {_OUTPUT_STRIDES}, got {self.output_stride!r}'
+      )
     grid = tuple(self.multi_grid)
     if not grid or any(not isinstance(m, int) or m < 1 for m in grid):
       raise ValueError(f'ResNet: multi_grid must be positive ints, got {self.multi_grid!r}')
     if len(grid) != self.stage_sizes[-1] and any(m != 1 for m in grid):
-      raise ValueError(f'ResNet: multi_grid needs one rate per block of the last stage '
-                       f'({self.stage_sizes[-1]}), got {self.multi_grid!r}')
+      raise ValueError(
+        f'ResNet: multi_grid needs one rate per block of the last stage '
+        f'({self.stage_sizes[-1]}), got {self.multi_grid!r}'
+      )
     if x.ndim != 4:
       raise ValueError(f'ResNet: x must be an NHWC batch (4-D), got shape {x.shape}')
 
@@ -158,8 +165,9 @@ class ResNet(nn.Module):
     """
     self._check(x)
     endpoints = {}
-    x = Conv(self.num_filters, 7, stride=2, padding=3, use_bias=False, dtype=self.dtype,
-             name='conv1')(x)
+    x = Conv(
+      self.num_filters, 7, stride=2, padding=3, use_bias=False, dtype=self.dtype, name='conv1'
+    )(x)
     x = nn.relu(BatchNorm(use_running_average=not train, dtype=self.dtype, name='bn1')(x))
     endpoints['stride2'] = x
     x = MaxPool(3, stride=2, padding=1, name='maxpool')(x)
@@ -178,9 +186,14 @@ class ResNet(nn.Module):
         if stage == last and any(m != 1 for m in self.multi_grid):
           unit_rate = self.multi_grid[index]
         input_rate = first_block_dilation if index == 0 else dilation
-        x = self.block(self.num_filters * 2**stage, stride=stride if index == 0 else 1,
-                       dilation=dilation * unit_rate, first_dilation=input_rate * unit_rate,
-                       dtype=self.dtype, name=f'layer{stage + 1}_{index}')(x, train=train)
+        x = self.block(
+          self.num_filters * 2**stage,
+          stride=stride if index == 0 else 1,
+          dilation=dilation * unit_rate,
+          first_dilation=input_rate * unit_rate,
+          dtype=self.dtype,
+          name=f'layer{stage + 1}_{index}',
+        )(x, train=train)
       endpoints[f'stride{4 * 2**stage}'] = x
     endpoints['features'] = x
     if not self.include_top:
@@ -191,12 +204,17 @@ class ResNet(nn.Module):
 
 
 resnet18 = register_model('resnet18')(
-    functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block=BasicBlock))
+  functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block=BasicBlock)
+)
 resnet34 = register_model('resnet34')(
-    functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=BasicBlock))
+  functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=BasicBlock)
+)
 resnet50 = register_model('resnet50')(
-    functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=Bottleneck))
+  functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=Bottleneck)
+)
 resnet101 = register_model('resnet101')(
-    functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), block=Bottleneck))
+  functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), block=Bottleneck)
+)
 resnet152 = register_model('resnet152')(
-    functools.partial(ResNet, stage_sizes=(3, 8, 36, 3), block=Bottleneck))
+  functools.partial(ResNet, stage_sizes=(3, 8, 36, 3), block=Bottleneck)
+)

@@ -55,6 +55,7 @@ released ``shallow/train.py`` (imatge-upc/saliency-2016-cvpr). That script diffe
 figure in two places (2 x 2 pooling after conv2 and conv3, 64 filters in conv3); we follow the
 figure, which the issue and the lecture's table describe.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,8 +72,16 @@ from jaxseg import ops
 from jaxseg.models.registry import register_model
 from jaxseg.nn import Conv, ConvTranspose, Dense, Dropout, LocalResponseNorm, MaxPool
 
-__all__ = ["SalNetDeep", "SalNetShallow", "CenterBias", "Maxout", "load_vgg_cnn_m",
-           "salnet_deep", "salnet_shallow", "center_bias"]
+__all__ = [
+  'SalNetDeep',
+  'SalNetShallow',
+  'CenterBias',
+  'Maxout',
+  'load_vgg_cnn_m',
+  'salnet_deep',
+  'salnet_shallow',
+  'center_bias',
+]
 
 DEEP_INPUT_SHAPE = (240, 320, 3)
 SHALLOW_INPUT_SHAPE = (96, 96, 3)
@@ -88,6 +97,7 @@ class Maxout(nn.Module):
     >>> Maxout(pieces=2).apply({}, jnp.array([[1., 3., -2., -5.]]))
     Array([[ 3., -2.]], dtype=float32)
   """
+
   _: dataclasses.KW_ONLY
   pieces: int = 2
 
@@ -96,7 +106,8 @@ class Maxout(nn.Module):
     features = x.shape[-1]
     if features % self.pieces:
       raise ValueError(
-          f"Maxout: the last axis ({features}) must be divisible by pieces={self.pieces}.")
+        f'Maxout: the last axis ({features}) must be divisible by pieces={self.pieces}.'
+      )
     return jnp.max(x.reshape(x.shape[:-1] + (features // self.pieces, self.pieces)), axis=-1)
 
 
@@ -117,8 +128,9 @@ class SalNetDeep(nn.Module):
     >>> sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(shapes))
     np.int64(25806209)
   """
+
   features: Sequence[int] = (96, 256, 512, 512, 512, 256, 128, 32)
-  pretrained: str = ""
+  pretrained: str = ''
   pretrained_bgr_to_rgb: bool = True
   dtype: Any = None
 
@@ -128,13 +140,18 @@ class SalNetDeep(nn.Module):
     """Kernel and bias initialisers: He by default, the file's arrays for conv1..3 if given."""
     if not self.pretrained or index >= len(_VGG_CNN_M_LAYERS):
       return {}
-    kernel, bias = _vgg_cnn_m_layer(self.pretrained, _VGG_CNN_M_LAYERS[index],
-                                    (self.kernel_sizes[index],) * 2
-                                    + ((3,) if index == 0 else (self.features[index - 1],))
-                                    + (self.features[index],),
-                                    bgr_to_rgb=self.pretrained_bgr_to_rgb)
-    return {"kernel_init": lambda key, shape, dtype=jnp.float32: jnp.asarray(kernel, dtype),
-            "bias_init": lambda key, shape, dtype=jnp.float32: jnp.asarray(bias, dtype)}
+    kernel, bias = _vgg_cnn_m_layer(
+      self.pretrained,
+      _VGG_CNN_M_LAYERS[index],
+      (self.kernel_sizes[index],) * 2
+      + ((3,) if index == 0 else (self.features[index - 1],))
+      + (self.features[index],),
+      bgr_to_rgb=self.pretrained_bgr_to_rgb,
+    )
+    return {
+      'kernel_init': lambda key, shape, dtype=jnp.float32: jnp.asarray(kernel, dtype),
+      'bias_init': lambda key, shape, dtype=jnp.float32: jnp.asarray(bias, dtype),
+    }
 
   @nn.compact
   def __call__(self, x: jax.Array, *, train: bool = False):
@@ -153,26 +170,32 @@ class SalNetDeep(nn.Module):
     del train
     inputs = x
     if len(self.features) != 8:
-      raise ValueError(f"features must list 8 channel counts (conv1..conv8), got {self.features}.")
+      raise ValueError(f'features must list 8 channel counts (conv1..conv8), got {self.features}.')
     endpoints = {}
-    conv = lambda i: Conv(self.features[i], self.kernel_sizes[i],  # noqa: E731
-                          padding=self.kernel_sizes[i] // 2, dtype=self.dtype,
-                          name=f"conv{i + 1}", **self._initializers(i))
+    conv = lambda i: Conv(
+      self.features[i],
+      self.kernel_sizes[i],  # noqa: E731
+      padding=self.kernel_sizes[i] // 2,
+      dtype=self.dtype,
+      name=f'conv{i + 1}',
+      **self._initializers(i),
+    )
     x = nn.relu(conv(0)(x))
-    x = LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, name="norm1")(x)
-    x = MaxPool(3, stride=2, ceil_mode=True, name="pool1")(x)
-    endpoints["stride2"] = x
+    x = LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, name='norm1')(x)
+    x = MaxPool(3, stride=2, ceil_mode=True, name='pool1')(x)
+    endpoints['stride2'] = x
     x = nn.relu(conv(1)(x))
-    x = MaxPool(3, stride=2, ceil_mode=True, name="pool2")(x)
-    endpoints["stride4"] = x
+    x = MaxPool(3, stride=2, ceil_mode=True, name='pool2')(x)
+    endpoints['stride4'] = x
     for i in range(2, 8):
       x = nn.relu(conv(i)(x))
-    endpoints["features"] = x
-    x = Conv(1, 13, padding=6, dtype=self.dtype, name="conv9")(x)
-    endpoints["coarse"] = x
-    y = ConvTranspose(1, 8, stride=4, padding=2, use_bias=False, dtype=self.dtype,
-                      name="deconv1")(x)
-    endpoints["deconv"] = y
+    endpoints['features'] = x
+    x = Conv(1, 13, padding=6, dtype=self.dtype, name='conv9')(x)
+    endpoints['coarse'] = x
+    y = ConvTranspose(1, 8, stride=4, padding=2, use_bias=False, dtype=self.dtype, name='deconv1')(
+      x
+    )
+    endpoints['deconv'] = y
     if y.shape[1:3] != inputs.shape[1:3]:
       # Sides not divisible by 4 lose pixels to the ceil-mode pools and the stride-4
       # deconvolution (500 x 334 -> 500 x 332): resample to the promised input size.
@@ -201,6 +224,7 @@ class SalNetShallow(nn.Module):
     >>> sum(np.prod(p.shape) for p in jax.tree_util.tree_leaves(shapes))
     np.int64(64392512)
   """
+
   features: Sequence[int] = (32, 64, 128)
   hidden: int = 4608
   maxout_pieces: int = 2
@@ -222,27 +246,28 @@ class SalNetShallow(nn.Module):
       ``features`` (pool3) and ``hidden`` (after the maxout).
     """
     if len(self.features) != 3:
-      raise ValueError(f"features must list 3 channel counts (conv1..conv3), got {self.features}.")
+      raise ValueError(f'features must list 3 channel counts (conv1..conv3), got {self.features}.')
     if self.hidden % self.maxout_pieces:
-      raise ValueError(f"hidden={self.hidden} must be divisible by "
-                       f"maxout_pieces={self.maxout_pieces}.")
+      raise ValueError(
+        f'hidden={self.hidden} must be divisible by maxout_pieces={self.maxout_pieces}.'
+      )
     h, w = (int(v) for v in self.output_shape)
     endpoints = {}
-    x = nn.relu(Conv(self.features[0], 5, dtype=self.dtype, name="conv1")(x))
-    x = MaxPool(2, stride=2, name="pool1")(x)
-    x = nn.relu(Conv(self.features[1], 3, dtype=self.dtype, name="conv2")(x))
-    x = MaxPool(3, stride=2, ceil_mode=True, name="pool2")(x)
-    x = nn.relu(Conv(self.features[2], 3, dtype=self.dtype, name="conv3")(x))
-    x = MaxPool(3, stride=2, ceil_mode=True, name="pool3")(x)
-    endpoints["features"] = x
+    x = nn.relu(Conv(self.features[0], 5, dtype=self.dtype, name='conv1')(x))
+    x = MaxPool(2, stride=2, name='pool1')(x)
+    x = nn.relu(Conv(self.features[1], 3, dtype=self.dtype, name='conv2')(x))
+    x = MaxPool(3, stride=2, ceil_mode=True, name='pool2')(x)
+    x = nn.relu(Conv(self.features[2], 3, dtype=self.dtype, name='conv3')(x))
+    x = MaxPool(3, stride=2, ceil_mode=True, name='pool3')(x)
+    endpoints['features'] = x
     x = x.reshape(x.shape[0], -1)
-    x = Dropout(self.dropout_rate, deterministic=not train, name="dropout1")(x)
-    x = Dense(self.hidden, dtype=self.dtype, name="fc1")(x)
+    x = Dropout(self.dropout_rate, deterministic=not train, name='dropout1')(x)
+    x = Dense(self.hidden, dtype=self.dtype, name='fc1')(x)
     x = nn.relu(x) if self.fc1_relu else x
-    x = Maxout(pieces=self.maxout_pieces, name="maxout")(x)
-    endpoints["hidden"] = x
-    x = Dropout(self.dropout_rate, deterministic=not train, name="dropout2")(x)
-    x = Dense(h * w, dtype=self.dtype, name="fc2")(x)
+    x = Maxout(pieces=self.maxout_pieces, name='maxout')(x)
+    endpoints['hidden'] = x
+    x = Dropout(self.dropout_rate, deterministic=not train, name='dropout2')(x)
+    x = Dense(h * w, dtype=self.dtype, name='fc2')(x)
     return x.reshape(x.shape[0], h, w, 1), endpoints
 
 
@@ -268,6 +293,7 @@ class CenterBias(nn.Module):
     >>> m.shape, float(m[0, 2, 3, 0])
     ((2, 5, 7, 1), 1.0)
   """
+
   sigma: Sequence[float] = (0.25, 0.25)
   output_shape: Sequence[int] | None = None
   dtype: Any = None
@@ -277,10 +303,11 @@ class CenterBias(nn.Module):
     """Returns ``(map, {})``: ``(N, h, w, 1)`` float32, 1 at the centre."""
     del train
     if len(self.sigma) != 2 or min(float(s) for s in self.sigma) <= 0:
-      raise ValueError(f"sigma must be two positive fractions of the size, got {self.sigma}.")
+      raise ValueError(f'sigma must be two positive fractions of the size, got {self.sigma}.')
     h, w = x.shape[1:3] if self.output_shape is None else tuple(self.output_shape)
-    log_sigma = self.param("log_sigma", lambda key, shape: jnp.log(
-        jnp.asarray(self.sigma, jnp.float32)), (2,))
+    log_sigma = self.param(
+      'log_sigma', lambda key, shape: jnp.log(jnp.asarray(self.sigma, jnp.float32)), (2,)
+    )
     sy, sx = jnp.exp(log_sigma[0]), jnp.exp(log_sigma[1])
     ys = (jnp.arange(h, dtype=jnp.float32) - (h - 1) / 2) / (sy * h)
     xs = (jnp.arange(w, dtype=jnp.float32) - (w - 1) / 2) / (sx * w)
@@ -293,53 +320,55 @@ def _as_tuples(kwargs: dict, *names: str) -> dict:
   return {k: tuple(v) if k in names and v is not None else v for k, v in kwargs.items()}
 
 
-@register_model("salnet_deep")
+@register_model('salnet_deep')
 def salnet_deep(**kwargs) -> SalNetDeep:
   """The deep saliency ConvNet (25,806,209 parameters); ``kwargs`` go to :class:`SalNetDeep`."""
-  return SalNetDeep(**_as_tuples(kwargs, "features"))
+  return SalNetDeep(**_as_tuples(kwargs, 'features'))
 
 
-@register_model("salnet_shallow")
+@register_model('salnet_shallow')
 def salnet_shallow(**kwargs) -> SalNetShallow:
   """The shallow saliency ConvNet (64,392,512 parameters); ``kwargs`` go to
   :class:`SalNetShallow`."""
-  return SalNetShallow(**_as_tuples(kwargs, "features", "output_shape"))
+  return SalNetShallow(**_as_tuples(kwargs, 'features', 'output_shape'))
 
 
-@register_model("center_bias")
+@register_model('center_bias')
 def center_bias(**kwargs) -> CenterBias:
   """The centre-bias Gaussian baseline; ``kwargs`` go to :class:`CenterBias`."""
-  return CenterBias(**_as_tuples(kwargs, "sigma", "output_shape"))
+  return CenterBias(**_as_tuples(kwargs, 'sigma', 'output_shape'))
 
 
 # ----------------------------------------------------------------------------------------------
 # VGG-CNN-M initialisation of the deep network's first three layers.
 
-_VGG_CNN_M_LAYERS = ("conv1", "conv2", "conv3")
+_VGG_CNN_M_LAYERS = ('conv1', 'conv2', 'conv3')
 
 
 def _read_arrays(path: str) -> dict[str, np.ndarray]:
   if not isinstance(path, (str, os.PathLike)) or not os.path.exists(path):
-    raise ValueError(f"path must be an existing .npz or .safetensors file, got {path!r}.")
+    raise ValueError(f'path must be an existing .npz or .safetensors file, got {path!r}.')
   path = os.fspath(path)
-  if path.endswith(".npz"):
+  if path.endswith('.npz'):
     with np.load(path) as data:
       return {k: np.asarray(data[k]) for k in data.files}
-  if path.endswith(".safetensors"):
+  if path.endswith('.safetensors'):
     from safetensors.numpy import load_file  # optional dependency, only for this format
+
     return dict(load_file(path))
-  raise ValueError(f"path must end in .npz or .safetensors, got {path!r}.")
+  raise ValueError(f'path must end in .npz or .safetensors, got {path!r}.')
 
 
 def _find(arrays: Mapping[str, np.ndarray], layer: str, kind: str) -> np.ndarray:
-  names = {"kernel": ("kernel", "weight", "w", "0"), "bias": ("bias", "b", "1")}[kind]
+  names = {'kernel': ('kernel', 'weight', 'w', '0'), 'bias': ('bias', 'b', '1')}[kind]
   for suffix in names:
-    for sep in ("/", ".", "_"):
-      if f"{layer}{sep}{suffix}" in arrays:
-        return arrays[f"{layer}{sep}{suffix}"]
+    for sep in ('/', '.', '_'):
+      if f'{layer}{sep}{suffix}' in arrays:
+        return arrays[f'{layer}{sep}{suffix}']
   raise ValueError(
-      f"no {kind} for {layer} in the weights file; expected one of "
-      f"{[layer + '/' + s for s in names]} (or with '.' or '_'), got keys {sorted(arrays)}.")
+    f'no {kind} for {layer} in the weights file; expected one of '
+    f"{[layer + '/' + s for s in names]} (or with '.' or '_'), got keys {sorted(arrays)}."
+  )
 
 
 def load_vgg_cnn_m(params: Mapping[str, Any], path: str, *, bgr_to_rgb: bool = True) -> dict:
@@ -373,27 +402,30 @@ def load_vgg_cnn_m(params: Mapping[str, Any], path: str, *, bgr_to_rgb: bool = T
   for layer in _VGG_CNN_M_LAYERS:
     if layer not in params:
       raise ValueError(f"params has no {layer!r}; pass the 'params' collection of SalNetDeep.")
-    kernel, bias = _vgg_cnn_m_layer(path, layer, tuple(params[layer]["kernel"].shape),
-                                    bgr_to_rgb=bgr_to_rgb)
-    new[layer] = {"kernel": jnp.asarray(kernel), "bias": jnp.asarray(bias)}
+    kernel, bias = _vgg_cnn_m_layer(
+      path, layer, tuple(params[layer]['kernel'].shape), bgr_to_rgb=bgr_to_rgb
+    )
+    new[layer] = {'kernel': jnp.asarray(kernel), 'bias': jnp.asarray(bias)}
   return new
 
 
-def _vgg_cnn_m_layer(path: str, layer: str, target: tuple[int, ...], *,
-                     bgr_to_rgb: bool) -> tuple[np.ndarray, np.ndarray]:
+def _vgg_cnn_m_layer(
+  path: str, layer: str, target: tuple[int, ...], *, bgr_to_rgb: bool
+) -> tuple[np.ndarray, np.ndarray]:
   """One layer's HWIO kernel and bias from the file, checked against ``target`` (HWIO)."""
   arrays = _read_arrays(path)
-  kernel = np.asarray(_find(arrays, layer, "kernel"), np.float32)
-  bias = np.asarray(_find(arrays, layer, "bias"), np.float32).reshape(-1)
+  kernel = np.asarray(_find(arrays, layer, 'kernel'), np.float32)
+  bias = np.asarray(_find(arrays, layer, 'bias'), np.float32).reshape(-1)
   if kernel.shape != tuple(target):
     oihw_as_hwio = tuple(kernel.shape[i] for i in (2, 3, 1, 0)) if kernel.ndim == 4 else None
     if oihw_as_hwio != tuple(target):
       raise ValueError(
-          f"{layer} kernel has shape {kernel.shape}; expected HWIO {tuple(target)} or OIHW "
-          f"{(target[3], target[2], target[0], target[1])}.")
+        f'{layer} kernel has shape {kernel.shape}; expected HWIO {tuple(target)} or OIHW '
+        f'{(target[3], target[2], target[0], target[1])}.'
+      )
     kernel = kernel.transpose(2, 3, 1, 0)
   if bias.shape != (target[3],):
-    raise ValueError(f"{layer} bias has shape {bias.shape}; expected ({target[3]},).")
-  if layer == "conv1" and bgr_to_rgb:
+    raise ValueError(f'{layer} bias has shape {bias.shape}; expected ({target[3]},).')
+  if layer == 'conv1' and bgr_to_rgb:
     kernel = kernel[:, :, ::-1, :]
   return np.ascontiguousarray(kernel), bias

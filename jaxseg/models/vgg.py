@@ -47,6 +47,7 @@ class VGG(nn.Module):
     convolutional: run the head as convolutions (see ``convolutionalize``).
     dtype: compute dtype (parameters stay float32).
   """
+
   stage_features: Sequence[Sequence[int]]
   num_classes: int = 1000
   batch_norm: bool = False
@@ -66,8 +67,9 @@ class VGG(nn.Module):
 
   def _check(self, x: jax.Array) -> None:
     if self.output_stride not in _OUTPUT_STRIDES:
-      raise ValueError(f'VGG: output_stride must be one of {_OUTPUT_STRIDES}, '
-                       f'got {self.output_stride!r}')
+      raise ValueError(
+        f'VGG: output_stride must be one of {_OUTPUT_STRIDES}, got {self.output_stride!r}'
+      )
     if len(self.stage_features) != 5:
       raise ValueError(f'VGG: stage_features must have 5 stages, got {self.stage_features!r}')
     if x.ndim != 4:
@@ -94,29 +96,48 @@ class VGG(nn.Module):
     for stage, features in enumerate(self.stage_features, start=1):
       for index, width in enumerate(features, start=1):
         padding = self.first_conv_padding if (stage, index) == (1, 1) else dilation
-        x = Conv(width, 3, padding=padding, dilation=dilation, dtype=self.dtype,
-                 name=f'conv{stage}_{index}')(x)
+        x = Conv(
+          width,
+          3,
+          padding=padding,
+          dilation=dilation,
+          dtype=self.dtype,
+          name=f'conv{stage}_{index}',
+        )(x)
         if self.batch_norm:
-          x = BatchNorm(use_running_average=not train, dtype=self.dtype,
-                        name=f'bn{stage}_{index}')(x)
+          x = BatchNorm(use_running_average=not train, dtype=self.dtype, name=f'bn{stage}_{index}')(
+            x
+          )
         x = nn.relu(x)
       if stride * 2 <= self.output_stride:
         stride *= 2
-        x = MaxPool(self.pool_window, stride=self.pool_stride, padding=self.pool_padding,
-                    ceil_mode=self.ceil_mode, name=f'pool{stage}')(x)
+        x = MaxPool(
+          self.pool_window,
+          stride=self.pool_stride,
+          padding=self.pool_padding,
+          ceil_mode=self.ceil_mode,
+          name=f'pool{stage}',
+        )(x)
       else:
         dilation *= 2
         x = MaxPool(3, stride=1, padding=1, name=f'pool{stage}')(x)
-      endpoints[f'stride{2 ** stage}'] = x
+      endpoints[f'stride{2**stage}'] = x
       if stage >= 3:
         endpoints[f'pool{stage}'] = x
     endpoints['features'] = x
     if not self.include_top:
       return x, endpoints
     logits = classifier_head(
-        x, window=self.head_window, fc_features=self.fc_features, num_classes=self.num_classes,
-        dropout_rate=self.dropout_rate, convolutional=self.convolutional, dilation=dilation,
-        train=train, dtype=self.dtype)
+      x,
+      window=self.head_window,
+      fc_features=self.fc_features,
+      num_classes=self.num_classes,
+      dropout_rate=self.dropout_rate,
+      convolutional=self.convolutional,
+      dilation=dilation,
+      train=train,
+      dtype=self.dtype,
+    )
     return logits.astype('float32'), endpoints
 
 

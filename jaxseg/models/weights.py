@@ -35,11 +35,11 @@ from jaxseg.models.resnet import ResNet
 from jaxseg.models.vgg import VGG
 
 _LEAF_NAMES = {
-    ('params', 'kernel'): 'weight',
-    ('params', 'bias'): 'bias',
-    ('params', 'scale'): 'weight',
-    ('batch_stats', 'mean'): 'running_mean',
-    ('batch_stats', 'var'): 'running_var',
+  ('params', 'kernel'): 'weight',
+  ('params', 'bias'): 'bias',
+  ('params', 'scale'): 'weight',
+  ('batch_stats', 'mean'): 'running_mean',
+  ('batch_stats', 'var'): 'running_var',
 }
 # Buffers torchvision saves that jaxseg has no use for.
 _IGNORED_SUFFIXES = ('num_batches_tracked',)
@@ -69,14 +69,18 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     try:
       from safetensors.numpy import load_file  # pylint: disable=g-import-not-at-top
     except ImportError as e:
-      raise ImportError(f'load_state_dict: reading {path!r} needs the safetensors package '
-                        '(pip install safetensors), or save the state dict as .npz') from e
+      raise ImportError(
+        f'load_state_dict: reading {path!r} needs the safetensors package '
+        '(pip install safetensors), or save the state dict as .npz'
+      ) from e
     return dict(load_file(path))
   if path.endswith('.npz'):
     with np.load(path, allow_pickle=False) as archive:
       return {name: archive[name] for name in archive.files}
-  raise ValueError(f'load_state_dict: path must end in .safetensors or .npz, got {path!r} '
-                   '(convert a .pth with tools/pth_to_safetensors.py)')
+  raise ValueError(
+    f'load_state_dict: path must end in .safetensors or .npz, got {path!r} '
+    '(convert a .pth with tools/pth_to_safetensors.py)'
+  )
 
 
 # ---- per-architecture module names: jaxseg module path -> torchvision module name ----------
@@ -109,9 +113,16 @@ def _vgg_module(model: VGG, path: tuple[str, ...]) -> str:
   return '.'.join(names.get(part, part) for part in path)
 
 
-_ALEXNET_NAMES = dict(conv1='features.0', conv2='features.3', conv3='features.6',
-                      conv4='features.8', conv5='features.10', fc6='classifier.1',
-                      fc7='classifier.4', fc8='classifier.6')
+_ALEXNET_NAMES = dict(
+  conv1='features.0',
+  conv2='features.3',
+  conv3='features.6',
+  conv4='features.8',
+  conv5='features.10',
+  fc6='classifier.1',
+  fc7='classifier.4',
+  fc8='classifier.6',
+)
 
 
 def _alexnet_module(model: AlexNet, path: tuple[str, ...]) -> str:
@@ -119,8 +130,13 @@ def _alexnet_module(model: AlexNet, path: tuple[str, ...]) -> str:
   return '.'.join(_ALEXNET_NAMES.get(part, part) for part in path)
 
 
-_GOOGLENET_BRANCHES = dict(branch2_reduce='branch2.0', branch2='branch2.1',
-                           branch3_reduce='branch3.0', branch3='branch3.1', branch4='branch4.1')
+_GOOGLENET_BRANCHES = dict(
+  branch2_reduce='branch2.0',
+  branch2='branch2.1',
+  branch3_reduce='branch3.0',
+  branch3='branch3.1',
+  branch4='branch4.1',
+)
 
 
 def _googlenet_module(model: GoogLeNet, path: tuple[str, ...]) -> str:
@@ -130,24 +146,29 @@ def _googlenet_module(model: GoogLeNet, path: tuple[str, ...]) -> str:
 
 # class -> (module-name function, {module path of an fc layer after a flatten: map size}).
 _ARCHITECTURES: dict[type, tuple[Callable[..., str], dict[tuple[str, ...], int]]] = {
-    ResNet: (_resnet_module, {}),
-    VGG: (_vgg_module, {('fc6',): VGG.head_window}),
-    AlexNet: (_alexnet_module, {('fc6',): AlexNet.head_window}),
-    GoogLeNet: (_googlenet_module, {('aux1', 'fc1'): 4, ('aux2', 'fc1'): 4}),
+  ResNet: (_resnet_module, {}),
+  VGG: (_vgg_module, {('fc6',): VGG.head_window}),
+  AlexNet: (_alexnet_module, {('fc6',): AlexNet.head_window}),
+  GoogLeNet: (_googlenet_module, {('aux1', 'fc1'): 4, ('aux2', 'fc1'): 4}),
 }
 
 
 def _check_model(model: nn.Module) -> None:
   if type(model) not in _ARCHITECTURES:
-    raise TypeError(f'import_torchvision: model must be one of '
-                    f'{[c.__name__ for c in _ARCHITECTURES]} or a segmentation network with a '
-                    f'backbone (FCN, DeepLab), got {type(model).__name__}')
+    raise TypeError(
+      f'import_torchvision: model must be one of '
+      f'{[c.__name__ for c in _ARCHITECTURES]} or a segmentation network with a '
+      f'backbone (FCN, DeepLab), got {type(model).__name__}'
+    )
   if isinstance(model, (AlexNet, GoogLeNet)) and not model.torchvision_compatible:
-    raise ValueError(f'import_torchvision: {type(model).__name__} differs from torchvision\'s '
-                     'layout unless built with torchvision_compatible=True')
+    raise ValueError(
+      f"import_torchvision: {type(model).__name__} differs from torchvision's "
+      'layout unless built with torchvision_compatible=True'
+    )
   if getattr(model, 'convolutional', False):
-    raise ValueError('import_torchvision: import into the dense model, then call '
-                     'convolutionalize_variables')
+    raise ValueError(
+      'import_torchvision: import into the dense model, then call convolutionalize_variables'
+    )
 
 
 def _to_jax_layout(array: np.ndarray, leaf: str, flatten_size: int | None) -> np.ndarray:
@@ -174,9 +195,9 @@ def _torch_shape(shape: tuple[int, ...], leaf: str) -> tuple[int, ...]:
   return tuple(shape)
 
 
-def torchvision_layout(model: nn.Module, *,
-                       input_shape: tuple[int, int, int, int] = (1, 224, 224, 3)
-                       ) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
+def torchvision_layout(
+  model: nn.Module, *, input_shape: tuple[int, int, int, int] = (1, 224, 224, 3)
+) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
   """The torchvision state dict `model` expects: ``{torch name: (jaxseg path, torch shape)}``.
 
   Args:
@@ -198,7 +219,8 @@ def torchvision_layout(model: nn.Module, *,
   module_name, _ = _ARCHITECTURES[type(model)]
   key = jax.random.key(0)
   template = jax.eval_shape(
-      lambda: model.init({'params': key, 'dropout': key}, jnp.zeros(input_shape, jnp.float32)))
+    lambda: model.init({'params': key, 'dropout': key}, jnp.zeros(input_shape, jnp.float32))
+  )
   layout = {}
   for path, leaf in flax.traverse_util.flatten_dict(dict(template)).items():
     collection, *modules, name = path
@@ -236,15 +258,20 @@ def find_submodule(model: nn.Module, path: str, example: Any) -> nn.Module:
     return next_fun(*args, **kwargs)
 
   with nn.intercept_methods(capture):
-    jax.eval_shape(lambda x: model.init({'params': jax.random.key(0),
-                                         'dropout': jax.random.key(0)}, x, train=False), example)
+    jax.eval_shape(
+      lambda x: model.init(
+        {'params': jax.random.key(0), 'dropout': jax.random.key(0)}, x, train=False
+      ),
+      example,
+    )
   if not found:
     raise ValueError(f'{type(model).__name__} has no submodule at {path!r}')
   return found[0].clone(parent=None, name=None)
 
 
-def _classifier_fc_kernels(state_dict: Mapping[str, Any], template: Mapping[str, Any]
-                           ) -> dict[tuple[str, ...], np.ndarray]:
+def _classifier_fc_kernels(
+  state_dict: Mapping[str, Any], template: Mapping[str, Any]
+) -> dict[tuple[str, ...], np.ndarray]:
   """FCN's fc6/fc7 from VGG's ``classifier.0`` and ``classifier.3``, checked against the model."""
   converted = {}
   for layer, torch_layer in (('fc6', 'classifier.0'), ('fc7', 'classifier.3')):
@@ -253,30 +280,40 @@ def _classifier_fc_kernels(state_dict: Mapping[str, Any], template: Mapping[str,
     for leaf, suffix in (('kernel', 'weight'), ('bias', 'bias')):
       name = f'{torch_layer}.{suffix}'
       if name not in state_dict:
-        raise ValueError(f'import_torchvision: tensor {name!r} (for FCN {layer}) is missing from '
-                         'the state dict')
+        raise ValueError(
+          f'import_torchvision: tensor {name!r} (for FCN {layer}) is missing from the state dict'
+        )
       array = np.asarray(state_dict[name], np.float32)
       if leaf == 'kernel':
         expected = (kernel_shape[3], int(np.prod(kernel_shape[:3])))
         if array.shape != expected:
-          raise ValueError(f'import_torchvision: tensor {name!r} has shape {array.shape}, '
-                           f'expected {expected} (for FCN {layer} of kernel shape {kernel_shape})')
+          raise ValueError(
+            f'import_torchvision: tensor {name!r} has shape {array.shape}, '
+            f'expected {expected} (for FCN {layer} of kernel shape {kernel_shape})'
+          )
         # (out, c*h*w) -> (h*w*c, out) -> (kh, kw, c, out): the convolution that computes the
         # fully connected layer at every position (FCN paper, section 3.1).
         array = _to_jax_layout(array, 'kernel', window if window > 1 else None)
         array = array.reshape(kernel_shape)
       elif array.shape != (kernel_shape[3],):
-        raise ValueError(f'import_torchvision: tensor {name!r} has shape {array.shape}, '
-                         f'expected {(kernel_shape[3],)} (for FCN {layer})')
+        raise ValueError(
+          f'import_torchvision: tensor {name!r} has shape {array.shape}, '
+          f'expected {(kernel_shape[3],)} (for FCN {layer})'
+        )
       converted[('params', layer, leaf)] = array
   return converted
 
 
-def _import_into_backbone(model: nn.Module, state_dict: Mapping[str, Any],
-                          input_shape: tuple[int, int, int, int], key: jax.Array) -> dict:
+def _import_into_backbone(
+  model: nn.Module,
+  state_dict: Mapping[str, Any],
+  input_shape: tuple[int, int, int, int],
+  key: jax.Array,
+) -> dict:
   """``import_torchvision`` for FCN and DeepLab: the backbone (and FCN's fc6/fc7) imported,
   every other layer initialised as ``model.init`` does with ``key``."""
   from jaxseg.models.fcn import FCN  # pylint: disable=g-import-not-at-top (fcn imports registry)
+
   example = jnp.zeros(input_shape, jnp.float32)
   template = jax.eval_shape(lambda: model.init({'params': key, 'dropout': key}, example))
   if 'backbone' not in template.get('params', {}):
@@ -286,13 +323,18 @@ def _import_into_backbone(model: nn.Module, state_dict: Mapping[str, Any],
   layout = torchvision_layout(backbone, input_shape=input_shape)
   # The classification head of the checkpoint has no place in the backbone (include_top=False):
   # those tensors are expected to be left over, anything else is an error below.
-  head = set(torchvision_layout(backbone.clone(include_top=True, output_stride=32),
-                                input_shape=(1, 224, 224, 3))) - set(layout)
+  head = set(
+    torchvision_layout(
+      backbone.clone(include_top=True, output_stride=32), input_shape=(1, 224, 224, 3)
+    )
+  ) - set(layout)
   used = {name: value for name, value in state_dict.items() if name in layout}
   for name in state_dict:
     if name not in layout and name not in head and not name.endswith(_IGNORED_SUFFIXES):
-      raise ValueError(f'import_torchvision: tensor {name!r} of the state dict has no place in '
-                       f'the {type(backbone).__name__} backbone of {type(model).__name__}')
+      raise ValueError(
+        f'import_torchvision: tensor {name!r} of the state dict has no place in '
+        f'the {type(backbone).__name__} backbone of {type(model).__name__}'
+      )
   imported = import_torchvision(backbone, used, input_shape=input_shape)
   fresh = model.init({'params': key, 'dropout': key}, example)
   flat = flax.traverse_util.flatten_dict({c: dict(v) for c, v in fresh.items()})
@@ -304,9 +346,13 @@ def _import_into_backbone(model: nn.Module, state_dict: Mapping[str, Any],
   return flax.traverse_util.unflatten_dict(flat)
 
 
-def import_torchvision(model: nn.Module, state_dict: Mapping[str, Any] | str | os.PathLike, *,
-                       input_shape: tuple[int, int, int, int] = (1, 224, 224, 3),
-                       key: jax.Array | None = None) -> dict:
+def import_torchvision(
+  model: nn.Module,
+  state_dict: Mapping[str, Any] | str | os.PathLike,
+  *,
+  input_shape: tuple[int, int, int, int] = (1, 224, 224, 3),
+  key: jax.Array | None = None,
+) -> dict:
   """Builds jaxseg variables for `model` from a torchvision state dict.
 
   Every parameter and batch-norm statistic of `model` is looked up under its torchvision name
@@ -343,24 +389,31 @@ def import_torchvision(model: nn.Module, state_dict: Mapping[str, Any] | str | o
   if not isinstance(state_dict, Mapping):
     state_dict = load_state_dict(state_dict)
   if type(model) not in _ARCHITECTURES:
-    return _import_into_backbone(model, state_dict, input_shape,
-                                 jax.random.key(0) if key is None else key)
+    return _import_into_backbone(
+      model, state_dict, input_shape, jax.random.key(0) if key is None else key
+    )
   layout = torchvision_layout(model, input_shape=input_shape)
   _, flattened = _ARCHITECTURES[type(model)]
   converted = {}
   for torch_name, (path, torch_shape) in layout.items():
     jax_name = '/'.join(path)
     if torch_name not in state_dict:
-      raise ValueError(f'import_torchvision: tensor {torch_name!r} (shape {torch_shape}, for '
-                       f'{jax_name}) is missing from the state dict')
+      raise ValueError(
+        f'import_torchvision: tensor {torch_name!r} (shape {torch_shape}, for '
+        f'{jax_name}) is missing from the state dict'
+      )
     array = np.asarray(state_dict[torch_name], np.float32)
     if array.shape != torch_shape:
-      raise ValueError(f'import_torchvision: tensor {torch_name!r} has shape {array.shape}, '
-                       f'expected {torch_shape} (for {jax_name})')
+      raise ValueError(
+        f'import_torchvision: tensor {torch_name!r} has shape {array.shape}, '
+        f'expected {torch_shape} (for {jax_name})'
+      )
     _, *modules, leaf = path
     converted[path] = jnp.asarray(_to_jax_layout(array, leaf, flattened.get(tuple(modules))))
   for name in state_dict:
     if name not in layout and not name.endswith(_IGNORED_SUFFIXES):
-      raise ValueError(f'import_torchvision: tensor {name!r} of the state dict has no place in '
-                       f'{type(model).__name__} (wrong variant or num_classes?)')
+      raise ValueError(
+        f'import_torchvision: tensor {name!r} of the state dict has no place in '
+        f'{type(model).__name__} (wrong variant or num_classes?)'
+      )
   return flax.traverse_util.unflatten_dict(converted)

@@ -1,4 +1,5 @@
 """Compute-dtype handling shared by the layers."""
+
 from __future__ import annotations
 
 from typing import Any

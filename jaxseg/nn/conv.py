@@ -3,6 +3,7 @@
 Parameters: `kernel` in HWIO `(kh, kw, in, out)` and `bias` `(out,)`, stored in `param_dtype`
 (float32) and cast with the input to the compute `dtype` inside the layer.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,8 +23,8 @@ Initializer = Callable[..., jax.Array]
 
 def _in_channels(x: jax.Array, layer: str, features: Any = 1) -> int:
   # features is checked here, before any initialiser divides by a fan of 0 (or XLA sees -3).
-  v.check_positive_int(features, f"{layer} features")
-  v.check_rank(x, 4, f"{layer} input x", "NHWC")
+  v.check_positive_int(features, f'{layer} features')
+  v.check_rank(x, 4, f'{layer} input x', 'NHWC')
   return x.shape[-1]
 
 
@@ -54,6 +55,7 @@ class Conv(nn.Module):
     >>> variables['params']['kernel'].shape
     (3, 3, 3, 64)
   """
+
   features: int
   kernel_size: Any
   _: dataclasses.KW_ONLY
@@ -70,22 +72,34 @@ class Conv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Applies the convolution to `x` of shape `(N, H, W, C)`; returns `(N, H', W', features)`."""
-    channels = _in_channels(x, "Conv", self.features)
-    kh, kw = v.pair(self.kernel_size, "kernel_size")
+    channels = _in_channels(x, 'Conv', self.features)
+    kh, kw = v.pair(self.kernel_size, 'kernel_size')
     if not isinstance(self.groups, int) or self.groups < 1 or channels % self.groups:
-      raise ValueError(f"groups={self.groups!r} must be a positive int dividing the input "
-                       f"channels {channels}.")
-    kernel = self.param("kernel", self.kernel_init, (kh, kw, channels // self.groups,
-                                                     self.features), self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
+      raise ValueError(
+        f'groups={self.groups!r} must be a positive int dividing the input channels {channels}.'
+      )
+    kernel = self.param(
+      'kernel', self.kernel_init, (kh, kw, channels // self.groups, self.features), self.param_dtype
+    )
+    bias = (
+      self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
     x, kernel, bias = cast_for_compute(x, kernel, bias, dtype=self.dtype)
-    return ops.conv2d(x, kernel, bias, stride=self.stride, padding=self.padding,
-                      dilation=self.dilation, groups=self.groups)
+    return ops.conv2d(
+      x,
+      kernel,
+      bias,
+      stride=self.stride,
+      padding=self.padding,
+      dilation=self.dilation,
+      groups=self.groups,
+    )
 
 
 def _is_bilinear(kernel_init: Any) -> bool:
-  return kernel_init == "bilinear" or kernel_init is initializers.bilinear
+  return kernel_init == 'bilinear' or kernel_init is initializers.bilinear
 
 
 class ConvTranspose(nn.Module):
@@ -117,6 +131,7 @@ class ConvTranspose(nn.Module):
     >>> up.init(jax.random.key(0), jnp.ones((1, 2, 2, 21)))
     {}
   """
+
   features: int
   kernel_size: Any
   _: dataclasses.KW_ONLY
@@ -134,8 +149,8 @@ class ConvTranspose(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Applies the transposed convolution to `x` `(N, H, W, C)`; returns `(N, H', W', features)`."""
-    channels = _in_channels(x, "ConvTranspose", self.features)
-    kh, kw = v.pair(self.kernel_size, "kernel_size")
+    channels = _in_channels(x, 'ConvTranspose', self.features)
+    kh, kw = v.pair(self.kernel_size, 'kernel_size')
     shape = (kh, kw, channels, self.features)
     bilinear = _is_bilinear(self.kernel_init)
     if isinstance(self.kernel_init, str) and not bilinear:
@@ -144,17 +159,25 @@ class ConvTranspose(nn.Module):
       raise ValueError(f"frozen=True needs kernel_init='bilinear', got {self.kernel_init!r}.")
     use_bias = (not self.frozen) if self.use_bias is None else self.use_bias
     if self.frozen and use_bias:
-      raise ValueError("frozen=True has no parameters; it cannot take use_bias=True.")
+      raise ValueError('frozen=True has no parameters; it cannot take use_bias=True.')
     init = initializers.bilinear if bilinear else self.kernel_init
     if self.frozen:
       kernel = init(None, shape, self.param_dtype)
     else:
-      kernel = self.param("kernel", init, shape, self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if use_bias else None)
+      kernel = self.param('kernel', init, shape, self.param_dtype)
+    bias = (
+      self.param('bias', self.bias_init, (self.features,), self.param_dtype) if use_bias else None
+    )
     x, kernel, bias = cast_for_compute(x, kernel, bias, dtype=self.dtype)
-    return ops.conv_transpose2d(x, kernel, bias, stride=self.stride, padding=self.padding,
-                                output_padding=self.output_padding, dilation=self.dilation)
+    return ops.conv_transpose2d(
+      x,
+      kernel,
+      bias,
+      stride=self.stride,
+      padding=self.padding,
+      output_padding=self.output_padding,
+      dilation=self.dilation,
+    )
 
 
 class AtrousConv(nn.Module):
@@ -183,11 +206,12 @@ class AtrousConv(nn.Module):
     >>> y.shape
     (1, 5, 5, 1024)
   """
+
   features: int
   kernel_size: Any
   _: dataclasses.KW_ONLY
   rate: Any
-  padding: Any = "SAME"
+  padding: Any = 'SAME'
   use_bias: bool = True
   kernel_init: Initializer = initializers.he_normal()
   bias_init: Initializer = initializers.zeros
@@ -197,11 +221,15 @@ class AtrousConv(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     """Applies the atrous convolution to `x` `(N, H, W, C)`; returns `(N, H', W', features)`."""
-    channels = _in_channels(x, "AtrousConv", self.features)
-    kh, kw = v.pair(self.kernel_size, "kernel_size")
-    kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features),
-                        self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
+    channels = _in_channels(x, 'AtrousConv', self.features)
+    kh, kw = v.pair(self.kernel_size, 'kernel_size')
+    kernel = self.param(
+      'kernel', self.kernel_init, (kh, kw, channels, self.features), self.param_dtype
+    )
+    bias = (
+      self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
     x, kernel, bias = cast_for_compute(x, kernel, bias, dtype=self.dtype)
     return ops.atrous_conv2d(x, kernel, bias, rate=self.rate, padding=self.padding)

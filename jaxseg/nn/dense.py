@@ -1,4 +1,5 @@
 """Fully connected layer (Flax Linen)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,6 +35,7 @@ class Dense(nn.Module):
     >>> y.shape, variables['params']['kernel'].shape
     ((2, 10), (84, 10))
   """
+
   features: int
   _: dataclasses.KW_ONLY
   use_bias: bool = True
@@ -46,13 +48,15 @@ class Dense(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """Applies the layer to `x` of shape `(..., in)`; returns `(..., features)`."""
     # Checked before the initialiser divides by a fan of 0.
-    v.check_positive_int(self.features, "Dense features")
-    if getattr(x, "ndim", 0) < 1:
-      raise ValueError(f"Dense input x must have at least one axis, got {x!r}.")
-    kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features),
-                        self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
+    v.check_positive_int(self.features, 'Dense features')
+    if getattr(x, 'ndim', 0) < 1:
+      raise ValueError(f'Dense input x must have at least one axis, got {x!r}.')
+    kernel = self.param('kernel', self.kernel_init, (x.shape[-1], self.features), self.param_dtype)
+    bias = (
+      self.param('bias', self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
     x, kernel, bias = cast_for_compute(x, kernel, bias, dtype=self.dtype)
     y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
     return y if bias is None else y + bias

@@ -3,6 +3,7 @@
 Fan-in and fan-out are computed for HWIO kernels (`fan_in = kh * kw * in`,
 `fan_out = kh * kw * out`) and `(in, out)` dense kernels.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -13,17 +14,17 @@ import jax.numpy as jnp
 from jaxseg.ops import bilinear_kernel
 
 Initializer = jax.nn.initializers.Initializer
-_MODES = ("fan_in", "fan_out", "fan_avg")
+_MODES = ('fan_in', 'fan_out', 'fan_avg')
 
 zeros = jax.nn.initializers.zeros  # all zeros (biases); jax's, re-exported.
 
 
 def _check_mode(mode: str) -> None:
   if mode not in _MODES:
-    raise ValueError(f"mode must be one of {_MODES}, got {mode!r}.")
+    raise ValueError(f'mode must be one of {_MODES}, got {mode!r}.')
 
 
-def he_normal(*, mode: str = "fan_in") -> Initializer:
+def he_normal(*, mode: str = 'fan_in') -> Initializer:
   r"""He (Kaiming) normal initializer: :math:`w \sim \mathcal{N}(0,\, 2 / \text{fan})`.
 
   Untruncated, as in He et al. (2015), Caffe's "msra" filler and PyTorch's
@@ -40,10 +41,10 @@ def he_normal(*, mode: str = "fan_in") -> Initializer:
     >>> w = he_normal()(jax.random.key(0), (3, 3, 64, 128))   # std sqrt(2 / 576)
   """
   _check_mode(mode)
-  return jax.nn.initializers.variance_scaling(2.0, mode, "normal")
+  return jax.nn.initializers.variance_scaling(2.0, mode, 'normal')
 
 
-def he_uniform(*, mode: str = "fan_in") -> Initializer:
+def he_uniform(*, mode: str = 'fan_in') -> Initializer:
   r"""He (Kaiming) uniform initializer: :math:`w \sim U(-b, b)`, :math:`b = \sqrt{6 / \text{fan}}`.
 
   Agrees with `torch.nn.init.kaiming_uniform_(nonlinearity='relu')`.
@@ -58,7 +59,7 @@ def he_uniform(*, mode: str = "fan_in") -> Initializer:
     >>> w = he_uniform()(jax.random.key(0), (3, 3, 64, 128))   # |w| <= sqrt(6 / 576)
   """
   _check_mode(mode)
-  return jax.nn.initializers.variance_scaling(2.0, mode, "uniform")
+  return jax.nn.initializers.variance_scaling(2.0, mode, 'uniform')
 
 
 def lecun_normal() -> Initializer:
@@ -73,7 +74,7 @@ def lecun_normal() -> Initializer:
   Example:
     >>> w = lecun_normal()(jax.random.key(0), (4096, 1000))
   """
-  return jax.nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+  return jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'truncated_normal')
 
 
 def normal(stddev: float = 1e-2) -> Initializer:
@@ -89,7 +90,7 @@ def normal(stddev: float = 1e-2) -> Initializer:
     >>> w = normal(0.01)(jax.random.key(0), (3, 3, 3, 64))
   """
   if not stddev >= 0:
-    raise ValueError(f"stddev must be non-negative, got {stddev!r}.")
+    raise ValueError(f'stddev must be non-negative, got {stddev!r}.')
   return jax.nn.initializers.normal(stddev)
 
 
@@ -131,6 +132,7 @@ def bilinear(key: jax.Array, shape: Any, dtype: Any = jnp.float32) -> jax.Array:
   shape = tuple(shape)
   if len(shape) != 4 or shape[0] != shape[1] or shape[2] != shape[3]:
     raise ValueError(
-        f"the bilinear initializer needs a (k, k, C, C) kernel (square, as many outputs as "
-        f"inputs), got shape {shape}.")
+      f'the bilinear initializer needs a (k, k, C, C) kernel (square, as many outputs as '
+      f'inputs), got shape {shape}.'
+    )
   return bilinear_kernel(shape[0], shape[2], dtype=dtype)

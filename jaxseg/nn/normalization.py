@@ -1,4 +1,5 @@
 """Normalization layers (Flax Linen): LocalResponseNorm, and BatchNorm with PyTorch's defaults."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,6 +28,7 @@ class LocalResponseNorm(nn.Module):
     >>> LocalResponseNorm(size=5, alpha=1e-4, beta=0.75).apply({}, jnp.ones((1, 4, 4, 96))).shape
     (1, 4, 4, 96)
   """
+
   _: dataclasses.KW_ONLY
   size: int = 5
   alpha: float = 1e-4
@@ -53,6 +55,7 @@ class BatchNorm(nn.BatchNorm):
     >>> sorted(state)
     ['batch_stats', 'params']
   """
+
   momentum: float = 0.9
   epsilon: float = 1e-5
 
@@ -73,5 +76,5 @@ class Dropout(nn.Dropout):
   """
 
   def __post_init__(self):
-    v.check_number(self.rate, "Dropout rate", low=0.0, high=1.0)
+    v.check_number(self.rate, 'Dropout rate', low=0.0, high=1.0)
     super().__post_init__()

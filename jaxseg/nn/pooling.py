@@ -1,4 +1,5 @@
 """Pooling layers (Flax Linen, no parameters) over `jaxseg.ops`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,6 +27,7 @@ class MaxPool(nn.Module):
     >>> MaxPool(3, stride=2, ceil_mode=True).apply({}, jnp.ones((1, 112, 112, 64))).shape
     (1, 56, 56, 64)
   """
+
   window: Any
   _: dataclasses.KW_ONLY
   stride: Any = None
@@ -34,8 +36,9 @@ class MaxPool(nn.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Pools `x` of shape `(N, H, W, C)`."""
-    return ops.max_pool(x, self.window, stride=self.stride, padding=self.padding,
-                        ceil_mode=self.ceil_mode)
+    return ops.max_pool(
+      x, self.window, stride=self.stride, padding=self.padding, ceil_mode=self.ceil_mode
+    )
 
 
 class AvgPool(nn.Module):
@@ -55,6 +58,7 @@ class AvgPool(nn.Module):
     >>> AvgPool(2).apply({}, jnp.ones((1, 4, 4, 3))).shape
     (1, 2, 2, 3)
   """
+
   window: Any
   _: dataclasses.KW_ONLY
   stride: Any = None
@@ -64,5 +68,11 @@ class AvgPool(nn.Module):
 
   def __call__(self, x: jax.Array) -> jax.Array:
     """Pools `x` of shape `(N, H, W, C)`."""
-    return ops.avg_pool(x, self.window, stride=self.stride, padding=self.padding,
-                        ceil_mode=self.ceil_mode, count_include_pad=self.count_include_pad)
+    return ops.avg_pool(
+      x,
+      self.window,
+      stride=self.stride,
+      padding=self.padding,
+      ceil_mode=self.ceil_mode,
+      count_include_pad=self.count_include_pad,
+    )

@@ -10,6 +10,7 @@ derivative formulations (10-200x faster forward, 5-140x faster to train).
 * `conv_transpose2d`: its adjoint, Caffe's "Deconvolution" (PyTorch's `conv_transpose2d`).
 * `atrous_conv2d`: `conv2d` with holes (DeepLab), TensorFlow's `tf.nn.atrous_conv2d`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -23,13 +24,15 @@ from jax.custom_derivatives import SymbolicZero
 
 from jaxseg.ops import _validation as v
 
-_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+_DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
 
 
 def _check_bias(b: Any, features: int) -> None:
-  if b is not None and tuple(getattr(b, "shape", ())) != (features,):
-    raise ValueError(f"b must have shape ({features},) (one value per output channel), got "
-                     f"{tuple(getattr(b, 'shape', ()))}.")
+  if b is not None and tuple(getattr(b, 'shape', ())) != (features,):
+    raise ValueError(
+      f'b must have shape ({features},) (one value per output channel), got '
+      f'{tuple(getattr(b, "shape", ()))}.'
+    )
 
 
 def _add_bias(y: jax.Array, b: jax.Array | None) -> jax.Array:
@@ -42,37 +45,43 @@ def _promote(x: Any, w: Any) -> tuple[jax.Array, jax.Array]:
   return jnp.asarray(x, dtype), jnp.asarray(w, dtype)
 
 
-def _conv_geometry(x, w, b, *, stride, padding, dilation, groups, what="conv2d"):
+def _conv_geometry(x, w, b, *, stride, padding, dilation, groups, what='conv2d'):
   """Checks conv2d's arguments; returns (stride, pads, dilation, out_hw) as static ints."""
-  v.check_rank(x, 4, "x", "NHWC")
-  v.check_rank(w, 4, "w", "HWIO (kh, kw, in/groups, out)")
-  v.check_not_bool(x, "x")
-  v.check_not_bool(w, "w")
+  v.check_rank(x, 4, 'x', 'NHWC')
+  v.check_rank(w, 4, 'w', 'HWIO (kh, kw, in/groups, out)')
+  v.check_not_bool(x, 'x')
+  v.check_not_bool(w, 'w')
   if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
-    raise ValueError(f"groups must be a positive int, got {groups!r}.")
-  stride = v.pair(stride, "stride")
-  dilation = v.pair(dilation, "dilation")
+    raise ValueError(f'groups must be a positive int, got {groups!r}.')
+  stride = v.pair(stride, 'stride')
+  dilation = v.pair(dilation, 'dilation')
   kh, kw, w_in, w_out = w.shape
   channels = x.shape[-1]
   if min(kh, kw) < 1:
-    raise ValueError(f"w must have a positive spatial size, got shape {tuple(w.shape)}.")
+    raise ValueError(f'w must have a positive spatial size, got shape {tuple(w.shape)}.')
   if channels % groups:
-    raise ValueError(f"groups={groups} must divide the input channels x.shape[-1]={channels}.")
+    raise ValueError(f'groups={groups} must divide the input channels x.shape[-1]={channels}.')
   if w_out % groups:
-    raise ValueError(f"groups={groups} must divide the output channels w.shape[3]={w_out}.")
+    raise ValueError(f'groups={groups} must divide the output channels w.shape[3]={w_out}.')
   if w_in * groups != channels:
     raise ValueError(
-        f"w.shape[2]={w_in} must equal x.shape[-1] / groups = {channels} / {groups} "
-        f"(w is HWIO (kh, kw, in/groups, out)); got w shape {tuple(w.shape)} for x shape "
-        f"{tuple(x.shape)}.")
+      f'w.shape[2]={w_in} must equal x.shape[-1] / groups = {channels} / {groups} '
+      f'(w is HWIO (kh, kw, in/groups, out)); got w shape {tuple(w.shape)} for x shape '
+      f'{tuple(x.shape)}.'
+    )
   window = v.effective_window((kh, kw), dilation)
-  pads = v.explicit_padding(padding, input_hw=tuple(x.shape[1:3]), window_hw=window,
-                            stride_hw=stride)
-  out_hw = tuple(v.output_size(size, p, k, s)
-                 for size, p, k, s in zip(x.shape[1:3], pads, window, stride))
-  v.check_nonempty(x.shape, out_hw, what=what,
-                   details=f"kernel {(kh, kw)}, dilation {dilation}, stride {stride}, "
-                           f"padding {pads}")
+  pads = v.explicit_padding(
+    padding, input_hw=tuple(x.shape[1:3]), window_hw=window, stride_hw=stride
+  )
+  out_hw = tuple(
+    v.output_size(size, p, k, s) for size, p, k, s in zip(x.shape[1:3], pads, window, stride)
+  )
+  v.check_nonempty(
+    x.shape,
+    out_hw,
+    what=what,
+    details=f'kernel {(kh, kw)}, dilation {dilation}, stride {stride}, padding {pads}',
+  )
   _check_bias(b, w_out)
   return stride, pads, dilation, out_hw
 
@@ -90,14 +99,22 @@ def _pointwise_conv(x: jax.Array, w: jax.Array, stride, pads) -> jax.Array:
   still works (no custom derivative rule is needed).
   """
   x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  x = x[:, ::stride[0], ::stride[1], :]
+  x = x[:, :: stride[0], :: stride[1], :]
   n, height, width, channels = x.shape
   y = jnp.matmul(x.reshape(n * height * width, channels), w[0, 0])
   return y.reshape(n, height, width, w.shape[-1])
 
 
-def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, stride: Any = 1,
-           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> jax.Array:
+def conv2d(
+  x: jax.Array,
+  w: jax.Array,
+  b: jax.Array | None = None,
+  *,
+  stride: Any = 1,
+  padding: Any = 0,
+  dilation: Any = 1,
+  groups: int = 1,
+) -> jax.Array:
   r"""2-D convolution (cross-correlation) of NHWC activations with an HWIO kernel.
 
   With :math:`g` the group of output channel :math:`o` and :math:`C_g = C / \text{groups}`,
@@ -133,7 +150,8 @@ def conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, stride: An
     (1, 3, 3, 8)
   """
   stride, pads, dilation, _ = _conv_geometry(
-      x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups
+  )
   x, w = _promote(x, w)
   return _add_bias(_conv2d_lowered(x, w, stride, pads, dilation, groups), b)
 
@@ -148,13 +166,26 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
 def _lax_conv(x, w, stride, pads, dilation, groups):
   """XLA's own convolution: the reference every other lowering must equal."""
   return lax.conv_general_dilated(
-      x, w, window_strides=stride, padding=pads, rhs_dilation=dilation,
-      dimension_numbers=_DIMENSION_NUMBERS, feature_group_count=groups)
+    x,
+    w,
+    window_strides=stride,
+    padding=pads,
+    rhs_dilation=dilation,
+    dimension_numbers=_DIMENSION_NUMBERS,
+    feature_group_count=groups,
+  )
 
 
-def conv_transpose2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,
-                     stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
-                     dilation: Any = 1) -> jax.Array:
+def conv_transpose2d(
+  x: jax.Array,
+  w: jax.Array,
+  b: jax.Array | None = None,
+  *,
+  stride: Any = 1,
+  padding: Any = 0,
+  output_padding: Any = 0,
+  dilation: Any = 1,
+) -> jax.Array:
   r"""Transposed 2-D convolution ("deconvolution"), the adjoint of `conv2d`.
 
   Every input pixel scatters a copy of the kernel, scaled by its value, into the output:
@@ -196,29 +227,37 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,
     >>> conv_transpose2d(x, w, stride=2, padding=1).shape
     (1, 8, 8, 21)
   """
-  v.check_rank(x, 4, "x", "NHWC")
-  v.check_rank(w, 4, "w", "HWIO (kh, kw, in, out)")
-  v.check_not_bool(x, "x")
-  v.check_not_bool(w, "w")
-  stride = v.pair(stride, "stride")
-  dilation = v.pair(dilation, "dilation")
-  output_padding = v.pair(output_padding, "output_padding", minimum=0)
+  v.check_rank(x, 4, 'x', 'NHWC')
+  v.check_rank(w, 4, 'w', 'HWIO (kh, kw, in, out)')
+  v.check_not_bool(x, 'x')
+  v.check_not_bool(w, 'w')
+  stride = v.pair(stride, 'stride')
+  dilation = v.pair(dilation, 'dilation')
+  output_padding = v.pair(output_padding, 'output_padding', minimum=0)
   pads = v.explicit_padding(padding, allow_same=False)
   kh, kw, w_in, w_out = w.shape
   if w_in != x.shape[-1]:
     raise ValueError(
-        f"w.shape[2]={w_in} must equal the input channels x.shape[-1]={x.shape[-1]} "
-        f"(w is (kh, kw, in, out)); got w shape {tuple(w.shape)}.")
+      f'w.shape[2]={w_in} must equal the input channels x.shape[-1]={x.shape[-1]} '
+      f'(w is (kh, kw, in, out)); got w shape {tuple(w.shape)}.'
+    )
   for axis in range(2):
     if output_padding[axis] >= max(stride[axis], dilation[axis]):
       raise ValueError(
-          f"output_padding={output_padding} must be smaller than max(stride, dilation) = "
-          f"{max(stride[axis], dilation[axis])} on axis {axis}.")
+        f'output_padding={output_padding} must be smaller than max(stride, dilation) = '
+        f'{max(stride[axis], dilation[axis])} on axis {axis}.'
+      )
   window = v.effective_window((kh, kw), dilation)
-  out_hw = tuple((size - 1) * s - p[0] - p[1] + k + op for size, s, p, k, op in
-                 zip(x.shape[1:3], stride, pads, window, output_padding))
-  v.check_nonempty(x.shape, out_hw, what="conv_transpose2d",
-                   details=f"kernel {(kh, kw)}, stride {stride}, padding {pads}")
+  out_hw = tuple(
+    (size - 1) * s - p[0] - p[1] + k + op
+    for size, s, p, k, op in zip(x.shape[1:3], stride, pads, window, output_padding)
+  )
+  v.check_nonempty(
+    x.shape,
+    out_hw,
+    what='conv_transpose2d',
+    details=f'kernel {(kh, kw)}, stride {stride}, padding {pads}',
+  )
   _check_bias(b, w_out)
   x, w = _promote(x, w)
   geometry = _TransposeGeometry(stride, pads, output_padding, dilation, out_hw)
@@ -231,6 +270,7 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *,
 
 class _TransposeGeometry(NamedTuple):
   """Static (hashable) arguments of a transposed convolution, as checked pairs."""
+
   stride: tuple[int, int]
   pads: tuple[tuple[int, int], tuple[int, int]]
   output_padding: tuple[int, int]
@@ -246,11 +286,19 @@ def _transpose_by_dilation(x, w, geometry):
   input gradient is an ordinary strided convolution, which XLA runs well.
   """
   window = v.effective_window(w.shape[:2], geometry.dilation)
-  lax_pads = [(k - 1 - p[0], k - 1 - p[1] + op)
-              for k, p, op in zip(window, geometry.pads, geometry.output_padding)]
+  lax_pads = [
+    (k - 1 - p[0], k - 1 - p[1] + op)
+    for k, p, op in zip(window, geometry.pads, geometry.output_padding)
+  ]
   return lax.conv_general_dilated(
-      x, w[::-1, ::-1], window_strides=(1, 1), padding=lax_pads, lhs_dilation=geometry.stride,
-      rhs_dilation=geometry.dilation, dimension_numbers=_DIMENSION_NUMBERS)
+    x,
+    w[::-1, ::-1],
+    window_strides=(1, 1),
+    padding=lax_pads,
+    lhs_dilation=geometry.stride,
+    rhs_dilation=geometry.dilation,
+    dimension_numbers=_DIMENSION_NUMBERS,
+  )
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -299,7 +347,7 @@ def _crop_full_map(y, pads, out_hw):
   extra_h = max(top + out_hw[0] - y.shape[1], 0)
   extra_w = max(left + out_hw[1] - y.shape[2], 0)
   y = jnp.pad(y, ((0, 0), (0, extra_h), (0, extra_w), (0, 0)))
-  return y[:, top:top + out_hw[0], left:left + out_hw[1]]
+  return y[:, top : top + out_hw[0], left : left + out_hw[1]]
 
 
 def _transpose_by_phases(x, w, stride, pads, out_hw):
@@ -316,8 +364,9 @@ def _transpose_by_phases(x, w, stride, pads, out_hw):
   c_out = w.shape[-1]
   phases = _blocked_kernel(w, stride)[::-1, :, ::-1]  # (mh, sh, mw, sw, in, out)
   phases = jnp.transpose(phases, (0, 2, 4, 1, 3, 5)).reshape(mh, mw, c_in, sh * sw * c_out)
-  y = lax.conv_general_dilated(x, phases, (1, 1), [(mh - 1, mh - 1), (mw - 1, mw - 1)],
-                               dimension_numbers=_DIMENSION_NUMBERS)
+  y = lax.conv_general_dilated(
+    x, phases, (1, 1), [(mh - 1, mh - 1), (mw - 1, mw - 1)], dimension_numbers=_DIMENSION_NUMBERS
+  )
   full_h, full_w = height + mh - 1, width + mw - 1
   y = y.reshape(n, full_h, full_w, sh, sw, c_out)
   y = jnp.transpose(y, (0, 1, 3, 2, 4, 5)).reshape(n, full_h * sh, full_w * sw, c_out)
@@ -336,15 +385,17 @@ def _transpose_by_blocks(x, w, stride, pads, out_hw):
   full = 0
   for a in range(mh):
     for b in range(mw):
-      block = jnp.einsum("nhwc,rqco->nhrwqo", x, w_blocks[a, :, b])
-      full = full + jnp.pad(block, ((0, 0), (a, mh - 1 - a), (0, 0), (b, mw - 1 - b), (0, 0),
-                                    (0, 0)))
+      block = jnp.einsum('nhwc,rqco->nhrwqo', x, w_blocks[a, :, b])
+      full = full + jnp.pad(
+        block, ((0, 0), (a, mh - 1 - a), (0, 0), (b, mw - 1 - b), (0, 0), (0, 0))
+      )
   full = full.reshape(n, (height + mh - 1) * sh, (width + mw - 1) * sw, w.shape[-1])
   return _crop_full_map(full, pads, out_hw)
 
 
-def atrous_conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, rate: Any,
-                  padding: Any = "SAME") -> jax.Array:
+def atrous_conv2d(
+  x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, rate: Any, padding: Any = 'SAME'
+) -> jax.Array:
   r"""Atrous (dilated) convolution: `conv2d` with `rate - 1` holes between kernel taps.
 
   .. math::
@@ -370,5 +421,5 @@ def atrous_conv2d(x: jax.Array, w: jax.Array, b: jax.Array | None = None, *, rat
     >>> atrous_conv2d(x, w, rate=12).shape     # DeepLab-LargeFOV's fc6
     (1, 33, 33, 4)
   """
-  v.pair(rate, "rate")
+  v.pair(rate, 'rate')
   return conv2d(x, w, b, stride=1, padding=padding, dilation=rate)

@@ -17,32 +17,32 @@ blurring the binary fixation map with a Gaussian. Two conventions are in use:
 This is host-side preprocessing (dataset builders run it once per image), so it is written in
 NumPy and computes in float64; it is neither traced nor jitted.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-__all__ = ["fixation_density", "mit_gaussian_sigma"]
+__all__ = ['fixation_density', 'mit_gaussian_sigma']
 
-_BOUNDARIES = ("constant", "reflect")
+_BOUNDARIES = ('constant', 'reflect')
 
 
 def _check_fixations(fixations) -> np.ndarray:
-  if not hasattr(fixations, "shape"):
-    raise TypeError(
-        f"fixations must be an array of shape (H, W), got {type(fixations).__name__}.")
+  if not hasattr(fixations, 'shape'):
+    raise TypeError(f'fixations must be an array of shape (H, W), got {type(fixations).__name__}.')
   fixations = np.asarray(fixations)
   if fixations.ndim != 2:
     raise ValueError(
-        f"fixations must have shape (H, W), got shape {fixations.shape} of rank "
-        f"{fixations.ndim}.")
+      f'fixations must have shape (H, W), got shape {fixations.shape} of rank {fixations.ndim}.'
+    )
   if min(fixations.shape) < 1:
-    raise ValueError(f"fixations must be non-empty, got shape {fixations.shape}.")
-  if fixations.dtype.kind not in "biuf":
-    raise TypeError(f"fixations must be boolean or numeric, got dtype {fixations.dtype}.")
+    raise ValueError(f'fixations must be non-empty, got shape {fixations.shape}.')
+  if fixations.dtype.kind not in 'biuf':
+    raise TypeError(f'fixations must be boolean or numeric, got dtype {fixations.dtype}.')
   if np.any(fixations < 0) or not np.all(np.isfinite(fixations)):
-    raise ValueError("fixations must be finite and non-negative (a binary or count map).")
+    raise ValueError('fixations must be finite and non-negative (a binary or count map).')
   return fixations.astype(np.float64)
 
 
@@ -89,12 +89,12 @@ def _blur_axis(x: np.ndarray, kernel: np.ndarray, axis: int, boundary: str) -> n
   radius = (kernel.size - 1) // 2
   pad = [(0, 0), (0, 0)]
   pad[axis] = (radius, radius)
-  if boundary == "constant":
-    padded = np.pad(x, pad, mode="constant")
+  if boundary == 'constant':
+    padded = np.pad(x, pad, mode='constant')
   else:
     # scipy's 'reflect' is (d c b a | a b c d): numpy's 'symmetric'. A kernel wider than the
     # image reflects more than once, which numpy's pad does too.
-    padded = np.pad(x, pad, mode="symmetric")
+    padded = np.pad(x, pad, mode='symmetric')
   windows = np.lib.stride_tricks.sliding_window_view(padded, kernel.size, axis=axis)
   return windows @ kernel  # symmetric kernel: correlation == convolution
 
@@ -109,20 +109,25 @@ def _mit_lowpass(x: np.ndarray, cycles_per_image: float) -> np.ndarray:
   n = _padded_side((h, w))
   n2 = 2 * n
   padded = np.zeros((n2, n2))
-  padded[n:n + h, n:n + w] = x
+  padded[n : n + h, n : n + w] = x
   # Integer DFT frequencies of the 2n-point transform; the filter keeps [-n/2, n/2).
   freq = np.fft.fftfreq(n2, d=1.0 / n2)
   in_band = (freq >= -n // 2) & (freq < n // 2)
   s = 2.0 * cycles_per_image / math.sqrt(math.log(2.0))  # round(n2 / n) * fc / sqrt(ln 2)
-  profile = np.where(in_band, np.exp(-freq ** 2 / s ** 2), 0.0)
+  profile = np.where(in_band, np.exp(-(freq**2) / s**2), 0.0)
   transfer = profile[:, None] * profile[None, :]
   blurred = np.real(np.fft.ifft2(np.fft.fft2(padded) * transfer))
-  return blurred[n:n + h, n:n + w]
+  return blurred[n : n + h, n : n + w]
 
 
-def fixation_density(fixations, *, sigma: float | None = None,
-                     cycles_per_image: float | None = None, truncate: float = 4.0,
-                     boundary: str = "constant") -> np.ndarray:
+def fixation_density(
+  fixations,
+  *,
+  sigma: float | None = None,
+  cycles_per_image: float | None = None,
+  truncate: float = 4.0,
+  boundary: str = 'constant',
+) -> np.ndarray:
   r"""A ground-truth saliency density from a binary fixation map, normalised to sum to 1.
 
   .. math:: D = \frac{B}{\sum_p B_p}, \qquad B = \max(G * F, 0)
@@ -161,24 +166,26 @@ def fixation_density(fixations, *, sigma: float | None = None,
   fixations = _check_fixations(fixations)
   if (sigma is None) == (cycles_per_image is None):
     raise ValueError(
-        "exactly one of sigma and cycles_per_image must be given, got "
-        f"sigma={sigma!r}, cycles_per_image={cycles_per_image!r}.")
+      'exactly one of sigma and cycles_per_image must be given, got '
+      f'sigma={sigma!r}, cycles_per_image={cycles_per_image!r}.'
+    )
   if boundary not in _BOUNDARIES:
-    raise ValueError(f"boundary must be one of {_BOUNDARIES}, got {boundary!r}.")
+    raise ValueError(f'boundary must be one of {_BOUNDARIES}, got {boundary!r}.')
   if sigma is not None:
     if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not sigma > 0:
-      raise ValueError(f"sigma must be a positive number of pixels, got {sigma!r}.")
+      raise ValueError(f'sigma must be a positive number of pixels, got {sigma!r}.')
     if not isinstance(truncate, (int, float)) or not truncate > 0:
-      raise ValueError(f"truncate must be a positive number, got {truncate!r}.")
+      raise ValueError(f'truncate must be a positive number, got {truncate!r}.')
     blurred = _gaussian_blur(fixations, float(sigma), float(truncate), boundary)
   else:
-    if (not isinstance(cycles_per_image, (int, float)) or isinstance(cycles_per_image, bool)
-        or not cycles_per_image > 0):
-      raise ValueError(
-          f"cycles_per_image must be a positive number, got {cycles_per_image!r}.")
-    if boundary != "constant":
-      raise ValueError(
-          f"boundary={boundary!r} applies to sigma only; the MIT filter zero-pads.")
+    if (
+      not isinstance(cycles_per_image, (int, float))
+      or isinstance(cycles_per_image, bool)
+      or not cycles_per_image > 0
+    ):
+      raise ValueError(f'cycles_per_image must be a positive number, got {cycles_per_image!r}.')
+    if boundary != 'constant':
+      raise ValueError(f'boundary={boundary!r} applies to sigma only; the MIT filter zero-pads.')
     blurred = _mit_lowpass(fixations, float(cycles_per_image))
   # A density is >= 0. The Fourier filter leaves round-off of either sign, and for maps under
   # ~128 pixels its band limit (transfer ~0.06 at the edge for n = 64) rings slightly negative.

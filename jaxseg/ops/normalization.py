@@ -1,4 +1,5 @@
 """Local response normalization across channels (AlexNet, GoogLeNet)."""
+
 from __future__ import annotations
 
 import numbers
@@ -10,8 +11,9 @@ from jax import lax
 from jaxseg.ops import _validation as v
 
 
-def local_response_norm(x: jax.Array, *, size: int = 5, alpha: float = 1e-4,
-                        beta: float = 0.75, k: float = 1.0) -> jax.Array:
+def local_response_norm(
+  x: jax.Array, *, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0
+) -> jax.Array:
   r"""Local response normalization across channels, with alpha divided by `size`.
 
   .. math::
@@ -41,17 +43,21 @@ def local_response_norm(x: jax.Array, *, size: int = 5, alpha: float = 1e-4,
     >>> print(y[0, 0, 0])
     [0.2222... 0.1538... 0.2222...]
   """
-  v.check_rank(x, 4, "x", "NHWC")
+  v.check_rank(x, 4, 'x', 'NHWC')
   if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < 1:
-    raise ValueError(f"size must be a positive int, got {size!r}.")
-  for name, value in (("alpha", alpha), ("beta", beta), ("k", k)):
+    raise ValueError(f'size must be a positive int, got {size!r}.')
+  for name, value in (('alpha', alpha), ('beta', beta), ('k', k)):
     v.check_number(value, name)  # NaN or infinity would silently poison every activation
   x = jnp.asarray(x)
   if not jnp.issubdtype(x.dtype, jnp.inexact):
-    raise TypeError(f"local_response_norm needs a floating x, got dtype {x.dtype}.")
+    raise TypeError(f'local_response_norm needs a floating x, got dtype {x.dtype}.')
   size = int(size)
   squares_sum = lax.reduce_window(
-      jnp.square(x), x.dtype.type(0), lax.add,  # host constant: grad under jit needs it
-      (1, 1, 1, size), (1, 1, 1, 1),
-      ((0, 0), (0, 0), (0, 0), (size // 2, (size - 1) // 2)))
+    jnp.square(x),
+    x.dtype.type(0),
+    lax.add,  # host constant: grad under jit needs it
+    (1, 1, 1, size),
+    (1, 1, 1, 1),
+    ((0, 0), (0, 0), (0, 0), (size // 2, (size - 1) // 2)),
+  )
   return x / (k + (alpha / size) * squares_sum) ** beta

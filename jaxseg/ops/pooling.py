@@ -5,6 +5,7 @@ size up (`ceil_mode=True` here) and then drops a last window that would start in
 padding; PyTorch's `max_pool2d`/`avg_pool2d` with `ceil_mode=True` implement the same rule, and
 so do these ops.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,30 +22,39 @@ from jaxseg.ops import _validation as v
 
 def _pool_geometry(x, window, stride, padding, ceil_mode, what):
   """Checks pooling arguments; returns (window, stride, pads, out_hw, ceil overhang)."""
-  v.check_rank(x, 4, "x", "NHWC")
-  v.check_not_bool(x, "x")
-  window = v.pair(window, "window")
-  stride = window if stride is None else v.pair(stride, "stride")
-  pads = v.explicit_padding(padding, input_hw=tuple(x.shape[1:3]), window_hw=window,
-                            stride_hw=stride)
+  v.check_rank(x, 4, 'x', 'NHWC')
+  v.check_not_bool(x, 'x')
+  window = v.pair(window, 'window')
+  stride = window if stride is None else v.pair(stride, 'stride')
+  pads = v.explicit_padding(
+    padding, input_hw=tuple(x.shape[1:3]), window_hw=window, stride_hw=stride
+  )
   for axis in range(2):
     if max(pads[axis]) > window[axis] // 2:
       # Beyond half the window some window could lie entirely in padding (PyTorch's limit too).
       raise ValueError(
-          f"padding={padding!r} must be at most half the window {window} on each axis, "
-          f"got {pads[axis]} on axis {axis}.")
-  out_hw = tuple(v.output_size(size, p, k, s, ceil_mode=bool(ceil_mode))
-                 for size, p, k, s in zip(x.shape[1:3], pads, window, stride))
-  v.check_nonempty(x.shape, out_hw, what=what,
-                   details=f"window {window}, stride {stride}, padding {pads}, "
-                           f"ceil_mode={ceil_mode}")
+        f'padding={padding!r} must be at most half the window {window} on each axis, '
+        f'got {pads[axis]} on axis {axis}.'
+      )
+  out_hw = tuple(
+    v.output_size(size, p, k, s, ceil_mode=bool(ceil_mode))
+    for size, p, k, s in zip(x.shape[1:3], pads, window, stride)
+  )
+  v.check_nonempty(
+    x.shape,
+    out_hw,
+    what=what,
+    details=f'window {window}, stride {stride}, padding {pads}, ceil_mode={ceil_mode}',
+  )
   # The ceil-mode overhang: how far the last window runs past the bottom/right padding. Without
   # ceil mode the last window always fits, so it is 0 (stated, not computed: with symbolic
   # sizes under jax.export the comparison inside max() could not be decided).
   if not ceil_mode:
     return window, stride, pads, out_hw, (0, 0)
-  overhang = tuple(_max0((o - 1) * s + k - (size + p[0] + p[1])) for o, s, k, size, p in
-                   zip(out_hw, stride, window, x.shape[1:3], pads))
+  overhang = tuple(
+    _max0((o - 1) * s + k - (size + p[0] + p[1]))
+    for o, s, k, size, p in zip(out_hw, stride, window, x.shape[1:3], pads)
+  )
   return window, stride, pads, out_hw, overhang
 
 
@@ -56,12 +66,17 @@ def _max0(size):
 
 
 def _reduce_pads(pads, overhang):
-  return ((0, 0), (pads[0][0], pads[0][1] + overhang[0]),
-          (pads[1][0], pads[1][1] + overhang[1]), (0, 0))
+  return (
+    (0, 0),
+    (pads[0][0], pads[0][1] + overhang[0]),
+    (pads[1][0], pads[1][1] + overhang[1]),
+    (0, 0),
+  )
 
 
-def max_pool(x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0,
-             ceil_mode: bool = False) -> jax.Array:
+def max_pool(
+  x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0, ceil_mode: bool = False
+) -> jax.Array:
   r"""Max pooling over spatial windows of NHWC activations.
 
   .. math::
@@ -95,8 +110,9 @@ def max_pool(x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0,
     Array([[6., 8.],
            [3., 4.]], dtype=float32)
   """
-  window, stride, pads, _, overhang = _pool_geometry(x, window, stride, padding, ceil_mode,
-                                                     "max_pool")
+  window, stride, pads, _, overhang = _pool_geometry(
+    x, window, stride, padding, ceil_mode, 'max_pool'
+  )
   x = jnp.asarray(x)
   reduce_pads = _reduce_pads(pads, overhang)
   if jnp.issubdtype(x.dtype, jnp.floating):
@@ -111,8 +127,9 @@ def _axis_taps(x, axis, window, stride, reduce_pads, fill):
   Output i reads padded index s i + t; the slice's transpose (reverse mode) is a pad with
   interior zeros, so the gradient is scattered by k pads and adds, not select-and-scatter.
   """
-  padded = jnp.pad(x, [reduce_pads if a == axis else (0, 0) for a in range(x.ndim)],
-                   constant_values=fill)
+  padded = jnp.pad(
+    x, [reduce_pads if a == axis else (0, 0) for a in range(x.ndim)], constant_values=fill
+  )
   out = (padded.shape[axis] - window) // stride + 1
   for tap in range(window):
     start = [0] * x.ndim
@@ -154,8 +171,9 @@ def _max_pool_axis_jvp(axis, window, stride, reduce_pads, pad_lo, primals, tange
   # inside the input (padding never wins; an all -inf window takes its first input cell, as
   # PyTorch's loop does). Scanned backwards so the first wins without a running mask.
   first = jnp.full(y.shape, window, jnp.int32)
-  for tap, x_tap in reversed(list(enumerate(
-      _axis_taps(x, axis, window, stride, reduce_pads, -np.inf)))):
+  for tap, x_tap in reversed(
+    list(enumerate(_axis_taps(x, axis, window, stride, reduce_pads, -np.inf)))
+  ):
     inside = ((starts + tap >= 0) & (starts + tap < size)).reshape(shape)
     hit = ((x_tap == y) | (y_is_nan & jnp.isnan(x_tap))) & inside
     first = jnp.where(hit, tap, first)
@@ -178,8 +196,9 @@ def _max_pool_first_max(x, window, stride, reduce_pads, pads):
   return _max_pool_axis(y, 1, window[0], stride[0], reduce_pads[1], pads[0][0])
 
 
-def _window_counts(size: int, pads: tuple[int, int], window: int, stride: int, out: int,
-                   count_include_pad: bool) -> np.ndarray:
+def _window_counts(
+  size: int, pads: tuple[int, int], window: int, stride: int, out: int, count_include_pad: bool
+) -> np.ndarray:
   """Per output position, how many window cells the average divides by (one axis).
 
   With padding counted, a window is clipped to the padded extent [-lo, size + hi) but not to the
@@ -191,8 +210,15 @@ def _window_counts(size: int, pads: tuple[int, int], window: int, stride: int, o
   return (ends - np.maximum(starts, lo_limit)).astype(np.int64)
 
 
-def avg_pool(x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0,
-             ceil_mode: bool = False, count_include_pad: bool = True) -> jax.Array:
+def avg_pool(
+  x: jax.Array,
+  window: Any,
+  *,
+  stride: Any = None,
+  padding: Any = 0,
+  ceil_mode: bool = False,
+  count_include_pad: bool = True,
+) -> jax.Array:
   r"""Average pooling over spatial windows of NHWC activations.
 
   .. math::
@@ -222,16 +248,19 @@ def avg_pool(x: jax.Array, window: Any, *, stride: Any = None, padding: Any = 0,
     Array([[ 2.5,  4.5],
            [10.5, 12.5]], dtype=float32)
   """
-  window, stride, pads, out_hw, overhang = _pool_geometry(x, window, stride, padding, ceil_mode,
-                                                          "avg_pool")
+  window, stride, pads, out_hw, overhang = _pool_geometry(
+    x, window, stride, padding, ceil_mode, 'avg_pool'
+  )
   x = jnp.asarray(x)
   if not jnp.issubdtype(x.dtype, jnp.inexact):
-    raise TypeError(f"avg_pool needs a floating x, got dtype {x.dtype}.")
-  sums = lax.reduce_window(x, np.array(0, x.dtype), lax.add, (1, *window, 1), (1, *stride, 1),
-                           _reduce_pads(pads, overhang))
+    raise TypeError(f'avg_pool needs a floating x, got dtype {x.dtype}.')
+  sums = lax.reduce_window(
+    x, np.array(0, x.dtype), lax.add, (1, *window, 1), (1, *stride, 1), _reduce_pads(pads, overhang)
+  )
   counts_h, counts_w = (
-      _window_counts(size, p, k, s, o, bool(count_include_pad))
-      for size, p, k, s, o in zip(x.shape[1:3], pads, window, stride, out_hw))
+    _window_counts(size, p, k, s, o, bool(count_include_pad))
+    for size, p, k, s, o in zip(x.shape[1:3], pads, window, stride, out_hw)
+  )
   counts = np.outer(counts_h, counts_w)[None, :, :, None]
   return sums / jnp.asarray(counts, x.dtype)
 
@@ -254,8 +283,8 @@ def global_avg_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
     >>> global_avg_pool(jnp.ones((2, 7, 7, 2048))).shape
     (2, 2048)
   """
-  v.check_rank(x, 4, "x", "NHWC")
-  v.check_not_bool(x, "x")
+  v.check_rank(x, 4, 'x', 'NHWC')
+  v.check_not_bool(x, 'x')
   return jnp.mean(x, axis=(1, 2), keepdims=keepdims)
 
 
@@ -277,8 +306,8 @@ def global_max_pool(x: jax.Array, *, keepdims: bool = False) -> jax.Array:
     >>> global_max_pool(jnp.ones((2, 7, 7, 512)), keepdims=True).shape
     (2, 1, 1, 512)
   """
-  v.check_rank(x, 4, "x", "NHWC")
-  v.check_not_bool(x, "x")
+  v.check_rank(x, 4, 'x', 'NHWC')
+  v.check_not_bool(x, 'x')
   return jnp.max(x, axis=(1, 2), keepdims=keepdims)
 
 
@@ -321,12 +350,12 @@ def adaptive_avg_pool(x: jax.Array, output_size: Any) -> jax.Array:
     >>> adaptive_avg_pool(x, (1, 2))[0, 0, :, 0]   # windows [0, 3) and [2, 5)
     Array([1., 3.], dtype=float32)
   """
-  v.check_rank(x, 4, "x", "NHWC")
-  v.check_not_bool(x, "x")
-  oh, ow = v.pair(output_size, "output_size")
+  v.check_rank(x, 4, 'x', 'NHWC')
+  v.check_not_bool(x, 'x')
+  oh, ow = v.pair(output_size, 'output_size')
   _, h, w, _ = x.shape
   if (h, w) == (oh, ow):
     return jnp.asarray(x)
   rows = jnp.asarray(_adaptive_pool_matrix(h, oh), x.dtype)
   cols = jnp.asarray(_adaptive_pool_matrix(w, ow), x.dtype)
-  return jnp.einsum("ih,nhwc,jw->nijc", rows, x, cols)
+  return jnp.einsum('ih,nhwc,jw->nijc', rows, x, cols)

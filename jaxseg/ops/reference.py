@@ -7,6 +7,7 @@
 
 These are for teaching and testing (`conv2d_as_matrix` is dense and grows as (H W)^2).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,18 +22,21 @@ from jaxseg.ops.conv import conv2d, conv_transpose2d
 
 def _geometry(w_shape, input_shape, stride, padding, dilation):
   kh, kw = w_shape[:2]
-  stride = v.pair(stride, "stride")
-  dilation = v.pair(dilation, "dilation")
+  stride = v.pair(stride, 'stride')
+  dilation = v.pair(dilation, 'dilation')
   window = v.effective_window((kh, kw), dilation)
-  pads = v.explicit_padding(padding, input_hw=tuple(input_shape[:2]), window_hw=window,
-                            stride_hw=stride)
-  out_hw = tuple(v.output_size(size, p, k, s)
-                 for size, p, k, s in zip(input_shape[:2], pads, window, stride))
+  pads = v.explicit_padding(
+    padding, input_hw=tuple(input_shape[:2]), window_hw=window, stride_hw=stride
+  )
+  out_hw = tuple(
+    v.output_size(size, p, k, s) for size, p, k, s in zip(input_shape[:2], pads, window, stride)
+  )
   return stride, pads, dilation, out_hw
 
 
-def conv2d_as_matrix(w: jax.Array, input_shape: Any, *, stride: Any = 1, padding: Any = 0,
-                     dilation: Any = 1) -> jax.Array:
+def conv2d_as_matrix(
+  w: jax.Array, input_shape: Any, *, stride: Any = 1, padding: Any = 0, dilation: Any = 1
+) -> jax.Array:
   r"""The dense matrix `M` of `conv2d` on one image, a fully connected layer in disguise.
 
   `M @ x.ravel() == conv2d(x[None], w)[0].ravel()`.
@@ -63,22 +67,31 @@ def conv2d_as_matrix(w: jax.Array, input_shape: Any, *, stride: Any = 1, padding
     >>> m.shape, bool(jnp.allclose(m @ x.ravel(), conv2d(x[None], w, padding=1).ravel()))
     ((16, 16), True)
   """
-  v.check_rank(w, 4, "w", "HWIO (kh, kw, in, out)")
+  v.check_rank(w, 4, 'w', 'HWIO (kh, kw, in, out)')
   if len(input_shape) != 3:
-    raise ValueError(f"input_shape must be (H, W, C), got {input_shape!r}.")
+    raise ValueError(f'input_shape must be (H, W, C), got {input_shape!r}.')
   height, width, channels = (int(s) for s in input_shape)
   kh, kw, w_in, w_out = w.shape
   if w_in != channels:
-    raise ValueError(f"w.shape[2]={w_in} must equal the channels input_shape[2]={channels}.")
-  stride, pads, dilation, (out_h, out_w) = _geometry(w.shape, input_shape, stride, padding,
-                                                    dilation)
+    raise ValueError(f'w.shape[2]={w_in} must equal the channels input_shape[2]={channels}.')
+  stride, pads, dilation, (out_h, out_w) = _geometry(
+    w.shape, input_shape, stride, padding, dilation
+  )
   if min(out_h, out_w) < 1:
-    raise ValueError(f"conv2d_as_matrix of input_shape {tuple(input_shape)} gives an empty "
-                     f"output {(out_h, out_w)}.")
+    raise ValueError(
+      f'conv2d_as_matrix of input_shape {tuple(input_shape)} gives an empty '
+      f'output {(out_h, out_w)}.'
+    )
   # Enumerate every (output pixel, tap, in channel, out channel) and where its input lies.
-  i, j, u, q, c, o = np.meshgrid(np.arange(out_h), np.arange(out_w), np.arange(kh),
-                                 np.arange(kw), np.arange(channels), np.arange(w_out),
-                                 indexing="ij")
+  i, j, u, q, c, o = np.meshgrid(
+    np.arange(out_h),
+    np.arange(out_w),
+    np.arange(kh),
+    np.arange(kw),
+    np.arange(channels),
+    np.arange(w_out),
+    indexing='ij',
+  )
   rows_in = i * stride[0] + u * dilation[0] - pads[0][0]
   cols_in = j * stride[1] + q * dilation[1] - pads[1][0]
   inside = (rows_in >= 0) & (rows_in < height) & (cols_in >= 0) & (cols_in < width)
@@ -90,8 +103,9 @@ def conv2d_as_matrix(w: jax.Array, input_shape: Any, *, stride: Any = 1, padding
   return matrix.at[out_index, in_index].add(values)
 
 
-def conv2d_vjp(x: jax.Array, w: jax.Array, dy: jax.Array, *, stride: Any = 1,
-               padding: Any = 0, dilation: Any = 1) -> tuple[jax.Array, jax.Array]:
+def conv2d_vjp(
+  x: jax.Array, w: jax.Array, dy: jax.Array, *, stride: Any = 1, padding: Any = 0, dilation: Any = 1
+) -> tuple[jax.Array, jax.Array]:
   r"""Gradients of `conv2d` with respect to input and kernel, computed as convolutions.
 
   For :math:`y = \text{conv2d}(x, w)` and upstream gradient
@@ -124,23 +138,32 @@ def conv2d_vjp(x: jax.Array, w: jax.Array, dy: jax.Array, *, stride: Any = 1,
     >>> dx.shape, dw.shape
     ((1, 5, 5, 2), (3, 3, 2, 4))
   """
-  v.check_rank(x, 4, "x", "NHWC")
-  v.check_rank(w, 4, "w", "HWIO (kh, kw, in, out)")
-  v.check_rank(dy, 4, "dy", "NHWC")
+  v.check_rank(x, 4, 'x', 'NHWC')
+  v.check_rank(w, 4, 'w', 'HWIO (kh, kw, in, out)')
+  v.check_rank(dy, 4, 'dy', 'NHWC')
   stride, pads, dilation, out_hw = _geometry(w.shape, x.shape[1:], stride, padding, dilation)
   expected = (x.shape[0], *out_hw, w.shape[3])
   if tuple(dy.shape) != expected:
-    raise ValueError(f"dy must have the shape of conv2d's output {expected}, got "
-                     f"{tuple(dy.shape)}.")
+    raise ValueError(
+      f"dy must have the shape of conv2d's output {expected}, got {tuple(dy.shape)}."
+    )
   kh, kw = w.shape[:2]
   window = v.effective_window((kh, kw), dilation)
   # Rows of x that no window reached (strided case): output_padding gives them back (as zeros).
-  output_padding = tuple(size + p[0] + p[1] - ((o - 1) * s + k)
-                         for size, p, o, s, k in zip(x.shape[1:3], pads, out_hw, stride, window))
-  dx = conv_transpose2d(dy, jnp.swapaxes(w, 2, 3), stride=stride, padding=pads,
-                        output_padding=output_padding, dilation=dilation)
+  output_padding = tuple(
+    size + p[0] + p[1] - ((o - 1) * s + k)
+    for size, p, o, s, k in zip(x.shape[1:3], pads, out_hw, stride, window)
+  )
+  dx = conv_transpose2d(
+    dy,
+    jnp.swapaxes(w, 2, 3),
+    stride=stride,
+    padding=pads,
+    output_padding=output_padding,
+    dilation=dilation,
+  )
   # dw: correlate x (channels as batch) with dy (batch as input channels) as the kernel.
-  x_t = jnp.transpose(x, (3, 1, 2, 0))    # (C, H, W, N)
+  x_t = jnp.transpose(x, (3, 1, 2, 0))  # (C, H, W, N)
   dy_t = jnp.transpose(dy, (1, 2, 0, 3))  # (H_out, W_out, N, O), HWIO
   dw = conv2d(x_t, dy_t, stride=dilation, padding=pads, dilation=stride)  # (C, >=kh, >=kw, O)
   dw = jnp.transpose(dw[:, :kh, :kw, :], (1, 2, 0, 3))

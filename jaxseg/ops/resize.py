@@ -1,4 +1,5 @@
 """Resizing, cropping and FCN's bilinear upsampling kernel, for NHWC activations."""
+
 from __future__ import annotations
 
 import numbers
@@ -11,7 +12,7 @@ import numpy as np
 
 from jaxseg.ops import _validation as v
 
-_METHODS = ("bilinear", "nearest")
+_METHODS = ('bilinear', 'nearest')
 
 
 def bilinear_kernel(size: int, channels: int, *, dtype: Any = jnp.float32) -> jax.Array:
@@ -40,9 +41,9 @@ def bilinear_kernel(size: int, channels: int, *, dtype: Any = jnp.float32) -> ja
     >>> bilinear_kernel(4, 1)[:, :, 0, 0][0]
     Array([0.0625, 0.1875, 0.1875, 0.0625], dtype=float32)
   """
-  for name, value in (("size", size), ("channels", channels)):
+  for name, value in (('size', size), ('channels', channels)):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-      raise ValueError(f"{name} must be a positive int, got {value!r}.")
+      raise ValueError(f'{name} must be a positive int, got {value!r}.')
   factor = (size + 1) // 2
   center = factor - 1 if size % 2 == 1 else factor - 0.5
   taps = 1.0 - np.abs(np.arange(size) - center) / factor
@@ -51,8 +52,9 @@ def bilinear_kernel(size: int, channels: int, *, dtype: Any = jnp.float32) -> ja
   return jnp.asarray(kernel, dtype)
 
 
-def source_points(in_size: int, out_size: int, *, method: str = "bilinear",
-                  align_corners: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def source_points(
+  in_size: int, out_size: int, *, method: str = 'bilinear', align_corners: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   r"""Where each output index of a 1-D resize reads the input: the sampling rule of `resize`.
 
   Bilinear: :math:`s_i = \max((i + \tfrac12)\,\tfrac{n_{in}}{n_{out}} - \tfrac12, 0)` (or
@@ -77,19 +79,21 @@ def source_points(in_size: int, out_size: int, *, method: str = "bilinear",
     >>> low.tolist(), high.tolist(), frac.tolist()
     ([0, 0, 0, 1], [1, 1, 1, 1], [0.0, 0.25, 0.75, 0.25])
   """
-  for name, value in (("in_size", in_size), ("out_size", out_size)):
+  for name, value in (('in_size', in_size), ('out_size', out_size)):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-      raise ValueError(f"{name} must be a positive int, got {value!r}.")
+      raise ValueError(f'{name} must be a positive int, got {value!r}.')
   if method not in _METHODS:
-    raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
+    raise ValueError(f'method must be one of {_METHODS}, got {method!r}.')
   if not isinstance(align_corners, bool):
-    raise TypeError(f"align_corners must be a bool, got {align_corners!r}.")
-  if align_corners and method == "nearest":
+    raise TypeError(f'align_corners must be a bool, got {align_corners!r}.')
+  if align_corners and method == 'nearest':
     # PyTorch raises here too: nearest sampling has no corner alignment to honour.
-    raise ValueError("align_corners=True only applies to method='bilinear'; nearest "
-                     "resizing has no corner alignment (as torch.nn.functional.interpolate).")
+    raise ValueError(
+      "align_corners=True only applies to method='bilinear'; nearest "
+      'resizing has no corner alignment (as torch.nn.functional.interpolate).'
+    )
   dst = np.arange(out_size, dtype=np.float64)
-  if method == "nearest":
+  if method == 'nearest':
     # PyTorch's legacy 'nearest': floor(dst * in / out).
     idx = np.minimum(np.floor(dst * (in_size / out_size)).astype(np.int64), in_size - 1)
     return idx, idx, np.zeros(out_size)
@@ -103,13 +107,14 @@ def source_points(in_size: int, out_size: int, *, method: str = "bilinear",
   return low, high, src - low
 
 
-def _symbolic_source_points(in_size: Any, out_size: Any, *, method: str,
-                            align_corners: bool) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _symbolic_source_points(
+  in_size: Any, out_size: Any, *, method: str, align_corners: bool
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """`source_points` traced in float32, for jax.export's symbolic sizes (no host NumPy there)."""
   dst = jnp.arange(out_size, dtype=jnp.float32)
   n_in = jnp.asarray(in_size, jnp.float32)
   n_out = jnp.asarray(out_size, jnp.float32)
-  if method == "nearest":
+  if method == 'nearest':
     idx = jnp.minimum(jnp.floor(dst * (n_in / n_out)).astype(jnp.int32), in_size - 1)
     return idx, idx, jnp.zeros_like(dst)
   if align_corners:
@@ -121,20 +126,21 @@ def _symbolic_source_points(in_size: Any, out_size: Any, *, method: str,
   return low, high, src - low
 
 
-def _interpolate_axis(x: jax.Array, axis: int, out_size: int, method: str,
-                      align_corners: bool) -> jax.Array:
+def _interpolate_axis(
+  x: jax.Array, axis: int, out_size: int, method: str, align_corners: bool
+) -> jax.Array:
   in_size = x.shape[axis]
   symbolic = export.is_symbolic_dim(in_size) or export.is_symbolic_dim(out_size)
   if symbolic:
-    low, high, frac = _symbolic_source_points(in_size, out_size, method=method,
-                                              align_corners=align_corners)
-  elif in_size == out_size and (method == "nearest" or not align_corners or out_size > 1):
+    low, high, frac = _symbolic_source_points(
+      in_size, out_size, method=method, align_corners=align_corners
+    )
+  elif in_size == out_size and (method == 'nearest' or not align_corners or out_size > 1):
     return x
   else:
-    low, high, frac = source_points(in_size, out_size, method=method,
-                                    align_corners=align_corners)
+    low, high, frac = source_points(in_size, out_size, method=method, align_corners=align_corners)
   x_low = jnp.take(x, low, axis=axis)
-  if method == "nearest":
+  if method == 'nearest':
     return x_low
   shape = [1] * x.ndim
   shape[axis] = out_size
@@ -142,8 +148,9 @@ def _interpolate_axis(x: jax.Array, axis: int, out_size: int, method: str,
   return x_low + (jnp.take(x, high, axis=axis) - x_low) * frac
 
 
-def resize(x: jax.Array, shape: Any, *, method: str = "bilinear",
-           align_corners: bool = False) -> jax.Array:
+def resize(
+  x: jax.Array, shape: Any, *, method: str = 'bilinear', align_corners: bool = False
+) -> jax.Array:
   r"""Resizes NHWC activations to spatial `shape` by bilinear or nearest interpolation.
 
   Bilinear, separable over rows then columns: output index :math:`i` samples the input at
@@ -169,16 +176,18 @@ def resize(x: jax.Array, shape: Any, *, method: str = "bilinear",
     >>> resize(x, (1, 4))[0, 0, :, 0]
     Array([0.  , 0.25, 0.75, 1.  ], dtype=float32)
   """
-  v.check_rank(x, 4, "x", "NHWC")
-  out_hw = v.size_pair(shape, "shape")
+  v.check_rank(x, 4, 'x', 'NHWC')
+  out_hw = v.size_pair(shape, 'shape')
   if method not in _METHODS:
-    raise ValueError(f"method must be one of {_METHODS}, got {method!r}.")
-  if align_corners and method == "nearest":
-    raise ValueError("align_corners=True only applies to method='bilinear'; nearest "
-                     "resizing has no corner alignment (as torch.nn.functional.interpolate).")
+    raise ValueError(f'method must be one of {_METHODS}, got {method!r}.')
+  if align_corners and method == 'nearest':
+    raise ValueError(
+      "align_corners=True only applies to method='bilinear'; nearest "
+      'resizing has no corner alignment (as torch.nn.functional.interpolate).'
+    )
   x = jnp.asarray(x)
-  if method == "bilinear" and not jnp.issubdtype(x.dtype, jnp.inexact):
-    raise TypeError(f"bilinear resize needs a floating x, got dtype {x.dtype}.")
+  if method == 'bilinear' and not jnp.issubdtype(x.dtype, jnp.inexact):
+    raise TypeError(f'bilinear resize needs a floating x, got dtype {x.dtype}.')
   y = _interpolate_axis(x, 1, out_hw[0], method, bool(align_corners))
   return _interpolate_axis(y, 2, out_hw[1], method, bool(align_corners))
 
@@ -202,7 +211,7 @@ def crop_like(x: jax.Array, reference: Any, *, offset: Any = None) -> jax.Array:
     >>> crop_like(jnp.zeros((1, 10, 10, 2)), jnp.zeros((1, 4, 6, 21)), offset=(3, 2)).shape
     (1, 4, 6, 2)
   """
-  v.check_rank(reference, 4, "reference", "NHWC")
+  v.check_rank(reference, 4, 'reference', 'NHWC')
   return _crop(x, tuple(reference.shape[1:3]), offset)
 
 
@@ -225,23 +234,26 @@ def center_crop(x: jax.Array, shape: Any) -> jax.Array:
     >>> center_crop(jnp.arange(25.).reshape(1, 5, 5, 1), 3)[0, :, :, 0][0]
     Array([6., 7., 8.], dtype=float32)
   """
-  return _crop(x, v.pair(shape, "shape"), None)
+  return _crop(x, v.pair(shape, 'shape'), None)
 
 
 def _crop(x, out_hw, offset):
-  v.check_rank(x, 4, "x", "NHWC")
+  v.check_rank(x, 4, 'x', 'NHWC')
   in_hw = tuple(x.shape[1:3])
   if offset is None:
     offset = tuple((size - out) // 2 for size, out in zip(in_hw, out_hw))
   else:
-    offset = v.pair(offset, "offset", minimum=0)
+    offset = v.pair(offset, 'offset', minimum=0)
   if out_hw[0] > in_hw[0] or out_hw[1] > in_hw[1]:
-    raise ValueError(f"cannot crop {tuple(out_hw)} from x of spatial size {in_hw} "
-                     f"(x shape {tuple(x.shape)}): the crop must not exceed the input.")
-  for axis, name in enumerate(("height", "width")):
+    raise ValueError(
+      f'cannot crop {tuple(out_hw)} from x of spatial size {in_hw} '
+      f'(x shape {tuple(x.shape)}): the crop must not exceed the input.'
+    )
+  for axis, name in enumerate(('height', 'width')):
     if offset[axis] + out_hw[axis] > in_hw[axis]:
       raise ValueError(
-          f"cannot crop {name} {out_hw[axis]} at offset {offset[axis]} from an input of "
-          f"{name} {in_hw[axis]} (x shape {tuple(x.shape)}, offset {offset}).")
+        f'cannot crop {name} {out_hw[axis]} at offset {offset[axis]} from an input of '
+        f'{name} {in_hw[axis]} (x shape {tuple(x.shape)}, offset {offset}).'
+      )
   top, left = offset
-  return x[:, top:top + out_hw[0], left:left + out_hw[1], :]
+  return x[:, top : top + out_hw[0], left : left + out_hw[1], :]

@@ -63,8 +63,10 @@ class DataIteratorHandler(ocp.CheckpointHandler):
   def restore(self, directory: epath.Path, args: 'DataIteratorRestore') -> Any:
     filename = self._filename(directory)
     if not filename.exists():
-      raise FileNotFoundError(f'no data-iterator state for this process at {filename} (was the '
-                              'checkpoint written with a different number of processes?)')
+      raise FileNotFoundError(
+        f'no data-iterator state for this process at {filename} (was the '
+        'checkpoint written with a different number of processes?)'
+      )
     record = json.loads(filename.read_text())
     state = record['state']
     args.iterator.set_state(state.encode('utf-8') if record['kind'] == 'bytes' else state)
@@ -119,9 +121,13 @@ def write_manifest(step_dir: str, step: int) -> str:
   Returns:
     The manifest's path.
   """
-  files = {rel: {'size': os.path.getsize(os.path.join(step_dir, rel)),
-                 'sha256': _sha256(os.path.join(step_dir, rel))}
-           for rel in _step_files(step_dir)}
+  files = {
+    rel: {
+      'size': os.path.getsize(os.path.join(step_dir, rel)),
+      'sha256': _sha256(os.path.join(step_dir, rel)),
+    }
+    for rel in _step_files(step_dir)
+  }
   path = os.path.join(step_dir, MANIFEST)
   tmp = f'{path}.tmp-{os.getpid()}'
   with open(tmp, 'w') as f:
@@ -165,6 +171,7 @@ def verify_step_dir(step_dir: str, step: int) -> str | None:
 def _sync(name: str) -> None:
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
     multihost_utils.sync_global_devices(name)
 
 
@@ -200,24 +207,31 @@ class Checkpointer:
       raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
     self.best_metric = best_metric
     self.best_mode = best_mode
-    policy = checkpoint_managers.AnyPreservationPolicy([
+    policy = checkpoint_managers.AnyPreservationPolicy(
+      [
         checkpoint_managers.LatestN(n=keep),
         checkpoint_managers.BestN(
-            get_metric_fn=lambda metrics: metrics[best_metric],
-            reverse=best_mode == 'min', n=1, keep_checkpoints_without_metrics=False),
-    ])
+          get_metric_fn=lambda metrics: metrics[best_metric],
+          reverse=best_mode == 'min',
+          n=1,
+          keep_checkpoints_without_metrics=False,
+        ),
+      ]
+    )
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=policy,
-        # best_fn also makes orbax store each checkpoint's metrics next to it.
-        best_fn=lambda metrics: metrics[best_metric],
-        best_mode=best_mode,
-        cleanup_tmp_directories=True,
-        # Synchronous: the state's buffers are donated to the next step, so they must be on the
-        # host before save() returns.
-        enable_async_checkpointing=False,
-        create=True)
+      preservation_policy=policy,
+      # best_fn also makes orbax store each checkpoint's metrics next to it.
+      best_fn=lambda metrics: metrics[best_metric],
+      best_mode=best_mode,
+      cleanup_tmp_directories=True,
+      # Synchronous: the state's buffers are donated to the next step, so they must be on the
+      # host before save() returns.
+      enable_async_checkpointing=False,
+      create=True,
+    )
     self._manager = ocp.CheckpointManager(
-        os.path.abspath(directory), options=options, item_names=('state', 'data'))
+      os.path.abspath(directory), options=options, item_names=('state', 'data')
+    )
     # Steps whose files this process wrote or verified: what the NaN guard may point to.
     self._verified: set[int] = set()
     self._closed = False
@@ -242,13 +256,15 @@ class Checkpointer:
       if not metrics or self.best_metric not in metrics:
         continue
       value = float(metrics[self.best_metric])
-      if best_value is None or (value > best_value if self.best_mode == 'max'
-                                else value < best_value):
+      if best_value is None or (
+        value > best_value if self.best_mode == 'max' else value < best_value
+      ):
         best_step, best_value = step, value
     return best_step, best_value
 
-  def save(self, step: int, state: Any, data_iterator: Any,
-           metrics: Mapping[str, float] | None = None) -> None:
+  def save(
+    self, step: int, state: Any, data_iterator: Any, metrics: Mapping[str, float] | None = None
+  ) -> None:
     """Saves ``state`` and ``data_iterator``'s position as checkpoint ``step`` (blocking).
 
     Args:
@@ -259,16 +275,20 @@ class Checkpointer:
     """
     if metrics is not None:
       if self.best_metric not in metrics:
-        raise ValueError(f'best_metric {self.best_metric!r} is not among the evaluation metrics '
-                         f'{sorted(metrics)}')
+        raise ValueError(
+          f'best_metric {self.best_metric!r} is not among the evaluation metrics {sorted(metrics)}'
+        )
       metrics = {k: float(v) for k, v in metrics.items()}
     if step in self._manager.all_steps():
       return
     self._manager.save(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                data=DataIteratorSave(data_iterator)),
-        metrics=metrics, force=True)
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=DataIteratorSave(data_iterator)
+      ),
+      metrics=metrics,
+      force=True,
+    )
     self._manager.wait_until_finished()
     _sync(f'jaxseg_checkpoint_saved_{step}')
     if jax.process_index() == 0 and os.path.isdir(self.step_dir(step)):
@@ -288,8 +308,11 @@ class Checkpointer:
       The restored state.
     """
     restored = self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                      data=DataIteratorRestore(data_iterator)))
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=DataIteratorRestore(data_iterator)
+      ),
+    )
     return restored['state']
 
   def step_dir(self, step: int) -> str:
@@ -310,10 +333,14 @@ class Checkpointer:
     """One sentence naming the checkpoint a stopped run can resume from (for error messages)."""
     step = self.last_verified_step()
     if step is None:
-      return (f'No verified checkpoint exists yet in {self.directory}: none was saved before '
-              'this point, so a new run starts from scratch.')
-    return (f'The last good checkpoint is step {step} (verified) in {self.directory}; a '
-            'restart resumes from it.')
+      return (
+        f'No verified checkpoint exists yet in {self.directory}: none was saved before '
+        'this point, so a new run starts from scratch.'
+      )
+    return (
+      f'The last good checkpoint is step {step} (verified) in {self.directory}; a '
+      'restart resumes from it.'
+    )
 
   def quarantine(self, step: int, reason: str) -> str:
     """Moves checkpoint ``step`` aside (never deletes it) with a note of ``reason``.
@@ -339,8 +366,9 @@ class Checkpointer:
     self._manager.reload()
     return target
 
-  def restore_latest(self, abstract_state: Any, data_iterator: Any,
-                     note: Callable[[str], None] = print) -> tuple[int | None, Any]:
+  def restore_latest(
+    self, abstract_state: Any, data_iterator: Any, note: Callable[[str], None] = print
+  ) -> tuple[int | None, Any]:
     """Restores the newest checkpoint that verifies and restores, falling back to older ones.
 
     Each checkpoint that fails (checksum mismatch, missing or truncated file, unreadable JSON, or
@@ -373,9 +401,14 @@ class Checkpointer:
           return step, state
       older = [s for s in self.all_steps() if s < step]
       target = self.quarantine(step, reason)
-      note(f'checkpoint step {step} is damaged ({reason}); moved it aside to {target} and '
-           + (f'falling back to step {max(older)}.' if older else
-              'no older checkpoint is left: starting from scratch.'))
+      note(
+        f'checkpoint step {step} is damaged ({reason}); moved it aside to {target} and '
+        + (
+          f'falling back to step {max(older)}.'
+          if older
+          else 'no older checkpoint is left: starting from scratch.'
+        )
+      )
     return None, None
 
   def restore_state_tree(self, step: int) -> Any:
@@ -384,7 +417,8 @@ class Checkpointer:
     For inspection and for loading weights into other code; the data iterator is not touched.
     """
     restored = self._manager.restore(
-        step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore())
+    )
     return restored['state']
 
   def close(self) -> None:

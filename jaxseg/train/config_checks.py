@@ -4,6 +4,7 @@ Each failure is a :class:`ConfigError` whose message is one line naming the fiel
 what is allowed, so ``experiments.main`` can print it without a traceback. The loop's own fields
 are checked by :func:`jaxseg.train.validate_config`, which calls :func:`check_config`.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,15 @@ class ConfigError(ValueError):
   """A config field holds a value the run cannot use; the message names field, value, allowed."""
 
 
-def _number(config: Any, field: str, *, low: float | None = None, high: float | None = None,
-            low_open: bool = False, high_open: bool = False) -> float:
+def _number(
+  config: Any,
+  field: str,
+  *,
+  low: float | None = None,
+  high: float | None = None,
+  low_open: bool = False,
+  high_open: bool = False,
+) -> float:
   value = config
   for part in field.split('.'):
     value = value[part]
@@ -89,18 +97,27 @@ def check_config(config: Any) -> None:
   warmup = _int(config, 'schedule.warmup_steps', minimum=0)
   if warmup and warmup >= updates:
     # optax's warmup schedules need at least one update after the warmup.
-    raise ConfigError(f'config.schedule.warmup_steps={warmup} must be smaller than the number '
-                      f'of optimizer updates ({updates} = total_steps // accumulate_steps).')
+    raise ConfigError(
+      f'config.schedule.warmup_steps={warmup} must be smaller than the number '
+      f'of optimizer updates ({updates} = total_steps // accumulate_steps).'
+    )
   if name in ('step', 'plateau'):
-    _number(config, 'schedule.decay_factor', low=0.0, high=1.0, low_open=True,
-            high_open=name == 'plateau')
+    _number(
+      config, 'schedule.decay_factor', low=0.0, high=1.0, low_open=True, high_open=name == 'plateau'
+    )
   if name == 'step':
     boundaries = tuple(config.schedule.boundaries)
-    if (not boundaries or any(not isinstance(b, int) or isinstance(b, bool) for b in boundaries)
-        or list(boundaries) != sorted(set(boundaries)) or boundaries[0] < 1
-        or boundaries[-1] >= total_steps):
-      raise ConfigError(f'config.schedule.boundaries={boundaries!r} must be increasing steps in '
-                        f'[1, total_steps={total_steps}).')
+    if (
+      not boundaries
+      or any(not isinstance(b, int) or isinstance(b, bool) for b in boundaries)
+      or list(boundaries) != sorted(set(boundaries))
+      or boundaries[0] < 1
+      or boundaries[-1] >= total_steps
+    ):
+      raise ConfigError(
+        f'config.schedule.boundaries={boundaries!r} must be increasing steps in '
+        f'[1, total_steps={total_steps}).'
+      )
   if name == 'poly':
     _number(config, 'schedule.power', low=0.0, low_open=True)
   if name in ('poly', 'warmup_cosine'):
@@ -113,19 +130,23 @@ def check_config(config: Any) -> None:
   names = task_metric_names(config)
   # Per-class (iou/<class>) and CRF (crf/<metric>) metrics are named by the data: any 'a/b' passes.
   if names is not None and config.best_metric not in names and '/' not in config.best_metric:
-    raise ConfigError(f'config.best_metric={config.best_metric!r} is not a metric of task '
-                      f'{config.task!r}; it reports {sorted(names)}.')
+    raise ConfigError(
+      f'config.best_metric={config.best_metric!r} is not a metric of task '
+      f'{config.task!r}; it reports {sorted(names)}.'
+    )
 
 
 def task_metric_names(config: Any) -> set[str] | None:
   """The evaluation metrics a built-in task reports (without per-class and ``crf/`` ones), or
   None for another task. Kept equal to the tasks' ``finalize`` by tests/test_main_errors.py."""
   from jaxseg.metrics import saliency as sal_metrics  # pylint: disable=g-import-not-at-top
+
   task = config.get('task')
   if task == 'classification':
     top_k = tuple(config.loss.get('top_k', (1, 5)))
-    return ({'loss', 'count'} | {f'top{k}_error' for k in top_k}
-            | ({'accuracy'} if 1 in top_k else set()))
+    return (
+      {'loss', 'count'} | {f'top{k}_error' for k in top_k} | ({'accuracy'} if 1 in top_k else set())
+    )
   if task == 'segmentation':
     return {'pixel_accuracy', 'mean_accuracy', 'mean_iou', 'fw_iou', 'loss'}
   if task == 'saliency':

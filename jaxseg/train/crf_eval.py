@@ -11,6 +11,7 @@ The CRF sees the original pixels: the batch's normalised images are mapped back 
 the host's copy of the logits, with the lattice built from concrete images (the fast path of
 ``dense_crf``), one batch at a time; single-process only.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -39,8 +40,10 @@ def crf_options(config: Any) -> dict[str, Any] | None:
   if config.task != 'segmentation':
     raise ValueError(f'config.eval.crf applies to segmentation, got config.task={config.task!r}')
   if jax.process_count() > 1:
-    raise ValueError('config.eval.crf runs on one process (the CRF reads the logits on the '
-                     f'host), got {jax.process_count()} processes')
+    raise ValueError(
+      'config.eval.crf runs on one process (the CRF reads the logits on the '
+      f'host), got {jax.process_count()} processes'
+    )
   block = config.get('crf')
   options = dict(block.to_dict() if hasattr(block, 'to_dict') else (block or {}))
   options.pop('enabled', None)
@@ -69,8 +72,9 @@ def make_crf_sums(*, task: Any, options: Mapping[str, Any]) -> Callable:
   return crf_sums
 
 
-def merge_crf_metrics(metrics: Mapping[str, float], crf_metrics: Mapping[str, float]
-                      ) -> dict[str, float]:
+def merge_crf_metrics(
+  metrics: Mapping[str, float], crf_metrics: Mapping[str, float]
+) -> dict[str, float]:
   """``metrics`` plus ``crf/<name>`` for the :data:`CRF_METRICS` of ``crf_metrics``."""
   merged = dict(metrics)
   merged.update({f'crf/{name}': crf_metrics[name] for name in CRF_METRICS if name in crf_metrics})

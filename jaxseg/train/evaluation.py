@@ -10,6 +10,7 @@ Two paths:
   images pass through :class:`jaxseg.inference.segmentation.SegmentationPredictor` (and
   :func:`jaxseg.crf.dense_crf` on the original pixels), and the same task sums score them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,6 +40,7 @@ class Recipe:
     crf: refine the softmax with the dense CRF (``crf_options`` or the config's ``crf`` block).
     crf_options: keyword options of :func:`jaxseg.crf.dense_crf`, overriding the config's.
   """
+
   sliding_window: tuple[int, int] | None = None
   scales: tuple[float, ...] = (1.0,)
   flip: bool = False
@@ -47,8 +49,12 @@ class Recipe:
 
   @property
   def as_trained(self) -> bool:
-    return (self.sliding_window is None and tuple(self.scales) == (1.0,) and not self.flip
-            and not self.crf)
+    return (
+      self.sliding_window is None
+      and tuple(self.scales) == (1.0,)
+      and not self.flip
+      and not self.crf
+    )
 
   def describe(self) -> str:
     parts = []
@@ -74,8 +80,9 @@ def parse_sliding_window(text: str) -> tuple[int, int] | None:
   try:
     crop, stride = (int(v) for v in text.split(','))
   except ValueError:
-    raise ValueError(f"--sliding_window must be 'CROP,STRIDE' (two positive ints), got "
-                     f'{text!r}.') from None
+    raise ValueError(
+      f"--sliding_window must be 'CROP,STRIDE' (two positive ints), got {text!r}."
+    ) from None
   if crop < 1 or stride < 1:
     raise ValueError(f'--sliding_window crop and stride must be positive, got {text!r}.')
   return crop, stride
@@ -92,8 +99,9 @@ def parse_scales(text: str) -> tuple[float, ...]:
   try:
     scales = tuple(float(v) for v in text.split(','))
   except ValueError:
-    raise ValueError(f"--scales must be comma-separated positive numbers such as "
-                     f"'1,0.75,0.5', got {text!r}.") from None
+    raise ValueError(
+      f"--scales must be comma-separated positive numbers such as '1,0.75,0.5', got {text!r}."
+    ) from None
   if not all(math.isfinite(s) and s > 0 for s in scales):
     raise ValueError(f'--scales must be finite and positive, got {text!r}.')
   return scales
@@ -111,10 +119,17 @@ class _VariablesOnly:
 
 def _eval_iterator(run: InferenceRun, split: str):
   from jaxseg import data  # pylint: disable=g-import-not-at-top
-  return data.make_iterator(run.config.data, split=split,
-                            global_batch_size=run.config.batch_size, seed=run.config.seed,
-                            train=False, process_index=jax.process_index(),
-                            process_count=jax.process_count(), num_epochs=1)
+
+  return data.make_iterator(
+    run.config.data,
+    split=split,
+    global_batch_size=run.config.batch_size,
+    seed=run.config.seed,
+    train=False,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    num_epochs=1,
+  )
 
 
 def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -138,11 +153,14 @@ def _as_trained_sums(run: InferenceRun, batches) -> Any:
   replicated = sharding.replicated(mesh)
   variables = jax.device_put(run.variables, replicated)
   eval_fn = steps.make_eval_step(model=run.model, task=run.task, config=run.config)
-  eval_step = jax.jit(lambda v, batch: eval_fn(_VariablesOnly(v), batch),
-                      in_shardings=(replicated, sharding.batch_sharding(mesh)),
-                      out_shardings=replicated)
-  return _sum_batches(eval_step(variables, sharding.make_global_batch(_with_valid(b), mesh))
-                      for b in batches)
+  eval_step = jax.jit(
+    lambda v, batch: eval_fn(_VariablesOnly(v), batch),
+    in_shardings=(replicated, sharding.batch_sharding(mesh)),
+    out_shardings=replicated,
+  )
+  return _sum_batches(
+    eval_step(variables, sharding.make_global_batch(_with_valid(b), mesh)) for b in batches
+  )
 
 
 def crf_options(run: InferenceRun, recipe: Recipe) -> dict[str, Any]:
@@ -155,8 +173,9 @@ def crf_options(run: InferenceRun, recipe: Recipe) -> dict[str, Any]:
   return options
 
 
-def segmentation_logits(run: InferenceRun, images: np.ndarray, recipe: Recipe,
-                        pixels: np.ndarray | None = None) -> np.ndarray:
+def segmentation_logits(
+  run: InferenceRun, images: np.ndarray, recipe: Recipe, pixels: np.ndarray | None = None
+) -> np.ndarray:
   """Log-probabilities ``(N, H, W, K)`` of normalised ``images`` under ``recipe``.
 
   The probabilities are :class:`jaxseg.inference.segmentation.SegmentationPredictor`'s: averaged
@@ -171,15 +190,18 @@ def segmentation_logits(run: InferenceRun, images: np.ndarray, recipe: Recipe,
   """
   from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
   from jaxseg.inference import segmentation as seg_inference  # pylint: disable=g-import-not-at-top
+
   variables = run.variables
   model = run.model
   predictor = seg_inference.SegmentationPredictor(
-      lambda x: model.apply(variables, x, train=False)[0],
-      mode='slide' if recipe.sliding_window else 'whole',
-      crop_size=recipe.sliding_window[0] if recipe.sliding_window else None,
-      stride=recipe.sliding_window[1] if recipe.sliding_window else None,
-      scales=tuple(recipe.scales), flip=recipe.flip,
-      crf=(crf_options(run, recipe) or True) if recipe.crf else None)  # True: the defaults
+    lambda x: model.apply(variables, x, train=False)[0],
+    mode='slide' if recipe.sliding_window else 'whole',
+    crop_size=recipe.sliding_window[0] if recipe.sliding_window else None,
+    stride=recipe.sliding_window[1] if recipe.sliding_window else None,
+    scales=tuple(recipe.scales),
+    flip=recipe.flip,
+    crf=(crf_options(run, recipe) or True) if recipe.crf else None,
+  )  # True: the defaults
   if recipe.crf and pixels is None:
     pixels = transforms.denormalize(images, run.info.normalization)
   probs = predictor(images, pixels) if recipe.crf else predictor(images)
@@ -188,16 +210,20 @@ def segmentation_logits(run: InferenceRun, images: np.ndarray, recipe: Recipe,
 
 def _recipe_sums(run: InferenceRun, batches, recipe: Recipe) -> Any:
   if run.info.task != 'segmentation':
-    raise ValueError(f'test-time recipes ({recipe.describe()}) apply to segmentation runs; '
-                     f'this run is {run.info.task!r}.')
+    raise ValueError(
+      f'test-time recipes ({recipe.describe()}) apply to segmentation runs; '
+      f'this run is {run.info.task!r}.'
+    )
   eval_sums = jax.jit(lambda logits, batch: run.task.eval_sums(logits, {}, batch))
   return _sum_batches(
-      eval_sums(jnp.asarray(segmentation_logits(run, batch['image'], recipe)), _with_valid(batch))
-      for batch in batches)
+    eval_sums(jnp.asarray(segmentation_logits(run, batch['image'], recipe)), _with_valid(batch))
+    for batch in batches
+  )
 
 
-def evaluate_run(run: InferenceRun, *, split: str | None = None, recipe: Recipe = Recipe(),
-                 max_batches: int = -1) -> dict[str, float]:
+def evaluate_run(
+  run: InferenceRun, *, split: str | None = None, recipe: Recipe = Recipe(), max_batches: int = -1
+) -> dict[str, float]:
   """Evaluates ``run`` on ``split`` and returns the task's metrics (nothing is written).
 
   Args:
@@ -218,8 +244,9 @@ def evaluate_run(run: InferenceRun, *, split: str | None = None, recipe: Recipe 
         return
       yield batch
 
-  sums = _as_trained_sums(run, batches()) if recipe.as_trained else _recipe_sums(
-      run, batches(), recipe)
+  sums = (
+    _as_trained_sums(run, batches()) if recipe.as_trained else _recipe_sums(run, batches(), recipe)
+  )
   return run.task.finalize(sums)
 
 
@@ -241,28 +268,38 @@ def metrics_table(task: Any, metrics: Mapping[str, float], *, name: str = 'model
   """
   if getattr(task, 'name', None) == 'saliency':
     from jaxseg.inference import saliency  # pylint: disable=g-import-not-at-top
+
     return saliency.format_table({name: metrics})
   overall = {k: v for k, v in metrics.items() if '/' not in k}
   per_class = {k.split('/', 1)[1]: v for k, v in metrics.items() if k.startswith('iou/')}
   width = max([len(k) for k in [*overall, *per_class, 'metric', 'class']]) + 2
-  lines = [f"{'metric':<{width}}{'value':>7}"]
+  lines = [f'{"metric":<{width}}{"value":>7}']
   lines += [f'{key:<{width}}{value:>7.4f}' for key, value in overall.items()]
   if per_class:
-    lines += ['', f"{'class':<{width}}{'IoU':>7}"]
+    lines += ['', f'{"class":<{width}}{"IoU":>7}']
     lines += [f'{key:<{width}}{value:>7.4f}' for key, value in per_class.items()]
   return '\n'.join(lines)
 
 
-def write_results(workdir: str, split: str, step: int, metrics: Mapping[str, float],
-                  recipe: Recipe) -> str:
+def write_results(
+  workdir: str, split: str, step: int, metrics: Mapping[str, float], recipe: Recipe
+) -> str:
   """Writes ``<workdir>/eval_<split>_<step>.json`` (``_<recipe>`` added unless as trained)."""
-  suffix = '' if recipe.as_trained else '_' + ''.join(
-      c if c.isalnum() else '_' for c in recipe.describe()).strip('_')
+  suffix = (
+    ''
+    if recipe.as_trained
+    else '_' + ''.join(c if c.isalnum() else '_' for c in recipe.describe()).strip('_')
+  )
   safe_split = ''.join(c if c.isalnum() else '_' for c in split)
   path = os.path.join(workdir, f'eval_{safe_split}_{step}{suffix}.json')
-  record = {'step': step, 'split': split, 'recipe': recipe.describe(),
-            'metrics': {k: (None if isinstance(v, float) and math.isnan(v) else v)
-                        for k, v in metrics.items()}}
+  record = {
+    'step': step,
+    'split': split,
+    'recipe': recipe.describe(),
+    'metrics': {
+      k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()
+    },
+  }
   with open(path + '.tmp', 'w') as f:
     json.dump(record, f, indent=2)
   os.replace(path + '.tmp', path)
@@ -284,4 +321,3 @@ def logged_metrics(workdir: str, step: int, split: str = 'eval') -> dict[str, fl
       if record.get('step') == step and record.get('split') == split:
         found = record
   return found
-

@@ -5,6 +5,7 @@
 palette, input normalisation) and one checkpoint's ``params`` and ``batch_stats``. Nothing of
 the optimizer, the data pipeline or the mesh is built, and nothing in the workdir changes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -54,11 +55,13 @@ def load_dataset_info(workdir: str, config: ml_collections.ConfigDict) -> Datase
     with open(path) as f:
       record = _tuples(json.load(f))
     from jaxseg.data import registry  # pylint: disable=g-import-not-at-top
+
     fields = {f.name for f in dataclasses.fields(registry.DatasetInfo)}
     record['splits'] = dict(record.get('splits') or {})
     return registry.DatasetInfo(**{k: v for k, v in record.items() if k in fields})
   # Runs from before dataset_info.json: the dataset answers (it may need preparing).
   from jaxseg import data  # pylint: disable=g-import-not-at-top
+
   return data.dataset_info(config.data)
 
 
@@ -71,8 +74,9 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.isfile(path):
     raise FileNotFoundError(
-        f'workdir {workdir!r} has no {CONFIG_FILE}: is it the --workdir of a training run '
-        '(python -m experiments.main)?')
+      f'workdir {workdir!r} has no {CONFIG_FILE}: is it the --workdir of a training run '
+      '(python -m experiments.main)?'
+    )
   with open(path) as f:
     return ml_collections.ConfigDict(_tuples(json.load(f)))
 
@@ -87,11 +91,16 @@ def checkpoint_step(workdir: str, config: ml_collections.ConfigDict, checkpoint:
     ValueError: naming the choice and the steps that exist.
   """
   from jaxseg.train import checkpoints  # pylint: disable=g-import-not-at-top
+
   directory = os.path.join(workdir, 'checkpoints')
   if not os.path.isdir(directory):
     raise FileNotFoundError(f'workdir {workdir!r} has no checkpoints/ directory yet.')
-  ckpt = checkpoints.Checkpointer(directory, keep=max(1, int(config.get('keep_checkpoints', 1))),
-                                  best_metric=config.best_metric, best_mode=config.best_mode)
+  ckpt = checkpoints.Checkpointer(
+    directory,
+    keep=max(1, int(config.get('keep_checkpoints', 1))),
+    best_metric=config.best_metric,
+    best_mode=config.best_mode,
+  )
   try:
     steps = ckpt.all_steps()
     if not steps:
@@ -106,8 +115,10 @@ def checkpoint_step(workdir: str, config: ml_collections.ConfigDict, checkpoint:
     except (TypeError, ValueError):
       step = None
     if step is None or step not in steps:
-      raise ValueError(f"checkpoint must be 'best', 'latest' or one of the saved steps {steps}, "
-                       f'got {checkpoint!r}.')
+      raise ValueError(
+        f"checkpoint must be 'best', 'latest' or one of the saved steps {steps}, "
+        f'got {checkpoint!r}.'
+      )
     return step
   finally:
     ckpt.close()
@@ -123,15 +134,19 @@ def make_preprocess(normalization: str) -> Callable[[Any], Any]:
     [1.0, 1.0, 1.0]
   """
   from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
+
   if normalization not in transforms.NORMALIZATIONS:
-    raise ValueError(f'normalization must be one of {transforms.NORMALIZATIONS}, got '
-                     f'{normalization!r}.')
+    raise ValueError(
+      f'normalization must be one of {transforms.NORMALIZATIONS}, got {normalization!r}.'
+    )
 
   def preprocess(images: Any) -> Any:
     return transforms.normalize(images, normalization)
 
-  preprocess.__doc__ = (f"jaxseg.data.transforms.normalize(images, {normalization!r}): RGB in "
-                        "[0, 255] -> the network's input.")
+  preprocess.__doc__ = (
+    f'jaxseg.data.transforms.normalize(images, {normalization!r}): RGB in '
+    "[0, 255] -> the network's input."
+  )
   return preprocess
 
 
@@ -146,17 +161,21 @@ def zero_pixel(normalization: str) -> np.ndarray:
     [0.0, 0.0, 0.0]
   """
   from jaxseg.data import transforms  # pylint: disable=g-import-not-at-top
-  means = {'imagenet': transforms.IMAGENET_MEAN * 255.0,
-           'caffe_bgr': transforms.CAFFE_BGR_MEAN[::-1], 'salnet': transforms.SALNET_BGR_MEAN[::-1],
-           'none': np.zeros(3)}
+
+  means = {
+    'imagenet': transforms.IMAGENET_MEAN * 255.0,
+    'caffe_bgr': transforms.CAFFE_BGR_MEAN[::-1],
+    'salnet': transforms.SALNET_BGR_MEAN[::-1],
+    'none': np.zeros(3),
+  }
   if normalization not in means:
     raise ValueError(f'normalization must be one of {tuple(means)}, got {normalization!r}.')
   return np.asarray(means[normalization], np.float64)
 
 
-def load_for_inference(workdir: str, *, checkpoint: Any = 'best'
-                       ) -> tuple[Any, dict[str, Any], ml_collections.ConfigDict,
-                                  Callable[[Any], Any]]:
+def load_for_inference(
+  workdir: str, *, checkpoint: Any = 'best'
+) -> tuple[Any, dict[str, Any], ml_collections.ConfigDict, Callable[[Any], Any]]:
   """A trained run's model, variables, config and preprocessing, for inference only.
 
   Args:
@@ -196,6 +215,7 @@ class InferenceRun:
     preprocess: RGB ``[0, 255]`` -> the network's input.
     step: the restored checkpoint's step.
   """
+
   model: Any
   variables: dict[str, Any]
   config: ml_collections.ConfigDict
@@ -210,6 +230,7 @@ def load_run(workdir: str, *, checkpoint: Any = 'best') -> InferenceRun:
   from jaxseg.train import init_from  # pylint: disable=g-import-not-at-top
   from jaxseg.train import loop  # pylint: disable=g-import-not-at-top
   from jaxseg.train.tasks import get_task  # pylint: disable=g-import-not-at-top
+
   if not os.path.isdir(workdir):
     raise FileNotFoundError(f'workdir {workdir!r} is not a directory.')
   config = load_config(workdir)
@@ -217,8 +238,8 @@ def load_run(workdir: str, *, checkpoint: Any = 'best') -> InferenceRun:
   model = loop.build_model(config, info)
   task = get_task(info.task).bind(config.loss, info)
   step = checkpoint_step(workdir, config, checkpoint)
-  variables = init_from.load_checkpoint_variables(
-      os.path.join(workdir, 'checkpoints', str(step)))
+  variables = init_from.load_checkpoint_variables(os.path.join(workdir, 'checkpoints', str(step)))
   variables = {c: v for c, v in variables.items() if v}
-  return InferenceRun(model, variables, config, info, task, make_preprocess(info.normalization),
-                      step)
+  return InferenceRun(
+    model, variables, config, info, task, make_preprocess(info.normalization), step
+  )

@@ -35,6 +35,7 @@ TORCH_SUFFIXES = ('.safetensors', '.npz')
 @dataclasses.dataclass(frozen=True)
 class Entry:
   """One variable of the new model: ``status`` is ``'restored'``, ``'new'`` or ``'skipped'``."""
+
   path: str
   status: str
   shape: tuple[int, ...]
@@ -44,6 +45,7 @@ class Entry:
 @dataclasses.dataclass(frozen=True)
 class Report:
   """What :func:`merge_variables` did, entry by entry, plus the source's unused entries."""
+
   source: str
   entries: tuple[Entry, ...]
   unused: tuple[str, ...]
@@ -61,8 +63,9 @@ def _flatten(variables: Mapping[str, Any]) -> dict[str, Any]:
   return flat
 
 
-def merge_variables(fresh: Mapping[str, Any], source: Mapping[str, Any], *,
-                    source_name: str = '') -> tuple[dict[str, Any], Report]:
+def merge_variables(
+  fresh: Mapping[str, Any], source: Mapping[str, Any], *, source_name: str = ''
+) -> tuple[dict[str, Any], Report]:
   """Takes every ``params``/``batch_stats`` entry of ``source`` whose path and shape match.
 
   Args:
@@ -102,20 +105,23 @@ def merge_variables(fresh: Mapping[str, Any], source: Mapping[str, Any], *,
     else:
       entries.append(Entry(path, 'restored', shape, source_shape))
       merged[path] = np.asarray(source_flat[path]).astype(leaf.dtype)
-  report = Report(source_name, tuple(entries),
-                  tuple(sorted(p for p in source_flat if p not in fresh_flat)))
+  report = Report(
+    source_name, tuple(entries), tuple(sorted(p for p in source_flat if p not in fresh_flat))
+  )
   if not report.count('restored'):
     some = ', '.join(sorted(source_flat)[:5])
     raise ValueError(
-        f'init_from={source_name!r}: no parameter or batch statistic matches the model by path '
-        f'and shape ({report.count("skipped")} same path but other shape; the source has '
-        f'{len(source_flat)} entries, e.g. {some or "none"}). Is it a run of the same '
-        'architecture and width?')
+      f'init_from={source_name!r}: no parameter or batch statistic matches the model by path '
+      f'and shape ({report.count("skipped")} same path but other shape; the source has '
+      f'{len(source_flat)} entries, e.g. {some or "none"}). Is it a run of the same '
+      'architecture and width?'
+    )
   out = {}
   for collection in COLLECTIONS:
     prefix = collection + '/'
-    flat = {tuple(p[len(prefix):].split('/')): v for p, v in merged.items()
-            if p.startswith(prefix)}
+    flat = {
+      tuple(p[len(prefix) :].split('/')): v for p, v in merged.items() if p.startswith(prefix)
+    }
     out[collection] = flax.traverse_util.unflatten_dict(flat) if flat else {}
   return out, report
 
@@ -131,15 +137,18 @@ def format_report(report: Report) -> str:
     ...
     new             2  params/score_pool4
   """
-  lines = [f'init_from {report.source}: {report.count("restored")} restored, '
-           f'{report.count("new")} new, {report.count("skipped")} skipped (shape mismatch), '
-           f'{len(report.unused)} unused']
+  lines = [
+    f'init_from {report.source}: {report.count("restored")} restored, '
+    f'{report.count("new")} new, {report.count("skipped")} skipped (shape mismatch), '
+    f'{len(report.unused)} unused'
+  ]
   rows: list[list[Any]] = []
   for entry in report.entries:
     module = entry.path.rsplit('/', 1)[0]
     if entry.status == 'skipped':
-      rows.append([entry.status, 1, f'{entry.path}  source {entry.source_shape} -> '
-                                    f'model {entry.shape}'])
+      rows.append(
+        [entry.status, 1, f'{entry.path}  source {entry.source_shape} -> model {entry.shape}']
+      )
     elif rows and rows[-1][0] == entry.status and rows[-1][2] == _group(module):
       rows[-1][1] += 1
     else:
@@ -159,14 +168,20 @@ def _group(module_path: str) -> str:
 
 # ---- sources ----------------------------------------------------------------------------------
 
+
 def _is_step_dir(path: str) -> bool:
-  return os.path.isdir(os.path.join(path, 'state')) and os.path.basename(
-      os.path.normpath(path)).isdigit()
+  return (
+    os.path.isdir(os.path.join(path, 'state'))
+    and os.path.basename(os.path.normpath(path)).isdigit()
+  )
 
 
 def _steps(checkpoint_dir: str) -> list[int]:
-  return sorted(int(name) for name in os.listdir(checkpoint_dir)
-                if name.isdigit() and os.path.isdir(os.path.join(checkpoint_dir, name, 'state')))
+  return sorted(
+    int(name)
+    for name in os.listdir(checkpoint_dir)
+    if name.isdigit() and os.path.isdir(os.path.join(checkpoint_dir, name, 'state'))
+  )
 
 
 def checkpoint_state_dir(path: str) -> str:
@@ -176,8 +191,10 @@ def checkpoint_state_dir(path: str) -> str:
     FileNotFoundError: the path does not exist or holds no complete checkpoint.
   """
   if not os.path.exists(path):
-    raise FileNotFoundError(f'init_from={path!r} does not exist (expected a jaxseg workdir, its '
-                            f'checkpoints/ directory, or a {"/".join(TORCH_SUFFIXES)} file)')
+    raise FileNotFoundError(
+      f'init_from={path!r} does not exist (expected a jaxseg workdir, its '
+      f'checkpoints/ directory, or a {"/".join(TORCH_SUFFIXES)} file)'
+    )
   if _is_step_dir(path):
     return os.path.join(path, 'state')
   for directory in (os.path.join(path, 'checkpoints'), path):
@@ -185,8 +202,10 @@ def checkpoint_state_dir(path: str) -> str:
       steps = _steps(directory)
       if steps:
         return os.path.join(directory, str(steps[-1]), 'state')
-  raise FileNotFoundError(f'init_from={path!r} holds no complete checkpoint (looked for '
-                          f'<step>/state in {os.path.join(path, "checkpoints")} and in {path})')
+  raise FileNotFoundError(
+    f'init_from={path!r} holds no complete checkpoint (looked for '
+    f'<step>/state in {os.path.join(path, "checkpoints")} and in {path})'
+  )
 
 
 def load_checkpoint_variables(path: str) -> dict[str, Any]:
@@ -202,6 +221,7 @@ def load_checkpoint_variables(path: str) -> dict[str, Any]:
     ``{'params': ..., 'batch_stats': ...}`` of NumPy arrays.
   """
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
   state_dir = checkpoint_state_dir(path)
   checkpointer = ocp.PyTreeCheckpointer()
   try:
@@ -212,8 +232,10 @@ def load_checkpoint_variables(path: str) -> dict[str, Any]:
       raise ValueError(f'init_from={path!r}: the checkpoint at {state_dir} has no params')
     target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), wanted)
     restore_args = jax.tree.map(lambda m: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-    restored = checkpointer.restore(state_dir, args=ocp.args.PyTreeRestore(
-        item=target, restore_args=restore_args, partial_restore=True))
+    restored = checkpointer.restore(
+      state_dir,
+      args=ocp.args.PyTreeRestore(item=target, restore_args=restore_args, partial_restore=True),
+    )
   finally:
     # An unclosed checkpointer's thread pool prints "cannot schedule new futures after
     # interpreter shutdown" at exit when an error follows (issue 14, item 3).
@@ -228,16 +250,18 @@ def find_submodule(model: nn.Module, path: str, example: jax.Array) -> nn.Module
     ValueError: no submodule at ``path``, naming ``config.init_from_subtree``.
   """
   from jaxseg.models import weights  # pylint: disable=g-import-not-at-top
+
   try:
     return weights.find_submodule(model, path, example)
   except ValueError:
-    raise ValueError(f'init_from_subtree={path!r}: {type(model).__name__} has no submodule '
-                     'there') from None
+    raise ValueError(
+      f'init_from_subtree={path!r}: {type(model).__name__} has no submodule there'
+    ) from None
 
 
-def load_torchvision_variables(model: nn.Module, path: str, *, subtree: str,
-                               input_shape: tuple[int, int, int]
-                               ) -> tuple[dict[str, Any], tuple[str, ...]]:
+def load_torchvision_variables(
+  model: nn.Module, path: str, *, subtree: str, input_shape: tuple[int, int, int]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
   """Imports a torchvision state dict into ``model`` or its submodule ``subtree``.
 
   Args:
@@ -255,6 +279,7 @@ def load_torchvision_variables(model: nn.Module, path: str, *, subtree: str,
     FileNotFoundError, TypeError, ValueError: with what is missing or does not fit.
   """
   from jaxseg.models import weights  # pylint: disable=g-import-not-at-top
+
   if not os.path.isfile(path):
     raise FileNotFoundError(f'init_from={path!r} does not exist')
   example = jnp.zeros((1, *input_shape), jnp.float32)
@@ -263,23 +288,33 @@ def load_torchvision_variables(model: nn.Module, path: str, *, subtree: str,
     if isinstance(model, supported):
       subtree = ''
     else:
-      abstract = jax.eval_shape(lambda x: model.init(
-          {'params': jax.random.key(0), 'dropout': jax.random.key(0)}, x, train=False), example)
+      abstract = jax.eval_shape(
+        lambda x: model.init(
+          {'params': jax.random.key(0), 'dropout': jax.random.key(0)}, x, train=False
+        ),
+        example,
+      )
       if 'backbone' not in abstract.get('params', {}):
         raise ValueError(
-            f'init_from={path!r}: {type(model).__name__} is not a torchvision architecture and '
-            'has no "backbone" submodule; set config.init_from_subtree to the submodule path '
-            'the weights belong to')
+          f'init_from={path!r}: {type(model).__name__} is not a torchvision architecture and '
+          'has no "backbone" submodule; set config.init_from_subtree to the submodule path '
+          'the weights belong to'
+        )
       subtree = 'backbone'
   module = find_submodule(model, subtree, example) if subtree else model
   layout = weights.torchvision_layout(module, input_shape=(1, *input_shape))
   state = weights.load_state_dict(path)
   used = {name: value for name, value in state.items() if name in layout}
-  unused = tuple(sorted(name for name in state if name not in layout
-                        and not name.endswith('num_batches_tracked')))
+  unused = tuple(
+    sorted(
+      name for name in state if name not in layout and not name.endswith('num_batches_tracked')
+    )
+  )
   if not used:
-    raise ValueError(f'init_from={path!r}: none of its {len(state)} tensors has a torchvision '
-                     f'name of {type(module).__name__} (e.g. {next(iter(layout), "")!r})')
+    raise ValueError(
+      f'init_from={path!r}: none of its {len(state)} tensors has a torchvision '
+      f'name of {type(module).__name__} (e.g. {next(iter(layout), "")!r})'
+    )
   imported = weights.import_torchvision(module, used, input_shape=(1, *input_shape))
   prefix = tuple(p for p in subtree.split('/') if p)
   variables = {}
@@ -291,9 +326,14 @@ def load_torchvision_variables(model: nn.Module, path: str, *, subtree: str,
   return variables, unused
 
 
-def init_variables_from(source: str, fresh: Mapping[str, Any], *, model: nn.Module,
-                        subtree: str = '', input_shape: tuple[int, int, int]
-                        ) -> tuple[dict[str, Any], Report]:
+def init_variables_from(
+  source: str,
+  fresh: Mapping[str, Any],
+  *,
+  model: nn.Module,
+  subtree: str = '',
+  input_shape: tuple[int, int, int],
+) -> tuple[dict[str, Any], Report]:
   """Loads ``source`` (a run or a torchvision file) and merges it into ``fresh``.
 
   Args:
@@ -307,10 +347,10 @@ def init_variables_from(source: str, fresh: Mapping[str, Any], *, model: nn.Modu
     ``(variables, report)`` as :func:`merge_variables`.
   """
   if source.endswith(TORCH_SUFFIXES):
-    variables, unused = load_torchvision_variables(model, source, subtree=subtree,
-                                                   input_shape=input_shape)
+    variables, unused = load_torchvision_variables(
+      model, source, subtree=subtree, input_shape=input_shape
+    )
   else:
     variables, unused = load_checkpoint_variables(source), ()
   merged, report = merge_variables(fresh, variables, source_name=source)
-  return merged, dataclasses.replace(report, unused=tuple(sorted(set(report.unused)
-                                                                 | set(unused))))
+  return merged, dataclasses.replace(report, unused=tuple(sorted(set(report.unused) | set(unused))))

@@ -55,7 +55,7 @@ def parameter_table(params: Any, *, depth: int = 2) -> tuple[str, int]:
   counts = collections.OrderedDict()
   for key_path, leaf in jax.tree_util.tree_leaves_with_path(params):
     parts = param_path(key_path).split('/')
-    module = '/'.join(parts[:min(depth, len(parts) - 1)]) or parts[0]
+    module = '/'.join(parts[: min(depth, len(parts) - 1)]) or parts[0]
     counts[module] = counts.get(module, 0) + math.prod(leaf.shape)
   total = sum(counts.values())
   width = max([len(m) for m in counts] + [len('total')])
@@ -75,8 +75,15 @@ def format_eta(seconds: float) -> str:
   return f'{int(seconds // 60)}m{int(seconds % 60):02d}s'
 
 
-def format_progress(step: int, total_steps: int, *, steps_per_sec: float, images_per_sec: float,
-                    scalars: Mapping[str, float], bar_width: int = 0) -> str:
+def format_progress(
+  step: int,
+  total_steps: int,
+  *,
+  steps_per_sec: float,
+  images_per_sec: float,
+  scalars: Mapping[str, float],
+  bar_width: int = 0,
+) -> str:
   """The console progress text: counters, metrics, throughput and the remaining time.
 
   ``ETA = (total_steps - step) / steps_per_sec``. With ``bar_width > 0`` the text starts with a
@@ -103,8 +110,7 @@ def format_progress(step: int, total_steps: int, *, steps_per_sec: float, images
   parts = [f'step {step}/{total_steps} ({100 * step / total_steps:.0f}%)']
   if scalars:
     parts.append(' | '.join(f'{k} {float(v):.4g}' for k, v in scalars.items()))
-  parts += [f'{steps_per_sec:.2f} steps/s', f'{images_per_sec:.1f} img/s',
-            f'ETA {format_eta(eta)}']
+  parts += [f'{steps_per_sec:.2f} steps/s', f'{images_per_sec:.1f} img/s', f'ETA {format_eta(eta)}']
   line = ' | '.join(parts)
   if bar_width > 0:
     filled = min(bar_width, max(0, round(bar_width * step / total_steps)))
@@ -127,8 +133,14 @@ class ProgressLine:
     bar_width: cells of the bar when redrawing.
   """
 
-  def __init__(self, total_steps: int, *, stream: TextIO | None = None,
-               redraw: bool | None = None, bar_width: int = 24):
+  def __init__(
+    self,
+    total_steps: int,
+    *,
+    stream: TextIO | None = None,
+    redraw: bool | None = None,
+    bar_width: int = 24,
+  ):
     self.total_steps = total_steps
     self.stream = stream if stream is not None else sys.stderr
     if redraw is None:
@@ -138,12 +150,18 @@ class ProgressLine:
     self.bar_width = bar_width
     self._line_open = False
 
-  def update(self, step: int, *, steps_per_sec: float, images_per_sec: float,
-             scalars: Mapping[str, float]) -> str:
+  def update(
+    self, step: int, *, steps_per_sec: float, images_per_sec: float, scalars: Mapping[str, float]
+  ) -> str:
     """Shows the progress at ``step`` and returns the text written (without control codes)."""
-    line = format_progress(step, self.total_steps, steps_per_sec=steps_per_sec,
-                           images_per_sec=images_per_sec, scalars=scalars,
-                           bar_width=self.bar_width if self.redraw else 0)
+    line = format_progress(
+      step,
+      self.total_steps,
+      steps_per_sec=steps_per_sec,
+      images_per_sec=images_per_sec,
+      scalars=scalars,
+      bar_width=self.bar_width if self.redraw else 0,
+    )
     if self.redraw:
       self.stream.write('\r' + line + '\x1b[K')  # \x1b[K clears what a longer line left
       self._line_open = step < self.total_steps
@@ -185,8 +203,15 @@ class MetricsLogger:
       self._writers[split] = tensorboard.SummaryWriter(os.path.join(self.workdir, 'tb', split))
     return self._writers[split]
 
-  def log(self, step: int, split: str, metrics: Mapping[str, float], *,
-          steps_per_sec: float | None = None, images_per_sec: float | None = None) -> None:
+  def log(
+    self,
+    step: int,
+    split: str,
+    metrics: Mapping[str, float],
+    *,
+    steps_per_sec: float | None = None,
+    images_per_sec: float | None = None,
+  ) -> None:
     """Records one event (train scalars, or the metrics of an evaluation)."""
     if not self.active:
       return
@@ -202,11 +227,13 @@ class MetricsLogger:
       scalars.update(steps_per_sec=steps_per_sec, images_per_sec=images_per_sec)
     self._writer(split).scalars(step, scalars)
     if split == 'train' and steps_per_sec is not None:
-      self.progress.update(step, steps_per_sec=steps_per_sec, images_per_sec=images_per_sec,
-                           scalars=metrics)
+      self.progress.update(
+        step, steps_per_sec=steps_per_sec, images_per_sec=images_per_sec, scalars=metrics
+      )
     else:
-      self.info(f'step {step} {split}: ' + ', '.join(f'{k} {float(v):.5g}'
-                                                     for k, v in metrics.items()))
+      self.info(
+        f'step {step} {split}: ' + ', '.join(f'{k} {float(v):.5g}' for k, v in metrics.items())
+      )
 
   def image(self, step: int, split: str, tag: str, image: Any) -> None:
     """Writes an example image to TensorBoard."""

@@ -52,13 +52,15 @@ class _Preemption:
   ``jax.distributed.initialize``) hears the signal on any host and agrees on one step at which
   every host stops, so the collective checkpoint save cannot deadlock.
   """
+
   requested: bool = False
   previous: Any = None
 
   def __enter__(self) -> '_Preemption':
     if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-      self.previous = signal.signal(signal.SIGTERM,
-                                    lambda signum, frame: setattr(self, 'requested', True))
+      self.previous = signal.signal(
+        signal.SIGTERM, lambda signum, frame: setattr(self, 'requested', True)
+      )
     return self
 
   def __exit__(self, *exc_info) -> None:
@@ -78,30 +80,42 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     ValueError: naming the first bad field, its value and what was expected.
   """
   config_checks.check_config(config)  # optimizer and schedule ranges
-  for field in ('total_steps', 'batch_size', 'log_every', 'eval_every', 'checkpoint_every',
-                'keep_checkpoints'):
+  for field in (
+    'total_steps',
+    'batch_size',
+    'log_every',
+    'eval_every',
+    'checkpoint_every',
+    'keep_checkpoints',
+  ):
     value = config[field]
     if not isinstance(value, int) or value < 1:
       raise ValueError(f'config.{field} must be a positive int, got {value!r}')
   eval_steps = config.eval_steps
   if not isinstance(eval_steps, int) or (eval_steps < 1 and eval_steps != -1):
-    raise ValueError(f'config.eval_steps must be -1 (the whole split) or a positive int, '
-                     f'got {eval_steps!r}')
+    raise ValueError(
+      f'config.eval_steps must be -1 (the whole split) or a positive int, got {eval_steps!r}'
+    )
   if config.best_mode not in ('max', 'min'):
     raise ValueError(f"config.best_mode must be 'max' or 'min', got {config.best_mode!r}")
   steps.compute_dtype(config.dtype)
   accumulate = config.optimizer.accumulate_steps
   if not isinstance(accumulate, int) or accumulate < 1 or config.total_steps % accumulate:
-    raise ValueError(f'config.total_steps={config.total_steps} must be a multiple of '
-                     f'config.optimizer.accumulate_steps={accumulate}')
+    raise ValueError(
+      f'config.total_steps={config.total_steps} must be a multiple of '
+      f'config.optimizer.accumulate_steps={accumulate}'
+    )
   if config.schedule.name == 'plateau' and config.eval_every > config.total_steps:
-    raise ValueError('schedule.name=plateau needs evaluations: config.eval_every='
-                     f'{config.eval_every} exceeds total_steps={config.total_steps}')
+    raise ValueError(
+      'schedule.name=plateau needs evaluations: config.eval_every='
+      f'{config.eval_every} exceeds total_steps={config.total_steps}'
+    )
 
 
 def _abstract_with_shardings(abstract: Any, shardings: Any) -> Any:
-  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                      abstract, shardings)
+  return jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
+  )
 
 
 def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -111,9 +125,16 @@ def _with_valid(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
   return batch
 
 
-def evaluate(*, eval_step: Callable, state: TrainState, batches: Iterable[Mapping[str, np.ndarray]],
-             mesh: jax.sharding.Mesh, task: Task, max_batches: int = -1,
-             crf_sums: Callable | None = None) -> tuple[dict[str, float], Any]:
+def evaluate(
+  *,
+  eval_step: Callable,
+  state: TrainState,
+  batches: Iterable[Mapping[str, np.ndarray]],
+  mesh: jax.sharding.Mesh,
+  task: Task,
+  max_batches: int = -1,
+  crf_sums: Callable | None = None,
+) -> tuple[dict[str, float], Any]:
   """Runs ``eval_step`` over ``batches``, sums the task's metric sums, and finalises once.
 
   Args:
@@ -180,13 +201,14 @@ class _TrainMeter:
       self.last_step, self.last_time, self.timed = step, time.perf_counter(), True
 
   def check(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
-    finite, loss, grad_norm = jax.device_get((metrics['finite'], metrics['loss'],
-                                              metrics['grad_norm']))
+    finite, loss, grad_norm = jax.device_get(
+      (metrics['finite'], metrics['loss'], metrics['grad_norm'])
+    )
     if not finite:
       raise NonFiniteError(
-          f'non-finite loss or gradient at step {step} (loss={float(loss)}, '
-          f'grad_norm={float(grad_norm)}); training stopped. '
-          + self.ckpt.describe_last_good())
+        f'non-finite loss or gradient at step {step} (loss={float(loss)}, '
+        f'grad_norm={float(grad_norm)}); training stopped. ' + self.ckpt.describe_last_good()
+      )
 
   def flush(self, step: int, metrics: Mapping[str, jax.Array], logger) -> None:
     """Logs the means since the last line, the step's learning rate and the throughput."""
@@ -197,15 +219,26 @@ class _TrainMeter:
     sums, learning_rate = jax.device_get((self.sums, metrics['learning_rate']))
     logged = {k: float(v) / self.count for k, v in sums.items()}
     logged['learning_rate'] = float(learning_rate)
-    logger.log(step, 'train', logged, steps_per_sec=steps_per_sec,
-               images_per_sec=steps_per_sec * self.batch_size)
+    logger.log(
+      step,
+      'train',
+      logged,
+      steps_per_sec=steps_per_sec,
+      images_per_sec=steps_per_sec * self.batch_size,
+    )
     self.sums, self.count, self.last_step, self.last_time = None, 0, step, now
 
 
-def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Task,
-        input_shape: tuple[int, int, int],
-        make_train_iterator: Callable[..., Iterator[Mapping[str, np.ndarray]]],
-        make_eval_iterator: Callable[..., Iterable[Mapping[str, np.ndarray]]]) -> dict[str, Any]:
+def run(
+  config: ml_collections.ConfigDict,
+  workdir: str,
+  *,
+  model: Any,
+  task: Task,
+  input_shape: tuple[int, int, int],
+  make_train_iterator: Callable[..., Iterator[Mapping[str, np.ndarray]]],
+  make_eval_iterator: Callable[..., Iterable[Mapping[str, np.ndarray]]],
+) -> dict[str, Any]:
   """Trains ``model`` on ``task`` for ``config.total_steps``, resuming from ``workdir``.
 
   Args:
@@ -236,10 +269,22 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Ta
     for line in notes:
       logger.info(line)
     ckpt = checkpoints.Checkpointer(
-        os.path.join(workdir, 'checkpoints'), keep=config.keep_checkpoints,
-        best_metric=config.best_metric, best_mode=config.best_mode)
-    return _run(config, workdir, logger, ckpt, model=model, task=task, input_shape=input_shape,
-                make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+      os.path.join(workdir, 'checkpoints'),
+      keep=config.keep_checkpoints,
+      best_metric=config.best_metric,
+      best_mode=config.best_mode,
+    )
+    return _run(
+      config,
+      workdir,
+      logger,
+      ckpt,
+      model=model,
+      task=task,
+      input_shape=input_shape,
+      make_train_iterator=make_train_iterator,
+      make_eval_iterator=make_eval_iterator,
+    )
   finally:
     # Every exit path (errors included) closes the checkpointer's thread pools before the
     # interpreter shuts down, then the logger, then frees the workdir.
@@ -257,6 +302,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, model: Any, task: Ta
 @dataclasses.dataclass
 class _Compiled:
   """What the loop builds from the config once: mesh, state shardings and the jitted functions."""
+
   mesh: jax.sharding.Mesh
   init_state: Callable[[], TrainState]
   abstract_state: Any
@@ -267,56 +313,79 @@ class _Compiled:
   crf_sums: Callable | None
 
 
-def _compile(config: ml_collections.ConfigDict, *, model: Any, task: Task,
-             input_shape: tuple[int, int, int]) -> _Compiled:
+def _compile(
+  config: ml_collections.ConfigDict, *, model: Any, task: Task, input_shape: tuple[int, int, int]
+) -> _Compiled:
   """Builds the mesh, optimizer, state shardings and the jitted step functions."""
   mesh = sharding.make_mesh(config.mesh)
   sharding.local_batch_size(config.batch_size, mesh)  # checks divisibility before tracing
   dtype = steps.compute_dtype(config.dtype)
   schedule = schedules.make_schedule(
-      config.schedule, learning_rate=float(config.optimizer.learning_rate),
-      total_updates=config.total_steps // config.optimizer.accumulate_steps)
+    config.schedule,
+    learning_rate=float(config.optimizer.learning_rate),
+    total_updates=config.total_steps // config.optimizer.accumulate_steps,
+  )
   tx = optimizers.make_optimizer(config.optimizer, schedule=schedule)
   plateau_tx = schedules.make_plateau(config.schedule)
 
   def init_state():
     # Keys made inside the jitted function from the seed: no host-to-device transfer.
     rng = jax.random.key(config.seed)
-    variables = model.init({'params': rng, 'dropout': rng},
-                           jnp.zeros((1, *input_shape), dtype), train=False)
+    variables = model.init(
+      {'params': rng, 'dropout': rng}, jnp.zeros((1, *input_shape), dtype), train=False
+    )
     state_rng = jax.random.key_data(jax.random.fold_in(rng, 1))
-    return create_train_state(variables=dict(variables), tx=tx, plateau_tx=plateau_tx,
-                              rng=state_rng)
+    return create_train_state(
+      variables=dict(variables), tx=tx, plateau_tx=plateau_tx, rng=state_rng
+    )
 
   def update_plateau(plateau, metric):
     return schedules.update_plateau(plateau_tx, plateau, metric=metric, mode=config.best_mode)
 
   abstract_state = jax.eval_shape(init_state)
   state_shardings = sharding.state_shardings(
-      abstract_state, mesh, fsdp_min_size=config.mesh.fsdp_min_size)
+    abstract_state, mesh, fsdp_min_size=config.mesh.fsdp_min_size
+  )
   batch_sharding, replicated = sharding.batch_sharding(mesh), sharding.replicated(mesh)
   crf_options = crf_eval.crf_options(config)
   # The example images and the CRF read the eval step's outputs: no second forward pass.
   with_outputs = bool(config.write_images or crf_options is not None)
   eval_shardings = (replicated, batch_sharding) if with_outputs else replicated
   return _Compiled(
-      mesh=mesh, init_state=jax.jit(init_state, out_shardings=state_shardings),
-      abstract_state=abstract_state, state_shardings=state_shardings,
-      train_step=jax.jit(steps.make_train_step(model=model, task=task, tx=tx, config=config,
-                                               schedule=schedule),
-                         in_shardings=(state_shardings, batch_sharding),
-                         out_shardings=(state_shardings, replicated), donate_argnums=0),
-      eval_step=jax.jit(steps.make_eval_step(model=model, task=task, config=config,
-                                             with_outputs=with_outputs),
-                        in_shardings=(state_shardings, batch_sharding),
-                        out_shardings=eval_shardings),
-      update_plateau=jax.jit(update_plateau, out_shardings=state_shardings.plateau),
-      crf_sums=(None if crf_options is None else
-                crf_eval.make_crf_sums(task=task, options=crf_options)))
+    mesh=mesh,
+    init_state=jax.jit(init_state, out_shardings=state_shardings),
+    abstract_state=abstract_state,
+    state_shardings=state_shardings,
+    train_step=jax.jit(
+      steps.make_train_step(model=model, task=task, tx=tx, config=config, schedule=schedule),
+      in_shardings=(state_shardings, batch_sharding),
+      out_shardings=(state_shardings, replicated),
+      donate_argnums=0,
+    ),
+    eval_step=jax.jit(
+      steps.make_eval_step(model=model, task=task, config=config, with_outputs=with_outputs),
+      in_shardings=(state_shardings, batch_sharding),
+      out_shardings=eval_shardings,
+    ),
+    update_plateau=jax.jit(update_plateau, out_shardings=state_shardings.plateau),
+    crf_sums=(
+      None if crf_options is None else crf_eval.make_crf_sums(task=task, options=crf_options)
+    ),
+  )
 
 
-def _run(config, workdir, logger, ckpt, *, model, task, input_shape, make_train_iterator,
-         make_eval_iterator):
+def _run(
+  config,
+  workdir,
+  logger,
+  ckpt,
+  *,
+  model,
+  task,
+  input_shape,
+  make_train_iterator,
+  make_eval_iterator,
+):
   """Restores or initialises the state, then until ``total_steps``: a train step, and at their
   intervals a log line, an evaluation (plateau update, example images) and a checkpoint; a
   preemption saves and stops. Returns the final metrics with the checkpointer's best."""
@@ -329,10 +398,13 @@ def _run(config, workdir, logger, ckpt, *, model, task, input_shape, make_train_
     with open(results_path) as f:
       results = json.load(f)
     # Running a finished run again: say so and show what it got, not only "resumed".
-    logger.info(f'the run in {workdir} is already complete (step {step} of '
-                f'{config.total_steps}); its results ({results_path}): '
-                + ', '.join(f'{k} {v:.5g}' if isinstance(v, float) else f'{k} {v}'
-                            for k, v in results.items()))
+    logger.info(
+      f'the run in {workdir} is already complete (step {step} of '
+      f'{config.total_steps}); its results ({results_path}): '
+      + ', '.join(
+        f'{k} {v:.5g}' if isinstance(v, float) else f'{k} {v}' for k, v in results.items()
+      )
+    )
     return results
   _log_start(config, workdir, c, logger)
   meter, eval_metrics = _TrainMeter(config.batch_size, step, ckpt), {}
@@ -346,8 +418,9 @@ def _run(config, workdir, logger, ckpt, *, model, task, input_shape, make_train_
       if step % config.log_every == 0 or last:
         meter.flush(step, metrics, logger)
       if evaluate_now:
-        state, eval_metrics = _evaluate(config, workdir, c, task, state, step, logger,
-                                        make_eval_iterator)
+        state, eval_metrics = _evaluate(
+          config, workdir, c, task, state, step, logger, make_eval_iterator
+        )
       if evaluate_now or preempted or step % config.checkpoint_every == 0:
         meter.check(step, metrics)
         ckpt.save(step, state, train_iter, metrics=eval_metrics if evaluate_now else None)
@@ -355,8 +428,9 @@ def _run(config, workdir, logger, ckpt, *, model, task, input_shape, make_train_
         logger.info(f'SIGTERM: saved checkpoint step {step}; stopping.')
         return {'step': step, 'preempted': True, **eval_metrics}
   if not eval_metrics:  # restarted at the end without results (killed after the last save)
-    state, eval_metrics = _evaluate(config, workdir, c, task, state, step, logger,
-                                    make_eval_iterator)
+    state, eval_metrics = _evaluate(
+      config, workdir, c, task, state, step, logger, make_eval_iterator
+    )
   return _write_results(config, results_path, step, eval_metrics, ckpt)
 
 
@@ -364,12 +438,14 @@ def _processes() -> dict[str, int]:
   return {'process_index': jax.process_index(), 'process_count': jax.process_count()}
 
 
-def _initial_state(config, c: _Compiled, ckpt: checkpoints.Checkpointer, train_iter, logger, *,
-                   model, input_shape) -> TrainState:
+def _initial_state(
+  config, c: _Compiled, ckpt: checkpoints.Checkpointer, train_iter, logger, *, model, input_shape
+) -> TrainState:
   """The newest checkpoint that verifies (with the data iterator's position), else a fresh or
   imported state. Damaged checkpoints are named, moved aside and the next older one tried."""
   latest, state = ckpt.restore_latest(
-      _abstract_with_shardings(c.abstract_state, c.state_shardings), train_iter, note=logger.info)
+    _abstract_with_shardings(c.abstract_state, c.state_shardings), train_iter, note=logger.info
+  )
   if latest is not None:
     logger.info(f'resumed from checkpoint step {latest} in {ckpt.directory}')
     return state
@@ -385,49 +461,85 @@ def _log_start(config, workdir: str, c: _Compiled, logger) -> None:
   logger.info(f'{total:,} parameters\n{table}')
 
 
-def _evaluate(config, workdir: str, c: _Compiled, task: Task, state: TrainState, step: int,
-              logger, make_eval_iterator) -> tuple[TrainState, dict[str, float]]:
+def _evaluate(
+  config,
+  workdir: str,
+  c: _Compiled,
+  task: Task,
+  state: TrainState,
+  step: int,
+  logger,
+  make_eval_iterator,
+) -> tuple[TrainState, dict[str, float]]:
   """Evaluates, logs, feeds the plateau schedule and writes the first batch's images."""
-  metrics, first = evaluate(eval_step=c.eval_step, state=state,
-                            batches=make_eval_iterator(**_processes()), mesh=c.mesh, task=task,
-                            max_batches=config.eval_steps, crf_sums=c.crf_sums)
+  metrics, first = evaluate(
+    eval_step=c.eval_step,
+    state=state,
+    batches=make_eval_iterator(**_processes()),
+    mesh=c.mesh,
+    task=task,
+    max_batches=config.eval_steps,
+    crf_sums=c.crf_sums,
+  )
   logger.log(step, 'eval', metrics)
   if config.best_metric not in metrics:
-    raise ValueError(f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
-                     f'task {task.name!r}: {sorted(metrics)}')
+    raise ValueError(
+      f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
+      f'task {task.name!r}: {sorted(metrics)}'
+    )
   if config.schedule.name == 'plateau':
     # An explicit transfer of one scalar; the plateau state stays on the devices, sharded.
-    metric = jax.device_put(np.float32(metrics[config.best_metric]),
-                            sharding.replicated(c.mesh))
+    metric = jax.device_put(np.float32(metrics[config.best_metric]), sharding.replicated(c.mesh))
     state = state.replace(plateau=c.update_plateau(state.plateau, metric))
   if config.write_images:
     local, outputs = first
     # Every process holds its rows of the global outputs; only process 0 writes.
     if jax.process_index() == 0:
-      task.write_images(workdir, step, local, _local_rows(outputs, len(local['image'])),
-                        num_images=config.num_images)
+      task.write_images(
+        workdir,
+        step,
+        local,
+        _local_rows(outputs, len(local['image'])),
+        num_images=config.num_images,
+      )
   return state, metrics
 
 
-def _write_results(config, results_path: str, step: int, eval_metrics: Mapping[str, float],
-                   ckpt: checkpoints.Checkpointer) -> dict[str, Any]:
+def _write_results(
+  config,
+  results_path: str,
+  step: int,
+  eval_metrics: Mapping[str, float],
+  ckpt: checkpoints.Checkpointer,
+) -> dict[str, Any]:
   best_step, best_value = ckpt.best()
-  results = {'step': step, 'num_devices': jax.device_count(), **eval_metrics,
-             f'best_{config.best_metric}': best_value, 'best_step': best_step}
+  results = {
+    'step': step,
+    'num_devices': jax.device_count(),
+    **eval_metrics,
+    f'best_{config.best_metric}': best_value,
+    'best_step': best_step,
+  }
   if jax.process_index() == 0:
     with open(results_path, 'w') as f:
       json.dump(results, f, indent=2)
   return results
 
 
-def _init_from(state: TrainState, config: ml_collections.ConfigDict, c: _Compiled,
-               logger: run_logging.MetricsLogger, *, model: Any,
-               input_shape: tuple[int, int, int]) -> TrainState:
+def _init_from(
+  state: TrainState,
+  config: ml_collections.ConfigDict,
+  c: _Compiled,
+  logger: run_logging.MetricsLogger,
+  *,
+  model: Any,
+  input_shape: tuple[int, int, int],
+) -> TrainState:
   """Replaces the fresh state's matching params/batch_stats with ``config.init_from``'s."""
   fresh = {'params': state.params, 'batch_stats': state.batch_stats}
   merged, report = init_from.init_variables_from(
-      config.init_from, fresh, model=model, subtree=config.init_from_subtree,
-      input_shape=input_shape)
+    config.init_from, fresh, model=model, subtree=config.init_from_subtree, input_shape=input_shape
+  )
   logger.info(init_from.format_report(report))
   shardings = {'params': c.state_shardings.params, 'batch_stats': c.state_shardings.batch_stats}
 
@@ -445,16 +557,19 @@ def _init_from(state: TrainState, config: ml_collections.ConfigDict, c: _Compile
 
 def _local_rows(outputs: Any, n: int) -> Any:
   """Returns the first ``n`` rows of global ``outputs`` that this process can address."""
+
   def rows(x):
     shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
-    return np.concatenate(jax.device_get([s.data for s in shards
-                                          if s.replica_id == 0]))[:n] if x.ndim else (
-                                              jax.device_get(x))
+    return (
+      np.concatenate(jax.device_get([s.data for s in shards if s.replica_id == 0]))[:n]
+      if x.ndim
+      else (jax.device_get(x))
+    )
+
   return jax.tree.map(rows, outputs)
 
 
-def _model_kwargs(config: ml_collections.ConfigDict, task_class: Any,
-                  info: Any) -> dict[str, Any]:
+def _model_kwargs(config: ml_collections.ConfigDict, task_class: Any, info: Any) -> dict[str, Any]:
   """``config.model`` (less ``name``) over what the dataset implies, with the compute dtype."""
   implied = task_class.model_kwargs(info)
   kwargs = {**implied, **{k: v for k, v in config.model.to_dict().items() if k != 'name'}}
@@ -462,9 +577,10 @@ def _model_kwargs(config: ml_collections.ConfigDict, task_class: Any,
   if kwargs.get('num_classes', 0) < implied.get('num_classes', 0):
     # Labels past the last logit would make the loss NaN at the first step: say why up front.
     raise ValueError(
-        f'config.model.num_classes={kwargs["num_classes"]} but dataset {config.data.name!r} '
-        f'has {implied["num_classes"]} classes: expected at least {implied["num_classes"]} (or '
-        'leave it unset to take the dataset\'s).')
+      f'config.model.num_classes={kwargs["num_classes"]} but dataset {config.data.name!r} '
+      f'has {implied["num_classes"]} classes: expected at least {implied["num_classes"]} (or '
+      "leave it unset to take the dataset's)."
+    )
   return kwargs
 
 
@@ -481,8 +597,10 @@ def build_model(config: ml_collections.ConfigDict, info: Any) -> Any:
     The Flax module.
   """
   from jaxseg import models as jaxseg_models  # pylint: disable=g-import-not-at-top
-  return jaxseg_models.get_model(config.model.name,
-                                 **_model_kwargs(config, get_task(info.task), info))
+
+  return jaxseg_models.get_model(
+    config.model.name, **_model_kwargs(config, get_task(info.task), info)
+  )
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -511,8 +629,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   validate_config(config)
   info = jaxseg_data.dataset_info(config.data)
   if config.task != info.task:
-    raise ValueError(f'config.task={config.task!r} but dataset {config.data.name!r} is a '
-                     f'{info.task!r} dataset')
+    raise ValueError(
+      f'config.task={config.task!r} but dataset {config.data.name!r} is a {info.task!r} dataset'
+    )
   task_class = get_task(info.task)
   task = task_class.bind(config.loss, info)
   model = build_model(config, info)
@@ -521,16 +640,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
   def make_train_iterator(*, process_index, process_count):
     return jaxseg_data.make_iterator(
-        config.data, split=train_split, global_batch_size=config.batch_size, seed=config.seed,
-        train=True, process_index=process_index, process_count=process_count)
+      config.data,
+      split=train_split,
+      global_batch_size=config.batch_size,
+      seed=config.seed,
+      train=True,
+      process_index=process_index,
+      process_count=process_count,
+    )
 
   def make_eval_iterator(*, process_index, process_count):
     return jaxseg_data.make_iterator(
-        config.data, split=eval_split, global_batch_size=config.batch_size, seed=config.seed,
-        train=False, process_index=process_index, process_count=process_count, num_epochs=1)
+      config.data,
+      split=eval_split,
+      global_batch_size=config.batch_size,
+      seed=config.seed,
+      train=False,
+      process_index=process_index,
+      process_count=process_count,
+      num_epochs=1,
+    )
 
-  results = run(config, workdir, model=model, task=task, input_shape=tuple(info.image_shape),
-                make_train_iterator=make_train_iterator, make_eval_iterator=make_eval_iterator)
+  results = run(
+    config,
+    workdir,
+    model=model,
+    task=task,
+    input_shape=tuple(info.image_shape),
+    make_train_iterator=make_train_iterator,
+    make_eval_iterator=make_eval_iterator,
+  )
   _plot_curves(workdir)
   return results
 
@@ -540,8 +679,12 @@ def _plot_curves(workdir: str) -> None:
   if jax.process_index() != 0:
     return
   from jaxseg import viz  # pylint: disable=g-import-not-at-top
+
   try:
-    viz.plot_curves(viz.read_metrics(os.path.join(workdir, 'metrics.jsonl')),
-                    os.path.join(workdir, 'curves.png'), title=os.path.abspath(workdir))
+    viz.plot_curves(
+      viz.read_metrics(os.path.join(workdir, 'metrics.jsonl')),
+      os.path.join(workdir, 'curves.png'),
+      title=os.path.abspath(workdir),
+    )
   except (OSError, ValueError) as e:  # the run's results stand without the picture
     print(f'warning: could not draw {workdir}/curves.png: {e}')

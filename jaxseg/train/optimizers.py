@@ -46,8 +46,9 @@ def weight_decay_mask(params: Any, *, mask: str) -> Any:
     A pytree of Python bools with the structure of ``params``.
   """
   if mask not in WEIGHT_DECAY_MASKS:
-    raise ValueError(f'optimizer.weight_decay_mask must be one of {WEIGHT_DECAY_MASKS}, '
-                     f'got {mask!r}')
+    raise ValueError(
+      f'optimizer.weight_decay_mask must be one of {WEIGHT_DECAY_MASKS}, got {mask!r}'
+    )
   return jax.tree.map(lambda p: mask == 'all' or (mask == 'kernels' and p.ndim >= 2), params)
 
 
@@ -82,21 +83,24 @@ def _validate_rules(rules: Any) -> tuple[tuple[str, float], ...]:
   try:
     rules = tuple((str(p), float(m)) for p, m in rules)
   except (TypeError, ValueError):
-    raise ValueError('optimizer.lr_multipliers must be a tuple of (regex, multiplier) pairs, '
-                     f'got {rules!r}') from None
+    raise ValueError(
+      f'optimizer.lr_multipliers must be a tuple of (regex, multiplier) pairs, got {rules!r}'
+    ) from None
   for pattern, mult in rules:
     try:
       re.compile(pattern)
     except re.error as e:
       raise ValueError(f'optimizer.lr_multipliers: bad regex {pattern!r}: {e}') from None
     if mult < 0:
-      raise ValueError(f'optimizer.lr_multipliers: multiplier for {pattern!r} must be >= 0, '
-                       f'got {mult}')
+      raise ValueError(
+        f'optimizer.lr_multipliers: multiplier for {pattern!r} must be >= 0, got {mult}'
+      )
   return rules
 
 
-def make_optimizer(optimizer_config: ml_collections.ConfigDict, *,
-                   schedule: optax.Schedule) -> optax.GradientTransformation:
+def make_optimizer(
+  optimizer_config: ml_collections.ConfigDict, *, schedule: optax.Schedule
+) -> optax.GradientTransformation:
   """Builds the optimizer described by ``config.optimizer``.
 
   SGD follows PyTorch: ``v <- momentum * v + (g + wd * p)``, ``p <- p - lr * v`` (Nesterov:
@@ -149,14 +153,25 @@ def make_optimizer(optimizer_config: ml_collections.ConfigDict, *,
   elif name == 'adam':
     chain.append(optax.adam(schedule, b1=float(cfg.b1), b2=float(cfg.b2), eps=float(cfg.eps)))
   else:
-    chain.append(optax.adamw(schedule, b1=float(cfg.b1), b2=float(cfg.b2), eps=float(cfg.eps),
-                             weight_decay=weight_decay, mask=decay_mask))
+    chain.append(
+      optax.adamw(
+        schedule,
+        b1=float(cfg.b1),
+        b2=float(cfg.b2),
+        eps=float(cfg.eps),
+        weight_decay=weight_decay,
+        mask=decay_mask,
+      )
+    )
   if rules:
     multipliers = {f'x{float(m)}': float(m) for _, m in rules}
     multipliers.setdefault('x1.0', 1.0)
-    chain.append(optax.multi_transform(
+    chain.append(
+      optax.multi_transform(
         {label: optax.scale(m) for label, m in multipliers.items()},
-        lambda params: lr_multiplier_labels(params, rules)))
+        lambda params: lr_multiplier_labels(params, rules),
+      )
+    )
   tx = optax.chain(*chain)
   if accumulate > 1:
     tx = optax.MultiSteps(tx, every_k_schedule=accumulate)

@@ -3,6 +3,7 @@
 A user with a GPU who installed the CPU ``jaxlib`` (the default of ``requirements.txt``) would
 otherwise train on the CPU without noticing; :func:`platform_warning` catches that case.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,10 @@ import shutil
 import jax
 
 _NVIDIA_DRIVER = '/proc/driver/nvidia/version'
-_ACCELERATOR_INSTALL = ('pip install -e ".[cuda12]" (NVIDIA GPUs) or pip install -e ".[tpu]" '
-                        '(Cloud TPU); see the README section "Accelerators"')
+_ACCELERATOR_INSTALL = (
+  'pip install -e ".[cuda12]" (NVIDIA GPUs) or pip install -e ".[tpu]" '
+  '(Cloud TPU); see the README section "Accelerators"'
+)
 
 
 def describe_platform() -> str:
@@ -24,11 +27,15 @@ def describe_platform() -> str:
   """
   devices = jax.devices()
   kinds = sorted({d.device_kind for d in devices})
-  line = (f'jaxseg: running on {jax.default_backend()} with {len(devices)} device'
-          f'{"s" if len(devices) != 1 else ""} ({", ".join(kinds)})')
+  line = (
+    f'jaxseg: running on {jax.default_backend()} with {len(devices)} device'
+    f'{"s" if len(devices) != 1 else ""} ({", ".join(kinds)})'
+  )
   if jax.process_count() > 1:
-    line += (f', process {jax.process_index()} of {jax.process_count()} '
-             f'({jax.local_device_count()} local devices)')
+    line += (
+      f', process {jax.process_index()} of {jax.process_count()} '
+      f'({jax.local_device_count()} local devices)'
+    )
   return line
 
 
@@ -44,10 +51,15 @@ def platform_warning() -> str | None:
     >>> platform_warning() is None or 'GPU' in platform_warning()
     True
   """
-  if jax.default_backend() == 'cpu' and nvidia_gpu_present() \
-      and os.environ.get('JAX_PLATFORMS', '') in ('', 'cuda', 'gpu'):
-    return ('WARNING: this machine has an NVIDIA GPU but JAX runs on the CPU (the CPU jaxlib is '
-            f'installed). For the GPU: {_ACCELERATOR_INSTALL}.')
+  if (
+    jax.default_backend() == 'cpu'
+    and nvidia_gpu_present()
+    and os.environ.get('JAX_PLATFORMS', '') in ('', 'cuda', 'gpu')
+  ):
+    return (
+      'WARNING: this machine has an NVIDIA GPU but JAX runs on the CPU (the CPU jaxlib is '
+      f'installed). For the GPU: {_ACCELERATOR_INSTALL}.'
+    )
   return None
 
 

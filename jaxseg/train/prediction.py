@@ -13,6 +13,7 @@ Images are preprocessed exactly as the run evaluated: segmentation normalises th
 (whole-image inference, or the sliding-window / multi-scale recipe); classification and
 saliency resize (and crop) as the run's eval pipeline does.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,7 @@ from jaxseg import viz
 from jaxseg.train import evaluation
 from jaxseg.train.inference import InferenceRun
 
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
-                  '.gif')
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.gif')
 
 
 def list_inputs(path: str) -> list[str]:
@@ -41,11 +41,15 @@ def list_inputs(path: str) -> list[str]:
     return [path]
   if not os.path.isdir(path):
     raise FileNotFoundError(f'--input {path!r} is neither a file nor a folder.')
-  files = sorted(os.path.join(path, name) for name in os.listdir(path)
-                 if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith('.'))
+  files = sorted(
+    os.path.join(path, name)
+    for name in os.listdir(path)
+    if name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith('.')
+  )
   if not files:
-    raise FileNotFoundError(f'--input folder {path!r} holds no image '
-                            f'({", ".join(IMAGE_SUFFIXES)}).')
+    raise FileNotFoundError(
+      f'--input folder {path!r} holds no image ({", ".join(IMAGE_SUFFIXES)}).'
+    )
   return files
 
 
@@ -71,9 +75,14 @@ def read_image(path: str) -> tuple[np.ndarray, str | None]:
       rgb = np.asarray(image.convert('RGB'))
   except Exception as e:  # Pillow raises many types for truncated or garbage files.
     raise ValueError(f'cannot read image {path}: {type(e).__name__}: {e}') from e
-  notes = {'L': 'grey image repeated over RGB', 'LA': 'grey image with alpha: alpha dropped',
-           'RGBA': 'alpha channel dropped', 'P': 'palette image expanded to RGB',
-           'CMYK': 'CMYK converted to RGB', '1': 'binary image converted to RGB'}
+  notes = {
+    'L': 'grey image repeated over RGB',
+    'LA': 'grey image with alpha: alpha dropped',
+    'RGBA': 'alpha channel dropped',
+    'P': 'palette image expanded to RGB',
+    'CMYK': 'CMYK converted to RGB',
+    '1': 'binary image converted to RGB',
+  }
   return rgb, notes.get(mode)
 
 
@@ -84,26 +93,33 @@ def _stem(path: str) -> str:
 def _palette_png(labels: np.ndarray, palette: Any, path: str) -> None:
   colors = viz.get_palette(palette)
   table = np.zeros((256, 3), np.uint8)
-  table[:len(colors)] = colors[:256]
+  table[: len(colors)] = colors[:256]
   image = Image.fromarray(labels.astype(np.uint8), mode='P')
   image.putpalette(table.reshape(-1).tolist())
   image.save(path)
 
 
-def predict_segmentation(run: InferenceRun, image: np.ndarray,
-                         recipe: evaluation.Recipe) -> np.ndarray:
+def predict_segmentation(
+  run: InferenceRun, image: np.ndarray, recipe: evaluation.Recipe
+) -> np.ndarray:
   """Logits ``(H, W, K)`` for one uint8 RGB image at its own size."""
   inputs = np.asarray(run.preprocess(image[None]), np.float32)
   return evaluation.segmentation_logits(run, inputs, recipe, pixels=image[None])[0]
 
 
-def write_segmentation(output_dir: str, stem: str, image: np.ndarray, logits: np.ndarray,
-                       run: InferenceRun, *, save_logits: bool) -> list[str]:
+def write_segmentation(
+  output_dir: str,
+  stem: str,
+  image: np.ndarray,
+  logits: np.ndarray,
+  run: InferenceRun,
+  *,
+  save_logits: bool,
+) -> list[str]:
   """Writes the label PNG, the overlay and (``save_logits``) the logits; returns the paths."""
   labels = np.argmax(logits, axis=-1)
   palette = run.task.palette or 'voc'
-  paths = [os.path.join(output_dir, f'{stem}.png'),
-           os.path.join(output_dir, f'{stem}_overlay.png')]
+  paths = [os.path.join(output_dir, f'{stem}.png'), os.path.join(output_dir, f'{stem}_overlay.png')]
   _palette_png(labels, palette, paths[0])
   viz.save_png(viz.overlay(image, labels, palette=palette, alpha=0.5), paths[1])
   if save_logits:
@@ -113,10 +129,10 @@ def write_segmentation(output_dir: str, stem: str, image: np.ndarray, logits: np
 
 
 def _eval_prepared(run: InferenceRun, image: np.ndarray) -> np.ndarray:
-  """The image as the run's eval pipeline prepares it (resize, crop, normalise), ``(1, h, w, 3)``.
-  """
+  """The image as the run's eval pipeline prepares it (resize, crop, normalise): (1, h, w, 3)."""
   from jaxseg.data import pipeline  # pylint: disable=g-import-not-at-top
   from jaxseg.data import registry  # pylint: disable=g-import-not-at-top
+
   _, options = registry.resolve_options(run.config.data)
   sample = {'image': image}
   if run.info.task == 'classification':
@@ -124,14 +140,16 @@ def _eval_prepared(run: InferenceRun, image: np.ndarray) -> np.ndarray:
   else:
     sample['density'] = np.zeros(image.shape[:2], np.float32)
     sample['fixations'] = np.zeros(image.shape[:2], np.uint8)
-  prepared = pipeline.process_sample(sample, task=run.info.task, options=options,
-                                     ignore_label=run.info.ignore_label, rng=None)
+  prepared = pipeline.process_sample(
+    sample, task=run.info.task, options=options, ignore_label=run.info.ignore_label, rng=None
+  )
   return prepared['image'][None]
 
 
 def predict_saliency(run: InferenceRun, image: np.ndarray) -> np.ndarray:
   """The saliency map ``(H, W)`` in ``[0, 1]`` (divided by its maximum) at the input's size."""
   from jaxseg import ops  # pylint: disable=g-import-not-at-top
+
   output, _ = run.model.apply(run.variables, _eval_prepared(run, image), train=False)
   resized = ops.resize(np.asarray(output, np.float32), image.shape[:2])
   saliency = np.maximum(np.asarray(resized)[0, ..., 0], 0.0)
@@ -139,11 +157,11 @@ def predict_saliency(run: InferenceRun, image: np.ndarray) -> np.ndarray:
   return saliency / peak if peak > 0 else saliency
 
 
-def write_saliency(output_dir: str, stem: str, image: np.ndarray,
-                   saliency: np.ndarray) -> list[str]:
+def write_saliency(
+  output_dir: str, stem: str, image: np.ndarray, saliency: np.ndarray
+) -> list[str]:
   """Writes the grey map and the heatmap overlay; returns the paths."""
-  paths = [os.path.join(output_dir, f'{stem}.png'),
-           os.path.join(output_dir, f'{stem}_heatmap.png')]
+  paths = [os.path.join(output_dir, f'{stem}.png'), os.path.join(output_dir, f'{stem}_heatmap.png')]
   viz.save_png(np.round(saliency * 255).astype(np.uint8), paths[0])
   viz.save_png(viz.heatmap_overlay(image, saliency), paths[1])
   return paths
@@ -172,7 +190,7 @@ class ClassificationCsv:
     self._writer.writerow(header)
 
   def add(self, file: str, probabilities: np.ndarray) -> None:
-    order = np.argsort(-probabilities)[:self._top]
+    order = np.argsort(-probabilities)[: self._top]
     row = [file]
     for index in order:
       name = self._names[index] if index < len(self._names) else f'class_{index}'

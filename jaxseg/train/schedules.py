@@ -18,8 +18,9 @@ import optax
 SCHEDULES = ('constant', 'step', 'poly', 'warmup_cosine', 'plateau')
 
 
-def make_schedule(schedule_config: ml_collections.ConfigDict, *, learning_rate: float,
-                  total_updates: int) -> optax.Schedule:
+def make_schedule(
+  schedule_config: ml_collections.ConfigDict, *, learning_rate: float, total_updates: int
+) -> optax.Schedule:
   """Returns the learning rate as a function of the optimizer-update count.
 
   * ``constant``: ``lr``.
@@ -61,8 +62,12 @@ def make_schedule(schedule_config: ml_collections.ConfigDict, *, learning_rate: 
   end_value = float(schedule_config.get('end_value', 0.0))
   if name == 'warmup_cosine':
     return optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=learning_rate, warmup_steps=warmup,
-        decay_steps=total_updates, end_value=end_value)
+      init_value=0.0,
+      peak_value=learning_rate,
+      warmup_steps=warmup,
+      decay_steps=total_updates,
+      end_value=end_value,
+    )
   decay_updates = max(total_updates - warmup, 1)
   if name in ('constant', 'plateau'):
     main = optax.constant_schedule(learning_rate)
@@ -73,19 +78,23 @@ def make_schedule(schedule_config: ml_collections.ConfigDict, *, learning_rate: 
     factor = float(schedule_config.decay_factor)
     # Boundaries are absolute update counts; the joined schedule sees counts relative to warm-up.
     main = optax.piecewise_constant_schedule(
-        learning_rate, {max(b - warmup, 0): factor for b in boundaries})
+      learning_rate, {max(b - warmup, 0): factor for b in boundaries}
+    )
   else:  # poly
     main = optax.polynomial_schedule(
-        init_value=learning_rate, end_value=end_value, power=float(schedule_config.power),
-        transition_steps=decay_updates)
+      init_value=learning_rate,
+      end_value=end_value,
+      power=float(schedule_config.power),
+      transition_steps=decay_updates,
+    )
   if warmup == 0:
     return main
-  return optax.join_schedules(
-      [optax.linear_schedule(0.0, learning_rate, warmup), main], [warmup])
+  return optax.join_schedules([optax.linear_schedule(0.0, learning_rate, warmup), main], [warmup])
 
 
 def make_plateau(
-    schedule_config: ml_collections.ConfigDict) -> optax.GradientTransformationExtraArgs:
+  schedule_config: ml_collections.ConfigDict,
+) -> optax.GradientTransformationExtraArgs:
   """Returns ``optax.contrib.reduce_on_plateau`` configured from ``config.schedule``.
 
   After ``patience`` evaluations without the metric improving by more than ``min_delta``, the scale
@@ -104,11 +113,13 @@ def make_plateau(
   if min_delta <= 0.0:
     raise ValueError(f'schedule.min_delta must be > 0, got {min_delta}')
   return optax.contrib.reduce_on_plateau(
-      factor=factor, patience=int(schedule_config.get('patience', 5)), rtol=0.0, atol=min_delta)
+    factor=factor, patience=int(schedule_config.get('patience', 5)), rtol=0.0, atol=min_delta
+  )
 
 
-def update_plateau(plateau_tx: optax.GradientTransformationExtraArgs, plateau_state: Any, *,
-                   metric: float, mode: str) -> Any:
+def update_plateau(
+  plateau_tx: optax.GradientTransformationExtraArgs, plateau_state: Any, *, metric: float, mode: str
+) -> Any:
   """Feeds one validation metric to the plateau state and returns the new state.
 
   Args:

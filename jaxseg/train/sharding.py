@@ -40,10 +40,13 @@ def maybe_initialize_distributed() -> None:
     num_processes = os.environ.get('JAX_NUM_PROCESSES')
     process_id = os.environ.get('JAX_PROCESS_ID')
     if num_processes is None or process_id is None:
-      raise ValueError('JAX_COORDINATOR_ADDRESS is set: also set JAX_NUM_PROCESSES and '
-                       'JAX_PROCESS_ID for every process')
-    jax.distributed.initialize(address, num_processes=int(num_processes),
-                               process_id=int(process_id))
+      raise ValueError(
+        'JAX_COORDINATOR_ADDRESS is set: also set JAX_NUM_PROCESSES and '
+        'JAX_PROCESS_ID for every process'
+      )
+    jax.distributed.initialize(
+      address, num_processes=int(num_processes), process_id=int(process_id)
+    )
   elif slurm or mpi or tpu_pod:
     jax.distributed.initialize()
   else:
@@ -51,8 +54,9 @@ def maybe_initialize_distributed() -> None:
   logging.info('jax.distributed: process %d of %d', jax.process_index(), jax.process_count())
 
 
-def make_mesh(mesh_config: ml_collections.ConfigDict,
-              devices: Sequence[jax.Device] | None = None) -> Mesh:
+def make_mesh(
+  mesh_config: ml_collections.ConfigDict, devices: Sequence[jax.Device] | None = None
+) -> Mesh:
   """Returns a ``(data, model)`` mesh over ``devices`` (default: all devices of all processes).
 
   Args:
@@ -80,13 +84,14 @@ def make_mesh(mesh_config: ml_collections.ConfigDict,
   if model == -1:
     model = n // data if data > 0 and n % data == 0 else 0
   if data < 1 or model < 1 or data * model != n:
-    raise ValueError(f'mesh.data={mesh_config.get("data")} x mesh.model={mesh_config.get("model")} '
-                     f'must multiply to the number of devices, {n}')
+    raise ValueError(
+      f'mesh.data={mesh_config.get("data")} x mesh.model={mesh_config.get("model")} '
+      f'must multiply to the number of devices, {n}'
+    )
   return Mesh(np.asarray(devices).reshape(data, model), (DATA_AXIS, MODEL_AXIS))
 
 
-def _leaf_spec(shape: tuple[int, ...], *, data_size: int, model_size: int,
-               fsdp_min_size: int) -> P:
+def _leaf_spec(shape: tuple[int, ...], *, data_size: int, model_size: int, fsdp_min_size: int) -> P:
   spec = [None] * len(shape)
   if model_size > 1 and len(shape) >= 2 and shape[-1] % model_size == 0:
     spec[-1] = MODEL_AXIS
@@ -111,10 +116,14 @@ def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp_min_size: int = -1)
   """
   data_size, model_size = mesh.shape[DATA_AXIS], mesh.shape[MODEL_AXIS]
   return jax.tree.map(
-      lambda x: NamedSharding(mesh, _leaf_spec(tuple(x.shape), data_size=data_size,
-                                               model_size=model_size,
-                                               fsdp_min_size=fsdp_min_size)),
-      abstract_state)
+    lambda x: NamedSharding(
+      mesh,
+      _leaf_spec(
+        tuple(x.shape), data_size=data_size, model_size=model_size, fsdp_min_size=fsdp_min_size
+      ),
+    ),
+    abstract_state,
+  )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -135,8 +144,9 @@ def local_batch_size(global_batch_size: int, mesh: Mesh) -> int:
   """
   data_size = mesh.shape[DATA_AXIS]
   if global_batch_size % data_size:
-    raise ValueError(f'batch_size={global_batch_size} must be divisible by the mesh data axis size '
-                     f'{data_size}')
+    raise ValueError(
+      f'batch_size={global_batch_size} must be divisible by the mesh data axis size {data_size}'
+    )
   return global_batch_size // jax.process_count()
 
 
@@ -151,5 +161,7 @@ def make_global_batch(local_batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict
     Dict of ``jax.Array`` with leading axis ``process_count * local size``.
   """
   sharding = batch_sharding(mesh)
-  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
-          for k, v in local_batch.items()}
+  return {
+    k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+    for k, v in local_batch.items()
+  }

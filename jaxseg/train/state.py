@@ -27,6 +27,7 @@ class TrainState:
     plateau: ``optax.contrib.ReduceLROnPlateauState``; ``plateau.scale`` scales every update.
     rng: the run's base PRNG key (raw uint32 key data, so it checkpoints as a plain array).
   """
+
   step: jax.Array
   params: Any
   batch_stats: Any
@@ -42,9 +43,13 @@ class TrainState:
     return variables
 
 
-def create_train_state(*, variables: dict[str, Any], tx: optax.GradientTransformation,
-                       plateau_tx: optax.GradientTransformationExtraArgs,
-                       rng: jax.Array) -> TrainState:
+def create_train_state(
+  *,
+  variables: dict[str, Any],
+  tx: optax.GradientTransformation,
+  plateau_tx: optax.GradientTransformationExtraArgs,
+  rng: jax.Array,
+) -> TrainState:
   """Builds the initial state from freshly initialised model variables.
 
   Args:
@@ -58,12 +63,12 @@ def create_train_state(*, variables: dict[str, Any], tx: optax.GradientTransform
   """
   params = variables['params']
   return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      batch_stats=variables.get('batch_stats', {}),
-      opt_state=tx.init(params),
-      plateau=plateau_tx.init(jnp.zeros((), jnp.float32)),
-      rng=rng,
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=variables.get('batch_stats', {}),
+    opt_state=tx.init(params),
+    plateau=plateau_tx.init(jnp.zeros((), jnp.float32)),
+    rng=rng,
   )
 
 

@@ -27,11 +27,19 @@ def compute_dtype(name: str) -> jnp.dtype:
 
 def _to_float32(tree: Any) -> Any:
   return jax.tree.map(
-      lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+    lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+  )
 
 
-def _apply(model: nn.Module, variables: Mapping[str, Any], batch: Mapping[str, jax.Array], *,
-           train: bool, dtype: jnp.dtype, dropout_rng: jax.Array | None = None):
+def _apply(
+  model: nn.Module,
+  variables: Mapping[str, Any],
+  batch: Mapping[str, jax.Array],
+  *,
+  train: bool,
+  dtype: jnp.dtype,
+  dropout_rng: jax.Array | None = None,
+):
   kwargs = {'train': train}
   if train:
     kwargs['rngs'] = {'dropout': dropout_rng}
@@ -44,11 +52,14 @@ def _apply(model: nn.Module, variables: Mapping[str, Any], batch: Mapping[str, j
   return _to_float32(outputs), _to_float32(endpoints), new_variables
 
 
-def make_train_step(*, model: nn.Module, task: Task, tx: optax.GradientTransformation,
-                    config: ml_collections.ConfigDict,
-                    schedule: Callable[[jax.Array], jax.Array] | None = None
-                    ) -> Callable[[TrainState, Mapping[str, jax.Array]],
-                                  tuple[TrainState, dict[str, jax.Array]]]:
+def make_train_step(
+  *,
+  model: nn.Module,
+  task: Task,
+  tx: optax.GradientTransformation,
+  config: ml_collections.ConfigDict,
+  schedule: Callable[[jax.Array], jax.Array] | None = None,
+) -> Callable[[TrainState, Mapping[str, jax.Array]], tuple[TrainState, dict[str, jax.Array]]]:
   """Returns ``train_step(state, batch) -> (new_state, metrics)``.
 
   One step: forward in ``config.dtype`` with dropout key ``fold_in(state.rng, state.step)``, the
@@ -76,34 +87,42 @@ def make_train_step(*, model: nn.Module, task: Task, tx: optax.GradientTransform
 
     def loss_fn(params):
       variables = {**state.variables(), 'params': params}
-      outputs, endpoints, new_variables = _apply(model, variables, batch, train=True, dtype=dtype,
-                                                 dropout_rng=dropout_rng)
+      outputs, endpoints, new_variables = _apply(
+        model, variables, batch, train=True, dtype=dtype, dropout_rng=dropout_rng
+      )
       loss, scalars = task.loss(outputs, endpoints, batch)
       return loss.astype(jnp.float32), (scalars, new_variables)
 
     (loss, (scalars, new_variables)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
+      state.params
+    )
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     updates = jax.tree.map(lambda u: u * state.plateau.scale.astype(u.dtype), updates)
     grad_norm = optax.tree.norm(grads)
     new_state = state.replace(
-        step=state.step + 1,
-        params=optax.apply_updates(state.params, updates),
-        batch_stats=new_variables.get('batch_stats', state.batch_stats),
-        opt_state=opt_state)
-    metrics = {'loss': loss, 'grad_norm': grad_norm, **scalars,
-               'finite': jnp.isfinite(loss) & jnp.isfinite(grad_norm)}
+      step=state.step + 1,
+      params=optax.apply_updates(state.params, updates),
+      batch_stats=new_variables.get('batch_stats', state.batch_stats),
+      opt_state=opt_state,
+    )
+    metrics = {
+      'loss': loss,
+      'grad_norm': grad_norm,
+      **scalars,
+      'finite': jnp.isfinite(loss) & jnp.isfinite(grad_norm),
+    }
     if schedule is not None:
-      metrics['learning_rate'] = (jnp.asarray(schedule(new_state.step // accumulate), jnp.float32)
-                                  * state.plateau.scale.astype(jnp.float32))
+      metrics['learning_rate'] = jnp.asarray(
+        schedule(new_state.step // accumulate), jnp.float32
+      ) * state.plateau.scale.astype(jnp.float32)
     return new_state, metrics
 
   return train_step
 
 
-def make_eval_step(*, model: nn.Module, task: Task, config: ml_collections.ConfigDict,
-                   with_outputs: bool = False
-                   ) -> Callable[[TrainState, Mapping[str, jax.Array]], Any]:
+def make_eval_step(
+  *, model: nn.Module, task: Task, config: ml_collections.ConfigDict, with_outputs: bool = False
+) -> Callable[[TrainState, Mapping[str, jax.Array]], Any]:
   """Returns ``eval_step(state, batch) -> sums``: the task's metric sums over the valid examples.
 
   Under ``jit`` over a mesh the sums are global (over every device and process); the loop adds

@@ -90,13 +90,22 @@ def _image_value(tag: str, image: np.ndarray) -> bytes:
   height, width, channels = image.shape
   buffer = io.BytesIO()
   Image.fromarray(image[..., 0] if channels == 1 else image).save(buffer, format='PNG')
-  proto = (_int_field(1, height) + _int_field(2, width) + _int_field(3, channels)
-           + _bytes_field(4, buffer.getvalue()))
+  proto = (
+    _int_field(1, height)
+    + _int_field(2, width)
+    + _int_field(3, channels)
+    + _bytes_field(4, buffer.getvalue())
+  )
   return _bytes_field(1, tag.encode()) + _bytes_field(4, proto)
 
 
-def _event(*, step: int, wall_time: float, summary_values: list[bytes] | None = None,
-           file_version: str | None = None) -> bytes:
+def _event(
+  *,
+  step: int,
+  wall_time: float,
+  summary_values: list[bytes] | None = None,
+  file_version: str | None = None,
+) -> bytes:
   data = _key(1, 1) + struct.pack('<d', wall_time) + _int_field(2, step)
   if file_version is not None:
     data += _bytes_field(3, file_version.encode())
@@ -127,19 +136,27 @@ class SummaryWriter:
 
   def _write(self, data: bytes) -> None:
     header = struct.pack('<Q', len(data))
-    self._file.write(header + struct.pack('<I', masked_crc32c(header)) + data
-                     + struct.pack('<I', masked_crc32c(data)))
+    self._file.write(
+      header
+      + struct.pack('<I', masked_crc32c(header))
+      + data
+      + struct.pack('<I', masked_crc32c(data))
+    )
 
   def scalars(self, step: int, values: dict[str, float]) -> None:
     """Writes one event holding a scalar per ``tag: value``."""
-    self._write(_event(step=step, wall_time=time.time(),
-                       summary_values=[_scalar_value(t, v) for t, v in values.items()]))
+    self._write(
+      _event(
+        step=step,
+        wall_time=time.time(),
+        summary_values=[_scalar_value(t, v) for t, v in values.items()],
+      )
+    )
     self._file.flush()
 
   def image(self, step: int, tag: str, image: np.ndarray) -> None:
     """Writes an image ``(H, W)``, ``(H, W, 1)`` or ``(H, W, 3)``: uint8, or float in [0, 1]."""
-    self._write(_event(step=step, wall_time=time.time(),
-                       summary_values=[_image_value(tag, image)]))
+    self._write(_event(step=step, wall_time=time.time(), summary_values=[_image_value(tag, image)]))
     self._file.flush()
 
   def close(self) -> None:

@@ -7,6 +7,7 @@ legitimately, so each takes its own lock, ``<workdir>/.lock.process_<index>``. T
 the file also records the holder's PID and host, so a refusal can name them and a lock left by a
 dead process is taken over with a note.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -39,8 +40,7 @@ class WorkdirLock:
     True
   """
 
-  def __init__(self, workdir: str, process_index: int = 0,
-               note: Callable[[str], None] = print):
+  def __init__(self, workdir: str, process_index: int = 0, note: Callable[[str], None] = print):
     self.path = os.path.join(workdir, f'.lock.process_{int(process_index)}')
     self._note = note
     self._fd: int | None = None
@@ -62,17 +62,23 @@ class WorkdirLock:
       os.close(fd)
       holder = self.holder() or {}
       raise WorkdirLockedError(
-          f'workdir {os.path.dirname(self.path)} is in use by another run: process '
-          f'PID {holder.get("pid", "?")} on host {holder.get("host", "?")} holds {self.path} '
-          f'(since {holder.get("started", "?")}). Stop that run first, or choose another '
-          '--workdir.') from None
+        f'workdir {os.path.dirname(self.path)} is in use by another run: process '
+        f'PID {holder.get("pid", "?")} on host {holder.get("host", "?")} holds {self.path} '
+        f'(since {holder.get("started", "?")}). Stop that run first, or choose another '
+        '--workdir.'
+      ) from None
     previous = self.holder()
     if previous and previous.get('pid') is not None:
       # The kernel dropped the flock when that process died; its record is all that is left.
-      self._note(f'took over the stale workdir lock {self.path} of PID {previous["pid"]} on '
-                 f'host {previous.get("host", "?")} (that process is gone).')
-    record = {'pid': os.getpid(), 'host': socket.gethostname(),
-              'started': time.strftime('%Y-%m-%d %H:%M:%S')}
+      self._note(
+        f'took over the stale workdir lock {self.path} of PID {previous["pid"]} on '
+        f'host {previous.get("host", "?")} (that process is gone).'
+      )
+    record = {
+      'pid': os.getpid(),
+      'host': socket.gethostname(),
+      'started': time.strftime('%Y-%m-%d %H:%M:%S'),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(record).encode(), 0)
     os.fsync(fd)

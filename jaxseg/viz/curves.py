@@ -1,4 +1,5 @@
 """Training curves from a run's ``metrics.jsonl``: loss, learning rate and every eval metric."""
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def read_metrics(path: str) -> list[dict[str, Any]]:
   return records
 
 
-def curves(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, tuple[np.ndarray,
-                                                                             np.ndarray]]]:
+def curves(
+  records: Iterable[Mapping[str, Any]],
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
   """Groups records into ``{split: {metric: (steps, values)}}``, sorted by step.
 
   A resumed run logs some steps twice (from the last checkpoint on): the last record of a step
@@ -64,9 +66,13 @@ def curves(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, tuple[np
         continue
       if math.isfinite(value):
         by_step.setdefault(split, {}).setdefault(key, {})[step] = float(value)
-  return {split: {key: (np.array(sorted(points)), np.array([points[s] for s in sorted(points)]))
-                  for key, points in metrics.items()}
-          for split, metrics in by_step.items()}
+  return {
+    split: {
+      key: (np.array(sorted(points)), np.array([points[s] for s in sorted(points)]))
+      for key, points in metrics.items()
+    }
+    for split, metrics in by_step.items()
+  }
 
 
 def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *, title: str = '') -> str:
@@ -90,14 +96,18 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *, title: str =
     'curves.png'
   """
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use('Agg')  # files only: no display needed
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+
   grouped = curves(records)
   if not grouped:
     raise ValueError('records hold no numeric metric with an int step: nothing to plot.')
   # Order: training loss, learning rate, then the rest alphabetically.
-  names = sorted({name for metrics in grouped.values() for name in metrics},
-                 key=lambda n: (n != 'loss', n not in ('learning_rate', 'lr'), n))
+  names = sorted(
+    {name for metrics in grouped.values() for name in metrics},
+    key=lambda n: (n != 'loss', n not in ('learning_rate', 'lr'), n),
+  )
   columns = min(3, len(names))
   rows = math.ceil(len(names) / columns)
   figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.0 * rows), squeeze=False)
@@ -105,15 +115,14 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *, title: str =
     for split, metrics in sorted(grouped.items()):
       if name in metrics:
         steps, values = metrics[name]
-        axis.plot(steps, values, marker='o' if len(steps) < 30 else None, markersize=3,
-                  label=split)
+        axis.plot(steps, values, marker='o' if len(steps) < 30 else None, markersize=3, label=split)
     axis.set_title(name, fontsize=10)
     axis.set_xlabel('step', fontsize=8)
     axis.grid(alpha=0.3)
     axis.tick_params(labelsize=8)
     if len([s for s in grouped if name in grouped[s]]) > 1:
       axis.legend(fontsize=8)
-  for axis in list(axes.flat)[len(names):]:
+  for axis in list(axes.flat)[len(names) :]:
     axis.axis('off')
   if title:
     figure.suptitle(title, fontsize=10)

@@ -1,4 +1,5 @@
 """Figures a person reads at a glance: titled, upscaled tiles with a legend of class colours."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -17,8 +18,9 @@ def _font():
   return ImageFont.load_default()
 
 
-def text_strip(texts: Sequence[str], widths: Sequence[int], *, height: int = 18,
-               pad: int = 2) -> np.ndarray:
+def text_strip(
+  texts: Sequence[str], widths: Sequence[int], *, height: int = 18, pad: int = 2
+) -> np.ndarray:
   """A white strip with ``texts[i]`` left-aligned above a column of width ``widths[i]``.
 
   Args:
@@ -31,10 +33,10 @@ def text_strip(texts: Sequence[str], widths: Sequence[int], *, height: int = 18,
     ``(height, sum(widths) + pad * (len(widths) + 1), 3)`` uint8.
   """
   if len(texts) != len(widths):
-    raise ValueError(f'texts and widths must have the same length, got {len(texts)} and '
-                     f'{len(widths)}.')
-  strip = Image.new('RGB', (sum(widths) + pad * (len(widths) + 1), height),
-                    (_BACKGROUND,) * 3)
+    raise ValueError(
+      f'texts and widths must have the same length, got {len(texts)} and {len(widths)}.'
+    )
+  strip = Image.new('RGB', (sum(widths) + pad * (len(widths) + 1), height), (_BACKGROUND,) * 3)
   draw = ImageDraw.Draw(strip)
   left = pad
   for text, width in zip(texts, widths):
@@ -43,8 +45,14 @@ def text_strip(texts: Sequence[str], widths: Sequence[int], *, height: int = 18,
   return np.asarray(strip)
 
 
-def legend(class_names: Sequence[str], palette: Any, *, width: int, swatch: int = 12,
-           present: Sequence[int] | None = None) -> np.ndarray:
+def legend(
+  class_names: Sequence[str],
+  palette: Any,
+  *,
+  width: int,
+  swatch: int = 12,
+  present: Sequence[int] | None = None,
+) -> np.ndarray:
   """Colour swatches with class names, wrapped into rows of at most ``width`` pixels.
 
   Args:
@@ -82,8 +90,11 @@ def legend(class_names: Sequence[str], palette: Any, *, width: int, swatch: int 
   for r, items in enumerate(rows):
     left, top = 4, 3 + r * line
     for color, name, item in items:
-      draw.rectangle([left, top, left + swatch, top + swatch], fill=tuple(int(c) for c in color),
-                     outline=(80, 80, 80))
+      draw.rectangle(
+        [left, top, left + swatch, top + swatch],
+        fill=tuple(int(c) for c in color),
+        outline=(80, 80, 80),
+      )
       draw.text((left + swatch + 4, top), name, fill=_TEXT, font=font)
       left += item
   return np.asarray(image)
@@ -96,11 +107,18 @@ def upscale(image: np.ndarray, factor: int) -> np.ndarray:
   return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
 
 
-def labelled_segmentation_grid(images: Any, labels: Any, predictions: Any, *,
-                               class_names: Sequence[str], palette: Any = 'voc',
-                               ignore_label: int = 255, min_side: int = 160,
-                               titles: Sequence[str] = ('image', 'ground truth', 'prediction'),
-                               pad: int = 2) -> np.ndarray:
+def labelled_segmentation_grid(
+  images: Any,
+  labels: Any,
+  predictions: Any,
+  *,
+  class_names: Sequence[str],
+  palette: Any = 'voc',
+  ignore_label: int = 255,
+  min_side: int = 160,
+  titles: Sequence[str] = ('image', 'ground truth', 'prediction'),
+  pad: int = 2,
+) -> np.ndarray:
   """``segmentation_grid`` made readable: tiles upscaled, a title row, a legend of the classes.
 
   Tiles smaller than ``min_side`` are enlarged by an int factor (nearest neighbour), a strip
@@ -131,12 +149,14 @@ def labelled_segmentation_grid(images: Any, labels: Any, predictions: Any, *,
   if images.ndim != 4 or images.dtype != np.uint8:
     raise ValueError(f'images must be (N, H, W, 3) uint8, got {images.shape} {images.dtype}.')
   factor = max(1, -(-min_side // max(1, min(images.shape[1:3]))))
-  grid = grids.segmentation_grid(images, labels, predictions, palette=palette,
-                                 ignore_label=ignore_label, pad=0)
+  grid = grids.segmentation_grid(
+    images, labels, predictions, palette=palette, ignore_label=ignore_label, pad=0
+  )
   tile_w = images.shape[2] * factor
   body = grids.make_grid([[upscale(grid, factor)]], pad=pad)
   header = text_strip(list(titles), [tile_w] * len(titles), pad=pad)
   shown = np.unique(np.concatenate([np.asarray(labels).ravel(), np.asarray(predictions).ravel()]))
-  key = legend(class_names, palette, width=body.shape[1],
-               present=[int(c) for c in shown if c != ignore_label])
-  return np.concatenate([header[:, :body.shape[1]], body, key], axis=0)
+  key = legend(
+    class_names, palette, width=body.shape[1], present=[int(c) for c in shown if c != ignore_label]
+  )
+  return np.concatenate([header[:, : body.shape[1]], body, key], axis=0)

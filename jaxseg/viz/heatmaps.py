@@ -2,6 +2,7 @@
 
 NumPy and Pillow only (host side).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,7 +12,7 @@ from PIL import Image
 
 from jaxseg.viz import grids, overlays
 
-__all__ = ["jet", "heatmap", "heatmap_overlay", "saliency_grid"]
+__all__ = ['jet', 'heatmap', 'heatmap_overlay', 'saliency_grid']
 
 
 def jet(values: Any) -> np.ndarray:
@@ -58,18 +59,21 @@ def heatmap(saliency: Any, *, shape: tuple[int, int] | None = None) -> np.ndarra
     [[[0, 0, 128], [128, 0, 0]]]
   """
   values = np.asarray(saliency)
-  if values.dtype.kind not in "biuf":
-    raise TypeError(f"saliency must be a numeric array, got dtype {values.dtype}.")
+  if values.dtype.kind not in 'biuf':
+    raise TypeError(f'saliency must be a numeric array, got dtype {values.dtype}.')
   values = values.astype(np.float64)
   if values.ndim == 3 and values.shape[-1] == 1:
     values = values[..., 0]
   if values.ndim != 2 or values.size == 0:
-    raise ValueError(f"saliency must have a non-empty shape (h, w) or (h, w, 1), got "
-                     f"{values.shape}.")
+    raise ValueError(
+      f'saliency must have a non-empty shape (h, w) or (h, w, 1), got {values.shape}.'
+    )
   if not np.isfinite(values).all():
     # One NaN would make the min-max stretch NaN everywhere: a blank heatmap, silently.
-    raise ValueError(f"saliency holds {int((~np.isfinite(values)).sum())} NaN or infinite "
-                     "value(s); replace them (e.g. np.nan_to_num) before drawing.")
+    raise ValueError(
+      f'saliency holds {int((~np.isfinite(values)).sum())} NaN or infinite '
+      'value(s); replace them (e.g. np.nan_to_num) before drawing.'
+    )
   if shape is not None:
     values = _resize(values, tuple(shape))
   low, high = float(values.min()), float(values.max())
@@ -77,8 +81,9 @@ def heatmap(saliency: Any, *, shape: tuple[int, int] | None = None) -> np.ndarra
   return jet(scaled)
 
 
-def heatmap_overlay(image: Any, saliency: Any, *, alpha: float = 0.5, mean: Any = None,
-                    std: Any = None) -> np.ndarray:
+def heatmap_overlay(
+  image: Any, saliency: Any, *, alpha: float = 0.5, mean: Any = None, std: Any = None
+) -> np.ndarray:
   """Blends a jet heatmap of ``saliency`` over ``image``: ``(1 - alpha) image + alpha heat``.
 
   Args:
@@ -96,17 +101,24 @@ def heatmap_overlay(image: Any, saliency: Any, *, alpha: float = 0.5, mean: Any 
     [128, 0, 0]
   """
   if not 0.0 <= alpha <= 1.0:
-    raise ValueError(f"alpha must lie in [0, 1], got {alpha!r}.")
+    raise ValueError(f'alpha must lie in [0, 1], got {alpha!r}.')
   rgb = overlays.image_to_uint8(image, mean=mean, std=std)
   if rgb.ndim != 3 or rgb.shape[-1] != 3:
-    raise ValueError(f"image must have shape (H, W, 3), got {rgb.shape}.")
+    raise ValueError(f'image must have shape (H, W, 3), got {rgb.shape}.')
   heat = heatmap(saliency, shape=rgb.shape[:2])
   blended = (1.0 - alpha) * rgb.astype(np.float64) + alpha * heat.astype(np.float64)
   return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 
-def saliency_grid(images: Any, truths: Any, predictions: Any, *, alpha: float = 0.5,
-                  mean: Any = None, std: Any = None) -> np.ndarray:
+def saliency_grid(
+  images: Any,
+  truths: Any,
+  predictions: Any,
+  *,
+  alpha: float = 0.5,
+  mean: Any = None,
+  std: Any = None,
+) -> np.ndarray:
   """One row per example: image | ground-truth heatmap overlay | predicted heatmap overlay.
 
   Args:
@@ -129,11 +141,14 @@ def saliency_grid(images: Any, truths: Any, predictions: Any, *, alpha: float = 
   truths = np.asarray(truths)
   predictions = np.asarray(predictions)
   if not len(images) == len(truths) == len(predictions):
-    raise ValueError(f"images, truths and predictions must have the same batch size, got "
-                     f"{len(images)}, {len(truths)} and {len(predictions)}.")
+    raise ValueError(
+      f'images, truths and predictions must have the same batch size, got '
+      f'{len(images)}, {len(truths)} and {len(predictions)}.'
+    )
   rows = []
   for image, truth, prediction in zip(images, truths, predictions):
     rgb = overlays.image_to_uint8(image, mean=mean, std=std)
-    rows.append([rgb, heatmap_overlay(rgb, truth, alpha=alpha),
-                 heatmap_overlay(rgb, prediction, alpha=alpha)])
+    rows.append(
+      [rgb, heatmap_overlay(rgb, truth, alpha=alpha), heatmap_overlay(rgb, prediction, alpha=alpha)]
+    )
   return grids.make_grid(rows)

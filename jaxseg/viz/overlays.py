@@ -1,4 +1,5 @@
 """Label maps blended over images, for looking at predictions."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -36,8 +37,10 @@ def image_to_uint8(image: Any, *, mean: Any = None, std: Any = None) -> np.ndarr
   image = image.astype(np.float64)
   if not np.isfinite(image).all():
     # One NaN would make the min-max stretch NaN everywhere: a blank picture, silently.
-    raise ValueError(f'image holds {int((~np.isfinite(image)).sum())} NaN or infinite '
-                     'value(s); replace them (e.g. np.nan_to_num) before drawing.')
+    raise ValueError(
+      f'image holds {int((~np.isfinite(image)).sum())} NaN or infinite '
+      'value(s); replace them (e.g. np.nan_to_num) before drawing.'
+    )
   if std is not None:
     image = image * np.asarray(std, np.float64)
   if mean is not None:
@@ -50,9 +53,16 @@ def image_to_uint8(image: Any, *, mean: Any = None, std: Any = None) -> np.ndarr
   return np.clip(np.round(image), 0, 255).astype(np.uint8)
 
 
-def overlay(image: Any, labels: Any, *, alpha: float = 0.5, palette: Any = 'voc',
-            ignore_label: int = 255, ignore_color: tuple[int, int, int] = (255, 255, 255),
-            show_ignored: bool = True) -> np.ndarray:
+def overlay(
+  image: Any,
+  labels: Any,
+  *,
+  alpha: float = 0.5,
+  palette: Any = 'voc',
+  ignore_label: int = 255,
+  ignore_color: tuple[int, int, int] = (255, 255, 255),
+  show_ignored: bool = True,
+) -> np.ndarray:
   r"""Blends a colourised label map over an image.
 
   .. math:: \text{out} = (1 - \alpha)\, \text{image} + \alpha\, \text{colour}(\text{labels})
@@ -81,10 +91,12 @@ def overlay(image: Any, labels: Any, *, alpha: float = 0.5, palette: Any = 'voc'
   pixels = image_to_uint8(image)
   labels = np.asarray(labels)
   if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.shape[:2] != labels.shape:
-    raise ValueError(f'image (H, W, 3) and labels (H, W) must agree, got {pixels.shape} and '
-                     f'{labels.shape}.')
-  colors = palettes.colorize(labels, palette=palette, ignore_label=ignore_label,
-                             ignore_color=ignore_color).astype(np.float64)
+    raise ValueError(
+      f'image (H, W, 3) and labels (H, W) must agree, got {pixels.shape} and {labels.shape}.'
+    )
+  colors = palettes.colorize(
+    labels, palette=palette, ignore_label=ignore_label, ignore_color=ignore_color
+  ).astype(np.float64)
   blended = (1.0 - alpha) * pixels.astype(np.float64) + alpha * colors
   if not show_ignored:
     blended[labels == ignore_label] = pixels[labels == ignore_label]

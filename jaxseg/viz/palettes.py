@@ -2,6 +2,7 @@
 
 Palettes are ``(K, 3)`` uint8 arrays: row ``k`` is the RGB colour of label ``k``.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,21 +10,73 @@ from typing import Any
 import numpy as np
 
 VOC_CLASSES = (
-    'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair',
-    'cow', 'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
-    'train', 'tvmonitor')
+  'background',
+  'aeroplane',
+  'bicycle',
+  'bird',
+  'boat',
+  'bottle',
+  'bus',
+  'car',
+  'cat',
+  'chair',
+  'cow',
+  'diningtable',
+  'dog',
+  'horse',
+  'motorbike',
+  'person',
+  'pottedplant',
+  'sheep',
+  'sofa',
+  'train',
+  'tvmonitor',
+)
 
 CITYSCAPES_CLASSES = (
-    'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign',
-    'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train',
-    'motorcycle', 'bicycle')
+  'road',
+  'sidewalk',
+  'building',
+  'wall',
+  'fence',
+  'pole',
+  'traffic light',
+  'traffic sign',
+  'vegetation',
+  'terrain',
+  'sky',
+  'person',
+  'rider',
+  'car',
+  'truck',
+  'bus',
+  'train',
+  'motorcycle',
+  'bicycle',
+)
 
 # The 19 evaluation classes of Cityscapes by trainId, colours from cityscapesScripts' labels.py.
 _CITYSCAPES_COLORS = (
-    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
-    (0, 80, 100), (0, 0, 230), (119, 11, 32))
+  (128, 64, 128),
+  (244, 35, 232),
+  (70, 70, 70),
+  (102, 102, 156),
+  (190, 153, 153),
+  (153, 153, 153),
+  (250, 170, 30),
+  (220, 220, 0),
+  (107, 142, 35),
+  (152, 251, 152),
+  (70, 130, 180),
+  (220, 20, 60),
+  (255, 0, 0),
+  (0, 0, 142),
+  (0, 0, 70),
+  (0, 60, 100),
+  (0, 80, 100),
+  (0, 0, 230),
+  (119, 11, 32),
+)
 
 # VOC marks void pixels (label 255) with the palette's last colour, a light cream.
 VOC_VOID_COLOR = (224, 224, 192)
@@ -101,8 +154,13 @@ def get_palette(palette: Any) -> np.ndarray:
   return array.astype(np.uint8)
 
 
-def colorize(labels: Any, *, palette: Any = 'voc', ignore_label: int = 255,
-             ignore_color: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+def colorize(
+  labels: Any,
+  *,
+  palette: Any = 'voc',
+  ignore_label: int = 255,
+  ignore_color: tuple[int, int, int] = (255, 255, 255),
+) -> np.ndarray:
   """Paints a label map with a palette.
 
   Pixels equal to ``ignore_label`` are painted ``ignore_color`` (white by default; pass
@@ -131,8 +189,10 @@ def colorize(labels: Any, *, palette: Any = 'voc', ignore_label: int = 255,
   ignored = labels == ignore_label
   bad = (~ignored) & ((labels < 0) | (labels >= len(colors)))
   if np.any(bad):
-    raise ValueError(f'labels must lie in [0, {len(colors)}) or equal ignore_label='
-                     f'{ignore_label}, found {np.unique(labels[bad]).tolist()[:10]}.')
+    raise ValueError(
+      f'labels must lie in [0, {len(colors)}) or equal ignore_label='
+      f'{ignore_label}, found {np.unique(labels[bad]).tolist()[:10]}.'
+    )
   out = colors[np.where(ignored, 0, labels)]
   out[ignored] = np.asarray(ignore_color, np.uint8)
   return out
@@ -160,8 +220,11 @@ def colors_to_labels(image: Any, palette: Any, *, unknown: int | None = None) ->
   image = np.asarray(image)
   if image.ndim != 3 or image.shape[-1] != 3:
     raise ValueError(f'image must have shape (H, W, 3), got {image.shape}.')
-  codes = (image[..., 0].astype(np.int64) << 16) | (image[..., 1].astype(np.int64) << 8) \
-      | image[..., 2].astype(np.int64)
+  codes = (
+    (image[..., 0].astype(np.int64) << 16)
+    | (image[..., 1].astype(np.int64) << 8)
+    | image[..., 2].astype(np.int64)
+  )
   palette_codes = (colors[:, 0] << 16) | (colors[:, 1] << 8) | colors[:, 2]
   # The first label of a repeated colour wins, as in a lookup from colour to label.
   unique_codes, first = np.unique(palette_codes, return_index=True)

@@ -4,6 +4,7 @@ tfds's ``Image`` feature encodes NumPy arrays with TensorFlow, but stores bytes 
 builders therefore hand it PNG or JPEG bytes made (or checked) with Pillow, so building a dataset
 needs no TensorFlow; reading decodes with Pillow through ``tfds.data_source``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,10 +17,24 @@ from absl import logging
 from etils import epath
 from PIL import Image
 
-__all__ = ["CorruptImageError", "GeneratedOffline", "MissingFileError", "SkipCounter",
-           "check_list_id", "check_mask_values", "encode_png", "extract_archive",
-           "intended_manual_dir", "iter_tar", "manual_dir_or_none", "read_gray_image",
-           "read_list_ids", "read_mask_values", "read_rgb_image", "require_file"]
+__all__ = [
+  'CorruptImageError',
+  'GeneratedOffline',
+  'MissingFileError',
+  'SkipCounter',
+  'check_list_id',
+  'check_mask_values',
+  'encode_png',
+  'extract_archive',
+  'intended_manual_dir',
+  'iter_tar',
+  'manual_dir_or_none',
+  'read_gray_image',
+  'read_list_ids',
+  'read_mask_values',
+  'read_rgb_image',
+  'require_file',
+]
 
 
 class MissingFileError(FileNotFoundError):
@@ -39,8 +54,7 @@ def require_file(path: str, *, layout: str, source: str) -> str:
     source: where to get the data (URL and the archive to extract).
   """
   if not os.path.exists(path):
-    raise MissingFileError(
-        f"Missing {path}.\nExpected layout:\n{layout}\nGet it from: {source}")
+    raise MissingFileError(f'Missing {path}.\nExpected layout:\n{layout}\nGet it from: {source}')
   return path
 
 
@@ -58,7 +72,7 @@ def manual_dir_or_none(dl_manager) -> str | None:
 
 def intended_manual_dir(dl_manager) -> str:
   """The configured manual directory's path (for messages), whether it exists or not."""
-  return os.fspath(getattr(dl_manager, "_manual_dir", None) or "<manual_dir>")
+  return os.fspath(getattr(dl_manager, '_manual_dir', None) or '<manual_dir>')
 
 
 def extract_archive(archive: str, destination: str | None = None) -> str:
@@ -76,9 +90,10 @@ def extract_archive(archive: str, destination: str | None = None) -> str:
   """
   import tarfile  # pylint: disable=g-import-not-at-top
   import zipfile  # pylint: disable=g-import-not-at-top
+
   archive = os.fspath(archive)
-  destination = destination or archive + ".extracted"
-  marker = os.path.join(destination, ".done")
+  destination = destination or archive + '.extracted'
+  marker = os.path.join(destination, '.done')
   if os.path.exists(marker):
     return destination
   os.makedirs(destination, exist_ok=True)
@@ -87,11 +102,11 @@ def extract_archive(archive: str, destination: str | None = None) -> str:
       z.extractall(destination)
   elif tarfile.is_tarfile(archive):
     with tarfile.open(archive) as t:
-      t.extractall(destination, filter="data")
+      t.extractall(destination, filter='data')
   else:
-    raise CorruptImageError(f"{archive} is neither a tar nor a zip archive.")
-  with open(marker, "w") as f:
-    f.write("ok")
+    raise CorruptImageError(f'{archive} is neither a tar nor a zip archive.')
+  with open(marker, 'w') as f:
+    f.write('ok')
   return destination
 
 
@@ -99,11 +114,12 @@ def iter_tar(archive):
   """Yields ``(member name, file object)`` for the files of a tar archive (path or file object),
   streaming, without TensorFlow (tfds's ``iter_archive`` opens paths with ``tf.io.gfile``)."""
   import tarfile  # pylint: disable=g-import-not-at-top
+
   if isinstance(archive, (str, os.PathLike)):
-    with open(archive, "rb") as f:
+    with open(archive, 'rb') as f:
       yield from iter_tar(f)
     return
-  with tarfile.open(fileobj=archive, mode="r|*") as tar:
+  with tarfile.open(fileobj=archive, mode='r|*') as tar:
     for member in tar:
       if member.isfile():
         yield member.name, tar.extractfile(member)
@@ -113,17 +129,18 @@ def encode_png(array: np.ndarray) -> bytes:
   """Losslessly encodes a uint8 ``(H, W)`` or ``(H, W, 3)`` array as PNG bytes with Pillow."""
   array = np.asarray(array)
   if array.dtype != np.uint8:
-    raise TypeError(f"array must be uint8 to encode as PNG, got {array.dtype}.")
+    raise TypeError(f'array must be uint8 to encode as PNG, got {array.dtype}.')
   if array.ndim == 3 and array.shape[-1] == 1:
     array = array[..., 0]
   buffer = io.BytesIO()
-  Image.fromarray(array).save(buffer, format="PNG")
+  Image.fromarray(array).save(buffer, format='PNG')
   return buffer.getvalue()
 
 
 @dataclasses.dataclass
 class SkipCounter:
   """Counts the corrupt images a build skipped (``data.skip_corrupt=True``) and logs them."""
+
   skip_corrupt: bool = False
   skipped: list = dataclasses.field(default_factory=list)
 
@@ -132,11 +149,11 @@ class SkipCounter:
     if not self.skip_corrupt:
       raise error
     self.skipped.append(str(error))
-    logging.warning("Skipping corrupt image (%d so far): %s", len(self.skipped), error)
+    logging.warning('Skipping corrupt image (%d so far): %s', len(self.skipped), error)
 
   def log_summary(self, what: str) -> None:
     if self.skipped:
-      logging.warning("%s: skipped %d corrupt image(s).", what, len(self.skipped))
+      logging.warning('%s: skipped %d corrupt image(s).', what, len(self.skipped))
 
 
 def read_rgb_image(path: str) -> tuple[bytes, tuple[int, int]]:
@@ -152,14 +169,14 @@ def read_rgb_image(path: str) -> tuple[bytes, tuple[int, int]]:
     with Image.open(path) as image:
       image.load()
       mode, fmt = image.mode, image.format
-      if mode != "RGB" or fmt not in ("JPEG", "PNG"):
-        return encode_png(np.asarray(image.convert("RGB"))), (image.height, image.width)
+      if mode != 'RGB' or fmt not in ('JPEG', 'PNG'):
+        return encode_png(np.asarray(image.convert('RGB'))), (image.height, image.width)
       size = (image.height, image.width)
   except FileNotFoundError:
     raise
   except Exception as e:  # Pillow raises many types for truncated or garbage files.
-    raise CorruptImageError(f"Cannot decode image {path}: {type(e).__name__}: {e}") from e
-  with open(path, "rb") as f:
+    raise CorruptImageError(f'Cannot decode image {path}: {type(e).__name__}: {e}') from e
+  with open(path, 'rb') as f:
     return f.read(), size
 
 
@@ -174,13 +191,13 @@ def read_gray_image(path: str) -> np.ndarray:
   try:
     with Image.open(path) as image:
       image.load()
-      if image.mode not in ("P", "L"):
-        image = image.convert("L")
+      if image.mode not in ('P', 'L'):
+        image = image.convert('L')
       return np.asarray(image, np.uint8)
   except FileNotFoundError:
     raise
   except Exception as e:  # Pillow raises many types for truncated or garbage files.
-    raise CorruptImageError(f"Cannot decode image {path}: {type(e).__name__}: {e}") from e
+    raise CorruptImageError(f'Cannot decode image {path}: {type(e).__name__}: {e}') from e
 
 
 def check_mask_values(mask: np.ndarray, *, num_classes: int, ignore_label: int, where: str) -> None:
@@ -190,8 +207,9 @@ def check_mask_values(mask: np.ndarray, *, num_classes: int, ignore_label: int, 
   bad = values[(values >= num_classes) & (values != ignore_label)]
   if bad.size:
     raise ValueError(
-        f"Mask {where} has values {bad.tolist()} outside [0, {num_classes}) that are not the "
-        f"ignore label {ignore_label}.")
+      f'Mask {where} has values {bad.tolist()} outside [0, {num_classes}) that are not the '
+      f'ignore label {ignore_label}.'
+    )
 
 
 def check_list_id(image_id: str, *, list_path: str) -> str:
@@ -203,12 +221,17 @@ def check_list_id(image_id: str, *, list_path: str) -> str:
   Raises:
     ValueError: naming the list file and the id.
   """
-  parts = image_id.replace("\\", "/").split("/")
-  if os.path.isabs(image_id) or image_id.startswith(("/", "\\")) or ".." in parts or (
-      len(image_id) > 1 and image_id[1] == ":"):
+  parts = image_id.replace('\\', '/').split('/')
+  if (
+    os.path.isabs(image_id)
+    or image_id.startswith(('/', '\\'))
+    or '..' in parts
+    or (len(image_id) > 1 and image_id[1] == ':')
+  ):
     raise ValueError(
-        f"Split list {list_path} has the id {image_id!r}, which leaves the dataset folder "
-        "(absolute path or '..'); ids must be file names relative to the dataset.")
+      f'Split list {list_path} has the id {image_id!r}, which leaves the dataset folder '
+      "(absolute path or '..'); ids must be file names relative to the dataset."
+    )
   return image_id
 
 
@@ -224,8 +247,10 @@ def read_list_ids(path: str, *, layout: str, source: str) -> list[str]:
   with open(path) as f:
     ids = [check_list_id(line.split()[0], list_path=path) for line in f if line.strip()]
   if not ids:
-    raise ValueError(f"Split list {path} is empty: it must name at least one image id, one "
-                     f"per line.\nExpected layout:\n{layout}")
+    raise ValueError(
+      f'Split list {path} is empty: it must name at least one image id, one '
+      f'per line.\nExpected layout:\n{layout}'
+    )
   return ids
 
 
@@ -245,7 +270,7 @@ def read_mask_values(path: str) -> np.ndarray:
   except FileNotFoundError:
     raise
   except Exception as e:  # Pillow raises many types for truncated or garbage files.
-    raise CorruptImageError(f"Cannot decode mask {path}: {type(e).__name__}: {e}") from e
+    raise CorruptImageError(f'Cannot decode mask {path}: {type(e).__name__}: {e}') from e
 
 
 def tf_free(base: type, name: str, overrides: dict) -> type:
@@ -263,18 +288,25 @@ def tf_free(base: type, name: str, overrides: dict) -> type:
   Returns:
     The builder class, not registered with tfds.
   """
-  return type(f"TfFree{base.__name__}", (base,), {
-      "name": name,
-      "__module__": base.__module__,
+  return type(
+    f'TfFree{base.__name__}',
+    (base,),
+    {
+      'name': name,
+      '__module__': base.__module__,
       # tfds finds the URLs' checksums next to the module defining the builder; its own lookup
       # needs the importlib_resources backport, so give the path directly.
-      "code_path": epath.Path(inspect.getfile(base)),
+      'code_path': epath.Path(inspect.getfile(base)),
       # Lets a user without network put the archives tfds would download in manual_dir.
-      "MANUAL_DOWNLOAD_INSTRUCTIONS": base.MANUAL_DOWNLOAD_INSTRUCTIONS or (
-          "Optional: to build offline, put the archives tfds downloads (see docs/datasets.md) "
-          "in manual_dir."),
+      'MANUAL_DOWNLOAD_INSTRUCTIONS': base.MANUAL_DOWNLOAD_INSTRUCTIONS
+      or (
+        'Optional: to build offline, put the archives tfds downloads (see docs/datasets.md) '
+        'in manual_dir.'
+      ),
       **overrides,
-  }, skip_registration=True)
+    },
+    skip_registration=True,
+  )
 
 
 class GeneratedOffline:
@@ -285,8 +317,7 @@ class GeneratedOffline:
   """
 
   def _log_download_bytes(self) -> None:
-    logging.info("Generating %s in %s (offline, nothing to download).", self.name,
-                 self.data_dir)
+    logging.info('Generating %s in %s (offline, nothing to download).', self.name, self.data_dir)
 
   def _log_download_done(self) -> None:
-    logging.info("Generated %s in %s.", self.name, self.data_dir)
+    logging.info('Generated %s in %s.', self.name, self.data_dir)

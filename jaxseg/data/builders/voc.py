@@ -9,27 +9,58 @@ lists (1464 train, 1449 val).
 minus VOC's ``val.txt``, which stays the validation split. Masks come from VOC's PNGs where VOC
 has one, else from SBD's ``cls/<id>.mat`` (``GTcls.Segmentation``).
 """
+
 from __future__ import annotations
 
 import os
 
 import numpy as np
 
-from jaxseg.data.builders._common import (CorruptImageError, MissingFileError,
-                                          check_mask_values, encode_png, extract_archive,
-                                          intended_manual_dir, manual_dir_or_none,
-                                          read_list_ids, read_mask_values, read_rgb_image,
-                                          require_file)
+from jaxseg.data.builders._common import (
+  CorruptImageError,
+  MissingFileError,
+  check_mask_values,
+  encode_png,
+  extract_archive,
+  intended_manual_dir,
+  manual_dir_or_none,
+  read_list_ids,
+  read_mask_values,
+  read_rgb_image,
+  require_file,
+)
 from jaxseg.data.builders._manual_segmentation import ManualSegmentationBuilder
 
-__all__ = ["VOC_CLASSES", "Voc2012Sbd", "Voc2012Segmentation", "find_voc_root", "voc_palette"]
+__all__ = ['VOC_CLASSES', 'Voc2012Sbd', 'Voc2012Segmentation', 'find_voc_root', 'voc_palette']
 
-VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
-SBD_URL = ("http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/"
-           "benchmark.tgz")
-VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-               "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-               "sheep", "sofa", "train", "tvmonitor")
+VOC_URL = 'http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar'
+SBD_URL = (
+  'http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/'
+  'benchmark.tgz'
+)
+VOC_CLASSES = (
+  'background',
+  'aeroplane',
+  'bicycle',
+  'bird',
+  'boat',
+  'bottle',
+  'bus',
+  'car',
+  'cat',
+  'chair',
+  'cow',
+  'diningtable',
+  'dog',
+  'horse',
+  'motorbike',
+  'person',
+  'pottedplant',
+  'sheep',
+  'sofa',
+  'train',
+  'tvmonitor',
+)
 NUM_CLASSES = 21
 IGNORE_LABEL = 255
 
@@ -40,7 +71,7 @@ VOC_LAYOUT = """\
       ImageSets/Segmentation/train.txt       (one <id> per line)
       ImageSets/Segmentation/val.txt
   (<manual_dir>/VOC2012/... or the VOC2012 folder itself as manual_dir are accepted too)"""
-VOC_SOURCE = f"{VOC_URL} (PASCAL VOC 2012 development kit, 2 GB)"
+VOC_SOURCE = f'{VOC_URL} (PASCAL VOC 2012 development kit, 2 GB)'
 SBD_LAYOUT = """\
   <manual_dir>/benchmark_RELEASE/dataset/    (extract benchmark.tgz in manual_dir)
       cls/<id>.mat                           (struct GTcls with field Segmentation)
@@ -48,7 +79,7 @@ SBD_LAYOUT = """\
       train.txt
       val.txt
   and VOC 2012 as for voc2012_segmentation."""
-SBD_SOURCE = f"{SBD_URL} (Semantic Boundaries Dataset, Hariharan et al. 2011, 1.4 GB)"
+SBD_SOURCE = f'{SBD_URL} (Semantic Boundaries Dataset, Hariharan et al. 2011, 1.4 GB)'
 
 
 def voc_palette() -> np.ndarray:
@@ -66,14 +97,17 @@ def voc_palette() -> np.ndarray:
 
 
 def _candidates(manual_dir: str) -> list[str]:
-  return [os.path.join(manual_dir, "VOCdevkit", "VOC2012"), os.path.join(manual_dir, "VOC2012"),
-          manual_dir]
+  return [
+    os.path.join(manual_dir, 'VOCdevkit', 'VOC2012'),
+    os.path.join(manual_dir, 'VOC2012'),
+    manual_dir,
+  ]
 
 
 def find_voc_root(manual_dir: str) -> str | None:
   """The VOC2012 folder under ``manual_dir`` (the one holding ``ImageSets``), or None."""
   for root in _candidates(manual_dir):
-    if os.path.isfile(os.path.join(root, "ImageSets", "Segmentation", "train.txt")):
+    if os.path.isfile(os.path.join(root, 'ImageSets', 'Segmentation', 'train.txt')):
       return root
   return None
 
@@ -95,8 +129,10 @@ def _read_voc_mask(path: str) -> np.ndarray:
     check_mask_values(values, num_classes=NUM_CLASSES, ignore_label=IGNORE_LABEL, where=path)
     return values.astype(np.uint8)
   if values.ndim != 3 or values.shape[-1] not in (3, 4):
-    raise ValueError(f"Mask {path} has shape {values.shape}; expected (H, W) class indices or "
-                     "(H, W, 3) VOC palette colours.")
+    raise ValueError(
+      f'Mask {path} has shape {values.shape}; expected (H, W) class indices or '
+      '(H, W, 3) VOC palette colours.'
+    )
   # Some redistributions store masks as RGB: map each colour back to its index.
   rgb = values[..., :3].astype(np.int64)
   codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
@@ -107,18 +143,19 @@ def _read_voc_mask(path: str) -> np.ndarray:
   for code in np.unique(codes):
     if int(code) not in lookup:
       colour = ((code >> 16) & 255, (code >> 8) & 255, code & 255)
-      raise ValueError(f"Mask {path} has colour {colour} that is not in the VOC palette.")
+      raise ValueError(f'Mask {path} has colour {colour} that is not in the VOC palette.')
     mask[codes == code] = lookup[int(code)]
   return mask.astype(np.uint8)
 
 
 def _read_sbd_mask(path: str) -> np.ndarray:
   import scipy.io  # pylint: disable=g-import-not-at-top
+
   try:
-    gt = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)["GTcls"]
+    gt = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)['GTcls']
     return np.asarray(gt.Segmentation, np.uint8)
   except (KeyError, AttributeError, ValueError, OSError) as e:
-    raise CorruptImageError(f"Cannot read GTcls.Segmentation from {path}: {e}") from e
+    raise CorruptImageError(f'Cannot read GTcls.Segmentation from {path}: {e}') from e
 
 
 class _VocBase(ManualSegmentationBuilder, skip_registration=True):
@@ -132,7 +169,7 @@ class _VocBase(ManualSegmentationBuilder, skip_registration=True):
     root = find_voc_root(manual_dir) if manual_dir else None
     if root is not None:
       return root
-    archive = os.path.join(manual_dir or "", os.path.basename(VOC_URL))
+    archive = os.path.join(manual_dir or '', os.path.basename(VOC_URL))
     if manual_dir and os.path.isfile(archive):
       root = find_voc_root(extract_archive(archive))
     elif self._allow_download:
@@ -140,15 +177,16 @@ class _VocBase(ManualSegmentationBuilder, skip_registration=True):
     if root is None:
       manual_dir = manual_dir or intended_manual_dir(dl_manager)
       raise MissingFileError(
-          f"Missing {os.path.join(manual_dir, 'VOCdevkit', 'VOC2012', 'ImageSets')}"
-          f"{os.sep}Segmentation{os.sep}train.txt."
-          f"\nExpected layout:\n{VOC_LAYOUT}\nGet it from: {VOC_SOURCE}\n(or set "
-          "data.download=True to download it).")
+        f'Missing {os.path.join(manual_dir, "VOCdevkit", "VOC2012", "ImageSets")}'
+        f'{os.sep}Segmentation{os.sep}train.txt.'
+        f'\nExpected layout:\n{VOC_LAYOUT}\nGet it from: {VOC_SOURCE}\n(or set '
+        'data.download=True to download it).'
+      )
     return root
 
   def _example(self, image_id: str, image_path: str, mask_path: str, read_mask):
     """One record, or None when a corrupt file is skipped (``skip_corrupt``)."""
-    layout = getattr(self, "_layout", VOC_LAYOUT)
+    layout = getattr(self, '_layout', VOC_LAYOUT)
     require_file(image_path, layout=layout, source=VOC_SOURCE)
     require_file(mask_path, layout=layout, source=VOC_SOURCE)
     try:
@@ -158,10 +196,12 @@ class _VocBase(ManualSegmentationBuilder, skip_registration=True):
       self._skip.handle(e)
       return None
     if mask.shape != size:
-      raise ValueError(f"Mask {mask_path} has shape {mask.shape} but image {image_path} is "
-                       f"{size}: they must match.")
+      raise ValueError(
+        f'Mask {mask_path} has shape {mask.shape} but image {image_path} is '
+        f'{size}: they must match.'
+      )
     check_mask_values(mask, num_classes=NUM_CLASSES, ignore_label=IGNORE_LABEL, where=mask_path)
-    return {"image": image_bytes, "mask": encode_png(mask), "image_id": image_id}
+    return {'image': image_bytes, 'mask': encode_png(mask), 'image_id': image_id}
 
   def _generate_examples(self, items):
     for image_id, image_path, mask_path, read_mask in items:
@@ -174,26 +214,38 @@ class _VocBase(ManualSegmentationBuilder, skip_registration=True):
 class Voc2012Segmentation(_VocBase, skip_registration=True):
   """PASCAL VOC 2012 semantic segmentation: 1464 train and 1449 validation images, 21 classes."""
 
-  name = "voc2012_segmentation"
+  name = 'voc2012_segmentation'
 
   def _split_generators(self, dl_manager):
     root = self._voc_root(dl_manager)
-    lists = os.path.join(root, "ImageSets", "Segmentation")
+    lists = os.path.join(root, 'ImageSets', 'Segmentation')
 
     def items(list_name):
       ids = _read_ids(os.path.join(lists, list_name), layout=VOC_LAYOUT, source=VOC_SOURCE)
-      return [(i, os.path.join(root, "JPEGImages", i + ".jpg"),
-               os.path.join(root, "SegmentationClass", i + ".png"), _read_voc_mask) for i in ids]
+      return [
+        (
+          i,
+          os.path.join(root, 'JPEGImages', i + '.jpg'),
+          os.path.join(root, 'SegmentationClass', i + '.png'),
+          _read_voc_mask,
+        )
+        for i in ids
+      ]
 
-    return {"train": self._generate_examples(items("train.txt")),
-            "validation": self._generate_examples(items("val.txt"))}
+    return {
+      'train': self._generate_examples(items('train.txt')),
+      'validation': self._generate_examples(items('val.txt')),
+    }
 
 
 def find_sbd_root(manual_dir: str) -> str | None:
   """The SBD ``dataset`` folder under ``manual_dir`` (the one holding ``cls``), or None."""
-  for root in (os.path.join(manual_dir, "benchmark_RELEASE", "dataset"),
-               os.path.join(manual_dir, "dataset"), manual_dir):
-    if os.path.isdir(os.path.join(root, "cls")):
+  for root in (
+    os.path.join(manual_dir, 'benchmark_RELEASE', 'dataset'),
+    os.path.join(manual_dir, 'dataset'),
+    manual_dir,
+  ):
+    if os.path.isdir(os.path.join(root, 'cls')):
       return root
   return None
 
@@ -201,7 +253,7 @@ def find_sbd_root(manual_dir: str) -> str | None:
 class Voc2012Sbd(_VocBase, skip_registration=True):
   """VOC 2012 train + SBD train/val minus VOC 2012 val ("train_aug"); VOC 2012 val held out."""
 
-  name = "voc2012_sbd"
+  name = 'voc2012_sbd'
   MANUAL_DOWNLOAD_INSTRUCTIONS = SBD_LAYOUT
   _layout = SBD_LAYOUT
 
@@ -211,27 +263,33 @@ class Voc2012Sbd(_VocBase, skip_registration=True):
     sbd_root = find_sbd_root(manual_dir)
     if sbd_root is None:
       raise MissingFileError(
-          f"Missing {os.path.join(manual_dir, 'benchmark_RELEASE', 'dataset', 'cls')}.\n"
-          f"Expected layout:\n{SBD_LAYOUT}\nGet it from: {SBD_SOURCE}")
-    lists = os.path.join(voc_root, "ImageSets", "Segmentation")
-    voc_train = _read_ids(os.path.join(lists, "train.txt"), layout=VOC_LAYOUT, source=VOC_SOURCE)
-    voc_val = _read_ids(os.path.join(lists, "val.txt"), layout=VOC_LAYOUT, source=VOC_SOURCE)
+        f'Missing {os.path.join(manual_dir, "benchmark_RELEASE", "dataset", "cls")}.\n'
+        f'Expected layout:\n{SBD_LAYOUT}\nGet it from: {SBD_SOURCE}'
+      )
+    lists = os.path.join(voc_root, 'ImageSets', 'Segmentation')
+    voc_train = _read_ids(os.path.join(lists, 'train.txt'), layout=VOC_LAYOUT, source=VOC_SOURCE)
+    voc_val = _read_ids(os.path.join(lists, 'val.txt'), layout=VOC_LAYOUT, source=VOC_SOURCE)
     sbd_ids = []
-    for list_name in ("train.txt", "val.txt"):
-      sbd_ids += _read_ids(os.path.join(sbd_root, list_name), layout=SBD_LAYOUT,
-                           source=SBD_SOURCE)
+    for list_name in ('train.txt', 'val.txt'):
+      sbd_ids += _read_ids(os.path.join(sbd_root, list_name), layout=SBD_LAYOUT, source=SBD_SOURCE)
     held_out = set(voc_val)
     voc_masks = set(voc_train) | held_out
     train_ids = sorted((set(sbd_ids) | set(voc_train)) - held_out)
 
     def item(image_id):
-      image = os.path.join(voc_root, "JPEGImages", image_id + ".jpg")
+      image = os.path.join(voc_root, 'JPEGImages', image_id + '.jpg')
       if not os.path.exists(image):
-        image = os.path.join(sbd_root, "img", image_id + ".jpg")
+        image = os.path.join(sbd_root, 'img', image_id + '.jpg')
       if image_id in voc_masks:
-        return (image_id, image, os.path.join(voc_root, "SegmentationClass", image_id + ".png"),
-                _read_voc_mask)
-      return image_id, image, os.path.join(sbd_root, "cls", image_id + ".mat"), _read_sbd_mask
+        return (
+          image_id,
+          image,
+          os.path.join(voc_root, 'SegmentationClass', image_id + '.png'),
+          _read_voc_mask,
+        )
+      return image_id, image, os.path.join(sbd_root, 'cls', image_id + '.mat'), _read_sbd_mask
 
-    return {"train": self._generate_examples([item(i) for i in train_ids]),
-            "validation": self._generate_examples([item(i) for i in voc_val])}
+    return {
+      'train': self._generate_examples([item(i) for i in train_ids]),
+      'validation': self._generate_examples([item(i) for i in voc_val]),
+    }

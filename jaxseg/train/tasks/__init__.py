@@ -32,13 +32,13 @@ import jax
 # Every loss option with its default: ``experiments/configs/base.py`` declares exactly these (a
 # test holds the two together), so any of them can be overridden under the locked config.
 LOSS_DEFAULTS: dict[str, Any] = {
-    'label_smoothing': 0.0,  # classification
-    'top_k': (1, 5),  # classification: the top-k errors reported
-    'aux_weight': 0.3,  # classification, segmentation: weight of each auxiliary head's loss
-    'normalize': True,  # segmentation: mean over valid pixels (False: FCN's per-image sum)
-    'class_weights': (),  # segmentation: () or one weight per class
-    'name': 'euclidean',  # saliency: 'euclidean' | 'bce' | 'kl'
-    'target': 'max',  # saliency: 'max' | 'sum' | 'centered'
+  'label_smoothing': 0.0,  # classification
+  'top_k': (1, 5),  # classification: the top-k errors reported
+  'aux_weight': 0.3,  # classification, segmentation: weight of each auxiliary head's loss
+  'normalize': True,  # segmentation: mean over valid pixels (False: FCN's per-image sum)
+  'class_weights': (),  # segmentation: () or one weight per class
+  'name': 'euclidean',  # saliency: 'euclidean' | 'bce' | 'kl'
+  'target': 'max',  # saliency: 'max' | 'sum' | 'centered'
 }
 
 
@@ -52,12 +52,14 @@ class Task(Protocol):
 
   name: str
 
-  def loss(self, outputs: Any, endpoints: Mapping[str, jax.Array],
-           batch: Mapping[str, jax.Array]) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss(
+    self, outputs: Any, endpoints: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Returns ``(scalar_loss, dict_of_scalars)`` for one (global) training batch."""
 
-  def eval_sums(self, outputs: Any, endpoints: Mapping[str, jax.Array],
-                batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  def eval_sums(
+    self, outputs: Any, endpoints: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+  ) -> dict[str, jax.Array]:
     """Returns arrays *summed* over the valid examples of ``batch`` (``batch['valid']``).
 
     Sums merge across batches and devices with ``+``; an average of averages would weigh a padded
@@ -67,8 +69,9 @@ class Task(Protocol):
   def finalize(self, sums: Mapping[str, Any]) -> dict[str, float]:
     """Turns the split-wide sums into final metrics (host side, numpy)."""
 
-  def write_images(self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any, *,
-                   num_images: int = 4) -> None:
+  def write_images(
+    self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any, *, num_images: int = 4
+  ) -> None:
     """Optionally writes example PNGs under ``workdir``; may do nothing."""
 
 
@@ -96,23 +99,28 @@ def loss_options(task: str, fields: tuple[str, ...], loss_config: Any) -> dict[s
   else:
     raise TypeError(f'config.loss must be a ConfigDict or a mapping, got {loss_config!r}')
   if 'ignore_label' in given:
-    raise ValueError('config.loss.ignore_label is no longer an option: the ignore label is the '
-                     "dataset's (DatasetInfo.ignore_label)")
+    raise ValueError(
+      'config.loss.ignore_label is no longer an option: the ignore label is the '
+      "dataset's (DatasetInfo.ignore_label)"
+    )
   unknown = sorted(set(given) - set(LOSS_DEFAULTS))
   if unknown:
     raise ValueError(f'unknown config.loss option(s) {unknown}; known: {sorted(LOSS_DEFAULTS)}')
   for key, value in given.items():
     if key not in fields and value != LOSS_DEFAULTS[key]:
-      raise ValueError(f'config.loss.{key}={value!r} has no meaning for task {task!r} (it reads '
-                       f'{list(fields)}); leave it at {LOSS_DEFAULTS[key]!r}')
+      raise ValueError(
+        f'config.loss.{key}={value!r} has no meaning for task {task!r} (it reads '
+        f'{list(fields)}); leave it at {LOSS_DEFAULTS[key]!r}'
+      )
   return {key: given.get(key, LOSS_DEFAULTS[key]) for key in fields}
 
 
 def check_info(task: str, info: Any) -> None:
   """Raises ValueError unless ``info`` (a ``DatasetInfo``) describes a ``task`` dataset."""
   if getattr(info, 'task', None) != task:
-    raise ValueError(f'task {task!r} cannot be bound to a dataset of task '
-                     f'{getattr(info, "task", None)!r}')
+    raise ValueError(
+      f'task {task!r} cannot be bound to a dataset of task {getattr(info, "task", None)!r}'
+    )
 
 
 _TASKS: dict[str, Any] = {}
@@ -126,10 +134,15 @@ def register_task(task_class: Any) -> Any:
     ValueError: a task of that name is already registered.
   """
   name = getattr(task_class, 'name', None)
-  if (not isinstance(name, str) or not callable(getattr(task_class, 'bind', None))
-      or not callable(getattr(task_class, 'model_kwargs', None))):
-    raise TypeError(f'register_task: {task_class!r} must have a str name, bind(loss_config, '
-                    'info) and model_kwargs(info)')
+  if (
+    not isinstance(name, str)
+    or not callable(getattr(task_class, 'bind', None))
+    or not callable(getattr(task_class, 'model_kwargs', None))
+  ):
+    raise TypeError(
+      f'register_task: {task_class!r} must have a str name, bind(loss_config, '
+      'info) and model_kwargs(info)'
+    )
   if name in _TASKS:
     raise ValueError(f'register_task: a task named {name!r} is already registered')
   _TASKS[name] = task_class

@@ -69,35 +69,48 @@ class ClassificationTask:
     if aux_weight < 0:
       raise ValueError(f'config.loss.aux_weight must be >= 0, got {aux_weight!r}')
     top_k = tuple(options['top_k'])
-    if not top_k or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
-                            for k in top_k):
-      raise ValueError(f'config.loss.top_k must be a non-empty tuple of positive ints, got '
-                       f'{options["top_k"]!r}')
-    return cls(num_classes=int(info.num_classes), class_names=tuple(info.class_names),
-               normalization=info.normalization, label_smoothing=smoothing,
-               aux_weight=aux_weight, top_k=top_k)
+    if not top_k or not all(
+      isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in top_k
+    ):
+      raise ValueError(
+        f'config.loss.top_k must be a non-empty tuple of positive ints, got {options["top_k"]!r}'
+      )
+    return cls(
+      num_classes=int(info.num_classes),
+      class_names=tuple(info.class_names),
+      normalization=info.normalization,
+      label_smoothing=smoothing,
+      aux_weight=aux_weight,
+      top_k=top_k,
+    )
 
   @staticmethod
   def model_kwargs(info: Any) -> dict[str, Any]:
     """The model arguments the dataset implies: ``{'num_classes': info.num_classes}``."""
     return {'num_classes': int(info.num_classes)}
 
-  def loss(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
-           batch: Mapping[str, jax.Array]):
+  def loss(
+    self, outputs: jax.Array, endpoints: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+  ):
     """Mean softmax cross-entropy plus ``aux_weight`` times each auxiliary head's."""
     labels = batch['label']
-    aux_logits = [logits for name, logits in sorted(endpoints.items())
-                  if name.startswith('aux') and logits.shape == outputs.shape]
+    aux_logits = [
+      logits
+      for name, logits in sorted(endpoints.items())
+      if name.startswith('aux') and logits.shape == outputs.shape
+    ]
     total = losses.classification_loss_with_aux(
-        outputs, aux_logits, labels, aux_weight=self.aux_weight,
-        label_smoothing=self.label_smoothing)
-    main = jnp.mean(losses.softmax_cross_entropy(outputs, labels,
-                                                 label_smoothing=self.label_smoothing))
+      outputs, aux_logits, labels, aux_weight=self.aux_weight, label_smoothing=self.label_smoothing
+    )
+    main = jnp.mean(
+      losses.softmax_cross_entropy(outputs, labels, label_smoothing=self.label_smoothing)
+    )
     accuracy = jnp.mean((jnp.argmax(outputs, -1) == labels).astype(jnp.float32))
     return total, {'cross_entropy': main, 'accuracy': accuracy}
 
-  def eval_sums(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
-                batch: Mapping[str, jax.Array]):
+  def eval_sums(
+    self, outputs: jax.Array, endpoints: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+  ):
     """Sums over valid examples: cross-entropy, top-k correct counts, example count."""
     del endpoints
     valid = batch['valid'].astype(jnp.float32)
@@ -111,7 +124,8 @@ class ClassificationTask:
     for k in self.top_k:
       k = min(k, outputs.shape[-1])
       sums[f'top{k}_correct'] = classification_metrics.top_k_correct(
-          counted_logits, labels, k=k, weights=valid)
+        counted_logits, labels, k=k, weights=valid
+      )
     return sums
 
   def finalize(self, sums: Mapping[str, Any]) -> dict[str, float]:
@@ -120,7 +134,7 @@ class ClassificationTask:
     metrics = {'loss': float(np.asarray(sums['loss_sum'])) / count, 'count': count}
     for name, value in sums.items():
       if name.endswith('_correct'):
-        k = name[len('top'):-len('_correct')]
+        k = name[len('top') : -len('_correct')]
         metrics[f'top{k}_error'] = 1.0 - float(np.asarray(value)) / count
     if 'top1_correct' in sums:
       metrics['accuracy'] = float(np.asarray(sums['top1_correct'])) / count

@@ -26,6 +26,7 @@ fixations has no NSS or AUC); :meth:`SaliencyTask.finalize` divides, giving per-
 benchmark reports them, and adds ``loss``. The density's scales from file to loss are listed in
 ``docs/saliency.md`` (section "The density's scales").
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,8 +72,9 @@ def prepare_target(density: jax.Array, shape: tuple[int, int], target: str) -> j
   """
   density = density.astype(jnp.float32)
   if tuple(density.shape[1:3]) != tuple(shape):
-    density = jax.image.resize(density, (density.shape[0],) + tuple(shape), method='linear',
-                               antialias=True)
+    density = jax.image.resize(
+      density, (density.shape[0],) + tuple(shape), method='linear', antialias=True
+    )
   reduce = jnp.sum if target == 'sum' else jnp.max
   scale = reduce(density, axis=(1, 2), keepdims=True)
   scaled = jnp.where(scale > 0, density / jnp.where(scale > 0, scale, 1.0), 0.0)
@@ -124,10 +126,10 @@ class SaliencyTask:
     if options['name'] not in LOSSES:
       raise ValueError(f'config.loss.name must be one of {LOSSES}, got {options["name"]!r}.')
     if options['target'] not in TARGETS:
-      raise ValueError(f'config.loss.target must be one of {TARGETS}, '
-                       f'got {options["target"]!r}.')
-    return cls(loss_name=options['name'], target=options['target'],
-               normalization=info.normalization)
+      raise ValueError(f'config.loss.target must be one of {TARGETS}, got {options["target"]!r}.')
+    return cls(
+      loss_name=options['name'], target=options['target'], normalization=info.normalization
+    )
 
   @staticmethod
   def model_kwargs(info: Any) -> dict[str, Any]:
@@ -135,8 +137,9 @@ class SaliencyTask:
     del info
     return {}
 
-  def loss(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
-           batch: Mapping[str, jax.Array]):
+  def loss(
+    self, outputs: jax.Array, endpoints: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+  ):
     """The configured loss between the map and the prepared target; also reports their CC."""
     del endpoints
     maps = outputs[..., 0]
@@ -145,20 +148,27 @@ class SaliencyTask:
     cc = jnp.mean(jax.vmap(sal_metrics.cc)(maps, target))
     return loss, {'cc': cc}
 
-  def eval_sums(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
-                batch: Mapping[str, jax.Array]):
+  def eval_sums(
+    self, outputs: jax.Array, endpoints: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+  ):
     """Sums of per-image CC, NSS, AUC-Judd, SIM and KLD, and how many images each sums over."""
     del endpoints
     maps = outputs[..., 0]
     valid = batch['valid'] if 'valid' in batch else jnp.ones((maps.shape[0],), bool)
     # A fixed key (AUC-Judd's tie-breaking jitter): evaluations are reproducible and comparable
     # across checkpoints.
-    sums = sal_metrics.per_image_scores(maps, batch['fixations'], batch['density'],
-                                        key=jax.random.key(0), valid=valid,
-                                        metrics=EVAL_METRICS)
+    sums = sal_metrics.per_image_scores(
+      maps,
+      batch['fixations'],
+      batch['density'],
+      key=jax.random.key(0),
+      valid=valid,
+      metrics=EVAL_METRICS,
+    )
     target = prepare_target(batch['density'], maps.shape[1:3], self.target)
     per_image_loss = jax.vmap(lambda m, t: _loss_value(self.loss_name, m[None], t[None]))(
-        maps, target)
+      maps, target
+    )
     sums['loss_sum'] = jnp.sum(jnp.where(valid, per_image_loss, 0.0))
     sums['loss_count'] = jnp.sum(valid).astype(jnp.float32)
     return sums
@@ -167,8 +177,9 @@ class SaliencyTask:
     """Per-image means of each metric (NaN when no image had a score) and the mean loss."""
     return sal_metrics.mean_scores(sums, EVAL_METRICS + ('loss',))
 
-  def write_images(self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any, *,
-                   num_images: int = 4) -> None:
+  def write_images(
+    self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any, *, num_images: int = 4
+  ) -> None:
     """Writes ``workdir/images/step_<step>.png``: image | truth overlay | prediction overlay."""
     images = np.asarray(batch['image'])
     keep = np.asarray(batch['valid'], bool) if 'valid' in batch else np.ones(len(images), bool)
@@ -176,8 +187,9 @@ class SaliencyTask:
     if not keep.any():
       return
     display = transforms.denormalize(images[keep], self.normalization)
-    grid = heatmaps.saliency_grid(display, np.asarray(batch['density'])[keep],
-                                  np.asarray(outputs)[keep])
+    grid = heatmaps.saliency_grid(
+      display, np.asarray(batch['density'])[keep], np.asarray(outputs)[keep]
+    )
     grids.save_png(grid, os.path.join(workdir, 'images', f'step_{int(step):06d}.png'))
 
 

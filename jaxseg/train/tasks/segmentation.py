@@ -6,6 +6,7 @@ heads: the endpoints named ``aux*`` holding ``(N, h, w, num_classes)`` logits, u
 label size; training only). The ignore label, the class names, the palette and the input
 normalisation come from the dataset (:class:`jaxseg.data.DatasetInfo`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,9 +28,11 @@ DEFAULT_IGNORE_LABEL = 255
 
 
 def _aux_logits(endpoints: Mapping[str, Any], num_classes: int) -> list[jax.Array]:
-  return [value for name, value in sorted(endpoints.items())
-          if name.startswith('aux') and getattr(value, 'ndim', 0) == 4
-          and value.shape[-1] == num_classes]
+  return [
+    value
+    for name, value in sorted(endpoints.items())
+    if name.startswith('aux') and getattr(value, 'ndim', 0) == 4 and value.shape[-1] == num_classes
+  ]
 
 
 @register_task
@@ -83,8 +86,10 @@ class SegmentationTask:
     num_classes = int(info.num_classes)
     weights = tuple(float(w) for w in (options['class_weights'] or ()))
     if weights and (len(weights) != num_classes or min(weights) < 0):
-      raise ValueError(f'config.loss.class_weights must be () or {num_classes} non-negative '
-                       f'weights (one per class), got {options["class_weights"]!r}')
+      raise ValueError(
+        f'config.loss.class_weights must be () or {num_classes} non-negative '
+        f'weights (one per class), got {options["class_weights"]!r}'
+      )
     if not isinstance(options['normalize'], bool):
       raise ValueError(f'config.loss.normalize must be a bool, got {options["normalize"]!r}')
     aux_weight = float(options['aux_weight'])
@@ -93,12 +98,16 @@ class SegmentationTask:
     names = tuple(info.class_names) or tuple(f'class_{k}' for k in range(num_classes))
     if len(names) != num_classes:
       raise ValueError(f'the dataset names {len(names)} classes but has {num_classes}: {names}')
-    return cls(num_classes=num_classes,
-               ignore_label=(DEFAULT_IGNORE_LABEL if info.ignore_label is None
-                             else int(info.ignore_label)),
-               class_names=names, palette=info.palette or 'voc',
-               normalization=info.normalization, normalize=options['normalize'],
-               class_weights=weights, aux_weight=aux_weight)
+    return cls(
+      num_classes=num_classes,
+      ignore_label=(DEFAULT_IGNORE_LABEL if info.ignore_label is None else int(info.ignore_label)),
+      class_names=names,
+      palette=info.palette or 'voc',
+      normalization=info.normalization,
+      normalize=options['normalize'],
+      class_weights=weights,
+      aux_weight=aux_weight,
+    )
 
   @staticmethod
   def model_kwargs(info: Any) -> dict[str, Any]:
@@ -107,11 +116,16 @@ class SegmentationTask:
 
   def _cross_entropy(self, logits: jax.Array, labels: jax.Array) -> jax.Array:
     return seg_losses.segmentation_cross_entropy(
-        logits, labels, ignore_label=self.ignore_label, normalize=self.normalize,
-        class_weights=self.class_weights or None)
+      logits,
+      labels,
+      ignore_label=self.ignore_label,
+      normalize=self.normalize,
+      class_weights=self.class_weights or None,
+    )
 
-  def loss(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
-           batch: Mapping[str, jax.Array]):
+  def loss(
+    self, outputs: jax.Array, endpoints: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+  ):
     """Cross-entropy over non-ignored pixels plus ``aux_weight`` times each auxiliary head's."""
     labels = batch['mask']
     main = self._cross_entropy(outputs, labels)
@@ -124,35 +138,45 @@ class SegmentationTask:
     pixel_accuracy = jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
     return total, {'cross_entropy': main, 'pixel_accuracy': pixel_accuracy}
 
-  def eval_sums(self, outputs: jax.Array, endpoints: Mapping[str, jax.Array],
-                batch: Mapping[str, jax.Array]):
+  def eval_sums(
+    self, outputs: jax.Array, endpoints: Mapping[str, jax.Array], batch: Mapping[str, jax.Array]
+  ):
     """The confusion matrix and cross-entropy sum over the valid examples' valid pixels."""
     del endpoints
     labels = batch['mask']
     example_valid = batch['valid'][:, None, None] if 'valid' in batch else True
     per_pixel, pixel_valid = seg_losses.pixelwise_cross_entropy(
-        outputs, labels, ignore_label=self.ignore_label)
+      outputs, labels, ignore_label=self.ignore_label
+    )
     counted = pixel_valid & example_valid
-    cm = seg_metrics.confusion_matrix(labels, jnp.argmax(outputs, -1).astype(jnp.int32),
-                                      outputs.shape[-1], ignore_label=self.ignore_label,
-                                      mask=counted)
-    return {'confusion_matrix': cm,
-            'loss_sum': jnp.sum(jnp.where(counted, per_pixel, 0.0)),
-            'pixel_count': jnp.sum(counted).astype(jnp.float32)}
+    cm = seg_metrics.confusion_matrix(
+      labels,
+      jnp.argmax(outputs, -1).astype(jnp.int32),
+      outputs.shape[-1],
+      ignore_label=self.ignore_label,
+      mask=counted,
+    )
+    return {
+      'confusion_matrix': cm,
+      'loss_sum': jnp.sum(jnp.where(counted, per_pixel, 0.0)),
+      'pixel_count': jnp.sum(counted).astype(jnp.float32),
+    }
 
   def finalize(self, sums: Mapping[str, Any]) -> dict[str, float]:
     """FCN's scores of the split-wide confusion matrix, the mean loss and ``iou/<class name>``."""
     results = seg_metrics.scores(np.asarray(sums['confusion_matrix']))
-    metrics = {name: results[name]
-               for name in ('pixel_accuracy', 'mean_accuracy', 'mean_iou', 'fw_iou')}
+    metrics = {
+      name: results[name] for name in ('pixel_accuracy', 'mean_accuracy', 'mean_iou', 'fw_iou')
+    }
     pixels = float(np.asarray(sums['pixel_count']))
     metrics['loss'] = float(np.asarray(sums['loss_sum'])) / pixels if pixels else float('nan')
     for name, iou in zip(self.class_names, results['per_class_iou']):
       metrics[f'iou/{name}'] = float(iou)
     return metrics
 
-  def write_images(self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any, *,
-                   num_images: int = 4) -> None:
+  def write_images(
+    self, workdir: str, step: int, batch: Mapping[str, Any], outputs: Any, *, num_images: int = 4
+  ) -> None:
     """Writes ``workdir/images/step_<step>.png``: image | ground truth | prediction per row.
 
     The image is the network's input with the dataset's normalisation undone
@@ -170,9 +194,13 @@ class SegmentationTask:
       return
     names = self.class_names or tuple(f'class_{k}' for k in range(self.num_classes))
     grid = viz.labelled_segmentation_grid(
-        transforms.denormalize(images[keep], self.normalization),
-        np.asarray(batch['mask'])[keep], predictions[keep], class_names=names,
-        palette=self.palette, ignore_label=self.ignore_label)
+      transforms.denormalize(images[keep], self.normalization),
+      np.asarray(batch['mask'])[keep],
+      predictions[keep],
+      class_names=names,
+      palette=self.palette,
+      ignore_label=self.ignore_label,
+    )
     viz.save_png(grid, os.path.join(workdir, 'images', f'step_{int(step):06d}.png'))
 
 
