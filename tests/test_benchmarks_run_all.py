@@ -26,6 +26,7 @@ def _run(tmp_path, *args):
   return json.loads(out.read_text())
 
 
+@pytest.mark.slow  # a subprocess importing JAX and compiling every metric: ~9 s
 def test_metrics_smoke_writes_rows(tmp_path):
   report = _run(tmp_path, '--only=metrics')
   assert report['device']['platform'] == 'cpu' and report['quick']

@@ -340,6 +340,7 @@ def test_bad_arguments(kwargs, error, match):
     gc.grabcut(**kwargs, key=jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow  # two GrabCut compilations (batched and single): ~7 s
 def test_batch_equals_one_image_at_a_time():
   image = np.full((24, 24, 3), 30, np.uint8)
   image[6:18, 6:18] = (200, 40, 40)

@@ -42,7 +42,15 @@ def _random_images(batch, height, width, seed=0):
   return np.random.default_rng(seed).normal(size=(batch, height, width, 3)).astype(np.float32)
 
 
-@pytest.mark.parametrize('shape', [(1, 64, 96), (2, 45, 70), (3, 33, 129)])
+# One odd size in the default suite; two more with the slow checks (each compiles afresh).
+@pytest.mark.parametrize(
+  'shape',
+  [
+    pytest.param((1, 64, 96), marks=pytest.mark.slow),
+    (2, 45, 70),
+    pytest.param((3, 33, 129), marks=pytest.mark.slow),
+  ],
+)
 def test_fcn_exported_equals_apply_at_any_size(exported_models, shape):
   # FCN pads its input to a multiple of 32 with zeros itself, so the exported function (which
   # pads outside the same way) equals apply at every size.
