@@ -17,6 +17,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import recipe_flags
+
 from experiments import compilation_cache
 from jaxseg.train import evaluation
 from jaxseg.train import inference
@@ -26,10 +28,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'The training run directory.')
 _CACHE = compilation_cache.define_flag()
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', "'best', 'latest' or a step number.")
 _SPLIT = flags.DEFINE_string('split', '', "Dataset split; '' -> the run's eval split.")
-_SLIDING = flags.DEFINE_string('sliding_window', '', "'CROP,STRIDE' sliding-window inference.")
-_SCALES = flags.DEFINE_string('scales', '', "Test-time scales, e.g. '1,0.75,0.5'.")
-_FLIP = flags.DEFINE_boolean('flip', False, 'Add horizontally flipped predictions.')
-_CRF = flags.DEFINE_boolean('crf', False, 'Refine segmentation with the dense CRF.')
+_RECIPE = recipe_flags.define_flags()
 _MAX_BATCHES = flags.DEFINE_integer('max_batches', -1, 'Stop after this many batches.')
 flags.mark_flags_as_required(['workdir'])
 
@@ -40,12 +39,7 @@ def main(argv):
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.WARNING)
   try:
-    recipe = evaluation.Recipe(
-      sliding_window=evaluation.parse_sliding_window(_SLIDING.value),
-      scales=evaluation.parse_scales(_SCALES.value),
-      flip=_FLIP.value,
-      crf=_CRF.value,
-    )
+    recipe = _RECIPE.recipe()
     run = inference.load_run(_WORKDIR.value, checkpoint=_CHECKPOINT.value)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f'error: {e}')

@@ -22,8 +22,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from experiments import recipe_flags
+
 from experiments import compilation_cache
-from jaxseg.train import evaluation
 from jaxseg.train import inference
 from jaxseg.train import platform
 from jaxseg.train import prediction
@@ -34,10 +35,7 @@ _CACHE = compilation_cache.define_flag()
 _INPUT = flags.DEFINE_string('input', None, 'An image file or a folder of images.')
 _OUTPUT = flags.DEFINE_string('output', None, 'Folder for the predictions (created).')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', 'best', "'best', 'latest' or a step number.")
-_SLIDING = flags.DEFINE_string('sliding_window', '', "'CROP,STRIDE' sliding-window inference.")
-_SCALES = flags.DEFINE_string('scales', '', "Test-time scales, e.g. '1,0.75,0.5'.")
-_FLIP = flags.DEFINE_boolean('flip', False, 'Add horizontally flipped predictions.')
-_CRF = flags.DEFINE_boolean('crf', False, 'Refine segmentation with the dense CRF.')
+_RECIPE = recipe_flags.define_flags()
 _BATCH = flags.DEFINE_integer(
   'batch_size',
   1,
@@ -70,12 +68,7 @@ def main(argv):
   if not flags.FLAGS['verbosity'].present:
     logging.set_verbosity(logging.ERROR)
   try:
-    recipe = evaluation.Recipe(
-      sliding_window=evaluation.parse_sliding_window(_SLIDING.value),
-      scales=evaluation.parse_scales(_SCALES.value),
-      flip=_FLIP.value,
-      crf=_CRF.value,
-    )
+    recipe = _RECIPE.recipe()
     if _BATCH.value < 1:
       raise ValueError(f'--batch_size must be a positive int, got {_BATCH.value}.')
     files = prediction.list_inputs(_INPUT.value)
