@@ -15,15 +15,7 @@ import jax
 import numpy as np
 
 from jaxseg.classic import region
-
-
-def _best_ms(fn, repeats):
-  best = float('inf')
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    best = min(best, time.perf_counter() - start)
-  return best * 1e3
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
 
 def _resized(image, size):
@@ -44,7 +36,7 @@ def rows(quick: bool) -> list[dict]:
   for batch in (1, 8):
     images = np.stack([np.roll(camera, 16 * n, axis=1) for n in range(batch)])
     seeds = np.tile(np.array([[seed]]), (batch, 1, 1))
-    anchor_ms = _best_ms(
+    anchor_ms = timing.best_ms(
       lambda images=images: [
         segmentation.flood(im, seed, tolerance=20, connectivity=1) for im in images
       ],
@@ -64,7 +56,7 @@ def rows(quick: bool) -> list[dict]:
           'method': f"region_grow (mode='{mode}')",
           'size': f'{size}x{size}',
           'batch': batch,
-          'jaxseg_ms': _best_ms(lambda g=grow, x=images, s=seeds: g(x, s), repeats),
+          'jaxseg_ms': timing.best_ms(lambda g=grow, x=images, s=seeds: g(x, s), repeats),
           'anchor': 'skimage.segmentation.flood' + (' (seed mode)' if mode == 'mean' else ''),
           'anchor_ms': anchor_ms,
           'note': 'tolerance 20, 4-connectivity, uint8',
@@ -79,8 +71,8 @@ def rows(quick: bool) -> list[dict]:
     start = time.perf_counter()
     jax.block_until_ready(merge(images))
     first_s = time.perf_counter() - start
-    jax_ms = _best_ms(lambda m=merge, x=images: m(x), 1)
-    anchor_ms = _best_ms(
+    jax_ms = timing.best_ms(lambda m=merge, x=images: m(x), 1)
+    anchor_ms = timing.best_ms(
       lambda x=images: [
         segmentation.felzenszwalb(im, scale=100.0, sigma=0.8, min_size=20) for im in x
       ],
