@@ -296,7 +296,9 @@ def _felzenszwalb(image, scale, *, sigma, min_size):
     # Path compression of the two endpoints: later finds from them take one step.
     parent = parent.at[u].set(a).at[v].set(b)
     w = costs[e]
-    threshold = jnp.minimum(internal[a] + k / size[a], internal[b] + k / size[b])
+    # Component sizes are int32 counts; the threshold is float32 (an explicit cast).
+    size_a, size_b = size[a].astype(jnp.float32), size[b].astype(jnp.float32)
+    threshold = jnp.minimum(internal[a] + k / size_a, internal[b] + k / size_b)
     join = (a != b) & (w < threshold)
     parent, size, root = union(parent, size, a, b, join)
     internal = internal.at[root].set(jnp.where(join, w, internal[root]))

@@ -15,6 +15,8 @@ import jax
 import ml_collections
 import optax
 
+from jaxseg.train import promotion
+
 OPTIMIZERS = ('sgd', 'adam', 'adamw')
 WEIGHT_DECAY_MASKS = ('all', 'kernels', 'none')
 
@@ -116,7 +118,8 @@ def make_optimizer(
     schedule: the learning rate as a function of the update count (``make_schedule``).
 
   Returns:
-    An ``optax.GradientTransformation`` (an ``optax.MultiSteps`` one when accumulating).
+    An ``optax.GradientTransformation`` (``optax.MultiSteps`` when accumulating; Adam, AdamW and
+    MultiSteps wrapped by :func:`jaxseg.train.promotion.standard_promotion`).
 
   Example:
     >>> cfg = ml_collections.ConfigDict(dict(name='sgd', learning_rate=0.1, momentum=0.9,
@@ -151,18 +154,18 @@ def make_optimizer(
     momentum = float(cfg.get('momentum', 0.0))
     chain.append(optax.sgd(schedule, momentum=momentum or None, nesterov=bool(cfg.nesterov)))
   elif name == 'adam':
-    chain.append(optax.adam(schedule, b1=float(cfg.b1), b2=float(cfg.b2), eps=float(cfg.eps)))
+    adam = optax.adam(schedule, b1=float(cfg.b1), b2=float(cfg.b2), eps=float(cfg.eps))
+    chain.append(promotion.standard_promotion(adam))
   else:
-    chain.append(
-      optax.adamw(
-        schedule,
-        b1=float(cfg.b1),
-        b2=float(cfg.b2),
-        eps=float(cfg.eps),
-        weight_decay=weight_decay,
-        mask=decay_mask,
-      )
+    adamw = optax.adamw(
+      schedule,
+      b1=float(cfg.b1),
+      b2=float(cfg.b2),
+      eps=float(cfg.eps),
+      weight_decay=weight_decay,
+      mask=decay_mask,
     )
+    chain.append(promotion.standard_promotion(adamw))
   if rules:
     multipliers = {f'x{float(m)}': float(m) for _, m in rules}
     multipliers.setdefault('x1.0', 1.0)
@@ -174,5 +177,5 @@ def make_optimizer(
     )
   tx = optax.chain(*chain)
   if accumulate > 1:
-    tx = optax.MultiSteps(tx, every_k_schedule=accumulate)
+    tx = promotion.standard_promotion(optax.MultiSteps(tx, every_k_schedule=accumulate))
   return tx
