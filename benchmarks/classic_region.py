@@ -5,8 +5,9 @@ the 512x512 camera image, and the mean mode (no anchor: flood has none; the seed
 repeated for scale). ``hierarchical_merge`` against ``skimage.segmentation.felzenszwalb`` on the
 astronaut (RGB): its sequential union-find over ~4 H W sorted edges is one ``lax.fori_loop`` of
 scalar steps (a batch under ``vmap`` runs it once per image). jaxseg is timed after a warm-up
-call (compilation excluded) and waits with ``block_until_ready``; the merge rows also give
-process CPU time (best of the repeats) beside wall time, the stable measure on a shared machine.
+call (compilation excluded) and waits with ``block_until_ready``; the merge rows give process
+CPU time (best of the repeats, jaxseg and scikit-image alternating), the stable measure on a
+shared machine, and wall time in the note.
 Run through ``python benchmarks/classic.py --families=region``.
 """
 
@@ -16,15 +17,7 @@ import jax
 import numpy as np
 
 from jaxseg.classic import region
-
-
-def _best_ms(fn, repeats):
-  best = float('inf')
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    best = min(best, time.perf_counter() - start)
-  return best * 1e3
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
 
 def _resized(image, size):
@@ -45,7 +38,7 @@ def rows(quick: bool) -> list[dict]:
   for batch in (1, 8):
     images = np.stack([np.roll(camera, 16 * n, axis=1) for n in range(batch)])
     seeds = np.tile(np.array([[seed]]), (batch, 1, 1))
-    anchor_ms = _best_ms(
+    anchor_ms = timing.best_ms(
       lambda images=images: [
         segmentation.flood(im, seed, tolerance=20, connectivity=1) for im in images
       ],
@@ -65,7 +58,7 @@ def rows(quick: bool) -> list[dict]:
           'method': f"region_grow (mode='{mode}')",
           'size': f'{size}x{size}',
           'batch': batch,
-          'jaxseg_ms': _best_ms(lambda g=grow, x=images, s=seeds: g(x, s), repeats),
+          'jaxseg_ms': timing.best_ms(lambda g=grow, x=images, s=seeds: g(x, s), repeats),
           'anchor': 'skimage.segmentation.flood' + (' (seed mode)' if mode == 'mean' else ''),
           'anchor_ms': anchor_ms,
           'note': 'tolerance 20, 4-connectivity, uint8',
