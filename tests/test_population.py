@@ -114,3 +114,159 @@ def test_members_equal_alone_runs_on_eight_devices(tmp_path):
   configs = _members(8)
   assert jax.device_count() == 8
   _check_members_equal_alone(tmp_path, configs, [0, 3, 5], jax.devices())
+
+
+def test_refuses_shape_changing_fields_before_building(tmp_path):
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+
+  for field, values in (
+    ('batch_size', [8, 16]),
+    ('model.features', [4, 8]),
+    ('data.image_size', [28, 32]),
+    ('optimizer.name', ['sgd', 'adam']),
+  ):
+    trials = [{field: v, 'seed': k} for k, v in enumerate(values)]
+    configs = [fx.tiny_config() for _ in trials]
+    for config, overrides in zip(configs, trials):
+      with config.unlocked():
+        config.update_from_flattened_dict(overrides)
+    with pytest.raises(ValueError, match=rf'differ in config\.{field} .*--mode=processes'):
+      population.check_population(configs)
+  # Through the sweep: the first trial's config file and overrides, refused before JAX builds
+  # anything (no population directory, no trial directory).
+  config_file = tmp_path / 'config.py'
+  config_file.write_text(
+    'from experiments.configs import lenet5_digits\n'
+    'def get_config():\n'
+    '  return lenet5_digits.get_config()\n'
+  )
+  refused = sweep.Sweep(
+    base_config=str(config_file),
+    trials=sweep.product({'optimizer.learning_rate': [0.1, 0.2]}, {'batch_size': [32, 64]}),
+  )
+  with pytest.raises(ValueError, match=r'config\.batch_size \(\[32, 64, 32, 64\]\).*processes'):
+    sweep.run_vectorized(refused, str(tmp_path / 'sweep'))
+  assert not (tmp_path / 'sweep').exists()
+  with pytest.raises(ValueError, match='no_such_field'):
+    sweep.load_trial_config(str(config_file), {'optimizer.no_such_field': 1.0})
+
+
+def test_varied_optimizer_scalars_are_accepted():
+  configs = _members(4, **{'optimizer.name': 'adamw', 'optimizer.b1': 0.8})
+  with configs[1].unlocked():
+    configs[1].optimizer.eps = 1e-6
+  varied = population.check_population(configs)
+  assert set(varied) == {
+    'seed',
+    'optimizer.learning_rate',
+    'optimizer.momentum',
+    'optimizer.weight_decay',
+    'optimizer.eps',
+  }
+  with configs[2].unlocked():
+    configs[2].schedule.end_value = 1e-4
+  with pytest.raises(ValueError, match='end_value'):
+    population.check_population(configs)
+
+
+def test_population_size_must_be_a_multiple_of_the_devices(tmp_path):
+  with pytest.raises(ValueError, match='3 members, not a multiple of the 2 devices'):
+    _run_population(_members(3), tmp_path, devices=jax.devices()[:2])
+  assert not (tmp_path / 'population').exists()
+
+
+@pytest.mark.slow
+def test_killed_vectorized_sweep_resumes_to_the_uninterrupted_result(tmp_path):
+  import csv  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import textwrap  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  from jaxseg import data  # pylint: disable=g-import-not-at-top
+
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  data_dir = tmp_path / 'data'
+  data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
+  config_file = tmp_path / 'config.py'
+  config_file.write_text(
+    textwrap.dedent(f"""
+      from experiments.configs import lenet5_digits
+
+      def get_config():
+        config = lenet5_digits.get_config()
+        config.data.data_dir = {str(data_dir)!r}
+        config.total_steps = 40
+        config.batch_size = 16
+        config.checkpoint_every = 4
+        config.eval_every = 20
+        config.log_every = 10
+        config.eval_steps = 2
+        config.schedule.warmup_steps = 4
+        return config
+  """)
+  )
+  sweep_file = tmp_path / 'sweep_file.py'
+  sweep_file.write_text(
+    textwrap.dedent(f"""
+      from experiments import sweep
+
+      def get_sweep():
+        return sweep.Sweep(base_config={str(config_file)!r}, trials=sweep.product(
+            {{'optimizer.learning_rate': [1e-3, 3e-3]}}, {{'seed': [0, 1]}}))
+  """)
+  )
+
+  def command(workdir):
+    return [
+      sys.executable,
+      '-m',
+      'experiments.sweep',
+      f'--sweep={sweep_file}',
+      f'--workdir={workdir}',
+      '--mode=vectorized',
+      '--num_devices=2',  # the 4 members split over 2 of the 8 forced CPU devices
+      '--compilation_cache_dir=off',
+    ]
+
+  env = dict(os.environ, PYTHONPATH=repo)
+  killed = tmp_path / 'killed'
+  process = subprocess.Popen(
+    command(killed),
+    cwd=repo,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    start_new_session=True,
+  )
+  checkpoints = killed / 'population' / 'checkpoints'
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    if checkpoints.exists() and any(d.isdigit() for d in os.listdir(checkpoints)):
+      break
+    time.sleep(0.02)
+  assert process.poll() is None, 'the sweep finished before it could be killed'
+  os.killpg(process.pid, signal.SIGKILL)
+  process.wait(timeout=60)
+  assert not list(killed.glob('*/results.json'))
+
+  resumed = subprocess.run(
+    command(killed), cwd=repo, env=env, capture_output=True, text=True, timeout=600
+  )
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'resumed from checkpoint step' in resumed.stdout
+  straight = subprocess.run(
+    command(tmp_path / 'straight'), cwd=repo, env=env, capture_output=True, text=True, timeout=600
+  )
+  assert straight.returncode == 0, straight.stderr[-3000:]
+
+  rows = list(csv.DictReader(open(killed / 'summary.csv')))
+  reference = list(csv.DictReader(open(tmp_path / 'straight' / 'summary.csv')))
+  assert len(rows) == 4 and all(r['status'] == 'done' and r['step'] == '40' for r in rows)
+  assert all(r['num_devices'] == '2' for r in rows)
+  for row, ref in zip(rows, reference):
+    for key in ('loss', 'accuracy', 'best_accuracy', 'best_step'):
+      assert float(row[key]) == pytest.approx(float(ref[key]), abs=1e-6), (key, row, ref)
+  assert len({r['loss'] for r in rows}) == 4  # four different members
