@@ -20,7 +20,9 @@ Then the K scan: the vectorized sweep alone for each K of ``--ks``; its wall tim
 the mean wall time of one trial of the process run above gives the speed-up at each K, and the
 K at which the population stops paying (speed-up below 1), if any in the range.
 
-The table, then one JSON list of rows with ``--json``.
+``member-steps/s`` is the population's training rate at its last log line (compilation and
+evaluation excluded): K times its steps per second. The table, then one JSON list of rows with
+``--json``.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -83,7 +86,13 @@ def run_sweep(sweep_file: str, mode: str, scratch: str, name: str) -> dict:
     raise RuntimeError(f'{" ".join(command)} failed:\n{(process.stdout + process.stderr)[-3000:]}')
   with open(os.path.join(workdir, 'summary.csv')) as f:
     rows = list(csv.DictReader(f))
-  return {'wall_s': wall, 'accuracies': [float(r['accuracy']) for r in rows]}
+  # Vectorized: the training rate of the last log line, compilation excluded.
+  rates = re.findall(r'\(([0-9.e+]+) member-steps/s\)', process.stdout)
+  return {
+    'wall_s': wall,
+    'accuracies': [float(r['accuracy']) for r in rows],
+    'member_steps_per_s': float(rates[-1]) if rates else None,
+  }
 
 
 def main(argv=None) -> int:
@@ -123,6 +132,7 @@ def main(argv=None) -> int:
           'speedup': processes['wall_s'] / result['wall_s'],
           'accuracy_mean': sum(accuracies) / len(accuracies),
           'accuracies': accuracies,
+          'member_steps_per_s': result['member_steps_per_s'],
         }
       )
     for k in ks:
@@ -140,6 +150,7 @@ def main(argv=None) -> int:
           'speedup': k * per_trial / result['wall_s'],
           'accuracy_mean': sum(result['accuracies']) / k,
           'accuracies': result['accuracies'],
+          'member_steps_per_s': result['member_steps_per_s'],
         }
       )
 
@@ -149,12 +160,15 @@ def main(argv=None) -> int:
     f'{os.cpu_count()} CPUs, load {load:.1f}; speed-up = processes wall / vectorized wall '
     '(scan rows: K x the mean process-mode trial)'
   )
-  print('| mode | K | wall s | s per trial | speed-up | mean accuracy | accuracies |')
-  print('|---|---|---|---|---|---|---|')
+  print(
+    '| mode | K | wall s | s per trial | speed-up | member-steps/s | mean accuracy | accuracies |'
+  )
+  print('|---|---|---|---|---|---|---|---|')
   for row in rows:
+    rate = '-' if row['member_steps_per_s'] is None else f'{row["member_steps_per_s"]:.1f}'
     print(
       f'| {row["mode"]} | {row["members"]} | {row["wall_s"]:.1f} | '
-      f'{row["wall_s"] / row["members"]:.1f} | {row["speedup"]:.2f}x | '
+      f'{row["wall_s"] / row["members"]:.1f} | {row["speedup"]:.2f}x | {rate} | '
       f'{row["accuracy_mean"]:.4f} | {" ".join(f"{a:.3f}" for a in row["accuracies"])} |'
     )
   gap = max(abs(a - b) for a, b in zip(rows[0]['accuracies'], rows[1]['accuracies']))
