@@ -19,27 +19,13 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 gc = importlib.import_module('jaxseg.classic.grabcut')
 
-_REFERENCE = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-  '..',
-  'shared',
-  'reference-data',
-  'voc-samples',
-)
-
-
-def _best_ms(function, repeats):
-  times = []
-  for _ in range(repeats):
-    start = time.process_time()
-    function()
-    times.append(1e3 * (time.process_time() - start))
-  return min(times)
+_REFERENCE = timing.reference_path('voc-samples')
 
 
 def _case(width, height):
@@ -114,7 +100,7 @@ def rows(quick):
   repeats = 2 if quick else 1
   image, rect = _case(width, height)
   theirs = _opencv(image, rect)
-  anchor = _best_ms(lambda: _opencv(image, rect), 3)
+  anchor = timing.best_ms(lambda: _opencv(image, rect), 3, clock=time.process_time)
   out = []
   key = jax.random.PRNGKey(0)
   pixels = gc._prepare_image(image)
@@ -135,7 +121,7 @@ def rows(quick):
     start = time.process_time()
     result = call()
     first_ms = 1e3 * (time.process_time() - start)
-    ours = _best_ms(call, repeats)
+    ours = timing.best_ms(call, repeats, clock=time.process_time)
     fg = np.asarray(gc._is_foreground(result[0]))
     iou = np.sum(fg & theirs) / max(np.sum(fg | theirs), 1)
     out.append(
