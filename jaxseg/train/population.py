@@ -18,9 +18,11 @@ changes shapes or the computation (model, width, batch or image size, dataset, s
 sweeps run one process per trial (``experiments.sweep --mode=processes``).
 
 Layout on disk, as process mode's: each member writes ``metrics.jsonl``, ``tb/``,
-``config.json`` and, when it finishes, ``results.json`` in its own directory; the stacked state is
-checkpointed (Orbax, with the manifest verification of :mod:`jaxseg.train.checkpoints`) in the
-population directory, and a restart resumes from it.
+``config.json``, ``checkpoints/`` (its own state at every evaluation: the last
+``keep_checkpoints`` and the best, so inference reads it as a single run's) and, when it finishes,
+``results.json`` in its own directory; the stacked state is checkpointed (Orbax, with the
+manifest verification of :mod:`jaxseg.train.checkpoints`) in the population directory, and a
+restart resumes from it.
 """
 
 import dataclasses
@@ -267,32 +269,28 @@ def _member_rows(tree: Any, k: int) -> Any:
   return jax.tree.map(lambda x: x[k], tree)
 
 
-def _best_from_log(workdir: str, metric: str, mode: str, up_to: int) -> tuple[Any, Any]:
-  """``(step, value)`` of the best logged evaluation at or before ``up_to`` (resume)."""
-  best_step, best_value = None, None
-  try:
-    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-      rows = [json.loads(line) for line in f if line.strip()]
-  except (OSError, ValueError):
-    return None, None
-  for row in rows:
-    if row.get('split') != 'eval' or row['step'] > up_to or metric not in row:
-      continue
-    value = float(row[metric])
-    if best_value is None or (value > best_value if mode == 'max' else value < best_value):
-      best_step, best_value = row['step'], value
-  return best_step, best_value
-
-
 class _Members:
-  """Per-member bookkeeping on the host: loggers, best evaluation, first non-finite step."""
+  """Per-member bookkeeping on the host: loggers, checkpointers, first non-finite step.
 
-  def __init__(self, configs, workdirs, best: list[tuple[Any, Any]]):
-    self.configs, self.workdirs, self.best = configs, workdirs, best
-    self.loggers = [
-      run_logging.MetricsLogger(w, total_steps=c.total_steps, console=False)
-      for c, w in zip(configs, workdirs)
-    ]
+  Each member's checkpointer holds its own state at every evaluation (the last
+  ``keep_checkpoints`` and the best), as a single run's does, so ``experiments.predict`` and
+  ``evaluate`` read a member's directory as they read a process-mode trial's, and the best
+  evaluation of a resumed population comes from there.
+  """
+
+  def __init__(self, configs, workdirs):
+    self.configs, self.workdirs = configs, workdirs
+    self.loggers, self.ckpts = [], []
+    for c, w in zip(configs, workdirs):
+      self.loggers.append(run_logging.MetricsLogger(w, total_steps=c.total_steps, console=False))
+      self.ckpts.append(
+        checkpoints.Checkpointer(
+          os.path.join(w, 'checkpoints'),
+          keep=c.keep_checkpoints,
+          best_metric=c.best_metric,
+          best_mode=c.best_mode,
+        )
+      )
     self.failed: dict[int, str] = {}
 
   def note_nonfinite(self, first_bad: np.ndarray) -> None:
@@ -306,14 +304,9 @@ class _Members:
         with open(os.path.join(self.workdirs[k], 'log.txt'), 'a') as f:
           f.write(f'error: {message}\n')
 
-  def update_best(self, k: int, step: int, metrics: Mapping[str, float]) -> None:
-    config = self.configs[k]
-    value = float(metrics[config.best_metric])
-    _, best = self.best[k]
-    if best is None or (value > best if config.best_mode == 'max' else value < best):
-      self.best[k] = (step, value)
-
   def close(self) -> None:
+    for ckpt in self.ckpts:
+      ckpt.close()
     for logger in self.loggers:
       logger.close()
 
@@ -351,7 +344,8 @@ def run_population(
 
   The loop of :func:`jaxseg.train.run` for ``K = len(configs)`` members at once: one batch from
   ``make_train_iterator`` per step for all of them, their states stacked on a leading axis split
-  over ``devices``. Each member logs to ``<workdirs[k]>/metrics.jsonl`` (and ``tb/``) and writes
+  over ``devices``. Each member logs to ``<workdirs[k]>/metrics.jsonl`` (and ``tb/``), saves its
+  own state at each evaluation in ``<workdirs[k]>/checkpoints`` and writes
   ``<workdirs[k]>/results.json`` when done, as a single run does; the stacked state is
   checkpointed every ``checkpoint_every`` steps, at each evaluation and on SIGTERM in
   ``<population_dir>/checkpoints``. A member whose loss or gradient turns NaN/Inf is marked
@@ -423,8 +417,7 @@ def run_population(
     else:
       step = int(jax.device_get(state.step)[0])
       print_fn(f'[population] resumed from checkpoint step {latest} in {ckpt.directory}')
-    best = [_best_from_log(w, c.best_metric, c.best_mode, step) for c, w in zip(configs, workdirs)]
-    members = _Members(configs, workdirs, best)
+    members = _Members(configs, workdirs)
     return _train(
       config,
       program,
@@ -448,8 +441,11 @@ def run_population(
         lock.release()
 
 
-def _evaluate(config, program, members, task, state, step, make_eval_iterator, print_fn):
-  """Evaluates every member on the same batches, logs each, feeds the plateau schedules."""
+def _evaluate(
+  config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
+):
+  """Evaluates every member on the same batches, logs each, checkpoints each member's state in
+  its own directory with its metrics, and feeds the plateau schedules."""
   sums = None
   for i, local in enumerate(make_eval_iterator(process_index=0, process_count=1)):
     if 0 <= config.eval_steps <= i:
@@ -469,7 +465,7 @@ def _evaluate(config, program, members, task, state, step, make_eval_iterator, p
   for k, member_metrics in enumerate(metrics):
     members.loggers[k].log(step, 'eval', member_metrics)
     if k not in members.failed:
-      members.update_best(k, step, member_metrics)
+      members.ckpts[k].save(step, _member_rows(state, k), train_iter, metrics=member_metrics)
   values = [m[config.best_metric] for m in metrics]
   print_fn(
     f'[population] step {step} eval: {config.best_metric} per member '
@@ -544,7 +540,7 @@ def _train(
         sums, count, last_step, last_time = None, 0, step, now
       if evaluate_now:
         state, eval_metrics = _evaluate(
-          config, program, members, task, state, step, make_eval_iterator, print_fn
+          config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
         )
       if evaluate_now or preempted or step % config.checkpoint_every == 0:
         members.note_nonfinite(jax.device_get(first_bad))
@@ -554,7 +550,7 @@ def _train(
         return [{'step': step, 'preempted': True} for _ in range(K)]
   if not eval_metrics:  # restarted at the end without results (killed after the last save)
     state, eval_metrics = _evaluate(
-      config, program, members, task, state, step, make_eval_iterator, print_fn
+      config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
     )
   members.note_nonfinite(jax.device_get(first_bad))
   results = []
@@ -562,7 +558,7 @@ def _train(
     if k in members.failed:
       results.append(None)
       continue
-    best_step, best_value = members.best[k]
+    best_step, best_value = members.ckpts[k].best()
     result = {
       'step': step,
       'num_devices': len(program.mesh.devices.flat),
