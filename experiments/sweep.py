@@ -565,6 +565,15 @@ def main(argv):
     sys.exit(1)
 
 
+def _sigint_as_sigterm(signum, frame) -> None:
+  """Ctrl-C in vectorized mode: the first saves a checkpoint and stops at a step boundary (the
+  population's SIGTERM handling), a second one interrupts at once."""
+  del signum, frame
+  print('[sweep] SIGINT: saving a checkpoint and stopping (Ctrl-C again to abort)', flush=True)
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+  os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _main_vectorized(sweep: Sweep, args) -> None:
   from absl import logging  # pylint: disable=g-import-not-at-top
 
@@ -574,6 +583,7 @@ def _main_vectorized(sweep: Sweep, args) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
   os.makedirs(args.workdir, exist_ok=True)
   compilation_cache.enable(args.compilation_cache_dir)
+  signal.signal(signal.SIGINT, _sigint_as_sigterm)
   try:
     rows = run_vectorized(sweep, args.workdir, num_devices=args.num_devices)
   except ValueError as e:
