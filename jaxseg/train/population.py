@@ -172,7 +172,33 @@ class _Program:
   mark_nonfinite: Callable
 
 
-def _build(configs, varied, *, model, task, input_shape, devices: Sequence[jax.Device]) -> _Program:
+VECTORIZE = ('auto', 'vmap', 'unroll')
+
+
+def _strategy(vectorize: str, devices: Sequence[jax.Device]) -> str:
+  """``'auto'``: ``'unroll'`` on one CPU device, else ``'vmap'`` (see :func:`run_population`)."""
+  if vectorize != 'auto':
+    return vectorize
+  return 'unroll' if len(devices) == 1 and devices[0].platform == 'cpu' else 'vmap'
+
+
+def _unrolled(member_fn: Callable, num: int, *, shared: int) -> Callable:
+  """``member_fn`` applied to each of ``num`` members in turn, traced into one program; the
+  argument at position ``shared`` (the batch) is the same for all. Outputs are stacked."""
+
+  def all_members(*args):
+    outputs = []
+    for k in range(num):
+      member_args = [a if i == shared else _member_rows(a, k) for i, a in enumerate(args)]
+      outputs.append(member_fn(*member_args))
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *outputs)
+
+  return all_members
+
+
+def _build(
+  configs, varied, *, model, task, input_shape, devices: Sequence[jax.Device], vectorize: str
+) -> _Program:
   """Builds the mesh over ``devices``, the per-member hyperparameters and the vmapped steps."""
   config = _structure_config(configs, varied)
   mesh = jax.sharding.Mesh(np.asarray(devices), (POPULATION_AXIS,))
@@ -236,6 +262,12 @@ def _build(configs, varied, *, model, task, input_shape, devices: Sequence[jax.D
     return jnp.where((first_bad == 0) & ~finite, step, first_bad)
 
   init = jax.vmap(init_member)
+  if _strategy(vectorize, devices) == 'vmap':
+    train_all = jax.vmap(train_member, in_axes=(0, 0, None))
+    eval_all = jax.vmap(eval_member, in_axes=(0, None))
+  else:
+    train_all = _unrolled(train_member, len(configs), shared=2)
+    eval_all = _unrolled(eval_member, len(configs), shared=1)
   abstract_state = jax.eval_shape(init, hyperparams)
   state_shardings = jax.tree.map(lambda _: members, abstract_state)
   return _Program(
@@ -248,13 +280,13 @@ def _build(configs, varied, *, model, task, input_shape, devices: Sequence[jax.D
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=members), abstract_state
     ),
     train_step=jax.jit(
-      jax.vmap(train_member, in_axes=(0, 0, None)),
+      train_all,
       in_shardings=(state_shardings, members, replicated),
       out_shardings=(state_shardings, members),
       donate_argnums=0,
     ),
     eval_step=jax.jit(
-      jax.vmap(eval_member, in_axes=(0, None)),
+      eval_all,
       in_shardings=(state_shardings, replicated),
       out_shardings=members,
     ),
@@ -338,6 +370,7 @@ def run_population(
   make_train_iterator: Callable[..., Iterator[Mapping[str, np.ndarray]]],
   make_eval_iterator: Callable[..., Iterable[Mapping[str, np.ndarray]]],
   devices: Sequence[jax.Device] | None = None,
+  vectorize: str = 'auto',
   print_fn: Callable[[str], None] = print,
 ) -> list[dict[str, Any] | None]:
   """Trains the members ``configs`` as one vmapped program, resuming from ``population_dir``.
@@ -363,6 +396,12 @@ def run_population(
     make_eval_iterator: as for :func:`jaxseg.train.run`.
     devices: the devices to split the population over (default: every local device);
       ``len(configs)`` must be a multiple of their number.
+    vectorize: how the one program computes the members: ``'vmap'`` (``jax.vmap`` over the
+      population axis: batched kernels, what accelerators want), ``'unroll'`` (each member's
+      step traced in turn into the same program: the single run's kernels, ``K`` times; on
+      XLA:CPU a vmapped convolution with per-member filters becomes a grouped convolution that
+      measured about 2x slower than ``K`` plain ones), or ``'auto'``: ``'unroll'`` on one CPU
+      device, ``'vmap'`` otherwise. Either way: one compilation, one dispatch per step.
     print_fn: receives the population's progress lines.
 
   Returns:
@@ -384,7 +423,13 @@ def run_population(
       f'a population runs in one process, got {jax.process_count()} processes; run a '
       'multi-host sweep with --mode=processes'
     )
+  if vectorize not in VECTORIZE:
+    raise ValueError(f'vectorize must be one of {VECTORIZE}, got {vectorize!r}')
   devices = list(jax.local_devices() if devices is None else devices)
+  if _strategy(vectorize, devices) == 'unroll' and len(devices) > 1:
+    raise ValueError(
+      f"vectorize='unroll' runs on one device, got {len(devices)}; use 'vmap' (or 'auto')"
+    )
   if len(configs) % len(devices):
     raise ValueError(
       f'the population has {len(configs)} members, not a multiple of the {len(devices)} '
@@ -407,7 +452,13 @@ def run_population(
       best_mode=config.best_mode,
     )
     program = _build(
-      configs, varied, model=model, task=task, input_shape=input_shape, devices=devices
+      configs,
+      varied,
+      model=model,
+      task=task,
+      input_shape=input_shape,
+      devices=devices,
+      vectorize=vectorize,
     )
     train_iter = make_train_iterator(process_index=0, process_count=1)
     latest, state = ckpt.restore_latest(program.abstract_state, train_iter, note=print_fn)
@@ -578,6 +629,7 @@ def train_and_evaluate_population(
   population_dir: str,
   *,
   devices: Sequence[jax.Device] | None = None,
+  vectorize: str = 'auto',
   print_fn: Callable[[str], None] = print,
 ) -> list[dict[str, Any] | None]:
   """Trains the experiments ``configs`` (one model and dataset) as one population.
@@ -591,6 +643,7 @@ def train_and_evaluate_population(
     workdirs: one run directory per member.
     population_dir: where the stacked checkpoints go.
     devices: as for :func:`run_population`.
+    vectorize: as for :func:`run_population`.
     print_fn: receives progress lines.
 
   Returns:
@@ -654,6 +707,7 @@ def train_and_evaluate_population(
     make_train_iterator=make_train_iterator,
     make_eval_iterator=make_eval_iterator,
     devices=devices,
+    vectorize=vectorize,
     print_fn=print_fn,
   )
   for workdir, result in zip(workdirs, results):
