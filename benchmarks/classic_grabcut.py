@@ -5,7 +5,8 @@ resized to 500x334, the rectangle the object's box; both run 5 iterations from t
 Times are process CPU times (best of `repeats`; see classic_graph_cut._best_ms), jaxseg's
 without compilation (the first call is in the note). A second jaxseg row swaps PyMaxflow in as
 the exact cut (a host callback inside the same jitted loop): it separates the cost of the
-mixtures/k-means from that of grid_min_cut.
+mixtures/k-means from that of grid_min_cut. A third starts every cut from zero flow (grabcut
+starts each from the previous cut's n-link flow): the warm start's gain, in the same run.
 
   python benchmarks/classic.py --families=grabcut [--quick]
 """
@@ -62,7 +63,7 @@ def _opencv(image, rect):
   return (mask == 1) | (mask == 3)
 
 
-def _pymaxflow_cut(source, sink, pairwise):
+def _pymaxflow_cut(source, sink, pairwise, flow):
   def host(s, k, p):
     import maxflow
 
@@ -78,14 +79,20 @@ def _pymaxflow_cut(source, sink, pairwise):
     flow = graph.maxflow()
     return (~graph.get_grid_segments(ids)).astype(np.int32), np.float32(flow)
 
-  labels, flow = jax.pure_callback(
+  labels, value = jax.pure_callback(
     host,
     (jax.ShapeDtypeStruct(source.shape, jnp.int32), jax.ShapeDtypeStruct((), jnp.float32)),
     source,
     sink,
     pairwise,
   )
-  return labels, flow, jnp.float32(0)
+  return labels, value, jnp.float32(0), flow
+
+
+def _cold_cut(source, sink, pairwise, flow):
+  """grabcut's cut without the warm start: each cut starts from zero n-link flow."""
+  labels, cut, gap, _ = gc._grid_cut_8(source, sink, pairwise, jnp.zeros_like(flow))
+  return labels, cut, gap, flow
 
 
 def rows(quick):
@@ -100,6 +107,7 @@ def rows(quick):
   codes = jnp.asarray(gc._initial_codes(image.shape[:2], rect, None))
   for label, kwargs in (
     ('grabcut', {}),
+    ('grabcut (every cut from zero flow)', {'min_cut': _cold_cut}),
     ('grabcut (PyMaxflow as its cut)', {'min_cut': _pymaxflow_cut}),
   ):
 
