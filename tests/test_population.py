@@ -181,42 +181,30 @@ def test_killed_vectorized_sweep_resumes_to_the_uninterrupted_result(tmp_path):
   import signal  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   import sys  # pylint: disable=g-import-not-at-top
-  import textwrap  # pylint: disable=g-import-not-at-top
   import time  # pylint: disable=g-import-not-at-top
 
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from jaxseg import data  # pylint: disable=g-import-not-at-top
+  from tests import _digits_run_files as files  # pylint: disable=g-import-not-at-top
 
-  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  repo = files.REPO
   data_dir = tmp_path / 'data'
-  data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
-  config_file = tmp_path / 'config.py'
-  config_file.write_text(
-    textwrap.dedent(f"""
-      from experiments.configs import lenet5_digits
-
-      def get_config():
-        config = lenet5_digits.get_config()
-        config.data.data_dir = {str(data_dir)!r}
-        config.total_steps = 40
-        config.batch_size = 16
-        config.checkpoint_every = 4
-        config.eval_every = 20
-        config.log_every = 10
-        config.eval_steps = 2
-        config.schedule.warmup_steps = 4
-        return config
-  """)
+  files.build_digits(data_dir)
+  config_file = files.write_config(
+    tmp_path / 'config.py',
+    data_dir,
+    {
+      'total_steps': 40,
+      'batch_size': 16,
+      'checkpoint_every': 4,
+      'eval_every': 20,
+      'log_every': 10,
+      'eval_steps': 2,
+      'schedule.warmup_steps': 4,
+    },
   )
-  sweep_file = tmp_path / 'sweep_file.py'
-  sweep_file.write_text(
-    textwrap.dedent(f"""
-      from experiments import sweep
-
-      def get_sweep():
-        return sweep.Sweep(base_config={str(config_file)!r}, trials=sweep.product(
-            {{'optimizer.learning_rate': [1e-3, 3e-3]}}, {{'seed': [0, 1]}}))
-  """)
+  sweep_file = files.write_sweep(
+    tmp_path / 'sweep_file.py',
+    config_file,
+    "sweep.product({'optimizer.learning_rate': [1e-3, 3e-3]}, {'seed': [0, 1]})",
   )
 
   def command(workdir):
