@@ -10,21 +10,11 @@ warm-up call (compilation excluded) and waits with ``block_until_ready``.
 Run through ``python benchmarks/classic.py --families=clustering``.
 """
 
-import time
-
 import jax
 import numpy as np
 
 from jaxseg.classic import clustering
-
-
-def _best_ms(fn, repeats):
-  best = float('inf')
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    best = min(best, time.perf_counter() - start)
-  return best * 1e3
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
 
 def _images(size, batch):
@@ -51,7 +41,7 @@ def rows(quick: bool) -> list[dict]:
     inits = np.stack([p[rng.choice(len(p), k, replace=False)] for p in points])
     run = jax.jit(jax.vmap(lambda p, c: clustering.kmeans(p, k, init=c)))
     jax.block_until_ready(run(points, inits))
-    jax_ms = _best_ms(lambda run=run, points=points, inits=inits: run(points, inits), repeats)
+    jax_ms = timing.best_ms(lambda run=run, points=points, inits=inits: run(points, inits), repeats)
     fits = []
 
     def sklearn_all(fits=fits, points=points, inits=inits):
@@ -60,7 +50,7 @@ def rows(quick: bool) -> list[dict]:
       ]
       return 0
 
-    sk_ms = _best_ms(sklearn_all, repeats)
+    sk_ms = timing.best_ms(sklearn_all, repeats)
     iters = max(f.n_iter_ for f in fits)
     out.append(
       {
@@ -73,7 +63,7 @@ def rows(quick: bool) -> list[dict]:
         'note': f'{iters} Lloyd iterations (both)',
       }
     )
-    cv_ms = _best_ms(
+    cv_ms = timing.best_ms(
       lambda points=points: [
         cv2.kmeans(p, k, None, criteria, 1, cv2.KMEANS_PP_CENTERS) for p in points
       ],
@@ -93,7 +83,7 @@ def rows(quick: bool) -> list[dict]:
     single = images[0] if batch == 1 else images
     segment = jax.jit(lambda x, key: clustering.kmeans_segment(x, k, key=key, colorspace='lab'))
     jax.block_until_ready(segment(single, key))
-    seg_ms = _best_ms(lambda segment=segment, single=single: segment(single, key), repeats)
+    seg_ms = timing.best_ms(lambda segment=segment, single=single: segment(single, key), repeats)
 
     def sklearn_lab(images=images):
       from skimage.color import rgb2lab
@@ -112,7 +102,7 @@ def rows(quick: bool) -> list[dict]:
         'batch': batch,
         'jaxseg_ms': seg_ms,
         'anchor': 'rgb2lab + sklearn KMeans',
-        'anchor_ms': _best_ms(sklearn_lab, 1),
+        'anchor_ms': timing.best_ms(sklearn_lab, 1),
         'note': 'own k-means++ seeds each, so iteration counts differ',
       }
     )

@@ -5,7 +5,8 @@ resized to 500x334, the rectangle the object's box; both run 5 iterations from t
 Times are process CPU times (best of `repeats`; see classic_graph_cut._best_ms), jaxseg's
 without compilation (the first call is in the note). A second jaxseg row swaps PyMaxflow in as
 the exact cut (a host callback inside the same jitted loop): it separates the cost of the
-mixtures/k-means from that of grid_min_cut.
+mixtures/k-means from that of grid_min_cut. A third starts every cut from zero flow (grabcut
+starts each from the previous cut's n-link flow): the warm start's gain, in the same run.
 
   python benchmarks/classic.py --families=grabcut [--quick]
 """
@@ -18,27 +19,13 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 gc = importlib.import_module('jaxseg.classic.grabcut')
 
-_REFERENCE = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-  '..',
-  'shared',
-  'reference-data',
-  'voc-samples',
-)
-
-
-def _best_ms(function, repeats):
-  times = []
-  for _ in range(repeats):
-    start = time.process_time()
-    function()
-    times.append(1e3 * (time.process_time() - start))
-  return min(times)
+_REFERENCE = timing.reference_path('voc-samples')
 
 
 def _case(width, height):
@@ -76,7 +63,7 @@ def _opencv(image, rect):
   return (mask == 1) | (mask == 3)
 
 
-def _pymaxflow_cut(source, sink, pairwise):
+def _pymaxflow_cut(source, sink, pairwise, flow):
   def host(s, k, p):
     import maxflow
 
@@ -92,14 +79,20 @@ def _pymaxflow_cut(source, sink, pairwise):
     flow = graph.maxflow()
     return (~graph.get_grid_segments(ids)).astype(np.int32), np.float32(flow)
 
-  labels, flow = jax.pure_callback(
+  labels, value = jax.pure_callback(
     host,
     (jax.ShapeDtypeStruct(source.shape, jnp.int32), jax.ShapeDtypeStruct((), jnp.float32)),
     source,
     sink,
     pairwise,
   )
-  return labels, flow, jnp.float32(0)
+  return labels, value, jnp.float32(0), flow
+
+
+def _cold_cut(source, sink, pairwise, flow):
+  """grabcut's cut without the warm start: each cut starts from zero n-link flow."""
+  labels, cut, gap, _ = gc._grid_cut_8(source, sink, pairwise, jnp.zeros_like(flow))
+  return labels, cut, gap, flow
 
 
 def rows(quick):
@@ -107,13 +100,14 @@ def rows(quick):
   repeats = 2 if quick else 1
   image, rect = _case(width, height)
   theirs = _opencv(image, rect)
-  anchor = _best_ms(lambda: _opencv(image, rect), 3)
+  anchor = timing.best_ms(lambda: _opencv(image, rect), 3, clock=time.process_time)
   out = []
   key = jax.random.PRNGKey(0)
   pixels = gc._prepare_image(image)
   codes = jnp.asarray(gc._initial_codes(image.shape[:2], rect, None))
   for label, kwargs in (
     ('grabcut', {}),
+    ('grabcut (every cut from zero flow)', {'min_cut': _cold_cut}),
     ('grabcut (PyMaxflow as its cut)', {'min_cut': _pymaxflow_cut}),
   ):
 
@@ -127,7 +121,7 @@ def rows(quick):
     start = time.process_time()
     result = call()
     first_ms = 1e3 * (time.process_time() - start)
-    ours = _best_ms(call, repeats)
+    ours = timing.best_ms(call, repeats, clock=time.process_time)
     fg = np.asarray(gc._is_foreground(result[0]))
     iou = np.sum(fg & theirs) / max(np.sum(fg | theirs), 1)
     out.append(

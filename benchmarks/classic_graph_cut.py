@@ -26,14 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxseg.classic import graph_cut as gc
 from jaxseg.classic.alpha_expansion import alpha_expansion
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
-_REFERENCE = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-  '..',
-  'shared',
-  'reference-data',
-  'voc-samples',
-)
+_REFERENCE = timing.reference_path('voc-samples')
 
 
 def _images(size, count):
@@ -89,18 +84,6 @@ def pymaxflow(source_cap, sink_cap, pairwise):
   return flow
 
 
-def _best_ms(function, repeats):
-  # Process CPU time, best of `repeats`: on a shared machine (load ~20 on 2 cores) wall time
-  # mostly measures the other tenants; CPU time is what an idle core would take. All of XLA's
-  # threads count, which can only disadvantage jaxseg against the single-threaded anchors.
-  times = []
-  for _ in range(repeats):
-    start = time.process_time()
-    function()
-    times.append(1e3 * (time.process_time() - start))
-  return min(times)
-
-
 def _cut_rows(size, batch, problems, label, repeats):
   stacked = [np.stack(parts) for parts in zip(*problems)]
   if batch == 1:
@@ -118,10 +101,14 @@ def _cut_rows(size, batch, problems, label, repeats):
   start = time.process_time()
   _, cut, _ = jax.block_until_ready(call(*args))
   first_ms = 1e3 * (time.process_time() - start)
-  ours = _best_ms(lambda: jax.block_until_ready(call(*args)), repeats)
+  ours = timing.best_ms(
+    lambda: jax.block_until_ready(call(*args)), repeats, clock=time.process_time
+  )
   flows = []
-  anchor = _best_ms(
-    lambda: flows.__setitem__(slice(None), [pymaxflow(*p) for p in problems[:batch]]), repeats
+  anchor = timing.best_ms(
+    lambda: flows.__setitem__(slice(None), [pymaxflow(*p) for p in problems[:batch]]),
+    repeats,
+    clock=time.process_time,
   )
   error = max(abs(float(c) - f) / f for c, f in zip(np.atleast_1d(cut), flows))
   return {
@@ -168,7 +155,9 @@ def _expansion_row(size, num_labels, repeats):
   start = time.process_time()
   _, energy = jax.block_until_ready(alpha_expansion(unary, weight))
   first_ms = 1e3 * (time.process_time() - start)
-  ours = _best_ms(lambda: jax.block_until_ready(alpha_expansion(unary, weight)), repeats)
+  ours = timing.best_ms(
+    lambda: jax.block_until_ready(alpha_expansion(unary, weight)), repeats, clock=time.process_time
+  )
   try:
     with tempfile.TemporaryDirectory() as folder:
       path = os.path.join(folder, 'in.npz')

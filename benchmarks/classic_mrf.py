@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from jaxseg.classic import mrf
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
 _GCO_SCRIPT = r"""
 import json, sys, time
@@ -53,15 +54,7 @@ def colour_unaries(image: np.ndarray, num_labels: int = 21, scale: float = 30.0)
 
 
 def _real_image(size):
-  path = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)),
-    '..',
-    '..',
-    'shared',
-    'reference-data',
-    'voc-samples',
-    '1_image.png',
-  )
+  path = timing.reference_path('voc-samples', '1_image.png')
   from PIL import Image
 
   if os.path.exists(path):
@@ -73,17 +66,6 @@ def _real_image(size):
     image = Image.fromarray(data.astronaut())
     source = 'skimage astronaut'
   return np.asarray(image.resize((size, size), Image.BILINEAR), np.float64), source
-
-
-def _best_ms(fn, repeats):
-  """Best-of process CPU time (XLA's threads included): wall time on a shared machine mostly
-  measures the scheduler."""
-  best = float('inf')
-  for _ in range(repeats):
-    start = time.process_time()
-    jax.block_until_ready(fn())
-    best = min(best, time.process_time() - start)
-  return best * 1e3
 
 
 def _gco(unary, lam, iterations, repeats):
@@ -127,7 +109,7 @@ def rows(quick: bool) -> list[dict]:
     start = time.perf_counter()
     jax.block_until_ready(run())
     compile_s = time.perf_counter() - start
-    ms = _best_ms(run, repeats)
+    ms = timing.best_ms(run, repeats, clock=time.process_time)
     energy = float(run()[1])
     out.append(
       {

@@ -23,27 +23,13 @@ import time
 
 import jax
 import numpy as np
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 nc = importlib.import_module('jaxseg.classic.normalized_cut')
 
-_REFERENCE = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-  '..',
-  'shared',
-  'reference-data',
-  'voc-samples',
-)
-
-
-def _best_ms(function, repeats):
-  times = []
-  for _ in range(repeats):
-    start = time.process_time()
-    function()
-    times.append(1e3 * (time.process_time() - start))
-  return min(times)
+_REFERENCE = timing.reference_path('voc-samples')
 
 
 def _image(width, height):
@@ -102,9 +88,9 @@ def _rag_rows(image, n_segments, repeats):
       'method': f'ncut partition, same RAG ({count} nodes)',
       'size': size,
       'batch': 1,
-      'jaxseg_ms': _best_ms(ours_partition, repeats),
+      'jaxseg_ms': timing.best_ms(ours_partition, repeats, clock=time.process_time),
       'anchor': 'skimage cut_normalized',
-      'anchor_ms': _best_ms(skimage_partition, repeats),
+      'anchor_ms': timing.best_ms(skimage_partition, repeats, clock=time.process_time),
       'note': f'k={k}; Ncut {_ncut(ours, W):.4f} vs skimage {_ncut(nodes, W):.4f}; first '
       f'call {first:.1f} s CPU; skimage time includes its RAG',
     }
@@ -121,9 +107,9 @@ def _rag_rows(image, n_segments, repeats):
       'method': 'normalized_cut(superpixels=SLIC)',
       'size': size,
       'batch': 1,
-      'jaxseg_ms': _best_ms(ours_image, repeats),
+      'jaxseg_ms': timing.best_ms(ours_image, repeats, clock=time.process_time),
       'anchor': 'skimage RAG + cut',
-      'anchor_ms': _best_ms(skimage_partition, repeats),
+      'anchor_ms': timing.best_ms(skimage_partition, repeats, clock=time.process_time),
       'note': f'k={k}; different graphs (pixel affinity summed onto superpixels vs '
       f'mean-colour RAG); first call {first:.1f} s CPU',
     }
@@ -158,9 +144,9 @@ def _spectrum_row(image, repeats):
     'method': 'ncut_spectrum (pixels, r=5, 6 vectors)',
     'size': f'{width}x{height}',
     'batch': 1,
-    'jaxseg_ms': _best_ms(ours, repeats),
+    'jaxseg_ms': timing.best_ms(ours, repeats, clock=time.process_time),
     'anchor': 'scipy eigsh (shift-invert)',
-    'anchor_ms': _best_ms(scipy_eigs, repeats),
+    'anchor_ms': timing.best_ms(scipy_eigs, repeats, clock=time.process_time),
     'note': f'max eigenvalue diff {error:.1e}; first call {first:.1f} s CPU',
   }
 

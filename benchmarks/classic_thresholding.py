@@ -15,15 +15,7 @@ import jax
 import numpy as np
 
 from jaxseg.classic import thresholding
-
-
-def _best_ms(fn, repeats):
-  best = float('inf')
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    best = min(best, time.perf_counter() - start)
-  return best * 1e3
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
 
 def _images(size, batch):
@@ -54,7 +46,7 @@ def rows(quick: bool) -> list[dict]:
         theirs = functools.partial(filters.threshold_multiotsu, classes=classes)
         method = f'threshold_multiotsu (classes={classes})'
       jax.block_until_ready(ours(single))
-      jax_ms = _best_ms(lambda f=ours, x=single: f(x), repeats)
+      jax_ms = timing.best_ms(lambda f=ours, x=single: f(x), repeats)
       note = 'uint8, 256 bins'
       if classes == 5:
         start = time.perf_counter()  # one run: it takes seconds
@@ -63,7 +55,7 @@ def rows(quick: bool) -> list[dict]:
         if batch > 1:
           note += f'; anchor: {batch} x one measured image'
       else:
-        anchor_ms = _best_ms(lambda f=theirs, x=images: [f(im[..., 0]) for im in x], repeats)
+        anchor_ms = timing.best_ms(lambda f=theirs, x=images: [f(im[..., 0]) for im in x], repeats)
       out.append(
         {
           'method': method,

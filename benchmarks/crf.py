@@ -28,10 +28,9 @@ import jax
 
 from jaxseg import crf
 from jaxseg.crf import permutohedral
+import timing  # benchmarks/timing.py (this folder is on sys.path)
 
-_REFERENCE = os.path.join(
-  os.path.dirname(os.path.dirname(os.path.abspath(__file__))), '..', 'shared', 'reference-data'
-)
+_REFERENCE = timing.REFERENCE_DATA
 # (name, image file, (H, W), labels, iterations, DenseCRF keyword values)
 CASES = {
   'small': (

@@ -171,50 +171,15 @@ def make_jax_step(batch, size, lower_fn, options=None, dtype=jnp.float32):
 
 
 def make_torch_step(batch, size, threads):
-  """The same step in PyTorch (torchvision's ResNet-50 v1.5 written inline), channels_last."""
+  """The same step in PyTorch (torch_models.resnet50: torchvision's v1.5), channels_last."""
   import torch
   from torch import nn
 
+  import torch_models  # benchmarks/torch_models.py (this folder is on sys.path)
+
   torch.set_num_threads(threads)
   torch.manual_seed(0)
-
-  class Bottleneck(nn.Module):
-    def __init__(self, c_in, width, stride):
-      super().__init__()
-      c_out = 4 * width
-      self.body = nn.Sequential(
-        nn.Conv2d(c_in, width, 1, bias=False),
-        nn.BatchNorm2d(width),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(width, width, 3, stride, 1, bias=False),
-        nn.BatchNorm2d(width),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(width, c_out, 1, bias=False),
-        nn.BatchNorm2d(c_out),
-      )
-      self.shortcut = nn.Identity()
-      if stride != 1 or c_in != c_out:
-        self.shortcut = nn.Sequential(
-          nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
-        )
-
-    def forward(self, x):
-      return torch.relu(self.body(x) + self.shortcut(x))
-
-  layers = [
-    nn.Conv2d(3, 64, 7, 2, 3, bias=False),
-    nn.BatchNorm2d(64),
-    nn.ReLU(inplace=True),
-    nn.MaxPool2d(3, 2, 1),
-  ]
-  c_in = 64
-  for stage, blocks in enumerate((3, 4, 6, 3)):
-    width = 64 * 2**stage
-    for index in range(blocks):
-      layers.append(Bottleneck(c_in, width, 2 if stage and index == 0 else 1))
-      c_in = 4 * width
-  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000)]
-  net = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+  net = torch_models.resnet50(torch).to(memory_format=torch.channels_last)
   params = sum(p.numel() for p in net.parameters())
   assert params == 25_557_032, params  # torchvision's resnet50: the same network as jaxseg's
   optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)

@@ -26,6 +26,7 @@ from ml_collections import config_flags
 from experiments import compilation_cache
 from jaxseg import train
 from jaxseg.train import platform
+from jaxseg.train import sharding
 
 _CONFIG = config_flags.DEFINE_config_file(
   'config', None, 'Path to an experiment config file (experiments/configs/*.py).', lock_config=True
@@ -170,6 +171,9 @@ def main(argv):
       raise
     _fail(_describe_error(e), CONFIG_ERROR_EXIT)
   compilation_cache.enable(_CACHE.value)
+  # Before the platform line: listing the devices initialises the backend, after which a
+  # multi-process run can no longer join its coordinator.
+  sharding.maybe_initialize_distributed()
   platform.announce_platform()
   if not sys.stderr.isatty():
     # tfds's build progress bars redraw with terminal escape codes: none in a log file.

@@ -1,9 +1,19 @@
-r"""Runs a hyperparameter sweep: one ``experiments.main`` process per trial, on disjoint devices.
+r"""Runs a hyperparameter sweep: one process per trial, or every trial in one vmapped program.
 
 Usage::
 
   python -m experiments.sweep --sweep=experiments/sweeps/<name>.py --workdir=/tmp/sweep \
-      [--devices_per_trial=1] [--parallel=8] [--accelerator=gpu]
+      [--mode=processes|vectorized] [--devices_per_trial=1] [--parallel=8] [--accelerator=gpu]
+
+``--mode=processes`` (the default) runs one ``experiments.main`` process per trial, on disjoint
+devices. ``--mode=vectorized`` trains all the trials as one population in this process
+(:mod:`jaxseg.train.population`): their states stacked on a leading axis split over the devices,
+the train and eval steps ``vmap``-ed over it, one input pipeline for all (the data order of the
+first trial's seed). It needs trials that differ only in a seed and optimizer scalars (learning
+rate, weight decay, momentum, ``b1``, ``b2``, ``eps``); a sweep over anything that changes shapes
+(model width, batch or image size, model, dataset) is refused before anything is built, naming
+the field. The trials' directories, ``metrics.jsonl``, ``results.json`` and ``summary.csv`` are
+laid out as in process mode; the stacked checkpoints live in ``<workdir>/population``.
 
 A sweep file defines ``get_sweep()`` returning a :class:`Sweep`: the base config file and a list
 of override dicts (see :func:`product` and :func:`chain`). Each trial runs
@@ -44,7 +54,22 @@ def _define_flags() -> None:
   flags.DEFINE_enum(
     'accelerator', 'auto', ['auto', 'cpu', 'gpu', 'tpu'], 'Which devices to split between trials.'
   )
-  flags.DEFINE_integer('num_devices', 0, 'Local accelerators; 0: detect.')
+  flags.DEFINE_integer(
+    'num_devices', 0, 'Local accelerators; 0: detect. Vectorized mode: how many to split over.'
+  )
+  flags.DEFINE_enum(
+    'mode',
+    'processes',
+    ['processes', 'vectorized'],
+    'processes: one experiments.main process per trial. vectorized: every trial in one vmapped '
+    'program (trials may differ only in the seed and optimizer scalars).',
+  )
+  flags.DEFINE_string(
+    'compilation_cache_dir',
+    None,
+    'Vectorized mode: persistent XLA compilation cache (as experiments.main). Default: '
+    '$JAXSEG_COMPILATION_CACHE, else ~/.cache/jaxseg/xla; "off" disables.',
+  )
   flags.mark_flags_as_required(['sweep', 'workdir'])
 
 
@@ -404,6 +429,94 @@ def run_sweep(
   return rows
 
 
+def load_trial_config(base_config: str, overrides: Mapping[str, Any]):
+  """Returns the base config file's ``get_config()`` with a trial's overrides set (locked).
+
+  As ``experiments.main --config=<base> --config.<key>=<value>`` builds it: a key the config does
+  not have, or a value of the wrong type, raises naming the key.
+
+  Raises:
+    ValueError: an unknown key or a value of the wrong type.
+  """
+  spec = importlib.util.spec_from_file_location('_jaxseg_trial_config', base_config)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config()
+  config.lock()
+  for key, value in overrides.items():
+    *parents, leaf = key.split('.')
+    target = config
+    try:
+      for part in parents:
+        target = target[part]
+      target[leaf] = tuple(value) if isinstance(value, list) else value
+    except (KeyError, AttributeError, TypeError) as e:
+      raise ValueError(f'trial override {key}={value!r}: {e}') from None
+  return config
+
+
+def run_vectorized(
+  sweep: Sweep, workdir: str, *, num_devices: int = 0, print_fn=print
+) -> list[dict[str, Any]]:
+  """Trains the sweep's unfinished trials as one population and returns the summary rows.
+
+  The members' configs are built and checked (:func:`jaxseg.train.population.check_population`)
+  before JAX builds or traces anything. Finished trials (their ``results.json``) are skipped; the
+  rest resume from ``<workdir>/population`` when it holds their checkpoints.
+
+  Args:
+    sweep: the sweep.
+    workdir: the sweep directory.
+    num_devices: how many local devices to split the population over (0: all).
+    print_fn: receives progress lines.
+
+  Returns:
+    As :func:`run_sweep`.
+
+  Raises:
+    ValueError: trials that cannot share one program, naming the field that differs.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  from jaxseg.train import population  # pylint: disable=g-import-not-at-top
+
+  trials = [
+    Trial(i, o, os.path.join(workdir, trial_name(i, o))) for i, o in enumerate(sweep.trials)
+  ]
+  configs = [load_trial_config(sweep.base_config, t.overrides) for t in trials]
+  population.check_population(configs)  # every trial, so a refusal does not depend on progress
+  pending = [t for t in trials if not t.finished]
+  for t in trials:
+    if t.finished:
+      print_fn(
+        f'[sweep] trial {t.index + 1}/{len(trials)} {os.path.basename(t.workdir)}: '
+        'finished earlier, skipped'
+      )
+  if pending:
+    devices = jax.local_devices()
+    if num_devices:
+      if num_devices > len(devices):
+        raise ValueError(f'--num_devices={num_devices} but only {len(devices)} devices are here')
+      devices = devices[:num_devices]
+    print_fn(
+      f'[sweep] training {len(pending)} trial(s) as one population on {len(devices)} '
+      f'{devices[0].platform} device(s)'
+    )
+    results = population.train_and_evaluate_population(
+      [configs[t.index] for t in pending],
+      [t.workdir for t in pending],
+      os.path.join(workdir, 'population'),
+      devices=devices,
+      print_fn=print_fn,
+    )
+    if any(r and r.get('preempted') for r in results):
+      print_fn('[sweep] stopped (checkpoint saved); run the sweep again to resume')
+      return [
+        {**row, 'status': 'stopped'} if row['status'] != 'done' else row
+        for row in (_summary_row(t) for t in trials)
+      ]
+  return [_summary_row(t) for t in trials]
+
+
 def _summary_row(trial: Trial) -> dict[str, Any]:
   row = {'trial': os.path.basename(trial.workdir), 'status': 'done' if trial.finished else 'failed'}
   row.update({k: format_override(v) for k, v in trial.overrides.items()})
@@ -430,6 +543,9 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   args = flags.FLAGS
   sweep = load_sweep(args.sweep)
+  if args.mode == 'vectorized':
+    _main_vectorized(sweep, args)
+    return
   accelerator, detected = args.accelerator, 0
   if accelerator == 'auto':
     accelerator, detected = detect_accelerator()
@@ -443,6 +559,26 @@ def main(argv):
     slots = slots[: args.parallel]
   repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   rows = run_sweep(sweep, args.workdir, accelerator=accelerator, slots=slots, repo_root=repo_root)
+  text = write_summary(rows, os.path.join(args.workdir, 'summary.csv'))
+  print(text, end='')
+  if any(row['status'] != 'done' for row in rows):
+    sys.exit(1)
+
+
+def _main_vectorized(sweep: Sweep, args) -> None:
+  from absl import logging  # pylint: disable=g-import-not-at-top
+
+  from experiments import compilation_cache  # pylint: disable=g-import-not-at-top
+
+  if not flags.FLAGS['verbosity'].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
+  os.makedirs(args.workdir, exist_ok=True)
+  compilation_cache.enable(args.compilation_cache_dir)
+  try:
+    rows = run_vectorized(sweep, args.workdir, num_devices=args.num_devices)
+  except ValueError as e:
+    print(f'error: {" ".join(str(e).split())}', file=sys.stderr, flush=True)
+    sys.exit(2)
   text = write_summary(rows, os.path.join(args.workdir, 'summary.csv'))
   print(text, end='')
   if any(row['status'] != 'done' for row in rows):

@@ -8,6 +8,7 @@ random capacities: a tie has probability zero).
 """
 
 import doctest
+import functools
 import itertools
 import os
 
@@ -120,6 +121,34 @@ def test_integer_capacities_are_exact():
   labels, cut, gap = grid_min_cut(*problem)
   assert cut.dtype == jnp.int32 and int(cut) == flow and int(gap) == 0
   assert cut_energy(labels, *problem, 4) == flow
+
+
+@pytest.mark.parametrize('connectivity', [4, 8])
+def test_warm_started_cuts_match_brute_force_and_pymaxflow(connectivity):
+  # A sequence of cuts with fixed n-links and changing t-links (GrabCut's), each started from
+  # the previous cut's n-link flow: every one is still the exact minimum. The first flow is an
+  # arbitrary feasible one (random signs, |flow| <= pairwise), not a max-flow's.
+  warm = jax.jit(functools.partial(gc._warm_grid_min_cut, connectivity=connectivity))
+  rng = np.random.default_rng(20 + connectivity)
+  for shape, integer in (((3, 4), True), ((40, 48), False)):
+    _, _, pairwise = random_problem(rng, shape, connectivity, integer)
+    flow = (rng.integers(-1, 2, pairwise.shape) * pairwise).astype(pairwise.dtype)
+    for _ in range(3):
+      source_cap, sink_cap, _ = random_problem(rng, shape, connectivity, integer)
+      problem = (source_cap, sink_cap, pairwise)
+      labels, cut, gap, flow = warm(*problem, flow)
+      assert np.all(np.abs(np.asarray(flow)) <= pairwise)
+      if shape == (3, 4):
+        best, ties, argmin = brute_force(*problem, connectivity)
+        if ties == 1:
+          np.testing.assert_array_equal(labels, argmin)
+      else:
+        best, _ = pymaxflow(*problem, connectivity)
+      if integer:
+        assert cut.dtype == jnp.int32 and int(cut) == best and int(gap) == 0
+      np.testing.assert_allclose(float(cut), best, rtol=1e-5)
+      np.testing.assert_allclose(cut_energy(labels, *problem, connectivity), best, rtol=1e-5)
+      assert float(gap) <= 1e-5 * best
 
 
 def _voc_energy(name, size=None, connectivity=4):

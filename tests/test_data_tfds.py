@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from jaxseg import data
-from jaxseg.data import preparation, registry
+from jaxseg.data import class_names, decoders, preparation
 from jaxseg.data.builders import classification
 from jaxseg.data.builders._common import MissingFileError
 
@@ -148,6 +148,7 @@ def test_imagenet2012_from_the_manual_tars(tmp_path):
   }
   (train,) = _all(builder.as_data_source('train'))
   assert names[int(train['label'])] == 'n01440764'
+  assert info.class_names == tuple(names)  # the registry's names are tfds's, in label order
   batch = next(
     data.make_iterator(cfg, split='validation', global_batch_size=2, seed=0, train=False)
   )
@@ -208,9 +209,26 @@ def test_cityscapes_requires_its_archives_and_maps_train_ids(tmp_path):
   # unlabeled 0, ego vehicle 1, rectification border 2, license plate -1 (255) -> ignored.
   label_ids = np.array([[7, 8, 26, 33, 0, 1, 2, 255]], np.uint8)
   record = {'image_left': np.zeros((1, 8, 3), np.uint8), 'segmentation_label': label_ids[..., None]}
-  mask = registry._decode_cityscapes(record, {})['mask']
+  mask = decoders.cityscapes(record, {})['mask']
   np.testing.assert_array_equal(mask, [[0, 1, 13, 18, 255, 255, 255, 255]])
-  assert sorted(set(registry.CITYSCAPES_LUT.tolist()) - {255}) == list(range(19))
+  assert sorted(set(decoders.CITYSCAPES_LUT.tolist()) - {255}) == list(range(19))
+
+
+@pytest.mark.parametrize('name', [n for n in data.list_datasets() if n != 'image_folder'])
+def test_every_dataset_names_its_classes(name):
+  # One published name per class, in label order, none of them the class_<k> fallback.
+  spec, options = data.resolve_options({'name': name})
+  names = spec.names(options)
+  assert len(names) == spec.num_classes(options) and len(set(names)) == len(names)
+  assert not any(n.startswith('class_') for n in names)
+
+
+def test_published_class_names_follow_their_release_files():
+  # CIFAR-100's meta lists fine labels alphabetically; ADE20K's objectInfo150 rows 1, 13, 150.
+  assert class_names.CIFAR100 == tuple(sorted(class_names.CIFAR100))
+  assert class_names.CIFAR100[:2] == ('apple', 'aquarium_fish') and len(class_names.CIFAR100) == 100
+  ade = class_names.ADE20K
+  assert (ade[0], ade[12], ade[149], len(ade)) == ('wall', 'person', 'flag', 150)
 
 
 def test_ade20k_semantic_release(tmp_path):

@@ -33,44 +33,28 @@ GPUs/TPUs.
 
 import ml_collections
 
-from experiments.configs import base
+from experiments.configs import _voc_segmentation
 
 
 def get_config() -> ml_collections.ConfigDict:
   """Returns the DeepLab-LargeFOV VOC experiment."""
-  config = base.get_base_config()
-  config.task = 'segmentation'
-  config.total_steps = 6000
-  config.batch_size = 20
-  config.eval_every = 2000
-  config.checkpoint_every = 1000
-  config.log_every = 50
-  config.best_metric = 'mean_iou'
-  config.best_mode = 'max'
-  config.init_from = ''  # torchvision VGG16 weights, .safetensors (see the docstring)
-
-  config.model.name = 'deeplab_v1'
-  config.model.num_classes = 21
+  config = _voc_segmentation.get_voc_segmentation_config(
+    model='deeplab_v1',
+    total_steps=6000,
+    batch_size=20,
+    learning_rate=1e-3,
+    weight_decay=5e-4,
+    crop_size=321,
+    scale_range=(1.0, 1.0),
+    backbone=None,  # VGG16 (torchvision weights, see the docstring)
+    normalization='caffe_bgr',
+    schedule='step',
+  )
+  config.checkpoint_every = 1000  # a resumable checkpoint halfway between evaluations
   config.model.fc6_rate = 12
   config.model.fc_features = 1024
   config.model.dropout_rate = 0.5
-  config.model.width_divisor = 1
-
-  config.data.name = 'voc2012_sbd'
-  config.data.normalization = 'caffe_bgr'
-  config.data.crop_size = 321
-  config.data.eval_size = 513
-  config.data.scale_range = (1.0, 1.0)
-  config.data.flip = True
-
-  config.loss.normalize = True
-
-  config.optimizer.name = 'sgd'
-  config.optimizer.learning_rate = 1e-3
-  config.optimizer.momentum = 0.9
-  config.optimizer.weight_decay = 5e-4
   config.optimizer.lr_multipliers = (('fc8/bias$', 20.0), ('fc8/kernel$', 10.0), ('bias$', 2.0))
-  config.schedule.name = 'step'
   config.schedule.boundaries = (2000, 4000)
   config.schedule.decay_factor = 0.1
   # DeepLab's fully connected CRF with the paper's cross-validated LargeFOV values (w1=4,

@@ -19,9 +19,10 @@ components each, in RGB on the 0..255 scale). One iteration, in OpenCV's order:
    constant :math:`(2\pi)^{-3/2}`) for undecided pixels, and :math:`9\gamma` (OpenCV's "infinite"
    capacity) tying the sure pixels to their side.
 
-The mixtures start from k-means++ (three greedy trials per centre, as OpenCV) and Lloyd
-iterations on each side's pixels; that seeding is the only randomness (``key``; OpenCV's comes
-from ``cv2.setRNGSeed``).
+The mixtures start from one k-means run per side, as OpenCV: k-means++ (three greedy trials per
+centre) and Lloyd iterations. That seeding is the only randomness (``key``; OpenCV's comes from
+``cv2.setRNGSeed``), and it decides which local optimum GrabCut reaches: started from OpenCV's
+initial mixtures, this loop reproduces OpenCV's masks (docs/classic.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseg.classic.graph_cut import grid_min_cut
+from jaxseg.classic.graph_cut import _warm_grid_min_cut
 
 __all__ = ['GC_BGD', 'GC_FGD', 'GC_PR_BGD', 'GC_PR_FGD', 'grabcut']
 
@@ -42,10 +43,6 @@ __all__ = ['GC_BGD', 'GC_FGD', 'GC_PR_BGD', 'GC_PR_FGD', 'grabcut']
 GC_BGD, GC_FGD, GC_PR_BGD, GC_PR_FGD = 0, 1, 2, 3
 _KMEANS_UPDATES = 8  # cv::kmeans with 10 iterations: 1 + 8 label assignments after seeding
 _KMEANS_TRIALS = 3  # cv::kmeans++ tries 3 candidates per centre
-# OpenCV seeds its mixtures with a single k-means run; a bad run (a high inertia) can lead GrabCut
-# to a much worse local optimum (on scikit-image's astronaut, one key in six gave IoU 0.33 with
-# every OpenCV seed, and a higher final energy). The best of 4 runs removes most of that spread.
-_KMEANS_ATTEMPTS = 4
 _EMPTY_NLL = 1e6  # the t-link of an empty mixture (OpenCV: -log 0 = inf)
 _SINGULAR_FIX = 0.01  # added to a covariance's diagonal when its determinant is <= 1e-6
 
@@ -135,19 +132,12 @@ def _best_component(pixels: jax.Array, gmm) -> jax.Array:
   return jnp.argmax(_component_log_density(pixels, gmm), axis=1).astype(jnp.int32)
 
 
-def _kmeans_labels(
-  pixels: jax.Array, weight: jax.Array, num_components: int, key: jax.Array
-) -> jax.Array:
-  """The best (lowest inertia) of ``_KMEANS_ATTEMPTS`` runs of :func:`_kmeans_attempt`."""
-  keys = jax.random.split(key, _KMEANS_ATTEMPTS)
-  labels, inertia = jax.vmap(lambda k: _kmeans_attempt(pixels, weight, num_components, k))(keys)
-  return labels[jnp.argmin(inertia)]
-
-
-def _kmeans_attempt(pixels: jax.Array, weight: jax.Array, num_components: int, key: jax.Array):
+def _kmeans_labels(pixels: jax.Array, weight: jax.Array, num_components: int, key: jax.Array):
   """cv::kmeans(KMEANS_PP_CENTERS, 10 iterations) on the pixels with ``weight`` 1.
 
-  Returns ``(labels, inertia)``.
+  One run, as OpenCV's ``initGMMs`` (it passes ``attempts=0``, which cv::kmeans raises to 1):
+  keeping the lowest-inertia of several runs changes which local optimum GrabCut reaches (on
+  scikit-image's astronaut it favoured one that OpenCV reaches for 1 seed in 40).
   """
   keys = jax.random.split(key, num_components)
 
@@ -188,10 +178,7 @@ def _kmeans_attempt(pixels: jax.Array, weight: jax.Array, num_components: int, k
     return assign(centres), centres
 
   labels, _ = jax.lax.fori_loop(0, _KMEANS_UPDATES, update, (assign(centres), centres))
-  onehot = jax.nn.one_hot(labels, num_components, dtype=jnp.float32) * weight[:, None]
-  means = (onehot.T @ pixels) / jnp.maximum(jnp.sum(onehot, axis=0), 1.0)[:, None]
-  inertia = jnp.sum(weight * jnp.sum((pixels - means[labels]) ** 2, axis=1))
-  return labels, inertia
+  return labels
 
 
 # --------------------------------------------------------------------------- the loop
@@ -214,16 +201,18 @@ def _is_foreground(codes):
   return (codes == GC_FGD) | (codes == GC_PR_FGD)
 
 
-def _grid_cut_8(source, sink, pairwise):
-  return grid_min_cut(source, sink, pairwise, connectivity=8)
+def _grid_cut_8(source, sink, pairwise, flow):
+  return _warm_grid_min_cut(source, sink, pairwise, flow, connectivity=8)
 
 
 @functools.partial(jax.jit, static_argnames=('iterations', 'num_components', 'min_cut'))
 def _grabcut_core(image, codes, key, gamma, *, iterations, num_components, min_cut=_grid_cut_8):
   """Runs GrabCut from initial mask ``codes``; returns the final state for checks.
 
-  ``min_cut(source, sink, pairwise) -> (labels, cut, gap)`` is the exact 8-connected grid cut
-  (tests swap in PyMaxflow to check the rest of the algorithm at full size quickly).
+  ``min_cut(source, sink, pairwise, flow) -> (labels, cut, gap, flow)`` is the exact
+  8-connected grid cut; ``flow`` is the previous cut's n-link flow, from which the next one
+  starts (the n-links do not change between iterations; tests swap in PyMaxflow, which ignores
+  it, to check the rest of the algorithm at full size quickly).
 
   ``(codes, component, fg_gmm, bg_gmm, energy, gap, steps)``: the mixtures are the ones the
   last cut was built from; ``energy`` is that cut's value plus the constants taken out of the
@@ -245,14 +234,16 @@ def _grabcut_core(image, codes, key, gamma, *, iterations, num_components, min_c
   bg_gmm = _fit_gmm(pixels, component, 1.0 - fg, num_components)
 
   def body(state):
-    flat, component, fg_gmm, bg_gmm, _, _, step, _ = state
+    flat, component, fg_gmm, bg_gmm, _, _, step, _, flow = state
     fg = _is_foreground(flat)
     new_component = jnp.where(fg, _best_component(pixels, fg_gmm), _best_component(pixels, bg_gmm))
     fg_w = fg.astype(jnp.float32)
     fg_gmm = _fit_gmm(pixels, new_component, fg_w, num_components)
     bg_gmm = _fit_gmm(pixels, new_component, 1.0 - fg_w, num_components)
     source, sink, offset = _terminal_caps(pixels, flat, fg_gmm, bg_gmm, lam)
-    labels, cut, gap = min_cut(source.reshape(height, width), sink.reshape(height, width), pairwise)
+    labels, cut, gap, flow = min_cut(
+      source.reshape(height, width), sink.reshape(height, width), pairwise, flow
+    )
     probable = (flat == GC_PR_BGD) | (flat == GC_PR_FGD)
     new_flat = jnp.where(
       probable, jnp.where(labels.reshape(-1) == 1, GC_PR_FGD, GC_PR_BGD), flat
@@ -260,7 +251,7 @@ def _grabcut_core(image, codes, key, gamma, *, iterations, num_components, min_c
     # A fixed point (same labels and components) repeats itself exactly: stop there.
     changed = jnp.any(new_flat != flat) | jnp.any(new_component != component)
     energy = cut + jnp.sum(offset)
-    return new_flat, new_component, fg_gmm, bg_gmm, energy, gap, step + 1, changed
+    return new_flat, new_component, fg_gmm, bg_gmm, energy, gap, step + 1, changed, flow
 
   def cond(state):
     return (state[6] < iterations) & state[7]
@@ -275,8 +266,9 @@ def _grabcut_core(image, codes, key, gamma, *, iterations, num_components, min_c
     zero,
     jnp.int32(0),
     jnp.bool_(True),
+    jnp.zeros_like(pairwise),
   )
-  flat, component, fg_gmm, bg_gmm, energy, gap, steps, _ = jax.lax.while_loop(cond, body, state)
+  flat, component, fg_gmm, bg_gmm, energy, gap, steps, *_ = jax.lax.while_loop(cond, body, state)
   return flat.reshape(height, width), component, fg_gmm, bg_gmm, energy, gap, steps
 
 
@@ -398,7 +390,8 @@ def grabcut(
   seeded by k-means++ (OpenCV's three greedy trials per centre) and 10 Lloyd iterations; that
   seeding is the only randomness.
 
-  Cost per iteration: ``O(H W C)`` for the mixtures plus one grid cut; jit-compiled once per
+  Cost per iteration: ``O(H W C)`` for the mixtures plus one grid cut, started from the previous
+  cut's n-link flow (the n-links do not change; the cut is still exact); jit-compiled once per
   image shape (``rect`` and ``mask`` are checked on the host and become the initial codes).
 
   Args:

@@ -98,16 +98,8 @@ def _max_preflow(
   source_cap, sink_cap, cap_fwd, cap_bwd, connectivity, max_iterations, tol, relabel_every
 ):
   """Directed grid min cut by push-relabel: (source_side, cut_value, gap, (sweeps, relaxations))."""
-  h, w = source_cap.shape[-2:]
-  # A residual path to the sink visits each pixel at most once: distances are at most H W, so
-  # H W + 1 marks "cannot reach the sink".
-  n = h * w + 1
-  big = jnp.int32(n)
-  directed = _directed(connectivity)
   k = len(OFFSETS[connectivity])
-  dtype = source_cap.dtype
-  zero = jnp.zeros((), dtype)
-
+  zero = jnp.zeros((), source_cap.dtype)
   # Route min(c_sp, c_pt) straight from s to t through p: what is left is either an excess
   # (a saturated source edge) or a residual sink capacity, never both.
   through = jnp.minimum(source_cap, sink_cap)
@@ -119,6 +111,29 @@ def _max_preflow(
   residual0 = tuple(cap_fwd[..., i] for i in range(k)) + tuple(
     _neighbour(cap_bwd[..., i], (-dr, -dc), zero) for i, (dr, dc) in enumerate(forward)
   )
+  source_side, sink_res, _, stats = _push_relabel(
+    excess0, sink_res0, residual0, connectivity, max_iterations, tol, relabel_every
+  )
+  cut = _cut_value(source_side, source_cap, sink_cap, cap_fwd, cap_bwd, connectivity)
+  flow = jnp.sum(sink_cap - sink_res, axis=(-2, -1))
+  return source_side, cut, jnp.abs(cut - flow), stats
+
+
+def _push_relabel(excess0, sink_res0, residual0, connectivity, max_iterations, tol, relabel_every):
+  """The maximum preflow from a valid initial preflow (excesses >= 0, residuals >= 0).
+
+  Returns ``(source_side, sink_res, residual, (sweeps, relaxations))``: the pixels that cannot
+  reach the sink (a minimum cut's source side once no pixel that can reach it holds excess),
+  the residual sink capacities and the directed residuals (the flow, given the capacities).
+  """
+  h, w = excess0.shape[-2:]
+  # A residual path to the sink visits each pixel at most once: distances are at most H W, so
+  # H W + 1 marks "cannot reach the sink".
+  n = h * w + 1
+  big = jnp.int32(n)
+  directed = _directed(connectivity)
+  k = len(OFFSETS[connectivity])
+  zero = jnp.zeros((), excess0.dtype)
 
   def push_relabel(state):
     excess, sink_res, residual, height = state
@@ -169,16 +184,85 @@ def _max_preflow(
 
   height0, stranded0, checks0 = global_relabel(excess0, sink_res0, residual0)
   carry = (excess0, sink_res0, residual0, height0, stranded0, jnp.int32(0), checks0)
-  _, sink_res, _, height, _, sweeps, searches = lax.while_loop(cond, body, carry)
+  _, sink_res, residual, height, _, sweeps, searches = lax.while_loop(cond, body, carry)
   # Source side: the pixels that cannot reach the sink in the residual graph. Every edge from
   # them to the rest is saturated, so the cut's capacity is the flow into the sink plus the
   # excess still stranded on the sink side: the gap, zero once no pixel is active.
-  source_side = height >= big
-  cut = _cut_value(source_side, source_cap, sink_cap, cap_fwd, cap_bwd, connectivity)
-  flow = jnp.sum(sink_cap - sink_res, axis=(-2, -1))
-  gap = jnp.abs(cut - flow)
   # sweeps and breadth-first relaxations (in units of _BFS_UNROLL) say where the time went.
-  return source_side, cut, gap, (sweeps, searches * _BFS_UNROLL)
+  return height >= big, sink_res, residual, (sweeps, searches * _BFS_UNROLL)
+
+
+def _warm_grid_min_cut(source_cap, sink_cap, pairwise, flow, *, connectivity=8):
+  """See :func:`_warm_one_grid`; under ``vmap`` it runs grid after grid on a CPU (as
+  :func:`grid_min_cut`, for the reason given in :func:`_sequential_on_cpu`)."""
+
+  @jax.custom_batching.custom_vmap
+  def core(source_cap, sink_cap, pairwise, flow):
+    return _warm_one_grid(source_cap, sink_cap, pairwise, flow, connectivity)[:4]
+
+  @core.def_vmap
+  def _(axis_size, in_batched, *args):
+    args = [
+      a if batched else jnp.broadcast_to(a, (axis_size,) + jnp.shape(a))
+      for a, batched in zip(args, in_batched)
+    ]
+    if jax.default_backend() == 'cpu':
+      out = lax.map(lambda xs: core(*xs), tuple(args))
+    else:
+      out = jax.vmap(lambda *xs: _warm_one_grid(*xs, connectivity)[:4])(*args)
+    return out, (True,) * 4
+
+  return core(source_cap, sink_cap, pairwise, flow)
+
+
+def _warm_one_grid(source_cap, sink_cap, pairwise, flow, connectivity, relabel_every=None):
+  """:func:`grid_min_cut` of an undirected grid started from a feasible flow on its n-links.
+
+  For a sequence of cuts with the same ``pairwise`` and changing terminal capacities (GrabCut's
+  iterations; Kohli & Torr's dynamic graph cuts, 2007): ``flow`` ``(H, W, K)`` is the net flow
+  along each forward edge (``|flow| <= pairwise``), for example the one this function returned
+  for the previous capacities. The source edges are saturated, and a pixel whose n-links send
+  out more than it receives (a deficit ``d``) gets ``d`` added to both of its terminal
+  capacities, which adds ``d`` to every cut and keeps the preflow valid; the push-relabel loop
+  then only moves what the new capacities changed. The returned cut value and gap are those of
+  the original capacities (the added constants are taken out).
+
+  Returns ``(labels, cut_value, gap, flow, (sweeps, relaxations))``: the new n-link flow is for
+  the next call; the counts say where the time went.
+  """
+  k = len(OFFSETS[connectivity])
+  forward = OFFSETS[connectivity]
+  mask = jnp.asarray(_grid_mask(source_cap.shape[-2:], connectivity))
+  zero = jnp.zeros((), source_cap.dtype)
+  cap = jnp.where(mask, pairwise, zero)
+  flow = jnp.clip(jnp.where(mask, flow, zero), -cap, cap)
+  # Net n-link inflow of each pixel: what arrives from p - o minus what leaves along o.
+  inflow = sum(
+    _neighbour(flow[..., i], (-dr, -dc), zero) - flow[..., i] for i, (dr, dc) in enumerate(forward)
+  )
+  supply = source_cap + inflow
+  deficit = jnp.maximum(-supply, zero)
+  supply = jnp.maximum(supply, zero)
+  sink = sink_cap + deficit
+  through = jnp.minimum(supply, sink)
+  residual0 = tuple(cap[..., i] - flow[..., i] for i in range(k)) + tuple(
+    _neighbour(cap[..., i] + flow[..., i], (-dr, -dc), zero) for i, (dr, dc) in enumerate(forward)
+  )
+  h, w = source_cap.shape[-2:]
+  source_side, sink_res, residual, stats = _push_relabel(
+    supply - through,
+    sink - through,
+    residual0,
+    connectivity,
+    jnp.int32(2**30),
+    zero,
+    relabel_every or _default_relabel_every(h, w),
+  )
+  cut = _cut_value(source_side, source_cap, sink_cap, cap, cap, connectivity)
+  value = jnp.sum(sink - sink_res, axis=(-2, -1)) - jnp.sum(deficit, axis=(-2, -1))
+  # Rounding can leave |flow| an ulp above the capacity: clip, so the next start is feasible.
+  new_flow = jnp.clip(jnp.stack([cap[..., i] - residual[i] for i in range(k)], axis=-1), -cap, cap)
+  return source_side.astype(jnp.int32), cut, jnp.abs(cut - value), new_flow, stats
 
 
 def _is_concrete(x):

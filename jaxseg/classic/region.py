@@ -7,8 +7,9 @@ pixels (segment reductions), so the steps number the turns of the longest path, 
 `hierarchical_merge` is the graph-based agglomerative clustering of Felzenszwalb & Huttenlocher
 (2004): Kruskal's order over the 8-neighbour edges with an adaptive merge threshold. Its union-find
 is sequential by nature; it runs as one `lax.fori_loop` over the sorted edges (a sort of `4 H W`
-costs, once). Both loops are scalar work that XLA:CPU executes ~50x slower than scikit-image's
-compiled C loop, and XLA:CPU's sort is ~30x slower than NumPy's: see `benchmarks/README.md`.
+costs, once, by radix passes), linear in the edges (no per-node array is copied per edge), and
+`vmap` maps it over a batch. Region growing's loops are much slower on XLA:CPU than
+scikit-image's compiled C loops: see `benchmarks/README.md`.
 """
 
 from __future__ import annotations
@@ -249,20 +250,125 @@ def _costs(image):
   )
 
 
-def _find_both(forest, a, b):
-  """Roots of a and b (one loop walking both). `forest` (the parent array first, then any other
-  per-node arrays) travels through the loop state: captured as constants instead, XLA copies
-  them into every inner loop (H W elements per edge, quadratic in all)."""
+def _stable_argsort(keys):
+  """`jnp.argsort(keys, stable=True)` for non-negative finite float32 keys (E,), by LSD radix.
 
+  XLA:CPU sorts a lone int32 array ~6x faster than it sorts a key with a payload (37 vs 240 ms
+  for 1M edges). The bits of a non-negative float order as the float does, so each pass sorts,
+  as one int32 array, a slice of the key's bits above the element's position in the order so
+  far (unique values: ties keep that order, so each pass is stable and so is the whole). With
+  `b` bits of position per element, a pass takes `31 - b` bits of key: three passes at
+  512x512 (2^20 edges), the same permutation as `argsort` in half its time.
+  """
+  count = keys.shape[0]
+  index_bits = max(1, (count - 1).bit_length())
+  key_bits = 31 - index_bits
+  if key_bits < 4:  # more than 8 passes: the plain sort is as fast
+    return jnp.argsort(keys, stable=True).astype(jnp.int32)
+  key = lax.bitcast_convert_type(keys, jnp.int32)
+  position = lax.iota(jnp.int32, count)
+  order = position
+  for shift in range(0, 31, key_bits):
+    part = (key[order] >> shift) & ((1 << key_bits) - 1)
+    order = order[jnp.sort((part << index_bits) | position) & ((1 << index_bits) - 1)]
+  return order
+
+
+def _find_both(parent, a, b, stats):
+  """Roots of a and b (one `while_loop` walking both) and `stats` (per-node arrays) at the roots.
+
+  The loop returns the roots' entries as scalars computed inside it. Read after the loop
+  instead, XLA fuses a read such as size[a] into the fusion that writes another per-node array,
+  so each write needs the other array's old value: copy insertion then keeps a full copy of the
+  arrays per edge (what made the merge loop quadratic: 4.7 s at 256x256).
+  """
+
+  def at(x):
+    return parent[x], tuple(s[x] for s in stats)
+
+  # The condition reads only the carry (each node's parent is fetched by the body): under
+  # `vmap` the predicate is batched and JAX moves the condition's captured arrays into the
+  # carry, a copy of the forest per edge again.
   def cond(state):
-    parent, x, y = state[0][0], state[1], state[2]
-    return (parent[x] != x) | (parent[y] != y)
+    x, y, (parent_x, _), (parent_y, _) = state
+    return (parent_x != x) | (parent_y != y)
 
   def body(state):
-    forest, x, y = state
-    return forest, forest[0][x], forest[0][y]
+    x, y = state[2][0], state[3][0]
+    return x, y, at(x), at(y)
 
-  return lax.while_loop(cond, body, (forest, a, b))
+  a, b, (_, stats_a), (_, stats_b) = lax.while_loop(cond, body, (a, b, at(a), at(b)))
+  return a, b, stats_a, stats_b
+
+
+def _set_if(array, index, value, condition):
+  """array[index] = value where `condition`, else unchanged: the write goes to an index past the
+  end, which the scatter drops. No read of the old element: nothing for XLA to fuse into the
+  write that would keep the old array alive."""
+  index = jnp.where(condition, index, array.shape[0])
+  return array.at[index].set(value, mode='drop')
+
+
+def _mapped_under_vmap(fn):
+  """`fn` (array arguments, one array out) whose `vmap` runs it once per batch element in a
+  `lax.map`. For sequential scalar loops: vmapped, their in-place element writes become batched
+  scatters and a batched `while_loop` predicate drags the arrays through every inner step
+  (measured 15x slower per image than one image at 128x128); mapped, a batch costs its images.
+  """
+  wrapped = jax.custom_batching.custom_vmap(fn)
+
+  @wrapped.def_vmap
+  def rule(axis_size, in_batched, *args):
+    args = [
+      x if batched else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
+      for x, batched in zip(args, in_batched)
+    ]
+    return lax.map(lambda xs: wrapped(*xs), args), True
+
+  return wrapped
+
+
+def _union_find(edges, costs, k, *, pixels, min_size):
+  """Felzenszwalb-Huttenlocher over `edges` (E, 2) sorted by `costs` (E,): each pixel's root."""
+  parent = jnp.arange(pixels, dtype=jnp.int32)
+  size = jnp.ones((pixels,), jnp.int32)
+  internal = jnp.zeros((pixels,), jnp.float32)
+
+  # Each step reads scalars (from the find loop) and writes a few elements in place; nothing
+  # reads a per-node array after the find, so XLA copies none of them.
+  def merge(e, state):
+    parent, size, internal = state
+    u, v = edges[e, 0], edges[e, 1]
+    a, b, (size_a, int_a), (size_b, int_b) = _find_both(parent, u, v, (size, internal))
+    w = costs[e]
+    threshold = jnp.minimum(int_a + k / size_a, int_b + k / size_b)
+    join = (a != b) & (w < threshold)
+    # Union by size keeps the trees shallow (log depth); the partition is all that matters.
+    big, small = jnp.where(size_a >= size_b, a, b), jnp.where(size_a >= size_b, b, a)
+    # Path compression of the two endpoints: later finds from them take one step.
+    parent = parent.at[u].set(a).at[v].set(b)
+    parent = _set_if(parent, small, big, join)
+    size = _set_if(size, big, size_a + size_b, join)
+    internal = _set_if(internal, big, w, join)
+    return parent, size, internal
+
+  def absorb(e, state):
+    # Post-processing: components smaller than min_size join a neighbour, cheapest edge first.
+    parent, size = state
+    u, v = edges[e, 0], edges[e, 1]
+    a, b, (size_a,), (size_b,) = _find_both(parent, u, v, (size,))
+    join = (a != b) & ((size_a < min_size) | (size_b < min_size))
+    big, small = jnp.where(size_a >= size_b, a, b), jnp.where(size_a >= size_b, b, a)
+    parent = parent.at[u].set(a).at[v].set(b)
+    parent = _set_if(parent, small, big, join)
+    size = _set_if(size, big, size_a + size_b, join)
+    return parent, size
+
+  parent, size, internal = lax.fori_loop(0, edges.shape[0], merge, (parent, size, internal))
+  if min_size > 1:
+    parent, size = lax.fori_loop(0, edges.shape[0], absorb, (parent, size))
+  # Point every pixel at its root (pointer jumping).
+  return lax.while_loop(lambda p: jnp.any(p[p] != p), lambda p: p[p], parent)
 
 
 @functools.partial(jax.jit, static_argnames=('sigma', 'min_size'))
@@ -272,51 +378,12 @@ def _felzenszwalb(image, scale, *, sigma, min_size):
     image = _gaussian_smooth(image, sigma)
   edges = jnp.asarray(_edges(height, width))
   costs = _costs(image)
-  order = jnp.argsort(costs, stable=True)  # the one sort
-  edges, costs = edges[order], costs[order]
+  order = _stable_argsort(costs)  # the one sort (costs are >= 0 and finite)
   pixels = height * width
-  parent = jnp.arange(pixels, dtype=jnp.int32)
-  size = jnp.ones((pixels,), jnp.int32)
-  internal = jnp.zeros((pixels,), jnp.float32)
   k = scale / 255.0  # scikit-image's rescaling of `scale` for images in [0, 1]
-
-  def union(parent, size, a, b, join):
-    # Union by size keeps the trees shallow (log depth); the partition is all that matters.
-    # Scalar updates only (`where` on the element, not the array): a whole-array select per
-    # edge would copy the forest every step and make the loop quadratic.
-    big = jnp.where(size[a] >= size[b], a, b)
-    small = jnp.where(size[a] >= size[b], b, a)
-    parent = parent.at[small].set(jnp.where(join, big, parent[small]))
-    size = size.at[big].set(jnp.where(join, size[a] + size[b], size[big]))
-    return parent, size, big
-
-  def merge(e, state):
-    u, v = edges[e, 0], edges[e, 1]
-    (parent, size, internal), a, b = _find_both(state, u, v)
-    # Path compression of the two endpoints: later finds from them take one step.
-    parent = parent.at[u].set(a).at[v].set(b)
-    w = costs[e]
-    threshold = jnp.minimum(internal[a] + k / size[a], internal[b] + k / size[b])
-    join = (a != b) & (w < threshold)
-    parent, size, root = union(parent, size, a, b, join)
-    internal = internal.at[root].set(jnp.where(join, w, internal[root]))
-    return parent, size, internal
-
-  def absorb(e, state):
-    # Post-processing: components smaller than min_size join a neighbour, cheapest edge first.
-    u, v = edges[e, 0], edges[e, 1]
-    (parent, size), a, b = _find_both(state, u, v)
-    parent = parent.at[u].set(a).at[v].set(b)
-    join = (a != b) & ((size[a] < min_size) | (size[b] < min_size))
-    parent, size, _ = union(parent, size, a, b, join)
-    return parent, size
-
-  parent, size, internal = lax.fori_loop(0, edges.shape[0], merge, (parent, size, internal))
-  if min_size > 1:
-    parent, size = lax.fori_loop(0, edges.shape[0], absorb, (parent, size))
-  # Point every pixel at its root (pointer jumping), then number the segments in raster order
-  # of their first pixel.
-  parent = lax.while_loop(lambda p: jnp.any(p[p] != p), lambda p: p[p], parent)
+  union_find = _mapped_under_vmap(functools.partial(_union_find, pixels=pixels, min_size=min_size))
+  parent = union_find(edges[order], costs[order], k)
+  # Number the segments in raster order of their first pixel.
   index = jnp.arange(pixels, dtype=jnp.int32)
   first = jax.ops.segment_min(index, parent, num_segments=pixels)
   is_first = index == first[parent]
@@ -354,7 +421,8 @@ def hierarchical_merge(
 
   Returns:
     int32 labels `(H, W)`, numbered `0..n-1` in raster order of each segment's first pixel. Use
-    `jax.vmap` for a batch.
+    `jax.vmap` for a batch: the union-find then runs once per image in a `lax.map` (a batch
+    costs its images; a lock-step vmapped loop measured 15x slower per image on the CPU).
 
   Example:
     >>> image = jnp.zeros((6, 6)).at[:, 3:].set(1.0)

@@ -1,23 +1,23 @@
 """The dataset registry: every dataset a config can name, what it knows about itself, its builder.
 
 Each dataset is a :class:`DatasetSpec` in :data:`DATASETS`: its task, its builder, its decoder
-(tfds record -> sample), its class names and palette, and its own options
-(:mod:`jaxseg.data.options` holds the options every dataset shares and their checks;
-:mod:`jaxseg.data.preparation` builds a dataset once). :class:`DatasetInfo` is what the training
+(tfds record -> sample), its class names and palette, and its own options. The pieces a spec
+names live in modules of their own: :mod:`jaxseg.data.builder_factories` (options -> tfds
+builder), :mod:`jaxseg.data.decoders` (record -> sample), :mod:`jaxseg.data.class_names`;
+:mod:`jaxseg.data.options` holds the options every dataset shares and their checks, and
+:mod:`jaxseg.data.preparation` builds a dataset once. :class:`DatasetInfo` is what the training
 engine learns about a dataset before reading it. ``describe(name)`` prints a dataset's options.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
-
+from jaxseg.data import builder_factories as factories
+from jaxseg.data import class_names, decoders
 from jaxseg.data import options as data_options
-from jaxseg.viz import palettes
 
 __all__ = [
   'DATASETS',
@@ -129,326 +129,6 @@ class DatasetSpec:
     return merged
 
 
-# ---------------------------------------------------------------------------------------------
-# Decoders: tfds record -> sample. Module-level so grain can pickle them into worker processes.
-
-
-def _decode_classification(record, options):
-  del options
-  return {'image': _rgb(record['image']), 'label': np.int32(record['label'])}
-
-
-def _decode_segmentation(record, options):
-  del options
-  return {'image': _rgb(record['image']), 'mask': _single(record['mask']).astype(np.int32)}
-
-
-def _decode_saliency(record, options):
-  del options
-  return {
-    'image': _rgb(record['image']),
-    # Step 2 of the density's scales (docs/saliency.md, "The density's scales").
-    'density': _single(record['density']).astype(np.float32) / 255.0,
-    'fixations': (_single(record['fixations']) > 0).astype(np.uint8),
-  }
-
-
-def _decode_stimulus(record, options):
-  del options
-  image = _rgb(record['image'])
-  return {
-    'image': image,
-    'density': np.zeros(image.shape[:2], np.float32),
-    'fixations': np.zeros(image.shape[:2], np.uint8),
-  }
-
-
-def _decode_pet(record, options):
-  # Trimap: 1 pet, 2 background, 3 border ("not classified").
-  trimap = _single(record['segmentation_mask']).astype(np.int32)
-  if options['pet_mask'] == 'trimap':
-    mask = trimap - 1  # 0 pet, 1 background, 2 border
-  else:
-    mask = np.where(trimap == 1, 1, np.where(trimap == 2, 0, 255)).astype(np.int32)
-  return {'image': _rgb(record['image']), 'mask': mask}
-
-
-# Cityscapes labelIds (0..33, -1 license plate) -> the 19 train ids, others ignored (255); from
-# cityscapesScripts/helpers/labels.py.
-_CITYSCAPES_TRAIN_IDS = {
-  7: 0,
-  8: 1,
-  11: 2,
-  12: 3,
-  13: 4,
-  17: 5,
-  19: 6,
-  20: 7,
-  21: 8,
-  22: 9,
-  23: 10,
-  24: 11,
-  25: 12,
-  26: 13,
-  27: 14,
-  28: 15,
-  31: 16,
-  32: 17,
-  33: 18,
-}
-CITYSCAPES_LUT = np.full(256, 255, np.int32)
-for _label_id, _train_id in _CITYSCAPES_TRAIN_IDS.items():
-  CITYSCAPES_LUT[_label_id] = _train_id
-
-
-def _decode_cityscapes(record, options):
-  del options
-  return {
-    'image': _rgb(record['image_left']),
-    'mask': CITYSCAPES_LUT[_single(record['segmentation_label'])],
-  }
-
-
-def _decode_scene_parse150(record, options):
-  del options
-  # ADE20K SceneParsing: 0 = "other" (not scored), 1..150 the classes -> 0..149, 0 -> 255.
-  annotation = _single(record['annotation']).astype(np.int32)
-  return {
-    'image': _rgb(record['image']),
-    'mask': np.where(annotation == 0, 255, annotation - 1).astype(np.int32),
-  }
-
-
-def _rgb(image) -> np.ndarray:
-  image = np.asarray(image)
-  if image.ndim == 2:
-    image = image[..., None]
-  if image.shape[-1] == 1:
-    image = np.repeat(image, 3, -1)
-  return np.ascontiguousarray(image[..., :3], np.uint8)
-
-
-def _single(image) -> np.ndarray:
-  image = np.asarray(image)
-  return image[..., 0] if image.ndim == 3 else image
-
-
-# ---------------------------------------------------------------------------------------------
-# Builders. Imports are local so that importing the registry stays cheap.
-
-
-def _digits_builder(options, data_dir):
-  from jaxseg.data.builders import classification  # pylint: disable=g-import-not-at-top
-
-  config = classification.digits_config(
-    image_size=options['digits_size'], num_test=options['num_test'], seed=options['split_seed']
-  )
-  return classification.Digits(data_dir=data_dir, config=config, file_format='array_record')
-
-
-def _tfds_classification(name):
-  def make(options, data_dir):
-    del options
-    from jaxseg.data.builders import classification  # pylint: disable=g-import-not-at-top
-
-    return classification.tfds_classification_builder(name)(
-      data_dir=data_dir, file_format='array_record'
-    )
-
-  return make
-
-
-def _pet_builder(options, data_dir):
-  del options
-  from jaxseg.data.builders import segmentation  # pylint: disable=g-import-not-at-top
-
-  return segmentation.tf_free_oxford_iiit_pet()(data_dir=data_dir, file_format='array_record')
-
-
-def _cityscapes_builder(options, data_dir):
-  del options
-  from jaxseg.data.builders import segmentation  # pylint: disable=g-import-not-at-top
-
-  return segmentation.tf_free_cityscapes()(
-    data_dir=data_dir, config='semantic_segmentation', file_format='array_record'
-  )
-
-
-def _ade20k_builder(options, data_dir):
-  from jaxseg.data.builders import segmentation  # pylint: disable=g-import-not-at-top
-
-  return segmentation.Ade20k(
-    data_dir=data_dir,
-    file_format='array_record',
-    skip_corrupt=options['skip_corrupt'],
-    allow_download=options['download'],
-  )
-
-
-def _shapes_builder(options, data_dir):
-  from jaxseg.data.builders import synthetic  # pylint: disable=g-import-not-at-top
-
-  config = synthetic.shapes_config(
-    image_size=options['synthetic_size'],
-    num_shape_classes=options['num_shape_classes'],
-    max_shapes=options['max_shapes'],
-    num_train=options['num_train'],
-    num_test=options['num_test'],
-    seed=options['synthetic_seed'],
-  )
-  return synthetic.ShapesSegmentation(data_dir=data_dir, config=config, file_format='array_record')
-
-
-def _synthetic_saliency_builder(options, data_dir):
-  from jaxseg.data.builders import synthetic  # pylint: disable=g-import-not-at-top
-
-  config = synthetic.saliency_config(
-    image_size=options['synthetic_size'],
-    max_objects=options['max_objects'],
-    num_fixations=options['num_fixations'],
-    center_bias=options['center_bias'],
-    num_train=options['num_train'],
-    num_test=options['num_test'],
-    seed=options['synthetic_seed'],
-  )
-  return synthetic.SyntheticSaliency(data_dir=data_dir, config=config, file_format='array_record')
-
-
-def _folder_classes(options) -> tuple[tuple[str, ...], tuple | None]:
-  """``image_folder``'s class names and colours: the options', else ``<masks_dir>/classes.json``."""
-  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
-
-  names, palette = tuple(options['class_names']), tuple(options['palette']) or None
-  classes_json = os.path.join(options['masks_dir'], 'classes.json')
-  if (not names or palette is None) and options['masks_dir'] and os.path.isfile(classes_json):
-    json_names, json_palette = folder.load_classes_json(classes_json)
-    names = names or json_names
-    palette = palette if palette is not None else json_palette
-  if not names:
-    raise ValueError(
-      "image_folder needs its classes: set data.class_names (e.g. ('background', 'cell')) or "
-      f'put a classes.json in data.masks_dir {options["masks_dir"]!r} '
-      '({"classes": [{"name": "background", "color": [0, 0, 0]}, ...]}).'
-    )
-  if palette is not None and len(palette) != len(names):
-    raise ValueError(
-      f'data.palette has {len(palette)} colours for {len(names)} classes '
-      f'{names}; give one (r, g, b) per class.'
-    )
-  return names, palette
-
-
-def _check_folder_options(options) -> None:
-  for key in ('images_dir', 'masks_dir'):
-    if not options[key]:
-      raise ValueError(f'image_folder needs data.{key} (a folder path), got {options[key]!r}.')
-    if not os.path.isdir(options[key]):
-      raise ValueError(f'data.{key} {options[key]!r} is not a folder.')
-  names, _ = _folder_classes(options)
-  ignore = options['ignore_label']
-  if not isinstance(ignore, int) or isinstance(ignore, bool) or not len(names) <= ignore <= 255:
-    raise ValueError(
-      f'data.ignore_label must be an int in [{len(names)}, 255] (not one of the '
-      f'{len(names)} classes), got {ignore!r}.'
-    )
-
-
-def _image_folder_builder(options, data_dir):
-  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
-
-  _check_folder_options(options)
-  names, palette = _folder_classes(options)
-  split = folder.FolderSplit(
-    train_list=options['train_list'],
-    eval_list=options['eval_list'],
-    eval_fraction=options['eval_fraction'],
-    seed=options['split_seed'],
-  )
-  images_dir, masks_dir = (
-    os.path.abspath(os.path.expanduser(options[k])) for k in ('images_dir', 'masks_dir')
-  )
-  digest = folder.folder_digest(
-    [images_dir, masks_dir, split.train_list, split.eval_list],
-    [names, palette, options['ignore_label'], split.eval_fraction, split.seed],
-  )
-  return folder.ImageFolderSegmentation(
-    images_dir=images_dir,
-    masks_dir=masks_dir,
-    split=split,
-    config_name=f'f{digest}',
-    num_classes=len(names),
-    ignore_label=options['ignore_label'],
-    palette=palette,
-    skip_corrupt=options['skip_corrupt'],
-    data_dir=data_dir,
-    file_format='array_record',
-  )
-
-
-def _image_folder_fingerprint(options) -> str:
-  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
-
-  return folder.folder_digest(
-    [options[k] for k in ('images_dir', 'masks_dir', 'train_list', 'eval_list')], []
-  )
-
-
-def _camvid_builder(options, data_dir):
-  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
-
-  return folder.CamVid(
-    skip_corrupt=options['skip_corrupt'], data_dir=data_dir, file_format='array_record'
-  )
-
-
-def _voc_builder(kind):
-  def make(options, data_dir):
-    from jaxseg.data.builders import voc  # pylint: disable=g-import-not-at-top
-
-    cls = voc.Voc2012Segmentation if kind == 'voc' else voc.Voc2012Sbd
-    return cls(
-      data_dir=data_dir,
-      file_format='array_record',
-      skip_corrupt=options['skip_corrupt'],
-      allow_download=options['download'],
-    )
-
-  return make
-
-
-def _salicon_builder(options, data_dir):
-  from jaxseg.data.builders import saliency  # pylint: disable=g-import-not-at-top
-
-  config = saliency.salicon_config(sigma=options['blur_sigma'])
-  return saliency.Salicon(
-    data_dir=data_dir,
-    config=config,
-    file_format='array_record',
-    skip_corrupt=options['skip_corrupt'],
-  )
-
-
-def _mit_builder(kind):
-  def make(options, data_dir):
-    from jaxseg.data.builders import saliency  # pylint: disable=g-import-not-at-top
-
-    if kind == 'mit1003':
-      config = saliency.mit1003_config(
-        num_validation=options['num_validation'], seed=options['split_seed']
-      )
-      return saliency.Mit1003(
-        data_dir=data_dir,
-        config=config,
-        file_format='array_record',
-        skip_corrupt=options['skip_corrupt'],
-      )
-    return saliency.Mit300(
-      data_dir=data_dir, file_format='array_record', skip_corrupt=options['skip_corrupt']
-    )
-
-  return make
-
-
 def _default_to_generated_size(*keys):
   def derive(options):
     size = options['synthetic_size']
@@ -463,24 +143,6 @@ def _default_to_generated_size(*keys):
 
 def _const(n):
   return lambda options: n
-
-
-# The viz layer holds the palettes' class names (one copy for data, tasks and overlays).
-_VOC_CLASSES = palettes.VOC_CLASSES
-_CITYSCAPES_CLASSES = palettes.CITYSCAPES_CLASSES
-_CIFAR10_CLASSES = (
-  'airplane',
-  'automobile',
-  'bird',
-  'cat',
-  'deer',
-  'dog',
-  'frog',
-  'horse',
-  'ship',
-  'truck',
-)
-_DIGIT_CLASSES = tuple(str(k) for k in range(10))
 
 
 def _shape_class_names(options):
@@ -520,10 +182,10 @@ register_dataset(
     name='digits',
     task='classification',
     doc="scikit-learn's 8x8 UCI handwritten digits (1797), upsampled; offline.",
-    make_builder=_digits_builder,
+    make_builder=factories.digits,
     num_classes=_const(10),
-    decode=_decode_classification,
-    class_names=_const(_DIGIT_CLASSES),
+    decode=decoders.classification,
+    class_names=_const(class_names.DIGITS),
     options={
       'digits_size': (32, 'side the 8x8 digits are upsampled to when building'),
       'num_test': (297, 'test examples (stratified split)'),
@@ -542,10 +204,15 @@ for _name, _n, _size, _eval in (
       name=_name,
       task='classification',
       doc=f"tfds's {_name} builder, built as ArrayRecord without TensorFlow.",
-      make_builder=_tfds_classification(_name),
+      make_builder=factories.tfds_classification(_name),
       num_classes=_const(_n),
-      decode=_decode_classification,
-      class_names={'mnist': _const(_DIGIT_CLASSES), 'cifar10': _const(_CIFAR10_CLASSES)}.get(_name),
+      decode=decoders.classification,
+      class_names={
+        'mnist': _const(class_names.DIGITS),
+        'cifar10': _const(class_names.CIFAR10),
+        'cifar100': _const(class_names.CIFAR100),
+        'imagenet2012': lambda o: class_names.imagenet2012(),
+      }[_name],
       defaults={
         'image_size': _size,
         'eval_split': _eval,
@@ -559,9 +226,9 @@ register_dataset(
     name='shapes_segmentation',
     task='segmentation',
     doc='Synthetic circles, rectangles and triangles with masks; deterministic from a seed.',
-    make_builder=_shapes_builder,
+    make_builder=factories.shapes,
     num_classes=lambda o: o['num_shape_classes'] + 1,
-    decode=_decode_segmentation,
+    decode=decoders.segmentation,
     ignore_label=255,
     class_names=_shape_class_names,
     palette='voc',
@@ -584,9 +251,9 @@ register_dataset(
     name='synthetic_saliency',
     task='saliency',
     doc='Synthetic salient objects with a known fixation density and sampled fixations.',
-    make_builder=_synthetic_saliency_builder,
+    make_builder=factories.synthetic_saliency,
     num_classes=_const(0),
-    decode=_decode_saliency,
+    decode=decoders.saliency,
     options={
       **_SYNTHETIC_COMMON,
       'max_objects': (3, 'most salient objects per image'),
@@ -602,11 +269,11 @@ register_dataset(
     name='voc2012_segmentation',
     task='segmentation',
     doc='PASCAL VOC 2012 segmentation (1464 train, 1449 val) from VOCtrainval_11-May-2012.',
-    make_builder=_voc_builder('voc'),
+    make_builder=factories.voc('voc'),
     num_classes=_const(21),
-    decode=_decode_segmentation,
+    decode=decoders.segmentation,
     ignore_label=255,
-    class_names=_const(_VOC_CLASSES),
+    class_names=_const(class_names.VOC),
     palette='voc',
     defaults={'eval_split': 'validation'},
   )
@@ -616,11 +283,11 @@ register_dataset(
     name='voc2012_sbd',
     task='segmentation',
     doc='VOC 2012 train merged with SBD (train_aug, 10582), VOC 2012 val held out (1449).',
-    make_builder=_voc_builder('sbd'),
+    make_builder=factories.voc('sbd'),
     num_classes=_const(21),
-    decode=_decode_segmentation,
+    decode=decoders.segmentation,
     ignore_label=255,
-    class_names=_const(_VOC_CLASSES),
+    class_names=_const(class_names.VOC),
     palette='voc',
     defaults={'eval_split': 'validation'},
   )
@@ -630,9 +297,9 @@ register_dataset(
     name='oxford_iiit_pet',
     task='segmentation',
     doc="tfds's Oxford-IIIT Pet with its trimaps.",
-    make_builder=_pet_builder,
+    make_builder=factories.pet,
     num_classes=lambda o: 3 if o['pet_mask'] == 'trimap' else 2,
-    decode=_decode_pet,
+    decode=decoders.pet,
     ignore_label=255,
     class_names=_pet_class_names,
     palette='voc',
@@ -651,11 +318,11 @@ register_dataset(
     name='cityscapes',
     task='segmentation',
     doc="tfds's Cityscapes (manual download), labelIds mapped to the 19 train ids.",
-    make_builder=_cityscapes_builder,
+    make_builder=factories.cityscapes,
     num_classes=_const(19),
-    decode=_decode_cityscapes,
+    decode=decoders.cityscapes,
     ignore_label=255,
-    class_names=_const(_CITYSCAPES_CLASSES),
+    class_names=_const(class_names.CITYSCAPES),
     palette='cityscapes',
     defaults={'crop_size': 769, 'eval_size': 1024, 'eval_split': 'validation'},
   )
@@ -665,10 +332,11 @@ register_dataset(
     name='scene_parse150',
     task='segmentation',
     doc="ADE20K SceneParsing (150 classes, 'other' ignored) from ADEChallengeData2016.zip.",
-    make_builder=_ade20k_builder,
+    make_builder=factories.ade20k,
     num_classes=_const(150),
-    decode=_decode_scene_parse150,
+    decode=decoders.scene_parse150,
     ignore_label=255,
+    class_names=_const(class_names.ADE20K),
     palette='voc',
     defaults={'crop_size': 512, 'eval_size': 512, 'eval_split': 'validation'},
   )
@@ -678,9 +346,9 @@ register_dataset(
     name='salicon',
     task='saliency',
     doc='SALICON (10000 train, 5000 val) from the official images and fixation JSON.',
-    make_builder=_salicon_builder,
+    make_builder=factories.salicon,
     num_classes=_const(0),
-    decode=_decode_saliency,
+    decode=decoders.saliency,
     options={'blur_sigma': (19.0, 'Gaussian sigma in pixels of the density built from fixations')},
     defaults={'eval_split': 'validation'},
   )
@@ -690,9 +358,9 @@ register_dataset(
     name='mit1003',
     task='saliency',
     doc='MIT1003 stimuli, fixation maps and fixation points; a seeded validation hold-out.',
-    make_builder=_mit_builder('mit1003'),
+    make_builder=factories.mit('mit1003'),
     num_classes=_const(0),
-    decode=_decode_saliency,
+    decode=decoders.saliency,
     options={
       'num_validation': (100, 'images held out for validation'),
       'split_seed': (0, 'seed of the validation hold-out'),
@@ -705,9 +373,9 @@ register_dataset(
     name='mit300',
     task='saliency',
     doc='MIT300 benchmark stimuli only (no public maps): for producing maps to submit.',
-    make_builder=_mit_builder('mit300'),
+    make_builder=factories.mit('mit300'),
     num_classes=_const(0),
-    decode=_decode_stimulus,
+    decode=decoders.stimulus,
     defaults={'train_split': 'test'},
   )
 )
@@ -719,13 +387,13 @@ register_dataset(
     task='segmentation',
     doc='Your own images and masks: data.images_dir and data.masks_dir matched by file stem; '
     'index PNGs, or colour PNGs with data.palette / classes.json; list-file or seeded splits.',
-    make_builder=_image_folder_builder,
-    num_classes=lambda o: len(_folder_classes(o)[0]),
-    class_names=lambda o: _folder_classes(o)[0],
-    palette=lambda o: _folder_classes(o)[1] or 'voc',
-    decode=_decode_segmentation,
+    make_builder=factories.image_folder,
+    num_classes=lambda o: len(factories.folder_classes(o)[0]),
+    class_names=lambda o: factories.folder_classes(o)[0],
+    palette=lambda o: factories.folder_classes(o)[1] or 'voc',
+    decode=decoders.segmentation,
     ignore_label=255,
-    fingerprint=_image_folder_fingerprint,
+    fingerprint=factories.image_folder_fingerprint,
     options={
       'images_dir': ('', 'folder of images (any format Pillow reads)'),
       'masks_dir': ('', 'folder of mask PNGs named like the images (a.jpg <-> a.png)'),
@@ -750,27 +418,15 @@ register_dataset(
     task='segmentation',
     doc='CamVid as SegNet prepared it (367 train, 101 val, 233 test; 360x480; 11 classes, void '
     'ignored) in the images_prepped_<split>/annotations_prepped_<split> layout.',
-    make_builder=_camvid_builder,
+    make_builder=factories.camvid,
     num_classes=_const(11),
-    class_names=lambda o: _camvid_classes(),
-    palette=lambda o: _camvid_palette(),
-    decode=_decode_segmentation,
+    class_names=lambda o: factories.camvid_classes(),
+    palette=lambda o: factories.camvid_palette(),
+    decode=decoders.segmentation,
     ignore_label=255,
     defaults={'crop_size': 352, 'eval_size': 480, 'eval_split': 'test'},
   )
 )
-
-
-def _camvid_classes() -> tuple[str, ...]:
-  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
-
-  return folder.CAMVID_CLASSES
-
-
-def _camvid_palette() -> tuple[tuple[int, int, int], ...]:
-  from jaxseg.data.builders import folder  # pylint: disable=g-import-not-at-top
-
-  return folder.CAMVID_PALETTE
 
 
 def list_datasets() -> list[str]:

@@ -189,10 +189,13 @@ class MetricsLogger:
   Args:
     workdir: the run directory.
     total_steps: for the progress line's ETA.
+    console: print progress and messages (False: files only, e.g. one of a population's members,
+      whose progress the population prints).
   """
 
-  def __init__(self, workdir: str, *, total_steps: int):
+  def __init__(self, workdir: str, *, total_steps: int, console: bool = True):
     self.active = jax.process_index() == 0
+    self.console = console
     self.workdir = workdir
     self.progress = ProgressLine(total_steps)
     self._writers: dict[str, tensorboard.SummaryWriter] = {}
@@ -226,6 +229,8 @@ class MetricsLogger:
     if steps_per_sec is not None:
       scalars.update(steps_per_sec=steps_per_sec, images_per_sec=images_per_sec)
     self._writer(split).scalars(step, scalars)
+    if not self.console:
+      return
     if split == 'train' and steps_per_sec is not None:
       self.progress.update(
         step, steps_per_sec=steps_per_sec, images_per_sec=images_per_sec, scalars=metrics
@@ -242,7 +247,7 @@ class MetricsLogger:
 
   def info(self, message: str) -> None:
     """Prints a message on process 0 (below the progress bar, if one is being redrawn)."""
-    if self.active:
+    if self.active and self.console:
       self.progress.break_line()
       print(message, file=sys.stderr, flush=True)
 

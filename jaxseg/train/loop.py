@@ -33,7 +33,7 @@ from jaxseg.train import schedules
 from jaxseg.train import sharding
 from jaxseg.train import steps
 from jaxseg.train import workdir_lock
-from jaxseg.train.state import TrainState, create_train_state
+from jaxseg.train.state import TrainState, init_train_state
 from jaxseg.train.tasks import Task, get_task
 
 RESULTS_FILE = 'results.json'
@@ -330,13 +330,13 @@ def _compile(
 
   def init_state():
     # Keys made inside the jitted function from the seed: no host-to-device transfer.
-    rng = jax.random.key(config.seed)
-    variables = model.init(
-      {'params': rng, 'dropout': rng}, jnp.zeros((1, *input_shape), dtype), train=False
-    )
-    state_rng = jax.random.key_data(jax.random.fold_in(rng, 1))
-    return create_train_state(
-      variables=dict(variables), tx=tx, plateau_tx=plateau_tx, rng=state_rng
+    return init_train_state(
+      model=model,
+      input_shape=input_shape,
+      dtype=dtype,
+      seed=config.seed,
+      tx=tx,
+      plateau_tx=plateau_tx,
     )
 
   def update_plateau(plateau, metric):

@@ -9,13 +9,15 @@ Parameter paths are the ``'/'``-joined keys of the params pytree, e.g. ``'head/c
 """
 
 import re
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import jax
 import ml_collections
 import optax
 
 OPTIMIZERS = ('sgd', 'adam', 'adamw')
+# The scalars make_optimizer accepts as (possibly traced) values: one per population member.
+INJECTABLE_HYPERPARAMS = ('weight_decay', 'momentum', 'b1', 'b2', 'eps')
 WEIGHT_DECAY_MASKS = ('all', 'kernels', 'none')
 
 
@@ -99,7 +101,10 @@ def _validate_rules(rules: Any) -> tuple[tuple[str, float], ...]:
 
 
 def make_optimizer(
-  optimizer_config: ml_collections.ConfigDict, *, schedule: optax.Schedule
+  optimizer_config: ml_collections.ConfigDict,
+  *,
+  schedule: optax.Schedule,
+  hyperparams: Mapping[str, Any] | None = None,
 ) -> optax.GradientTransformation:
   """Builds the optimizer described by ``config.optimizer``.
 
@@ -114,6 +119,12 @@ def make_optimizer(
       ``schedule``), ``momentum``, ``nesterov``, ``b1``, ``b2``, ``eps``, ``weight_decay``,
       ``weight_decay_mask``, ``lr_multipliers``, ``grad_clip_norm`` (0: off), ``accumulate_steps``.
     schedule: the learning rate as a function of the update count (``make_schedule``).
+    hyperparams: optional values for the scalars ``weight_decay``, ``momentum``, ``b1``, ``b2``
+      and ``eps`` that replace the config's in the arithmetic; they may be traced (one member's
+      values under ``vmap``, see :mod:`jaxseg.train.population`). Which transformations the
+      chain holds still follows the config: weight decay is in it when
+      ``optimizer.weight_decay > 0`` and momentum when ``optimizer.momentum > 0``, so a member
+      whose value is 0 computes ``g + 0 * p`` (exactly ``g``).
 
   Returns:
     An ``optax.GradientTransformation`` (an ``optax.MultiSteps`` one when accumulating).
@@ -141,25 +152,38 @@ def make_optimizer(
   mask_name = cfg.get('weight_decay_mask', 'kernels')
   decay_mask = lambda params: weight_decay_mask(params, mask=mask_name)  # noqa: E731
 
+  values = {
+    'weight_decay': weight_decay,
+    'momentum': float(cfg.get('momentum', 0.0)),
+    **{k: float(cfg[k]) for k in ('b1', 'b2', 'eps') if k in cfg},
+  }
+  unknown = set(hyperparams or {}) - set(INJECTABLE_HYPERPARAMS)
+  if unknown:
+    raise ValueError(
+      f'hyperparams: {sorted(unknown)} cannot be set per call; expected a subset of '
+      f'{INJECTABLE_HYPERPARAMS}'
+    )
+  values.update(hyperparams or {})
+
   chain = []
   if clip > 0:
     chain.append(optax.clip_by_global_norm(clip))
   if name in ('sgd', 'adam') and weight_decay > 0:
     # Coupled (L2) decay: added to the gradient before momentum / moments, as in torch.optim.
-    chain.append(optax.add_decayed_weights(weight_decay, mask=decay_mask))
+    chain.append(optax.add_decayed_weights(values['weight_decay'], mask=decay_mask))
   if name == 'sgd':
-    momentum = float(cfg.get('momentum', 0.0))
-    chain.append(optax.sgd(schedule, momentum=momentum or None, nesterov=bool(cfg.nesterov)))
+    momentum = values['momentum'] if float(cfg.get('momentum', 0.0)) else None
+    chain.append(optax.sgd(schedule, momentum=momentum, nesterov=bool(cfg.nesterov)))
   elif name == 'adam':
-    chain.append(optax.adam(schedule, b1=float(cfg.b1), b2=float(cfg.b2), eps=float(cfg.eps)))
+    chain.append(optax.adam(schedule, b1=values['b1'], b2=values['b2'], eps=values['eps']))
   else:
     chain.append(
       optax.adamw(
         schedule,
-        b1=float(cfg.b1),
-        b2=float(cfg.b2),
-        eps=float(cfg.eps),
-        weight_decay=weight_decay,
+        b1=values['b1'],
+        b2=values['b2'],
+        eps=values['eps'],
+        weight_decay=values['weight_decay'],
         mask=decay_mask,
       )
     )

@@ -30,8 +30,12 @@ def maybe_initialize_distributed() -> None:
   Several processes are recognised by ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0)
   with ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``, or by a cluster environment that
   ``jax.distributed`` detects itself (SLURM, Open MPI, Cloud TPU pods). On a single process this
-  does nothing. Must run before any other JAX call. On CPU, processes exchange data with gloo.
+  does nothing. Must run before any other JAX call (the binaries call it first, before they
+  announce the platform, which lists the devices); a second call is a no-op. On CPU, processes
+  exchange data with gloo.
   """
+  if jax.distributed.is_initialized():
+    return
   address = os.environ.get('JAX_COORDINATOR_ADDRESS')
   slurm = int(os.environ.get('SLURM_NTASKS', '1')) > 1
   mpi = int(os.environ.get('OMPI_COMM_WORLD_SIZE', '1')) > 1

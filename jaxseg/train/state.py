@@ -72,6 +72,41 @@ def create_train_state(
   )
 
 
+def init_train_state(
+  *,
+  model: Any,
+  input_shape: tuple[int, int, int],
+  dtype: Any,
+  seed: Any,
+  tx: optax.GradientTransformation,
+  plateau_tx: optax.GradientTransformationExtraArgs,
+) -> TrainState:
+  """Initialises the model from ``seed`` and returns its :class:`TrainState` at step 0.
+
+  The key ``jax.random.key(seed)`` initialises the parameters (and any ``'dropout'`` use during
+  ``init``); the state's ``rng``, from which the train step folds each step's dropout key, is
+  ``fold_in(key, 1)``. One definition for a single run and for every member of a population
+  (``seed`` may be traced there), so both initialise the same way.
+
+  Args:
+    model: a Flax module, ``init(rngs, images, train=False)``.
+    input_shape: ``(H, W, C)`` of one image.
+    dtype: the compute dtype of the dummy input.
+    seed: an int (or a traced int32 scalar).
+    tx: the optimizer.
+    plateau_tx: ``optax.contrib.reduce_on_plateau(...)``.
+
+  Returns:
+    The fresh state.
+  """
+  rng = jax.random.key(seed)
+  variables = model.init(
+    {'params': rng, 'dropout': rng}, jnp.zeros((1, *input_shape), dtype), train=False
+  )
+  state_rng = jax.random.key_data(jax.random.fold_in(rng, 1))
+  return create_train_state(variables=dict(variables), tx=tx, plateau_tx=plateau_tx, rng=state_rng)
+
+
 def count_params(params: Any) -> int:
   """Returns the number of scalars in a parameter pytree (works on ``ShapeDtypeStruct`` leaves)."""
   return sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(params))

@@ -31,35 +31,15 @@ from jaxseg.data.builders._common import (
 )
 from jaxseg.data.builders._manual_segmentation import ManualSegmentationBuilder
 
+# One definition of the class names and colours, shared with the overlays.
+from jaxseg.viz.palettes import VOC_CLASSES, voc_palette
+
 __all__ = ['VOC_CLASSES', 'Voc2012Sbd', 'Voc2012Segmentation', 'find_voc_root', 'voc_palette']
 
 VOC_URL = 'http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar'
 SBD_URL = (
   'http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/'
   'benchmark.tgz'
-)
-VOC_CLASSES = (
-  'background',
-  'aeroplane',
-  'bicycle',
-  'bird',
-  'boat',
-  'bottle',
-  'bus',
-  'car',
-  'cat',
-  'chair',
-  'cow',
-  'diningtable',
-  'dog',
-  'horse',
-  'motorbike',
-  'person',
-  'pottedplant',
-  'sheep',
-  'sofa',
-  'train',
-  'tvmonitor',
 )
 NUM_CLASSES = 21
 IGNORE_LABEL = 255
@@ -80,20 +60,6 @@ SBD_LAYOUT = """\
       val.txt
   and VOC 2012 as for voc2012_segmentation."""
 SBD_SOURCE = f'{SBD_URL} (Semantic Boundaries Dataset, Hariharan et al. 2011, 1.4 GB)'
-
-
-def voc_palette() -> np.ndarray:
-  """The VOC colour map ``(256, 3)`` uint8: class ``c``'s colour from the bits of ``c``."""
-  palette = np.zeros((256, 3), np.uint8)
-  for index in range(256):
-    c, r, g, b = index, 0, 0, 0
-    for shift in range(7, -1, -1):
-      r |= (c & 1) << shift
-      g |= ((c >> 1) & 1) << shift
-      b |= ((c >> 2) & 1) << shift
-      c >>= 3
-    palette[index] = (r, g, b)
-  return palette
 
 
 def _candidates(manual_dir: str) -> list[str]:

@@ -1,0 +1,666 @@
+"""Populations: ``K`` trials of one config trained as one program.
+
+The members' train states (parameters, batch statistics, optimizer and plateau states, step and
+key) are stacked on a leading population axis of length ``K`` and the loop's own train and eval
+steps (:mod:`jaxseg.train.steps`) are ``jax.vmap``-ed over it, in the manner of population-based
+training (Jaderberg et al., 2017, "Population Based Training of Neural Networks") and of the
+vectorised hyperparameter sweeps of Flax/JAX research code. Every member sees the same batches
+(one input pipeline, the data order of member 0's seed) and has its own seed (its own
+initialisation and dropout keys) and its own optimizer scalars: the per-member values of
+:data:`VARIABLE_FIELDS` enter the step as a ``(K,)`` array each, and each member's optimizer is
+built inside the ``vmap`` from its values (the role ``optax.inject_hyperparams`` plays for one
+run: hyperparameters as traced state rather than constants). The population axis is split over
+the devices (a 1-D mesh), so ``d`` devices train ``K = d * m`` members, ``m`` per device.
+
+Only what keeps the program's shapes and structure may vary between members: a field that
+changes shapes or the computation (model, width, batch or image size, dataset, schedule kind,
+...) is refused by :func:`check_population` before anything is built, naming the field; such
+sweeps run one process per trial (``experiments.sweep --mode=processes``).
+
+Layout on disk, as process mode's: each member writes ``metrics.jsonl``, ``tb/``,
+``config.json`` and, when it finishes, ``results.json`` in its own directory; the stacked state is
+checkpointed (Orbax, with the manifest verification of :mod:`jaxseg.train.checkpoints`) in the
+population directory, and a restart resumes from it.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxseg.train import checkpoints
+from jaxseg.train import crf_eval
+from jaxseg.train import logging as run_logging
+from jaxseg.train import loop
+from jaxseg.train import optimizers
+from jaxseg.train import schedules
+from jaxseg.train import steps
+from jaxseg.train import workdir_lock
+from jaxseg.train.state import TrainState, init_train_state
+from jaxseg.train.tasks import Task
+
+# The config fields whose values may differ between the members of one population.
+VARIABLE_FIELDS = (
+  'seed',
+  'optimizer.learning_rate',
+  'optimizer.weight_decay',
+  'optimizer.momentum',
+  'optimizer.b1',
+  'optimizer.b2',
+  'optimizer.eps',
+)
+POPULATION_AXIS = 'population'
+MEMBERS_FILE = 'population.json'  # which trial directories a population directory trains
+_OPTIMIZER_SCALARS = tuple(f'optimizer.{k}' for k in optimizers.INJECTABLE_HYPERPARAMS)
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = '') -> dict[str, Any]:
+  flat = {}
+  for key, value in tree.items():
+    if isinstance(value, Mapping):
+      flat.update(_flatten(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def varied_fields(configs: Sequence[ml_collections.ConfigDict]) -> dict[str, list[Any]]:
+  """Returns ``{dotted field: [value of each config]}`` for the fields the configs disagree on.
+
+  A field present in some configs only counts as varied (its value is ``None`` where absent).
+
+  Example:
+    >>> a = ml_collections.ConfigDict({'seed': 0, 'optimizer': {'learning_rate': 0.1}})
+    >>> b = ml_collections.ConfigDict({'seed': 0, 'optimizer': {'learning_rate': 0.2}})
+    >>> varied_fields([a, b])
+    {'optimizer.learning_rate': [0.1, 0.2]}
+  """
+  flats = [_flatten(c.to_dict()) for c in configs]
+  keys = list(dict.fromkeys(k for flat in flats for k in flat))
+  varied = {}
+  for key in keys:
+    values = [flat.get(key) for flat in flats]
+    if any(v != values[0] or type(v) is not type(values[0]) for v in values[1:]):
+      varied[key] = values
+  return varied
+
+
+def check_population(configs: Sequence[ml_collections.ConfigDict]) -> dict[str, list[Any]]:
+  """Checks that ``configs`` can train as one population; returns :func:`varied_fields`.
+
+  Runs on the configs alone, before any dataset is built or anything traced.
+
+  Args:
+    configs: one experiment config per member (at least one).
+
+  Returns:
+    The fields that vary, each with its per-member values (all in :data:`VARIABLE_FIELDS`).
+
+  Raises:
+    ValueError: naming the first field that may not vary (it changes shapes or the program) or
+      a feature a population does not support, and saying to use ``--mode=processes``.
+
+  Example:
+    >>> a = ml_collections.ConfigDict({'seed': 0, 'model': {'width': 16}})
+    >>> b = ml_collections.ConfigDict({'seed': 1, 'model': {'width': 32}})
+    >>> check_population([a, b])
+    Traceback (most recent call last):
+    ...
+    ValueError: vectorized sweep: the trials differ in config.model.width ([16, 32]), ...
+  """
+  if not configs:
+    raise ValueError('a population needs at least one member config, got none')
+  varied = varied_fields(configs)
+  for field, values in varied.items():
+    if field not in VARIABLE_FIELDS:
+      raise ValueError(
+        f'vectorized sweep: the trials differ in config.{field} ({values}), '
+        'which changes the shapes or the program of a trial; one population varies only '
+        f'{", ".join(VARIABLE_FIELDS)}. Run this sweep with --mode=processes.'
+      )
+  first = configs[0]
+  if 'optimizer.learning_rate' in varied and float(first.schedule.get('end_value', 0.0)):
+    raise ValueError(
+      f'vectorized sweep: the learning rate varies but config.schedule.end_value='
+      f'{first.schedule.end_value} is not 0 (each member scales one schedule by its rate, '
+      'exact only when the schedule ends at 0). Set it to 0 or run with --mode=processes.'
+    )
+  if crf_eval.crf_options(first) is not None:
+    raise ValueError(
+      'vectorized sweep: config.eval.crf is on (the CRF evaluates one run on the host); '
+      'run this sweep with --mode=processes.'
+    )
+  if first.get('init_from'):
+    raise ValueError(
+      f'vectorized sweep: config.init_from={first.init_from!r} is not supported for a '
+      'population; run this sweep with --mode=processes.'
+    )
+  return varied
+
+
+def _structure_config(configs, varied) -> ml_collections.ConfigDict:
+  """Member 0's config with the largest weight decay and momentum of any member: which
+  transformations the shared optimizer chain holds (a member with 0 computes ``g + 0 * p``)."""
+  config = ml_collections.ConfigDict(configs[0].to_dict())
+  for field in ('weight_decay', 'momentum'):
+    if f'optimizer.{field}' in varied:
+      config.optimizer[field] = max(float(c.optimizer[field]) for c in configs)
+  return config
+
+
+@dataclasses.dataclass
+class _Program:
+  """The population's mesh, shardings and jitted functions."""
+
+  mesh: jax.sharding.Mesh
+  members: jax.sharding.NamedSharding
+  replicated: jax.sharding.NamedSharding
+  hyperparams: dict[str, jax.Array]
+  init_state: Callable[[], TrainState]
+  abstract_state: Any
+  train_step: Callable
+  eval_step: Callable
+  update_plateau: Callable
+  mark_nonfinite: Callable
+
+
+def _build(configs, varied, *, model, task, input_shape, devices: Sequence[jax.Device]) -> _Program:
+  """Builds the mesh over ``devices``, the per-member hyperparameters and the vmapped steps."""
+  config = _structure_config(configs, varied)
+  mesh = jax.sharding.Mesh(np.asarray(devices), (POPULATION_AXIS,))
+  members = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(POPULATION_AXIS))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  dtype = steps.compute_dtype(config.dtype)
+  total_updates = config.total_steps // config.optimizer.accumulate_steps
+  lr_varies = 'optimizer.learning_rate' in varied
+  # Only the varied scalars are traced; the others stay Python constants, exactly as in one run.
+  names = [f.split('.', 1)[1] for f in varied if f in _OPTIMIZER_SCALARS]
+  if lr_varies:
+    names.append('learning_rate')
+  host_values = {
+    name: np.asarray([float(c.optimizer[name]) for c in configs], np.float32) for name in names
+  }
+  host_values['seed'] = np.asarray([int(c.seed) for c in configs], np.int32)
+  # The only upload of the hyperparameters: explicit, and split over the devices as the states.
+  hyperparams = jax.device_put(host_values, members)
+  plateau_tx = schedules.make_plateau(config.schedule)
+
+  def member_optimizer(hp):
+    if lr_varies:
+      # The schedule at rate 1 scaled by the member's rate (check_population: end_value is 0).
+      unit = schedules.make_schedule(
+        config.schedule, learning_rate=1.0, total_updates=total_updates
+      )
+      schedule = lambda count: unit(count) * hp['learning_rate']  # noqa: E731
+    else:
+      schedule = schedules.make_schedule(
+        config.schedule,
+        learning_rate=float(config.optimizer.learning_rate),
+        total_updates=total_updates,
+      )
+    injected = {k: hp[k] for k in optimizers.INJECTABLE_HYPERPARAMS if k in hp}
+    tx = optimizers.make_optimizer(config.optimizer, schedule=schedule, hyperparams=injected)
+    return tx, schedule
+
+  def init_member(hp):
+    tx, _ = member_optimizer(hp)
+    return init_train_state(
+      model=model,
+      input_shape=input_shape,
+      dtype=dtype,
+      seed=hp['seed'],
+      tx=tx,
+      plateau_tx=plateau_tx,
+    )
+
+  def train_member(state, hp, batch):
+    tx, schedule = member_optimizer(hp)
+    step = steps.make_train_step(model=model, task=task, tx=tx, config=config, schedule=schedule)
+    return step(state, batch)
+
+  eval_member = steps.make_eval_step(model=model, task=task, config=config)
+
+  def update_plateau(plateau, metric):
+    return schedules.update_plateau(plateau_tx, plateau, metric=metric, mode=config.best_mode)
+
+  def mark_nonfinite(first_bad, finite, step):
+    # The first step at which each member's loss or gradient was NaN/Inf (0: none yet).
+    return jnp.where((first_bad == 0) & ~finite, step, first_bad)
+
+  init = jax.vmap(init_member)
+  abstract_state = jax.eval_shape(init, hyperparams)
+  state_shardings = jax.tree.map(lambda _: members, abstract_state)
+  return _Program(
+    mesh=mesh,
+    members=members,
+    replicated=replicated,
+    hyperparams=hyperparams,
+    init_state=lambda: jax.jit(init, out_shardings=state_shardings)(hyperparams),
+    abstract_state=jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=members), abstract_state
+    ),
+    train_step=jax.jit(
+      jax.vmap(train_member, in_axes=(0, 0, None)),
+      in_shardings=(state_shardings, members, replicated),
+      out_shardings=(state_shardings, members),
+      donate_argnums=0,
+    ),
+    eval_step=jax.jit(
+      jax.vmap(eval_member, in_axes=(0, None)),
+      in_shardings=(state_shardings, replicated),
+      out_shardings=members,
+    ),
+    update_plateau=jax.jit(
+      jax.vmap(update_plateau), out_shardings=state_shardings.plateau, donate_argnums=0
+    ),
+    mark_nonfinite=jax.jit(mark_nonfinite, out_shardings=members),
+  )
+
+
+def _member_rows(tree: Any, k: int) -> Any:
+  return jax.tree.map(lambda x: x[k], tree)
+
+
+def _best_from_log(workdir: str, metric: str, mode: str, up_to: int) -> tuple[Any, Any]:
+  """``(step, value)`` of the best logged evaluation at or before ``up_to`` (resume)."""
+  best_step, best_value = None, None
+  try:
+    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+      rows = [json.loads(line) for line in f if line.strip()]
+  except (OSError, ValueError):
+    return None, None
+  for row in rows:
+    if row.get('split') != 'eval' or row['step'] > up_to or metric not in row:
+      continue
+    value = float(row[metric])
+    if best_value is None or (value > best_value if mode == 'max' else value < best_value):
+      best_step, best_value = row['step'], value
+  return best_step, best_value
+
+
+class _Members:
+  """Per-member bookkeeping on the host: loggers, best evaluation, first non-finite step."""
+
+  def __init__(self, configs, workdirs, best: list[tuple[Any, Any]]):
+    self.configs, self.workdirs, self.best = configs, workdirs, best
+    self.loggers = [
+      run_logging.MetricsLogger(w, total_steps=c.total_steps, console=False)
+      for c, w in zip(configs, workdirs)
+    ]
+    self.failed: dict[int, str] = {}
+
+  def note_nonfinite(self, first_bad: np.ndarray) -> None:
+    for k, bad in enumerate(first_bad):
+      if bad and k not in self.failed:
+        message = (
+          f'NonFiniteError: non-finite loss or gradient at step {int(bad)}; this member stopped '
+          'counting (the rest of the population trains on).'
+        )
+        self.failed[k] = message
+        with open(os.path.join(self.workdirs[k], 'log.txt'), 'a') as f:
+          f.write(f'error: {message}\n')
+
+  def update_best(self, k: int, step: int, metrics: Mapping[str, float]) -> None:
+    config = self.configs[k]
+    value = float(metrics[config.best_metric])
+    _, best = self.best[k]
+    if best is None or (value > best if config.best_mode == 'max' else value < best):
+      self.best[k] = (step, value)
+
+  def close(self) -> None:
+    for logger in self.loggers:
+      logger.close()
+
+
+def _check_members_file(population_dir: str, workdirs: Sequence[str]) -> None:
+  names = [os.path.abspath(w) for w in workdirs]
+  path = os.path.join(population_dir, MEMBERS_FILE)
+  if os.path.exists(path):
+    with open(path) as f:
+      previous = json.load(f)['members']
+    if previous != names:
+      raise ValueError(
+        f'{population_dir} holds the checkpoints of another population ({len(previous)} '
+        f'members: {previous}); this one has {len(names)}: {names}. Use another directory.'
+      )
+    return
+  with open(path, 'w') as f:
+    json.dump({'members': names}, f, indent=1)
+
+
+def run_population(
+  configs: Sequence[ml_collections.ConfigDict],
+  workdirs: Sequence[str],
+  population_dir: str,
+  *,
+  model: Any,
+  task: Task,
+  input_shape: tuple[int, int, int],
+  make_train_iterator: Callable[..., Iterator[Mapping[str, np.ndarray]]],
+  make_eval_iterator: Callable[..., Iterable[Mapping[str, np.ndarray]]],
+  devices: Sequence[jax.Device] | None = None,
+  print_fn: Callable[[str], None] = print,
+) -> list[dict[str, Any] | None]:
+  """Trains the members ``configs`` as one vmapped program, resuming from ``population_dir``.
+
+  The loop of :func:`jaxseg.train.run` for ``K = len(configs)`` members at once: one batch from
+  ``make_train_iterator`` per step for all of them, their states stacked on a leading axis split
+  over ``devices``. Each member logs to ``<workdirs[k]>/metrics.jsonl`` (and ``tb/``) and writes
+  ``<workdirs[k]>/results.json`` when done, as a single run does; the stacked state is
+  checkpointed every ``checkpoint_every`` steps, at each evaluation and on SIGTERM in
+  ``<population_dir>/checkpoints``. A member whose loss or gradient turns NaN/Inf is marked
+  failed (``log.txt`` in its directory says at which step; no ``results.json``) while the others
+  train on.
+
+  Args:
+    configs: one config per member; they may differ only in :data:`VARIABLE_FIELDS`.
+    workdirs: one directory per member.
+    population_dir: where the stacked checkpoints go.
+    model: the Flax module (the same for every member).
+    task: the bound task.
+    input_shape: ``(H, W, C)`` of one image.
+    make_train_iterator: as for :func:`jaxseg.train.run`; one iterator feeds every member.
+    make_eval_iterator: as for :func:`jaxseg.train.run`.
+    devices: the devices to split the population over (default: every local device);
+      ``len(configs)`` must be a multiple of their number.
+    print_fn: receives the population's progress lines.
+
+  Returns:
+    One entry per member: its results (as ``jaxseg.train.run`` returns them), or None for a
+    member that failed. A run stopped by SIGTERM returns ``{'step': s, 'preempted': True}`` for
+    every member.
+
+  Raises:
+    ValueError: members that cannot share a program (:func:`check_population`), a population
+      size not a multiple of the number of devices, or several processes.
+  """
+  varied = check_population(configs)
+  if len(workdirs) != len(configs):
+    raise ValueError(f'workdirs: expected {len(configs)} (one per config), got {len(workdirs)}')
+  for config in configs:
+    loop.validate_config(config)
+  if jax.process_count() > 1:
+    raise ValueError(
+      f'a population runs in one process, got {jax.process_count()} processes; run a '
+      'multi-host sweep with --mode=processes'
+    )
+  devices = list(jax.local_devices() if devices is None else devices)
+  if len(configs) % len(devices):
+    raise ValueError(
+      f'the population has {len(configs)} members, not a multiple of the {len(devices)} '
+      f'devices it is split over; use a multiple of {len(devices)} trials or fewer devices '
+      '(experiments.sweep --num_devices).'
+    )
+  config = configs[0]
+  os.makedirs(population_dir, exist_ok=True)
+  locks = [workdir_lock.WorkdirLock(population_dir, note=print_fn).acquire()]
+  members = ckpt = None
+  try:
+    for workdir in workdirs:
+      os.makedirs(workdir, exist_ok=True)
+      locks.append(workdir_lock.WorkdirLock(workdir, note=print_fn).acquire())
+    _check_members_file(population_dir, workdirs)
+    ckpt = checkpoints.Checkpointer(
+      os.path.join(population_dir, 'checkpoints'),
+      keep=config.keep_checkpoints,
+      best_metric=config.best_metric,
+      best_mode=config.best_mode,
+    )
+    program = _build(
+      configs, varied, model=model, task=task, input_shape=input_shape, devices=devices
+    )
+    train_iter = make_train_iterator(process_index=0, process_count=1)
+    latest, state = ckpt.restore_latest(program.abstract_state, train_iter, note=print_fn)
+    if latest is None:
+      state = program.init_state()
+      step = 0
+    else:
+      step = int(jax.device_get(state.step)[0])
+      print_fn(f'[population] resumed from checkpoint step {latest} in {ckpt.directory}')
+    best = [_best_from_log(w, c.best_metric, c.best_mode, step) for c, w in zip(configs, workdirs)]
+    members = _Members(configs, workdirs, best)
+    return _train(
+      config,
+      program,
+      members,
+      ckpt,
+      state,
+      step,
+      train_iter,
+      task=task,
+      make_eval_iterator=make_eval_iterator,
+      print_fn=print_fn,
+    )
+  finally:
+    try:
+      if ckpt is not None:
+        ckpt.close()
+      if members is not None:
+        members.close()
+    finally:
+      for lock in reversed(locks):
+        lock.release()
+
+
+def _evaluate(config, program, members, task, state, step, make_eval_iterator, print_fn):
+  """Evaluates every member on the same batches, logs each, feeds the plateau schedules."""
+  sums = None
+  for i, local in enumerate(make_eval_iterator(process_index=0, process_count=1)):
+    if 0 <= config.eval_steps <= i:
+      break
+    batch = jax.device_put(loop._with_valid(local), program.replicated)  # pylint: disable=protected-access
+    batch_sums = program.eval_step(state, batch)
+    sums = batch_sums if sums is None else jax.tree.map(jnp.add, sums, batch_sums)
+  if sums is None:
+    raise ValueError('the evaluation split produced no batches')
+  sums = jax.device_get(sums)
+  metrics = [task.finalize(_member_rows(sums, k)) for k in range(len(members.configs))]
+  if config.best_metric not in metrics[0]:
+    raise ValueError(
+      f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
+      f'task {task.name!r}: {sorted(metrics[0])}'
+    )
+  for k, member_metrics in enumerate(metrics):
+    members.loggers[k].log(step, 'eval', member_metrics)
+    if k not in members.failed:
+      members.update_best(k, step, member_metrics)
+  values = [m[config.best_metric] for m in metrics]
+  print_fn(
+    f'[population] step {step} eval: {config.best_metric} per member '
+    + ' '.join(f'{v:.4g}' for v in values)
+  )
+  if config.schedule.name == 'plateau':
+    metric = jax.device_put(np.asarray(values, np.float32), program.members)
+    state = state.replace(plateau=program.update_plateau(state.plateau, metric))
+  return state, metrics
+
+
+def _train(
+  config,
+  program: _Program,
+  members: _Members,
+  ckpt: checkpoints.Checkpointer,
+  state,
+  step: int,
+  train_iter,
+  *,
+  task,
+  make_eval_iterator,
+  print_fn,
+):
+  total, K = config.total_steps, len(members.configs)  # noqa: N806
+  if step >= total and all(
+    os.path.exists(os.path.join(w, loop.RESULTS_FILE)) for w in members.workdirs
+  ):
+    print_fn(f'[population] already complete (step {step} of {total})')
+    results = []
+    for w in members.workdirs:
+      with open(os.path.join(w, loop.RESULTS_FILE)) as f:
+        results.append(json.load(f))
+    return results
+  for k, (c, w) in enumerate(zip(members.configs, members.workdirs)):
+    run_logging.save_config(c, w)
+  first_bad = jax.device_put(np.zeros(K, np.int32), program.members)
+  sums, count, metrics, eval_metrics = None, 0, None, []
+  last_step, last_time, timed = step, time.perf_counter(), False
+  with loop._Preemption() as preemption:  # pylint: disable=protected-access
+    while step < total:
+      batch = jax.device_put(next(train_iter), program.replicated)
+      state, metrics = program.train_step(state, program.hyperparams, batch)
+      step += 1
+      first_bad = program.mark_nonfinite(first_bad, metrics['finite'], step)
+      scalars = {k: v for k, v in metrics.items() if k not in ('finite', 'learning_rate')}
+      sums = scalars if sums is None else jax.tree.map(jnp.add, sums, scalars)
+      count += 1
+      if not timed:  # the first step compiles: rates are timed from its end
+        jax.block_until_ready(metrics['loss'])
+        last_step, last_time, timed = step, time.perf_counter(), True
+      last = step == total
+      evaluate_now, preempted = step % config.eval_every == 0 or last, preemption.reached(step)
+      if step % config.log_every == 0 or last:
+        now = time.perf_counter()
+        rate = (step - last_step) / max(now - last_time, 1e-9)
+        host_sums, lrs, bad = jax.device_get((sums, metrics.get('learning_rate'), first_bad))
+        members.note_nonfinite(bad)
+        for k in range(K):
+          logged = {name: float(v[k]) / count for name, v in host_sums.items()}
+          if lrs is not None:
+            logged['learning_rate'] = float(lrs[k])
+          members.loggers[k].log(
+            step, 'train', logged, steps_per_sec=rate, images_per_sec=rate * config.batch_size
+          )
+        losses = host_sums['loss'] / count
+        print_fn(
+          f'[population] step {step}/{total}: loss per member '
+          + ' '.join(f'{v:.4g}' for v in losses)
+          + f'; {rate:.3g} steps/s ({rate * K:.3g} member-steps/s)'
+        )
+        sums, count, last_step, last_time = None, 0, step, now
+      if evaluate_now:
+        state, eval_metrics = _evaluate(
+          config, program, members, task, state, step, make_eval_iterator, print_fn
+        )
+      if evaluate_now or preempted or step % config.checkpoint_every == 0:
+        members.note_nonfinite(jax.device_get(first_bad))
+        ckpt.save(step, state, train_iter)
+      if preempted:
+        print_fn(f'[population] SIGTERM: saved checkpoint step {step}; stopping.')
+        return [{'step': step, 'preempted': True} for _ in range(K)]
+  if not eval_metrics:  # restarted at the end without results (killed after the last save)
+    state, eval_metrics = _evaluate(
+      config, program, members, task, state, step, make_eval_iterator, print_fn
+    )
+  members.note_nonfinite(jax.device_get(first_bad))
+  results = []
+  for k, (c, w) in enumerate(zip(members.configs, members.workdirs)):
+    if k in members.failed:
+      results.append(None)
+      continue
+    best_step, best_value = members.best[k]
+    result = {
+      'step': step,
+      'num_devices': len(program.mesh.devices.flat),
+      **eval_metrics[k],
+      f'best_{c.best_metric}': best_value,
+      'best_step': best_step,
+    }
+    with open(os.path.join(w, loop.RESULTS_FILE), 'w') as f:
+      json.dump(result, f, indent=2)
+    results.append(result)
+  return results
+
+
+def train_and_evaluate_population(
+  configs: Sequence[ml_collections.ConfigDict],
+  workdirs: Sequence[str],
+  population_dir: str,
+  *,
+  devices: Sequence[jax.Device] | None = None,
+  print_fn: Callable[[str], None] = print,
+) -> list[dict[str, Any] | None]:
+  """Trains the experiments ``configs`` (one model and dataset) as one population.
+
+  :func:`jaxseg.train.train_and_evaluate` for ``K`` members that differ only in
+  :data:`VARIABLE_FIELDS`: the dataset and model are built once from ``configs[0]`` (its seed
+  orders the data for every member) and :func:`run_population` trains them.
+
+  Args:
+    configs: one experiment config per member.
+    workdirs: one run directory per member.
+    population_dir: where the stacked checkpoints go.
+    devices: as for :func:`run_population`.
+    print_fn: receives progress lines.
+
+  Returns:
+    As :func:`run_population`.
+
+  Example (two learning rates of LeNet-5 on the offline digits set)::
+
+    from experiments.configs import lenet5_digits
+    configs = [lenet5_digits.get_config() for _ in range(2)]
+    configs[1].optimizer.learning_rate = 1e-3
+    train_and_evaluate_population(configs, ['/tmp/a', '/tmp/b'], '/tmp/population')
+  """
+  from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
+  from jaxseg.train import inference  # pylint: disable=g-import-not-at-top
+  from jaxseg.train.tasks import get_task  # pylint: disable=g-import-not-at-top
+
+  check_population(configs)
+  config = configs[0]
+  loop.validate_config(config)
+  info = jaxseg_data.dataset_info(config.data)
+  if config.task != info.task:
+    raise ValueError(
+      f'config.task={config.task!r} but dataset {config.data.name!r} is a {info.task!r} dataset'
+    )
+  task = get_task(info.task).bind(config.loss, info)
+  model = loop.build_model(config, info)
+  for workdir in workdirs:
+    os.makedirs(workdir, exist_ok=True)
+    inference.save_dataset_info(info, workdir)
+
+  def make_train_iterator(*, process_index, process_count):
+    return jaxseg_data.make_iterator(
+      config.data,
+      split=info.train_split,
+      global_batch_size=config.batch_size,
+      seed=config.seed,
+      train=True,
+      process_index=process_index,
+      process_count=process_count,
+    )
+
+  def make_eval_iterator(*, process_index, process_count):
+    return jaxseg_data.make_iterator(
+      config.data,
+      split=info.eval_split,
+      global_batch_size=config.batch_size,
+      seed=config.seed,
+      train=False,
+      process_index=process_index,
+      process_count=process_count,
+      num_epochs=1,
+    )
+
+  results = run_population(
+    configs,
+    workdirs,
+    population_dir,
+    model=model,
+    task=task,
+    input_shape=tuple(info.image_shape),
+    make_train_iterator=make_train_iterator,
+    make_eval_iterator=make_eval_iterator,
+    devices=devices,
+    print_fn=print_fn,
+  )
+  for workdir, result in zip(workdirs, results):
+    if result is not None and not result.get('preempted'):
+      loop._plot_curves(workdir)  # pylint: disable=protected-access
+  return results

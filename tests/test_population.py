@@ -1,0 +1,260 @@
+"""jaxseg.train.population: a vmapped population equals its members trained alone."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from jaxseg import train
+from jaxseg.train import population
+from tests import _train_fixtures as fx
+
+STEPS = 50
+LEARNING_RATES = (0.02, 0.05, 0.1, 0.2, 0.03, 0.07, 0.15, 0.01)
+
+
+def _config(**overrides):
+  # One logged loss per step (log_every=1): the per-step comparison below.
+  fields = dict(total_steps=STEPS, log_every=1, eval_every=25, checkpoint_every=25)
+  return fx.tiny_config(**{**fields, **overrides})
+
+
+def _members(num, **fixed):
+  """``num`` SGD members: own learning rate, seed, momentum 0 or 0.9, weight decay 0 to 2e-3."""
+  return [
+    _config(
+      **{
+        'seed': k,
+        'optimizer.name': 'sgd',
+        'optimizer.learning_rate': LEARNING_RATES[k],
+        'optimizer.momentum': 0.9 if k % 2 else 0.0,
+        'optimizer.weight_decay': 1e-3 * (k % 3),
+        **fixed,
+      }
+    )
+    for k in range(num)
+  ]
+
+
+def _data(batch_size, data_seed):
+  """Train and eval iterator factories; ``data_seed`` orders the batches."""
+  images, labels = fx.make_dataset(64)
+  eval_images, eval_labels = fx.make_dataset(20, seed=1)
+  return dict(
+    make_train_iterator=lambda **kw: fx.ArrayIterator(
+      images, labels, global_batch_size=batch_size, seed=data_seed, **kw
+    ),
+    make_eval_iterator=lambda **kw: fx.eval_batches(
+      eval_images, eval_labels, global_batch_size=batch_size, **kw
+    ),
+  )
+
+
+MODEL = fx.TinyNet(dropout_rate=0.2)  # BatchNorm and dropout: per-member statistics and keys
+
+
+def _run_population(configs, root, *, devices=None):
+  workdirs = [str(root / f'member{k}') for k in range(len(configs))]
+  results = population.run_population(
+    configs,
+    workdirs,
+    str(root / 'population'),
+    model=MODEL,
+    task=fx.SoftmaxTask(),
+    input_shape=fx.IMAGE_SHAPE,
+    devices=devices,
+    print_fn=lambda line: None,
+    **_data(configs[0].batch_size, configs[0].seed),
+  )
+  return workdirs, results
+
+
+def _alone(config, workdir, *, data_seed):
+  """The same trial run alone by jaxseg.train.run, on the population's data order."""
+  return train.run(
+    config,
+    workdir,
+    model=MODEL,
+    task=fx.SoftmaxTask(),
+    input_shape=fx.IMAGE_SHAPE,
+    **_data(config.batch_size, data_seed),
+  )
+
+
+def _train_losses(workdir):
+  with open(os.path.join(workdir, 'metrics.jsonl')) as f:
+    rows = [json.loads(line) for line in f]
+  return np.asarray([r['loss'] for r in rows if r['split'] == 'train'])
+
+
+def _check_members_equal_alone(tmp_path, configs, checked, devices):
+  workdirs, results = _run_population(configs, tmp_path, devices=devices)
+  for k in checked:
+    alone_dir = str(tmp_path / f'alone{k}')
+    alone = _alone(configs[k], alone_dir, data_seed=configs[0].seed)
+    member, reference = _train_losses(workdirs[k]), _train_losses(alone_dir)
+    assert member.shape == reference.shape == (STEPS,)
+    np.testing.assert_allclose(member, reference, rtol=0, atol=1e-5)
+    assert results[k]['accuracy'] == pytest.approx(alone['accuracy'], abs=1e-6)
+    assert results[k]['best_step'] == alone['best_step']
+  # The members really differ (own seeds and rates), and learn.
+  finals = [_train_losses(w)[-5:].mean() for w in workdirs]
+  assert len({round(f, 6) for f in finals}) == len(configs)
+
+
+def test_members_equal_alone_runs_on_one_device(tmp_path):
+  configs = _members(2)
+  _check_members_equal_alone(tmp_path, configs, [0, 1], jax.devices()[:1])
+
+
+@pytest.mark.slow
+def test_members_equal_alone_runs_on_eight_devices(tmp_path):
+  configs = _members(8)
+  assert jax.device_count() == 8
+  _check_members_equal_alone(tmp_path, configs, [0, 3, 5], jax.devices())
+
+
+def test_refuses_shape_changing_fields_before_building(tmp_path):
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+
+  for field, values in (
+    ('batch_size', [8, 16]),
+    ('model.features', [4, 8]),
+    ('data.image_size', [28, 32]),
+    ('optimizer.name', ['sgd', 'adam']),
+  ):
+    trials = [{field: v, 'seed': k} for k, v in enumerate(values)]
+    configs = [fx.tiny_config() for _ in trials]
+    for config, overrides in zip(configs, trials):
+      with config.unlocked():
+        config.update_from_flattened_dict(overrides)
+    with pytest.raises(ValueError, match=rf'differ in config\.{field} .*--mode=processes'):
+      population.check_population(configs)
+  # Through the sweep: the first trial's config file and overrides, refused before JAX builds
+  # anything (no population directory, no trial directory).
+  config_file = tmp_path / 'config.py'
+  config_file.write_text(
+    'from experiments.configs import lenet5_digits\n'
+    'def get_config():\n'
+    '  return lenet5_digits.get_config()\n'
+  )
+  refused = sweep.Sweep(
+    base_config=str(config_file),
+    trials=sweep.product({'optimizer.learning_rate': [0.1, 0.2]}, {'batch_size': [32, 64]}),
+  )
+  with pytest.raises(ValueError, match=r'config\.batch_size \(\[32, 64, 32, 64\]\).*processes'):
+    sweep.run_vectorized(refused, str(tmp_path / 'sweep'))
+  assert not (tmp_path / 'sweep').exists()
+  with pytest.raises(ValueError, match='no_such_field'):
+    sweep.load_trial_config(str(config_file), {'optimizer.no_such_field': 1.0})
+
+
+def test_varied_optimizer_scalars_are_accepted():
+  configs = _members(4, **{'optimizer.name': 'adamw', 'optimizer.b1': 0.8})
+  with configs[1].unlocked():
+    configs[1].optimizer.eps = 1e-6
+  varied = population.check_population(configs)
+  assert set(varied) == {
+    'seed',
+    'optimizer.learning_rate',
+    'optimizer.momentum',
+    'optimizer.weight_decay',
+    'optimizer.eps',
+  }
+  with configs[2].unlocked():
+    configs[2].schedule.end_value = 1e-4
+  with pytest.raises(ValueError, match='end_value'):
+    population.check_population(configs)
+
+
+def test_population_size_must_be_a_multiple_of_the_devices(tmp_path):
+  with pytest.raises(ValueError, match='3 members, not a multiple of the 2 devices'):
+    _run_population(_members(3), tmp_path, devices=jax.devices()[:2])
+  assert not (tmp_path / 'population').exists()
+
+
+@pytest.mark.slow
+def test_killed_vectorized_sweep_resumes_to_the_uninterrupted_result(tmp_path):
+  import csv  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  import time  # pylint: disable=g-import-not-at-top
+
+  from tests import _digits_run_files as files  # pylint: disable=g-import-not-at-top
+
+  repo = files.REPO
+  data_dir = tmp_path / 'data'
+  files.build_digits(data_dir)
+  config_file = files.write_config(
+    tmp_path / 'config.py',
+    data_dir,
+    {
+      'total_steps': 40,
+      'batch_size': 16,
+      'checkpoint_every': 4,
+      'eval_every': 20,
+      'log_every': 10,
+      'eval_steps': 2,
+      'schedule.warmup_steps': 4,
+    },
+  )
+  sweep_file = files.write_sweep(
+    tmp_path / 'sweep_file.py',
+    config_file,
+    "sweep.product({'optimizer.learning_rate': [1e-3, 3e-3]}, {'seed': [0, 1]})",
+  )
+
+  def command(workdir):
+    return [
+      sys.executable,
+      '-m',
+      'experiments.sweep',
+      f'--sweep={sweep_file}',
+      f'--workdir={workdir}',
+      '--mode=vectorized',
+      '--num_devices=2',  # the 4 members split over 2 of the 8 forced CPU devices
+      '--compilation_cache_dir=off',
+    ]
+
+  env = dict(os.environ, PYTHONPATH=repo)
+  killed = tmp_path / 'killed'
+  process = subprocess.Popen(
+    command(killed),
+    cwd=repo,
+    env=env,
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+    start_new_session=True,
+  )
+  checkpoints = killed / 'population' / 'checkpoints'
+  deadline = time.time() + 300
+  while time.time() < deadline and process.poll() is None:
+    if checkpoints.exists() and any(d.isdigit() for d in os.listdir(checkpoints)):
+      break
+    time.sleep(0.02)
+  assert process.poll() is None, 'the sweep finished before it could be killed'
+  os.killpg(process.pid, signal.SIGKILL)
+  process.wait(timeout=60)
+  assert not list(killed.glob('*/results.json'))
+
+  resumed = subprocess.run(
+    command(killed), cwd=repo, env=env, capture_output=True, text=True, timeout=600
+  )
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert 'resumed from checkpoint step' in resumed.stdout
+  straight = subprocess.run(
+    command(tmp_path / 'straight'), cwd=repo, env=env, capture_output=True, text=True, timeout=600
+  )
+  assert straight.returncode == 0, straight.stderr[-3000:]
+
+  rows = list(csv.DictReader(open(killed / 'summary.csv')))
+  reference = list(csv.DictReader(open(tmp_path / 'straight' / 'summary.csv')))
+  assert len(rows) == 4 and all(r['status'] == 'done' and r['step'] == '40' for r in rows)
+  assert all(r['num_devices'] == '2' for r in rows)
+  for row, ref in zip(rows, reference):
+    for key in ('loss', 'accuracy', 'best_accuracy', 'best_step'):
+      assert float(row[key]) == pytest.approx(float(ref[key]), abs=1e-6), (key, row, ref)
+  assert len({r['loss'] for r in rows}) == 4  # four different members
