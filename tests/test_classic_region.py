@@ -1,6 +1,7 @@
 """Region growing against skimage's flood and a NumPy reference; Felzenszwalb merging against
 skimage's felzenszwalb."""
 
+import functools
 import re
 
 import jax
@@ -206,9 +207,28 @@ def test_hierarchical_merge_vmaps_and_numbers_in_raster_order():
     np.testing.assert_array_equal(batched[i], single)
     firsts = [np.flatnonzero(single.ravel() == label)[0] for label in range(single.max() + 1)]
     assert firsts == sorted(firsts)
-  # vmap runs the union-find once per image (a lax.map): nested batch axes too.
-  nested = jax.vmap(jax.vmap(lambda im: region.hierarchical_merge(im, scale=20.0, sigma=0.5)))
-  np.testing.assert_array_equal(nested(images[None]), batched[None])
+
+
+@pytest.mark.slow
+def test_hierarchical_merge_under_nested_vmap():
+  # vmap runs the union-find once per image (a lax.map, custom_vmap): nested batch axes too.
+  images = np.stack([_untied_image(s) for s in (4, 5)])
+  merge = functools.partial(region.hierarchical_merge, scale=20.0, sigma=0.5)
+  nested = jax.vmap(jax.vmap(merge))(images.reshape(2, 1, *images.shape[1:]))
+  for i in range(2):
+    np.testing.assert_array_equal(nested[i, 0], merge(images[i]))
+
+
+@pytest.mark.parametrize('count', [1, 2, 1000, 40_000])
+def test_stable_argsort_equals_numpy_stable_argsort(count):
+  # The radix passes against NumPy's stable sort: ties (few distinct values), zeros, denormals,
+  # the largest float32, and sizes whose position bits leave 30, 21 and 15 key bits per pass.
+  rng = np.random.default_rng(count)
+  pool = np.array([0.0, 1e-45, 1e-38, 0.25, 0.5, 1.0, 1.7320508, 3.4e38], np.float32)
+  keys = np.where(rng.random(count) < 0.5, rng.choice(pool, count), rng.random(count))
+  keys = keys.astype(np.float32)
+  got = np.asarray(jax.jit(region._stable_argsort)(keys))
+  np.testing.assert_array_equal(got, np.argsort(keys, kind='stable'))
 
 
 def test_hierarchical_merge_loop_copies_no_per_pixel_array():

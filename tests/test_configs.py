@@ -99,11 +99,6 @@ def test_config_trains_one_step_on_tiny_settings(name, data_dir, tmp_path):
       f'get_test_overrides() in the config selecting one of {OFFLINE_DATASETS} and a '
       'tiny model (docs/training.md, "Testing a config").'
     )
-  if config.task == 'saliency':
-    # Known defect (left open in issue 16): the saliency eval step calls jax.pure_callback
-    # (auc_judd's host sort) inside a program sharded over the 8 forced CPU devices, and on 2
-    # cores XLA:CPU's all-reduce rendezvous deadlocks (aborts after its timeout, killing pytest).
-    pytest.skip('saliency eval: pure_callback + all-reduce deadlock on 8 forced CPU devices')
   if config.schedule.name == 'step':
     # A one-step run cannot hold the step schedule's boundaries (config_checks wants them inside
     # the run); schedules have their own tests (test_train_schedules.py).

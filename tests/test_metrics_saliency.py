@@ -252,6 +252,48 @@ def test_auc_judd_jitter_breaks_ties_of_a_flat_map():
   )
 
 
+@pytest.mark.parametrize('seed', range(3))
+def test_auc_judd_device_ranks_equal_host_ranks(seed):
+  # ranks='device' (a jax.lax.sort, no host callback: the sharded training eval) against the
+  # host's NumPy sort, on continuous maps, maps with many ties, a flat map with one peak, and
+  # every convention; the jitter draw is the same hash on both sides, bit for bit.
+  rng = np.random.default_rng(seed)
+  key = jax.random.key(seed)
+  np.testing.assert_array_equal(
+    np.asarray(sm._judd_noise_device(sm._judd_seed(key), 4099)), _judd_noise(key, (4099,))
+  )
+  sal, fix, _ = _random_case(seed)
+  tied = np.round(sal * 3) / 3
+  peak = np.zeros_like(sal)
+  peak[1, 2] = 1.0
+  dense = (rng.random(sal.shape) < 0.6).astype(np.uint8)
+  device = jax.jit(
+    lambda s, f, k, jitter, convention: sm.auc_judd(
+      s, f, key=k, jitter=jitter, convention=convention, ranks='device'
+    ),
+    static_argnames=('jitter', 'convention'),
+  )
+  for s in (sal, tied, peak):
+    for f in (fix, dense):
+      for kw in (
+        {'jitter': True, 'convention': 'mit'},
+        {'jitter': False, 'convention': 'mit'},
+        {'jitter': True, 'convention': 'pysaliency'},
+      ):
+        host = float(sm.auc_judd(s, f, key=key, **kw))
+        got = float(device(s, f, key, **kw))
+        assert got == pytest.approx(host, abs=1e-6, nan_ok=True), kw
+  # Ties ranked by the draw on the device agree with the MATLAB transcription given that draw.
+  noise = _judd_noise(key, sal.shape).astype(np.float64)
+  assert float(device(tied, fix, key, jitter=True, convention='mit')) == pytest.approx(
+    ref_auc_judd(tied, fix, noise), abs=1e-6
+  )
+  # Degenerate: no fixations, every pixel fixated, a constant map without jitter.
+  for f in (np.zeros_like(fix), np.ones_like(fix)):
+    assert np.isnan(float(device(sal, f, key, jitter=True, convention='mit')))
+  assert np.isnan(float(device(np.full_like(sal, 0.3), fix, key, jitter=False, convention='mit')))
+
+
 def test_auc_judd_degenerate_inputs():
   assert np.isnan(sm.auc_judd(SAL, np.zeros_like(FIX)))
   # A constant map without jitter: AUC_Judd.m's "NaN saliencyMap" early return.
@@ -493,6 +535,18 @@ def test_bad_arguments():
     SaliencyEvaluator(key=jax.random.key(0), n_other=0)
   with pytest.raises(ValueError, match='max_other_fixations must be a positive int or None'):
     SaliencyEvaluator(key=jax.random.key(0), max_other_fixations=-3)
+  with pytest.raises(ValueError, match="ranks must be 'host' or 'device', got 'gpu'"):
+    sm.auc_judd(SAL, FIX, ranks='gpu')
+  with pytest.raises(ValueError, match='needs host_callbacks=True'):
+    sm.per_image_scores(
+      SAL[None],
+      FIX[None],
+      DENSITY[None],
+      key=jax.random.key(0),
+      metrics=('auc_shuffled',),
+      other_fixations=FIX[None],
+      host_callbacks=False,
+    )
 
 
 # ---------------------------------------------------------------------------- evaluator.

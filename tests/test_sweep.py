@@ -5,14 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
 
 from experiments import sweep
+from tests import _digits_run_files as files
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = files.REPO
 
 
 def test_product_varies_zipped_axes_together():
@@ -55,45 +55,30 @@ def test_command_line_overrides_format():
 
 
 def _write_files(tmp_path, data_dir):
-  config = tmp_path / 'base_config.py'
-  config.write_text(
-    textwrap.dedent(f"""
-      from experiments.configs import base
-
-      def get_config():
-        config = base.get_base_config()
-        config.model.name = 'lenet5'
-        config.data.name = 'digits'
-        config.data.data_dir = {str(data_dir)!r}
-        config.total_steps = 16
-        config.batch_size = 16
-        config.checkpoint_every = 4
-        config.eval_every = 40
-        config.log_every = 10
-        config.eval_steps = 2
-        return config
-  """)
+  config = files.write_config(
+    tmp_path / 'base_config.py',
+    data_dir,
+    {
+      'total_steps': 16,
+      'batch_size': 16,
+      'checkpoint_every': 4,
+      'eval_every': 40,
+      'log_every': 10,
+      'eval_steps': 2,
+    },
+    base='base',
   )
-  sweep_file = tmp_path / 'sweep_file.py'
-  sweep_file.write_text(
-    textwrap.dedent(f"""
-      from experiments import sweep
-
-      def get_sweep():
-        return sweep.Sweep(base_config={str(config)!r},
-                           trials=sweep.product({{'optimizer.learning_rate': [0.01, 0.05, 0.1]}}))
-  """)
+  return files.write_sweep(
+    tmp_path / 'sweep_file.py',
+    config,
+    "sweep.product({'optimizer.learning_rate': [0.01, 0.05, 0.1]})",
   )
-  return sweep_file
 
 
 @pytest.mark.slow
 def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from jaxseg import data  # pylint: disable=g-import-not-at-top
-
   data_dir = tmp_path / 'data'
-  data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
+  files.build_digits(data_dir)
   sweep_file = _write_files(tmp_path, data_dir)
   workdir = tmp_path / 'sweep'
   command = [

@@ -7,47 +7,34 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import pytest
 
 from experiments import sweep
+from tests import _digits_run_files as files
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = files.REPO
 
 
 def _write_files(tmp_path, data_dir):
-  config = tmp_path / 'long_config.py'
-  config.write_text(
-    textwrap.dedent(f"""
-      from experiments.configs import lenet5_digits
-
-      def get_config():
-        config = lenet5_digits.get_config()
-        config.data.data_dir = {str(data_dir)!r}
-        config.total_steps = 100000  # long: the signal must stop it
-        config.batch_size = 16
-        config.checkpoint_every = 4
-        config.eval_every = 100000
-        config.log_every = 2
-        config.eval_steps = 2
-        config.write_images = False
-        config.schedule.warmup_steps = 0
-        return config
-  """)
+  config = files.write_config(
+    tmp_path / 'long_config.py',
+    data_dir,
+    {
+      'total_steps': 100000,  # long: the signal must stop it
+      'batch_size': 16,
+      'checkpoint_every': 4,
+      'eval_every': 100000,
+      'log_every': 2,
+      'eval_steps': 2,
+      'write_images': False,
+      'schedule.warmup_steps': 0,
+    },
   )
-  sweep_file = tmp_path / 'sweep_file.py'
-  sweep_file.write_text(
-    textwrap.dedent(f"""
-      from experiments import sweep
-
-      def get_sweep():
-        return sweep.Sweep(base_config={str(config)!r},
-                           trials=sweep.product({{'optimizer.learning_rate': [0.01, 0.05]}}))
-  """)
+  return files.write_sweep(
+    tmp_path / 'sweep_file.py', config, "sweep.product({'optimizer.learning_rate': [0.01, 0.05]})"
   )
-  return sweep_file
 
 
 def _alive(pid):
@@ -62,11 +49,8 @@ def _alive(pid):
 @pytest.mark.slow
 @pytest.mark.parametrize('how', ['sigterm_to_sweep', 'ctrl_c_to_group'])
 def test_signal_stops_every_trial_with_a_checkpoint(how, tmp_path):
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from jaxseg import data  # pylint: disable=g-import-not-at-top
-
   data_dir = tmp_path / 'data'
-  data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
+  files.build_digits(data_dir)
   sweep_file = _write_files(tmp_path, data_dir)
   workdir = tmp_path / 'sweep'
   command = [

@@ -9,11 +9,12 @@ import os
 import socket
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests import _digits_run_files as files
+
+REPO = files.REPO
 
 
 def _free_port():
@@ -73,27 +74,13 @@ def _launch(config_path, workdir, total_steps):
 
 @pytest.mark.slow
 def test_two_processes_train_evaluate_and_resume(tmp_path):
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from jaxseg import data  # pylint: disable=g-import-not-at-top
-
   data_dir = tmp_path / 'data'
-  info = data.dataset_info(ml_collections.ConfigDict({'name': 'digits', 'data_dir': str(data_dir)}))
-  config_path = tmp_path / 'config.py'
-  config_path.write_text(
-    textwrap.dedent(f"""
-      from experiments.configs import base
-
-      def get_config():
-        config = base.get_base_config()
-        config.model.name = 'lenet5'
-        config.data.name = 'digits'
-        config.data.data_dir = {str(data_dir)!r}
-        config.batch_size = 16
-        config.checkpoint_every = 4
-        config.eval_every = 8
-        config.log_every = 4
-        return config
-  """)
+  info = files.build_digits(data_dir)
+  config_path = files.write_config(
+    tmp_path / 'config.py',
+    data_dir,
+    {'batch_size': 16, 'checkpoint_every': 4, 'eval_every': 8, 'log_every': 4},
+    base='base',
   )
   workdir = tmp_path / 'run'
   _launch(config_path, workdir, total_steps=8)

@@ -31,7 +31,8 @@ _WITHOUT_BASELINE = tuple(m for m in sal_metrics.ALL_METRICS if m != 'info_gain'
 
 # Shared by every evaluator, so a new evaluator reuses the compilations of the previous one.
 _scores_jit = jax.jit(
-  sal_metrics.per_image_scores, static_argnames=('metrics', 'n_splits', 'max_other_fixations')
+  sal_metrics.per_image_scores,
+  static_argnames=('metrics', 'n_splits', 'max_other_fixations', 'host_callbacks'),
 )
 
 

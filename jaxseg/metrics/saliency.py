@@ -209,7 +209,9 @@ def _roc_from_bins(tp_bins, fp_bins, n_tp, n_fp) -> jax.Array:
 # Location-based metrics (binary fixation maps).
 
 
-def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = 'mit') -> jax.Array:
+def auc_judd(
+  sal, fix, *, jitter: bool = True, key=None, convention: str = 'mit', ranks: str = 'host'
+) -> jax.Array:
   """Area under the ROC curve with thresholds at the fixated saliency values (AUC-Judd).
 
   With ``S`` the min-max normalised saliency map over ``N`` pixels and ``t_1 >= ... >= t_K`` its
@@ -217,11 +219,15 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = 'mit'
   ``FP_i = (#{S >= t_i} - i) / (N - K)``; the score is the trapezoidal area under
   ``(0, 0), (FP_1, TP_1), ..., (FP_K, TP_K), (1, 1)``. ``jitter`` adds ``U(0, 1e-7)`` to every
   pixel first (in map units, before the normalisation), as ``AUC_Judd.m`` does, so ties are
-  broken at random (the draw is NumPy's, seeded from ``key``); in float32 remaining exact ties
-  are broken by the same random draw (MATLAB computes in float64, where the jitter never rounds
-  away). The ranks are computed on the host
-  (one NumPy sort per map through ``jax.pure_callback``; jit and vmap work) and the area in
-  closed form, ``1 - mean_i FP_i + FP_K / (2K)``, equal to the trapezoids.
+  broken at random (a counter-based hash of ``key`` and the pixel index, the same bits on the
+  host and on the device); in float32 remaining exact ties are broken by the same draw (MATLAB
+  computes in float64, where the jitter never rounds away). The area is computed in closed
+  form, ``1 - mean_i FP_i + FP_K / (2K)``, equal to the trapezoids, from the ranks of the
+  fixated pixels: ``ranks='host'`` ranks by one NumPy sort per map through
+  ``jax.pure_callback`` (jit and vmap work; XLA:CPU sorts ~30x slower than NumPy);
+  ``ranks='device'`` by one ``jax.lax.sort`` per map, with no host callback: use it inside a
+  program sharded over several devices, where on XLA:CPU a host callback that reads its
+  arguments can deadlock the devices' collectives (issue 16). Both give the same value.
 
   ``convention='pysaliency'``: the exact ROC area with every fixation (counted with its
   multiplicity) as a positive and every pixel as a negative,
@@ -234,6 +240,8 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = 'mit'
     key: ``jax.random`` key for the jitter; ``None`` means ``jax.random.key(0)`` so that a default
       evaluation is reproducible.
     convention: ``'mit'`` or ``'pysaliency'``.
+    ranks: ``'host'`` (NumPy through ``jax.pure_callback``) or ``'device'`` (``jax.lax.sort``,
+      no host callback).
 
   Returns:
     Scalar float32 AUC; NaN without fixations, or for a constant map with ``jitter=False``.
@@ -243,28 +251,35 @@ def auc_judd(sal, fix, *, jitter: bool = True, key=None, convention: str = 'mit'
     >>> fix = jnp.array([[0, 1], [0, 0]])
     >>> float(auc_judd(sal, fix, jitter=False))
     1.0
+    >>> float(auc_judd(sal, fix, ranks='device')) == float(auc_judd(sal, fix))
+    True
   """
   _check_map(sal, 'sal')
   _check_map(fix, 'fix')
   _check_convention(convention)
+  _check_ranks(ranks)
   s = _resize_to(sal, fix.shape).ravel()
   f = jnp.asarray(fix).ravel()
   if convention == 'pysaliency':
-    return _finite_or_nan(_exact_auc(s, f.astype(s.dtype)), s, f)
+    exact = _exact_auc if ranks == 'host' else _exact_auc_device
+    return _finite_or_nan(exact(s, f.astype(s.dtype)), s, f)
   finite_inputs = (s, f)
   fixated = f > 0
   constant = jnp.asarray(False)  # jittered maps are never constant (ranked by the draw)
   if jitter:
     key = jax.random.key(0) if key is None else key
-    # The draw and the ranks come from NumPy on the host: XLA:CPU's sort is ~30x slower than
-    # NumPy's and its threefry draw of a map's noise cost more than NumPy's whole metric
-    # (issue 16). Ranked by (jittered value, draw): min-max normalisation keeps the order, so
-    # the count #{S >= t_i} is the rank from the top of the i-th fixated pixel.
+    # The draw is a hash, not threefry (whose draw of a map's noise cost more than NumPy's whole
+    # metric; issue 16). Ranked by (jittered value, draw): min-max normalisation keeps the
+    # order, so the count #{S >= t_i} is the rank from the top of the i-th fixated pixel.
     seed = _judd_seed(key)
   else:
     s = _min_max(s)
     constant = _is_constant(s)
     seed = jnp.zeros((2,), jnp.uint32)
+  if ranks == 'device':
+    area = _judd_area_device(s.astype(jnp.float32), seed, fixated, jitter=jitter)
+    area = jnp.where(~constant, area, jnp.nan).astype(s.dtype)
+    return _finite_or_nan(area, *finite_inputs)
   area = jax.pure_callback(
     functools.partial(_roc_host.judd_area, jitter=jitter, jitter_scale=_JUDD_JITTER),
     jax.ShapeDtypeStruct((), jnp.float32),
@@ -282,6 +297,59 @@ def _judd_seed(key) -> jax.Array:
   return jax.random.bits(key, (2,), jnp.uint32)
 
 
+def _check_ranks(ranks) -> None:
+  if ranks not in ('host', 'device'):
+    raise ValueError(f"ranks must be 'host' or 'device', got {ranks!r}.")
+
+
+def _judd_noise_device(seed, size: int) -> jax.Array:
+  """`_roc_host.judd_noise` on the device, bit for bit (uint32 arithmetic wraps alike)."""
+  u32 = functools.partial(jnp.asarray, dtype=jnp.uint32)
+  x = (jnp.arange(size, dtype=jnp.uint32) + seed[0]) * u32(0x9E3779B9) ^ seed[1]
+  x = x ^ (x >> u32(16))
+  x = x * u32(0x85EBCA6B)
+  x = x ^ (x >> u32(13))
+  x = x * u32(0xC2B2AE35)
+  x = x ^ (x >> u32(16))
+  return (x >> u32(8)).astype(jnp.float32) * jnp.float32(2.0**-24)
+
+
+def _split_sum(counts) -> jax.Array:
+  """``sum(counts)`` of int32 values below 2^20, exact in int32 parts, as one float32."""
+  high = jnp.sum(counts >> 10)  # each part sums at most 2^10 * N: exact for N < 2^21
+  low = jnp.sum(counts & 1023)
+  return high.astype(jnp.float32) * 1024.0 + low.astype(jnp.float32)
+
+
+def _judd_area_device(s, seed, fixated, *, jitter: bool) -> jax.Array:
+  """`_roc_host.judd_area` for one map with one `jax.lax.sort`: the same value, no callback.
+
+  With the pixels sorted ascending (by (jittered value, draw), stable, or by value), the
+  fixated pixel at position ``p`` has ``c = N - p`` pixels at or above it (ties: all of them,
+  the first position of its value); ``sum_r FP_r (N - K) = sum c - K (K + 1) / 2``.
+  """
+  n = s.size
+  if n >= 2**20:  # the exact int32 sums of `_split_sum`
+    raise ValueError(f"ranks='device' takes maps of fewer than 2^20 pixels, got {n}.")
+  k = jnp.sum(fixated).astype(jnp.int32)
+  if jitter:
+    u = _judd_noise_device(seed, n)
+    jittered = s + u * jnp.float32(_JUDD_JITTER) + jnp.float32(0.0)  # -0.0 -> +0.0 as the host
+    _, _, fix_sorted = jax.lax.sort((jittered, u, fixated), num_keys=2, is_stable=True)
+    counts = jnp.where(fix_sorted, n - jnp.arange(n, dtype=jnp.int32), 0)
+  else:
+    ordered = jnp.sort(s)
+    # NaN thresholds count 0 (NaN >= NaN is false), as the host's.
+    first = jnp.searchsorted(ordered, s, side='left', method='sort').astype(jnp.int32)
+    counts = jnp.where(fixated & ~jnp.isnan(s), n - first, 0)
+  kf = k.astype(jnp.float32)
+  negatives = jnp.float32(n) - kf
+  false_pos = (_split_sum(counts) - kf * (kf + 1.0) / 2.0) / negatives
+  last = (jnp.max(counts).astype(jnp.float32) - kf) / negatives
+  area = 1.0 - false_pos / kf + last / (2.0 * kf)
+  return jnp.where((k > 0) & (k < n), area, jnp.nan)
+
+
 def _exact_auc(s, weights) -> jax.Array:
   """P(S_fix > S_pixel) + P(S_fix = S_pixel) / 2 with fixations weighted by `weights`."""
   return jax.pure_callback(
@@ -291,6 +359,16 @@ def _exact_auc(s, weights) -> jax.Array:
     weights.astype(jnp.float32),
     vmap_method='expand_dims',
   ).astype(s.dtype)
+
+
+def _exact_auc_device(s, weights) -> jax.Array:
+  """`_exact_auc` with one device sort, no host callback."""
+  ordered = jnp.sort(s)
+  below = jnp.searchsorted(ordered, s, side='left', method='sort')
+  at_or_below = jnp.searchsorted(ordered, s, side='right', method='sort')
+  per_pixel = (below.astype(s.dtype) + 0.5 * (at_or_below - below).astype(s.dtype)) / s.size
+  hit = jnp.where(weights > 0, weights, 0.0)
+  return jnp.sum(hit * per_pixel) / jnp.sum(hit)
 
 
 def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.Array:
@@ -645,7 +723,9 @@ def as_saliency_image(saliency) -> jax.Array:
   return jnp.where(high > low, (saliency - low) / jnp.where(high > low, high - low, 1.0), 0.0)
 
 
-def _one_image_scores(sal, fix, density, other_fix, baseline, key, *, metrics, n_splits, max_other):
+def _one_image_scores(
+  sal, fix, density, other_fix, baseline, key, *, metrics, n_splits, max_other, ranks
+):
   sal = as_saliency_image(sal)
   k_judd, k_borji, k_shuf = jax.random.split(key, 3)
   every = {
@@ -655,7 +735,7 @@ def _one_image_scores(sal, fix, density, other_fix, baseline, key, *, metrics, n
       sal, fix, other_fix, key=k_shuf, n_splits=n_splits, max_other_fixations=max_other
     ),
     'auc_borji': lambda: auc_borji(sal, fix, key=k_borji, n_splits=n_splits),
-    'auc_judd': lambda: auc_judd(sal, fix, key=k_judd),
+    'auc_judd': lambda: auc_judd(sal, fix, key=k_judd, ranks=ranks),
     'nss': lambda: nss(sal, fix),
     'kld': lambda: kld(sal, density),
     'info_gain': lambda: info_gain(sal, fix, baseline),
@@ -675,6 +755,7 @@ def per_image_scores(
   baseline=None,
   n_splits: int = 100,
   max_other_fixations: int | None = None,
+  host_callbacks: bool = True,
 ) -> dict[str, jax.Array]:
   """Scores each image of a batch and sums them into mergeable ``(sum, count)`` pairs.
 
@@ -697,6 +778,11 @@ def per_image_scores(
     baseline: ``(B, h', w')`` baseline maps of info gain (needed for ``'info_gain'``).
     n_splits: random splits of AUC-Borji and shuffled AUC.
     max_other_fixations: candidate cap of :func:`auc_shuffled`.
+    host_callbacks: rank AUC-Judd on the host (NumPy through ``jax.pure_callback``, faster on
+      CPU) or, if False, on the device (``auc_judd(ranks='device')``, the same values) with no
+      host callback in the program: needed where the program is sharded over several devices
+      (on XLA:CPU a host callback there can deadlock the collectives; the training task's
+      evaluation). ``'auc_shuffled'`` draws on the host and needs True.
 
   Returns:
     ``{f'{m}_sum': float32 scalar, f'{m}_count': float32 scalar}`` for each metric ``m``.
@@ -727,6 +813,11 @@ def per_image_scores(
     if other_fixations is None:
       raise ValueError("metrics include 'auc_shuffled': pass other_fixations (B, H, W).")
     _check_splits(n_splits, 0.1)
+    if not host_callbacks:
+      raise ValueError(
+        "metrics include 'auc_shuffled', whose draw runs on the host: it needs "
+        'host_callbacks=True, got False.'
+      )
   else:
     other_fixations = jnp.zeros((n, 1, 1), jnp.uint8)
   if 'info_gain' in metrics:
@@ -735,7 +826,11 @@ def per_image_scores(
   else:
     baseline = jnp.zeros((n, 1, 1), jnp.float32)
   one_image = functools.partial(
-    _one_image_scores, metrics=metrics, n_splits=n_splits, max_other=max_other_fixations
+    _one_image_scores,
+    metrics=metrics,
+    n_splits=n_splits,
+    max_other=max_other_fixations,
+    ranks='host' if host_callbacks else 'device',
   )
   scores = jax.vmap(one_image)(
     saliency,

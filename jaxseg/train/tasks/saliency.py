@@ -156,7 +156,9 @@ class SaliencyTask:
     maps = outputs[..., 0]
     valid = batch['valid'] if 'valid' in batch else jnp.ones((maps.shape[0],), bool)
     # A fixed key (AUC-Judd's tie-breaking jitter): evaluations are reproducible and comparable
-    # across checkpoints.
+    # across checkpoints. No host callbacks: this runs inside the eval step sharded over the
+    # mesh, where on XLA:CPU a jax.pure_callback deadlocked the collectives (issue 16); AUC-Judd
+    # ranks by a device sort, the same values as the evaluator's host sort.
     sums = sal_metrics.per_image_scores(
       maps,
       batch['fixations'],
@@ -164,6 +166,7 @@ class SaliencyTask:
       key=jax.random.key(0),
       valid=valid,
       metrics=EVAL_METRICS,
+      host_callbacks=False,
     )
     target = prepare_target(batch['density'], maps.shape[1:3], self.target)
     per_image_loss = jax.vmap(lambda m, t: _loss_value(self.loss_name, m[None], t[None]))(
