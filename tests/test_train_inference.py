@@ -104,7 +104,7 @@ def test_predict_classification_csv_and_image_conversions(run_dir, tmp_path):
     np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-6)
     writer.add(os.path.basename(path), probabilities)
   writer.close()
-  rows = list(csv.reader(open(tmp_path / 'predictions.csv')))
+  rows = list(csv.reader((tmp_path / 'predictions.csv').read_text().splitlines()))
   assert rows[0][:3] == ['file', 'class_1', 'probability_1'] and len(rows) == 4
   probabilities = [float(p) for p in rows[1][2::2]]
   assert probabilities == sorted(probabilities, reverse=True)

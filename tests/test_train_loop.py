@@ -174,7 +174,7 @@ def test_plateau_schedule_divides_rate_when_metric_stalls(tmp_path):
       return 0.0 * loss, aux
 
   fx.run_tiny(config, str(tmp_path), task=FrozenTask(), model=model)
-  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   rates = [r['learning_rate'] for r in records if r['split'] == 'train']
   # Train logs at steps 2, 4, 6, 8 come before the evaluation at the same step.
   np.testing.assert_allclose(rates, [1.0, 1.0, 0.1, 0.01], rtol=1e-6)
@@ -185,16 +185,16 @@ def test_eval_metrics_are_sums_over_the_split_not_means_of_batches(tmp_path):
   config = fx.tiny_config(total_steps=2, eval_every=2)
   result = fx.run_tiny(config, str(tmp_path))
   assert result['count'] == 20.0
-  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [r['count'] for r in records if r['split'] == 'eval'] == [20.0]
 
 
 def test_run_writes_config_metrics_and_results(tmp_path):
   config = fx.tiny_config(total_steps=4, eval_every=2, log_every=1)
   result = fx.run_tiny(config, str(tmp_path))
-  saved = json.load(open(tmp_path / 'config.json'))
+  saved = json.loads((tmp_path / 'config.json').read_text())
   assert saved['total_steps'] == 4 and saved['optimizer']['learning_rate'] == 0.05
-  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   train_steps = [r['step'] for r in records if r['split'] == 'train']
   assert train_steps == [1, 2, 3, 4]
   train = [r for r in records if r['split'] == 'train']
@@ -204,7 +204,7 @@ def test_run_writes_config_metrics_and_results(tmp_path):
     r['steps_per_sec'] > 0 and r['images_per_sec'] == pytest.approx(8 * r['steps_per_sec'])
     for r in train[1:]
   )
-  assert json.load(open(tmp_path / 'results.json')) == result
+  assert json.loads((tmp_path / 'results.json').read_text()) == result
   assert os.listdir(tmp_path / 'tb')
   # A finished run started again returns its results without training.
   assert fx.run_tiny(config, str(tmp_path)) == result

@@ -288,3 +288,16 @@ def test_standard_promotion_exempts_exactly_the_wrapped_optax_transformation(mak
       two_steps(make())
     got = two_steps(promotion.standard_promotion(make()))
   jax.tree.map(np.testing.assert_array_equal, got, expected)
+
+
+def test_standard_promotion_schedule_gives_the_standard_values_under_strict():
+  # optax's cosine schedule takes min(int32 count, float decay steps): strict rejects it bare.
+  make = lambda: optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=2, decay_steps=10)
+  counts = jnp.arange(12, dtype=jnp.int32)
+  with jax.numpy_dtype_promotion('standard'):
+    expected = jax.vmap(make())(counts)
+  with jax.numpy_dtype_promotion('strict'):
+    with pytest.raises(jax.dtypes.TypePromotionError):
+      jax.vmap(make())(counts)
+    got = jax.vmap(promotion.standard_promotion_schedule(make()))(counts)
+  np.testing.assert_array_equal(got, expected)

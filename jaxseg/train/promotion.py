@@ -6,15 +6,18 @@ their int32 step counter, correctly (the result is the intended float32) but imp
 
 - Adam's and AdamW's bias correction (``optax.tree.bias_correction``: ``1 - decay ** count``);
 - ``optax.MultiSteps``' running mean of gradients (``acc + (grad - acc) / (n_acc + 1)``);
-- ``optax.contrib.reduce_on_plateau``'s running mean of the metric (``count * avg_value``).
+- ``optax.contrib.reduce_on_plateau``'s running mean of the metric (``count * avg_value``);
+- the learning-rate schedules (``warmup_cosine_decay_schedule``: ``jnp.minimum(count,
+  float(decay_steps))``; the joined and polynomial ones likewise), called with the int32 count.
 
-:func:`standard_promotion` wraps exactly those, where they are built; nothing else is exempt.
+:func:`standard_promotion` wraps those transformations and :func:`standard_promotion_schedule`
+the schedules, where they are built; nothing else is exempt.
 """
 
 import jax
 import optax
 
-__all__ = ['standard_promotion']
+__all__ = ['standard_promotion', 'standard_promotion_schedule']
 
 
 def standard_promotion(tx) -> optax.GradientTransformationExtraArgs:
@@ -46,3 +49,27 @@ def standard_promotion(tx) -> optax.GradientTransformationExtraArgs:
       return tx.update(updates, state, params, **extra_args)
 
   return optax.GradientTransformationExtraArgs(init, update)
+
+
+def standard_promotion_schedule(schedule: optax.Schedule) -> optax.Schedule:
+  """``schedule`` (step count -> value) traced under JAX's standard dtype promotion.
+
+  Args:
+    schedule: an optax schedule, called with the optimizer's int32 update count.
+
+  Returns:
+    A schedule with the same values whatever promotion mode the caller traces under.
+
+  Example:
+    >>> lr = standard_promotion_schedule(optax.cosine_decay_schedule(1.0, decay_steps=10))
+    >>> with jax.numpy_dtype_promotion('strict'):
+    ...   value = lr(jnp.int32(5))
+    >>> round(float(value), 4)
+    0.5
+  """
+
+  def standard(count):
+    with jax.numpy_dtype_promotion('standard'):
+      return schedule(count)
+
+  return standard

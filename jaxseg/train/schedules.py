@@ -42,7 +42,8 @@ def make_schedule(
     total_updates: number of optimizer updates in the run.
 
   Returns:
-    An ``optax.Schedule``.
+    An ``optax.Schedule`` (traced under standard dtype promotion:
+    :func:`jaxseg.train.promotion.standard_promotion_schedule`).
 
   Raises:
     ValueError: for an unknown name or inconsistent fields.
@@ -61,6 +62,12 @@ def make_schedule(
     raise ValueError(f'schedule.warmup_steps must be in [0, {total_updates}], got {warmup}')
   if total_updates < 1:
     raise ValueError(f'the run must make at least one optimizer update, got {total_updates}')
+  return promotion.standard_promotion_schedule(
+    _optax_schedule(name, schedule_config, learning_rate, total_updates, warmup)
+  )
+
+
+def _optax_schedule(name, schedule_config, learning_rate, total_updates, warmup) -> optax.Schedule:
   end_value = float(schedule_config.get('end_value', 0.0))
   if name == 'warmup_cosine':
     return optax.warmup_cosine_decay_schedule(
