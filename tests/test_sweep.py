@@ -131,7 +131,7 @@ def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
   assert all(r['status'] == 'done' and r['step'] == '16' for r in rows)
   assert all(r['num_devices'] == '2' for r in rows)  # each trial saw its own 2 devices
   assert all(0.0 <= float(r['accuracy']) <= 1.0 and r['best_accuracy'] for r in rows)
-  assert result.stdout.rstrip().endswith(open(workdir / 'summary.csv').read().rstrip())
+  assert result.stdout.rstrip().endswith((workdir / 'summary.csv').read_text().rstrip())
 
 
 @pytest.mark.parametrize(

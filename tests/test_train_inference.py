@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_evaluate_reproduces_the_logged_numbers_and_changes_nothing(run_dir):
     assert value == logged[name], name
   assert _digest(os.path.join(run_dir, 'checkpoints')) == before
   path = evaluation.write_results(run_dir, run.info.eval_split, 6, metrics, evaluation.Recipe())
-  assert json.loads(open(path).read())['metrics']['accuracy'] == logged['accuracy']
+  assert json.loads(pathlib.Path(path).read_text())['metrics']['accuracy'] == logged['accuracy']
 
 
 def test_predict_classification_csv_and_image_conversions(run_dir, tmp_path):

@@ -281,6 +281,18 @@ def test_restart_after_final_checkpoint_but_before_results_evaluates_again(tmp_p
   assert again == first
 
 
+def test_restart_at_the_end_counts_its_evaluation_in_the_best_metric(tmp_path):
+  # A NaN at step 3 leaves checkpoint 2, saved without metrics (no evaluation before step 4).
+  # Restarted with total_steps=2, the run is at its end: it evaluates checkpoint 2 once more,
+  # and that evaluation is the best one (it was None before: no checkpoint had stored metrics).
+  config = fx.tiny_config(total_steps=4, eval_every=4, checkpoint_every=2)
+  with pytest.raises(train.NonFiniteError, match='at step 3'):
+    fx.run_tiny(config, str(tmp_path), nan_at=2)
+  result = fx.run_tiny(fx.tiny_config(total_steps=2, eval_every=4), str(tmp_path))
+  assert (result['step'], result['best_step']) == (2, 2)
+  assert result['best_accuracy'] == result['accuracy'] is not None
+
+
 def test_an_implicit_host_device_transfer_fails_the_loop_tests(tmp_path):
   # The loop tests run under jax.transfer_guard('disallow') (run_tiny): a hidden round trip,
   # here a task moving its host sums back to the device, is an error rather than a slowdown.

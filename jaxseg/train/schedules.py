@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxseg.train import promotion
+
 SCHEDULES = ('constant', 'step', 'poly', 'warmup_cosine', 'plateau')
 
 
@@ -112,9 +114,10 @@ def make_plateau(
     raise ValueError(f'schedule.decay_factor must be in (0, 1) for plateau, got {factor}')
   if min_delta <= 0.0:
     raise ValueError(f'schedule.min_delta must be > 0, got {min_delta}')
-  return optax.contrib.reduce_on_plateau(
+  plateau = optax.contrib.reduce_on_plateau(
     factor=factor, patience=int(schedule_config.get('patience', 5)), rtol=0.0, atol=min_delta
   )
+  return promotion.standard_promotion(plateau)
 
 
 def update_plateau(
