@@ -268,8 +268,8 @@ def test_killed_vectorized_sweep_resumes_to_the_uninterrupted_result(tmp_path):
   )
   assert straight.returncode == 0, straight.stderr[-3000:]
 
-  rows = list(csv.DictReader(open(killed / 'summary.csv')))
-  reference = list(csv.DictReader(open(tmp_path / 'straight' / 'summary.csv')))
+  rows = list(csv.DictReader((killed / 'summary.csv').read_text().splitlines()))
+  reference = list(csv.DictReader((tmp_path / 'straight' / 'summary.csv').read_text().splitlines()))
   assert len(rows) == 4 and all(r['status'] == 'done' and r['step'] == '40' for r in rows)
   assert all(r['num_devices'] == '2' for r in rows)
   for row, ref in zip(rows, reference):
