@@ -294,3 +294,18 @@ def test_killed_vectorized_sweep_resumes_to_the_uninterrupted_result(tmp_path):
   # A member's directory serves inference as a process-mode trial's does.
   run = train.load_run(str(killed / rows[3]['trial']), checkpoint='best')
   assert run.step == int(rows[3]['best_step'])
+
+
+def test_a_subset_of_the_trials_gets_its_own_population_directory():
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+
+  trials = [sweep.Trial(i, {'seed': i}, f'/w/{i:03d}') for i in range(4)]
+  assert sweep._population_dir_name(trials, trials) == 'population'  # pylint: disable=protected-access
+  left = sweep._population_dir_name(trials, trials[2:])  # pylint: disable=protected-access
+  assert (
+    left.startswith('population-2of4-')
+    and left
+    != sweep._population_dir_name(  # pylint: disable=protected-access
+      trials, trials[1:3]
+    )
+  )
