@@ -9,6 +9,7 @@ resize is tested separately).
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -376,6 +377,23 @@ def test_degenerate_inputs_match_matlab():
 
 
 # ------------------------------------------------------------------ stochastic AUCs.
+
+
+def test_threshold_bins_count_each_bin_exactly():
+  # The one-pass variadic count against np.searchsorted, with values exactly on the float32
+  # thresholds and one ulp below (not below 0: XLA:CPU flushes denormals to zero), negative,
+  # NaN (below every threshold), and a mask.
+  thresholds = sm._thresholds(0.1)
+  t32 = thresholds.astype(np.float32)
+  rng = np.random.default_rng(0)
+  values = np.concatenate(
+    [t32, np.nextafter(t32[1:], np.float32(-1)), rng.random(500), [-0.5, np.nan]]
+  ).astype(np.float32)
+  mask = rng.random(values.size) < 0.3
+  got = np.asarray(sm._threshold_bins(jnp.asarray(values), (jnp.asarray(mask), None), thresholds))
+  bins = np.where(np.isnan(values), 0, np.searchsorted(t32, values, side='right'))
+  np.testing.assert_array_equal(got[0], np.bincount(bins[mask], minlength=t32.size + 1))
+  np.testing.assert_array_equal(got[1], np.bincount(bins, minlength=t32.size + 1))
 
 
 def test_auc_borji_statistically_matches_transcription():
