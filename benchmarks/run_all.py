@@ -10,7 +10,8 @@ the run) and each under a time limit:
 
 * ``train_step.py --torch`` in float32 (jaxseg and PyTorch's same step; four models), then
   ``train_step.py`` in bfloat16;
-* ``sweep.py`` (vectorized populations against one process per trial), when present;
+* ``sweep.py`` (a vectorized population of 8 LeNet-5 trials against one process per trial, and
+  the population size at which it stops paying);
 * ``metrics.py`` (saliency metrics and the confusion matrix against NumPy);
 * ``crf.py`` and ``classic.py``, when present.
 
@@ -49,7 +50,9 @@ PLAN = (
     True,
     200,
   ),
-  ('sweep', 'sweep.py', [], ['--quick'], True, 300),
+  # 8 trials one process each (~20 s of start-up and compilation each on a GPU), then the
+  # population at K = 8 and the K scan.
+  ('sweep', 'sweep.py', ['--steps=300', '--ks=1,16,64'], ['--quick'], True, 420),
   ('metrics', 'metrics.py', [], ['--quick'], True, 200),
   ('crf', 'crf.py', [], ['--cases=small', '--repeats=1', '--batch=2'], False, 200),
   ('classic', 'classic.py', [], ['--quick'], False, 200),

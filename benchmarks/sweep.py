@@ -100,11 +100,11 @@ def main(argv=None) -> int:
   parser.add_argument('--members', type=int, default=8, help='K of the head-to-head run')
   parser.add_argument('--steps', type=int, default=600, help='train steps per trial')
   parser.add_argument('--ks', default='1,2,4,8,16', help='population sizes of the K scan')
-  parser.add_argument('--quick', action='store_true', help='K=2, 40 steps, no scan: a smoke run')
+  parser.add_argument('--quick', action='store_true', help='K=2, 20 steps, no scan: a smoke run')
   parser.add_argument('--json', default='', help='write the rows here')
   args = parser.parse_args(argv)
   if args.quick:
-    args.members, args.steps, args.ks = 2, 40, ''
+    args.members, args.steps, args.ks = 2, 20, ''
   if args.members < 1 or args.steps < 4:
     parser.error('--members must be >= 1 and --steps >= 4')
   ks = [int(k) for k in args.ks.split(',') if k]

@@ -64,6 +64,13 @@ def _define_flags() -> None:
     'processes: one experiments.main process per trial. vectorized: every trial in one vmapped '
     'program (trials may differ only in the seed and optimizer scalars).',
   )
+  flags.DEFINE_enum(
+    'vectorize',
+    'auto',
+    ['auto', 'vmap', 'unroll'],
+    'Vectorized mode: vmap (batched kernels: accelerators), unroll (each member in turn in one '
+    'program: faster on a CPU), auto (unroll on one CPU device, else vmap).',
+  )
   flags.DEFINE_string(
     'compilation_cache_dir',
     None,
@@ -456,7 +463,7 @@ def load_trial_config(base_config: str, overrides: Mapping[str, Any]):
 
 
 def run_vectorized(
-  sweep: Sweep, workdir: str, *, num_devices: int = 0, print_fn=print
+  sweep: Sweep, workdir: str, *, num_devices: int = 0, vectorize: str = 'auto', print_fn=print
 ) -> list[dict[str, Any]]:
   """Trains the sweep's unfinished trials as one population and returns the summary rows.
 
@@ -468,6 +475,8 @@ def run_vectorized(
     sweep: the sweep.
     workdir: the sweep directory.
     num_devices: how many local devices to split the population over (0: all).
+    vectorize: ``'auto'``, ``'vmap'`` or ``'unroll'``
+      (:func:`jaxseg.train.population.run_population`).
     print_fn: receives progress lines.
 
   Returns:
@@ -506,6 +515,7 @@ def run_vectorized(
       [t.workdir for t in pending],
       os.path.join(workdir, 'population'),
       devices=devices,
+      vectorize=vectorize,
       print_fn=print_fn,
     )
     if any(r and r.get('preempted') for r in results):
@@ -565,6 +575,15 @@ def main(argv):
     sys.exit(1)
 
 
+def _sigint_as_sigterm(signum, frame) -> None:
+  """Ctrl-C in vectorized mode: the first saves a checkpoint and stops at a step boundary (the
+  population's SIGTERM handling), a second one interrupts at once."""
+  del signum, frame
+  print('[sweep] SIGINT: saving a checkpoint and stopping (Ctrl-C again to abort)', flush=True)
+  signal.signal(signal.SIGINT, signal.default_int_handler)
+  os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _main_vectorized(sweep: Sweep, args) -> None:
   from absl import logging  # pylint: disable=g-import-not-at-top
 
@@ -574,8 +593,11 @@ def _main_vectorized(sweep: Sweep, args) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every file it writes at INFO
   os.makedirs(args.workdir, exist_ok=True)
   compilation_cache.enable(args.compilation_cache_dir)
+  signal.signal(signal.SIGINT, _sigint_as_sigterm)
   try:
-    rows = run_vectorized(sweep, args.workdir, num_devices=args.num_devices)
+    rows = run_vectorized(
+      sweep, args.workdir, num_devices=args.num_devices, vectorize=args.vectorize
+    )
   except ValueError as e:
     print(f'error: {" ".join(str(e).split())}', file=sys.stderr, flush=True)
     sys.exit(2)

@@ -11,6 +11,7 @@ import numpy as np
 import optax
 
 import experiments.configs.base as base_config
+from jaxseg import nn as jaxseg_nn
 
 IMAGE_SHAPE = (8, 8, 3)
 NUM_CLASSES = 5
@@ -27,7 +28,7 @@ class TinyNet(nn.Module):
   @nn.compact
   def __call__(self, x, *, train: bool = False):
     x = nn.Conv(self.features, (3, 3), dtype=self.dtype)(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=0.9, dtype=self.dtype)(x)
+    x = jaxseg_nn.BatchNorm(use_running_average=not train, dtype=self.dtype)(x)
     x = nn.relu(x).mean(axis=(1, 2))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
     return nn.Dense(self.num_classes, dtype=self.dtype)(x), {'features': x}

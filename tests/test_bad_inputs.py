@@ -478,7 +478,7 @@ CASES = [
   ('cm shapes', lambda: mseg.confusion_matrix(SEG_LABELS, SEG_LABELS[0], 3), ValueError, 'shape'),
   (
     'cm float labels',
-    lambda: mseg.confusion_matrix(SEG_LABELS * 1.0, SEG_LABELS, 3),
+    lambda: mseg.confusion_matrix(SEG_LABELS.astype(jnp.float32), SEG_LABELS, 3),
     TypeError,
     'labels',
   ),

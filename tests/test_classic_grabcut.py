@@ -270,6 +270,45 @@ def test_matches_cv2_grabcut_and_voc_truth_at_full_size(name):
     assert _iou(ours, truth, valid) >= worst - 0.02, (_iou(ours, truth, valid), worst)
 
 
+def _bgr_model_to_rgb_gmm(model):
+  """An OpenCV model (fitted to BGR pixels) as grabcut's float32 mixture tuple on RGB pixels."""
+  log_coef, mean, inverse, log_det = _model_to_gmm(model)
+  mean, inverse = mean[:, ::-1], inverse[:, ::-1, ::-1]
+  return tuple(
+    jnp.asarray(np.ascontiguousarray(a), jnp.float32) for a in (log_coef, mean, inverse, log_det)
+  )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('name, seed', [('astronaut', 0), ('astronaut', 27), ('voc1', 2)])
+def test_iterations_from_opencvs_initial_mixtures_reproduce_cv2_grabcut(name, seed):
+  # The seeding apart, the loop is OpenCV's: cv2.grabCut(iterCount=0) returns the mixtures its
+  # k-means seeding fitted; started from them, grabcut's 5 iterations reach OpenCV's mask and its
+  # energy (float32 here, float64 there). Seed 27 on the astronaut is OpenCV's own half-astronaut
+  # optimum, seed 2 on VOC 1 its lowest-energy run of seeds 0-7.
+  cv2 = pytest.importorskip('cv2')
+  image, rect, _, _ = _full_size_case(name)
+  bgr = np.ascontiguousarray(image[..., ::-1])
+  cv2.setRNGSeed(seed)
+  mask = np.zeros(image.shape[:2], np.uint8)
+  bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+  cv2.grabCut(bgr, mask, rect, bgd, fgd, 0, cv2.GC_INIT_WITH_RECT)
+  (theirs,), (their_energy,) = _opencv_masks(image, rect, seeds=[seed], with_energy=True)
+  result = gc._grabcut_core(
+    gc._prepare_image(image),
+    jnp.asarray(gc._initial_codes(image.shape[:2], rect, None)),
+    jax.random.PRNGKey(0),
+    jnp.float32(50.0),
+    iterations=5,
+    num_components=5,
+    min_cut=_pymaxflow_cut,
+    mixtures=(_bgr_model_to_rgb_gmm(fgd), _bgr_model_to_rgb_gmm(bgd)),
+  )
+  ours = np.asarray(gc._is_foreground(result[0]))
+  assert _iou(ours, theirs) >= 0.999
+  assert abs(float(result[4]) - their_energy) <= 1e-3 * their_energy
+
+
 @pytest.mark.slow
 def test_grid_min_cut_path_equals_the_pymaxflow_path_at_full_size():
   image, rect, _, _ = _voc_case('1')

@@ -101,8 +101,8 @@ def test_brute_force_3x4_checks_pymaxflow_and_grid_min_cut(connectivity, integer
 
 
 @pytest.mark.parametrize('connectivity', [4, 8])
-def test_random_grids_match_pymaxflow(connectivity):
-  size = 96  # the shape of the real-image test: one compilation serves both
+@pytest.mark.parametrize('size', [16, 96])  # 96: the real-image test's shape (one compilation)
+def test_random_grids_match_pymaxflow(connectivity, size):
   rng = np.random.default_rng(size * connectivity)
   for _ in range(2):
     problem = random_problem(rng, (size, size), connectivity)

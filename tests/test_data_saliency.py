@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -190,7 +191,7 @@ def test_real_mit1003_image_through_the_builder(tmp_path):
     ('stimulus.jpg', 'ALLSTIMULI/i210.jpeg'),
     ('fixation_map.jpg', 'ALLFIXATIONMAPS/i210_fixMap.jpg'),
   ):
-    (root / target).write_bytes(open(os.path.join(src, name), 'rb').read())
+    (root / target).write_bytes(pathlib.Path(os.path.join(src, name)).read_bytes())
   locations = scipy.io.loadmat(os.path.join(src, 'fixation_locations.mat'))['fixations']
   # The benchmark's _fixPts.jpg is the binary location map saved as JPEG.
   Image.fromarray((locations > 0).astype(np.uint8) * 255).save(

@@ -3,6 +3,7 @@
 import io
 import logging
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -215,10 +216,10 @@ def test_real_voc_image_and_label_through_the_builder(tmp_path):
   for sub in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'):
     os.makedirs(base / sub)
   (base / 'JPEGImages' / '2007_000129.jpg').write_bytes(
-    open(os.path.join(demo, 'image.jpg'), 'rb').read()
+    pathlib.Path(os.path.join(demo, 'image.jpg')).read_bytes()
   )
   (base / 'SegmentationClass' / '2007_000129.png').write_bytes(
-    open(os.path.join(demo, 'label.png'), 'rb').read()
+    pathlib.Path(os.path.join(demo, 'label.png')).read_bytes()
   )
   (base / 'ImageSets/Segmentation/train.txt').write_text('2007_000129\n')
   (base / 'ImageSets/Segmentation/val.txt').write_text('2007_000129\n')
@@ -228,5 +229,7 @@ def test_real_voc_image_and_label_through_the_builder(tmp_path):
   label = np.asarray(Image.open(os.path.join(demo, 'label.png')))
   np.testing.assert_array_equal(record['mask'][..., 0], label)
   assert 255 in np.unique(label) and set(np.unique(label)) - {255} <= set(range(21))
-  image = np.asarray(Image.open(io.BytesIO(open(os.path.join(demo, 'image.jpg'), 'rb').read())))
+  image = np.asarray(
+    Image.open(io.BytesIO(pathlib.Path(os.path.join(demo, 'image.jpg')).read_bytes()))
+  )
   np.testing.assert_array_equal(record['image'], image)

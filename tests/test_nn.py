@@ -230,6 +230,24 @@ def test_batch_norm_defaults_match_pytorch():
   )
 
 
+def test_batch_norm_takes_bfloat16_inputs_under_strict_promotion():
+  # flax's BatchNorm mixes a bfloat16 input with its float32 statistics implicitly; jaxseg's runs
+  # it under standard promotion, with flax's own numbers (checked against flax run standard).
+  x = (_x((8, 3, 3, 4)) * 3 + 1).astype(jnp.bfloat16)
+  flax_bn = flax_nn.BatchNorm(use_running_average=False, momentum=0.9, dtype=jnp.bfloat16)
+  with jax.numpy_dtype_promotion('standard'):
+    variables = flax_bn.init(KEY, x)
+    expected, expected_stats = flax_bn.apply(variables, x, mutable=['batch_stats'])
+  with jax.numpy_dtype_promotion('strict'):
+    with pytest.raises(jax.dtypes.TypePromotionError):
+      flax_bn.apply(variables, x, mutable=['batch_stats'])
+    bn = nn.BatchNorm(use_running_average=False, dtype=jnp.bfloat16)
+    y, stats = bn.apply(variables, x, mutable=['batch_stats'])
+  assert y.dtype == jnp.bfloat16
+  np.testing.assert_array_equal(np.asarray(y, np.float32), np.asarray(expected, np.float32))
+  jax.tree.map(np.testing.assert_array_equal, stats, expected_stats)
+
+
 def test_dropout_is_flax():
   # flax's Dropout with its rate checked when built (issue 14).
   assert issubclass(nn.Dropout, flax_nn.Dropout)

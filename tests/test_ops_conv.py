@@ -275,7 +275,9 @@ def test_pointwise_lowering_matches_lax_forward_and_gradients(stride, padding):
     assert ref.relative_error(got, expected) < TOL
 
 
-def test_dtypes_promote_and_bfloat16_stays():
+def test_dtypes_promote_as_jax_says_and_bfloat16_stays():
+  # Mixed dtypes follow JAX's promotion mode, as jnp operations do: standard promotes, strict
+  # (the test suite's) raises.
   x = np.ones((1, 5, 5, 2), np.float32)
   w = np.ones((3, 3, 2, 4), np.float32)
   for op in (
@@ -283,7 +285,10 @@ def test_dtypes_promote_and_bfloat16_stays():
     lambda a, b: ops.conv2d(a, b[:1, :1]),
     lambda a, b: ops.conv_transpose2d(a, b[..., :2], stride=2),
   ):
-    assert op(x.astype(jnp.bfloat16), w).dtype == jnp.float32
+    with jax.numpy_dtype_promotion('standard'):
+      assert op(x.astype(jnp.bfloat16), w).dtype == jnp.float32
+    with jax.numpy_dtype_promotion('strict'), pytest.raises(jax.dtypes.TypePromotionError):
+      op(x.astype(jnp.bfloat16), w)
     assert op(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)).dtype == jnp.bfloat16
   np.testing.assert_array_equal(
     ops.conv2d(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16)), np.full((1, 3, 3, 4), 18.0)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from jaxseg import train
+from jaxseg.train import checkpoints
 from jaxseg.train import population
 from tests import _train_fixtures as fx
 
@@ -99,14 +100,31 @@ def _check_members_equal_alone(tmp_path, configs, checked, devices):
     np.testing.assert_allclose(member, reference, rtol=0, atol=1e-5)
     assert results[k]['accuracy'] == pytest.approx(alone['accuracy'], abs=1e-6)
     assert results[k]['best_step'] == alone['best_step']
+    # The member's own checkpoint (what inference reads) holds the alone run's parameters.
+    with (
+      checkpoints.Checkpointer(
+        os.path.join(workdirs[k], 'checkpoints'), keep=3, best_metric='accuracy', best_mode='max'
+      ) as member_ckpt,
+      checkpoints.Checkpointer(
+        os.path.join(alone_dir, 'checkpoints'), keep=3, best_metric='accuracy', best_mode='max'
+      ) as alone_ckpt,
+    ):
+      assert member_ckpt.all_steps() == alone_ckpt.all_steps() == [25, 50]
+      jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-5),
+        member_ckpt.restore_state_tree(STEPS)['params'],
+        alone_ckpt.restore_state_tree(STEPS)['params'],
+      )
   # The members really differ (own seeds and rates), and learn.
   finals = [_train_losses(w)[-5:].mean() for w in workdirs]
   assert len({round(f, 6) for f in finals}) == len(configs)
 
 
 def test_members_equal_alone_runs_on_one_device(tmp_path):
+  # Member 0 has momentum 0 and no weight decay in a chain that holds both for member 1: its
+  # g + 0 * p and 0 * v must leave it exactly the plain SGD run (the slow test checks more).
   configs = _members(2)
-  _check_members_equal_alone(tmp_path, configs, [0, 1], jax.devices()[:1])
+  _check_members_equal_alone(tmp_path, configs, [0], jax.devices()[:1])
 
 
 @pytest.mark.slow
@@ -250,11 +268,14 @@ def test_killed_vectorized_sweep_resumes_to_the_uninterrupted_result(tmp_path):
   )
   assert straight.returncode == 0, straight.stderr[-3000:]
 
-  rows = list(csv.DictReader(open(killed / 'summary.csv')))
-  reference = list(csv.DictReader(open(tmp_path / 'straight' / 'summary.csv')))
+  rows = list(csv.DictReader((killed / 'summary.csv').read_text().splitlines()))
+  reference = list(csv.DictReader((tmp_path / 'straight' / 'summary.csv').read_text().splitlines()))
   assert len(rows) == 4 and all(r['status'] == 'done' and r['step'] == '40' for r in rows)
   assert all(r['num_devices'] == '2' for r in rows)
   for row, ref in zip(rows, reference):
     for key in ('loss', 'accuracy', 'best_accuracy', 'best_step'):
       assert float(row[key]) == pytest.approx(float(ref[key]), abs=1e-6), (key, row, ref)
   assert len({r['loss'] for r in rows}) == 4  # four different members
+  # A member's directory serves inference as a process-mode trial's does.
+  run = train.load_run(str(killed / rows[3]['trial']), checkpoint='best')
+  assert run.step == int(rows[3]['best_step'])

@@ -14,6 +14,7 @@ from jaxseg.data import DatasetInfo, synthetic, transforms
 from jaxseg.losses import segmentation as seg_losses
 from jaxseg.models import fcn  # noqa: F401  (registers the FCNs)
 from jaxseg.models.registry import get_model
+from jaxseg.train import promotion
 from jaxseg.train.tasks import get_task
 from jaxseg.viz import overlays
 
@@ -54,7 +55,7 @@ def test_fcn8s_overfits_four_synthetic_images(tmp_path):
   )
   # An 'rbg' key: threefry for every kernel costs more to compile than the training itself.
   params = jax.jit(model.init)(jax.random.key(0, impl='rbg'), batch['image'])['params']
-  optimizer = optax.adam(2e-3)
+  optimizer = promotion.standard_promotion(optax.adam(2e-3))  # optax's int32 count (promotion.py)
   opt_state = optimizer.init(params)
 
   @jax.jit

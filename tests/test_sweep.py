@@ -125,13 +125,13 @@ def test_sweep_of_three_with_one_killed_and_resumed(tmp_path):
   assert 'resumed from checkpoint step' in (workdir / names[1] / 'log.txt').read_text()
   assert os.path.getmtime(workdir / names[0] / 'results.json') == first_results_mtime
 
-  rows = list(csv.DictReader(open(workdir / 'summary.csv')))
+  rows = list(csv.DictReader((workdir / 'summary.csv').read_text().splitlines()))
   assert [r['trial'] for r in rows] == names
   assert [r['optimizer.learning_rate'] for r in rows] == ['0.01', '0.05', '0.1']
   assert all(r['status'] == 'done' and r['step'] == '16' for r in rows)
   assert all(r['num_devices'] == '2' for r in rows)  # each trial saw its own 2 devices
   assert all(0.0 <= float(r['accuracy']) <= 1.0 and r['best_accuracy'] for r in rows)
-  assert result.stdout.rstrip().endswith(open(workdir / 'summary.csv').read().rstrip())
+  assert result.stdout.rstrip().endswith((workdir / 'summary.csv').read_text().rstrip())
 
 
 @pytest.mark.parametrize(

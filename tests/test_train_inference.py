@@ -8,6 +8,7 @@ import csv
 import hashlib
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_evaluate_reproduces_the_logged_numbers_and_changes_nothing(run_dir):
     assert value == logged[name], name
   assert _digest(os.path.join(run_dir, 'checkpoints')) == before
   path = evaluation.write_results(run_dir, run.info.eval_split, 6, metrics, evaluation.Recipe())
-  assert json.loads(open(path).read())['metrics']['accuracy'] == logged['accuracy']
+  assert json.loads(pathlib.Path(path).read_text())['metrics']['accuracy'] == logged['accuracy']
 
 
 def test_predict_classification_csv_and_image_conversions(run_dir, tmp_path):
@@ -103,7 +104,7 @@ def test_predict_classification_csv_and_image_conversions(run_dir, tmp_path):
     np.testing.assert_allclose(probabilities.sum(), 1.0, rtol=1e-6)
     writer.add(os.path.basename(path), probabilities)
   writer.close()
-  rows = list(csv.reader(open(tmp_path / 'predictions.csv')))
+  rows = list(csv.reader((tmp_path / 'predictions.csv').read_text().splitlines()))
   assert rows[0][:3] == ['file', 'class_1', 'probability_1'] and len(rows) == 4
   probabilities = [float(p) for p in rows[1][2::2]]
   assert probabilities == sorted(probabilities, reverse=True)

@@ -1,6 +1,7 @@
 """TensorBoard event files (read back by tensorboard itself), progress line, parameter table."""
 
 import io
+import pathlib
 import struct
 
 import numpy as np
@@ -22,7 +23,7 @@ def test_records_are_framed_with_masked_crcs(tmp_path):
   writer = tensorboard.SummaryWriter(str(tmp_path))
   writer.scalars(3, {'loss': 0.25})
   writer.close()
-  data = open(writer.path, 'rb').read()
+  data = pathlib.Path(writer.path).read_bytes()
   offset, records = 0, []
   while offset < len(data):
     header = data[offset : offset + 8]

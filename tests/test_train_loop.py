@@ -174,7 +174,7 @@ def test_plateau_schedule_divides_rate_when_metric_stalls(tmp_path):
       return 0.0 * loss, aux
 
   fx.run_tiny(config, str(tmp_path), task=FrozenTask(), model=model)
-  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   rates = [r['learning_rate'] for r in records if r['split'] == 'train']
   # Train logs at steps 2, 4, 6, 8 come before the evaluation at the same step.
   np.testing.assert_allclose(rates, [1.0, 1.0, 0.1, 0.01], rtol=1e-6)
@@ -185,16 +185,16 @@ def test_eval_metrics_are_sums_over_the_split_not_means_of_batches(tmp_path):
   config = fx.tiny_config(total_steps=2, eval_every=2)
   result = fx.run_tiny(config, str(tmp_path))
   assert result['count'] == 20.0
-  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert [r['count'] for r in records if r['split'] == 'eval'] == [20.0]
 
 
 def test_run_writes_config_metrics_and_results(tmp_path):
   config = fx.tiny_config(total_steps=4, eval_every=2, log_every=1)
   result = fx.run_tiny(config, str(tmp_path))
-  saved = json.load(open(tmp_path / 'config.json'))
+  saved = json.loads((tmp_path / 'config.json').read_text())
   assert saved['total_steps'] == 4 and saved['optimizer']['learning_rate'] == 0.05
-  records = [json.loads(l) for l in open(tmp_path / 'metrics.jsonl')]
+  records = [json.loads(l) for l in (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   train_steps = [r['step'] for r in records if r['split'] == 'train']
   assert train_steps == [1, 2, 3, 4]
   train = [r for r in records if r['split'] == 'train']
@@ -204,7 +204,7 @@ def test_run_writes_config_metrics_and_results(tmp_path):
     r['steps_per_sec'] > 0 and r['images_per_sec'] == pytest.approx(8 * r['steps_per_sec'])
     for r in train[1:]
   )
-  assert json.load(open(tmp_path / 'results.json')) == result
+  assert json.loads((tmp_path / 'results.json').read_text()) == result
   assert os.listdir(tmp_path / 'tb')
   # A finished run started again returns its results without training.
   assert fx.run_tiny(config, str(tmp_path)) == result
@@ -279,6 +279,18 @@ def test_restart_after_final_checkpoint_but_before_results_evaluates_again(tmp_p
   os.remove(tmp_path / 'results.json')  # as if killed between the last save and the results
   again = fx.run_tiny(config, str(tmp_path))
   assert again == first
+
+
+def test_restart_at_the_end_counts_its_evaluation_in_the_best_metric(tmp_path):
+  # A NaN at step 3 leaves checkpoint 2, saved without metrics (no evaluation before step 4).
+  # Restarted with total_steps=2, the run is at its end: it evaluates checkpoint 2 once more,
+  # and that evaluation is the best one (it was None before: no checkpoint had stored metrics).
+  config = fx.tiny_config(total_steps=4, eval_every=4, checkpoint_every=2)
+  with pytest.raises(train.NonFiniteError, match='at step 3'):
+    fx.run_tiny(config, str(tmp_path), nan_at=2)
+  result = fx.run_tiny(fx.tiny_config(total_steps=2, eval_every=4), str(tmp_path))
+  assert (result['step'], result['best_step']) == (2, 2)
+  assert result['best_accuracy'] == result['accuracy'] is not None
 
 
 def test_an_implicit_host_device_transfer_fails_the_loop_tests(tmp_path):

@@ -84,7 +84,7 @@ def test_two_processes_train_evaluate_and_resume(tmp_path):
   )
   workdir = tmp_path / 'run'
   _launch(config_path, workdir, total_steps=8)
-  results = json.load(open(workdir / 'results.json'))
+  results = json.loads((workdir / 'results.json').read_text())
   assert results['num_devices'] == 4
   # Each example of the evaluation split is counted once, although two hosts fed it.
   assert results['count'] == info.splits[info.eval_split]
@@ -93,4 +93,4 @@ def test_two_processes_train_evaluate_and_resume(tmp_path):
 
   outputs = _launch(config_path, workdir, total_steps=12)
   assert 'resumed from checkpoint step 8' in outputs[0]
-  assert json.load(open(workdir / 'results.json'))['step'] == 12
+  assert json.loads((workdir / 'results.json').read_text())['step'] == 12

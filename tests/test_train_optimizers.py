@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from experiments.configs import base
-from jaxseg.train import optimizers, schedules
+from jaxseg.train import optimizers, promotion, schedules
 
 
 def _optimizer_config(**overrides):
@@ -259,3 +259,45 @@ def test_plateau_reduces_after_patience_evaluations_without_improvement(mode, me
     expected.append(scale)
   np.testing.assert_allclose(scales, expected, rtol=1e-6)
   assert expected[-1] < 1.0  # the sequences do plateau
+
+
+@pytest.mark.parametrize(
+  'make,extra',
+  [
+    (lambda: optax.adam(0.1), {}),
+    (lambda: optax.MultiSteps(optax.sgd(0.1), every_k_schedule=2), {}),
+    (lambda: optax.contrib.reduce_on_plateau(patience=1), {'value': jnp.float32(0.5)}),
+  ],
+  ids=['adam', 'multisteps', 'plateau'],
+)
+def test_standard_promotion_exempts_exactly_the_wrapped_optax_transformation(make, extra):
+  # These optax transformations mix a float with their int32 step count: strict promotion
+  # rejects them bare; wrapped, they compute what they compute under standard promotion.
+  params = {'w': jnp.array([1.0, -2.0], jnp.float32)}
+
+  def two_steps(tx):
+    state = tx.init(params)
+    for _ in range(2):
+      updates, state = tx.update(params, state, params, **extra)
+    return updates
+
+  with jax.numpy_dtype_promotion('standard'):
+    expected = two_steps(make())
+  with jax.numpy_dtype_promotion('strict'):
+    with pytest.raises(jax.dtypes.TypePromotionError):
+      two_steps(make())
+    got = two_steps(promotion.standard_promotion(make()))
+  jax.tree.map(np.testing.assert_array_equal, got, expected)
+
+
+def test_standard_promotion_schedule_gives_the_standard_values_under_strict():
+  # optax's cosine schedule takes min(int32 count, float decay steps): strict rejects it bare.
+  make = lambda: optax.warmup_cosine_decay_schedule(0.0, 1.0, warmup_steps=2, decay_steps=10)
+  counts = jnp.arange(12, dtype=jnp.int32)
+  with jax.numpy_dtype_promotion('standard'):
+    expected = jax.vmap(make())(counts)
+  with jax.numpy_dtype_promotion('strict'):
+    with pytest.raises(jax.dtypes.TypePromotionError):
+      jax.vmap(make())(counts)
+    got = jax.vmap(promotion.standard_promotion_schedule(make()))(counts)
+  np.testing.assert_array_equal(got, expected)

@@ -206,8 +206,14 @@ def _grid_cut_8(source, sink, pairwise, flow):
 
 
 @functools.partial(jax.jit, static_argnames=('iterations', 'num_components', 'min_cut'))
-def _grabcut_core(image, codes, key, gamma, *, iterations, num_components, min_cut=_grid_cut_8):
+def _grabcut_core(
+  image, codes, key, gamma, *, iterations, num_components, min_cut=_grid_cut_8, mixtures=None
+):
   """Runs GrabCut from initial mask ``codes``; returns the final state for checks.
+
+  ``mixtures``: optional initial ``(fg_gmm, bg_gmm)`` in place of the k-means seeding (tests
+  start from the mixtures ``cv2.grabCut(..., iterCount=0)`` returns, to compare the iterations
+  alone with OpenCV's).
 
   ``min_cut(source, sink, pairwise, flow) -> (labels, cut, gap, flow)`` is the exact
   8-connected grid cut; ``flow`` is the previous cut's n-link flow, from which the next one
@@ -225,13 +231,17 @@ def _grabcut_core(image, codes, key, gamma, *, iterations, num_components, min_c
   flat = codes.reshape(-1)
   fg = _is_foreground(flat).astype(jnp.float32)
   key_bg, key_fg = jax.random.split(key)
-  component = jnp.where(
-    fg > 0,
-    _kmeans_labels(pixels, fg, num_components, key_fg),
-    _kmeans_labels(pixels, 1.0 - fg, num_components, key_bg),
-  )
-  fg_gmm = _fit_gmm(pixels, component, fg, num_components)
-  bg_gmm = _fit_gmm(pixels, component, 1.0 - fg, num_components)
+  if mixtures is None:
+    component = jnp.where(
+      fg > 0,
+      _kmeans_labels(pixels, fg, num_components, key_fg),
+      _kmeans_labels(pixels, 1.0 - fg, num_components, key_bg),
+    )
+    fg_gmm = _fit_gmm(pixels, component, fg, num_components)
+    bg_gmm = _fit_gmm(pixels, component, 1.0 - fg, num_components)
+  else:
+    fg_gmm, bg_gmm = mixtures
+    component = jnp.zeros(flat.shape, jnp.int32)  # only read by the fixed-point test
 
   def body(state):
     flat, component, fg_gmm, bg_gmm, _, _, step, _, flow = state

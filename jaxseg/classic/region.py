@@ -341,7 +341,10 @@ def _union_find(edges, costs, k, *, pixels, min_size):
     u, v = edges[e, 0], edges[e, 1]
     a, b, (size_a, int_a), (size_b, int_b) = _find_both(parent, u, v, (size, internal))
     w = costs[e]
-    threshold = jnp.minimum(int_a + k / size_a, int_b + k / size_b)
+    # Component sizes are int32 counts; the threshold is float32 (an explicit cast).
+    threshold = jnp.minimum(
+      int_a + k / size_a.astype(jnp.float32), int_b + k / size_b.astype(jnp.float32)
+    )
     join = (a != b) & (w < threshold)
     # Union by size keeps the trees shallow (log depth); the partition is all that matters.
     big, small = jnp.where(size_a >= size_b, a, b), jnp.where(size_a >= size_b, b, a)

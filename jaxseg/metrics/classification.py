@@ -56,7 +56,8 @@ def top_k_correct(
   correct = jnp.where(jnp.any(jnp.isnan(logits), axis=-1), 0.0, correct)
   if weights is not None:
     # Zero-weight (padding) examples count nothing, whatever their label holds.
-    correct = jnp.where(weights != 0, correct * weights.astype(jnp.float32), 0.0)
+    weights = jnp.asarray(weights).astype(jnp.float32)  # bool or int masks too, cast explicitly
+    correct = jnp.where(weights != 0, correct * weights, 0.0)
   return jnp.sum(correct)
 
 

@@ -128,8 +128,10 @@ def _finite_or_nan(value, *maps) -> jax.Array:
 
 
 def _as_float(x) -> jax.Array:
+  # float32 at least: float64 stays, integers and narrower floats become float32 (an explicit
+  # choice; promote_types has no int -> float path under strict dtype promotion).
   x = jnp.asarray(x)
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+  return x.astype(jnp.float64 if x.dtype == jnp.float64 else jnp.float32)
 
 
 def _resize_to(sal, shape) -> jax.Array:

@@ -59,6 +59,14 @@ class BatchNorm(nn.BatchNorm):
   momentum: float = 0.9
   epsilon: float = 1e-5
 
+  def __call__(self, x, use_running_average=None, *, mask=None):
+    # flax 0.12.8 reduces in float32 and normalises a bfloat16 input with float32 statistics by
+    # implicit promotion (`jnp.promote_types(dtype, float32)`, `x - mean`), which strict dtype
+    # promotion rejects although the result is the intended one. A named third-party exemption,
+    # scoped to flax's BatchNorm (as jaxseg.train.promotion is to optax's transformations).
+    with jax.numpy_dtype_promotion('standard'):
+      return super().__call__(x, use_running_average, mask=mask)
+
 
 class Dropout(nn.Dropout):
   r"""`flax.linen.Dropout` (rng collection `'dropout'`) whose `rate` is checked when built.

@@ -40,7 +40,10 @@ def _add_bias(y: jax.Array, b: jax.Array | None) -> jax.Array:
 
 
 def _promote(x: Any, w: Any) -> tuple[jax.Array, jax.Array]:
-  """x and w in their common dtype (XLA's convolution needs one); bfloat16 x bfloat16 stays."""
+  """x and w in their common dtype (XLA's convolution needs one); bfloat16 x bfloat16 stays.
+
+  `jnp.promote_types` follows the promotion mode, as `jnp` operations do: strict rejects a mix.
+  """
   dtype = jnp.promote_types(jnp.result_type(x), jnp.result_type(w))
   return jnp.asarray(x, dtype), jnp.asarray(w, dtype)
 
@@ -138,7 +141,8 @@ def conv2d(
     groups: number of channel groups; `groups = C` with `O = C * m` is a depthwise convolution.
 
   Returns:
-    `y`, shape `(N, H_out, W_out, O)`, in the dtype promoted from `x` and `w`.
+    `y`, shape `(N, H_out, W_out, O)`, in the dtype promoted from `x` and `w` (JAX's promotion
+    mode applies: under `jax_numpy_dtype_promotion='strict'` mixed dtypes raise).
 
   Raises:
     ValueError: wrong ranks, channel mismatch, `groups` not dividing the channels, non-positive

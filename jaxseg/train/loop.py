@@ -513,6 +513,14 @@ def _write_results(
   ckpt: checkpoints.Checkpointer,
 ) -> dict[str, Any]:
   best_step, best_value = ckpt.best()
+  # The final evaluation is of the state saved as checkpoint `step` (the latest, always kept).
+  # Normally that checkpoint stored these metrics already; after a restart at the end its stored
+  # metrics may be missing (it was saved by a preemption or before a NaN), so count them here.
+  final = float(eval_metrics[config.best_metric])
+  if best_value is None or (
+    final > best_value if config.best_mode == 'max' else final < best_value
+  ):
+    best_step, best_value = step, final
   results = {
     'step': step,
     'num_devices': jax.device_count(),

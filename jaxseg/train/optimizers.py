@@ -15,6 +15,8 @@ import jax
 import ml_collections
 import optax
 
+from jaxseg.train import promotion
+
 OPTIMIZERS = ('sgd', 'adam', 'adamw')
 # The scalars make_optimizer accepts as (possibly traced) values: one per population member.
 INJECTABLE_HYPERPARAMS = ('weight_decay', 'momentum', 'b1', 'b2', 'eps')
@@ -127,7 +129,8 @@ def make_optimizer(
       whose value is 0 computes ``g + 0 * p`` (exactly ``g``).
 
   Returns:
-    An ``optax.GradientTransformation`` (an ``optax.MultiSteps`` one when accumulating).
+    An ``optax.GradientTransformation`` (``optax.MultiSteps`` when accumulating; Adam, AdamW and
+    MultiSteps wrapped by :func:`jaxseg.train.promotion.standard_promotion`).
 
   Example:
     >>> cfg = ml_collections.ConfigDict(dict(name='sgd', learning_rate=0.1, momentum=0.9,
@@ -175,18 +178,18 @@ def make_optimizer(
     momentum = values['momentum'] if float(cfg.get('momentum', 0.0)) else None
     chain.append(optax.sgd(schedule, momentum=momentum, nesterov=bool(cfg.nesterov)))
   elif name == 'adam':
-    chain.append(optax.adam(schedule, b1=values['b1'], b2=values['b2'], eps=values['eps']))
+    adam = optax.adam(schedule, b1=values['b1'], b2=values['b2'], eps=values['eps'])
+    chain.append(promotion.standard_promotion(adam))
   else:
-    chain.append(
-      optax.adamw(
-        schedule,
-        b1=values['b1'],
-        b2=values['b2'],
-        eps=values['eps'],
-        weight_decay=values['weight_decay'],
-        mask=decay_mask,
-      )
+    adamw = optax.adamw(
+      schedule,
+      b1=values['b1'],
+      b2=values['b2'],
+      eps=values['eps'],
+      weight_decay=values['weight_decay'],
+      mask=decay_mask,
     )
+    chain.append(promotion.standard_promotion(adamw))
   if rules:
     multipliers = {f'x{float(m)}': float(m) for _, m in rules}
     multipliers.setdefault('x1.0', 1.0)
@@ -198,5 +201,5 @@ def make_optimizer(
     )
   tx = optax.chain(*chain)
   if accumulate > 1:
-    tx = optax.MultiSteps(tx, every_k_schedule=accumulate)
+    tx = promotion.standard_promotion(optax.MultiSteps(tx, every_k_schedule=accumulate))
   return tx

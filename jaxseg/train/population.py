@@ -18,9 +18,11 @@ changes shapes or the computation (model, width, batch or image size, dataset, s
 sweeps run one process per trial (``experiments.sweep --mode=processes``).
 
 Layout on disk, as process mode's: each member writes ``metrics.jsonl``, ``tb/``,
-``config.json`` and, when it finishes, ``results.json`` in its own directory; the stacked state is
-checkpointed (Orbax, with the manifest verification of :mod:`jaxseg.train.checkpoints`) in the
-population directory, and a restart resumes from it.
+``config.json``, ``checkpoints/`` (its own state at every evaluation: the last
+``keep_checkpoints`` and the best, so inference reads it as a single run's) and, when it finishes,
+``results.json`` in its own directory; the stacked state is checkpointed (Orbax, with the
+manifest verification of :mod:`jaxseg.train.checkpoints`) in the population directory, and a
+restart resumes from it.
 """
 
 import dataclasses
@@ -170,7 +172,33 @@ class _Program:
   mark_nonfinite: Callable
 
 
-def _build(configs, varied, *, model, task, input_shape, devices: Sequence[jax.Device]) -> _Program:
+VECTORIZE = ('auto', 'vmap', 'unroll')
+
+
+def _strategy(vectorize: str, devices: Sequence[jax.Device]) -> str:
+  """``'auto'``: ``'unroll'`` on one CPU device, else ``'vmap'`` (see :func:`run_population`)."""
+  if vectorize != 'auto':
+    return vectorize
+  return 'unroll' if len(devices) == 1 and devices[0].platform == 'cpu' else 'vmap'
+
+
+def _unrolled(member_fn: Callable, num: int, *, shared: int) -> Callable:
+  """``member_fn`` applied to each of ``num`` members in turn, traced into one program; the
+  argument at position ``shared`` (the batch) is the same for all. Outputs are stacked."""
+
+  def all_members(*args):
+    outputs = []
+    for k in range(num):
+      member_args = [a if i == shared else _member_rows(a, k) for i, a in enumerate(args)]
+      outputs.append(member_fn(*member_args))
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *outputs)
+
+  return all_members
+
+
+def _build(
+  configs, varied, *, model, task, input_shape, devices: Sequence[jax.Device], vectorize: str
+) -> _Program:
   """Builds the mesh over ``devices``, the per-member hyperparameters and the vmapped steps."""
   config = _structure_config(configs, varied)
   mesh = jax.sharding.Mesh(np.asarray(devices), (POPULATION_AXIS,))
@@ -234,6 +262,12 @@ def _build(configs, varied, *, model, task, input_shape, devices: Sequence[jax.D
     return jnp.where((first_bad == 0) & ~finite, step, first_bad)
 
   init = jax.vmap(init_member)
+  if _strategy(vectorize, devices) == 'vmap':
+    train_all = jax.vmap(train_member, in_axes=(0, 0, None))
+    eval_all = jax.vmap(eval_member, in_axes=(0, None))
+  else:
+    train_all = _unrolled(train_member, len(configs), shared=2)
+    eval_all = _unrolled(eval_member, len(configs), shared=1)
   abstract_state = jax.eval_shape(init, hyperparams)
   state_shardings = jax.tree.map(lambda _: members, abstract_state)
   return _Program(
@@ -246,13 +280,13 @@ def _build(configs, varied, *, model, task, input_shape, devices: Sequence[jax.D
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=members), abstract_state
     ),
     train_step=jax.jit(
-      jax.vmap(train_member, in_axes=(0, 0, None)),
+      train_all,
       in_shardings=(state_shardings, members, replicated),
       out_shardings=(state_shardings, members),
       donate_argnums=0,
     ),
     eval_step=jax.jit(
-      jax.vmap(eval_member, in_axes=(0, None)),
+      eval_all,
       in_shardings=(state_shardings, replicated),
       out_shardings=members,
     ),
@@ -267,32 +301,28 @@ def _member_rows(tree: Any, k: int) -> Any:
   return jax.tree.map(lambda x: x[k], tree)
 
 
-def _best_from_log(workdir: str, metric: str, mode: str, up_to: int) -> tuple[Any, Any]:
-  """``(step, value)`` of the best logged evaluation at or before ``up_to`` (resume)."""
-  best_step, best_value = None, None
-  try:
-    with open(os.path.join(workdir, 'metrics.jsonl')) as f:
-      rows = [json.loads(line) for line in f if line.strip()]
-  except (OSError, ValueError):
-    return None, None
-  for row in rows:
-    if row.get('split') != 'eval' or row['step'] > up_to or metric not in row:
-      continue
-    value = float(row[metric])
-    if best_value is None or (value > best_value if mode == 'max' else value < best_value):
-      best_step, best_value = row['step'], value
-  return best_step, best_value
-
-
 class _Members:
-  """Per-member bookkeeping on the host: loggers, best evaluation, first non-finite step."""
+  """Per-member bookkeeping on the host: loggers, checkpointers, first non-finite step.
 
-  def __init__(self, configs, workdirs, best: list[tuple[Any, Any]]):
-    self.configs, self.workdirs, self.best = configs, workdirs, best
-    self.loggers = [
-      run_logging.MetricsLogger(w, total_steps=c.total_steps, console=False)
-      for c, w in zip(configs, workdirs)
-    ]
+  Each member's checkpointer holds its own state at every evaluation (the last
+  ``keep_checkpoints`` and the best), as a single run's does, so ``experiments.predict`` and
+  ``evaluate`` read a member's directory as they read a process-mode trial's, and the best
+  evaluation of a resumed population comes from there.
+  """
+
+  def __init__(self, configs, workdirs):
+    self.configs, self.workdirs = configs, workdirs
+    self.loggers, self.ckpts = [], []
+    for c, w in zip(configs, workdirs):
+      self.loggers.append(run_logging.MetricsLogger(w, total_steps=c.total_steps, console=False))
+      self.ckpts.append(
+        checkpoints.Checkpointer(
+          os.path.join(w, 'checkpoints'),
+          keep=c.keep_checkpoints,
+          best_metric=c.best_metric,
+          best_mode=c.best_mode,
+        )
+      )
     self.failed: dict[int, str] = {}
 
   def note_nonfinite(self, first_bad: np.ndarray) -> None:
@@ -306,14 +336,9 @@ class _Members:
         with open(os.path.join(self.workdirs[k], 'log.txt'), 'a') as f:
           f.write(f'error: {message}\n')
 
-  def update_best(self, k: int, step: int, metrics: Mapping[str, float]) -> None:
-    config = self.configs[k]
-    value = float(metrics[config.best_metric])
-    _, best = self.best[k]
-    if best is None or (value > best if config.best_mode == 'max' else value < best):
-      self.best[k] = (step, value)
-
   def close(self) -> None:
+    for ckpt in self.ckpts:
+      ckpt.close()
     for logger in self.loggers:
       logger.close()
 
@@ -345,13 +370,15 @@ def run_population(
   make_train_iterator: Callable[..., Iterator[Mapping[str, np.ndarray]]],
   make_eval_iterator: Callable[..., Iterable[Mapping[str, np.ndarray]]],
   devices: Sequence[jax.Device] | None = None,
+  vectorize: str = 'auto',
   print_fn: Callable[[str], None] = print,
 ) -> list[dict[str, Any] | None]:
   """Trains the members ``configs`` as one vmapped program, resuming from ``population_dir``.
 
   The loop of :func:`jaxseg.train.run` for ``K = len(configs)`` members at once: one batch from
   ``make_train_iterator`` per step for all of them, their states stacked on a leading axis split
-  over ``devices``. Each member logs to ``<workdirs[k]>/metrics.jsonl`` (and ``tb/``) and writes
+  over ``devices``. Each member logs to ``<workdirs[k]>/metrics.jsonl`` (and ``tb/``), saves its
+  own state at each evaluation in ``<workdirs[k]>/checkpoints`` and writes
   ``<workdirs[k]>/results.json`` when done, as a single run does; the stacked state is
   checkpointed every ``checkpoint_every`` steps, at each evaluation and on SIGTERM in
   ``<population_dir>/checkpoints``. A member whose loss or gradient turns NaN/Inf is marked
@@ -369,6 +396,12 @@ def run_population(
     make_eval_iterator: as for :func:`jaxseg.train.run`.
     devices: the devices to split the population over (default: every local device);
       ``len(configs)`` must be a multiple of their number.
+    vectorize: how the one program computes the members: ``'vmap'`` (``jax.vmap`` over the
+      population axis: batched kernels, what accelerators want), ``'unroll'`` (each member's
+      step traced in turn into the same program: the single run's kernels, ``K`` times; on
+      XLA:CPU a vmapped convolution with per-member filters becomes a grouped convolution that
+      measured about 2x slower than ``K`` plain ones), or ``'auto'``: ``'unroll'`` on one CPU
+      device, ``'vmap'`` otherwise. Either way: one compilation, one dispatch per step.
     print_fn: receives the population's progress lines.
 
   Returns:
@@ -390,7 +423,13 @@ def run_population(
       f'a population runs in one process, got {jax.process_count()} processes; run a '
       'multi-host sweep with --mode=processes'
     )
+  if vectorize not in VECTORIZE:
+    raise ValueError(f'vectorize must be one of {VECTORIZE}, got {vectorize!r}')
   devices = list(jax.local_devices() if devices is None else devices)
+  if _strategy(vectorize, devices) == 'unroll' and len(devices) > 1:
+    raise ValueError(
+      f"vectorize='unroll' runs on one device, got {len(devices)}; use 'vmap' (or 'auto')"
+    )
   if len(configs) % len(devices):
     raise ValueError(
       f'the population has {len(configs)} members, not a multiple of the {len(devices)} '
@@ -413,7 +452,13 @@ def run_population(
       best_mode=config.best_mode,
     )
     program = _build(
-      configs, varied, model=model, task=task, input_shape=input_shape, devices=devices
+      configs,
+      varied,
+      model=model,
+      task=task,
+      input_shape=input_shape,
+      devices=devices,
+      vectorize=vectorize,
     )
     train_iter = make_train_iterator(process_index=0, process_count=1)
     latest, state = ckpt.restore_latest(program.abstract_state, train_iter, note=print_fn)
@@ -423,8 +468,7 @@ def run_population(
     else:
       step = int(jax.device_get(state.step)[0])
       print_fn(f'[population] resumed from checkpoint step {latest} in {ckpt.directory}')
-    best = [_best_from_log(w, c.best_metric, c.best_mode, step) for c, w in zip(configs, workdirs)]
-    members = _Members(configs, workdirs, best)
+    members = _Members(configs, workdirs)
     return _train(
       config,
       program,
@@ -448,8 +492,11 @@ def run_population(
         lock.release()
 
 
-def _evaluate(config, program, members, task, state, step, make_eval_iterator, print_fn):
-  """Evaluates every member on the same batches, logs each, feeds the plateau schedules."""
+def _evaluate(
+  config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
+):
+  """Evaluates every member on the same batches, logs each, checkpoints each member's state in
+  its own directory with its metrics, and feeds the plateau schedules."""
   sums = None
   for i, local in enumerate(make_eval_iterator(process_index=0, process_count=1)):
     if 0 <= config.eval_steps <= i:
@@ -469,7 +516,7 @@ def _evaluate(config, program, members, task, state, step, make_eval_iterator, p
   for k, member_metrics in enumerate(metrics):
     members.loggers[k].log(step, 'eval', member_metrics)
     if k not in members.failed:
-      members.update_best(k, step, member_metrics)
+      members.ckpts[k].save(step, _member_rows(state, k), train_iter, metrics=member_metrics)
   values = [m[config.best_metric] for m in metrics]
   print_fn(
     f'[population] step {step} eval: {config.best_metric} per member '
@@ -544,7 +591,7 @@ def _train(
         sums, count, last_step, last_time = None, 0, step, now
       if evaluate_now:
         state, eval_metrics = _evaluate(
-          config, program, members, task, state, step, make_eval_iterator, print_fn
+          config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
         )
       if evaluate_now or preempted or step % config.checkpoint_every == 0:
         members.note_nonfinite(jax.device_get(first_bad))
@@ -554,7 +601,7 @@ def _train(
         return [{'step': step, 'preempted': True} for _ in range(K)]
   if not eval_metrics:  # restarted at the end without results (killed after the last save)
     state, eval_metrics = _evaluate(
-      config, program, members, task, state, step, make_eval_iterator, print_fn
+      config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
     )
   members.note_nonfinite(jax.device_get(first_bad))
   results = []
@@ -562,7 +609,7 @@ def _train(
     if k in members.failed:
       results.append(None)
       continue
-    best_step, best_value = members.best[k]
+    best_step, best_value = members.ckpts[k].best()
     result = {
       'step': step,
       'num_devices': len(program.mesh.devices.flat),
@@ -582,6 +629,7 @@ def train_and_evaluate_population(
   population_dir: str,
   *,
   devices: Sequence[jax.Device] | None = None,
+  vectorize: str = 'auto',
   print_fn: Callable[[str], None] = print,
 ) -> list[dict[str, Any] | None]:
   """Trains the experiments ``configs`` (one model and dataset) as one population.
@@ -595,6 +643,7 @@ def train_and_evaluate_population(
     workdirs: one run directory per member.
     population_dir: where the stacked checkpoints go.
     devices: as for :func:`run_population`.
+    vectorize: as for :func:`run_population`.
     print_fn: receives progress lines.
 
   Returns:
@@ -658,6 +707,7 @@ def train_and_evaluate_population(
     make_train_iterator=make_train_iterator,
     make_eval_iterator=make_eval_iterator,
     devices=devices,
+    vectorize=vectorize,
     print_fn=print_fn,
   )
   for workdir, result in zip(workdirs, results):

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from jaxseg.train import promotion
+
 SCHEDULES = ('constant', 'step', 'poly', 'warmup_cosine', 'plateau')
 
 
@@ -40,7 +42,8 @@ def make_schedule(
     total_updates: number of optimizer updates in the run.
 
   Returns:
-    An ``optax.Schedule``.
+    An ``optax.Schedule`` (traced under standard dtype promotion:
+    :func:`jaxseg.train.promotion.standard_promotion_schedule`).
 
   Raises:
     ValueError: for an unknown name or inconsistent fields.
@@ -59,6 +62,12 @@ def make_schedule(
     raise ValueError(f'schedule.warmup_steps must be in [0, {total_updates}], got {warmup}')
   if total_updates < 1:
     raise ValueError(f'the run must make at least one optimizer update, got {total_updates}')
+  return promotion.standard_promotion_schedule(
+    _optax_schedule(name, schedule_config, learning_rate, total_updates, warmup)
+  )
+
+
+def _optax_schedule(name, schedule_config, learning_rate, total_updates, warmup) -> optax.Schedule:
   end_value = float(schedule_config.get('end_value', 0.0))
   if name == 'warmup_cosine':
     return optax.warmup_cosine_decay_schedule(
@@ -112,9 +121,10 @@ def make_plateau(
     raise ValueError(f'schedule.decay_factor must be in (0, 1) for plateau, got {factor}')
   if min_delta <= 0.0:
     raise ValueError(f'schedule.min_delta must be > 0, got {min_delta}')
-  return optax.contrib.reduce_on_plateau(
+  plateau = optax.contrib.reduce_on_plateau(
     factor=factor, patience=int(schedule_config.get('patience', 5)), rtol=0.0, atol=min_delta
   )
+  return promotion.standard_promotion(plateau)
 
 
 def update_plateau(
