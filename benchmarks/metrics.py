@@ -19,7 +19,8 @@ on the same data:
   half, NSS with the population standard deviation), vectorised NumPy. pysaliency itself is not
   installed in the development environment; this reimplements its definition.
 
-``ratio`` = fastest anchor ms / jaxseg ms: at least 1 means jaxseg is no slower. Times are the
+``ratio`` = fastest anchor ms / jaxseg ms: at least 1 means jaxseg is no slower; ``cpu ratio``
+the same with this process's CPU time (all threads), steadier on a shared host. Times are the
 median of ``--repeats`` runs; on a shared host only ratios are meaningful.
 """
 
@@ -153,12 +154,14 @@ def np_confusion(labels, preds, n):
 
 
 def _median_ms(fn, repeats):
-  times = []
+  """(wall ms, CPU ms of this process, all threads), each the median of `repeats` runs."""
+  walls, cpus = [], []
   for _ in range(repeats):
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return 1e3 * statistics.median(times)
+    walls.append(time.perf_counter() - start)
+    cpus.append(time.process_time() - cpu)
+  return 1e3 * statistics.median(walls), 1e3 * statistics.median(cpus)
 
 
 def main(argv=None):
@@ -215,27 +218,35 @@ def main(argv=None):
   )
   header = (
     f'{"metric":<24}{"jaxseg ms":>11}{"compile s":>10}{"numpy ms":>10}'
-    f'{"pysaliency ms":>14}{"ratio":>8}'
+    f'{"pysaliency ms":>14}{"ratio":>8}{"cpu ratio":>10}'
   )
   print(header)
   print('-' * len(header))
   rows = []
 
-  def emit(name, jax_ms, compile_s, numpy_ms, pys_ms):
-    anchors = [a for a in (numpy_ms, pys_ms) if a is not None]
+  def emit(name, jax_t, compile_s, numpy_t, pys_t):
+    # *_t: (wall ms, CPU ms); the CPU ratio is steadier on a shared host (preemption inflates
+    # wall time, more so for the NumPy anchors' Python loops).
+    anchors = [a for a in (numpy_t, pys_t) if a is not None]
+    jax_ms = jax_t[0]
+    numpy_ms, pys_ms = (t[0] if t is not None else None for t in (numpy_t, pys_t))
     row = {
       'metric': name,
       'jaxseg_ms': jax_ms,
       'compile_s': compile_s,
       'numpy_ms': numpy_ms,
       'pysaliency_ms': pys_ms,
-      'ratio': min(anchors) / jax_ms if anchors else None,
+      'ratio': min(a[0] for a in anchors) / jax_ms if anchors else None,
+      'cpu_ratio': min(a[1] for a in anchors) / jax_t[1] if anchors else None,
+      'jaxseg_cpu_ms': jax_t[1],
+      'numpy_cpu_ms': numpy_t[1] if numpy_t is not None else None,
+      'pysaliency_cpu_ms': pys_t[1] if pys_t is not None else None,
     }
     rows.append(row)
     fmt = lambda v: f'{v:.1f}' if v is not None else '-'
     print(
       f'{name:<24}{jax_ms:>11.1f}{fmt(compile_s):>10}{fmt(numpy_ms):>10}{fmt(pys_ms):>14}'
-      f'{fmt(row["ratio"]):>8}',
+      f'{fmt(row["ratio"]):>8}{fmt(row["cpu_ratio"]):>10}',
       flush=True,
     )
 

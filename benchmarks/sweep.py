@@ -173,12 +173,15 @@ def main(argv=None) -> int:
     )
   gap = max(abs(a - b) for a, b in zip(rows[0]['accuracies'], rows[1]['accuracies']))
   print(f'largest accuracy difference between the modes, trial by trial: {gap:.4f}')
-  scan = [r for r in rows if r['mode'] == 'vectorized (scan)']
-  losing = [r['members'] for r in scan if r['speedup'] < 1]
+  scan = sorted([r for r in rows if r['mode'] == 'vectorized (scan)'], key=lambda r: r['members'])
   if scan:
+    paying = [r['members'] for r in scan if r['speedup'] > 1]
+    best = max(scan, key=lambda r: r['speedup'])
     print(
-      'the population stops paying at K = '
-      + (str(min(losing)) if losing else f'none of {ks} (it still pays at K = {max(ks)})')
+      'K scan: the population pays (speed-up > 1) from K = '
+      + (str(min(paying)) if paying else f'none of {ks}')
+      + f'; the speed-up peaks at K = {best["members"]} ({best["speedup"]:.2f}x): larger '
+      'populations stop paying more (beyond it each member costs what it costs alone)'
     )
   if args.json:
     with open(args.json, 'w') as f:

@@ -9,6 +9,7 @@ resize is tested separately).
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -376,6 +377,53 @@ def test_degenerate_inputs_match_matlab():
 
 
 # ------------------------------------------------------------------ stochastic AUCs.
+
+
+def test_threshold_bins_count_each_bin_exactly():
+  # The one-pass variadic count against np.searchsorted, with values exactly on the float32
+  # thresholds and one ulp below (not below 0: XLA:CPU flushes denormals to zero), negative,
+  # NaN (below every threshold), and a mask.
+  thresholds = sm._thresholds(0.1)
+  t32 = thresholds.astype(np.float32)
+  rng = np.random.default_rng(0)
+  values = np.concatenate(
+    [t32, np.nextafter(t32[1:], np.float32(-1)), rng.random(500), [-0.5, np.nan]]
+  ).astype(np.float32)
+  mask = rng.random(values.size) < 0.3
+  got = np.asarray(sm._threshold_bins(jnp.asarray(values), (jnp.asarray(mask), None), thresholds))
+  bins = np.where(np.isnan(values), 0, np.searchsorted(t32, values, side='right'))
+  np.testing.assert_array_equal(got[0], np.bincount(bins[mask], minlength=t32.size + 1))
+  np.testing.assert_array_equal(got[1], np.bincount(bins, minlength=t32.size + 1))
+
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf])
+def test_non_finite_pixel_of_a_large_map_gives_nan(bad):
+  # Large enough for XLA:CPU's vectorised reductions (whose min/max drop NaN): one bad pixel
+  # anywhere makes every score NaN, under jit.
+  rng = np.random.default_rng(0)
+  good = rng.random((128, 160)).astype(np.float32)
+  fix = (rng.random(good.shape) < 0.01).astype(np.uint8)
+  key = jax.random.key(0)
+  fns = {
+    'judd': lambda s, d: sm.auc_judd(s, fix, key=key),
+    'judd_device': lambda s, d: sm.auc_judd(s, fix, key=key, ranks='device'),
+    'borji': lambda s, d: sm.auc_borji(s, fix, key=key, n_splits=4),
+    'shuffled': lambda s, d: sm.auc_shuffled(s, fix, 1 - fix, key=key, n_splits=4),
+    'nss': lambda s, d: sm.nss(s, fix),
+    'cc': lambda s, d: sm.cc(s, d),
+    'sim': lambda s, d: sm.similarity(s, d),
+    'kld': lambda s, d: sm.kld(s, d),
+    'ig': lambda s, d: sm.info_gain(s, fix, d),
+  }
+  for where in ((0, 0), (77, 101), (127, 159)):
+    broken = good.copy()
+    broken[where] = bad
+    for name, fn in fns.items():
+      fn_jit = jax.jit(fn)
+      assert np.isfinite(float(fn_jit(good, good))), name
+      assert np.isnan(float(fn_jit(broken, good))), (name, where)
+      if name in ('cc', 'sim', 'kld', 'ig'):  # the others do not read the second map
+        assert np.isnan(float(fn_jit(good, broken))), (name, where)
 
 
 def test_auc_borji_statistically_matches_transcription():

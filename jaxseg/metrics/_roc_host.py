@@ -15,7 +15,8 @@ and compute exactly the same quantities:
 * `exact_auc`: pysaliency's ``P(S_fix > S_pix) + P(S_fix = S_pix) / 2`` the same way.
 * `hypergeometric_bins`: shuffled AUC's negatives: choosing ``m`` of the ``M`` other-fixated
   pixels uniformly without replacement puts a multivariate hypergeometric number of them in
-  each threshold bin, drawn directly (`numpy.random.Generator.multivariate_hypergeometric`).
+  each threshold bin, drawn directly (`numpy.random.Generator.multivariate_hypergeometric`)
+  from the candidates' bin counts (counted on the device).
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def _order_keys(s: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def _judd_counts_jittered(s, u, fixated):
   """c_i = n - (position of fixated pixel i in the stable order by (s, u)), as jnp.lexsort."""
+  # Fast path (issue 16): sort the float32 values alone. A fixated value that no other pixel
+  # shares has n - (its first position) pixels at or above it whatever the order among equal
+  # values elsewhere; only if some fixated value is shared is the (s, u) order needed.
+  ordered = np.sort(s)
+  thresholds = s[fixated]
+  first = np.searchsorted(ordered, thresholds, side='left')
+  if np.all(np.searchsorted(ordered, thresholds, side='right') - first == 1):
+    return s.size - first
   keys = _order_keys(s, u)
   ordered = np.sort(keys)
   if np.any(ordered[1:] == ordered[:-1]):  # equal (s, u): the stable order breaks the tie
@@ -130,20 +139,14 @@ def exact_auc(s: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def hypergeometric_bins(
-  seed: np.ndarray,
-  bins: np.ndarray,
-  other: np.ndarray,
-  m: np.ndarray,
-  *,
-  n_splits: int,
-  n_bins: int,
+  seed: np.ndarray, colors: np.ndarray, m: np.ndarray, *, n_splits: int, n_bins: int
 ) -> np.ndarray:
   """Per split, how many of ``m`` other-fixated pixels drawn without replacement fall in each bin.
 
   Args:
     seed: ``(..., 2)`` uint32 per map (from the metric's JAX key).
-    bins: ``(..., N)`` int threshold bin of every pixel.
-    other: ``(..., N)`` bool, the other images' fixated pixels (the candidates).
+    colors: ``(..., n_bins)`` int, how many of the candidates (the other images' fixated
+      pixels) lie in each threshold bin.
     m: ``(..., 1)`` int, how many to draw (at most the candidates).
     n_splits: draws per map.
     n_bins: number of bins.
@@ -151,14 +154,14 @@ def hypergeometric_bins(
   Returns:
     ``(..., n_splits, n_bins)`` float32 counts.
   """
-  lead, rows = _rows(np.asarray(seed), np.asarray(bins), np.asarray(other, bool), np.asarray(m))
+  lead, rows = _rows(np.asarray(seed), np.asarray(colors), np.asarray(m))
   out = []
-  for seed_row, bin_row, other_row, m_row in rows:
-    colors = np.bincount(bin_row[other_row], minlength=n_bins).astype(np.int64)
-    draw = int(min(m_row[0], colors.sum()))
+  for seed_row, color_row, m_row in rows:
+    color_row = color_row.astype(np.int64)
+    draw = int(min(m_row[0], color_row.sum()))
     rng = np.random.default_rng([int(x) for x in seed_row])
     out.append(
-      rng.multivariate_hypergeometric(colors, draw, size=n_splits)
+      rng.multivariate_hypergeometric(color_row, draw, size=n_splits)
       if draw
       else np.zeros((n_splits, n_bins), np.int64)
     )
