@@ -27,6 +27,7 @@ trial's overrides, status and final/best metrics, and is printed.
 import csv
 import dataclasses
 import glob
+import hashlib
 import importlib.util
 import io
 import itertools
@@ -462,6 +463,15 @@ def load_trial_config(base_config: str, overrides: Mapping[str, Any]):
   return config
 
 
+def _population_dir_name(trials: Sequence[Trial], pending: Sequence[Trial]) -> str:
+  """``population`` for the whole sweep; a subset (the trials left after a failure, or after
+  some ran in process mode) gets its own directory, named after its trials."""
+  if len(pending) == len(trials):
+    return 'population'
+  digest = hashlib.sha1('\n'.join(t.workdir for t in pending).encode()).hexdigest()[:8]
+  return f'population-{len(pending)}of{len(trials)}-{digest}'
+
+
 def run_vectorized(
   sweep: Sweep, workdir: str, *, num_devices: int = 0, vectorize: str = 'auto', print_fn=print
 ) -> list[dict[str, Any]]:
@@ -469,7 +479,9 @@ def run_vectorized(
 
   The members' configs are built and checked (:func:`jaxseg.train.population.check_population`)
   before JAX builds or traces anything. Finished trials (their ``results.json``) are skipped; the
-  rest resume from ``<workdir>/population`` when it holds their checkpoints.
+  rest resume from ``<workdir>/population`` when it holds their checkpoints (a subset of the
+  trials, such as the ones left after a member failed, trains in a population directory of its
+  own, ``population-<n>of<N>-<digest>``).
 
   Args:
     sweep: the sweep.
@@ -513,7 +525,7 @@ def run_vectorized(
     results = population.train_and_evaluate_population(
       [configs[t.index] for t in pending],
       [t.workdir for t in pending],
-      os.path.join(workdir, 'population'),
+      os.path.join(workdir, _population_dir_name(trials, pending)),
       devices=devices,
       vectorize=vectorize,
       print_fn=print_fn,

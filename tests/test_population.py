@@ -193,6 +193,21 @@ def test_population_size_must_be_a_multiple_of_the_devices(tmp_path):
   assert not (tmp_path / 'population').exists()
 
 
+def test_a_diverging_member_fails_alone(tmp_path):
+  configs = _members(2, total_steps=8, log_every=2, eval_every=4, checkpoint_every=4)
+  with configs[1].unlocked():
+    configs[1].optimizer.learning_rate = 1e12  # diverges to Inf/NaN within a few steps
+  workdirs, results = _run_population(configs, tmp_path, devices=jax.devices()[:1])
+  assert results[0]['step'] == 8 and 0.0 <= results[0]['accuracy'] <= 1.0
+  assert results[1] is None
+  assert os.path.exists(os.path.join(workdirs[0], 'results.json'))
+  assert not os.path.exists(os.path.join(workdirs[1], 'results.json'))
+  with open(os.path.join(workdirs[1], 'log.txt')) as f:
+    log = f.read()
+  assert 'NonFiniteError: non-finite loss or gradient at step' in log
+  assert not os.path.exists(os.path.join(workdirs[1], 'checkpoints', '8'))  # no NaN best
+
+
 @pytest.mark.slow
 def test_killed_vectorized_sweep_resumes_to_the_uninterrupted_result(tmp_path):
   import csv  # pylint: disable=g-import-not-at-top
@@ -279,3 +294,18 @@ def test_killed_vectorized_sweep_resumes_to_the_uninterrupted_result(tmp_path):
   # A member's directory serves inference as a process-mode trial's does.
   run = train.load_run(str(killed / rows[3]['trial']), checkpoint='best')
   assert run.step == int(rows[3]['best_step'])
+
+
+def test_a_subset_of_the_trials_gets_its_own_population_directory():
+  from experiments import sweep  # pylint: disable=g-import-not-at-top
+
+  trials = [sweep.Trial(i, {'seed': i}, f'/w/{i:03d}') for i in range(4)]
+  assert sweep._population_dir_name(trials, trials) == 'population'  # pylint: disable=protected-access
+  left = sweep._population_dir_name(trials, trials[2:])  # pylint: disable=protected-access
+  assert (
+    left.startswith('population-2of4-')
+    and left
+    != sweep._population_dir_name(  # pylint: disable=protected-access
+      trials, trials[1:3]
+    )
+  )

@@ -590,6 +590,9 @@ def _train(
         )
         sums, count, last_step, last_time = None, 0, step, now
       if evaluate_now:
+        # A member that turned NaN since the last log line is marked before it is evaluated, so
+        # its NaN state is never checkpointed as its best.
+        members.note_nonfinite(jax.device_get(first_bad))
         state, eval_metrics = _evaluate(
           config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
         )
