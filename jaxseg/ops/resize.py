@@ -123,7 +123,7 @@ def _symbolic_source_points(
     src = jnp.maximum((dst + 0.5) * (n_in / n_out) - 0.5, 0.0)
   low = jnp.minimum(jnp.floor(src).astype(jnp.int32), in_size - 1)
   high = jnp.minimum(low + 1, in_size - 1)
-  return low, high, src - low
+  return low, high, src - low.astype(jnp.float32)  # the fraction, float32 (an explicit cast)
 
 
 def _interpolate_axis(
