@@ -295,6 +295,23 @@ def test_auc_judd_device_ranks_equal_host_ranks(seed):
   assert np.isnan(float(device(np.full_like(sal, 0.3), fix, key, jitter=False, convention='mit')))
 
 
+def test_judd_host_counts_break_equal_keys_by_index():
+  # Pixels sharing both the jittered value and the draw: the stable (value, draw) order ranks
+  # the lower index first (np.lexsort's, jnp.lexsort's); brute force on tiny maps.
+  from jaxseg.metrics import _roc_host  # noqa: PLC0415 (the metric's own host helper)
+
+  rng = np.random.default_rng(0)
+  for _ in range(50):
+    s = (np.round(rng.random(30) * 2) / 2).astype(np.float32)
+    u = (rng.integers(0, 4, 30) / 4).astype(np.float32)
+    fixated = rng.random(30) < 0.4
+    position = np.empty(30, np.int64)
+    position[np.lexsort((np.arange(30), u, s))] = np.arange(30)
+    np.testing.assert_array_equal(
+      _roc_host._judd_counts_jittered(s, u, fixated), 30 - position[fixated]
+    )
+
+
 def test_auc_judd_degenerate_inputs():
   assert np.isnan(sm.auc_judd(SAL, np.zeros_like(FIX)))
   # A constant map without jitter: AUC_Judd.m's "NaN saliencyMap" early return.

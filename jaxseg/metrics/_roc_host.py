@@ -31,32 +31,23 @@ def _rows(*arrays):
   return lead, zip(*flat)
 
 
-def _order_keys(s: np.ndarray, u: np.ndarray) -> np.ndarray:
-  """uint64 keys whose order is the lexicographic order of (float32 s, float32 u >= 0)."""
-  bits = (np.asarray(s, np.float32) + np.float32(0)).view(np.uint32)  # -0.0 -> +0.0
-  flip = np.where(bits >> 31, np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
-  return ((bits ^ flip).astype(np.uint64) << np.uint64(32)) | np.asarray(u, np.float32).view(
-    np.uint32
-  ).astype(np.uint64)
-
-
 def _judd_counts_jittered(s, u, fixated):
   """c_i = n - (position of fixated pixel i in the stable order by (s, u)), as jnp.lexsort."""
-  # Fast path (issue 16): sort the float32 values alone. A fixated value that no other pixel
-  # shares has n - (its first position) pixels at or above it whatever the order among equal
-  # values elsewhere; only if some fixated value is shared is the (s, u) order needed.
-  ordered = np.sort(s)
-  thresholds = s[fixated]
-  first = np.searchsorted(ordered, thresholds, side='left')
-  if np.all(np.searchsorted(ordered, thresholds, side='right') - first == 1):
-    return s.size - first
-  keys = _order_keys(s, u)
+  # One float64 key per pixel ordered as (s, u): s + u * spacing(s) / 2 is exact (24 + 24
+  # significant bits) and below the next float32 after s, so keys are equal iff (s, u) are.
+  # Jittered maps of few levels (8-bit images) tie often: a stable argsort of uint64 (s, u) keys
+  # took 7x longer (issue 16).
+  s = np.asarray(s, np.float32) + np.float32(0)  # -0.0 -> +0.0
+  half_spacing = np.abs(np.spacing(s)).astype(np.float64) * 0.5
+  keys = s.astype(np.float64) + np.asarray(u, np.float64) * half_spacing
   ordered = np.sort(keys)
-  if np.any(ordered[1:] == ordered[:-1]):  # equal (s, u): the stable order breaks the tie
-    position = np.empty(keys.size, np.int64)
-    position[np.argsort(keys, kind='stable')] = np.arange(keys.size)
-    return keys.size - position[fixated]
-  return keys.size - np.searchsorted(ordered, keys[fixated], side='left')
+  where = np.flatnonzero(fixated)
+  thresholds = keys[where]
+  position = np.searchsorted(ordered, thresholds, side='left')
+  # A key shared with other pixels: the stable order puts the lower indices first.
+  for j in np.flatnonzero(np.searchsorted(ordered, thresholds, side='right') - position != 1):
+    position[j] += np.count_nonzero(keys[: where[j]] == thresholds[j])
+  return s.size - position
 
 
 def _judd_counts_plain(s, fixated):
