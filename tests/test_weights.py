@@ -330,6 +330,7 @@ def test_alexnet_torchvision_reduced_width():
   assert endpoints['stride32'].shape == (2, 3, 3, 16)
 
 
+@pytest.mark.slow  # ~8-11 s: keeps the default suite under 10 minutes on 2 cores
 def test_googlenet_torchvision_logits_and_auxiliary_heads():
   torch_model = _randomized(GoogLeNet(num_classes=10), seed=5)
   jax_model = get_model('googlenet_torchvision', num_classes=10)
@@ -462,6 +463,7 @@ def test_fcn32s_backbone_and_fc6_fc7_from_vgg16_classifier():
   )
 
 
+@pytest.mark.slow  # ~8-11 s: keeps the default suite under 10 minutes on 2 cores
 def test_deeplab_v3_resnet18_backbone_from_torchvision():
   torch_model = _randomized(ResNet(BasicBlock, [2, 2, 2, 2]), seed=6)
   model = get_model(
