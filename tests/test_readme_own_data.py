@@ -119,7 +119,8 @@ def test_readme_own_data_commands_run_end_to_end(tmp_path):
     labels = Image.open(predictions / f'{name}.png')
     assert labels.mode == 'P' and labels.size == size
     assert set(np.unique(np.asarray(labels))) <= {0, 1}
-    assert Image.open(predictions / f'{name}_overlay.png').size == size
+    with Image.open(predictions / f'{name}_overlay.png') as overlay:
+      assert overlay.size == size
   assert 'grey image repeated over RGB' in outputs[2]
   # export: the file runs at another size, equal to the restored model with its preprocessing.
   from jaxseg.export import load_exported  # pylint: disable=g-import-not-at-top
