@@ -611,6 +611,62 @@ def build_model(config: ml_collections.ConfigDict, info: Any) -> Any:
   )
 
 
+def build_run_parts(
+  config: ml_collections.ConfigDict,
+) -> tuple[Any, dict[str, Any]]:
+  """The pieces ``run`` takes, assembled from a config: dataset, bound task, model, iterators.
+
+  The one place where a config meets its dataset: the config is validated, the dataset's
+  ``DatasetInfo`` built (or read), ``config.task`` checked against it, the task bound to the
+  loss options and the dataset, the model built, and the two iterator factories made (the
+  training split shuffled and repeated with ``config.seed``, the evaluation split once).
+  ``train_and_evaluate`` and the vectorized population (``population.py``) both start here.
+
+  Args:
+    config: an experiment config (``experiments/configs/*.py``).
+
+  Returns:
+    ``(info, run_kwargs)``: the ``DatasetInfo``, and ``run``'s keyword arguments ``task``,
+    ``model``, ``input_shape``, ``make_train_iterator`` and ``make_eval_iterator``.
+
+  Raises:
+    ValueError: a config error, or ``config.task`` differing from the dataset's task.
+  """
+  # Imported here so the loop's building blocks stay usable without the data and model layers.
+  from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
+
+  validate_config(config)
+  info = jaxseg_data.dataset_info(config.data)
+  if config.task != info.task:
+    raise ValueError(
+      f'config.task={config.task!r} but dataset {config.data.name!r} is a {info.task!r} dataset'
+    )
+
+  def make_iterator(split, train, **extra):
+    def make(*, process_index, process_count):
+      return jaxseg_data.make_iterator(
+        config.data,
+        split=split,
+        global_batch_size=config.batch_size,
+        seed=config.seed,
+        train=train,
+        process_index=process_index,
+        process_count=process_count,
+        **extra,
+      )
+
+    return make
+
+  task = get_task(info.task).bind(config.loss, info)  # a bad loss option fails here, first
+  return info, {
+    'task': task,
+    'model': build_model(config, info),
+    'input_shape': tuple(info.image_shape),
+    'make_train_iterator': make_iterator(info.train_split, True),
+    'make_eval_iterator': make_iterator(info.eval_split, False, num_epochs=1),
+  }
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains and evaluates the experiment described by ``config`` in ``workdir``.
 
@@ -630,54 +686,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     from experiments.configs import lenet5_digits
     train_and_evaluate(lenet5_digits.get_config(), '/tmp/lenet')
   """
-  # Imported here so the loop's building blocks stay usable without the data and model layers.
-  from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
-
   sharding.maybe_initialize_distributed()
-  validate_config(config)
-  info = jaxseg_data.dataset_info(config.data)
-  if config.task != info.task:
-    raise ValueError(
-      f'config.task={config.task!r} but dataset {config.data.name!r} is a {info.task!r} dataset'
-    )
-  task_class = get_task(info.task)
-  task = task_class.bind(config.loss, info)
-  model = build_model(config, info)
+  info, run_kwargs = build_run_parts(config)
   inference.save_dataset_info(info, workdir)  # what load_for_inference reads back
-  train_split, eval_split = info.train_split, info.eval_split
-
-  def make_train_iterator(*, process_index, process_count):
-    return jaxseg_data.make_iterator(
-      config.data,
-      split=train_split,
-      global_batch_size=config.batch_size,
-      seed=config.seed,
-      train=True,
-      process_index=process_index,
-      process_count=process_count,
-    )
-
-  def make_eval_iterator(*, process_index, process_count):
-    return jaxseg_data.make_iterator(
-      config.data,
-      split=eval_split,
-      global_batch_size=config.batch_size,
-      seed=config.seed,
-      train=False,
-      process_index=process_index,
-      process_count=process_count,
-      num_epochs=1,
-    )
-
-  results = run(
-    config,
-    workdir,
-    model=model,
-    task=task,
-    input_shape=tuple(info.image_shape),
-    make_train_iterator=make_train_iterator,
-    make_eval_iterator=make_eval_iterator,
-  )
+  results = run(config, workdir, **run_kwargs)
   _plot_curves(workdir)
   return results
 

@@ -659,59 +659,22 @@ def train_and_evaluate_population(
     configs[1].optimizer.learning_rate = 1e-3
     train_and_evaluate_population(configs, ['/tmp/a', '/tmp/b'], '/tmp/population')
   """
-  from jaxseg import data as jaxseg_data  # pylint: disable=g-import-not-at-top
   from jaxseg.train import inference  # pylint: disable=g-import-not-at-top
-  from jaxseg.train.tasks import get_task  # pylint: disable=g-import-not-at-top
 
   check_population(configs)
-  config = configs[0]
-  loop.validate_config(config)
-  info = jaxseg_data.dataset_info(config.data)
-  if config.task != info.task:
-    raise ValueError(
-      f'config.task={config.task!r} but dataset {config.data.name!r} is a {info.task!r} dataset'
-    )
-  task = get_task(info.task).bind(config.loss, info)
-  model = loop.build_model(config, info)
+  info, run_kwargs = loop.build_run_parts(configs[0])
   for workdir in workdirs:
     os.makedirs(workdir, exist_ok=True)
     inference.save_dataset_info(info, workdir)
-
-  def make_train_iterator(*, process_index, process_count):
-    return jaxseg_data.make_iterator(
-      config.data,
-      split=info.train_split,
-      global_batch_size=config.batch_size,
-      seed=config.seed,
-      train=True,
-      process_index=process_index,
-      process_count=process_count,
-    )
-
-  def make_eval_iterator(*, process_index, process_count):
-    return jaxseg_data.make_iterator(
-      config.data,
-      split=info.eval_split,
-      global_batch_size=config.batch_size,
-      seed=config.seed,
-      train=False,
-      process_index=process_index,
-      process_count=process_count,
-      num_epochs=1,
-    )
 
   results = run_population(
     configs,
     workdirs,
     population_dir,
-    model=model,
-    task=task,
-    input_shape=tuple(info.image_shape),
-    make_train_iterator=make_train_iterator,
-    make_eval_iterator=make_eval_iterator,
     devices=devices,
     vectorize=vectorize,
     print_fn=print_fn,
+    **run_kwargs,
   )
   for workdir, result in zip(workdirs, results):
     if result is not None and not result.get('preempted'):
