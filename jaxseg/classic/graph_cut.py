@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxseg.classic import _batching
+
 # Undirected neighbour offsets (drow, dcol), in the order of `pairwise`'s last axis.
 OFFSETS = {4: ((0, 1), (1, 0)), 8: ((0, 1), (1, 0), (1, 1), (1, -1))}
 # Relaxations per convergence check of the breadth-first search (one check is a reduction).
@@ -196,22 +198,10 @@ def _warm_grid_min_cut(source_cap, sink_cap, pairwise, flow, *, connectivity=8):
   """See :func:`_warm_one_grid`; under ``vmap`` it runs grid after grid on a CPU (as
   :func:`grid_min_cut`, for the reason given in :func:`_sequential_on_cpu`)."""
 
-  @jax.custom_batching.custom_vmap
-  def core(source_cap, sink_cap, pairwise, flow):
+  def one(source_cap, sink_cap, pairwise, flow):
     return _warm_one_grid(source_cap, sink_cap, pairwise, flow, connectivity)[:4]
 
-  @core.def_vmap
-  def _(axis_size, in_batched, *args):
-    args = [
-      a if batched else jnp.broadcast_to(a, (axis_size,) + jnp.shape(a))
-      for a, batched in zip(args, in_batched)
-    ]
-    if jax.default_backend() == 'cpu':
-      out = lax.map(lambda xs: core(*xs), tuple(args))
-    else:
-      out = jax.vmap(lambda *xs: _warm_one_grid(*xs, connectivity)[:4])(*args)
-    return out, (True,) * 4
-
+  core = _batching.sequential_under_vmap(one, accelerators_vmap=True)
   return core(source_cap, sink_cap, pairwise, flow)
 
 
@@ -480,23 +470,10 @@ def _sequential_on_cpu(connectivity):
   the single grids instead (3x less on 8 VOC images). Accelerators keep the batched loop.
   """
 
-  @jax.custom_batching.custom_vmap
-  def core(source_cap, sink_cap, pairwise, max_iterations, tol):
+  def one(source_cap, sink_cap, pairwise, max_iterations, tol):
     return _one_grid(source_cap, sink_cap, pairwise, max_iterations, tol, connectivity)
 
-  @core.def_vmap
-  def _(axis_size, in_batched, *args):
-    args = [
-      a if batched else jnp.broadcast_to(a, (axis_size,) + jnp.shape(a))
-      for a, batched in zip(args, in_batched)
-    ]
-    if jax.default_backend() == 'cpu':
-      out = lax.map(lambda xs: core(*xs), tuple(args))
-    else:
-      out = jax.vmap(lambda *xs: _one_grid(*xs, connectivity))(*args)
-    return out, (True, True, True)
-
-  return core
+  return _batching.sequential_under_vmap(one, accelerators_vmap=True)
 
 
 @functools.partial(jax.jit, static_argnames=('connectivity',))

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxseg.classic import _inputs
+from jaxseg.classic import _batching, _inputs
 
 # (row, col) offsets of the neighbours.
 _NEIGHBOURS = {
@@ -309,25 +309,6 @@ def _set_if(array, index, value, condition):
   return array.at[index].set(value, mode='drop')
 
 
-def _mapped_under_vmap(fn):
-  """`fn` (array arguments, one array out) whose `vmap` runs it once per batch element in a
-  `lax.map`. For sequential scalar loops: vmapped, their in-place element writes become batched
-  scatters and a batched `while_loop` predicate drags the arrays through every inner step
-  (measured 15x slower per image than one image at 128x128); mapped, a batch costs its images.
-  """
-  wrapped = jax.custom_batching.custom_vmap(fn)
-
-  @wrapped.def_vmap
-  def rule(axis_size, in_batched, *args):
-    args = [
-      x if batched else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
-      for x, batched in zip(args, in_batched)
-    ]
-    return lax.map(lambda xs: wrapped(*xs), args), True
-
-  return wrapped
-
-
 def _union_find(edges, costs, k, *, pixels, min_size):
   """Felzenszwalb-Huttenlocher over `edges` (E, 2) sorted by `costs` (E,): each pixel's root."""
   parent = jnp.arange(pixels, dtype=jnp.int32)
@@ -384,7 +365,9 @@ def _felzenszwalb(image, scale, *, sigma, min_size):
   order = _stable_argsort(costs)  # the one sort (costs are >= 0 and finite)
   pixels = height * width
   k = scale / 255.0  # scikit-image's rescaling of `scale` for images in [0, 1]
-  union_find = _mapped_under_vmap(functools.partial(_union_find, pixels=pixels, min_size=min_size))
+  union_find = _batching.sequential_under_vmap(
+    functools.partial(_union_find, pixels=pixels, min_size=min_size)
+  )
   parent = union_find(edges[order], costs[order], k)
   # Number the segments in raster order of their first pixel.
   index = jnp.arange(pixels, dtype=jnp.int32)
