@@ -1,7 +1,7 @@
 """The one-pass kernels behind the saliency metrics (issue 16), each against a brute force.
 
 `test_metrics_saliency.py` checks the metrics against the MATLAB transcriptions; these pin the
-pieces that make them fast: the checked min-max, AUC-Judd's uint64 keys,
+pieces that make them fast: the checked min-max, AUC-Judd's ranks from uint32 values,
 and the two samplers that replace drawing pixels (with and without replacement).
 """
 
@@ -36,43 +36,63 @@ def test_min_max_checked_flags_what_the_normalised_map_would_show(values, ok):
     np.testing.assert_allclose(np.asarray(s), ref, atol=1e-7)
 
 
-def test_judd_keys_order_as_value_then_draw():
-  # The uint64 keys (from the device's (low, high) words) sort exactly as (jittered value,
-  # draw) with ties by index: negative values, -0.0 and +0.0, ties in value and in the draw.
+def _stable_counts(ordered, draws, fixated):
+  """c_i = n - position of fixated pixel i in the stable order by (value, draw): brute force."""
+  order = np.lexsort((np.arange(ordered.size), draws, ordered))
+  position = np.empty(ordered.size, np.int64)
+  position[order] = np.arange(ordered.size)
+  return ordered.size - position[fixated]
+
+
+def _area(counts, n):
+  counts = np.sort(counts)  # ascending counts: thresholds from the highest down
+  k = counts.size
+  fp = np.concatenate([[0], (counts - np.arange(1, k + 1)) / (n - k), [1]])
+  tp = np.concatenate([[0], np.arange(1, k + 1) / k, [1]])
+  return np.trapezoid(tp, fp)
+
+
+def test_judd_ordered_bits_order_as_the_jittered_values():
+  # The device's uint32 sorts exactly as the jittered float32 values (negative values, -0.0
+  # and +0.0, ties), and the host's _ordered_bits gives the same integers.
   rng = np.random.default_rng(1)
   s = np.concatenate(
     [rng.normal(size=300), [-0.0, 0.0, -1e-30, 1e-30, 3.0, 3.0, -2.0, -2.0]]
   ).astype(np.float32)
   s[:100] = np.round(s[:100])  # many ties
   seed = jnp.asarray([5, 9], jnp.uint32)
-  words = np.asarray(jax.jit(sm._judd_keys)(jnp.asarray(s), seed))
-  keys = words.view(np.uint64)[:, 0]
+  ordered = np.asarray(jax.jit(sm._judd_ordered)(jnp.asarray(s), seed))
   bits = np.asarray(sm._judd_noise_bits(seed, s.size))
+  np.testing.assert_array_equal(bits, _roc_host.noise_bits(np.asarray(seed), np.arange(s.size)))
   jittered = np.asarray(sm._judd_jittered(jnp.asarray(s), jnp.asarray(bits)))
-  expected = np.lexsort((np.arange(s.size), bits, jittered))
-  np.testing.assert_array_equal(np.argsort(keys, kind='stable'), expected)
+  np.testing.assert_array_equal(ordered, _roc_host._ordered_bits(jittered))
+  np.testing.assert_array_equal(
+    np.lexsort((np.arange(s.size), bits, ordered)),
+    np.lexsort((np.arange(s.size), bits, jittered)),
+  )
 
 
-def test_judd_area_keyed_equals_brute_force_and_either_byte_order(monkeypatch):
-  rng = np.random.default_rng(2)
-  words = rng.integers(0, 2**32, (3, 200, 2), dtype=np.uint64).astype(np.uint32)
-  words[..., 1] %= 4  # few distinct high words: many equal keys
-  words[..., 0] %= 8
-  fixated = rng.random((3, 200)) < 0.1
-  keys = (words[..., 1].astype(np.uint64) << np.uint64(32)) | words[..., 0]
-  expected = []
-  for key, fix in zip(keys, fixated):
-    order = np.argsort(key, kind='stable')  # ties by index
-    position = np.empty(key.size, np.int64)
-    position[order] = np.arange(key.size)
-    counts = np.sort(key.size - position[fix])  # c_i, ascending = thresholds descending
-    k, n = counts.size, key.size
-    fp = np.concatenate([[0], (counts - np.arange(1, k + 1)) / (n - k), [1]])
-    tp = np.concatenate([[0], np.arange(1, k + 1) / k, [1]])
-    expected.append(np.trapezoid(tp, fp))
-  np.testing.assert_allclose(_roc_host.judd_area_keyed(words, fixated), expected, atol=1e-6)
-  monkeypatch.setattr(_roc_host.sys, 'byteorder', 'big')  # the word-by-word fallback
-  np.testing.assert_allclose(_roc_host.judd_area_keyed(words, fixated), expected, atol=1e-6)
+@pytest.mark.parametrize('levels', [1_000_000, 3, 60])
+def test_judd_area_jittered_equals_brute_force(levels):
+  # Distinct values (no ties), a few tied values (ranked group by group) and many tied values
+  # (the full-key fallback): the stable (value, draw, index) order, by brute force.
+  rng = np.random.default_rng(levels)
+  n = 400
+  ordered = rng.integers(0, levels, (3, n)).astype(np.uint32)
+  fixated = rng.random((3, n)) < 0.1
+  seed = np.array([[1, 2], [3, 4], [5, 6]], np.uint32)
+  expected = [
+    _area(_stable_counts(o, _roc_host.noise_bits(sd, np.arange(n)), f), n)
+    for o, sd, f in zip(ordered, seed, fixated)
+  ]
+  got = _roc_host.judd_area_jittered(ordered, seed, fixated)
+  np.testing.assert_allclose(got, expected, atol=1e-6)
+  # The draw really breaks the ties here: ranking ties by index alone gives other areas.
+  if levels < n:
+    by_index = [
+      _area(_stable_counts(o, np.zeros(n, np.uint32), f), n) for o, f in zip(ordered, fixated)
+    ]
+    assert not np.allclose(by_index, expected, atol=1e-6)
 
 
 def test_uniform_draws_above_is_the_multinomial_of_randi():

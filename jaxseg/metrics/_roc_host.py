@@ -11,14 +11,13 @@ vmap-able (a batch is one call), and compute exactly the same quantities:
   ``K`` points and ``(1, 1)`` sum to ``1 - mean_r FP_r + FP_K / (2K)``, and
   ``sum_r c_(r)`` does not depend on the order: only the counts of the fixated pixels are
   needed, one `np.sort` (of the keys at or above the lowest fixated one) and a
-  `np.searchsorted` per map. With jitter (`judd_area_keyed`) the device sends one uint64 key per
-  pixel ordered as (jittered value, draw); without (`judd_area`), the normalised map.
+  `np.searchsorted` per map. With jitter (`judd_area_jittered`) the device sends the jittered
+  values as order-preserving uint32 and the draw's seed (ties are ranked by the draw, drawn
+  again here for the tied pixels only); without (`judd_area`), the normalised map.
 * `exact_auc`: pysaliency's ``P(S_fix > S_pix) + P(S_fix = S_pix) / 2`` the same way.
 """
 
 from __future__ import annotations
-
-import sys
 
 import numpy as np
 
@@ -59,7 +58,7 @@ def _judd_counts_jittered(s, u, fixated):
   """c_i = n - (position of fixated pixel i in the stable order by (s, u)), as jnp.lexsort.
 
   ``u`` lies on the 2^-24 grid of `judd_noise`; the (s, u) pairs become the uint64 keys of
-  `jaxseg.metrics.saliency._judd_keys` (a float64 key or a stable argsort of pairs cost more:
+  `_judd_counts_ordered`'s fallback (a float64 key or a stable argsort of pairs cost more:
   issue 16).
   """
   bits = (np.asarray(u, np.float32) * np.float32(2.0**24)).astype(np.uint64)
@@ -78,22 +77,30 @@ def _judd_counts_plain(s, fixated):
 _MIX1, _MIX2, _GOLDEN = np.uint32(0x85EBCA6B), np.uint32(0xC2B2AE35), np.uint32(0x9E3779B9)
 
 
-def judd_noise(seed: np.ndarray, size: int) -> np.ndarray:
-  """AUC_Judd.m's ``rand(size(map))``: float32 ``U[0, 1)`` on a 2^-24 grid, from ``seed``.
+def noise_bits(seed: np.ndarray, index: np.ndarray) -> np.ndarray:
+  """AUC-Judd's draw for the pixels ``index`` as uint32 integers in ``[0, 2^24)``.
 
-  Pixel ``j`` gets ``fmix32(((j + seed[0]) * 0x9E3779B9) ^ seed[1]) >> 8`` times ``2^-24``
-  (MurmurHash3's finalizer over a seeded Weyl sequence): a counter-based hash that
+  Pixel ``j`` gets ``fmix32(((j + seed[0]) * 0x9E3779B9) ^ seed[1]) >> 8`` (MurmurHash3's
+  finalizer over a seeded Weyl sequence): a counter-based hash that
   ``jaxseg.metrics.saliency`` computes bit for bit on the device too, so ranking on the host
-  and on the device gives the same AUC-Judd (the draw only breaks ties).
+  and on the device gives the same AUC-Judd (the draw only breaks ties), and the host can draw
+  for a few pixels alone.
   """
   seed = np.asarray(seed, np.uint32).ravel()
-  x = (np.arange(size, dtype=np.uint32) + seed[0]) * _GOLDEN ^ seed[1]
+  x = (np.asarray(index).astype(np.uint32) + seed[0]) * _GOLDEN ^ seed[1]
   x ^= x >> np.uint32(16)
   x *= _MIX1
   x ^= x >> np.uint32(13)
   x *= _MIX2
   x ^= x >> np.uint32(16)
-  return (x >> np.uint32(8)).astype(np.float32) * np.float32(2.0**-24)
+  return x >> np.uint32(8)
+
+
+def judd_noise(seed: np.ndarray, size: int) -> np.ndarray:
+  """AUC_Judd.m's ``rand(size(map))``: float32 ``U[0, 1)`` on a 2^-24 grid, from ``seed``
+  (`noise_bits` of every pixel times ``2^-24``)."""
+  bits = noise_bits(seed, np.arange(size, dtype=np.uint32))
+  return bits.astype(np.float32) * np.float32(2.0**-24)
 
 
 def _judd_from_counts(counts, n, k):
@@ -104,31 +111,65 @@ def _judd_from_counts(counts, n, k):
   return 1.0 - false_pos / k + last / (2 * k)
 
 
-def judd_area_keyed(words: np.ndarray, fixated: np.ndarray) -> np.ndarray:
-  """AUC-Judd per map (leading axes are maps) from the jittered maps' uint64 keys.
+_TIE_GROUPS = 8  # tied values ranked one by one; with more (8-bit maps) rank by full keys
+
+
+def _judd_counts_ordered(ordered, seed, fixated):
+  """c_i = n - (position of fixated pixel i in the stable order by (value, draw)), from the
+  values as order-preserving uint32 (`_ordered_bits`) and the draw's seed.
+
+  The draw only matters among equal values: the values alone are sorted (half the bytes of a
+  (value, draw) key), and the few fixated pixels whose value other pixels share are ranked
+  within their group by (draw, index), drawing for that group's pixels only. Many tied values
+  (8-bit maps, where the 1e-7 jitter rounds away) fall back to sorting full keys.
+  """
+  where = np.flatnonzero(fixated)
+  thresholds = ordered[where]
+  chosen = ordered >= thresholds.min()  # only these rank at or above a fixated pixel
+  candidates = ordered[chosen]
+  candidates.sort()
+  position = np.searchsorted(candidates, thresholds, side='left')
+  tied = np.searchsorted(candidates, thresholds, side='right') - position > 1
+  if not tied.any():
+    return candidates.size - position
+  values = np.unique(thresholds[tied])
+  if values.size > _TIE_GROUPS:
+    index = np.flatnonzero(chosen)  # ascending: the stable order's tie-break survives
+    keys = (ordered[index].astype(np.uint64) << np.uint64(24)) | noise_bits(seed, index)
+    return _judd_counts_keyed(keys, fixated[index])
+  for value in values:
+    members = np.flatnonzero(ordered == value)
+    draws = noise_bits(seed, members)
+    for j in np.flatnonzero(tied & (thresholds == value)):
+      mine = draws[np.searchsorted(members, where[j])]
+      position[j] += np.count_nonzero((draws < mine) | ((draws == mine) & (members < where[j])))
+  return candidates.size - position
+
+
+def judd_area_jittered(ordered: np.ndarray, seed: np.ndarray, fixated: np.ndarray) -> np.ndarray:
+  """AUC-Judd per map (leading axes are maps) of jittered maps, ranked by (value, draw).
 
   Args:
-    words: ``(..., N, 2)`` uint32, the (low, high) 32-bit words of one uint64 key per pixel
-      ordered as (jittered value, draw) (`jaxseg.metrics.saliency._judd_keys`); pixels with
-      equal keys rank by index (a stable order, ``jnp.lexsort``'s).
+    ordered: ``(..., N)`` uint32, the jittered float32 values as order-preserving integers
+      (`jaxseg.metrics.saliency._judd_ordered`; `_ordered_bits` here); pixels with equal values
+      rank by the draw (`noise_bits`), then by index (a stable order, ``jnp.lexsort``'s).
+    seed: ``(..., 2)`` uint32 per map, the draw's seed.
     fixated: ``(..., N)`` bool.
 
   Returns:
     ``(...)`` float32 areas; NaN without fixations or without non-fixated pixels.
   """
-  words = np.ascontiguousarray(words, np.uint32)
-  if sys.byteorder == 'little':
-    keys = words.view(np.uint64)[..., 0]
-  else:
-    keys = (words[..., 1].astype(np.uint64) << np.uint64(32)) | words[..., 0]
-  lead, rows = _rows(keys, np.asarray(fixated, bool))
+  lead, rows = _rows(
+    np.asarray(ordered, np.uint32), np.asarray(seed, np.uint32), np.asarray(fixated, bool)
+  )
   areas = []
-  for key_row, fix_row in rows:
-    n, k = key_row.size, int(np.count_nonzero(fix_row))
+  for ordered_row, seed_row, fix_row in rows:
+    n, k = ordered_row.size, int(np.count_nonzero(fix_row))
     if k == 0 or k == n:  # no positives, or no negatives (FP = 0/0 in the .m file)
       areas.append(np.nan)
       continue
-    areas.append(_judd_from_counts(_judd_counts_keyed(key_row, fix_row), n, k))
+    counts = _judd_counts_ordered(ordered_row, seed_row, fix_row)
+    areas.append(_judd_from_counts(counts, n, k))
   return np.asarray(areas, np.float32).reshape(lead)
 
 

@@ -420,12 +420,13 @@ def auc_judd(
     area = jnp.where(~constant, area, jnp.nan).astype(s.dtype)
     return _finite_or_nan(area, *finite_inputs)
   if jitter:
-    # The jittered values and the draw leave the device packed as one uint64 key per pixel, so
-    # the host only sorts (the hash, the jitter and the key are one fused pass here).
+    # The jittered values leave the device as order-preserving uint32 (the hash and the jitter
+    # are one fused pass here); the host sorts them and draws again only for tied pixels.
     area = jax.pure_callback(
-      _roc_host.judd_area_keyed,
+      _roc_host.judd_area_jittered,
       jax.ShapeDtypeStruct((), jnp.float32),
-      _judd_keys(s.astype(jnp.float32), seed),
+      _judd_ordered(s.astype(jnp.float32), seed),
+      seed,
       fixated,
       vmap_method='expand_dims',
     )
@@ -483,19 +484,12 @@ def _judd_jittered(s, bits) -> jax.Array:
   return s + u * jnp.float32(_JUDD_JITTER) + jnp.float32(0.0)
 
 
-def _judd_keys(s, seed) -> jax.Array:
-  """One uint64 key per pixel ordered as (jittered value, draw), as ``(N, 2)`` uint32 words.
-
-  ``key = (m << 24) | bits`` with ``m`` the float32 jittered value's bits mapped to an unsigned
-  integer of the same order (negative values: all bits flipped; others: the sign bit set) and
-  ``bits`` the 24-bit draw; the words are (low, high) 32 bits, so on a little-endian host the
-  ``(N, 2)`` array is the ``(N,)`` uint64 keys as they lie in memory.
-  """
-  bits = _judd_noise_bits(seed, s.size)
-  raw = jax.lax.bitcast_convert_type(_judd_jittered(s, bits), jnp.uint32)
+def _judd_ordered(s, seed) -> jax.Array:
+  """The jittered map as uint32 integers of the same order (`_roc_host._ordered_bits`): negative
+  values with every bit flipped, the others with the sign bit set (-0.0 is +0.0 already)."""
+  raw = jax.lax.bitcast_convert_type(_judd_jittered(s, _judd_noise_bits(seed, s.size)), jnp.uint32)
   sign = jnp.uint32(0x80000000)
-  ordered = jnp.where((raw & sign) != 0, ~raw, raw | sign)
-  return jnp.stack([(ordered << jnp.uint32(24)) | bits, ordered >> jnp.uint32(8)], axis=-1)
+  return jnp.where((raw & sign) != 0, ~raw, raw | sign)
 
 
 def _split_sum(counts) -> jax.Array:
