@@ -195,15 +195,26 @@ def judd_area(s: np.ndarray, fixated: np.ndarray) -> np.ndarray:
 
 
 def exact_auc(s: np.ndarray, weights: np.ndarray) -> np.ndarray:
-  """pysaliency's AUC per map: ``sum_f w_f (#{S < S_f} + #{S = S_f} / 2) / N / sum_f w_f``."""
+  """pysaliency's AUC per map: ``sum_f w_f (#{S < S_f} + #{S = S_f} / 2) / N / sum_f w_f``.
+
+  ``#{S < t} = N - #{S >= t}``, and only the values at or above the lowest fixated one are
+  needed for the counts from the top: only those are sorted. NaN values count nowhere (as in
+  a sort, where they go last; the metric returns NaN for such a map anyway).
+  """
   lead, rows = _rows(np.asarray(s), np.asarray(weights))
   areas = []
   for s_row, w_row in rows:
-    ordered = np.sort(s_row)
     hit = w_row > 0
-    below = np.searchsorted(ordered, s_row[hit], side='left')
-    at_or_below = np.searchsorted(ordered, s_row[hit], side='right')
-    per_pixel = (below + 0.5 * (at_or_below - below)) / s_row.size
-    with np.errstate(invalid='ignore', divide='ignore'):
-      areas.append(np.sum(w_row[hit] * per_pixel) / np.sum(w_row[hit]))
+    thresholds = s_row[hit]
+    if thresholds.size == 0:
+      areas.append(np.nan)
+      continue
+    candidates = s_row[s_row >= thresholds.min()]
+    candidates.sort()
+    at_or_above = candidates.size - np.searchsorted(candidates, thresholds, side='left')
+    above = candidates.size - np.searchsorted(candidates, thresholds, side='right')
+    n = s_row.size
+    per_pixel = ((n - at_or_above) + 0.5 * (at_or_above - above)) / n
+    w = w_row[hit].astype(np.float64)
+    areas.append(np.sum(w * per_pixel) / np.sum(w))
   return np.asarray(areas, np.float32).reshape(lead)
