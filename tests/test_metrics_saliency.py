@@ -602,16 +602,6 @@ def test_bad_arguments():
     SaliencyEvaluator(key=jax.random.key(0), max_other_fixations=-3)
   with pytest.raises(ValueError, match="ranks must be 'host' or 'device', got 'gpu'"):
     sm.auc_judd(SAL, FIX, ranks='gpu')
-  with pytest.raises(ValueError, match='needs host_callbacks=True'):
-    sm.per_image_scores(
-      SAL[None],
-      FIX[None],
-      DENSITY[None],
-      key=jax.random.key(0),
-      metrics=('auc_shuffled',),
-      other_fixations=FIX[None],
-      host_callbacks=False,
-    )
 
 
 # ---------------------------------------------------------------------------- evaluator.

@@ -175,3 +175,26 @@ def test_real_deeplab_predictions_summed_over_images():
   _, _, mean_iu, fwavacc, _ = _score_py_scores(total.astype(np.float64))
   np.testing.assert_allclose([got['mean_iou'], got['fw_iou']], [mean_iu, fwavacc])
   assert 0.5 < got['mean_iou'] <= 1.0
+
+
+@pytest.mark.parametrize('dtype', [np.int8, np.uint8, np.int32, np.uint32])
+def test_label_range_check_counts_every_bad_label(dtype):
+  # The check's one-comparison fast path (negative labels as large unsigned ones, ignore_label
+  # discounted) against the definition, on every pair of one bad and one ignored label.
+  from jaxseg.ops import _validation as v  # noqa: PLC0415 (the check itself)
+
+  candidates = [0, 3, 4, 9, 255] if dtype in (np.uint8, np.uint32) else [-1, -100, 0, 3, 4, 9]
+  for a in candidates:
+    for b in candidates:
+      values = np.array([0, a, b, 1], dtype)
+      for ignore in (255, -1, 3):
+        bad = [x for x in values.tolist() if not 0 <= x < 4 and x != ignore]
+        if bad:
+          with pytest.raises(ValueError, match='labels must lie in'):
+            v.check_label_range(values, 4, ignore_label=ignore)
+        else:
+          v.check_label_range(values, 4, ignore_label=ignore)
+      counted = [x for x in values.tolist() if not 0 <= x < 4]
+      if counted:
+        with pytest.raises(ValueError, match=r'preds must lie in \[0, 4\)'):
+          v.check_label_range(values, 4, name='preds')

@@ -152,6 +152,25 @@ def _min_max(x) -> jax.Array:
   return (x - x.min()) / (x.max() - x.min())
 
 
+def _min_max_checked(x) -> tuple[jax.Array, jax.Array]:
+  """``(_min_max(x), ok)`` from ``x``'s min, max and finiteness.
+
+  ``ok`` is False where the normalised map is not finite everywhere: ``x`` holds NaN or
+  infinity, its range overflows, or it is constant (all NaN after min-max: the .m files' "NaN
+  saliencyMap" return). For finite ``x`` with a finite non-zero range every normalised value
+  lies in ``[0, 1]``, so this is what ``_is_constant`` and a finiteness check of the normalised
+  map decide, without two more passes (a variadic one-pass reduction of the three ran 4x slower
+  on XLA:CPU than the three reductions, which it vectorises: issue 16).
+  """
+  lo, hi, bad = x.min(), x.max(), jnp.sum(x * 0)
+  span = hi - lo
+  ok = jnp.isfinite(bad) & jnp.isfinite(span) & (span != 0)
+  # Times the reciprocal, spelt out: XLA rewrites `_min_max`'s division by a broadcast scalar
+  # this way, but not always inside this fusion, and a one-ulp difference moves a value across
+  # a threshold (eager, jit and vmap must agree).
+  return (x - lo) * (1 / span), ok
+
+
 def _is_constant(normalised) -> jax.Array:
   # The .m files' `sum(isnan(saliencyMap(:))) == length(saliencyMap(:))` after min-max, as a
   # float max (XLA:CPU's boolean all-reduction is 3-4x slower): -inf only if every value is NaN.
@@ -197,16 +216,18 @@ def _threshold_bins(values, masks, thresholds: np.ndarray) -> jax.Array:
     for m in masks
     for t_j in t
   )
+  # The masks' sizes in the same pass (a separate sum is one more loop over the map).
+  ops += tuple(m.astype(jnp.int32) for m in masks if m is not None)
   zero = jnp.zeros((), jnp.int32)
-  above = jax.lax.reduce(
+  counts = jax.lax.reduce(
     ops, (zero,) * len(ops), lambda a, b: tuple(x + y for x, y in zip(a, b)), (values.ndim - 1,)
   )
-  above = jnp.stack(above, axis=-1).reshape(values.shape[:-1] + (len(masks), len(t)))
+  n_above = len(masks) * len(t)
+  above = jnp.stack(counts[:n_above], axis=-1).reshape(values.shape[:-1] + (len(masks), len(t)))
+  sizes = iter(counts[n_above:])
   totals = jnp.stack(
     [
-      jnp.full(values.shape[:-1], values.shape[-1], jnp.int32)
-      if m is None
-      else jnp.sum(m, axis=-1, dtype=jnp.int32)
+      jnp.full(values.shape[:-1], values.shape[-1], jnp.int32) if m is None else next(sizes)
       for m in masks
     ],
     axis=-1,
@@ -218,15 +239,22 @@ def _threshold_bins(values, masks, thresholds: np.ndarray) -> jax.Array:
   )
 
 
+def _above_from_bins(bins) -> jax.Array:
+  """Counts at or above threshold j (j = 0 .. J-1: bins j+1 .. J) from per-bin counts."""
+  return jnp.flip(jnp.cumsum(jnp.flip(bins[..., 1:], -1), -1), -1)
+
+
 def _roc_from_bins(tp_bins, fp_bins, n_tp, n_fp) -> jax.Array:
   """AUC from per-bin counts: thresholds swept from the highest down, as the MATLAB loops do.
 
   ``tp_bins``/``fp_bins`` (..., J + 1) count values in each threshold bin (bin 0: below all);
   the rate at threshold j is the count in bins > j divided by ``n_tp``/``n_fp``.
   """
-  # Counts at or above threshold j (j = 0 .. J-1 maps to bins j+1 .. J), highest first.
-  tp_above = jnp.flip(jnp.cumsum(jnp.flip(tp_bins[..., 1:], -1), -1), -1)
-  fp_above = jnp.flip(jnp.cumsum(jnp.flip(fp_bins[..., 1:], -1), -1), -1)
+  return _roc_from_above(_above_from_bins(tp_bins), _above_from_bins(fp_bins), n_tp, n_fp)
+
+
+def _roc_from_above(tp_above, fp_above, n_tp, n_fp) -> jax.Array:
+  """`_roc_from_bins` from the counts at or above each threshold, ``(..., J)``."""
   tp = jnp.flip(tp_above, -1) / n_tp
   fp = jnp.flip(fp_above, -1) / n_fp
   zeros = jnp.zeros(fp.shape[:-1] + (1,), fp.dtype)
@@ -234,6 +262,85 @@ def _roc_from_bins(tp_bins, fp_bins, n_tp, n_fp) -> jax.Array:
   tp = jnp.concatenate([zeros, jnp.broadcast_to(tp, fp.shape), ones], -1)
   fp = jnp.concatenate([zeros, fp, ones], -1)
   return _trapz(fp, tp)
+
+
+def _draw_chunk(n_splits: int) -> int:
+  # Draws per split per loop step: ~16k uniforms a step (K = 150 of 100 splits: one step).
+  return max(8, min(256, 16384 // n_splits))
+
+
+def _uniform_draws_above(key, fractions, count, n_splits: int) -> jax.Array:
+  """Of ``count`` pixels drawn uniformly with replacement (``randi``), how many lie at or above
+  each threshold, per split: ``(n_splits, J)`` int32, for ``fractions[j] = #{S >= t_j} / N``.
+
+  A uniformly drawn pixel lies at or above ``t_j`` iff its rank from the top is below
+  ``#{S >= t_j}``: one uniform ``u`` per draw, compared with every fraction (nested, as the
+  thresholds are). ``u`` is 24 random bits (`_hash_bits`) times 2^-24, so each probability is
+  exact to 2^-24; ``u < f`` is compared as ``bits < ceil(f 2^24)``, the same test. The draws go
+  a chunk at a time while fewer than ``count`` were made: the cost grows with ``count``, as the
+  ``.m`` file's does, and stays a few fused operations (a multinomial through JAX's sequential
+  binomial samplers cost ~0.25 ms per map: issue 16).
+  """
+  chunk = _draw_chunk(n_splits)
+  seed = jax.random.bits(key, (2,), jnp.uint32)
+  limits = jnp.ceil(fractions * 2.0**24).astype(jnp.uint32)
+  cells = jnp.arange(n_splits * chunk, dtype=jnp.uint32).reshape(n_splits, chunk)
+  columns = jnp.arange(chunk, dtype=jnp.int32)
+
+  def body(carry):
+    step, total = carry
+    counters = cells + step.astype(jnp.uint32) * jnp.uint32(n_splits * chunk)
+    bits = _hash_bits(seed, counters) >> jnp.uint32(8)
+    drawn = (step * chunk + columns < count)[None, :, None]
+    hits = (bits[..., None] < limits) & drawn
+    return step + 1, total + jnp.sum(hits, axis=1, dtype=jnp.int32)
+
+  total = jnp.zeros((n_splits, fractions.shape[-1]), jnp.int32)
+  step = jnp.zeros((), jnp.int32)
+  return jax.lax.while_loop(lambda c: c[0] * chunk < count, body, (step, total))[1]
+
+
+_URN_UNROLL = 4  # draws per loop step of `_urn_draws_above` (4 ran fastest of 1 to 32)
+
+
+def _urn_draws_above(key, above, total, count, n_splits: int) -> jax.Array:
+  """Of ``count`` of ``total`` candidates drawn without replacement (``randperm``'s first
+  ``count``), how many lie at or above each threshold, per split: ``(n_splits, J)`` float.
+
+  ``above[j]`` is the number of candidates at or above ``t_j`` (non-increasing in ``j``). One
+  draw picks a uniform rank ``r`` among the remaining candidates ordered from the top, which
+  lies at or above ``t_j`` iff ``r`` is below the remaining count there; that candidate leaves
+  the urn. ``r = floor(u R)`` with ``u`` 24 random bits (`_hash_bits`) times 2^-24 (each
+  probability exact to
+  2^-24; the counts are exact integers in float32 below 2^24). Draws go ``_URN_UNROLL`` at a
+  time while fewer than ``count`` were made: sequential, but a handful of fused operations on
+  ``(n_splits, J)`` per draw.
+  """
+  dtype = above.dtype
+  seed = jax.random.bits(key, (2,), jnp.uint32)
+  cells = jnp.arange(_URN_UNROLL * n_splits, dtype=jnp.uint32).reshape(_URN_UNROLL, n_splits)
+
+  def body(carry):
+    step, left_above, left, drawn = carry
+    counters = cells + step.astype(jnp.uint32) * jnp.uint32(_URN_UNROLL * n_splits)
+    bits = _hash_bits(seed, counters) >> jnp.uint32(8)
+    u = bits.astype(dtype) * jnp.asarray(2.0**-24, dtype)
+    for d in range(_URN_UNROLL):
+      live = (step * _URN_UNROLL + d < count).astype(dtype)
+      rank = jnp.minimum(jnp.floor(u[d] * left), left - 1)
+      hit = (rank[:, None] < left_above).astype(dtype) * live
+      left_above = left_above - hit
+      drawn = drawn + hit
+      left = left - live
+    return step + 1, left_above, left, drawn
+
+  init = (
+    jnp.zeros((), jnp.int32),
+    jnp.broadcast_to(above, (n_splits,) + above.shape),
+    jnp.broadcast_to(total, (n_splits,)),
+    jnp.zeros((n_splits,) + above.shape, dtype),
+  )
+  return jax.lax.while_loop(lambda c: c[0] * _URN_UNROLL < count, body, init)[3]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -255,7 +362,8 @@ def auc_judd(
   computes in float64, where the jitter never rounds away). The area is computed in closed
   form, ``1 - mean_i FP_i + FP_K / (2K)``, equal to the trapezoids, from the ranks of the
   fixated pixels: ``ranks='host'`` ranks by one NumPy sort per map through
-  ``jax.pure_callback`` (jit and vmap work; XLA:CPU sorts ~30x slower than NumPy);
+  ``jax.pure_callback`` (jit and vmap work; XLA:CPU sorts ~30x slower than NumPy) of one uint64
+  key per pixel built on the device, and only of the pixels at or above the lowest fixated one;
   ``ranks='device'`` by one ``jax.lax.sort`` per map, with no host callback: use it inside a
   program sharded over several devices, where on XLA:CPU a host callback that reads its
   arguments can deadlock the devices' collectives (issue 16). Both give the same value.
@@ -292,8 +400,9 @@ def auc_judd(
   s = _resize_to(sal, fix.shape).ravel()
   f = jnp.asarray(fix).ravel()
   if convention == 'pysaliency':
-    exact = _exact_auc if ranks == 'host' else _exact_auc_device
-    return _finite_or_nan(exact(s, f.astype(s.dtype)), s, f)
+    if ranks == 'host':
+      return _finite_or_nan(_exact_auc(s, f), s, f)
+    return _finite_or_nan(_exact_auc_device(s, f.astype(s.dtype)), s, f)
   finite_inputs = (s, f)
   fixated = f > 0
   constant = jnp.asarray(False)  # jittered maps are never constant (ranked by the draw)
@@ -311,14 +420,25 @@ def auc_judd(
     area = _judd_area_device(s.astype(jnp.float32), seed, fixated, jitter=jitter)
     area = jnp.where(~constant, area, jnp.nan).astype(s.dtype)
     return _finite_or_nan(area, *finite_inputs)
-  area = jax.pure_callback(
-    functools.partial(_roc_host.judd_area, jitter=jitter, jitter_scale=_JUDD_JITTER),
-    jax.ShapeDtypeStruct((), jnp.float32),
-    s.astype(jnp.float32),
-    seed,
-    fixated,
-    vmap_method='expand_dims',
-  )
+  if jitter:
+    # The jittered values leave the device as order-preserving uint32 (the hash and the jitter
+    # are one fused pass here); the host sorts them and draws again only for tied pixels.
+    area = jax.pure_callback(
+      _roc_host.judd_area_jittered,
+      jax.ShapeDtypeStruct((), jnp.float32),
+      _judd_ordered(s.astype(jnp.float32), seed),
+      seed,
+      fixated,
+      vmap_method='expand_dims',
+    )
+  else:
+    area = jax.pure_callback(
+      _roc_host.judd_area,
+      jax.ShapeDtypeStruct((), jnp.float32),
+      s.astype(jnp.float32),
+      fixated,
+      vmap_method='expand_dims',
+    )
   area = jnp.where(~constant, area, jnp.nan).astype(s.dtype)
   return _finite_or_nan(area, *finite_inputs)
 
@@ -333,16 +453,44 @@ def _check_ranks(ranks) -> None:
     raise ValueError(f"ranks must be 'host' or 'device', got {ranks!r}.")
 
 
-def _judd_noise_device(seed, size: int) -> jax.Array:
-  """`_roc_host.judd_noise` on the device, bit for bit (uint32 arithmetic wraps alike)."""
+def _hash_bits(seed, counters) -> jax.Array:
+  """uint32 ``fmix32((counter + seed[0]) * 0x9E3779B9 ^ seed[1])`` (MurmurHash3's finalizer of a
+  seeded Weyl sequence): counter-based random bits, a few fused integer operations each.
+
+  Threefry, JAX's default, cost 2-4x these samplers' whole draw on XLA:CPU (issue 16); seeds
+  come from ``jax.random.bits(key)``, so distinct keys give unrelated streams.
+  """
   u32 = functools.partial(jnp.asarray, dtype=jnp.uint32)
-  x = (jnp.arange(size, dtype=jnp.uint32) + seed[0]) * u32(0x9E3779B9) ^ seed[1]
+  x = (counters + seed[0]) * u32(0x9E3779B9) ^ seed[1]
   x = x ^ (x >> u32(16))
   x = x * u32(0x85EBCA6B)
   x = x ^ (x >> u32(13))
   x = x * u32(0xC2B2AE35)
-  x = x ^ (x >> u32(16))
-  return (x >> u32(8)).astype(jnp.float32) * jnp.float32(2.0**-24)
+  return x ^ (x >> u32(16))
+
+
+def _judd_noise_bits(seed, size: int) -> jax.Array:
+  """`_roc_host.judd_noise` as uint32 integers in ``[0, 2^24)`` (the draw is these times 2^-24)."""
+  return _hash_bits(seed, jnp.arange(size, dtype=jnp.uint32)) >> jnp.uint32(8)
+
+
+def _judd_noise_device(seed, size: int) -> jax.Array:
+  """`_roc_host.judd_noise` on the device, bit for bit (uint32 arithmetic wraps alike)."""
+  return _judd_noise_bits(seed, size).astype(jnp.float32) * jnp.float32(2.0**-24)
+
+
+def _judd_jittered(s, bits) -> jax.Array:
+  """AUC_Judd.m's ``map + rand / 1e7`` in float32 from the draw's bits; -0.0 becomes +0.0."""
+  u = bits.astype(jnp.float32) * jnp.float32(2.0**-24)
+  return s + u * jnp.float32(_JUDD_JITTER) + jnp.float32(0.0)
+
+
+def _judd_ordered(s, seed) -> jax.Array:
+  """The jittered map as uint32 integers of the same order (`_roc_host._ordered_bits`): negative
+  values with every bit flipped, the others with the sign bit set (-0.0 is +0.0 already)."""
+  raw = jax.lax.bitcast_convert_type(_judd_jittered(s, _judd_noise_bits(seed, s.size)), jnp.uint32)
+  sign = jnp.uint32(0x80000000)
+  return jnp.where((raw & sign) != 0, ~raw, raw | sign)
 
 
 def _split_sum(counts) -> jax.Array:
@@ -364,9 +512,9 @@ def _judd_area_device(s, seed, fixated, *, jitter: bool) -> jax.Array:
     raise ValueError(f"ranks='device' takes maps of fewer than 2^20 pixels, got {n}.")
   k = jnp.sum(fixated).astype(jnp.int32)
   if jitter:
-    u = _judd_noise_device(seed, n)
-    jittered = s + u * jnp.float32(_JUDD_JITTER) + jnp.float32(0.0)  # -0.0 -> +0.0 as the host
-    _, _, fix_sorted = jax.lax.sort((jittered, u, fixated), num_keys=2, is_stable=True)
+    bits = _judd_noise_bits(seed, n)
+    jittered = _judd_jittered(s, bits)
+    _, _, fix_sorted = jax.lax.sort((jittered, bits, fixated), num_keys=2, is_stable=True)
     counts = jnp.where(fix_sorted, n - jnp.arange(n, dtype=jnp.int32), 0)
   else:
     ordered = jnp.sort(s)
@@ -382,12 +530,13 @@ def _judd_area_device(s, seed, fixated, *, jitter: bool) -> jax.Array:
 
 
 def _exact_auc(s, weights) -> jax.Array:
-  """P(S_fix > S_pixel) + P(S_fix = S_pixel) / 2 with fixations weighted by `weights`."""
+  """P(S_fix > S_pixel) + P(S_fix = S_pixel) / 2 with fixations weighted by `weights` (sent in
+  their own dtype: a uint8 fixation map is a quarter of the float32 bytes)."""
   return jax.pure_callback(
     _roc_host.exact_auc,
     jax.ShapeDtypeStruct((), jnp.float32),
     s.astype(jnp.float32),
-    weights.astype(jnp.float32),
+    weights,
     vmap_method='expand_dims',
   ).astype(s.dtype)
 
@@ -408,10 +557,11 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   ``S`` is min-max normalised. For each of ``n_splits`` splits, ``K`` pixels (one per fixated
   pixel) are drawn uniformly with replacement from the whole map as negatives; thresholds
   ``0, step, 2 step, ...`` give ``TP = #{S_fix >= t} / K`` and ``FP = #{S_neg >= t} / K``; the
-  score is the mean trapezoidal area. Only the counts of the draws per threshold bin enter the
-  area, so they are drawn directly as ``Multinomial(K, p)`` with ``p`` the fraction of pixels in
-  each bin: the same distribution as ``AUC_Borji.m``'s ``randi`` draws, at a cost independent of
-  ``K`` and the map size.
+  score is the mean trapezoidal area. Only how many draws lie at or above each threshold enters
+  the area, and a uniformly drawn pixel lies at or above ``t_j`` with probability
+  ``#{S >= t_j} / N``: each draw is one uniform number compared with those fractions (on the
+  device, in one pass over the map for the counts), the same distribution as ``AUC_Borji.m``'s
+  ``randi`` draws without gathering pixels.
 
   Args:
     sal: ``(h, w)`` saliency map; resized to ``fix``'s size if it differs.
@@ -435,15 +585,16 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   _check_splits(n_splits, step)
   _check_key(key)
   thresholds = _thresholds(step)
-  s = _min_max(_resize_to(sal, fix.shape).ravel())
+  s, ok = _min_max_checked(_resize_to(sal, fix.shape).ravel())
   fixated = jnp.asarray(fix).ravel() > 0
-  k = jnp.sum(fixated).astype(s.dtype)
-  n_bins = thresholds.size + 1
-  tp_bins, pixel_bins = _threshold_bins(s, (fixated, None), thresholds).astype(s.dtype)
-  pixel_bins = pixel_bins / s.size
-  fp_bins = jax.random.multinomial(key, k, pixel_bins, shape=(n_splits, n_bins))
-  area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k, k))
-  return _finite_or_nan(jnp.where((k > 1) & ~_is_constant(s), area, jnp.nan), s, fix)
+  tp_bins, pixel_bins = _threshold_bins(s, (fixated, None), thresholds)
+  k = jnp.sum(tp_bins)
+  fractions = _above_from_bins(pixel_bins).astype(s.dtype) / s.size
+  fp_above = _uniform_draws_above(key, fractions, k, n_splits)
+  kf = k.astype(s.dtype)
+  tp_above = _above_from_bins(tp_bins).astype(s.dtype)
+  area = jnp.mean(_roc_from_above(tp_above, fp_above.astype(s.dtype), kf, kf))
+  return _finite_or_nan(jnp.where((k > 1) & ok, area, jnp.nan), fix)
 
 
 def auc_shuffled(
@@ -463,12 +614,13 @@ def auc_shuffled(
   ``FP = #{S_neg >= t} / m``. ``other_fix`` is usually the union of the fixation maps of about
   ten other images of the dataset, which discounts the centre bias.
 
-  Only the number of negatives in each threshold bin enters the area, and a uniform draw of
-  ``m`` of the ``M`` candidates without replacement puts a multivariate hypergeometric number
-  of them in each bin: that is drawn directly, by NumPy on the host (``jax.pure_callback``,
-  seeded from ``key``), the same distribution as ``randperm`` at a cost independent of the map
-  size. ``max_other_fixations`` (default ``H * W``) is a check kept from the former sorted draw:
-  if ``other_fix`` has more fixated pixels the result is NaN.
+  Only the number of negatives at or above each threshold enters the area, and a uniform draw
+  of ``m`` of the ``M`` candidates without replacement puts a multivariate hypergeometric number
+  of them in each threshold bin: drawn directly on the device from the candidates' counts per
+  bin (an urn: ``m`` sequential draws of a uniform rank among the candidates left), the same
+  distribution as ``randperm`` at a cost independent of the map size and no host callback.
+  ``max_other_fixations`` (default ``H * W``) is a check kept from the former sorted draw: if
+  ``other_fix`` has more fixated pixels the result is NaN.
 
   Args:
     sal: ``(h, w)`` saliency map; resized to ``fix``'s size if it differs.
@@ -506,31 +658,26 @@ def auc_shuffled(
     )
   cap = min(cap, size)
   thresholds = _thresholds(step)
-  s = _min_max(_resize_to(sal, fix.shape).ravel())
+  s, finite = _min_max_checked(_resize_to(sal, fix.shape).ravel())
   fixated = jnp.asarray(fix).ravel() > 0
   other = jnp.asarray(other_fix).ravel() > 0
-  k = jnp.sum(fixated)
-  m_total = jnp.sum(other)
-  m = jnp.minimum(k, m_total)
-  n_bins = thresholds.size + 1
   tp_bins, other_bins = _threshold_bins(s, (fixated, other), thresholds)
-  tp_bins = tp_bins.astype(s.dtype)
+  k = jnp.sum(tp_bins)
+  m_total = jnp.sum(other_bins)
+  m = jnp.minimum(k, m_total)
+  tp_above = _above_from_bins(tp_bins).astype(s.dtype)
   # Choosing m of the M other-fixated pixels uniformly without replacement (the .m file's
-  # randperm) puts a multivariate hypergeometric number in each bin: drawn by NumPy on the host
-  # from a seed of `key` and the M candidates' bin counts, instead of sorting a priority per
-  # candidate (issue 16).
-  seed = jax.random.bits(key, (2,), jnp.uint32)
-  fp_bins = jax.pure_callback(
-    functools.partial(_roc_host.hypergeometric_bins, n_splits=n_splits, n_bins=n_bins),
-    jax.ShapeDtypeStruct((n_splits, n_bins), jnp.float32),
-    seed,
-    other_bins,
-    m.astype(jnp.int32)[None],
-    vmap_method='expand_dims',
-  ).astype(s.dtype)
-  area = jnp.mean(_roc_from_bins(tp_bins, fp_bins, k.astype(s.dtype), m.astype(s.dtype)))
-  ok = (k > 0) & (m_total > 0) & (m_total <= cap) & ~_is_constant(s)
-  return _finite_or_nan(jnp.where(ok, area, jnp.nan), s, fix, other_fix)
+  # randperm) puts a multivariate hypergeometric number in each bin: drawn from the candidates'
+  # counts per bin by an urn on the device (a sorted priority per candidate, then a NumPy draw
+  # through a host callback, cost more: issue 16).
+  fp_above = _urn_draws_above(
+    key, _above_from_bins(other_bins).astype(s.dtype), m_total.astype(s.dtype), m, n_splits
+  )
+  area = jnp.mean(
+    _roc_from_above(tp_above, fp_above.astype(s.dtype), k.astype(s.dtype), m.astype(s.dtype))
+  )
+  ok = (k > 0) & (m_total > 0) & (m_total <= cap) & finite
+  return _finite_or_nan(jnp.where(ok, area, jnp.nan), fix, other_fix)
 
 
 def nss(sal, fix, *, convention: str = 'mit') -> jax.Array:
@@ -665,9 +812,11 @@ def similarity(sal, density, *, convention: str = 'mit') -> jax.Array:
 
 
 def _sim_normalise_mit(x):
-  nonzero = jnp.any(x != 0)
-  y = _min_max(x)
-  return jnp.where(nonzero, y / y.sum(), x)
+  # A map is all zero iff its min and max are (a NaN makes the score NaN anyway): XLA:CPU's
+  # boolean any() costs 3-4x a float reduction (issue 16).
+  lo, hi = x.min(), x.max()
+  y = (x - lo) / (hi - lo)
+  return jnp.where((lo != 0) | (hi != 0), y / y.sum(), x)
 
 
 def _sim_normalise_pysaliency(x):
@@ -702,13 +851,15 @@ def kld(sal, density) -> jax.Array:
   v.check_range(density, 'density', low=0.0)
   p = _resize_to(sal, density.shape)
   q = _as_float(density)
-  # From float reductions (XLA:CPU's boolean all/any cost 3-4x more, issue 16): with every
-  # value finite, all >= 0 is min >= 0 and a map is all zero iff min == max == 0; and the
-  # normalised maps are finite iff the maps are (a non-negative value never exceeds its sum).
-  p_lo, p_hi, q_lo, q_hi = p.min(), p.max(), q.min(), q.max()
-  ok = (p_lo >= 0) & (q_lo >= 0) & _all_finite(p) & _all_finite(q)
-  p = jnp.where((p_lo != 0) | (p_hi != 0), p / p.sum(), p)
-  q = jnp.where((q_lo != 0) | (q_hi != 0), q / q.sum(), q)
+  # With every value finite, all >= 0 is min >= 0 and a map is all zero iff its sum is 0 (a sum
+  # of non-negative numbers is 0 only if each is); a NaN or infinity makes the sum non-finite
+  # (XLA:CPU's vectorised min drops NaN; the sum does not), and so does a float32 sum that
+  # overflows, where the normalised map would be meaningless. The normalised maps are finite
+  # iff the maps are. Two reductions per map instead of four (issue 16).
+  p_lo, p_sum, q_lo, q_sum = p.min(), p.sum(), q.min(), q.sum()
+  ok = (p_lo >= 0) & (q_lo >= 0) & jnp.isfinite(p_sum) & jnp.isfinite(q_sum)
+  p = jnp.where(p_sum != 0, p / p_sum, p)
+  q = jnp.where(q_sum != 0, q / q_sum, q)
   value = jnp.sum(q * jnp.log(MATLAB_EPS + q / (p + MATLAB_EPS)))
   return jnp.where(ok, value, jnp.nan)
 
@@ -816,7 +967,7 @@ def per_image_scores(
       CPU) or, if False, on the device (``auc_judd(ranks='device')``, the same values) with no
       host callback in the program: needed where the program is sharded over several devices
       (on XLA:CPU a host callback there can deadlock the collectives; the training task's
-      evaluation). ``'auc_shuffled'`` draws on the host and needs True.
+      evaluation). No other metric calls the host.
 
   Returns:
     ``{f'{m}_sum': float32 scalar, f'{m}_count': float32 scalar}`` for each metric ``m``.
@@ -847,11 +998,6 @@ def per_image_scores(
     if other_fixations is None:
       raise ValueError("metrics include 'auc_shuffled': pass other_fixations (B, H, W).")
     _check_splits(n_splits, 0.1)
-    if not host_callbacks:
-      raise ValueError(
-        "metrics include 'auc_shuffled', whose draw runs on the host: it needs "
-        'host_callbacks=True, got False.'
-      )
   else:
     other_fixations = jnp.zeros((n, 1, 1), jnp.uint8)
   if 'info_gain' in metrics:

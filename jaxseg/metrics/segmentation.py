@@ -69,8 +69,6 @@ def confusion_matrix(
     if not jnp.issubdtype(value.dtype, jnp.integer):
       raise TypeError(f'{name} must be an integer array, got dtype {value.dtype}.')
   ignore_label = v.check_ignore_label(ignore_label)
-  v.check_label_range(labels, num_classes, ignore_label=ignore_label)
-  v.check_label_range(preds, num_classes, name='preds')
   if mask is not None:
     mask_shape = np.shape(mask)
     try:
@@ -86,7 +84,14 @@ def confusion_matrix(
       )
     mask = jnp.broadcast_to(jnp.asarray(mask, bool), labels.shape)
   # One compiled computation, also outside jit: op-by-op dispatch over 26 M pixels cost ~1 s.
-  return _confusion_counts(labels, preds, mask, num_classes=num_classes, ignore_label=ignore_label)
+  # Dispatched first (asynchronously), so that the host's range checks of concrete inputs run
+  # while it counts; a bad label still raises before anything is returned.
+  counts = _confusion_counts(
+    labels, preds, mask, num_classes=num_classes, ignore_label=ignore_label
+  )
+  v.check_label_range(labels, num_classes, ignore_label=ignore_label)
+  v.check_label_range(preds, num_classes, name='preds')
+  return counts
 
 
 @functools.partial(jax.jit, static_argnames=('num_classes', 'ignore_label'))
