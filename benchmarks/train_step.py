@@ -16,8 +16,10 @@ waited for with ``block_until_ready``. The table reports the median step time an
 so what is measured is what training runs.
 
 Variants (``--variants``): ``after`` is jaxseg as shipped; ``before`` swaps in, while tracing,
-the two lowerings issue 16 replaced (kept frozen here): the 1x1 convolution as a 4-D einsum
-(its filter gradient contracting ``dy`` over N, H, W) and max pooling differentiated by XLA
+the convolution routing and max pooling before issue 16 (kept frozen here): the 1x1 convolution
+as a 4-D einsum (its filter gradient contracting ``dy`` over N, H, W), every other convolution
+XLA's own (since then atrous ones run as one matmul per tap, and wide ones on large maps take
+their kernel gradient as one matmul per tap), and max pooling differentiated by XLA
 (select-and-scatter). ``--torch`` times the same step in PyTorch (``torch_models.py``: the same
 four architectures written inline), eager, in NCHW and in ``channels_last``, and with
 ``--torch-compile`` also ``torch.compile``d; the ratio column divides jaxseg's images/s by the
@@ -114,6 +116,13 @@ def _einsum_pointwise(x, w, stride, pads):
   return jnp.einsum('nhwc,co->nhwo', x, w[0, 0])
 
 
+def _lowered_before(x, w, stride, pads, dilation, groups):
+  """jaxseg's convolution routing before issue 16: 1x1 as the einsum, the rest XLA's."""
+  if w.shape[:2] == (1, 1) and groups == 1:
+    return _einsum_pointwise(x, w, stride, pads)
+  return conv_lib._lax_conv(x, w, stride, pads, dilation, groups)
+
+
 def _select_and_scatter_max_pool(x, window, stride, reduce_pads, pads):
   """jaxseg's max pool before issue 16: reduce_window, differentiated by XLA."""
   del pads
@@ -130,13 +139,13 @@ def variant(name: str):
     return
   if name != 'before':
     raise SystemExit(f'--variants: unknown {name!r}; known: before, after')
-  saved = conv_lib._pointwise_conv, pooling_lib._max_pool_first_max
-  conv_lib._pointwise_conv = _einsum_pointwise
+  saved = conv_lib._conv2d_lowered, pooling_lib._max_pool_first_max
+  conv_lib._conv2d_lowered = _lowered_before
   pooling_lib._max_pool_first_max = _select_and_scatter_max_pool
   try:
     yield
   finally:
-    conv_lib._pointwise_conv, pooling_lib._max_pool_first_max = saved
+    conv_lib._conv2d_lowered, pooling_lib._max_pool_first_max = saved
 
 
 # ---------------------------------------------------------------- steps

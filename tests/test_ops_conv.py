@@ -331,6 +331,46 @@ def test_dilated_lowering_skips_taps_that_read_only_padding():
   assert ref.relative_error(ops.atrous_conv2d(x, w, rate=36), centre_only) < TOL
 
 
+def test_large_map_kernel_gradient_by_taps_matches_lax(kernel=(2, 5), padding=((0, 2), (3, 1))):
+  """Stride-1 convs on >= 112x112 maps with >= 128 outputs take dw as one matmul per tap.
+
+  Value, input gradient and kernel gradient equal lax's convolution; the kernel gradient holds
+  one matmul per tap and no convolution; forward mode (jvp) still works.
+  """
+  rng = np.random.default_rng(15)
+  kh, kw = ref.as_pair(kernel)
+  x = rng.standard_normal((1, 112, 113, 3)).astype(np.float32)
+  w = rng.standard_normal((kh, kw, 3, 128)).astype(np.float32)
+  pads = ref.explicit_pads(padding, x.shape[1:3], (kh, kw), (1, 1))
+
+  def lax_conv(x_, w_):
+    return lax.conv_general_dilated(
+      x_, w_, (1, 1), pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
+
+  def ours(x_, w_):
+    return ops.conv2d(x_, w_, padding=padding)
+
+  y_lax = lax_conv(x, w)
+  dy = rng.standard_normal(y_lax.shape).astype(np.float32)
+  forward_and_back = lambda f: jax.jit(lambda x_, w_: (f(x_, w_), jax.vjp(f, x_, w_)[1](dy)))
+  (y, grads), (_, grads_lax) = forward_and_back(ours)(x, w), forward_and_back(lax_conv)(x, w)
+  assert ref.relative_error(y, y_lax) < TOL
+  for got, expected in zip(grads, grads_lax):
+    assert ref.relative_error(got, expected) < TOL
+  grad_w = lambda w_: jax.vjp(lambda w__: ours(x, w__), w_)[1](dy)[0]
+  names = [eqn.primitive.name for eqn in jax.make_jaxpr(grad_w)(w).eqns]
+  assert names.count('dot_general') == kh * kw
+  assert names.count('conv_general_dilated') == 1  # the value's; lax's dw would be a second
+  tangents = (rng.standard_normal(x.shape).astype(np.float32), w / 3)
+  _, jvp = jax.jit(lambda: jax.jvp(ours, (x, w), tangents))()
+  _, jvp_lax = jax.jit(lambda: jax.jvp(lax_conv, (x, w), tangents))()
+  assert ref.relative_error(jvp, jvp_lax) < TOL
+  narrow = lambda w_: ops.conv2d(x, w_[..., :64], padding=padding).sum()  # 64 outputs: XLA's
+  names = [eqn.primitive.name for eqn in jax.make_jaxpr(jax.grad(narrow))(w).eqns]
+  assert names.count('conv_general_dilated') == 2 and 'dot_general' not in names
+
+
 def test_dtypes_promote_as_jax_says_and_bfloat16_stays():
   # Mixed dtypes follow JAX's promotion mode, as jnp operations do: standard promotes, strict
   # (the test suite's) raises.
