@@ -239,6 +239,39 @@ def _threshold_bins(values, masks, thresholds: np.ndarray) -> jax.Array:
   )
 
 
+def _threshold_bins_2d(values, masks, thresholds: np.ndarray) -> jax.Array:
+  """`_threshold_bins` of ``values.ravel()`` for a map ``(H, W)`` and two masks (the second may
+  be None), with both masks' counts packed in one int32 per threshold: ``mask0 << 16 | mask1``.
+
+  Each row's counts stay below 2^16 (``W < 2^16``), so the row sums unpack exactly: half the
+  additions of one counter per mask and threshold (0.24 ms per 480x640 map: issue 16).
+  """
+  first, second = masks
+  height, width = values.shape
+  if width >= 2**16:
+    flat = None if second is None else second.ravel()
+    return _threshold_bins(values.ravel(), (first.ravel(), flat), thresholds)
+  # uint32: a row's count in the high half may exceed 2^15 (a signed shift would smear it).
+  low = jnp.ones((), jnp.uint32) if second is None else second.astype(jnp.uint32)
+  weight = (first.astype(jnp.uint32) << 16) | low
+  t = [jnp.asarray(x, values.dtype) for x in thresholds]
+  ops = tuple(jnp.where(values >= t_j, weight, jnp.uint32(0)) for t_j in t) + (
+    jnp.broadcast_to(weight, values.shape),
+  )
+  zero = jnp.zeros((), jnp.uint32)
+  rows = jax.lax.reduce(
+    ops, (zero,) * len(ops), lambda a, b: tuple(x + y for x, y in zip(a, b)), (1,)
+  )
+  rows = jnp.stack(rows, axis=-1)  # (H, J + 1): J thresholds, then the masks' sizes
+  halves = ((rows >> 16).astype(jnp.int32), (rows & 0xFFFF).astype(jnp.int32))
+  counts = jnp.stack([jnp.sum(half, axis=0) for half in halves])
+  above, totals = counts[:, :-1], counts[:, -1:]
+  last = jnp.zeros_like(above[:, :1])
+  return jnp.concatenate(
+    [totals - above[:, :1], above - jnp.concatenate([above[:, 1:], last], -1)], -1
+  )
+
+
 def _above_from_bins(bins) -> jax.Array:
   """Counts at or above threshold j (j = 0 .. J-1: bins j+1 .. J) from per-bin counts."""
   return jnp.flip(jnp.cumsum(jnp.flip(bins[..., 1:], -1), -1), -1)
@@ -586,8 +619,8 @@ def auc_borji(sal, fix, *, key, n_splits: int = 100, step: float = 0.1) -> jax.A
   _check_key(key)
   thresholds = _thresholds(step)
   s, ok = _min_max_checked(_resize_to(sal, fix.shape).ravel())
-  fixated = jnp.asarray(fix).ravel() > 0
-  tp_bins, pixel_bins = _threshold_bins(s, (fixated, None), thresholds)
+  fixated = jnp.asarray(fix) > 0
+  tp_bins, pixel_bins = _threshold_bins_2d(s.reshape(fix.shape), (fixated, None), thresholds)
   k = jnp.sum(tp_bins)
   fractions = _above_from_bins(pixel_bins).astype(s.dtype) / s.size
   fp_above = _uniform_draws_above(key, fractions, k, n_splits)
@@ -659,9 +692,9 @@ def auc_shuffled(
   cap = min(cap, size)
   thresholds = _thresholds(step)
   s, finite = _min_max_checked(_resize_to(sal, fix.shape).ravel())
-  fixated = jnp.asarray(fix).ravel() > 0
-  other = jnp.asarray(other_fix).ravel() > 0
-  tp_bins, other_bins = _threshold_bins(s, (fixated, other), thresholds)
+  fixated = jnp.asarray(fix) > 0
+  other = jnp.asarray(other_fix) > 0
+  tp_bins, other_bins = _threshold_bins_2d(s.reshape(fix.shape), (fixated, other), thresholds)
   k = jnp.sum(tp_bins)
   m_total = jnp.sum(other_bins)
   m = jnp.minimum(k, m_total)
