@@ -20,6 +20,12 @@ Then the K scan: the vectorized sweep alone for each K of ``--ks``; its wall tim
 the mean wall time of one trial of the process run above gives the speed-up at each K, and the
 K at which the population stops paying (speed-up below 1), if any in the range.
 
+``CPU s`` is the processor time of the command and every process it started (user + system,
+from ``getrusage(RUSAGE_CHILDREN)``), and ``CPU ratio`` the processes' over it: what the
+speed-up would be on a machine kept busy, and less sensitive than wall time to other work on a
+shared one (a trial process also spends CPU on its own input pipeline and compilation, which
+overlap its training on a second core when one is free).
+
 ``member-steps/s`` is the population's training rate at its last log line (compilation and
 evaluation excluded): K times its steps per second. The table, then one JSON list of rows with
 ``--json``.
@@ -31,6 +37,7 @@ import json
 import math
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -79,9 +86,11 @@ def run_sweep(sweep_file: str, mode: str, scratch: str, name: str) -> dict:
     f'--workdir={workdir}',
     f'--mode={mode}',
   ]
-  start = time.perf_counter()
+  start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
   process = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
   wall = time.perf_counter() - start
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the sweep and its trial processes
+  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
   if process.returncode:
     raise RuntimeError(f'{" ".join(command)} failed:\n{(process.stdout + process.stderr)[-3000:]}')
   with open(os.path.join(workdir, 'summary.csv')) as f:
@@ -90,6 +99,7 @@ def run_sweep(sweep_file: str, mode: str, scratch: str, name: str) -> dict:
   rates = re.findall(r'\(([0-9.e+]+) member-steps/s\)', process.stdout)
   return {
     'wall_s': wall,
+    'cpu_s': cpu,
     'accuracies': [float(r['accuracy']) for r in rows],
     'member_steps_per_s': float(rates[-1]) if rates else None,
   }
@@ -121,6 +131,7 @@ def main(argv=None) -> int:
     processes = run_sweep(sweep_file, 'processes', scratch, 'processes')
     vectorized = run_sweep(sweep_file, 'vectorized', scratch, 'vectorized')
     per_trial = processes['wall_s'] / args.members
+    per_trial_cpu = processes['cpu_s'] / args.members
     for mode, result in (('processes', processes), ('vectorized', vectorized)):
       accuracies = result['accuracies']
       rows.append(
@@ -129,7 +140,9 @@ def main(argv=None) -> int:
           'members': args.members,
           'steps': args.steps,
           'wall_s': result['wall_s'],
+          'cpu_s': result['cpu_s'],
           'speedup': processes['wall_s'] / result['wall_s'],
+          'cpu_ratio': processes['cpu_s'] / result['cpu_s'],
           'accuracy_mean': sum(accuracies) / len(accuracies),
           'accuracies': accuracies,
           'member_steps_per_s': result['member_steps_per_s'],
@@ -147,7 +160,9 @@ def main(argv=None) -> int:
           'members': k,
           'steps': args.steps,
           'wall_s': result['wall_s'],
+          'cpu_s': result['cpu_s'],
           'speedup': k * per_trial / result['wall_s'],
+          'cpu_ratio': k * per_trial_cpu / result['cpu_s'],
           'accuracy_mean': sum(result['accuracies']) / k,
           'accuracies': result['accuracies'],
           'member_steps_per_s': result['member_steps_per_s'],
@@ -161,14 +176,16 @@ def main(argv=None) -> int:
     '(scan rows: K x the mean process-mode trial)'
   )
   print(
-    '| mode | K | wall s | s per trial | speed-up | member-steps/s | mean accuracy | accuracies |'
+    '| mode | K | wall s | s per trial | speed-up | CPU s | CPU ratio | member-steps/s '
+    '| mean accuracy | accuracies |'
   )
-  print('|---|---|---|---|---|---|---|---|')
+  print('|---|---|---|---|---|---|---|---|---|---|')
   for row in rows:
     rate = '-' if row['member_steps_per_s'] is None else f'{row["member_steps_per_s"]:.1f}'
     print(
       f'| {row["mode"]} | {row["members"]} | {row["wall_s"]:.1f} | '
-      f'{row["wall_s"] / row["members"]:.1f} | {row["speedup"]:.2f}x | {rate} | '
+      f'{row["wall_s"] / row["members"]:.1f} | {row["speedup"]:.2f}x | {row["cpu_s"]:.1f} | '
+      f'{row["cpu_ratio"]:.2f}x | {rate} | '
       f'{row["accuracy_mean"]:.4f} | {" ".join(f"{a:.3f}" for a in row["accuracies"])} |'
     )
   gap = max(abs(a - b) for a, b in zip(rows[0]['accuracies'], rows[1]['accuracies']))

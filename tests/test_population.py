@@ -56,7 +56,7 @@ def _data(batch_size, data_seed):
 MODEL = fx.TinyNet(dropout_rate=0.2)  # BatchNorm and dropout: per-member statistics and keys
 
 
-def _run_population(configs, root, *, devices=None):
+def _run_population(configs, root, *, devices=None, vectorize='auto'):
   workdirs = [str(root / f'member{k}') for k in range(len(configs))]
   results = population.run_population(
     configs,
@@ -66,6 +66,7 @@ def _run_population(configs, root, *, devices=None):
     task=fx.SoftmaxTask(),
     input_shape=fx.IMAGE_SHAPE,
     devices=devices,
+    vectorize=vectorize,
     print_fn=lambda line: None,
     **_data(configs[0].batch_size, configs[0].seed),
   )
@@ -90,8 +91,8 @@ def _train_losses(workdir):
   return np.asarray([r['loss'] for r in rows if r['split'] == 'train'])
 
 
-def _check_members_equal_alone(tmp_path, configs, checked, devices):
-  workdirs, results = _run_population(configs, tmp_path, devices=devices)
+def _check_members_equal_alone(tmp_path, configs, checked, devices, vectorize='auto'):
+  workdirs, results = _run_population(configs, tmp_path, devices=devices, vectorize=vectorize)
   for k in checked:
     alone_dir = str(tmp_path / f'alone{k}')
     alone = _alone(configs[k], alone_dir, data_seed=configs[0].seed)
@@ -120,11 +121,12 @@ def _check_members_equal_alone(tmp_path, configs, checked, devices):
   assert len({round(f, 6) for f in finals}) == len(configs)
 
 
-def test_members_equal_alone_runs_on_one_device(tmp_path):
+@pytest.mark.parametrize('vectorize', ['auto', pytest.param('unroll', marks=pytest.mark.slow)])
+def test_members_equal_alone_runs_on_one_device(tmp_path, vectorize):
   # Member 0 has momentum 0 and no weight decay in a chain that holds both for member 1: its
   # g + 0 * p and 0 * v must leave it exactly the plain SGD run (the slow test checks more).
   configs = _members(2)
-  _check_members_equal_alone(tmp_path, configs, [0], jax.devices()[:1])
+  _check_members_equal_alone(tmp_path, configs, [0], jax.devices()[:1], vectorize)
 
 
 @pytest.mark.slow
