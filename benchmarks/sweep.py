@@ -2,7 +2,7 @@ r"""LeNet-5 learning-rate sweep on digits: one vmapped population against one pr
 
 Usage::
 
-  python benchmarks/sweep.py                        # K=8, the config's 600 steps, K scan 1..16
+  python benchmarks/sweep.py                        # K=8, the config's 600 steps, K scan 1..32
   python benchmarks/sweep.py --steps=150 --ks=1,2,4,8,16,32
   python benchmarks/sweep.py --quick --json=/tmp/sweep.json   # smoke run (run_all.py --quick)
 
@@ -109,7 +109,7 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument('--members', type=int, default=8, help='K of the head-to-head run')
   parser.add_argument('--steps', type=int, default=600, help='train steps per trial')
-  parser.add_argument('--ks', default='1,2,4,8,16', help='population sizes of the K scan')
+  parser.add_argument('--ks', default='1,4,16,32', help='population sizes of the K scan')
   parser.add_argument('--quick', action='store_true', help='K=2, 20 steps, no scan: a smoke run')
   parser.add_argument('--json', default='', help='write the rows here')
   args = parser.parse_args(argv)
