@@ -888,7 +888,9 @@ def kld(sal, density) -> jax.Array:
   # of non-negative numbers is 0 only if each is); a NaN or infinity makes the sum non-finite
   # (XLA:CPU's vectorised min drops NaN; the sum does not), and so does a float32 sum that
   # overflows, where the normalised map would be meaningless. The normalised maps are finite
-  # iff the maps are. Two reductions per map instead of four (issue 16).
+  # iff the maps are. A min and a sum per map (XLA fuses them) instead of min, max, sum and a
+  # finiteness sum: 0.64 -> 0.38 ms CPU per 480x640 pair in one A/B run (folding the sign test
+  # into the divergence's pass instead ran slower, 0.46; issue 16).
   p_lo, p_sum, q_lo, q_sum = p.min(), p.sum(), q.min(), q.sum()
   ok = (p_lo >= 0) & (q_lo >= 0) & jnp.isfinite(p_sum) & jnp.isfinite(q_sum)
   p = jnp.where(p_sum != 0, p / p_sum, p)
