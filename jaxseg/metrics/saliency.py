@@ -846,10 +846,13 @@ def similarity(sal, density, *, convention: str = 'mit') -> jax.Array:
 
 def _sim_normalise_mit(x):
   # A map is all zero iff its min and max are (a NaN makes the score NaN anyway): XLA:CPU's
-  # boolean any() costs 3-4x a float reduction (issue 16).
+  # boolean any() costs 3-4x a float reduction (issue 16). An all-zero map stays zero through
+  # safe scalar divisors, not a per-pixel select (which XLA:CPU would not fuse into the sums).
   lo, hi = x.min(), x.max()
-  y = (x - lo) / (hi - lo)
-  return jnp.where((lo != 0) | (hi != 0), y / y.sum(), x)
+  nonzero = (lo != 0) | (hi != 0)
+  y = (x - lo) / jnp.where(nonzero, hi - lo, 1.0)
+  total = y.sum()
+  return y / jnp.where(nonzero, total, 1.0)
 
 
 def _sim_normalise_pysaliency(x):
@@ -893,8 +896,11 @@ def kld(sal, density) -> jax.Array:
   # into the divergence's pass instead ran slower, 0.46; issue 16).
   p_lo, p_sum, q_lo, q_sum = p.min(), p.sum(), q.min(), q.sum()
   ok = (p_lo >= 0) & (q_lo >= 0) & jnp.isfinite(p_sum) & jnp.isfinite(q_sum)
-  p = jnp.where(p_sum != 0, p / p_sum, p)
-  q = jnp.where(q_sum != 0, q / q_sum, q)
+  # Divided by a safe scalar, not selected per pixel: XLA:CPU then fuses the normalisation
+  # into the divergence's reduction instead of writing both normalised maps (0.44 -> 0.37 ms
+  # per pair in one A/B run; an all-zero map divided by 1 stays zero, as in KLdiv.m).
+  p = p / jnp.where(p_sum != 0, p_sum, 1.0)
+  q = q / jnp.where(q_sum != 0, q_sum, 1.0)
   value = jnp.sum(q * jnp.log(MATLAB_EPS + q / (p + MATLAB_EPS)))
   return jnp.where(ok, value, jnp.nan)
 
