@@ -343,11 +343,10 @@ def _urn_draws_above(key, above, total, count, n_splits: int) -> jax.Array:
   ``above[j]`` is the number of candidates at or above ``t_j`` (non-increasing in ``j``). One
   draw picks a uniform rank ``r`` among the remaining candidates ordered from the top, which
   lies at or above ``t_j`` iff ``r`` is below the remaining count there; that candidate leaves
-  the urn. ``r = floor(u R)`` with ``u`` 24 random bits (`_hash_bits`) times 2^-24 (each
-  probability exact to
-  2^-24; the counts are exact integers in float32 below 2^24). Draws go ``_URN_UNROLL`` at a
-  time while fewer than ``count`` were made: sequential, but a handful of fused operations on
-  ``(n_splits, J)`` per draw.
+  the urn. ``r = floor(u R)`` (at most ``R - 1``) with ``u`` 24 random bits (`_hash_bits`)
+  times 2^-24: each probability exact to about 2^-24; the counts are exact integers in float32
+  below 2^24. Draws go ``_URN_UNROLL`` at a time while fewer than ``count`` were made:
+  sequential, but a handful of fused operations on ``(n_splits, J)`` per draw.
   """
   dtype = above.dtype
   seed = jax.random.bits(key, (2,), jnp.uint32)
