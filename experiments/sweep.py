@@ -69,8 +69,8 @@ def _define_flags() -> None:
     'vectorize',
     'auto',
     ['auto', 'vmap', 'unroll'],
-    'Vectorized mode: vmap (batched kernels: accelerators), unroll (each member in turn in one '
-    'program: faster on a CPU), auto (unroll on one CPU device, else vmap).',
+    'Vectorized mode: vmap (batched kernels; on a CPU one plain convolution per member), '
+    'unroll (each member in turn in one program, one device), auto (vmap).',
   )
   flags.DEFINE_string(
     'compilation_cache_dir',

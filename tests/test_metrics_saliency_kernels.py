@@ -134,8 +134,8 @@ def test_urn_draws_above_is_the_hypergeometric_of_randperm():
 
 
 def test_per_image_scores_without_host_callbacks_gives_the_same_sums():
-  # host_callbacks=False (sharded programs) ranks AUC-Judd on the device; shuffled AUC's urn
-  # runs on the device either way, so every metric is allowed and the sums are the same.
+  # host_callbacks=False (sharded programs) used to refuse shuffled AUC, whose draw ran on the
+  # host; its urn runs on the device now, so it is allowed and the sums are the same.
   rng = np.random.default_rng(3)
   sal = rng.random((3, 12, 14)).astype(np.float32)
   fix = (rng.random((3, 12, 14)) < 0.1).astype(np.uint8)
@@ -147,7 +147,7 @@ def test_per_image_scores_without_host_callbacks_gives_the_same_sums():
       f,
       d,
       key=jax.random.key(4),
-      metrics=('auc_judd', 'auc_shuffled'),
+      metrics=('auc_shuffled',),
       other_fixations=o,
       n_splits=10,
       host_callbacks=host,
@@ -160,3 +160,28 @@ def test_per_image_scores_without_host_callbacks_gives_the_same_sums():
   for name in host:
     assert float(device[name]) == pytest.approx(float(host[name]), abs=1e-5), name
   assert float(host['auc_shuffled_count']) == 3.0
+
+
+@pytest.mark.parametrize('shape', [(37, 53), (2, 65_535), (1, 70_000)])
+def test_packed_threshold_bins_equal_one_counter_per_mask(shape):
+  # Two masks' counts packed in one int32 per threshold and row (rows narrower than 2^16;
+  # wider ones take the unpacked path), against the one-counter-per-mask reduction: values on
+  # the thresholds, one ulp below, NaN, and rows of 2^16 - 1 pixels (the largest count that
+  # packs: a mask true on almost the whole row fills the low half without carrying).
+  thresholds = sm._thresholds(0.1)
+  t32 = thresholds.astype(np.float32)
+  rng = np.random.default_rng(5)
+  values = rng.random(shape).astype(np.float32)
+  flat = values.reshape(-1)
+  flat[: t32.size] = t32
+  flat[t32.size : 2 * t32.size - 1] = np.nextafter(t32[1:], np.float32(-1))
+  flat[-1] = np.nan
+  first = rng.random(shape) < 0.7
+  second = rng.random(shape) < 0.99
+  for masks in ((first, None), (first, second)):
+    flat_masks = tuple(None if m is None else jnp.asarray(m.reshape(-1)) for m in masks)
+    expected = sm._threshold_bins(jnp.asarray(flat), flat_masks, thresholds)
+    got = jax.jit(lambda v, a, b: sm._threshold_bins_2d(v, (a, b), thresholds))(
+      values, *(None if m is None else jnp.asarray(m) for m in masks)
+    )
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
+from jaxseg.ops import member_conv
 from jaxseg.ops import _validation as v
 
 _DIMENSION_NUMBERS = ('NHWC', 'HWIO', 'NHWC')
@@ -292,16 +293,22 @@ def _dilated_conv_by_taps(x, w, pads, dilation):
 
 
 def _lax_conv(x, w, stride, pads, dilation, groups):
-  """XLA's own convolution: the reference every other lowering must equal."""
-  return lax.conv_general_dilated(
-    x,
-    w,
+  """XLA's own convolution: the reference every other lowering must equal.
+
+  Inside ``member_conv.per_member_convolutions`` (a vmapped population), batched over members
+  as one plain convolution per member instead of ``vmap``'s grouped convolution.
+  """
+  conv = functools.partial(
+    lax.conv_general_dilated,
     window_strides=stride,
     padding=pads,
     rhs_dilation=dilation,
     dimension_numbers=_DIMENSION_NUMBERS,
     feature_group_count=groups,
   )
+  if member_conv.active():
+    return member_conv.per_member(conv)(x, w)
+  return conv(x, w)
 
 
 def conv_transpose2d(

@@ -25,6 +25,7 @@ manifest verification of :mod:`jaxseg.train.checkpoints`) in the population dire
 restart resumes from it.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -36,6 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxseg.ops import member_conv
 from jaxseg.train import checkpoints
 from jaxseg.train import crf_eval
 from jaxseg.train import logging as run_logging
@@ -175,11 +177,23 @@ class _Program:
 VECTORIZE = ('auto', 'vmap', 'unroll')
 
 
-def _strategy(vectorize: str, devices: Sequence[jax.Device]) -> str:
-  """``'auto'``: ``'unroll'`` on one CPU device, else ``'vmap'`` (see :func:`run_population`)."""
-  if vectorize != 'auto':
-    return vectorize
-  return 'unroll' if len(devices) == 1 and devices[0].platform == 'cpu' else 'vmap'
+def _strategy(vectorize: str) -> str:
+  """``'auto'`` is ``'vmap'`` (see :func:`run_population`)."""
+  return 'vmap' if vectorize == 'auto' else vectorize
+
+
+def _vmapped(member_fn: Callable, in_axes: tuple, devices: Sequence[jax.Device]) -> Callable:
+  """``jax.vmap(member_fn)``; on CPUs traced with one plain convolution per member
+  (:func:`jaxseg.ops.member_conv.per_member_convolutions`), not XLA:CPU's grouped one."""
+  batched = jax.vmap(member_fn, in_axes=in_axes)
+  if devices[0].platform != 'cpu':
+    return batched
+
+  def per_member_convolutions(*args):
+    with member_conv.per_member_convolutions():
+      return batched(*args)
+
+  return per_member_convolutions
 
 
 def _unrolled(member_fn: Callable, num: int, *, shared: int) -> Callable:
@@ -196,31 +210,30 @@ def _unrolled(member_fn: Callable, num: int, *, shared: int) -> Callable:
   return all_members
 
 
-def _build(
-  configs, varied, *, model, task, input_shape, devices: Sequence[jax.Device], vectorize: str
-) -> _Program:
-  """Builds the mesh over ``devices``, the per-member hyperparameters and the vmapped steps."""
-  config = _structure_config(configs, varied)
-  mesh = jax.sharding.Mesh(np.asarray(devices), (POPULATION_AXIS,))
-  members = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(POPULATION_AXIS))
-  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-  dtype = steps.compute_dtype(config.dtype)
-  total_updates = config.total_steps // config.optimizer.accumulate_steps
-  lr_varies = 'optimizer.learning_rate' in varied
-  # Only the varied scalars are traced; the others stay Python constants, exactly as in one run.
+def _host_hyperparameters(configs, varied) -> dict[str, np.ndarray]:
+  """Each member's seed and varied optimizer scalars, ``(K,)`` each, on the host.
+
+  Only the varied scalars are traced; the others stay Python constants, exactly as in one run.
+  """
   names = [f.split('.', 1)[1] for f in varied if f in _OPTIMIZER_SCALARS]
-  if lr_varies:
+  if 'optimizer.learning_rate' in varied:
     names.append('learning_rate')
-  host_values = {
+  values = {
     name: np.asarray([float(c.optimizer[name]) for c in configs], np.float32) for name in names
   }
-  host_values['seed'] = np.asarray([int(c.seed) for c in configs], np.int32)
-  # The only upload of the hyperparameters: explicit, and split over the devices as the states.
-  hyperparams = jax.device_put(host_values, members)
+  values['seed'] = np.asarray([int(c.seed) for c in configs], np.int32)
+  return values
+
+
+def _member_functions(config, varied, *, model, task, input_shape) -> dict[str, Callable]:
+  """One member's ``init(hp)``, ``train(state, hp, batch)``, ``eval(state, batch)`` and
+  ``update_plateau(plateau, metric)``, its optimizer built from its hyperparameters ``hp``."""
+  dtype = steps.compute_dtype(config.dtype)
+  total_updates = config.total_steps // config.optimizer.accumulate_steps
   plateau_tx = schedules.make_plateau(config.schedule)
 
   def member_optimizer(hp):
-    if lr_varies:
+    if 'optimizer.learning_rate' in varied:
       # The schedule at rate 1 scaled by the member's rate (check_population: end_value is 0).
       unit = schedules.make_schedule(
         config.schedule, learning_rate=1.0, total_updates=total_updates
@@ -236,7 +249,7 @@ def _build(
     tx = optimizers.make_optimizer(config.optimizer, schedule=schedule, hyperparams=injected)
     return tx, schedule
 
-  def init_member(hp):
+  def init(hp):
     tx, _ = member_optimizer(hp)
     return init_train_state(
       model=model,
@@ -247,27 +260,51 @@ def _build(
       plateau_tx=plateau_tx,
     )
 
-  def train_member(state, hp, batch):
+  def train(state, hp, batch):
     tx, schedule = member_optimizer(hp)
     step = steps.make_train_step(model=model, task=task, tx=tx, config=config, schedule=schedule)
     return step(state, batch)
 
-  eval_member = steps.make_eval_step(model=model, task=task, config=config)
-
   def update_plateau(plateau, metric):
     return schedules.update_plateau(plateau_tx, plateau, metric=metric, mode=config.best_mode)
 
-  def mark_nonfinite(first_bad, finite, step):
-    # The first step at which each member's loss or gradient was NaN/Inf (0: none yet).
-    return jnp.where((first_bad == 0) & ~finite, step, first_bad)
+  return {
+    'init': init,
+    'train': train,
+    'eval': steps.make_eval_step(model=model, task=task, config=config),
+    'update_plateau': update_plateau,
+  }
 
-  init = jax.vmap(init_member)
-  if _strategy(vectorize, devices) == 'vmap':
-    train_all = jax.vmap(train_member, in_axes=(0, 0, None))
-    eval_all = jax.vmap(eval_member, in_axes=(0, None))
+
+def _mark_nonfinite(first_bad: jax.Array, finite: jax.Array, step: int) -> jax.Array:
+  """The first step at which each member's loss or gradient was NaN/Inf (0: none yet)."""
+  return jnp.where((first_bad == 0) & ~finite, step, first_bad)
+
+
+def _build(
+  configs, varied, *, model, task, input_shape, devices: Sequence[jax.Device], vectorize: str
+) -> _Program:
+  """Builds the mesh over ``devices``, the per-member hyperparameters and the vmapped steps."""
+  mesh = jax.sharding.Mesh(np.asarray(devices), (POPULATION_AXIS,))
+  members = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(POPULATION_AXIS))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  # The only upload of the hyperparameters: explicit, and split over the devices as the states.
+  hyperparams = jax.device_put(_host_hyperparameters(configs, varied), members)
+  member = _member_functions(
+    _structure_config(configs, varied),
+    varied,
+    model=model,
+    task=task,
+    input_shape=input_shape,
+  )
+  init = jax.vmap(member['init'])
+  # Evaluation is a few batches: vmapped whatever the strategy (an unrolled program of K
+  # members compiled in ~4 s at K = 8, more than it runs).
+  eval_all = _vmapped(member['eval'], (0, None), devices)
+  if _strategy(vectorize) == 'vmap':
+    train_all = _vmapped(member['train'], (0, 0, None), devices)
   else:
-    train_all = _unrolled(train_member, len(configs), shared=2)
-    eval_all = _unrolled(eval_member, len(configs), shared=1)
+    train_all = _unrolled(member['train'], len(configs), shared=2)
   abstract_state = jax.eval_shape(init, hyperparams)
   state_shardings = jax.tree.map(lambda _: members, abstract_state)
   return _Program(
@@ -291,9 +328,11 @@ def _build(
       out_shardings=members,
     ),
     update_plateau=jax.jit(
-      jax.vmap(update_plateau), out_shardings=state_shardings.plateau, donate_argnums=0
+      jax.vmap(member['update_plateau']),
+      out_shardings=state_shardings.plateau,
+      donate_argnums=0,
     ),
-    mark_nonfinite=jax.jit(mark_nonfinite, out_shardings=members),
+    mark_nonfinite=jax.jit(_mark_nonfinite, out_shardings=members),
   )
 
 
@@ -397,11 +436,13 @@ def run_population(
     devices: the devices to split the population over (default: every local device);
       ``len(configs)`` must be a multiple of their number.
     vectorize: how the one program computes the members: ``'vmap'`` (``jax.vmap`` over the
-      population axis: batched kernels, what accelerators want), ``'unroll'`` (each member's
-      step traced in turn into the same program: the single run's kernels, ``K`` times; on
-      XLA:CPU a vmapped convolution with per-member filters becomes a grouped convolution that
-      measured about 2x slower than ``K`` plain ones), or ``'auto'``: ``'unroll'`` on one CPU
-      device, ``'vmap'`` otherwise. Either way: one compilation, one dispatch per step.
+      population axis; on CPUs with one plain convolution per member where ``vmap`` would make
+      a grouped one, which XLA:CPU runs as a dense convolution with a block-diagonal kernel,
+      ``K`` times the work; see :mod:`jaxseg.ops.member_conv`), ``'unroll'`` (each member's
+      step traced in turn into the same program: the single run's kernels, ``K`` times, and a
+      program ``K`` times larger to compile; one device only), or ``'auto'``, which is
+      ``'vmap'``. Evaluation is always vmapped. Either way: one compilation, one dispatch per
+      step.
     print_fn: receives the population's progress lines.
 
   Returns:
@@ -414,6 +455,38 @@ def run_population(
       size not a multiple of the number of devices, or several processes.
   """
   varied = check_population(configs)
+  devices = _checked_devices(configs, workdirs, devices, vectorize)
+  with _opened(configs, workdirs, population_dir, print_fn) as (ckpt, members):
+    program = _build(
+      configs,
+      varied,
+      model=model,
+      task=task,
+      input_shape=input_shape,
+      devices=devices,
+      vectorize=vectorize,
+    )
+    train_iter = make_train_iterator(process_index=0, process_count=1)
+    state, step = _initial_state(program, ckpt, train_iter, print_fn)
+    run = _Run(
+      config=configs[0],
+      program=program,
+      members=members,
+      ckpt=ckpt,
+      train_iter=train_iter,
+      task=task,
+      make_eval_iterator=make_eval_iterator,
+      print_fn=print_fn,
+    )
+    return _train(run, state, step)
+
+
+def _checked_devices(configs, workdirs, devices, vectorize: str) -> list[jax.Device]:
+  """The devices to split the population over, after the checks that need no files or tracing.
+
+  Raises:
+    ValueError: as :func:`run_population` says.
+  """
   if len(workdirs) != len(configs):
     raise ValueError(f'workdirs: expected {len(configs)} (one per config), got {len(workdirs)}')
   for config in configs:
@@ -426,7 +499,7 @@ def run_population(
   if vectorize not in VECTORIZE:
     raise ValueError(f'vectorize must be one of {VECTORIZE}, got {vectorize!r}')
   devices = list(jax.local_devices() if devices is None else devices)
-  if _strategy(vectorize, devices) == 'unroll' and len(devices) > 1:
+  if _strategy(vectorize) == 'unroll' and len(devices) > 1:
     raise ValueError(
       f"vectorize='unroll' runs on one device, got {len(devices)}; use 'vmap' (or 'auto')"
     )
@@ -436,14 +509,19 @@ def run_population(
       f'devices it is split over; use a multiple of {len(devices)} trials or fewer devices '
       '(experiments.sweep --num_devices).'
     )
+  return devices
+
+
+@contextlib.contextmanager
+def _opened(configs, workdirs, population_dir: str, print_fn) -> Iterator[tuple[Any, _Members]]:
+  """Locks the population's and the members' directories, then opens the stacked state's
+  checkpointer and the members' loggers and checkpointers; closes and unlocks on exit."""
   config = configs[0]
-  os.makedirs(population_dir, exist_ok=True)
-  locks = [workdir_lock.WorkdirLock(population_dir, note=print_fn).acquire()]
-  members = ckpt = None
-  try:
-    for workdir in workdirs:
-      os.makedirs(workdir, exist_ok=True)
-      locks.append(workdir_lock.WorkdirLock(workdir, note=print_fn).acquire())
+  with contextlib.ExitStack() as stack:
+    # Every directory is locked before anything in it is opened for writing.
+    for directory in (population_dir, *workdirs):
+      os.makedirs(directory, exist_ok=True)
+      stack.callback(workdir_lock.WorkdirLock(directory, note=print_fn).acquire().release)
     _check_members_file(population_dir, workdirs)
     ckpt = checkpoints.Checkpointer(
       os.path.join(population_dir, 'checkpoints'),
@@ -451,54 +529,91 @@ def run_population(
       best_metric=config.best_metric,
       best_mode=config.best_mode,
     )
-    program = _build(
-      configs,
-      varied,
-      model=model,
-      task=task,
-      input_shape=input_shape,
-      devices=devices,
-      vectorize=vectorize,
-    )
-    train_iter = make_train_iterator(process_index=0, process_count=1)
-    latest, state = ckpt.restore_latest(program.abstract_state, train_iter, note=print_fn)
-    if latest is None:
-      state = program.init_state()
-      step = 0
-    else:
-      step = int(jax.device_get(state.step)[0])
-      print_fn(f'[population] resumed from checkpoint step {latest} in {ckpt.directory}')
+    stack.callback(ckpt.close)
     members = _Members(configs, workdirs)
-    return _train(
-      config,
-      program,
-      members,
-      ckpt,
-      state,
-      step,
-      train_iter,
-      task=task,
-      make_eval_iterator=make_eval_iterator,
-      print_fn=print_fn,
+    stack.callback(members.close)
+    yield ckpt, members
+
+
+def _initial_state(program: _Program, ckpt, train_iter, print_fn) -> tuple[TrainState, int]:
+  """The newest verified stacked checkpoint (with the data iterator's position), else a fresh
+  population; returns it with its step."""
+  latest, state = ckpt.restore_latest(program.abstract_state, train_iter, note=print_fn)
+  if latest is None:
+    return program.init_state(), 0
+  print_fn(f'[population] resumed from checkpoint step {latest} in {ckpt.directory}')
+  return state, int(jax.device_get(state.step)[0])
+
+
+@dataclasses.dataclass
+class _Run:
+  """What the population's loop works with, besides the state and the step."""
+
+  config: ml_collections.ConfigDict  # member 0's: the fields every member shares
+  program: _Program
+  members: _Members
+  ckpt: checkpoints.Checkpointer
+  train_iter: Any
+  task: Task
+  make_eval_iterator: Callable[..., Iterable[Mapping[str, np.ndarray]]]
+  print_fn: Callable[[str], None]
+
+
+class _Meter:
+  """Sums the members' train scalars on the devices between log lines; marks non-finite steps.
+
+  No host round trip per step: the sums and each member's first NaN/Inf step stay on the
+  devices until a log line, an evaluation or a checkpoint reads them.
+  """
+
+  def __init__(self, run: _Run, step: int):
+    self.run = run
+    self.first_bad = jax.device_put(
+      np.zeros(len(run.members.configs), np.int32), run.program.members
     )
-  finally:
-    try:
-      if ckpt is not None:
-        ckpt.close()
-      if members is not None:
-        members.close()
-    finally:
-      for lock in reversed(locks):
-        lock.release()
+    self.sums, self.count = None, 0
+    self.last_step, self.last_time, self.timed = step, time.perf_counter(), False
+
+  def add(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
+    self.first_bad = self.run.program.mark_nonfinite(self.first_bad, metrics['finite'], step)
+    scalars = {k: v for k, v in metrics.items() if k not in ('finite', 'learning_rate')}
+    self.sums = scalars if self.sums is None else jax.tree.map(jnp.add, self.sums, scalars)
+    self.count += 1
+    if not self.timed:  # the first step compiles: rates are timed from its end
+      jax.block_until_ready(metrics['loss'])
+      self.last_step, self.last_time, self.timed = step, time.perf_counter(), True
+
+  def note_nonfinite(self) -> None:
+    """Marks the members whose loss or gradient turned NaN/Inf (read from the devices)."""
+    self.run.members.note_nonfinite(jax.device_get(self.first_bad))
+
+  def flush(self, step: int, metrics: Mapping[str, jax.Array]) -> None:
+    """Logs each member's means since the last line, its learning rate and the throughput."""
+    run, now = self.run, time.perf_counter()
+    rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+    sums, rates, bad = jax.device_get((self.sums, metrics.get('learning_rate'), self.first_bad))
+    run.members.note_nonfinite(bad)
+    batch_size = run.config.batch_size
+    for k, logger in enumerate(run.members.loggers):
+      logged = {name: float(v[k]) / self.count for name, v in sums.items()}
+      if rates is not None:
+        logged['learning_rate'] = float(rates[k])
+      logger.log(step, 'train', logged, steps_per_sec=rate, images_per_sec=rate * batch_size)
+    members = len(run.members.loggers)
+    run.print_fn(
+      f'[population] step {step}/{run.config.total_steps}: loss per member '
+      + ' '.join(f'{v:.4g}' for v in sums['loss'] / self.count)
+      + f'; {rate:.3g} steps/s ({rate * members:.3g} member-steps/s)'
+    )
+    self.sums, self.count, self.last_step, self.last_time = None, 0, step, now
 
 
-def _evaluate(
-  config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
-):
+def _evaluate(run: _Run, state: TrainState, step: int) -> tuple[TrainState, list[dict]]:
   """Evaluates every member on the same batches, logs each, checkpoints each member's state in
   its own directory with its metrics, and feeds the plateau schedules."""
+  config, program, members = run.config, run.program, run.members
   sums = None
-  for i, local in enumerate(make_eval_iterator(process_index=0, process_count=1)):
+  for i, local in enumerate(run.make_eval_iterator(process_index=0, process_count=1)):
     if 0 <= config.eval_steps <= i:
       break
     batch = jax.device_put(loop._with_valid(local), program.replicated)  # pylint: disable=protected-access
@@ -507,18 +622,18 @@ def _evaluate(
   if sums is None:
     raise ValueError('the evaluation split produced no batches')
   sums = jax.device_get(sums)
-  metrics = [task.finalize(_member_rows(sums, k)) for k in range(len(members.configs))]
+  metrics = [run.task.finalize(_member_rows(sums, k)) for k in range(len(members.configs))]
   if config.best_metric not in metrics[0]:
     raise ValueError(
       f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
-      f'task {task.name!r}: {sorted(metrics[0])}'
+      f'task {run.task.name!r}: {sorted(metrics[0])}'
     )
   for k, member_metrics in enumerate(metrics):
     members.loggers[k].log(step, 'eval', member_metrics)
     if k not in members.failed:
-      members.ckpts[k].save(step, _member_rows(state, k), train_iter, metrics=member_metrics)
+      members.ckpts[k].save(step, _member_rows(state, k), run.train_iter, metrics=member_metrics)
   values = [m[config.best_metric] for m in metrics]
-  print_fn(
+  run.print_fn(
     f'[population] step {step} eval: {config.best_metric} per member '
     + ' '.join(f'{v:.4g}' for v in values)
   )
@@ -528,86 +643,74 @@ def _evaluate(
   return state, metrics
 
 
-def _train(
-  config,
-  program: _Program,
-  members: _Members,
-  ckpt: checkpoints.Checkpointer,
-  state,
-  step: int,
-  train_iter,
-  *,
-  task,
-  make_eval_iterator,
-  print_fn,
-):
-  total, K = config.total_steps, len(members.configs)  # noqa: N806
-  if step >= total and all(
-    os.path.exists(os.path.join(w, loop.RESULTS_FILE)) for w in members.workdirs
-  ):
-    print_fn(f'[population] already complete (step {step} of {total})')
-    results = []
-    for w in members.workdirs:
-      with open(os.path.join(w, loop.RESULTS_FILE)) as f:
-        results.append(json.load(f))
-    return results
-  for k, (c, w) in enumerate(zip(members.configs, members.workdirs)):
+def _train(run: _Run, state: TrainState, step: int) -> list[dict[str, Any] | None]:
+  """Trains from ``step`` to ``total_steps`` (or returns the results of a finished population);
+  then each member's results."""
+  finished = _finished_results(run, step)
+  if finished is not None:
+    return finished
+  for c, w in zip(run.members.configs, run.members.workdirs):
     run_logging.save_config(c, w)
-  first_bad = jax.device_put(np.zeros(K, np.int32), program.members)
-  sums, count, metrics, eval_metrics = None, 0, None, []
-  last_step, last_time, timed = step, time.perf_counter(), False
+  state, step, eval_metrics, preempted = _train_steps(run, state, step)
+  if preempted:
+    return [{'step': step, 'preempted': True} for _ in run.members.configs]
+  if not eval_metrics:  # restarted at the end without results (killed after the last save)
+    state, eval_metrics = _evaluate(run, state, step)
+  return _write_results(run, step, eval_metrics)
+
+
+def _finished_results(run: _Run, step: int) -> list[dict[str, Any]] | None:
+  """The saved results of a population that already finished (every member's), else None."""
+  workdirs, total = run.members.workdirs, run.config.total_steps
+  if step < total or not all(os.path.exists(os.path.join(w, loop.RESULTS_FILE)) for w in workdirs):
+    return None
+  run.print_fn(f'[population] already complete (step {step} of {total})')
+  results = []
+  for w in workdirs:
+    with open(os.path.join(w, loop.RESULTS_FILE)) as f:
+      results.append(json.load(f))
+  return results
+
+
+def _train_steps(run: _Run, state: TrainState, step: int):
+  """The loop: a train step for every member, and at their intervals a log line, an evaluation
+  and a checkpoint of the stacked state; SIGTERM saves and stops at a step boundary.
+
+  Returns:
+    ``(state, step, last evaluation's per-member metrics or [], preempted)``.
+  """
+  config, program = run.config, run.program
+  meter, eval_metrics = _Meter(run, step), []
   with loop._Preemption() as preemption:  # pylint: disable=protected-access
-    while step < total:
-      batch = jax.device_put(next(train_iter), program.replicated)
+    while step < config.total_steps:
+      batch = jax.device_put(next(run.train_iter), program.replicated)
       state, metrics = program.train_step(state, program.hyperparams, batch)
       step += 1
-      first_bad = program.mark_nonfinite(first_bad, metrics['finite'], step)
-      scalars = {k: v for k, v in metrics.items() if k not in ('finite', 'learning_rate')}
-      sums = scalars if sums is None else jax.tree.map(jnp.add, sums, scalars)
-      count += 1
-      if not timed:  # the first step compiles: rates are timed from its end
-        jax.block_until_ready(metrics['loss'])
-        last_step, last_time, timed = step, time.perf_counter(), True
-      last = step == total
+      meter.add(step, metrics)
+      last = step == config.total_steps
       evaluate_now, preempted = step % config.eval_every == 0 or last, preemption.reached(step)
       if step % config.log_every == 0 or last:
-        now = time.perf_counter()
-        rate = (step - last_step) / max(now - last_time, 1e-9)
-        host_sums, lrs, bad = jax.device_get((sums, metrics.get('learning_rate'), first_bad))
-        members.note_nonfinite(bad)
-        for k in range(K):
-          logged = {name: float(v[k]) / count for name, v in host_sums.items()}
-          if lrs is not None:
-            logged['learning_rate'] = float(lrs[k])
-          members.loggers[k].log(
-            step, 'train', logged, steps_per_sec=rate, images_per_sec=rate * config.batch_size
-          )
-        losses = host_sums['loss'] / count
-        print_fn(
-          f'[population] step {step}/{total}: loss per member '
-          + ' '.join(f'{v:.4g}' for v in losses)
-          + f'; {rate:.3g} steps/s ({rate * K:.3g} member-steps/s)'
-        )
-        sums, count, last_step, last_time = None, 0, step, now
+        meter.flush(step, metrics)
       if evaluate_now:
         # A member that turned NaN since the last log line is marked before it is evaluated, so
         # its NaN state is never checkpointed as its best.
-        members.note_nonfinite(jax.device_get(first_bad))
-        state, eval_metrics = _evaluate(
-          config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
-        )
+        meter.note_nonfinite()
+        state, eval_metrics = _evaluate(run, state, step)
       if evaluate_now or preempted or step % config.checkpoint_every == 0:
-        members.note_nonfinite(jax.device_get(first_bad))
-        ckpt.save(step, state, train_iter)
+        meter.note_nonfinite()
+        run.ckpt.save(step, state, run.train_iter)
       if preempted:
-        print_fn(f'[population] SIGTERM: saved checkpoint step {step}; stopping.')
-        return [{'step': step, 'preempted': True} for _ in range(K)]
-  if not eval_metrics:  # restarted at the end without results (killed after the last save)
-    state, eval_metrics = _evaluate(
-      config, program, members, task, state, step, train_iter, make_eval_iterator, print_fn
-    )
-  members.note_nonfinite(jax.device_get(first_bad))
+        run.print_fn(f'[population] SIGTERM: saved checkpoint step {step}; stopping.')
+        return state, step, eval_metrics, True
+  meter.note_nonfinite()
+  return state, step, eval_metrics, False
+
+
+def _write_results(run: _Run, step: int, eval_metrics: Sequence[Mapping[str, float]]):
+  """Writes each member's ``results.json`` (not a failed member's); returns them (None for a
+  failed member)."""
   results = []
+  members = run.members
   for k, (c, w) in enumerate(zip(members.configs, members.workdirs)):
     if k in members.failed:
       results.append(None)
@@ -615,7 +718,7 @@ def _train(
     best_step, best_value = members.ckpts[k].best()
     result = {
       'step': step,
-      'num_devices': len(program.mesh.devices.flat),
+      'num_devices': len(run.program.mesh.devices.flat),
       **eval_metrics[k],
       f'best_{c.best_metric}': best_value,
       'best_step': best_step,
