@@ -21,7 +21,8 @@ on the same data:
 
 ``ratio`` = fastest anchor ms / jaxseg ms: at least 1 means jaxseg is no slower; ``cpu ratio``
 the same with this process's CPU time (all threads), steadier on a shared host. Times are the
-median of ``--repeats`` runs; on a shared host only ratios are meaningful.
+median of ``--repeats`` runs, timed in alternating rounds (jaxseg, then each anchor, per round)
+so that a change of load on a shared host hits both sides; there only ratios are meaningful.
 """
 
 import argparse
@@ -153,15 +154,23 @@ def np_confusion(labels, preds, n):
 # ---------------------------------------------------------------- timing
 
 
-def _median_ms(fn, repeats):
-  """(wall ms, CPU ms of this process, all threads), each the median of `repeats` runs."""
-  walls, cpus = [], []
+def _rounds(fns, repeats):
+  """(wall ms, CPU ms of this process, all threads) of each function, each the median of
+  `repeats` runs timed in alternating rounds (one run of each per round), so that a change of
+  the host's load hits every side alike; None entries give None."""
+  walls, cpus = [[] for _ in fns], [[] for _ in fns]
   for _ in range(repeats):
-    start, cpu = time.perf_counter(), time.process_time()
-    jax.block_until_ready(fn())
-    walls.append(time.perf_counter() - start)
-    cpus.append(time.process_time() - cpu)
-  return 1e3 * statistics.median(walls), 1e3 * statistics.median(cpus)
+    for i, fn in enumerate(fns):
+      if fn is None:
+        continue
+      start, cpu = time.perf_counter(), time.process_time()
+      jax.block_until_ready(fn())
+      walls[i].append(time.perf_counter() - start)
+      cpus[i].append(time.process_time() - cpu)
+  return [
+    (1e3 * statistics.median(w), 1e3 * statistics.median(c)) if w else None
+    for w, c in zip(walls, cpus)
+  ]
 
 
 def main(argv=None):
@@ -170,7 +179,7 @@ def main(argv=None):
   parser.add_argument('--size', default='480x640')
   parser.add_argument('--images', type=int, default=100)
   parser.add_argument('--label-size', type=int, default=512)
-  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--repeats', type=int, default=5)
   parser.add_argument('--quick', action='store_true', help='8 maps of 60x80, 8 images of 64x64')
   parser.add_argument('--json', default='')
   args = parser.parse_args(argv)
@@ -258,10 +267,15 @@ def main(argv=None):
     start = time.perf_counter()
     jax.block_until_ready(fn(j_sal, j_fix, j_den, j_other, keys))
     compile_s = time.perf_counter() - start
-    jax_ms = _median_ms(lambda fn=fn: fn(j_sal, j_fix, j_den, j_other, keys), args.repeats)
     loop = lambda table, name=name: [table[name](i) for i in range(n)]
-    numpy_ms = _median_ms(lambda: loop(np_metrics), args.repeats) if name in np_metrics else None
-    pys_ms = _median_ms(lambda: loop(pys_metrics), args.repeats) if name in pys_metrics else None
+    jax_ms, numpy_ms, pys_ms = _rounds(
+      [
+        lambda fn=fn: fn(j_sal, j_fix, j_den, j_other, keys),
+        (lambda: loop(np_metrics)) if name in np_metrics else None,
+        (lambda: loop(pys_metrics)) if name in pys_metrics else None,
+      ],
+      args.repeats,
+    )
     emit(name, jax_ms, compile_s, numpy_ms, pys_ms)
 
   size = args.label_size
@@ -271,28 +285,23 @@ def main(argv=None):
   j_labels, j_preds = jnp.asarray(labels), jnp.asarray(preds)
   expected = np_confusion(labels, preds, 21)
   assert np.array_equal(np.asarray(seg.confusion_matrix(j_labels, j_preds, 21)), expected)
-  numpy_ms = _median_ms(lambda: np_confusion(labels, preds, 21), args.repeats)
   start = time.perf_counter()
   jax.block_until_ready(seg.confusion_matrix(j_labels, j_preds, 21))
-  compile_s = time.perf_counter() - start
-  emit(
-    'confusion_matrix (eager)',
-    _median_ms(lambda: seg.confusion_matrix(j_labels, j_preds, 21), args.repeats),
-    compile_s,
-    numpy_ms,
-    None,
-  )
+  eager_compile_s = time.perf_counter() - start
   jitted = jax.jit(lambda a, b: seg.confusion_matrix(a, b, 21))
   start = time.perf_counter()
   jax.block_until_ready(jitted(j_labels, j_preds))
-  compile_s = time.perf_counter() - start
-  emit(
-    'confusion_matrix (jit)',
-    _median_ms(lambda: jitted(j_labels, j_preds), args.repeats),
-    compile_s,
-    numpy_ms,
-    None,
+  jit_compile_s = time.perf_counter() - start
+  eager_ms, jit_ms, numpy_ms = _rounds(
+    [
+      lambda: seg.confusion_matrix(j_labels, j_preds, 21),
+      lambda: jitted(j_labels, j_preds),
+      lambda: np_confusion(labels, preds, 21),
+    ],
+    args.repeats,
   )
+  emit('confusion_matrix (eager)', eager_ms, eager_compile_s, numpy_ms, None)
+  emit('confusion_matrix (jit)', jit_ms, jit_compile_s, numpy_ms, None)
   print(f'load {os.getloadavg()[0]:.1f}')
   if args.json:
     with open(args.json, 'w') as f:

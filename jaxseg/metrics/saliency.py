@@ -343,11 +343,10 @@ def _urn_draws_above(key, above, total, count, n_splits: int) -> jax.Array:
   ``above[j]`` is the number of candidates at or above ``t_j`` (non-increasing in ``j``). One
   draw picks a uniform rank ``r`` among the remaining candidates ordered from the top, which
   lies at or above ``t_j`` iff ``r`` is below the remaining count there; that candidate leaves
-  the urn. ``r = floor(u R)`` with ``u`` 24 random bits (`_hash_bits`) times 2^-24 (each
-  probability exact to
-  2^-24; the counts are exact integers in float32 below 2^24). Draws go ``_URN_UNROLL`` at a
-  time while fewer than ``count`` were made: sequential, but a handful of fused operations on
-  ``(n_splits, J)`` per draw.
+  the urn. ``r = floor(u R)`` (at most ``R - 1``) with ``u`` 24 random bits (`_hash_bits`)
+  times 2^-24: each probability exact to about 2^-24; the counts are exact integers in float32
+  below 2^24. Draws go ``_URN_UNROLL`` at a time while fewer than ``count`` were made:
+  sequential, but a handful of fused operations on ``(n_splits, J)`` per draw.
   """
   dtype = above.dtype
   seed = jax.random.bits(key, (2,), jnp.uint32)
@@ -846,10 +845,13 @@ def similarity(sal, density, *, convention: str = 'mit') -> jax.Array:
 
 def _sim_normalise_mit(x):
   # A map is all zero iff its min and max are (a NaN makes the score NaN anyway): XLA:CPU's
-  # boolean any() costs 3-4x a float reduction (issue 16).
+  # boolean any() costs 3-4x a float reduction (issue 16). An all-zero map stays zero through
+  # safe scalar divisors, not a per-pixel select (which XLA:CPU would not fuse into the sums).
   lo, hi = x.min(), x.max()
-  y = (x - lo) / (hi - lo)
-  return jnp.where((lo != 0) | (hi != 0), y / y.sum(), x)
+  nonzero = (lo != 0) | (hi != 0)
+  y = (x - lo) / jnp.where(nonzero, hi - lo, 1.0)
+  total = y.sum()
+  return y / jnp.where(nonzero, total, 1.0)
 
 
 def _sim_normalise_pysaliency(x):
@@ -888,11 +890,16 @@ def kld(sal, density) -> jax.Array:
   # of non-negative numbers is 0 only if each is); a NaN or infinity makes the sum non-finite
   # (XLA:CPU's vectorised min drops NaN; the sum does not), and so does a float32 sum that
   # overflows, where the normalised map would be meaningless. The normalised maps are finite
-  # iff the maps are. Two reductions per map instead of four (issue 16).
+  # iff the maps are. A min and a sum per map (XLA fuses them) instead of min, max, sum and a
+  # finiteness sum: 0.64 -> 0.38 ms CPU per 480x640 pair in one A/B run (folding the sign test
+  # into the divergence's pass instead ran slower, 0.46; issue 16).
   p_lo, p_sum, q_lo, q_sum = p.min(), p.sum(), q.min(), q.sum()
   ok = (p_lo >= 0) & (q_lo >= 0) & jnp.isfinite(p_sum) & jnp.isfinite(q_sum)
-  p = jnp.where(p_sum != 0, p / p_sum, p)
-  q = jnp.where(q_sum != 0, q / q_sum, q)
+  # Divided by a safe scalar, not selected per pixel: XLA:CPU then fuses the normalisation
+  # into the divergence's reduction instead of writing both normalised maps (0.44 -> 0.37 ms
+  # per pair in one A/B run; an all-zero map divided by 1 stays zero, as in KLdiv.m).
+  p = p / jnp.where(p_sum != 0, p_sum, 1.0)
+  q = q / jnp.where(q_sum != 0, q_sum, 1.0)
   value = jnp.sum(q * jnp.log(MATLAB_EPS + q / (p + MATLAB_EPS)))
   return jnp.where(ok, value, jnp.nan)
 

@@ -1,12 +1,13 @@
 """Convolutions over NHWC activations with HWIO kernels.
 
-Three checked ops over `jax.lax.conv_general_dilated`. Three shapes take a faster lowering,
-numerically the same op (benchmarks/conv_ops.py has the numbers on XLA:CPU): a 1x1, `groups=1`
-convolution runs as a matmul over channels (3x faster to train), a stride-1, `groups=1` atrous
-convolution as one matmul per kernel tap that reads the image (DeepLab's ASPP 5.6x faster to
-train at output stride 8), and a strided, undilated transposed convolution as a dense
-convolution over the kernel's stride phases with hand-picked derivative formulations (10-200x
-faster forward, 5-140x faster to train).
+Three checked ops over `jax.lax.conv_general_dilated`. Four shapes take a faster lowering,
+numerically the same op (benchmarks/README.md has the numbers on XLA:CPU): a 1x1, `groups=1`
+convolution runs as a matmul over channels (3x faster to train); a stride-1, `groups=1` atrous
+convolution whose products mostly read padding as one matmul per kernel tap that reads the
+image (DeepLab's ASPP 5.6x faster to train at output stride 8); a wide stride-1 convolution on
+a large map takes its kernel gradient as one matmul per tap (2-3x); and a strided, undilated
+transposed convolution runs as a dense convolution over the kernel's stride phases with
+hand-picked derivative formulations (10-200x faster forward, 5-140x faster to train).
 
 * `conv2d`: the cross-correlation of deep learning (PyTorch `torch.nn.functional.conv2d`).
 * `conv_transpose2d`: its adjoint, Caffe's "Deconvolution" (PyTorch's `conv_transpose2d`).
@@ -170,7 +171,8 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
   # The tap windows need concrete sizes (jax.export's symbolic ones take XLA's convolution).
   concrete = all(isinstance(size, int) for size in x.shape[1:3])
   if dilation != (1, 1) and stride == (1, 1) and groups == 1 and concrete:
-    return _dilated_conv_by_taps(x, w, pads, dilation)
+    if _image_product_fraction(x.shape[1:3], w.shape[:2], pads, dilation) <= _MOSTLY_PADDING:
+      return _dilated_conv_by_taps(x, w, pads, dilation)
   if stride == (1, 1) and dilation == (1, 1) and groups == 1 and concrete:
     if x.shape[1] * x.shape[2] >= _LARGE_MAP_PIXELS and w.shape[-1] >= _WIDE_KERNEL_OUTPUTS:
       return _conv_with_tap_filter_gradient(x, w, pads)
@@ -223,6 +225,22 @@ def _conv_by_padded_taps(x, w, pads, out_hw):
       patch = padded[:, row_tap : row_tap + out_hw[0], col_tap : col_tap + out_hw[1]]
       y = y + jnp.matmul(patch.reshape(rows, channels), w[row_tap, col_tap])
   return y.reshape(n, *out_hw, features)
+
+
+# Atrous convolutions run tap by tap where at most this share of their products reads the image
+# (the rest multiplies padding): at rate 12 on a 32x32 map (56%) the taps win 2x; at rates 2
+# and 4 on it (94%, 84%) they tie or win 1.2x but cost compilation time (nine matmuls each).
+_MOSTLY_PADDING = 0.6
+
+
+def _image_product_fraction(in_hw, kernel_hw, pads, dilation) -> float:
+  """The share of a convolution's products whose input pixel is inside the image."""
+  fraction = 1.0
+  for size, kernel, (pad_lo, pad_hi), rate in zip(in_hw, kernel_hw, pads, dilation):
+    out_size = size + pad_lo + pad_hi - rate * (kernel - 1)
+    inside = sum(hi - lo for _, lo, hi, _ in _tap_windows(size, kernel, rate, pad_lo, out_size))
+    fraction *= inside / (kernel * out_size)
+  return fraction
 
 
 def _tap_windows(size: int, kernel: int, dilation: int, pad_lo: int, out_size: int):
