@@ -174,7 +174,10 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
     if _image_product_fraction(x.shape[1:3], w.shape[:2], pads, dilation) <= _MOSTLY_PADDING:
       return _dilated_conv_by_taps(x, w, pads, dilation)
   if stride == (1, 1) and dilation == (1, 1) and groups == 1 and concrete:
-    if x.shape[1] * x.shape[2] >= _LARGE_MAP_PIXELS and w.shape[-1] >= _WIDE_KERNEL_OUTPUTS:
+    large = x.shape[1] * x.shape[2] >= _LARGE_MAP_PIXELS and w.shape[-1] >= _WIDE_KERNEL_OUTPUTS
+    # Not in a population (member_conv): its per-member convolution has a custom VJP, which
+    # reverse mode cannot transpose inside this path's JVP rule.
+    if large and not member_conv.active():
       return _conv_with_tap_filter_gradient(x, w, pads)
   return _lax_conv(x, w, stride, pads, dilation, groups)
 
