@@ -211,6 +211,7 @@ def _iou(a, b, valid=None):
   return np.sum(a & b & valid) / max(np.sum((a | b) & valid), 1)
 
 
+@pytest.mark.slow  # ~4 s; the default energy test also compares with OpenCV
 def test_matches_cv2_grabcut_on_a_small_image():
   image, rect = _small_astronaut()
   ours = np.asarray(gc.grabcut(image, rect, key=jax.random.PRNGKey(0)))

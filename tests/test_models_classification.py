@@ -350,7 +350,7 @@ def _small_resnet(depth, **kwargs):
   return get_model(f'resnet{depth}', num_filters=4, num_classes=5, **kwargs)
 
 
-@pytest.mark.parametrize('depth', [18, 50])
+@pytest.mark.parametrize('depth', [18, pytest.param(50, marks=pytest.mark.slow)])  # 50: ~4 s
 def test_resnet_dilation_computes_the_same_function_densely(depth):
   # Atrous algorithm: replacing strides by dilations samples the same responses densely, so the
   # output stride 8 or 16 map subsampled equals the output stride 32 map.
@@ -773,6 +773,7 @@ def _torch_googlenet_paper(torch, num_classes):
   return Net()
 
 
+@pytest.mark.slow  # ~9 s; the torchvision GoogLeNet weight check is slow too
 def test_googlenet_paper_matches_a_pytorch_transcription():
   torch = pytest.importorskip('torch')
   net = _torch_googlenet_paper(torch, num_classes=10).eval()

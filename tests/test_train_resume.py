@@ -81,6 +81,7 @@ def digits_dir(tmp_path_factory):
   return data_dir
 
 
+@pytest.mark.slow  # ~12 s: two training processes (the in-process resume test stays default)
 def test_sigkill_and_resume_gives_the_uninterrupted_result(tmp_path, digits_dir):
   config_path = tmp_path / 'config.py'
   _write_config(config_path, digits_dir)
