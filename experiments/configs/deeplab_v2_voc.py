@@ -25,9 +25,9 @@ PyTorch is installed (jaxseg never unpickles)::
 The engine imports it into the model's ``backbone`` (``config.init_from_subtree``; found
 automatically) and logs which entries were restored; ``fc.*`` is reported unused.
 
-Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on GPUs/TPUs and on
-CPUs with AVX512-BF16 (ResNet-50's and DeepLabV3's train steps
-measured 22% and 13% faster there); float32 otherwise.
+Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on GPUs/TPUs; float32 on
+CPUs (with issue 16's float32 lowerings, bfloat16 made ResNet-50's train step only 5% faster and
+DeepLabV3's 3% slower on an AVX512-BF16 CPU).
 """
 
 import ml_collections

@@ -16,9 +16,9 @@ Recipe (paper Sec. 4.2): SGD with momentum 0.9, batch 128, weight decay 1e-4, le
 divided by 10 at 32k and 48k steps, 64k steps; 4-pixel padding with random 32x32 crops and
 horizontal flips.
 
-Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on GPUs/TPUs and on
-CPUs with AVX512-BF16 (ResNet-50's and DeepLabV3's train steps
-measured 22% and 13% faster there); float32 otherwise.
+Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on GPUs/TPUs; float32 on
+CPUs (with issue 16's float32 lowerings, bfloat16 made ResNet-50's train step only 5% faster and
+DeepLabV3's 3% slower on an AVX512-BF16 CPU).
 """
 
 import ml_collections

@@ -17,9 +17,9 @@ Recipe (paper Sec. 3.4): SGD with momentum 0.9, batch 256, weight decay 1e-4, no
 learning rate 0.1 divided by 10 when the error plateaus; the plateaus fell near epochs 30 and 60
 (paper Fig. 4), so the divisions are scheduled there (and at 80), for 90 epochs in all.
 
-Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on GPUs/TPUs and on
-CPUs with AVX512-BF16 (ResNet-50's and DeepLabV3's train steps
-measured 22% and 13% faster there); float32 otherwise.
+Compute dtype (issue 16, benchmarks/README.md): ``--config.dtype=bfloat16`` on GPUs/TPUs; float32 on
+CPUs (with issue 16's float32 lowerings, bfloat16 made ResNet-50's train step only 5% faster and
+DeepLabV3's 3% slower on an AVX512-BF16 CPU).
 """
 
 import ml_collections
