@@ -308,7 +308,7 @@ def _uniform_draws_above(key, fractions, count, n_splits: int) -> jax.Array:
 
   A uniformly drawn pixel lies at or above ``t_j`` iff its rank from the top is below
   ``#{S >= t_j}``: one uniform ``u`` per draw, compared with every fraction (nested, as the
-  thresholds are). ``u`` is 24 random bits (`_hash_bits`) times 2^-24, so each probability is
+  thresholds are). ``u`` is 24 random bits (`_hash_bits24`) times 2^-24, so each probability is
   exact to 2^-24; ``u < f`` is compared as ``bits < ceil(f 2^24)``, the same test. The draws go
   a chunk at a time while fewer than ``count`` were made: the cost grows with ``count``, as the
   ``.m`` file's does, and stays a few fused operations (a multinomial through JAX's sequential
@@ -323,7 +323,7 @@ def _uniform_draws_above(key, fractions, count, n_splits: int) -> jax.Array:
   def body(carry):
     step, total = carry
     counters = cells + step.astype(jnp.uint32) * jnp.uint32(n_splits * chunk)
-    bits = _hash_bits(seed, counters) >> jnp.uint32(8)
+    bits = _hash_bits24(seed, counters)
     drawn = (step * chunk + columns < count)[None, :, None]
     hits = (bits[..., None] < limits) & drawn
     return step + 1, total + jnp.sum(hits, axis=1, dtype=jnp.int32)
@@ -343,7 +343,7 @@ def _urn_draws_above(key, above, total, count, n_splits: int) -> jax.Array:
   ``above[j]`` is the number of candidates at or above ``t_j`` (non-increasing in ``j``). One
   draw picks a uniform rank ``r`` among the remaining candidates ordered from the top, which
   lies at or above ``t_j`` iff ``r`` is below the remaining count there; that candidate leaves
-  the urn. ``r = floor(u R)`` (at most ``R - 1``) with ``u`` 24 random bits (`_hash_bits`)
+  the urn. ``r = floor(u R)`` (at most ``R - 1``) with ``u`` 24 random bits (`_hash_bits24`)
   times 2^-24: each probability exact to about 2^-24; the counts are exact integers in float32
   below 2^24. Draws go ``_URN_UNROLL`` at a time while fewer than ``count`` were made:
   sequential, but a handful of fused operations on ``(n_splits, J)`` per draw.
@@ -355,7 +355,7 @@ def _urn_draws_above(key, above, total, count, n_splits: int) -> jax.Array:
   def body(carry):
     step, left_above, left, drawn = carry
     counters = cells + step.astype(jnp.uint32) * jnp.uint32(_URN_UNROLL * n_splits)
-    bits = _hash_bits(seed, counters) >> jnp.uint32(8)
+    bits = _hash_bits24(seed, counters)
     u = bits.astype(dtype) * jnp.asarray(2.0**-24, dtype)
     for d in range(_URN_UNROLL):
       live = (step * _URN_UNROLL + d < count).astype(dtype)
@@ -485,9 +485,10 @@ def _check_ranks(ranks) -> None:
     raise ValueError(f"ranks must be 'host' or 'device', got {ranks!r}.")
 
 
-def _hash_bits(seed, counters) -> jax.Array:
-  """uint32 ``fmix32((counter + seed[0]) * 0x9E3779B9 ^ seed[1])`` (MurmurHash3's finalizer of a
-  seeded Weyl sequence): counter-based random bits, a few fused integer operations each.
+def _hash_bits24(seed, counters) -> jax.Array:
+  """The top 24 bits of uint32 ``fmix32((counter + seed[0]) * 0x9E3779B9 ^ seed[1])``
+  (MurmurHash3's finalizer of a seeded Weyl sequence): counter-based random bits, a few fused
+  integer operations each; every sampler here takes 24 bits (exact in float32 times 2^-24).
 
   Threefry, JAX's default, cost 2-4x these samplers' whole draw on XLA:CPU (issue 16); seeds
   come from ``jax.random.bits(key)``, so distinct keys give unrelated streams.
@@ -498,12 +499,12 @@ def _hash_bits(seed, counters) -> jax.Array:
   x = x * u32(0x85EBCA6B)
   x = x ^ (x >> u32(13))
   x = x * u32(0xC2B2AE35)
-  return x ^ (x >> u32(16))
+  return (x ^ (x >> u32(16))) >> u32(8)
 
 
 def _judd_noise_bits(seed, size: int) -> jax.Array:
   """`_roc_host.judd_noise` as uint32 integers in ``[0, 2^24)`` (the draw is these times 2^-24)."""
-  return _hash_bits(seed, jnp.arange(size, dtype=jnp.uint32)) >> jnp.uint32(8)
+  return _hash_bits24(seed, jnp.arange(size, dtype=jnp.uint32))
 
 
 def _judd_noise_device(seed, size: int) -> jax.Array:
