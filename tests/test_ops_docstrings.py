@@ -101,6 +101,7 @@ DOCTESTED_MODULES = [
   'jaxseg.models.memory',
   'jaxseg.models.fcn',
   'jaxseg.models.deeplab',
+  'jaxseg.train.state',
   'jaxseg.train.tasks.saliency',
   'jaxseg.train.tasks.classification',
   'jaxseg.train.tasks.segmentation',

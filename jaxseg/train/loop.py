@@ -33,7 +33,7 @@ from jaxseg.train import schedules
 from jaxseg.train import sharding
 from jaxseg.train import steps
 from jaxseg.train import workdir_lock
-from jaxseg.train.state import TrainState, init_train_state
+from jaxseg.train.state import TrainState, init_train_state, jit_init
 from jaxseg.train.tasks import Task, get_task
 
 RESULTS_FILE = 'results.json'
@@ -353,7 +353,7 @@ def _compile(
   eval_shardings = (replicated, batch_sharding) if with_outputs else replicated
   return _Compiled(
     mesh=mesh,
-    init_state=jax.jit(init_state, out_shardings=state_shardings),
+    init_state=jit_init(init_state, out_shardings=state_shardings),
     abstract_state=abstract_state,
     state_shardings=state_shardings,
     train_step=jax.jit(

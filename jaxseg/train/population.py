@@ -46,7 +46,7 @@ from jaxseg.train import optimizers
 from jaxseg.train import schedules
 from jaxseg.train import steps
 from jaxseg.train import workdir_lock
-from jaxseg.train.state import TrainState, init_train_state
+from jaxseg.train.state import TrainState, init_train_state, jit_init
 from jaxseg.train.tasks import Task
 
 # The config fields whose values may differ between the members of one population.
@@ -312,7 +312,7 @@ def _build(
     members=members,
     replicated=replicated,
     hyperparams=hyperparams,
-    init_state=lambda: jax.jit(init, out_shardings=state_shardings)(hyperparams),
+    init_state=lambda: jit_init(init, out_shardings=state_shardings)(hyperparams),
     abstract_state=jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=members), abstract_state
     ),
