@@ -121,3 +121,39 @@ def test_segmentation_grid_layout_and_png(tmp_path):
   assert grid[0, 0].tolist() == [255, 255, 255]  # padding
   path = viz.save_png(grid, str(tmp_path / 'a' / 'grid.png'))
   np.testing.assert_array_equal(np.array(Image.open(path)), grid)
+
+
+@pytest.mark.parametrize('num_metrics', [1, 2, 4, 8])
+@pytest.mark.parametrize('title', ['', '/tmp/runs/000_learning_rate=0.000125_total_steps=600'])
+def test_curve_panels_and_their_labels_fit_the_figure_without_overlapping(num_metrics, title):
+  # The fixed margins of viz.curves must leave room for tick labels, titles and 'step' labels:
+  # each panel's drawn extent (labels included) inside the figure, no two extents overlapping.
+  from matplotlib import pyplot as plt
+
+  from jaxseg.viz import curves
+
+  names = ['loss', 'learning_rate', 'accuracy', 'mean_iou', 'grad_norm', 'top5_error', 'a', 'b']
+  records = [
+    {
+      'step': s,
+      'split': split,
+      **{n: 1.25e-4 * s * (i + 1) for i, n in enumerate(names[:num_metrics])},
+    }
+    for s in range(1, 601, 50)
+    for split in ('train', 'eval')
+  ]
+  figure = curves._draw(records, title)  # pylint: disable=protected-access
+  figure.canvas.draw()
+  renderer = figure.canvas.get_renderer()
+  bounds = figure.bbox
+  extents = [axis.get_tightbbox(renderer) for axis in figure.axes if axis.axison]
+  assert len(extents) == num_metrics
+  if title:  # the figure's title too
+    extents.append(figure._suptitle.get_window_extent(renderer))  # pylint: disable=protected-access
+  plt.close(figure)
+  for extent in extents:
+    assert extent.x0 >= bounds.x0 - 1 and extent.y0 >= bounds.y0 - 1
+    assert extent.x1 <= bounds.x1 + 1 and extent.y1 <= bounds.y1 + 1
+  for i, first in enumerate(extents):
+    for second in extents[i + 1 :]:
+      assert not first.overlaps(second), (first, second)

@@ -95,6 +95,19 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *, title: str =
     >>> plot_curves([{'step': s, 'split': 'train', 'loss': 1 / s} for s in (1, 2, 3)], path)[-10:]
     'curves.png'
   """
+  figure = _draw(records, title)
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top (after Agg)
+
+  folder = os.path.dirname(path)
+  if folder:
+    os.makedirs(folder, exist_ok=True)
+  figure.savefig(path, dpi=100)
+  plt.close(figure)
+  return path
+
+
+def _draw(records: Sequence[Mapping[str, Any]], title: str):
+  """The figure of :func:`plot_curves` (open: the caller saves and closes it)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use('Agg')  # files only: no display needed
@@ -126,10 +139,29 @@ def plot_curves(records: Sequence[Mapping[str, Any]], path: str, *, title: str =
     axis.axis('off')
   if title:
     figure.suptitle(title, fontsize=10)
-  figure.tight_layout()
-  folder = os.path.dirname(path)
-  if folder:
-    os.makedirs(folder, exist_ok=True)
-  figure.savefig(path, dpi=100)
-  plt.close(figure)
-  return path
+  _fixed_margins(figure, rows, columns, title=bool(title))
+  return figure
+
+
+# Margins in inches around and between the panels, fixed because the fonts are (8-10 pt):
+# room for the tick labels and 'step' below, the panel titles above, the y tick labels left.
+# ``figure.tight_layout()`` found equivalent ones by drawing the figure an extra time, a third of
+# the plot's cost (0.36 -> 0.27 s per curves.png, which every run and every sweep trial draws).
+_LEFT, _RIGHT, _BOTTOM, _TOP, _TITLE = 0.62, 0.15, 0.45, 0.3, 0.3
+_BETWEEN_COLUMNS, _BETWEEN_ROWS = 0.7, 0.75
+
+
+def _fixed_margins(figure, rows: int, columns: int, *, title: bool) -> None:
+  """Places ``rows x columns`` panels with the fixed margins above (inches)."""
+  width, height = figure.get_size_inches()
+  top = _TOP + (_TITLE if title else 0.0)
+  panel_width = (width - _LEFT - _RIGHT - (columns - 1) * _BETWEEN_COLUMNS) / columns
+  panel_height = (height - _BOTTOM - top - (rows - 1) * _BETWEEN_ROWS) / rows
+  figure.subplots_adjust(
+    left=_LEFT / width,
+    right=1 - _RIGHT / width,
+    bottom=_BOTTOM / height,
+    top=1 - top / height,
+    wspace=_BETWEEN_COLUMNS / panel_width,
+    hspace=_BETWEEN_ROWS / panel_height,
+  )
