@@ -137,12 +137,7 @@ def _draw(records: Sequence[Mapping[str, Any]], title: str):
       axis.legend(fontsize=8)
   for axis in list(axes.flat)[len(names) :]:
     axis.axis('off')
-  if title:
-    # At a fixed distance from the top: matplotlib's default (2% of the height) reaches the
-    # panel titles of tall figures.
-    height = figure.get_size_inches()[1]
-    figure.suptitle(title, fontsize=10, y=1 - _TITLE_FROM_TOP / height, va='top')
-  _fixed_margins(figure, rows, columns, title=bool(title))
+  _lay_out(figure, rows, columns, title)
   return figure
 
 
@@ -150,14 +145,19 @@ def _draw(records: Sequence[Mapping[str, Any]], title: str):
 # room for the tick labels and 'step' below, the panel titles above, the y tick labels left.
 # ``figure.tight_layout()`` found equivalent ones by drawing the figure an extra time, a third of
 # the plot's cost (0.36 -> 0.27 s per curves.png, which every run and every sweep trial draws).
-_LEFT, _RIGHT, _BOTTOM, _TOP, _TITLE = 0.62, 0.15, 0.45, 0.3, 0.3
-_TITLE_FROM_TOP = 0.08
+# A figure title sits at a fixed distance from the top too (matplotlib's default, 2% of the
+# height, reaches the panel titles of tall figures), with _TITLE more room above the panels.
+_LEFT, _RIGHT, _BOTTOM, _TOP = 0.62, 0.15, 0.45, 0.3
+_TITLE, _TITLE_FROM_TOP = 0.3, 0.08
 _BETWEEN_COLUMNS, _BETWEEN_ROWS = 0.7, 0.75
 
 
-def _fixed_margins(figure, rows: int, columns: int, *, title: bool) -> None:
-  """Places ``rows x columns`` panels with the fixed margins above (inches)."""
+def _lay_out(figure, rows: int, columns: int, title: str) -> None:
+  """Places the figure's title (if any) and its ``rows x columns`` panels with the fixed
+  margins above (inches)."""
   width, height = figure.get_size_inches()
+  if title:
+    figure.suptitle(title, fontsize=10, y=1 - _TITLE_FROM_TOP / height, va='top')
   top = _TOP + (_TITLE if title else 0.0)
   panel_width = (width - _LEFT - _RIGHT - (columns - 1) * _BETWEEN_COLUMNS) / columns
   panel_height = (height - _BOTTOM - top - (rows - 1) * _BETWEEN_ROWS) / rows
