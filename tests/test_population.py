@@ -2,13 +2,17 @@
 
 import json
 import os
+import re
 
+import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
+from jaxseg import nn as jaxseg_nn
 from jaxseg import train
 from jaxseg.train import checkpoints
+from jaxseg.train import loop
 from jaxseg.train import population
 from tests import _train_fixtures as fx
 
@@ -134,6 +138,57 @@ def test_members_equal_alone_runs_on_eight_devices(tmp_path):
   configs = _members(8)
   assert jax.device_count() == 8
   _check_members_equal_alone(tmp_path, configs, [0, 3, 5], jax.devices())
+
+
+class _JaxsegConvNet(nn.Module):
+  """TinyNet with jaxseg's convolution, which a CPU population runs once per member."""
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    del train
+    x = nn.relu(jaxseg_nn.Conv(4, 3, name='conv1')(x))  # the shared batch: every member's filters
+    x = nn.relu(jaxseg_nn.Conv(4, 3, name='conv2')(x))  # per member: slices the member axis
+    return nn.Dense(fx.NUM_CLASSES)(x.mean(axis=(1, 2))), {}
+
+
+_COLLECTIVES = re.compile(r'collective-permute|all-reduce|all-gather|all-to-all|reduce-scatter')
+
+
+@pytest.mark.parametrize('num_devices', [2, 8])
+def test_members_on_several_cpu_devices_train_without_communicating(num_devices):
+  # One plain convolution per member slices the member axis. Sliced across devices by the SPMD
+  # partitioner, that moved every member's activations between devices (collective permutes and
+  # all-reduces), and XLA:CPU's rendezvous deadlocked once steps were dispatched back to back.
+  # Each device must train its own members alone, and equal the same population on one device.
+  configs = _members(num_devices, total_steps=3)
+  varied = population.check_population(configs)
+  model, task = _JaxsegConvNet(), fx.SoftmaxTask()
+  batches = fx.ArrayIterator(*fx.make_dataset(64), global_batch_size=configs[0].batch_size, seed=0)
+  batches = [next(batches) for _ in range(3)]
+  params = []
+  for devices in (jax.devices()[:num_devices], jax.devices()[:1]):
+    program = population._build(  # pylint: disable=protected-access
+      configs,
+      varied,
+      model=model,
+      task=task,
+      input_shape=fx.IMAGE_SHAPE,
+      devices=devices,
+      vectorize='auto',
+    )
+    state = program.init_state()
+    for batch in batches:
+      batch = jax.device_put(batch, program.replicated)
+      state, _ = program.train_step(state, program.hyperparams, batch)
+    eval_batch = jax.device_put(loop._with_valid(batch), program.replicated)  # pylint: disable=protected-access
+    for compiled in (
+      program.train_step.lower(state, program.hyperparams, batch).compile(),
+      program.eval_step.lower(state, eval_batch).compile(),
+    ):
+      found = _COLLECTIVES.search(compiled.as_text())
+      assert found is None, f'{len(devices)} devices: {found.group()} in the compiled step'
+    params.append(jax.device_get(state.params))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6), *params)
 
 
 def test_refuses_shape_changing_fields_before_building(tmp_path):

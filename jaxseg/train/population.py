@@ -182,18 +182,33 @@ def _strategy(vectorize: str) -> str:
   return 'vmap' if vectorize == 'auto' else vectorize
 
 
-def _vmapped(member_fn: Callable, in_axes: tuple, devices: Sequence[jax.Device]) -> Callable:
+def _vmapped(member_fn: Callable, in_axes: tuple, mesh: jax.sharding.Mesh) -> Callable:
   """``jax.vmap(member_fn)``; on CPUs traced with one plain convolution per member
-  (:func:`jaxseg.ops.member_conv.per_member_convolutions`), not XLA:CPU's grouped one."""
+  (:func:`jaxseg.ops.member_conv.per_member_convolutions`), not XLA:CPU's grouped one.
+
+  Over several CPU devices, each device runs ``vmap`` on its own members (``jax.shard_map``):
+  a member's convolution slices the member axis, and the partitioner, left to split that
+  itself, moved every member's activations between the devices (collective permutes and
+  all-reduces in each step, which XLA:CPU's rendezvous deadlocked on when steps were
+  dispatched back to back).
+  """
   batched = jax.vmap(member_fn, in_axes=in_axes)
-  if devices[0].platform != 'cpu':
+  if mesh.devices.flat[0].platform != 'cpu':
     return batched
 
   def per_member_convolutions(*args):
     with member_conv.per_member_convolutions():
       return batched(*args)
 
-  return per_member_convolutions
+  if mesh.devices.size == 1:
+    return per_member_convolutions
+  spec = jax.sharding.PartitionSpec(POPULATION_AXIS)
+  return jax.shard_map(
+    per_member_convolutions,
+    mesh=mesh,
+    in_specs=tuple(spec if a == 0 else jax.sharding.PartitionSpec() for a in in_axes),
+    out_specs=spec,
+  )
 
 
 def _unrolled(member_fn: Callable, num: int, *, shared: int) -> Callable:
@@ -300,9 +315,9 @@ def _build(
   init = jax.vmap(member['init'])
   # Evaluation is a few batches: vmapped whatever the strategy (an unrolled program of K
   # members compiled in ~4 s at K = 8, more than it runs).
-  eval_all = _vmapped(member['eval'], (0, None), devices)
+  eval_all = _vmapped(member['eval'], (0, None), mesh)
   if _strategy(vectorize) == 'vmap':
-    train_all = _vmapped(member['train'], (0, 0, None), devices)
+    train_all = _vmapped(member['train'], (0, 0, None), mesh)
   else:
     train_all = _unrolled(member['train'], len(configs), shared=2)
   abstract_state = jax.eval_shape(init, hyperparams)
