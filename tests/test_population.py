@@ -154,12 +154,17 @@ class _JaxsegConvNet(nn.Module):
 _COLLECTIVES = re.compile(r'collective-permute|all-reduce|all-gather|all-to-all|reduce-scatter')
 
 
+@pytest.mark.parametrize('per_member', [True, False], ids=['cpu_per_member', 'grouped'])
 @pytest.mark.parametrize('num_devices', [2, 8])
-def test_members_on_several_cpu_devices_train_without_communicating(num_devices):
-  # One plain convolution per member slices the member axis. Sliced across devices by the SPMD
-  # partitioner, that moved every member's activations between devices (collective permutes and
-  # all-reduces), and XLA:CPU's rendezvous deadlocked once steps were dispatched back to back.
+def test_members_on_several_devices_train_without_communicating(
+  monkeypatch, num_devices, per_member
+):
+  # Left to the SPMD partitioner, the members' convolutions moved data between devices: CPUs'
+  # one convolution per member (a slice of the member axis) collective-permuted activations, and
+  # XLA:CPU's rendezvous deadlocked once steps were dispatched back to back; vmap's grouped
+  # convolution (the accelerators' form, forced here) all-gathered filters and activations.
   # Each device must train its own members alone, and equal the same population on one device.
+  monkeypatch.setattr(population, '_convolution_per_member', lambda mesh: per_member)
   configs = _members(num_devices, total_steps=3)
   varied = population.check_population(configs)
   model, task = _JaxsegConvNet(), fx.SoftmaxTask()

@@ -183,32 +183,37 @@ def _strategy(vectorize: str) -> str:
 
 
 def _vmapped(member_fn: Callable, in_axes: tuple, mesh: jax.sharding.Mesh) -> Callable:
-  """``jax.vmap(member_fn)``; on CPUs traced with one plain convolution per member
+  """``jax.vmap(member_fn)``, each device mapping its own members (``jax.shard_map``); on CPUs
+  traced with one plain convolution per member
   (:func:`jaxseg.ops.member_conv.per_member_convolutions`), not XLA:CPU's grouped one.
 
-  Over several CPU devices, each device runs ``vmap`` on its own members (``jax.shard_map``):
-  a member's convolution slices the member axis, and the partitioner, left to split that
-  itself, moved every member's activations between the devices (collective permutes and
-  all-reduces in each step, which XLA:CPU's rendezvous deadlocked on when steps were
-  dispatched back to back).
+  ``shard_map`` keeps every member's work on its device. Left to the partitioner, the step moved
+  data between the devices: a grouped convolution all-gathered the members' filters and
+  activations, and a member's own convolution (a slice of the member axis) collective-permuted
+  them, which XLA:CPU's rendezvous deadlocked on when steps were dispatched back to back.
   """
   batched = jax.vmap(member_fn, in_axes=in_axes)
-  if mesh.devices.flat[0].platform != 'cpu':
-    return batched
+  if _convolution_per_member(mesh):
+    vmapped = batched
 
-  def per_member_convolutions(*args):
-    with member_conv.per_member_convolutions():
-      return batched(*args)
+    def batched(*args):
+      with member_conv.per_member_convolutions():
+        return vmapped(*args)
 
   if mesh.devices.size == 1:
-    return per_member_convolutions
+    return batched
   spec = jax.sharding.PartitionSpec(POPULATION_AXIS)
   return jax.shard_map(
-    per_member_convolutions,
+    batched,
     mesh=mesh,
     in_specs=tuple(spec if a == 0 else jax.sharding.PartitionSpec() for a in in_axes),
     out_specs=spec,
   )
+
+
+def _convolution_per_member(mesh: jax.sharding.Mesh) -> bool:
+  """Whether the members' convolutions run one per member: on CPUs (see ``member_conv``)."""
+  return mesh.devices.flat[0].platform == 'cpu'
 
 
 def _unrolled(member_fn: Callable, num: int, *, shared: int) -> Callable:
