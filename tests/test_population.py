@@ -57,7 +57,22 @@ def _data(batch_size, data_seed):
   )
 
 
-MODEL = fx.TinyNet(dropout_rate=0.2)  # BatchNorm and dropout: per-member statistics and keys
+class _PopulationNet(nn.Module):
+  """jaxseg's convolutions (on CPUs a population runs them once per member: the first sees the
+  shared batch, the second each member's activations), BatchNorm and dropout (per-member
+  statistics and keys); returns (logits, {})."""
+
+  dropout_rate: float = 0.2
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = False):
+    x = nn.relu(jaxseg_nn.Conv(4, 3, name='conv1')(x))
+    x = jaxseg_nn.BatchNorm(use_running_average=not train)(jaxseg_nn.Conv(4, 3, name='conv2')(x))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(x).mean(axis=(1, 2)))
+    return nn.Dense(fx.NUM_CLASSES)(x), {}
+
+
+MODEL = _PopulationNet()
 
 
 def _run_population(configs, root, *, devices=None, vectorize='auto'):
@@ -140,17 +155,6 @@ def test_members_equal_alone_runs_on_eight_devices(tmp_path):
   _check_members_equal_alone(tmp_path, configs, [0, 3, 5], jax.devices())
 
 
-class _JaxsegConvNet(nn.Module):
-  """TinyNet with jaxseg's convolution, which a CPU population runs once per member."""
-
-  @nn.compact
-  def __call__(self, x, *, train: bool = False):
-    del train
-    x = nn.relu(jaxseg_nn.Conv(4, 3, name='conv1')(x))  # the shared batch: every member's filters
-    x = nn.relu(jaxseg_nn.Conv(4, 3, name='conv2')(x))  # per member: slices the member axis
-    return nn.Dense(fx.NUM_CLASSES)(x.mean(axis=(1, 2))), {}
-
-
 _COLLECTIVES = re.compile(r'collective-permute|all-reduce|all-gather|all-to-all|reduce-scatter')
 
 
@@ -167,7 +171,7 @@ def test_members_on_several_devices_train_without_communicating(
   monkeypatch.setattr(population, '_convolution_per_member', lambda mesh: per_member)
   configs = _members(num_devices, total_steps=3)
   varied = population.check_population(configs)
-  model, task = _JaxsegConvNet(), fx.SoftmaxTask()
+  model, task = MODEL, fx.SoftmaxTask()
   batches = fx.ArrayIterator(*fx.make_dataset(64), global_batch_size=configs[0].batch_size, seed=0)
   batches = [next(batches) for _ in range(3)]
   params = []
