@@ -177,9 +177,20 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
     large = x.shape[1] * x.shape[2] >= _LARGE_MAP_PIXELS and w.shape[-1] >= _WIDE_KERNEL_OUTPUTS
     # Not in a population (member_conv): its per-member convolution has a custom VJP, which
     # reverse mode cannot transpose inside this path's JVP rule.
-    if large and not member_conv.active():
+    if large and _traced_for_cpu() and not member_conv.active():
       return _conv_with_tap_filter_gradient(x, w, pads)
   return _lax_conv(x, w, stride, pads, dilation, groups)
+
+
+def _traced_for_cpu() -> bool:
+  """Whether programs are traced for XLA:CPU (JAX's default backend).
+
+  The kernel gradient by taps below works around XLA:CPU's own kernel gradient; GPUs and TPUs
+  keep XLA's convolution (cuDNN's on GPUs), which nothing here has measured against. The 1x1
+  matmul and the atrous taps over the image stay on every platform: one is the same matmul
+  and the other skips products with padding.
+  """
+  return jax.default_backend() == 'cpu'
 
 
 # Where XLA:CPU's kernel gradient of a stride-1 3x3 convolution loses 2-3x to one matmul per
