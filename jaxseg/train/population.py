@@ -190,16 +190,11 @@ def _vmapped(member_fn: Callable, in_axes: tuple, mesh: jax.sharding.Mesh) -> Ca
   ``shard_map`` keeps every member's work on its device. Left to the partitioner, the step moved
   data between the devices: a grouped convolution all-gathered the members' filters and
   activations, and a member's own convolution (a slice of the member axis) collective-permuted
-  them, which XLA:CPU's rendezvous deadlocked on when steps were dispatched back to back.
+  them (and with steps dispatched back to back, XLA:CPU's rendezvous timed out and aborted).
   """
   batched = jax.vmap(member_fn, in_axes=in_axes)
   if _convolution_per_member(mesh):
-    vmapped = batched
-
-    def batched(*args):
-      with member_conv.per_member_convolutions():
-        return vmapped(*args)
-
+    batched = _traced_with_per_member_convolutions(batched)
   if mesh.devices.size == 1:
     return batched
   spec = jax.sharding.PartitionSpec(POPULATION_AXIS)
@@ -214,6 +209,16 @@ def _vmapped(member_fn: Callable, in_axes: tuple, mesh: jax.sharding.Mesh) -> Ca
 def _convolution_per_member(mesh: jax.sharding.Mesh) -> bool:
   """Whether the members' convolutions run one per member: on CPUs (see ``member_conv``)."""
   return mesh.devices.flat[0].platform == 'cpu'
+
+
+def _traced_with_per_member_convolutions(fn: Callable) -> Callable:
+  """``fn`` traced inside :func:`jaxseg.ops.member_conv.per_member_convolutions`."""
+
+  def traced_with_them(*args):
+    with member_conv.per_member_convolutions():
+      return fn(*args)
+
+  return traced_with_them
 
 
 def _unrolled(member_fn: Callable, num: int, *, shared: int) -> Callable:
