@@ -164,14 +164,14 @@ def test_members_on_several_devices_train_without_communicating(
   monkeypatch, num_devices, per_member
 ):
   # Left to the SPMD partitioner, the members' convolutions moved data between devices: CPUs'
-  # one convolution per member (a slice of the member axis) collective-permuted activations, and
-  # XLA:CPU's rendezvous deadlocked once steps were dispatched back to back; vmap's grouped
-  # convolution (the accelerators' form, forced here) all-gathered filters and activations.
+  # one convolution per member (a slice of the member axis) collective-permuted activations
+  # (XLA:CPU's rendezvous timed out and aborted once steps were dispatched back to back);
+  # vmap's grouped convolution (the accelerators' form, forced here) all-gathered filters and
+  # activations.
   # Each device must train its own members alone, and equal the same population on one device.
   monkeypatch.setattr(population, '_convolution_per_member', lambda mesh: per_member)
   configs = _members(num_devices, total_steps=3)
   varied = population.check_population(configs)
-  model, task = MODEL, fx.SoftmaxTask()
   batches = fx.ArrayIterator(*fx.make_dataset(64), global_batch_size=configs[0].batch_size, seed=0)
   batches = [next(batches) for _ in range(3)]
   params = []
@@ -179,8 +179,8 @@ def test_members_on_several_devices_train_without_communicating(
     program = population._build(  # pylint: disable=protected-access
       configs,
       varied,
-      model=model,
-      task=task,
+      model=MODEL,
+      task=fx.SoftmaxTask(),
       input_shape=fx.IMAGE_SHAPE,
       devices=devices,
       vectorize='auto',
