@@ -16,6 +16,7 @@ from jax import test_util as jtu
 
 import numpy_reference as ref
 from jaxseg import ops
+from jaxseg.ops import conv as conv_module
 
 TOL = 1e-5  # max-norm relative error, float32 vs float64 loops
 CHANNELS = 4
@@ -332,19 +333,18 @@ def test_dilated_lowering_skips_taps_that_read_only_padding():
   assert ref.relative_error(ops.atrous_conv2d(x, w, rate=36), centre_only) < TOL
 
 
-def test_large_map_kernel_gradient_by_taps_matches_lax(
-  monkeypatch, kernel=(2, 5), padding=((0, 2), (3, 1))
-):
-  """Stride-1 convs on >= 112x112 maps with >= 128 outputs take dw as one matmul per tap.
+def test_kernel_gradient_by_taps_matches_lax(monkeypatch, kernel=(2, 4), padding=((0, 2), (3, 1))):
+  """Stride-1 convs past the cache threshold take dw as one matmul per tap, equal to lax's.
 
   Value, input gradient and kernel gradient equal lax's convolution; the kernel gradient holds
-  one matmul per tap and no convolution; forward mode (jvp) still works. Only on CPUs: traced
-  for another backend, the kernel gradient is XLA's convolution.
+  one matmul per tap and no convolution; forward mode (jvp) still works. The threshold is
+  lowered so that a small case takes the path (the routing itself is the next test's).
   """
+  monkeypatch.setattr(conv_module, '_LAST_LEVEL_CACHE_BYTES', 1)
   rng = np.random.default_rng(15)
   kh, kw = ref.as_pair(kernel)
-  x = rng.standard_normal((1, 112, 113, 3)).astype(np.float32)
-  w = rng.standard_normal((kh, kw, 3, 128)).astype(np.float32)
+  x = rng.standard_normal((2, 13, 14, 3)).astype(np.float32)
+  w = rng.standard_normal((kh, kw, 3, 5)).astype(np.float32)
   pads = ref.explicit_pads(padding, x.shape[1:3], (kh, kw), (1, 1))
 
   def lax_conv(x_, w_):
@@ -370,12 +370,38 @@ def test_large_map_kernel_gradient_by_taps_matches_lax(
   _, jvp = jax.jit(lambda: jax.jvp(ours, (x, w), tangents))()
   _, jvp_lax = jax.jit(lambda: jax.jvp(lax_conv, (x, w), tangents))()
   assert ref.relative_error(jvp, jvp_lax) < TOL
-  narrow = lambda w_: ops.conv2d(x, w_[..., :64], padding=padding).sum()  # 64 outputs: XLA's
-  names = _primitive_names(jax.grad(narrow), w)
-  assert names.count('conv_general_dilated') == 2 and 'dot_general' not in names
-  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')
-  names = _primitive_names(lambda w_: jax.vjp(lambda w__: ours(x, w__), w_)[1](dy)[0], w)
-  assert names.count('conv_general_dilated') == 2 and 'dot_general' not in names
+
+
+@pytest.mark.parametrize(
+  'x_shape, kernel, features, dtype, backend, by_taps',
+  [
+    # x and dy hold 2 x 4 Mi float32 values: exactly 32 MiB, the threshold.
+    ((1, 256, 256, 64), (3, 3), 64, jnp.float32, 'cpu', True),
+    ((1, 256, 256, 64), (3, 3), 63, jnp.float32, 'cpu', False),  # just below
+    ((4, 224, 224, 3), (3, 3), 64, jnp.float32, 'cpu', True),  # VGG's first layer
+    ((1, 256, 256, 64), (3, 3), 64, jnp.bfloat16, 'cpu', False),  # half the bytes
+    ((2, 256, 256, 64), (5, 5), 64, jnp.float32, 'cpu', False),  # 25 taps: XLA's wins
+    ((2, 256, 256, 64), (3, 3), 64, jnp.float32, 'gpu', False),  # only XLA:CPU's kernel
+  ],
+)
+def test_kernel_gradient_by_taps_routes_past_the_cache(
+  monkeypatch, x_shape, kernel, features, dtype, backend, by_taps
+):
+  """The tap kernel gradient is taken where x and dy outgrow 32 MiB, up to 9 taps, on CPUs.
+
+  Traced for another backend the kernel gradient is XLA's convolution (GPUs keep cuDNN's).
+  """
+  monkeypatch.setattr(jax, 'default_backend', lambda: backend)
+  x = jax.ShapeDtypeStruct(x_shape, dtype)
+  w = jax.ShapeDtypeStruct((*kernel, x_shape[-1], features), dtype)
+  # A fresh function per case: make_jaxpr caches by function identity.
+  grad_w = lambda x_, w_: jax.grad(lambda w__: ops.conv2d(x_, w__, padding='SAME').sum())(w_)
+  names = _primitive_names(grad_w, x, w)
+  if by_taps:
+    assert names.count('dot_general') == kernel[0] * kernel[1]
+    assert names.count('conv_general_dilated') == 1
+  else:
+    assert names.count('conv_general_dilated') == 2 and 'dot_general' not in names
 
 
 def test_dtypes_promote_as_jax_says_and_bfloat16_stays():

@@ -4,10 +4,11 @@ Three checked ops over `jax.lax.conv_general_dilated`. Four shapes take a faster
 numerically the same op (benchmarks/README.md has the numbers on XLA:CPU): a 1x1, `groups=1`
 convolution runs as a matmul over channels (3x faster to train); a stride-1, `groups=1` atrous
 convolution whose products mostly read padding as one matmul per kernel tap that reads the
-image (DeepLab's ASPP 5.6x faster to train at output stride 8); a wide stride-1 convolution on
-a large map takes its kernel gradient as one matmul per tap (2-3x); and a strided, undilated
-transposed convolution runs as a dense convolution over the kernel's stride phases with
-hand-picked derivative formulations (10-200x faster forward, 5-140x faster to train).
+image (DeepLab's ASPP 5.6x faster to train at output stride 8); a stride-1 convolution whose
+activations outgrow the CPU's cache takes its kernel gradient as one matmul per tap (1.4-2x);
+and a strided, undilated transposed convolution runs as a dense convolution over the kernel's
+stride phases with hand-picked derivative formulations (10-200x faster forward, 5-140x faster
+to train).
 
 * `conv2d`: the cross-correlation of deep learning (PyTorch `torch.nn.functional.conv2d`).
 * `conv_transpose2d`: its adjoint, Caffe's "Deconvolution" (PyTorch's `conv_transpose2d`).
@@ -174,10 +175,9 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
     if _image_product_fraction(x.shape[1:3], w.shape[:2], pads, dilation) <= _MOSTLY_PADDING:
       return _dilated_conv_by_taps(x, w, pads, dilation)
   if stride == (1, 1) and dilation == (1, 1) and groups == 1 and concrete:
-    large = x.shape[1] * x.shape[2] >= _LARGE_MAP_PIXELS and w.shape[-1] >= _WIDE_KERNEL_OUTPUTS
     # Not in a population (member_conv): its per-member convolution has a custom VJP, which
     # reverse mode cannot transpose inside this path's JVP rule.
-    if large and _traced_for_cpu() and not member_conv.active():
+    if _kernel_gradient_by_taps_pays(x, w, pads) and _traced_for_cpu() and not member_conv.active():
       return _conv_with_tap_filter_gradient(x, w, pads)
   return _lax_conv(x, w, stride, pads, dilation, groups)
 
@@ -193,12 +193,29 @@ def _traced_for_cpu() -> bool:
   return jax.default_backend() == 'cpu'
 
 
-# Where XLA:CPU's kernel gradient of a stride-1 3x3 convolution loses 2-3x to one matmul per
-# tap (issue 16, measured 64->128, 128->128 and 256->256 at 112x112 and 224x224, batch 2-8):
-# maps of 112 x 112 pixels and more with 128 or more output channels (VGG's and FCN's second
-# block). With 64 outputs, or on 56 x 56 maps, XLA's own kernel wins (0.4-0.8x) and stays.
-_LARGE_MAP_PIXELS = 112 * 112
-_WIDE_KERNEL_OUTPUTS = 128
+# XLA:CPU's kernel gradient of a stride-1 3x3 convolution falls off a cliff, from 100-190 to
+# 40-60 GFLOP/s for 64-wide layers and from 130-190 to 60-130 for wider ones, once its input
+# and output gradient together outgrow the last-level cache (32 MiB on the machine measured),
+# while one matmul per tap keeps its speed. Issue 16, idle, per shape (batch x map, channels),
+# XLA / taps: 4x224^2 64->64 (103 MB) 1.55x, 2x454^2 64->64 (FCN's conv1_2) 1.64x, 4x112^2
+# 64->128 (38 MB) 1.9x, 4x112^2 128->128 2.0x, 16x56^2 128->128 1.5x, 16x28^2 512->512 1.4x;
+# below the cache XLA's own wins or ties: 4x112^2 64->64 (26 MB) 0.56x, 2x112^2 64->128 0.87x,
+# 4x56^2 256->256 1.04x, 16x56^2 64->64 0.6x. Between 32 and 40 MB it is a tie (6x112^2 64->64
+# 0.93x, 48x28^2 128->128 0.97x). ResNet-50 and DeepLab at their benchmark batches stay below.
+# Larger kernels are mixed (5x5 at 8x112^2 64->64 0.78x, 7x7 at 4x224^2 1.4x): up to 9 taps.
+_LAST_LEVEL_CACHE_BYTES = 32 * 2**20
+_MAX_KERNEL_TAPS = 9
+
+
+def _kernel_gradient_by_taps_pays(x, w, pads) -> bool:
+  """Whether a stride-1, undilated convolution of at most 9 taps outgrows the cache (above)."""
+  n, height, width, _ = x.shape
+  kh, kw, _, features = w.shape
+  out_h, out_w = height + sum(pads[0]) - kh + 1, width + sum(pads[1]) - kw + 1
+  values = x.size + n * out_h * out_w * features
+  return (
+    kh * kw <= _MAX_KERNEL_TAPS and values * jnp.dtype(x.dtype).itemsize >= _LAST_LEVEL_CACHE_BYTES
+  )
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
@@ -208,8 +225,8 @@ def _conv_with_tap_filter_gradient(x, w, pads):
   The value and the input gradient are XLA's convolution. The JVP is
   `conv(dx, w) + sum_{u,v} xpad[., u:u+H', v:v+W', .] @ dw[u, v]`; reverse mode transposes
   its second term into `dw[u, v] = xpad[., u:u+H', v:v+W', .]^T dy`, contracting the N*H'*W'
-  rows of two 2-D matrices, which XLA:CPU runs 2-3x faster than its own kernel gradient where
-  `_conv2d_lowered` routes here. Forward mode works too.
+  rows of two 2-D matrices, which XLA:CPU runs 1.4-2x faster than its own kernel gradient
+  where `_conv2d_lowered` routes here. Forward mode works too.
   """
   return _lax_conv(x, w, (1, 1), pads, (1, 1), 1)
 
