@@ -40,6 +40,13 @@ import sys
 import time
 from typing import Any, Iterable, Mapping, Sequence
 
+from experiments import huge_pages
+
+if __name__ == '__main__':
+  # First: this may re-execute the binary with malloc on transparent huge pages (glibc reads its
+  # tunables at start), and whatever was imported before it would be imported again.
+  huge_pages.restart_with_huge_pages()
+
 from absl import app
 from absl import flags
 
