@@ -163,3 +163,20 @@ def test_training_binaries_restart_before_importing_jax(binary):
   assert all(i > restarts[1] for i, name in enumerate(imported) if name == 'jax')
   if binary == 'experiments.main':
     assert imported.count('jax') == 1
+
+
+@pytest.mark.slow
+def test_benchmark_quick_runs_both_allocators():
+  """benchmarks/huge_pages.py --quick: a narrow ResNet step with each allocator, one row each."""
+  result = subprocess.run(
+    [sys.executable, os.path.join(REPO, 'benchmarks', 'huge_pages.py'), '--quick'],
+    env=_clean_env(),
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    check=True,
+  )
+  rows = [line.split() for line in result.stdout.splitlines() if line.startswith('resnet50')]
+  assert [row[1:3] for row in rows] == [['default', 'jaxseg'], ['huge', 'jaxseg']]
+  assert all(float(row[3]) > 0 for row in rows)
