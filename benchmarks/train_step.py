@@ -20,10 +20,10 @@ the convolution routing and max pooling before issue 16 (kept frozen here): the 
 as a 4-D einsum (its filter gradient contracting ``dy`` over N, H, W), every other convolution
 XLA's own (since then atrous ones run as one matmul per tap, and those whose activations
 outgrow the CPU's cache take their kernel gradient as one matmul per tap), and max pooling
-differentiated by XLA (select-and-scatter). ``--torch`` times the same step in PyTorch (``torch_models.py``: the same
-four architectures written inline), eager, in NCHW and in ``channels_last``, and with
-``--torch-compile`` also ``torch.compile``d; the ratio column divides jaxseg's images/s by the
-best PyTorch variant's.
+differentiated by XLA (select-and-scatter). ``--torch`` times the same step in PyTorch
+(``torch_models.py``: the same four architectures written inline), eager, in NCHW and in
+``channels_last``, and with ``--torch-compile`` also ``torch.compile``d; the ratio column
+divides jaxseg's images/s by the best PyTorch variant's.
 """
 
 import argparse
