@@ -21,8 +21,9 @@ import subprocess
 import sys
 import time
 
+from experiments import huge_pages as binaries_huge_pages
+
 SIDES = ('jaxseg', 'torch', 'torch/compile')
-TUNABLE = 'glibc.malloc.hugetlb=1'
 
 
 def _child(model: str, side: str, steps: int, quick: bool) -> None:
@@ -52,7 +53,6 @@ def _child(model: str, side: str, steps: int, quick: bool) -> None:
         'step_ms': 1e3 * statistics.median(times),
         'faults': (end.ru_minflt - start.ru_minflt) / steps,
         'system_ms': 1e3 * (end.ru_stime - start.ru_stime) / steps,
-        'batch': train_step.CASES[model][3],
       }
     )
   )
@@ -61,7 +61,7 @@ def _child(model: str, side: str, steps: int, quick: bool) -> None:
 def _measure(model: str, side: str, steps: int, huge_pages: bool, quick: bool) -> dict:
   env = {k: v for k, v in os.environ.items() if k != 'GLIBC_TUNABLES'}
   if huge_pages:
-    env['GLIBC_TUNABLES'] = TUNABLE
+    env['GLIBC_TUNABLES'] = f'{binaries_huge_pages.TUNABLE}=1'
   out = subprocess.run(
     [
       sys.executable,

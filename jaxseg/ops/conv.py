@@ -209,10 +209,9 @@ _MAX_KERNEL_TAPS = 9
 
 def _kernel_gradient_by_taps_pays(x, w, pads) -> bool:
   """Whether a stride-1, undilated convolution of at most 9 taps outgrows the cache (above)."""
-  n, height, width, _ = x.shape
   kh, kw, _, features = w.shape
-  out_h, out_w = height + sum(pads[0]) - kh + 1, width + sum(pads[1]) - kw + 1
-  values = x.size + n * out_h * out_w * features
+  out_h, out_w = (v.output_size(size, p, k, 1) for size, p, k in zip(x.shape[1:3], pads, (kh, kw)))
+  values = x.size + x.shape[0] * out_h * out_w * features
   return (
     kh * kw <= _MAX_KERNEL_TAPS and values * jnp.dtype(x.dtype).itemsize >= _LAST_LEVEL_CACHE_BYTES
   )
