@@ -2,7 +2,7 @@
 
 ``experiments/huge_pages.py`` restarts the training binaries with glibc's
 ``glibc.malloc.hugetlb=1``. This measures what that does to the train step of
-``train_step.py``'s models, for jaxseg and for PyTorch (eager ``channels_last`` and
+``train_step.py``'s models, for jaxseg and for PyTorch (eager NCHW and
 ``torch.compile``), each variant in a fresh process of its own (so no framework's allocations
 shape another's), with and without the tunable, in ``--passes`` alternating passes. Prints
 the median step, the page faults and the system time per step, and jaxseg's images/s over the
@@ -13,70 +13,16 @@ best PyTorch variant's under the same allocator::
 """
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
-import time
 
-from experiments import huge_pages as binaries_huge_pages
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-SIDES = ('jaxseg', 'torch', 'torch/compile')
+import train_step  # noqa: E402
 
-
-def _child(model: str, side: str, steps: int, quick: bool) -> None:
-  """Times `steps` steps of one variant after 2 warm-up steps; prints one JSON line."""
-  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-  import train_step  # pylint: disable=g-import-not-at-top
-
-  if quick:
-    train_step.CASES.clear()
-    train_step.CASES.update(train_step.QUICK_CASES)
-
-  if side == 'jaxseg':
-    run = train_step.make_jax_step(model, dtype='float32')[0]
-  else:
-    run = train_step.make_torch_steps(model, compile_=side == 'torch/compile')[0][side]
-  run()
-  run()
-  start, times = resource.getrusage(resource.RUSAGE_SELF), []
-  for _ in range(steps):
-    begin = time.perf_counter()
-    run()
-    times.append(time.perf_counter() - begin)
-  end = resource.getrusage(resource.RUSAGE_SELF)
-  print(
-    json.dumps(
-      {
-        'step_ms': 1e3 * statistics.median(times),
-        'faults': (end.ru_minflt - start.ru_minflt) / steps,
-        'system_ms': 1e3 * (end.ru_stime - start.ru_stime) / steps,
-      }
-    )
-  )
-
-
-def _measure(model: str, side: str, steps: int, huge_pages: bool, quick: bool) -> dict:
-  env = {k: v for k, v in os.environ.items() if k != 'GLIBC_TUNABLES'}
-  if huge_pages:
-    env['GLIBC_TUNABLES'] = f'{binaries_huge_pages.TUNABLE}=1'
-  out = subprocess.run(
-    [
-      sys.executable,
-      os.path.abspath(__file__),
-      f'--child={side}',
-      f'--models={model}',
-      f'--steps={steps}',
-      *(['--quick'] if quick else []),
-    ],
-    env=env,
-    capture_output=True,
-    text=True,
-    check=True,
-  ).stdout
-  return json.loads(out.strip().splitlines()[-1])
+SIDES = ('jaxseg/after', 'torch', 'torch/compile')
 
 
 def main(argv=None) -> None:
@@ -85,14 +31,10 @@ def main(argv=None) -> None:
   parser.add_argument('--steps', type=int, default=6)
   parser.add_argument('--passes', type=int, default=2)
   parser.add_argument('--quick', action='store_true', help='narrow jaxseg models only, one step')
-  parser.add_argument('--child', default='', help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
-  if args.child:
-    _child(args.models, args.child, args.steps, args.quick)
-    return
   sides = SIDES
   if args.quick:
-    args.models, args.steps, args.passes, sides = 'resnet50', 1, 1, ('jaxseg',)
+    args.models, args.steps, args.passes, sides = 'resnet50', 1, 1, ('jaxseg/after',)
   print(
     f'median of {args.steps} steps a process, {args.passes} alternating passes, '
     f'load {os.getloadavg()[0]:.1f}'
@@ -102,28 +44,36 @@ def main(argv=None) -> None:
     f'{"system ms":>9} {"/ best torch":>12}'
   )
   for model in args.models.split(','):
-    rows = {}
+    runs = {}
     for _ in range(args.passes):
-      for huge_pages in (False, True):
+      for malloc in ('default', 'huge'):
         for side in sides:
-          rows.setdefault((huge_pages, side), []).append(
-            _measure(model, side, args.steps, huge_pages, args.quick)
+          runs.setdefault((malloc, side), []).append(
+            train_step.time_in_own_process(
+              model,
+              side,
+              dtype='float32',
+              warmup=2,
+              steps_=args.steps,
+              malloc=malloc,
+              quick=args.quick,
+            )
           )
-    for huge_pages in (False, True):
+    for malloc in ('default', 'huge'):
       merged = {
         side: {
-          key: statistics.median(r[key] for r in rows[(huge_pages, side)])
-          for key in ('step_ms', 'faults', 'system_ms')
+          key: statistics.median(r[key] for r in runs[(malloc, side)])
+          for key in ('step_s', 'faults', 'system_ms')
         }
         for side in sides
       }
-      best_torch = min((merged[s]['step_ms'] for s in sides if s != 'jaxseg'), default=None)
+      best_torch = min((merged[s]['step_s'] for s in sides if s.startswith('torch')), default=None)
       for side in sides:
         m = merged[side]
-        ratio = best_torch / m['step_ms'] if best_torch else float('nan')
+        ratio = best_torch / m['step_s'] if best_torch else float('nan')
         print(
-          f'{model:<11} {"huge" if huge_pages else "default":<10} {side:<14} '
-          f'{m["step_ms"]:8.0f} {m["faults"]:9.0f} {m["system_ms"]:9.0f} {ratio:12.2f}',
+          f'{model:<11} {malloc:<10} {side:<14} {1e3 * m["step_s"]:8.0f} {m["faults"]:9.0f} '
+          f'{m["system_ms"]:9.0f} {ratio:12.2f}',
           flush=True,
         )
   print(f'load {os.getloadavg()[0]:.1f}')

@@ -37,15 +37,15 @@ PLAN = (
   (
     'train_step_float32',
     'train_step.py',
-    ['--torch', '--warmup=2', '--steps=5'],
+    ['--torch', '--warmup=2', '--steps=5', '--passes=1'],
     ['--quick'],
     True,
-    300,
+    360,
   ),
   (
     'train_step_bfloat16',
     'train_step.py',
-    ['--dtype=bfloat16', '--warmup=2', '--steps=5'],
+    ['--dtype=bfloat16', '--warmup=2', '--steps=5', '--passes=1'],
     ['--quick', '--dtype=bfloat16'],
     True,
     200,
@@ -59,15 +59,20 @@ PLAN = (
 )
 
 
-def _device() -> dict:
-  import jax  # pylint: disable=g-import-not-at-top
+# Asked of a child process: JAX initialised here would hold its GPU memory (it preallocates 75%
+# by default) for the whole run, and each benchmark's own process would find it taken.
+_DEVICE_PROBE = (
+  'import json, jax; d = jax.devices()[0]; print(json.dumps({"platform": d.platform, '
+  '"device_kind": d.device_kind, "device_count": jax.device_count(), "jax": jax.__version__}))'
+)
 
-  device = jax.devices()[0]
+
+def _device() -> dict:
+  probe = subprocess.run(
+    [sys.executable, '-c', _DEVICE_PROBE], capture_output=True, text=True, check=True, timeout=300
+  )
   return {
-    'platform': device.platform,
-    'device_kind': device.device_kind,
-    'device_count': jax.device_count(),
-    'jax': jax.__version__,
+    **json.loads(probe.stdout.strip().splitlines()[-1]),
     'python': platform.python_version(),
     'cpu_count': os.cpu_count(),
     'load_at_start': os.getloadavg()[0],

@@ -176,5 +176,5 @@ def test_benchmark_quick_runs_both_allocators():
     check=True,
   )
   rows = [line.split() for line in result.stdout.splitlines() if line.startswith('resnet50')]
-  assert [row[1:3] for row in rows] == [['default', 'jaxseg'], ['huge', 'jaxseg']]
+  assert [row[1:3] for row in rows] == [['default', 'jaxseg/after'], ['huge', 'jaxseg/after']]
   assert all(float(row[3]) > 0 for row in rows)

@@ -404,6 +404,84 @@ def test_kernel_gradient_by_taps_routes_past_the_cache(
     assert names.count('conv_general_dilated') == 2 and 'dot_general' not in names
 
 
+@pytest.mark.parametrize(
+  'kernel, stride, padding, dilation',
+  [((3, 3), 1, 1, 1), ((2, 4), (1, 2), ((0, 2), (3, 1)), 1), ((3, 2), 2, 'SAME', (2, 1))],
+)
+def test_patch_matmul_matches_lax(monkeypatch, kernel, stride, padding, dilation):
+  """Kernel-bound convs run as one matmul of the patches; value and both derivatives as lax's.
+
+  The cache threshold is lowered so that a small case takes the path (the routing itself is
+  the next test's); the output has fewer pixels than channels, as the rule asks.
+  """
+  monkeypatch.setattr(conv_module, '_LAST_LEVEL_CACHE_BYTES', 1)
+  rng = np.random.default_rng(16)
+  kh, kw = ref.as_pair(kernel)
+  x = rng.standard_normal((2, 6, 7, 3)).astype(np.float32)
+  w = rng.standard_normal((kh, kw, 3, 90)).astype(np.float32)
+  stride_, dilation_ = ref.as_pair(stride), ref.as_pair(dilation)
+  extent = tuple(d * (k - 1) + 1 for d, k in zip(dilation_, (kh, kw)))
+  pads = ref.explicit_pads(padding, x.shape[1:3], extent, stride_)
+
+  def lax_conv(x_, w_):
+    return lax.conv_general_dilated(
+      x_, w_, stride_, pads, rhs_dilation=dilation_, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
+
+  def ours(x_, w_):
+    return ops.conv2d(x_, w_, stride=stride, padding=padding, dilation=dilation)
+
+  names = _primitive_names(ours, x, w)
+  assert names.count('dot_general') == 1 and 'conv_general_dilated' not in names
+  y_lax = lax_conv(x, w)
+  assert y_lax.shape[0] * y_lax.shape[1] * y_lax.shape[2] <= w.shape[-1]
+  dy = rng.standard_normal(y_lax.shape).astype(np.float32)
+  forward_and_back = lambda f: jax.jit(lambda x_, w_: (f(x_, w_), jax.vjp(f, x_, w_)[1](dy)))
+  (y, grads), (_, grads_lax) = forward_and_back(ours)(x, w), forward_and_back(lax_conv)(x, w)
+  assert ref.relative_error(y, y_lax) < TOL
+  reference = ref.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)
+  assert ref.relative_error(reference, y) < TOL
+  for got, expected in zip(grads, grads_lax):
+    assert ref.relative_error(got, expected) < TOL
+  tangents = (rng.standard_normal(x.shape).astype(np.float32), w / 3)
+  _, jvp = jax.jit(lambda: jax.jvp(ours, (x, w), tangents))()
+  _, jvp_lax = jax.jit(lambda: jax.jvp(lax_conv, (x, w), tangents))()
+  assert ref.relative_error(jvp, jvp_lax) < TOL
+
+
+@pytest.mark.parametrize(
+  'x_shape, features, dtype, backend, by_patches',
+  [
+    # A 2x2 kernel 2048 -> 1024: exactly 32 MiB of float32 (the threshold).
+    ((1, 3, 3, 2048), 1024, jnp.float32, 'cpu', True),  # 4 output pixels
+    ((1, 33, 33, 2048), 1024, jnp.float32, 'cpu', True),  # 1024 pixels: as many as channels
+    ((1, 34, 33, 2048), 1024, jnp.float32, 'cpu', False),  # 1056 pixels: more
+    ((1, 3, 3, 2048), 1023, jnp.float32, 'cpu', False),  # a kernel just below the cache
+    ((1, 3, 3, 2048), 1024, jnp.bfloat16, 'cpu', False),  # half the bytes
+    ((1, 3, 3, 2048), 1024, jnp.float32, 'gpu', False),  # only XLA:CPU's repacking
+  ],
+)
+def test_patch_matmul_routes_kernel_bound_convolutions(
+  monkeypatch, x_shape, features, dtype, backend, by_patches
+):
+  """One patch matmul where the kernel fills the cache and outnumbers the output pixels, on CPUs."""
+  monkeypatch.setattr(jax, 'default_backend', lambda: backend)
+  x = jax.ShapeDtypeStruct(x_shape, dtype)
+  w = jax.ShapeDtypeStruct((2, 2, x_shape[-1], features), dtype)
+  # A fresh function per case: make_jaxpr caches by function identity.
+  names = _primitive_names(lambda x_, w_: ops.conv2d(x_, w_, padding='VALID'), x, w)
+  assert ('conv_general_dilated' not in names) == by_patches
+  assert names.count('dot_general') == int(by_patches)
+
+
+def test_fcn_fc6_runs_as_a_patch_matmul():
+  """FCN-8s's fc6 at the benchmark's size (2 x 8x8, 7x7 'SAME', 512 -> 4096) on XLA:CPU."""
+  x = jax.ShapeDtypeStruct((2, 8, 8, 512), jnp.float32)
+  w = jax.ShapeDtypeStruct((7, 7, 512, 4096), jnp.float32)
+  names = _primitive_names(lambda x_, w_: ops.conv2d(x_, w_, padding=3), x, w)
+  assert names.count('dot_general') == 1 and 'conv_general_dilated' not in names
+
+
 def test_dtypes_promote_as_jax_says_and_bfloat16_stays():
   # Mixed dtypes follow JAX's promotion mode, as jnp operations do: standard promotes, strict
   # (the test suite's) raises.

@@ -1,14 +1,16 @@
 """Convolutions over NHWC activations with HWIO kernels.
 
-Three checked ops over `jax.lax.conv_general_dilated`. Four shapes take a faster lowering,
+Three checked ops over `jax.lax.conv_general_dilated`. Five shapes take a faster lowering,
 numerically the same op (benchmarks/README.md has the numbers on XLA:CPU): a 1x1, `groups=1`
 convolution runs as a matmul over channels (3x faster to train); a stride-1, `groups=1` atrous
 convolution whose products mostly read padding as one matmul per kernel tap that reads the
-image (DeepLab's ASPP 5.6x faster to train at output stride 8); a stride-1 convolution whose
-activations outgrow the CPU's cache takes its kernel gradient as one matmul per tap (1.4-2x);
-and a strided, undilated transposed convolution runs as a dense convolution over the kernel's
-stride phases with hand-picked derivative formulations (10-200x faster forward, 5-140x faster
-to train).
+image (DeepLab's ASPP 5.6x faster to train at output stride 8); on CPUs, a convolution whose
+kernel outgrows the cache and has more output channels than output pixels (FCN's fc6) runs as
+one matmul of the input's patches with the kernel (2.5-6.8x faster to train), and a stride-1
+convolution whose activations outgrow the cache takes its kernel gradient as one matmul per
+tap (1.4-2x); and a strided, undilated transposed convolution runs as a dense convolution over
+the kernel's stride phases with hand-picked derivative formulations (10-200x faster forward,
+5-140x faster to train).
 
 * `conv2d`: the cross-correlation of deep learning (PyTorch `torch.nn.functional.conv2d`).
 * `conv_transpose2d`: its adjoint, Caffe's "Deconvolution" (PyTorch's `conv_transpose2d`).
@@ -174,6 +176,9 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
   if dilation != (1, 1) and stride == (1, 1) and groups == 1 and concrete:
     if _image_product_fraction(x.shape[1:3], w.shape[:2], pads, dilation) <= _MOSTLY_PADDING:
       return _dilated_conv_by_taps(x, w, pads, dilation)
+  if groups == 1 and concrete and _patches_matmul_pays(x, w, stride, pads, dilation):
+    if _traced_for_cpu():
+      return _conv_by_patches(x, w, stride, pads, dilation)
   if stride == (1, 1) and dilation == (1, 1) and groups == 1 and concrete:
     # Not in a population (member_conv): its per-member convolution has a custom VJP, which
     # reverse mode cannot transpose inside this path's JVP rule.
@@ -185,8 +190,9 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
 def _traced_for_cpu() -> bool:
   """Whether programs are traced for XLA:CPU (JAX's default backend).
 
-  The kernel gradient by taps below works around XLA:CPU's own kernel gradient; GPUs and TPUs
-  keep XLA's convolution (cuDNN's on GPUs), which nothing here has measured against. The 1x1
+  The patch matmul and the kernel gradient by taps below work around XLA:CPU's own kernels;
+  GPUs and TPUs keep XLA's convolution (cuDNN's on GPUs), which nothing here has measured
+  against. The 1x1
   matmul and the atrous taps over the image stay on every platform: one is the same matmul
   and the other skips products with padding.
   """
@@ -255,6 +261,72 @@ def _conv_by_padded_taps(x, w, pads, out_hw):
       patch = padded[:, row_tap : row_tap + out_hw[0], col_tap : col_tap + out_hw[1]]
       y = y + jnp.matmul(patch.reshape(rows, channels), w[row_tap, col_tap])
   return y.reshape(n, *out_hw, features)
+
+
+# XLA:CPU's convolution repacks its kernel at every call (a buffer of the kernel's size is
+# allocated, filled and freed in the forward pass and again for the input gradient), which
+# costs little beside the products of a convolution over a large map but dominates one over a
+# few pixels with a large kernel, such as FCN's fc6 (7x7, 512 -> 4096, 411 MB of weights on an
+# 8x8 map). There one matmul of the input's patches with the kernel as it lies in memory
+# (HWIO is already the (kh*kw*cin, cout) matrix) wins, and so do its gradients, which
+# autodiff makes two matmuls and a sum of padded slices. Issue 16, idle, per shape (batch x
+# map, kernel, channels), forward and both gradients, XLA / patches: 2x8^2 7x7 512->4096
+# 569 / 154 ms (3.7x), 1x8^2 6.8x, 2x16^2 2.1x, 8x8^2 2.7x, 8x16^2 (as many pixels as output
+# channels: patches as large as the kernel) 2.4x, 16x16^2 (twice as many) 1.7x. Smaller
+# kernels are mixed (ResNet-50's stage-4 3x3 at 8x7^2, 9.4 MB, 1.7x; 1x8^2 3x3 2048->64,
+# 4.7 MB, 0.7x), so only kernels of at least the cache's size take this path, and only with
+# at most as many output pixels as output channels (the patches then no larger than the
+# kernel).
+
+
+def _patches_matmul_pays(x, w, stride, pads, dilation) -> bool:
+  """Whether a convolution is kernel-bound as above: a large kernel over few output pixels."""
+  features = w.shape[-1]
+  out_h, out_w = _output_hw(x, w, stride, pads, dilation)
+  kernel_bytes = w.size * jnp.dtype(w.dtype).itemsize
+  return x.shape[0] * out_h * out_w <= features and kernel_bytes >= _LAST_LEVEL_CACHE_BYTES
+
+
+def _output_hw(x, w, stride, pads, dilation) -> tuple[int, int]:
+  return tuple(
+    v.output_size(size, p, rate * (k - 1) + 1, s)
+    for size, p, k, s, rate in zip(x.shape[1:3], pads, w.shape[:2], stride, dilation)
+  )
+
+
+def _conv_by_patches(x, w, stride, pads, dilation):
+  """A `groups=1` convolution as one matmul: `patches(x) @ w.reshape(kh*kw*cin, cout)`.
+
+  Row `(n, i, j)` of the patch matrix holds `xpad[n, i*s_h + u*d_h, j*s_w + v*d_w, c]` for every
+  tap `(u, v)` and channel `c`, in the kernel's own (u, v, c) order, so the HWIO kernel reshapes
+  to the matrix without a copy. Products are summed in float32 (or wider), then cast. Both
+  autodiff modes come from slices, a concatenation and a matmul.
+  """
+  n, _, _, channels = x.shape
+  kh, kw, _, features = w.shape
+  out_h, out_w = _output_hw(x, w, stride, pads, dilation)
+  padded = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+  taps = [
+    lax.slice(
+      padded,
+      (0, u * dilation[0], t * dilation[1], 0),
+      (
+        n,
+        u * dilation[0] + (out_h - 1) * stride[0] + 1,
+        t * dilation[1] + (out_w - 1) * stride[1] + 1,
+        channels,
+      ),
+      (1, *stride, 1),
+    )
+    for u in range(kh)
+    for t in range(kw)
+  ]
+  patches = jnp.concatenate(taps, axis=-1).reshape(n * out_h * out_w, kh * kw * channels)
+  accumulate = jnp.promote_types(x.dtype, jnp.float32)
+  y = jnp.matmul(
+    patches, w.reshape(kh * kw * channels, features), preferred_element_type=accumulate
+  )
+  return y.reshape(n, out_h, out_w, features).astype(jnp.result_type(x, w))
 
 
 # Atrous convolutions run tap by tap where at most this share of their products reads the image
