@@ -276,6 +276,27 @@ def test_pointwise_lowering_matches_lax_forward_and_gradients(stride, padding):
     assert ref.relative_error(got, expected) < TOL
 
 
+def _assert_matches_lax(ours, lax_conv, x, w, rng, *, forward_mode=True):
+  """`ours` equals `lax_conv` in value, both reverse-mode gradients and (optionally) a jvp.
+
+  Returns our value and the output cotangent drawn for the gradients.
+  """
+  y_lax = lax_conv(x, w)
+  dy = rng.standard_normal(y_lax.shape).astype(np.float32)
+  forward_and_back = lambda f: jax.jit(lambda x_, w_: (f(x_, w_), jax.vjp(f, x_, w_)[1](dy)))
+  (y, grads), (_, grads_lax) = forward_and_back(ours)(x, w), forward_and_back(lax_conv)(x, w)
+  assert y.shape == y_lax.shape
+  assert ref.relative_error(y, y_lax) < TOL
+  for got, expected in zip(grads, grads_lax):
+    assert ref.relative_error(got, expected) < TOL
+  if forward_mode:
+    tangents = (rng.standard_normal(x.shape).astype(np.float32), w / 3)
+    _, jvp = jax.jit(lambda: jax.jvp(ours, (x, w), tangents))()
+    _, jvp_lax = jax.jit(lambda: jax.jvp(lax_conv, (x, w), tangents))()
+    assert ref.relative_error(jvp, jvp_lax) < TOL
+  return y, dy
+
+
 @pytest.mark.parametrize(
   'kernel,rate,padding,size',
   [
@@ -305,14 +326,7 @@ def test_dilated_lowering_matches_lax_forward_and_gradients(kernel, rate, paddin
     return ops.conv2d(x_, w_, padding=padding, dilation=rate)
 
   assert 'conv_general_dilated' not in _primitives(ours, x, w)  # mostly padding: the taps
-  y_lax = lax_conv(x, w)
-  dy = rng.standard_normal(y_lax.shape).astype(np.float32)
-  forward_and_back = lambda f: jax.jit(lambda x_, w_: (f(x_, w_), jax.vjp(f, x_, w_)[1](dy)))
-  (y, grads), (_, grads_lax) = forward_and_back(ours)(x, w), forward_and_back(lax_conv)(x, w)
-  assert y.shape == y_lax.shape
-  assert ref.relative_error(y, y_lax) < TOL
-  for got, expected in zip(grads, grads_lax):
-    assert ref.relative_error(got, expected) < TOL
+  y, _ = _assert_matches_lax(ours, lax_conv, x, w, rng, forward_mode=False)
   assert ref.relative_error(ref.conv2d(x, w, padding=padding, dilation=rate), y) < TOL
 
 
@@ -355,21 +369,11 @@ def test_kernel_gradient_by_taps_matches_lax(monkeypatch, kernel=(2, 4), padding
   def ours(x_, w_):
     return ops.conv2d(x_, w_, padding=padding)
 
-  y_lax = lax_conv(x, w)
-  dy = rng.standard_normal(y_lax.shape).astype(np.float32)
-  forward_and_back = lambda f: jax.jit(lambda x_, w_: (f(x_, w_), jax.vjp(f, x_, w_)[1](dy)))
-  (y, grads), (_, grads_lax) = forward_and_back(ours)(x, w), forward_and_back(lax_conv)(x, w)
-  assert ref.relative_error(y, y_lax) < TOL
-  for got, expected in zip(grads, grads_lax):
-    assert ref.relative_error(got, expected) < TOL
+  _, dy = _assert_matches_lax(ours, lax_conv, x, w, rng)
   grad_w = lambda w_: jax.vjp(lambda w__: ours(x, w__), w_)[1](dy)[0]
   names = _primitive_names(grad_w, w)
   assert names.count('dot_general') == kh * kw
   assert names.count('conv_general_dilated') == 1  # the value's; lax's dw would be a second
-  tangents = (rng.standard_normal(x.shape).astype(np.float32), w / 3)
-  _, jvp = jax.jit(lambda: jax.jvp(ours, (x, w), tangents))()
-  _, jvp_lax = jax.jit(lambda: jax.jvp(lax_conv, (x, w), tangents))()
-  assert ref.relative_error(jvp, jvp_lax) < TOL
 
 
 @pytest.mark.parametrize(
@@ -433,20 +437,10 @@ def test_patch_matmul_matches_lax(monkeypatch, kernel, stride, padding, dilation
 
   names = _primitive_names(ours, x, w)
   assert names.count('dot_general') == 1 and 'conv_general_dilated' not in names
-  y_lax = lax_conv(x, w)
-  assert y_lax.shape[0] * y_lax.shape[1] * y_lax.shape[2] <= w.shape[-1]
-  dy = rng.standard_normal(y_lax.shape).astype(np.float32)
-  forward_and_back = lambda f: jax.jit(lambda x_, w_: (f(x_, w_), jax.vjp(f, x_, w_)[1](dy)))
-  (y, grads), (_, grads_lax) = forward_and_back(ours)(x, w), forward_and_back(lax_conv)(x, w)
-  assert ref.relative_error(y, y_lax) < TOL
+  y, _ = _assert_matches_lax(ours, lax_conv, x, w, rng)
+  assert y.shape[0] * y.shape[1] * y.shape[2] <= w.shape[-1]
   reference = ref.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)
   assert ref.relative_error(reference, y) < TOL
-  for got, expected in zip(grads, grads_lax):
-    assert ref.relative_error(got, expected) < TOL
-  tangents = (rng.standard_normal(x.shape).astype(np.float32), w / 3)
-  _, jvp = jax.jit(lambda: jax.jvp(ours, (x, w), tangents))()
-  _, jvp_lax = jax.jit(lambda: jax.jvp(lax_conv, (x, w), tangents))()
-  assert ref.relative_error(jvp, jvp_lax) < TOL
 
 
 @pytest.mark.parametrize(
