@@ -512,13 +512,11 @@ def main(argv=None):
   print(header)
   print('-' * len(header))
   rows, devices = [], set()
+  keys = variant_keys(args.variants.split(','), torch_=args.torch, torch_compile=args.torch_compile)
   for name in args.models.split(','):
     if CASES[name][0] not in models.list_models():
       print(f'{name:<12} skipped: {CASES[name][0]!r} is not in the model registry yet')
       continue
-    keys = variant_keys(
-      args.variants.split(','), torch_=args.torch, torch_compile=args.torch_compile
-    )
     if in_processes:
       measured = bench_in_processes(
         name,
