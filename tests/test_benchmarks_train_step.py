@@ -141,3 +141,28 @@ def test_quick_run_writes_a_row_per_variant(isolation, tmp_path):
   assert all(row['isolation'] == isolation and row['step_ms'] > 0 for row in rows)
   # Page faults are counted around the timed steps of a process of the variant's own.
   assert all(math.isnan(row['faults']) != (isolation == 'process') for row in rows)
+
+
+def test_process_isolation_leaves_the_parent_without_a_backend():
+  """The parent only orchestrates: JAX initialised there would hold a GPU's memory (75%)."""
+  script = f"""
+import sys
+sys.path.insert(0, {os.path.join(REPO, 'benchmarks')!r})
+import train_step
+from jax._src import xla_bridge
+
+def fake_child(name, key, **kwargs):
+  return dict(params=1, compile_s=0.0, size=32, batch=2, step_s=0.1, faults=0.0, system_ms=0.0,
+              device='fake')
+
+train_step.time_in_own_process = fake_child
+rows = train_step.main(['--quick'])
+assert len(rows) == 3, rows
+print('initialised' if xla_bridge.backends_are_initialized() else 'not initialised')
+"""
+  env = dict(os.environ, PYTHONPATH=REPO)
+  result = subprocess.run(
+    [sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=300
+  )
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert result.stdout.strip().splitlines()[-1] == 'not initialised'
