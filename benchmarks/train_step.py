@@ -30,7 +30,7 @@ the convolution routing and max pooling before issue 16 (kept frozen here): the 
 as a 4-D einsum (its filter gradient contracting ``dy`` over N, H, W), every other convolution
 XLA's own (since then atrous ones run as one matmul per tap, those whose activations outgrow
 the CPU's cache take their kernel gradient as one matmul per tap, and those whose kernel
-outgrows it over fewer pixels than channels run as one matmul of patches), and max pooling
+outgrows it over no more pixels than channels run as one matmul of patches), and max pooling
 differentiated by XLA (select-and-scatter). ``--torch`` times the same step in PyTorch
 (``torch_models.py``: the same four architectures written inline; on CUDA where PyTorch has it),
 eager, in NCHW and in ``channels_last``, or with ``--torch-compile`` NCHW eager and

@@ -5,8 +5,8 @@ numerically the same op (benchmarks/README.md has the numbers on XLA:CPU): a 1x1
 convolution runs as a matmul over channels (3x faster to train); a stride-1, `groups=1` atrous
 convolution whose products mostly read padding as one matmul per kernel tap that reads the
 image (DeepLab's ASPP 5.6x faster to train at output stride 8); on CPUs, a convolution whose
-kernel outgrows the cache and has more output channels than output pixels (FCN's fc6) runs as
-one matmul of the input's patches with the kernel (2.5-6.8x faster to train), and a stride-1
+kernel outgrows the cache and has no more output pixels than channels (FCN's fc6) runs as
+one matmul of the input's patches with the kernel (2.1-6.8x faster to train), and a stride-1
 convolution whose activations outgrow the cache takes its kernel gradient as one matmul per
 tap (1.4-2x); and a strided, undilated transposed convolution runs as a dense convolution over
 the kernel's stride phases with hand-picked derivative formulations (10-200x faster forward,
@@ -192,9 +192,8 @@ def _traced_for_cpu() -> bool:
 
   The patch matmul and the kernel gradient by taps below work around XLA:CPU's own kernels;
   GPUs and TPUs keep XLA's convolution (cuDNN's on GPUs), which nothing here has measured
-  against. The 1x1
-  matmul and the atrous taps over the image stay on every platform: one is the same matmul
-  and the other skips products with padding.
+  against. The 1x1 matmul and the atrous taps over the image stay on every platform: one is
+  the same matmul and the other skips products with padding.
   """
   return jax.default_backend() == 'cpu'
 
@@ -288,6 +287,7 @@ def _patches_matmul_pays(x, w, stride, pads, dilation) -> bool:
 
 
 def _output_hw(x, w, stride, pads, dilation) -> tuple[int, int]:
+  """The output's (height, width) for explicit pads."""
   return tuple(
     v.output_size(size, p, rate * (k - 1) + 1, s)
     for size, p, k, s, rate in zip(x.shape[1:3], pads, w.shape[:2], stride, dilation)
