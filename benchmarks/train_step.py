@@ -124,6 +124,8 @@ def _sgd_config() -> ml_collections.ConfigDict:
 
 # ---------------------------------------------------------------- the frozen "before" lowerings
 
+LOWERINGS = ('before', 'after')  # --variants: jaxseg before issue 16's levers, and as shipped
+
 
 def _einsum_pointwise(x, w, stride, pads):
   """jaxseg's 1x1 convolution before issue 16: a 4-D einsum."""
@@ -153,7 +155,7 @@ def variant(name: str):
     yield
     return
   if name != 'before':
-    raise SystemExit(f'--variants: unknown {name!r}; known: before, after')
+    raise SystemExit(f'--variants: unknown {name!r}; known: {", ".join(LOWERINGS)}')
   saved = conv_lib._conv2d_lowered, pooling_lib._max_pool_first_max
   conv_lib._conv2d_lowered = _lowered_before
   pooling_lib._max_pool_first_max = _select_and_scatter_max_pool
@@ -322,24 +324,25 @@ def time_in_this_process(name: str, key: str, *, dtype: str, warmup: int, steps_
 def child_environment(malloc: str) -> dict:
   """The environment a variant's process runs in, for ``--malloc`` = binaries/default/huge.
 
-  ``binaries``: as ``experiments.main`` runs, malloc on transparent huge pages where
-  ``experiments.huge_pages`` restarts the binaries with them; ``default``: glibc's default
-  allocator; ``huge``: the tunable set whatever the machine.
+  ``binaries``: as ``experiments.main`` would run here, malloc on transparent huge pages where
+  ``experiments.huge_pages`` restarts the binaries with them (``$JAXSEG_HUGE_PAGES`` and a
+  tunable of the user's own respected); ``default``: glibc's default allocator; ``huge``: the
+  tunable set whatever the machine.
   """
+  if malloc == 'binaries':  # the environment a binary started here would restart itself with
+    return binaries_huge_pages.environment_with_huge_pages(os.environ) or dict(os.environ)
+  if malloc not in ('default', 'huge'):
+    raise ValueError(f'malloc must be binaries, default or huge, got {malloc!r}')
   tunables = [
     t
     for t in os.environ.get('GLIBC_TUNABLES', '').split(':')
     if t and not t.startswith(binaries_huge_pages.TUNABLE)
   ]
-  env = {k: v for k, v in os.environ.items() if k not in ('GLIBC_TUNABLES', 'JAXSEG_HUGE_PAGES')}
+  env = {k: v for k, v in os.environ.items() if k != 'GLIBC_TUNABLES'}
+  if malloc == 'huge':
+    tunables.append(f'{binaries_huge_pages.TUNABLE}=1')
   if tunables:
     env['GLIBC_TUNABLES'] = ':'.join(tunables)
-  if malloc == 'huge':
-    env['GLIBC_TUNABLES'] = ':'.join([*tunables, f'{binaries_huge_pages.TUNABLE}=1'])
-  elif malloc == 'binaries':
-    env = binaries_huge_pages.environment_with_huge_pages(env) or env
-  elif malloc != 'default':
-    raise ValueError(f'malloc must be binaries, default or huge, got {malloc!r}')
   return env
 
 
@@ -474,8 +477,8 @@ def _parse(argv):
     if name not in CASES:
       parser.error(f'--models: unknown {name!r}; known: {", ".join(CASES)}')
   for lowering in args.variants.split(','):
-    if lowering not in ('before', 'after'):
-      parser.error(f'--variants: unknown {lowering!r}; known: before, after')
+    if lowering not in LOWERINGS:
+      parser.error(f'--variants: unknown {lowering!r}; known: {", ".join(LOWERINGS)}')
   return args
 
 
@@ -532,11 +535,11 @@ def main(argv=None):
       measured = bench_in_this_process(
         name, keys, dtype=args.dtype, warmup=args.warmup, steps_=args.steps
       )
-    devices.update(m.get('device', '') for m in measured.values())
+    if in_processes:
+      devices.update(m['device'] for m in measured.values())
     for row in rows_of(name, measured, dtype=args.dtype, isolation=args.isolation):
       rows.append(row)
       _print_row(row)
-  devices.discard('')
   device = ', '.join(sorted(devices)) if in_processes else _this_device()
   print(f'device: {device}; load {os.getloadavg()[0]:.1f}')
   if args.json:

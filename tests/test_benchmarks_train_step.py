@@ -26,9 +26,7 @@ def tuned_environment(monkeypatch):
 
 
 def test_default_malloc_drops_only_the_huge_pages_tunable(tuned_environment):
-  env = train_step.child_environment('default')
-  assert env['GLIBC_TUNABLES'] == OTHER_TUNABLE
-  assert huge_pages.ENV_VAR not in env
+  assert train_step.child_environment('default')['GLIBC_TUNABLES'] == OTHER_TUNABLE
 
 
 def test_huge_malloc_sets_the_tunable_once(tuned_environment):
@@ -36,10 +34,24 @@ def test_huge_malloc_sets_the_tunable_once(tuned_environment):
   assert env['GLIBC_TUNABLES'] == f'{OTHER_TUNABLE}:{huge_pages.TUNABLE}=1'
 
 
-def test_binaries_malloc_is_what_the_binaries_restart_with(tuned_environment):
-  default = train_step.child_environment('default')
-  expected = huge_pages.environment_with_huge_pages(default) or default
-  assert train_step.child_environment('binaries') == expected
+def test_binaries_malloc_respects_the_opt_out(monkeypatch):
+  """As a binary would: ``$JAXSEG_HUGE_PAGES=0`` keeps the default allocator."""
+  monkeypatch.setattr(huge_pages, '_glibc_version', lambda: 'glibc 2.36')
+  monkeypatch.setattr(huge_pages, '_read_thp_mode', lambda: 'always [madvise] never')
+  monkeypatch.setenv('GLIBC_TUNABLES', OTHER_TUNABLE)
+  monkeypatch.setenv(huge_pages.ENV_VAR, '0')
+  assert train_step.child_environment('binaries')['GLIBC_TUNABLES'] == OTHER_TUNABLE
+
+
+def test_binaries_malloc_adds_the_tunable_where_the_machine_allows(monkeypatch):
+  monkeypatch.setenv('GLIBC_TUNABLES', OTHER_TUNABLE)
+  monkeypatch.delenv(huge_pages.ENV_VAR, raising=False)
+  monkeypatch.setattr(huge_pages, '_glibc_version', lambda: 'glibc 2.36')
+  monkeypatch.setattr(huge_pages, '_read_thp_mode', lambda: 'always [madvise] never')
+  env = train_step.child_environment('binaries')
+  assert env['GLIBC_TUNABLES'] == f'{OTHER_TUNABLE}:{huge_pages.TUNABLE}=1'
+  monkeypatch.setattr(huge_pages, '_read_thp_mode', lambda: 'always madvise [never]')
+  assert train_step.child_environment('binaries')['GLIBC_TUNABLES'] == OTHER_TUNABLE
 
 
 def test_unknown_malloc_is_refused():

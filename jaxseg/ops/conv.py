@@ -177,7 +177,7 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
     if _image_product_fraction(x.shape[1:3], w.shape[:2], pads, dilation) <= _MOSTLY_PADDING:
       return _dilated_conv_by_taps(x, w, pads, dilation)
   if groups == 1 and concrete and _patches_matmul_pays(x, w, stride, pads, dilation):
-    if _traced_for_cpu():
+    if _traced_for_cpu():  # XLA:CPU's kernel repacking is what this avoids (see below)
       return _conv_by_patches(x, w, stride, pads, dilation)
   if stride == (1, 1) and dilation == (1, 1) and groups == 1 and concrete:
     # Not in a population (member_conv): its per-member convolution has a custom VJP, which
@@ -215,7 +215,7 @@ _MAX_KERNEL_TAPS = 9
 def _kernel_gradient_by_taps_pays(x, w, pads) -> bool:
   """Whether a stride-1, undilated convolution of at most 9 taps outgrows the cache (above)."""
   kh, kw, _, features = w.shape
-  out_h, out_w = (v.output_size(size, p, k, 1) for size, p, k in zip(x.shape[1:3], pads, (kh, kw)))
+  out_h, out_w = _output_hw(x, w, (1, 1), pads, (1, 1))
   values = x.size + x.shape[0] * out_h * out_w * features
   return (
     kh * kw <= _MAX_KERNEL_TAPS and values * jnp.dtype(x.dtype).itemsize >= _LAST_LEVEL_CACHE_BYTES
@@ -379,8 +379,7 @@ def _dilated_conv_by_taps(x, w, pads, dilation):
   """
   n, height, width, channels = x.shape
   kh, kw, _, features = w.shape
-  out_h = height + sum(pads[0]) - dilation[0] * (kh - 1)
-  out_w = width + sum(pads[1]) - dilation[1] * (kw - 1)
+  out_h, out_w = _output_hw(x, w, (1, 1), pads, dilation)
   accumulate = jnp.promote_types(x.dtype, jnp.float32)
   y = jnp.zeros((n, out_h, out_w, features), accumulate)
   for row_tap, top, bottom, row_offset in _tap_windows(height, kh, dilation[0], pads[0][0], out_h):
