@@ -3,8 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxseg import ops
+from jaxseg.ops import conv as conv_module
 from jaxseg.ops import member_conv
 
 MEMBERS = 3
@@ -79,3 +81,96 @@ def test_large_maps_keep_xla_kernel_gradient_in_a_population():
       grads,
       alone(jax.tree.map(lambda a, k=k: a[k], params), x),
     )
+
+
+def _spy_on_patches(monkeypatch):
+  """Records the input shape of every patch-matmul convolution traced from now on."""
+  shapes = []
+  original = conv_module._conv_by_patches  # pylint: disable=protected-access
+
+  def spy(x, w, *args, **kwargs):
+    shapes.append(tuple(x.shape))
+    return original(x, w, *args, **kwargs)
+
+  monkeypatch.setattr(conv_module, '_conv_by_patches', spy)
+  return shapes
+
+
+def test_shared_input_patch_matmul_equals_each_member_alone(monkeypatch):
+  # 5x5 over 3 channels (75 patch columns), strided and padded: the shared images take the
+  # patch matmul, the second layer (batched input, 5x5x4 = 100 columns) one convolution per member.
+  shapes = _spy_on_patches(monkeypatch)
+  keys = jax.random.split(jax.random.key(2), 4)
+  params = {
+    'w1': jax.random.normal(keys[0], (MEMBERS, 5, 5, 3, 4)) / 4,
+    'b1': jax.random.normal(keys[1], (MEMBERS, 4)),
+    'w2': jax.random.normal(keys[2], (MEMBERS, 5, 5, 4, 3)) / 8,
+  }
+  images = jax.random.normal(keys[3], (2, 11, 11, 3))
+
+  def loss(p, x):
+    h = jax.nn.relu(ops.conv2d(x, p['w1'], p['b1'], stride=2, padding=((2, 1), (1, 2))))
+    return jnp.mean(jnp.tanh(ops.conv2d(h, p['w2'], padding=2)) ** 2)
+
+  losses, grads = _per_member_grads(loss)(params, images)
+  assert shapes and set(shapes) == {images.shape}  # only the shared input, forward and backward
+  shapes.clear()
+  for k in range(MEMBERS):
+    alone = jax.tree.map(lambda a, k=k: a[k], params)
+    value, grad = jax.value_and_grad(loss)(alone, images)
+    np.testing.assert_allclose(losses[k], value, rtol=1e-6)
+    jax.tree.map(
+      lambda a, b, k=k: np.testing.assert_allclose(a[k], b, rtol=1e-5, atol=1e-6), grads, grad
+    )
+  assert not shapes  # a single run keeps XLA's convolution there
+
+
+@pytest.mark.parametrize(
+  'window, channels, routed',
+  [
+    (5, 3, True),
+    (8, 1, True),
+    (4, 4, True),
+    (3, 7, False),
+    (7, 1, False),
+    (3, 56, True),
+    (3, 57, False),
+    (5, 2, False),
+  ],
+)
+def test_shared_input_patch_rule_takes_64_to_512_columns(monkeypatch, window, channels, routed):
+  # 8x8 = 64 and 3x3x56 = 504 columns in; 3x3x7 = 63, 7x7 = 49, 5x5x2 = 50 and 3x3x57 = 513 out.
+  shapes = _spy_on_patches(monkeypatch)
+  w = jnp.ones((MEMBERS, window, window, channels, 2))
+  x = jnp.ones((1, 9, 9, channels))
+  _per_member_grads(lambda w, x: jnp.sum(ops.conv2d(x, w)))(w, x)
+  assert bool(shapes) == routed
+
+
+def test_shared_input_patch_rule_is_for_cpus_and_plain_convolutions(monkeypatch):
+  shapes = _spy_on_patches(monkeypatch)
+  x = jnp.ones((1, 9, 9, 6))
+  grouped = lambda w, x: jnp.sum(ops.conv2d(x, w, groups=2))  # noqa: E731
+  _per_member_grads(grouped)(jnp.ones((MEMBERS, 5, 5, 3, 4)), x)
+  assert not shapes  # 75 columns, but two groups: XLA's grouped convolution
+  _per_member_grads(lambda w, x: jnp.sum(ops.conv2d(x, w)))(jnp.ones((MEMBERS, 5, 5, 6, 2)), x)
+  assert shapes  # the same columns without groups
+  shapes.clear()
+  monkeypatch.setattr(conv_module, '_traced_for_cpu', lambda: False)
+  _per_member_grads(lambda w, x: jnp.sum(ops.conv2d(x, w)))(jnp.ones((MEMBERS, 5, 5, 6, 2)), x)
+  assert not shapes  # accelerators keep XLA's (grouped) convolution
+
+
+def test_a_shared_kernel_over_members_inputs_keeps_xla_convolution(monkeypatch):
+  # The rule is for the members' one batch: a kernel shared over per-member inputs (a fixed
+  # filter in each member's network) stays vmap's convolution, even at 75 patch columns.
+  shapes = _spy_on_patches(monkeypatch)
+
+  def member(x, w):
+    with member_conv.per_member_convolutions():
+      return jax.grad(lambda x: jnp.sum(ops.conv2d(x, w) ** 2))(x)
+
+  x, w = jnp.ones((MEMBERS, 1, 9, 9, 3)), jnp.ones((5, 5, 3, 2))
+  grads = jax.jit(jax.vmap(member, in_axes=(0, None)))(x, w)
+  assert not shapes
+  np.testing.assert_allclose(grads[0], jax.grad(lambda x: jnp.sum(ops.conv2d(x, w) ** 2))(x[0]))

@@ -66,7 +66,9 @@ class _PopulationNet(nn.Module):
 
   @nn.compact
   def __call__(self, x, *, train: bool = False):
-    x = nn.relu(jaxseg_nn.Conv(4, 3, name='conv1')(x))
+    # 5x5 over 3 channels: the shared batch meets the members' kernels as one patch matmul
+    # (75 patch columns, conv.py's shared-input rule); the second layer is per member.
+    x = nn.relu(jaxseg_nn.Conv(4, 5, name='conv1')(x))
     x = jaxseg_nn.BatchNorm(use_running_average=not train)(jaxseg_nn.Conv(4, 3, name='conv2')(x))
     x = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(x).mean(axis=(1, 2)))
     return nn.Dense(fx.NUM_CLASSES)(x), {}

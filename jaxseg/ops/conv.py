@@ -1,14 +1,16 @@
 """Convolutions over NHWC activations with HWIO kernels.
 
-Three checked ops over `jax.lax.conv_general_dilated`. Five shapes take a faster lowering,
+Three checked ops over `jax.lax.conv_general_dilated`. Six shapes take a faster lowering,
 numerically the same op (benchmarks/README.md has the numbers on XLA:CPU): a 1x1, `groups=1`
 convolution runs as a matmul over channels (3x faster to train); a stride-1, `groups=1` atrous
 convolution whose products mostly read padding as one matmul per kernel tap that reads the
 image (DeepLab's ASPP 5.6x faster to train at output stride 8); on CPUs, a convolution whose
 kernel outgrows the cache and has no more output pixels than channels (FCN's fc6) runs as
-one matmul of the input's patches with the kernel (2.1-6.8x faster to train), and a stride-1
+one matmul of the input's patches with the kernel (2.1-6.8x faster to train), a stride-1
 convolution whose activations outgrow the cache takes its kernel gradient as one matmul per
-tap (1.4-2x); and a strided, undilated transposed convolution runs as a dense convolution over
+tap (1.4-2x), and in a population (`member_conv`) an input the members share (their first
+layer) meets every member's kernel in one patch matmul where its patches have 64-512 columns
+(1.1-1.5x); and a strided, undilated transposed convolution runs as a dense convolution over
 the kernel's stride phases with hand-picked derivative formulations (10-200x faster forward,
 5-140x faster to train).
 
@@ -329,6 +331,28 @@ def _conv_by_patches(x, w, stride, pads, dilation):
   return y.reshape(n, out_h, out_w, features).astype(jnp.result_type(x, w))
 
 
+# A population's first layer convolves the members' one batch with every member's kernel: under
+# `vmap` one convolution with the members' filters side by side (`member_conv`). XLA:CPU's
+# kernel for it is slow on a few input channels with a 5x5 or 7x7 window, where the patch
+# matmul of `_conv_by_patches` (one patch matrix for all members, reused by the kernel
+# gradient) wins. Issue 16, forward and kernel gradient, per shape (batch x map x channels,
+# members x outputs, window), XLA / patches: LeNet-5's 64x32^2x3 8x6 5x5 1.28-1.33x (its whole
+# population step 30 -> 25 ms), 16x6 1.45x, 4x6 6.6x (XLA's kernel stumbles), 2x6 1.03x;
+# 16x64^2x3 8x16 5x5 1.19x; 32x96^2x3 8x24 7x7 stride 2 1.41x; 16x32^2x16 8x16 3x3 1.29x;
+# 16x32^2x32 8x32 3x3 1.34x; 32x32^2x8 8x16 3x3 1.08x. Measured on patch matrices of 25 to 63
+# columns (kh*kw*cin) it is mixed (3x3x3 0.74-1.09x, 5x5x1 0.94-1.03x, 7x7x1 0.79x, 5x5x2
+# 0.76x), and above 512 so (3x3x64 0.94x, 3x3x128 1.12x): the patches take the shared input
+# from 64 to 512 columns.
+_SHARED_INPUT_PATCH_COLUMNS = (64, 512)
+
+
+def _shared_input_patches_pay(x, w, groups) -> bool:
+  """Whether a population's shared-input convolution runs as a patch matmul (see above)."""
+  lo, hi = _SHARED_INPUT_PATCH_COLUMNS
+  concrete = all(isinstance(size, int) for size in x.shape[1:3])
+  return groups == 1 and concrete and lo <= w.shape[0] * w.shape[1] * w.shape[2] <= hi
+
+
 # Atrous convolutions run tap by tap where at most this share of their products reads the image
 # (the rest multiplies padding): at rate 12 on a 32x32 map (56%) the taps win 2x; at rates 2
 # and 4 on it (94%, 84%) they tie or win 1.2x but cost compilation time (nine matmuls each).
@@ -400,7 +424,8 @@ def _lax_conv(x, w, stride, pads, dilation, groups):
   """XLA's own convolution: the reference every other lowering must equal.
 
   Inside ``member_conv.per_member_convolutions`` (a vmapped population), batched over members
-  as one plain convolution per member instead of ``vmap``'s grouped convolution.
+  as one plain convolution per member instead of ``vmap``'s grouped convolution, and on CPUs
+  over an input shared by the members as one patch matmul where that pays (see above).
   """
   conv = functools.partial(
     lax.conv_general_dilated,
@@ -411,7 +436,12 @@ def _lax_conv(x, w, stride, pads, dilation, groups):
     feature_group_count=groups,
   )
   if member_conv.active():
-    return member_conv.per_member(conv)(x, w)
+    shared_input_conv = None
+    if _shared_input_patches_pay(x, w, groups) and _traced_for_cpu():
+      shared_input_conv = functools.partial(
+        _conv_by_patches, stride=stride, pads=pads, dilation=dilation
+      )
+    return member_conv.per_member(conv, shared_input_conv=shared_input_conv)(x, w)
   return conv(x, w)
 
 

@@ -58,24 +58,33 @@ def active() -> bool:
   return _ACTIVE.get()
 
 
-def per_member(conv: Callable[[jax.Array, jax.Array], jax.Array]) -> Callable:
+def per_member(
+  conv: Callable[[jax.Array, jax.Array], jax.Array],
+  *,
+  shared_input_conv: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+) -> Callable:
   """``conv(x, w)`` with the member-wise batching rule, forward and backward.
 
   Args:
     conv: a convolution of one member, ``(x, w) -> y``, static arguments bound.
+    shared_input_conv: the same convolution in another formulation (same values), which the
+      batching rule ``vmap``s instead of ``conv`` when the input is shared by the members and
+      only the kernel is batched (the first layer of a population); None keeps ``conv``.
 
   Returns:
     The same function under ``jax.custom_vjp``, its forward and backward passes under
     ``jax.custom_batching.custom_vmap`` with :func:`_member_rule`.
   """
+  shared_input_conv = shared_input_conv or conv
   forward = jax.custom_batching.custom_vmap(conv)
-  forward.def_vmap(functools.partial(_member_rule, conv))
+  forward.def_vmap(functools.partial(_member_rule, conv, shared_input_conv))
 
-  def cotangents(x, w, dy):
-    return jax.vjp(conv, x, w)[1](dy)
+  def cotangents_of(fn):
+    return lambda x, w, dy: jax.vjp(fn, x, w)[1](dy)
 
+  cotangents = cotangents_of(conv)
   backward = jax.custom_batching.custom_vmap(cotangents)
-  backward.def_vmap(functools.partial(_member_rule, cotangents))
+  backward.def_vmap(functools.partial(_member_rule, cotangents, cotangents_of(shared_input_conv)))
 
   @jax.custom_vjp
   def member_conv(x, w):
@@ -85,12 +94,16 @@ def per_member(conv: Callable[[jax.Array, jax.Array], jax.Array]) -> Callable:
   return member_conv
 
 
-def _member_rule(fn: Callable, axis_size: int, in_batched: list[bool], *args: Any):
+def _member_rule(
+  fn: Callable, shared_input_fn: Callable, axis_size: int, in_batched: list[bool], *args: Any
+):
   """``vmap`` of ``fn``: once per member when every operand is batched, else ``vmap``'s form
-  (a shared operand folds the members into the other's channels or batch: no grouping)."""
+  (a shared operand folds the members into the other's channels or batch: no grouping), of
+  ``shared_input_fn`` when the shared operand is the input (the first argument)."""
   if all(in_batched):
     outputs = [fn(*(a[i] for a in args)) for i in range(axis_size)]
     out = jax.tree.map(lambda *rows: jnp.stack(rows), *outputs)
   else:
-    out = jax.vmap(fn, in_axes=tuple(0 if b else None for b in in_batched))(*args)
+    chosen = shared_input_fn if not in_batched[0] and all(in_batched[1:]) else fn
+    out = jax.vmap(chosen, in_axes=tuple(0 if b else None for b in in_batched))(*args)
   return out, jax.tree.map(lambda _: True, out)

@@ -129,7 +129,7 @@ def _draw(records: Sequence[Mapping[str, Any]], title: str):
       if name in metrics:
         steps, values = metrics[name]
         axis.plot(steps, values, marker='o' if len(steps) < 30 else None, markersize=3, label=split)
-    axis.set_title(name, fontsize=10)
+    axis.set_title(name, fontsize=10, y=1.0)
     axis.set_xlabel('step', fontsize=8)
     axis.grid(alpha=0.3)
     axis.tick_params(labelsize=8)
