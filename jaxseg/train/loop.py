@@ -698,13 +698,8 @@ def _plot_curves(workdir: str) -> None:
   """``<workdir>/curves.png`` from ``metrics.jsonl`` (process 0); a failure only warns."""
   if jax.process_index() != 0:
     return
-  from jaxseg import viz  # pylint: disable=g-import-not-at-top
+  from jaxseg.viz import run_curves  # pylint: disable=g-import-not-at-top
 
-  try:
-    viz.plot_curves(
-      viz.read_metrics(os.path.join(workdir, 'metrics.jsonl')),
-      os.path.join(workdir, 'curves.png'),
-      title=os.path.abspath(workdir),
-    )
-  except (OSError, ValueError) as e:  # the run's results stand without the picture
-    print(f'warning: could not draw {workdir}/curves.png: {e}')
+  warning = run_curves.draw_run(workdir)
+  if warning:  # the run's results stand without the picture
+    print(warning)

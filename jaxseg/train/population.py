@@ -788,6 +788,7 @@ def train_and_evaluate_population(
     train_and_evaluate_population(configs, ['/tmp/a', '/tmp/b'], '/tmp/population')
   """
   from jaxseg.train import inference  # pylint: disable=g-import-not-at-top
+  from jaxseg.viz import run_curves  # pylint: disable=g-import-not-at-top
 
   check_population(configs)
   info, run_kwargs = loop.build_run_parts(configs[0])
@@ -804,7 +805,8 @@ def train_and_evaluate_population(
     print_fn=print_fn,
     **run_kwargs,
   )
-  for workdir, result in zip(workdirs, results):
-    if result is not None and not result.get('preempted'):
-      loop._plot_curves(workdir)  # pylint: disable=protected-access
+  finished = [w for w, r in zip(workdirs, results) if r is not None and not r.get('preempted')]
+  # The members finish together: their curves are drawn on every core (one figure per core).
+  for warning in run_curves.draw_runs(finished):
+    print_fn(warning)
   return results
