@@ -84,7 +84,9 @@ def test_large_maps_keep_xla_kernel_gradient_in_a_population():
 
 
 def _spy_on_patches(monkeypatch):
-  """Records the input shape of every patch-matmul convolution traced from now on."""
+  """Records the input shape of every patch-matmul convolution traced from now on, with
+  conv.py's input gradient by patches (which traces them too) turned off."""
+  monkeypatch.setattr(conv_module, '_input_gradient_by_patches_pays', lambda *args: False)
   shapes = []
   original = conv_module._conv_by_patches  # pylint: disable=protected-access
 

@@ -444,6 +444,73 @@ def test_patch_matmul_matches_lax(monkeypatch, kernel, stride, padding, dilation
 
 
 @pytest.mark.parametrize(
+  'kernel, padding, channels',
+  [
+    (5, 0, 6),  # LeNet-5's second layer
+    (3, 1, 1),
+    ((2, 4), ((0, 2), (3, 1)), 8),  # uneven kernel and padding, the most channels routed
+  ],
+)
+def test_input_gradient_by_patches_matches_lax(kernel, padding, channels):
+  """Few input channels: dx is the patch matmul's transpose (col2im), equal to lax's.
+
+  Value, both gradients and a jvp equal lax's convolution; the input gradient holds one matmul
+  and no convolution, the kernel gradient stays XLA's.
+  """
+  rng = np.random.default_rng(19)
+  kh, kw = ref.as_pair(kernel)
+  x = rng.standard_normal((3, 11, 12, channels)).astype(np.float32)
+  w = rng.standard_normal((kh, kw, channels, 7)).astype(np.float32)
+  pads = ref.explicit_pads(padding, x.shape[1:3], (kh, kw), (1, 1))
+
+  def lax_conv(x_, w_):
+    return lax.conv_general_dilated(
+      x_, w_, (1, 1), pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
+
+  def ours(x_, w_):
+    return ops.conv2d(x_, w_, padding=padding)
+
+  y, dy = _assert_matches_lax(ours, lax_conv, x, w, rng)
+  assert ref.relative_error(ref.conv2d(x, w, padding=padding), y) < TOL
+  grad_x = lambda x_: jax.vjp(lambda x__: ours(x__, w), x_)[1](dy)[0]
+  names = _primitive_names(grad_x, x)
+  assert names.count('dot_general') == 1
+  assert names.count('conv_general_dilated') == 1  # the value's; lax's dx would be a second
+  grad_w = lambda w_: jax.vjp(lambda w__: ours(x, w__), w_)[1](dy)[0]
+  assert 'dot_general' not in _primitive_names(grad_w, w)
+
+
+@pytest.mark.parametrize(
+  'x_shape, channels_note, stride, dilation, backend, by_patches',
+  [
+    # 2x2 kernel over 8 channels: a patch row is 128 bytes; 512x512 rows are exactly 32 MiB.
+    ((1, 513, 513, 8), 'at the threshold', 1, 1, 'cpu', True),
+    ((1, 514, 513, 8), 'one row of outputs more', 1, 1, 'cpu', False),
+    ((1, 9, 9, 9), 'nine channels', 1, 1, 'cpu', False),
+    ((1, 9, 9, 8), 'strided', 2, 1, 'cpu', False),
+    ((1, 9, 9, 8), 'dilated', 1, 2, 'cpu', False),
+    ((1, 9, 9, 8), 'an accelerator', 1, 1, 'gpu', False),
+  ],
+)
+def test_input_gradient_by_patches_routes_few_channels_below_the_cache(
+  monkeypatch, x_shape, channels_note, stride, dilation, backend, by_patches
+):
+  del channels_note  # the case's name
+  monkeypatch.setattr(jax, 'default_backend', lambda: backend)
+  x = jax.ShapeDtypeStruct(x_shape, jnp.float32)
+  w = jax.ShapeDtypeStruct((2, 2, x_shape[-1], 4), jnp.float32)
+
+  def grad_x(x_, w_):  # a fresh function per case: make_jaxpr caches by function identity
+    conv = lambda x__: ops.conv2d(x__, w_, stride=stride, dilation=dilation)  # noqa: E731
+    return jax.grad(lambda x__: jnp.sum(conv(x__)))(x_)
+
+  names = _primitive_names(grad_x, x, w)
+  assert names.count('dot_general') == int(by_patches)
+  assert names.count('conv_general_dilated') == 2 - int(by_patches)
+
+
+@pytest.mark.parametrize(
   'x_shape, features, dtype, backend, by_patches',
   [
     # A 2x2 kernel 2048 -> 1024: exactly 32 MiB of float32 (the threshold).

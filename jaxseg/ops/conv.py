@@ -1,6 +1,6 @@
 """Convolutions over NHWC activations with HWIO kernels.
 
-Three checked ops over `jax.lax.conv_general_dilated`. Six shapes take a faster lowering,
+Three checked ops over `jax.lax.conv_general_dilated`. Seven shapes take a faster lowering,
 numerically the same op (benchmarks/README.md has the numbers on XLA:CPU): a 1x1, `groups=1`
 convolution runs as a matmul over channels (3x faster to train); a stride-1, `groups=1` atrous
 convolution whose products mostly read padding as one matmul per kernel tap that reads the
@@ -8,11 +8,12 @@ image (DeepLab's ASPP 5.6x faster to train at output stride 8); on CPUs, a convo
 kernel outgrows the cache and has no more output pixels than channels (FCN's fc6) runs as
 one matmul of the input's patches with the kernel (2.1-6.8x faster to train), a stride-1
 convolution whose activations outgrow the cache takes its kernel gradient as one matmul per
-tap (1.4-2x), and in a population (`member_conv`) an input the members share (their first
-layer) meets every member's kernel in one patch matmul where its patches have 64-512 columns
-(1.1-1.5x); and a strided, undilated transposed convolution runs as a dense convolution over
-the kernel's stride phases with hand-picked derivative formulations (10-200x faster forward,
-5-140x faster to train).
+tap (1.4-2x), one over at most 8 input channels takes its input gradient as the transpose of
+a patch matmul (col2im, 1.3-4.8x for that gradient), and in a population (`member_conv`) an
+input the members share (their first layer) meets every member's kernel in one patch matmul
+where its patches have 64-512 columns (1.1-1.5x); and a strided, undilated transposed
+convolution runs as a dense convolution over the kernel's stride phases with hand-picked
+derivative formulations (10-200x faster forward, 5-140x faster to train).
 
 * `conv2d`: the cross-correlation of deep learning (PyTorch `torch.nn.functional.conv2d`).
 * `conv_transpose2d`: its adjoint, Caffe's "Deconvolution" (PyTorch's `conv_transpose2d`).
@@ -186,6 +187,9 @@ def _conv2d_lowered(x, w, stride, pads, dilation, groups):
     # reverse mode cannot transpose inside this path's JVP rule.
     if _kernel_gradient_by_taps_pays(x, w, pads) and _traced_for_cpu() and not member_conv.active():
       return _conv_with_tap_filter_gradient(x, w, pads)
+    if _input_gradient_by_patches_pays(x, w, pads) and _traced_for_cpu():
+      conv = functools.partial(_conv_with_patch_input_gradient, pads=pads)
+      return _in_population(conv, x, w, stride, pads, dilation, groups)
   return _lax_conv(x, w, stride, pads, dilation, groups)
 
 
@@ -247,6 +251,50 @@ def _conv_with_tap_filter_gradient_jvp(pads, primals, tangents):
     dy = dy + _lax_conv(dx, w, (1, 1), pads, (1, 1), 1)
   if not isinstance(dw, SymbolicZero):
     dy = dy + _conv_by_padded_taps(x, dw, pads, y.shape[1:3])
+  return y, dy
+
+
+# XLA:CPU's input gradient of a convolution into few input channels is slow (its output, the
+# input's gradient, is a few channels wide), while the transpose of the patch matmul (one matmul
+# into the patch matrix, then its taps added back into place: col2im) is not. Issue 16, input
+# gradient alone, per shape (batch x output map, channels in -> out, window), XLA / col2im:
+# LeNet-5's second layer 64x10^2 6->16 5x5 0.80 / 0.48 ms (1.67x), 1 channel 4.8x, 3 3.5x,
+# 4 2.0x, 8 1.33x, 12 1.12x; 64x14^2 6->16 3x3 2.8x; 16x24^2 6->16 5x5 1.64x; 16x56^2 4->32 3x3
+# 1.7x; 8x112^2 3->64 3x3 2.1x; 32x28^2 8->64 3x3 1.6x; 16x24^2 6->120 5x5 4.0x. Where the patch
+# matrix outgrows the cache it loses (4x112^2 8->16 5x5, 40 MB: 0.79x). A first layer's input
+# (the images) has no gradient: there nothing changes.
+_FEW_INPUT_CHANNELS = 8
+
+
+def _input_gradient_by_patches_pays(x, w, pads) -> bool:
+  """Whether a stride-1, undilated convolution takes its input gradient by col2im (above)."""
+  kh, kw, channels, _ = w.shape
+  out_h, out_w = _output_hw(x, w, (1, 1), pads, (1, 1))
+  patch_bytes = x.shape[0] * out_h * out_w * kh * kw * channels * jnp.dtype(x.dtype).itemsize
+  return channels <= _FEW_INPUT_CHANNELS and patch_bytes <= _LAST_LEVEL_CACHE_BYTES
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _conv_with_patch_input_gradient(x, w, pads):
+  """A stride-1, undilated convolution whose input gradient is the patch matmul's transpose.
+
+  The value and the kernel gradient are XLA's convolution. The JVP is
+  `patches(dx) @ w + conv(x, dw)`; reverse mode transposes its first term into
+  `col2im(dy @ w^T)`: one matmul into the patch matrix, whose taps are added back into place.
+  """
+  return _xla_conv(x, w, (1, 1), pads, (1, 1), 1)
+
+
+@functools.partial(_conv_with_patch_input_gradient.defjvp, symbolic_zeros=True)
+def _conv_with_patch_input_gradient_jvp(pads, primals, tangents):
+  x, w = primals
+  dx, dw = tangents
+  y = _xla_conv(x, w, (1, 1), pads, (1, 1), 1)
+  dy = jnp.zeros_like(y)
+  if not isinstance(dx, SymbolicZero):
+    dy = dy + _conv_by_patches(dx, w, (1, 1), pads, (1, 1))
+  if not isinstance(dw, SymbolicZero):
+    dy = dy + _xla_conv(x, dw, (1, 1), pads, (1, 1), 1)
   return y, dy
 
 
@@ -420,21 +468,32 @@ def _dilated_conv_by_taps(x, w, pads, dilation):
   return y.astype(jnp.result_type(x, w))
 
 
-def _lax_conv(x, w, stride, pads, dilation, groups):
-  """XLA's own convolution: the reference every other lowering must equal.
-
-  Inside ``member_conv.per_member_convolutions`` (a vmapped population), batched over members
-  as one plain convolution per member instead of ``vmap``'s grouped convolution, and on CPUs
-  over an input shared by the members as one patch matmul where that pays (see above).
-  """
-  conv = functools.partial(
-    lax.conv_general_dilated,
+def _xla_conv(x, w, stride, pads, dilation, groups):
+  """XLA's own convolution: the reference every other lowering must equal."""
+  return lax.conv_general_dilated(
+    x,
+    w,
     window_strides=stride,
     padding=pads,
     rhs_dilation=dilation,
     dimension_numbers=_DIMENSION_NUMBERS,
     feature_group_count=groups,
   )
+
+
+def _lax_conv(x, w, stride, pads, dilation, groups):
+  """XLA's own convolution, batched as below in a population."""
+  conv = functools.partial(_xla_conv, stride=stride, pads=pads, dilation=dilation, groups=groups)
+  return _in_population(conv, x, w, stride, pads, dilation, groups)
+
+
+def _in_population(conv, x, w, stride, pads, dilation, groups):
+  """``conv(x, w)``, a convolution of the given geometry, with a population's batching.
+
+  Inside ``member_conv.per_member_convolutions`` (a vmapped population), batched over members
+  as one plain convolution per member instead of ``vmap``'s grouped convolution, and on CPUs
+  over an input shared by the members as one patch matmul where that pays (see above).
+  """
   if member_conv.active():
     shared_input_conv = None
     if _shared_input_patches_pay(x, w, groups) and _traced_for_cpu():

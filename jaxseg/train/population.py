@@ -653,10 +653,14 @@ def _evaluate(run: _Run, state: TrainState, step: int) -> tuple[TrainState, list
       f'config.best_metric={config.best_metric!r} is not an evaluation metric of '
       f'task {run.task.name!r}: {sorted(metrics[0])}'
     )
+  # One transfer of the stacked state: slicing it on the devices would dispatch one operation
+  # per leaf and member (0.6 s an evaluation for LeNet-5 at K = 8).
+  host_state = jax.device_get(state)
   for k, member_metrics in enumerate(metrics):
     members.loggers[k].log(step, 'eval', member_metrics)
     if k not in members.failed:
-      members.ckpts[k].save(step, _member_rows(state, k), run.train_iter, metrics=member_metrics)
+      member_state = jax.device_put(_member_rows(host_state, k))
+      members.ckpts[k].save(step, member_state, run.train_iter, metrics=member_metrics)
   values = [m[config.best_metric] for m in metrics]
   run.print_fn(
     f'[population] step {step} eval: {config.best_metric} per member '
