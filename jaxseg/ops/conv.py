@@ -260,7 +260,8 @@ def _conv_with_tap_filter_gradient_jvp(pads, primals, tangents):
 # gradient alone, per shape (batch x output map, channels in -> out, window), XLA / col2im:
 # LeNet-5's second layer 64x10^2 6->16 5x5 0.80 / 0.48 ms (1.67x), 1 channel 4.8x, 3 3.5x,
 # 4 2.0x, 8 1.33x, 12 1.12x; 64x14^2 6->16 3x3 2.8x; 16x24^2 6->16 5x5 1.64x; 16x56^2 4->32 3x3
-# 1.7x; 8x112^2 3->64 3x3 2.1x; 32x28^2 8->64 3x3 1.6x; 16x24^2 6->120 5x5 4.0x. Where the patch
+# 1.7x; 8x112^2 3->64 3x3 2.1x; 32x28^2 8->64 3x3 1.6x; 16x24^2 6->120 5x5 4.0x; the demo's
+# FCN-8s (width / 8) 16x64^2 8->8 3x3 1.2-1.3x, 16x32^2 8->16 3x3 1.3x. Where the patch
 # matrix outgrows the cache it loses (4x112^2 8->16 5x5, 40 MB: 0.79x). A first layer's input
 # (the images) has no gradient: there nothing changes.
 _FEW_INPUT_CHANNELS = 8
