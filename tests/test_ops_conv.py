@@ -443,6 +443,34 @@ def test_patch_matmul_matches_lax(monkeypatch, kernel, stride, padding, dilation
   assert ref.relative_error(reference, y) < TOL
 
 
+@pytest.mark.parametrize('column_taps_first', [False, True])
+@pytest.mark.parametrize(
+  'kernel, stride, padding, dilation',
+  [((5, 5), 1, 0, 1), ((2, 4), (1, 2), ((0, 2), (3, 1)), 1), ((3, 2), 2, 'SAME', (2, 1))],
+)
+def test_both_patch_matrix_orders_match_lax(kernel, stride, padding, dilation, column_taps_first):
+  """The patch matrix built tap by tap or column taps first: the same convolution as lax's."""
+  rng = np.random.default_rng(21)
+  kh, kw = ref.as_pair(kernel)
+  x = rng.standard_normal((2, 9, 10, 3)).astype(np.float32)
+  w = rng.standard_normal((kh, kw, 3, 4)).astype(np.float32)
+  stride_, dilation_ = ref.as_pair(stride), ref.as_pair(dilation)
+  extent = tuple(d * (k - 1) + 1 for d, k in zip(dilation_, (kh, kw)))
+  pads = ref.explicit_pads(padding, x.shape[1:3], extent, stride_)
+
+  def lax_conv(x_, w_):
+    return lax.conv_general_dilated(
+      x_, w_, stride_, pads, rhs_dilation=dilation_, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
+
+  def ours(x_, w_):
+    return conv_module._conv_by_patches(  # pylint: disable=protected-access
+      x_, w_, stride_, pads, dilation_, column_taps_first=column_taps_first
+    )
+
+  _assert_matches_lax(ours, lax_conv, x, w, rng)
+
+
 @pytest.mark.parametrize(
   'kernel, padding, channels',
   [
