@@ -73,7 +73,9 @@ def draw_runs(workdirs: Sequence[str], *, processes: int | None = None) -> list[
     ValueError: ``processes`` below 1.
   """
   if processes is None:
-    processes = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else 1
+    processes = (
+      len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    )
   if processes < 1:
     raise ValueError(f'processes: expected >= 1, got {processes}')
   count = max(1, min(processes, len(workdirs) // _MIN_RUNS_PER_HELPER))
