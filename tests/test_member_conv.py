@@ -37,16 +37,21 @@ def _per_member_grads(loss):
   return jax.jit(jax.vmap(member, in_axes=(0, None)))
 
 
-def test_values_and_gradients_equal_each_member_alone():
-  params, images = _members_and_images()
-  losses, grads = _per_member_grads(_loss)(params, images)
+def _assert_each_member_equals_alone(loss, params, images, losses, grads):
+  """Member k's loss and gradients equal ``loss``'s on its own parameters, run alone."""
   for k in range(MEMBERS):
     alone = jax.tree.map(lambda a, k=k: a[k], params)
-    loss, grad = jax.value_and_grad(_loss)(alone, images)
-    np.testing.assert_allclose(losses[k], loss, rtol=1e-6)
+    value, grad = jax.value_and_grad(loss)(alone, images)
+    np.testing.assert_allclose(losses[k], value, rtol=1e-6)
     jax.tree.map(
       lambda a, b, k=k: np.testing.assert_allclose(a[k], b, rtol=1e-5, atol=1e-6), grads, grad
     )
+
+
+def test_values_and_gradients_equal_each_member_alone():
+  params, images = _members_and_images()
+  losses, grads = _per_member_grads(_loss)(params, images)
+  _assert_each_member_equals_alone(_loss, params, images, losses, grads)
 
 
 def test_no_grouped_convolution_is_left_in_the_program():
@@ -117,13 +122,7 @@ def test_shared_input_patch_matmul_equals_each_member_alone(monkeypatch):
   losses, grads = _per_member_grads(loss)(params, images)
   assert shapes and set(shapes) == {images.shape}  # only the shared input, forward and backward
   shapes.clear()
-  for k in range(MEMBERS):
-    alone = jax.tree.map(lambda a, k=k: a[k], params)
-    value, grad = jax.value_and_grad(loss)(alone, images)
-    np.testing.assert_allclose(losses[k], value, rtol=1e-6)
-    jax.tree.map(
-      lambda a, b, k=k: np.testing.assert_allclose(a[k], b, rtol=1e-5, atol=1e-6), grads, grad
-    )
+  _assert_each_member_equals_alone(loss, params, images, losses, grads)
   assert not shapes  # a single run keeps XLA's convolution there
 
 

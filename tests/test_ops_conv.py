@@ -347,18 +347,11 @@ def test_dilated_lowering_skips_taps_that_read_only_padding():
   assert ref.relative_error(ops.atrous_conv2d(x, w, rate=36), centre_only) < TOL
 
 
-def test_kernel_gradient_by_taps_matches_lax(monkeypatch, kernel=(2, 4), padding=((0, 2), (3, 1))):
-  """Stride-1 convs past the cache threshold take dw as one matmul per tap, equal to lax's.
-
-  Value, input gradient and kernel gradient equal lax's convolution; the kernel gradient holds
-  one matmul per tap and no convolution; forward mode (jvp) still works. The threshold is
-  lowered so that a small case takes the path (the routing itself is the next test's).
-  """
-  monkeypatch.setattr(conv_module, '_LAST_LEVEL_CACHE_BYTES', 1)
-  rng = np.random.default_rng(15)
+def _stride_one_case(rng, x_shape, kernel, padding, *, features):
+  """Random `x` and `w` of a stride-1 `conv2d`, with lax's convolution and ours as functions."""
   kh, kw = ref.as_pair(kernel)
-  x = rng.standard_normal((2, 13, 14, 3)).astype(np.float32)
-  w = rng.standard_normal((kh, kw, 3, 5)).astype(np.float32)
+  x = rng.standard_normal(x_shape).astype(np.float32)
+  w = rng.standard_normal((kh, kw, x_shape[-1], features)).astype(np.float32)
   pads = ref.explicit_pads(padding, x.shape[1:3], (kh, kw), (1, 1))
 
   def lax_conv(x_, w_):
@@ -369,6 +362,20 @@ def test_kernel_gradient_by_taps_matches_lax(monkeypatch, kernel=(2, 4), padding
   def ours(x_, w_):
     return ops.conv2d(x_, w_, padding=padding)
 
+  return x, w, lax_conv, ours
+
+
+def test_kernel_gradient_by_taps_matches_lax(monkeypatch, kernel=(2, 4), padding=((0, 2), (3, 1))):
+  """Stride-1 convs past the cache threshold take dw as one matmul per tap, equal to lax's.
+
+  Value, input gradient and kernel gradient equal lax's convolution; the kernel gradient holds
+  one matmul per tap and no convolution; forward mode (jvp) still works. The threshold is
+  lowered so that a small case takes the path (the routing itself is the next test's).
+  """
+  monkeypatch.setattr(conv_module, '_LAST_LEVEL_CACHE_BYTES', 1)
+  rng = np.random.default_rng(15)
+  kh, kw = ref.as_pair(kernel)
+  x, w, lax_conv, ours = _stride_one_case(rng, (2, 13, 14, 3), kernel, padding, features=5)
   _, dy = _assert_matches_lax(ours, lax_conv, x, w, rng)
   grad_w = lambda w_: jax.vjp(lambda w__: ours(x, w__), w_)[1](dy)[0]
   names = _primitive_names(grad_w, w)
@@ -439,36 +446,16 @@ def test_patch_matmul_matches_lax(monkeypatch, kernel, stride, padding, dilation
   assert names.count('dot_general') == 1 and 'conv_general_dilated' not in names
   y, _ = _assert_matches_lax(ours, lax_conv, x, w, rng)
   assert y.shape[0] * y.shape[1] * y.shape[2] <= w.shape[-1]
+
+  # The patch matrix built column taps first (a population's shared input): the same map.
+  def column_taps_first(x_, w_):
+    return conv_module._conv_by_patches(  # pylint: disable=protected-access
+      x_, w_, stride_, pads, dilation_, column_taps_first=True
+    )
+
+  _assert_matches_lax(column_taps_first, lax_conv, x, w, rng)
   reference = ref.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)
   assert ref.relative_error(reference, y) < TOL
-
-
-@pytest.mark.parametrize('column_taps_first', [False, True])
-@pytest.mark.parametrize(
-  'kernel, stride, padding, dilation',
-  [((5, 5), 1, 0, 1), ((2, 4), (1, 2), ((0, 2), (3, 1)), 1), ((3, 2), 2, 'SAME', (2, 1))],
-)
-def test_both_patch_matrix_orders_match_lax(kernel, stride, padding, dilation, column_taps_first):
-  """The patch matrix built tap by tap or column taps first: the same convolution as lax's."""
-  rng = np.random.default_rng(21)
-  kh, kw = ref.as_pair(kernel)
-  x = rng.standard_normal((2, 9, 10, 3)).astype(np.float32)
-  w = rng.standard_normal((kh, kw, 3, 4)).astype(np.float32)
-  stride_, dilation_ = ref.as_pair(stride), ref.as_pair(dilation)
-  extent = tuple(d * (k - 1) + 1 for d, k in zip(dilation_, (kh, kw)))
-  pads = ref.explicit_pads(padding, x.shape[1:3], extent, stride_)
-
-  def lax_conv(x_, w_):
-    return lax.conv_general_dilated(
-      x_, w_, stride_, pads, rhs_dilation=dilation_, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
-    )
-
-  def ours(x_, w_):
-    return conv_module._conv_by_patches(  # pylint: disable=protected-access
-      x_, w_, stride_, pads, dilation_, column_taps_first=column_taps_first
-    )
-
-  _assert_matches_lax(ours, lax_conv, x, w, rng)
 
 
 @pytest.mark.parametrize(
@@ -486,19 +473,7 @@ def test_input_gradient_by_patches_matches_lax(kernel, padding, channels):
   and no convolution, the kernel gradient stays XLA's.
   """
   rng = np.random.default_rng(19)
-  kh, kw = ref.as_pair(kernel)
-  x = rng.standard_normal((3, 11, 12, channels)).astype(np.float32)
-  w = rng.standard_normal((kh, kw, channels, 7)).astype(np.float32)
-  pads = ref.explicit_pads(padding, x.shape[1:3], (kh, kw), (1, 1))
-
-  def lax_conv(x_, w_):
-    return lax.conv_general_dilated(
-      x_, w_, (1, 1), pads, dimension_numbers=('NHWC', 'HWIO', 'NHWC')
-    )
-
-  def ours(x_, w_):
-    return ops.conv2d(x_, w_, padding=padding)
-
+  x, w, lax_conv, ours = _stride_one_case(rng, (3, 11, 12, channels), kernel, padding, features=7)
   y, dy = _assert_matches_lax(ours, lax_conv, x, w, rng)
   assert ref.relative_error(ref.conv2d(x, w, padding=padding), y) < TOL
   grad_x = lambda x_: jax.vjp(lambda x__: ours(x__, w), x_)[1](dy)[0]

@@ -243,14 +243,23 @@ def _conv_with_tap_filter_gradient(x, w, pads):
 
 @functools.partial(_conv_with_tap_filter_gradient.defjvp, symbolic_zeros=True)
 def _conv_with_tap_filter_gradient_jvp(pads, primals, tangents):
-  x, w = primals
-  dx, dw = tangents
-  y = _lax_conv(x, w, (1, 1), pads, (1, 1), 1)
+  conv = lambda x, w: _lax_conv(x, w, (1, 1), pads, (1, 1), 1)  # noqa: E731
+  out_hw = _output_hw(primals[0], primals[1], (1, 1), pads, (1, 1))
+  kernel_term = lambda x, dw: _conv_by_padded_taps(x, dw, pads, out_hw)  # noqa: E731
+  return _bilinear_jvp(conv, conv, kernel_term, primals, tangents)
+
+
+def _bilinear_jvp(value, input_term, kernel_term, primals, tangents):
+  """The JVP of a convolution, bilinear in `(x, w)`: `value(x, w)` and
+  `input_term(dx, w) + kernel_term(x, dw)`, each term skipped where its tangent is a symbolic
+  zero (reverse mode then transposes only what it needs)."""
+  (x, w), (dx, dw) = primals, tangents
+  y = value(x, w)
   dy = jnp.zeros_like(y)
   if not isinstance(dx, SymbolicZero):
-    dy = dy + _lax_conv(dx, w, (1, 1), pads, (1, 1), 1)
+    dy = dy + input_term(dx, w)
   if not isinstance(dw, SymbolicZero):
-    dy = dy + _conv_by_padded_taps(x, dw, pads, y.shape[1:3])
+    dy = dy + kernel_term(x, dw)
   return y, dy
 
 
@@ -288,15 +297,9 @@ def _conv_with_patch_input_gradient(x, w, pads):
 
 @functools.partial(_conv_with_patch_input_gradient.defjvp, symbolic_zeros=True)
 def _conv_with_patch_input_gradient_jvp(pads, primals, tangents):
-  x, w = primals
-  dx, dw = tangents
-  y = _xla_conv(x, w, (1, 1), pads, (1, 1), 1)
-  dy = jnp.zeros_like(y)
-  if not isinstance(dx, SymbolicZero):
-    dy = dy + _conv_by_patches(dx, w, (1, 1), pads, (1, 1))
-  if not isinstance(dw, SymbolicZero):
-    dy = dy + _xla_conv(x, dw, (1, 1), pads, (1, 1), 1)
-  return y, dy
+  conv = lambda x, w: _xla_conv(x, w, (1, 1), pads, (1, 1), 1)  # noqa: E731
+  input_term = lambda dx, w: _conv_by_patches(dx, w, (1, 1), pads, (1, 1))  # noqa: E731
+  return _bilinear_jvp(conv, input_term, conv, primals, tangents)
 
 
 def _conv_by_padded_taps(x, w, pads, out_hw):
