@@ -15,8 +15,8 @@ Expected metric: mean IoU >= 0.90 over the 4 classes (background, circle, rectan
 of the 200 held-out images (``best_mean_iou`` in ``workdir/results.json``; measured 0.929, per
 class 0.987 / 0.945 / 0.928 / 0.857, pixel accuracy 0.988 (0.927 before conv2d's input
 gradient over few channels became a col2im, the same map rounded differently); the run is
-deterministic on a given machine; 2400 steps gave 0.910, too close to the target for comfort). This is
-the repository's acceptance target for data whose masks are exact by construction
+deterministic on a given machine; 2400 steps gave 0.910, too close to the target for comfort).
+This is the repository's acceptance target for data whose masks are exact by construction
 (``jaxseg.data.synthetic.shapes_example``), not a published number.
 
 Writes: Orbax checkpoints, ``metrics.jsonl``, TensorBoard event files and, at every evaluation,
