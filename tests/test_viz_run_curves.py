@@ -67,11 +67,15 @@ def test_warnings_come_back_from_the_helpers_in_order(tmp_path):
   assert all(os.path.exists(os.path.join(w, 'curves.png')) for w in good)
 
 
-def test_a_failed_helper_has_its_share_drawn_here(tmp_path, monkeypatch):
+@pytest.mark.parametrize('how', ['exits_non_zero', 'cannot_start'])
+def test_a_failed_helper_has_its_share_drawn_here(tmp_path, monkeypatch, how):
   def broken(share):
     return subprocess.Popen(['false'], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-  monkeypatch.setattr(run_curves, '_start_helper', broken)
+  if how == 'cannot_start':
+    monkeypatch.setattr(run_curves.sys, 'executable', str(tmp_path / 'no_such_python'))
+  else:
+    monkeypatch.setattr(run_curves, '_start_helper', broken)
   runs = [_run(tmp_path, f'run{k}', [1.0, 0.5]) for k in range(4)]
   assert run_curves.draw_runs(runs, processes=2) == []
   assert all(os.path.exists(os.path.join(w, 'curves.png')) for w in runs)

@@ -83,26 +83,30 @@ def draw_runs(workdirs: Sequence[str], *, processes: int | None = None) -> list[
   helpers = [(share, _start_helper(share)) for share in shares[1:]]
   warnings = {w: draw_run(w) for w in shares[0]}
   for share, helper in helpers:
-    lines = helper.communicate()[0].splitlines()
-    if helper.returncode == 0 and len(lines) == len(share):
+    lines = helper.communicate()[0].splitlines() if helper else []
+    if helper and helper.returncode == 0 and len(lines) == len(share):
       warnings.update((w, line or None) for w, line in zip(share, lines))
     else:  # draw them here: a helper's failure must not cost a picture
       warnings.update((w, draw_run(w)) for w in share)
   return [warnings[w] for w in workdirs if warnings[w]]
 
 
-def _start_helper(workdirs: Sequence[str]) -> subprocess.Popen:
-  """``python -m jaxseg.viz.run_curves`` over ``workdirs``, with this jaxseg on its path."""
+def _start_helper(workdirs: Sequence[str]) -> subprocess.Popen | None:
+  """``python -m jaxseg.viz.run_curves`` over ``workdirs``, with this jaxseg on its path; None
+  where no process could be started (no interpreter to run, no processes left)."""
   package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   path = os.environ.get('PYTHONPATH')
   env = dict(os.environ, PYTHONPATH=package_root + (os.pathsep + path if path else ''))
-  return subprocess.Popen(
-    [sys.executable, '-m', 'jaxseg.viz.run_curves', *workdirs],
-    env=env,
-    stdout=subprocess.PIPE,
-    stderr=subprocess.PIPE,
-    text=True,
-  )
+  try:
+    return subprocess.Popen(
+      [sys.executable, '-m', 'jaxseg.viz.run_curves', *workdirs],
+      env=env,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+  except OSError:
+    return None
 
 
 def main(argv: Sequence[str]) -> int:
