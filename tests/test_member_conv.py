@@ -175,3 +175,107 @@ def test_a_shared_kernel_over_members_inputs_keeps_xla_convolution(monkeypatch):
   grads = jax.jit(jax.vmap(member, in_axes=(0, None)))(x, w)
   assert not shapes
   np.testing.assert_allclose(grads[0], jax.grad(lambda x: jnp.sum(ops.conv2d(x, w) ** 2))(x[0]))
+
+
+# The member axis beside the channels (members_beside_channels, add_bias, ops.relu, max_pool).
+
+
+def _first_block_then_conv(params, images):
+  """LeNet-5's first block (conv on the shared images + bias, ReLU, 2x2 max pool), then a
+  per-member convolution."""
+  h = ops.max_pool(ops.relu(ops.conv2d(images, params['w1'], params['b1'])), 2)
+  h = ops.conv2d(h, params['w2'], stride=2)
+  return jnp.mean(jnp.tanh(h) ** 2)
+
+
+def _equations(jaxpr):
+  """Every equation of ``jaxpr`` and of the jaxprs inside its equations (jit, custom rules)."""
+  for eqn in jaxpr.eqns:
+    yield eqn
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, (list, tuple)) else (value,):
+        sub = getattr(sub, 'jaxpr', sub)  # a ClosedJaxpr's Jaxpr
+        if hasattr(sub, 'eqns'):
+          yield from _equations(sub)
+
+
+def _rank5_shapes(jaxpr, primitive: str) -> list[tuple[int, ...]]:
+  """Output shapes of the rank-5 (member-stacked map) equations named ``primitive``."""
+  return [
+    v.aval.shape
+    for eqn in _equations(jaxpr)
+    if eqn.primitive.name == primitive
+    for v in eqn.outvars
+    if len(v.aval.shape) == 5
+  ]
+
+
+def test_members_beside_channels_is_the_identity_and_moves_the_mapped_axis():
+  x = jax.random.normal(jax.random.key(1), (MEMBERS, 2, 5, 5, 4))
+  np.testing.assert_array_equal(member_conv.members_beside_channels(x), x)
+  np.testing.assert_array_equal(jax.jit(jax.vmap(member_conv.members_beside_channels))(x), x)
+  # Batched, the member axis lands just before the channels: one transpose there, and none
+  # back when the caller takes the result with its member axis there.
+  beside = jax.vmap(member_conv.members_beside_channels, out_axes=3)
+  np.testing.assert_array_equal(beside(x), np.moveaxis(x, 0, 3))
+  jaxpr = jax.make_jaxpr(beside)(x).jaxpr
+  assert [e.params['permutation'] for e in jaxpr.eqns if e.primitive.name == 'transpose'] == [
+    (1, 2, 3, 0, 4)
+  ]
+  # Linear and its own transpose: gradients and tangents pass unchanged, also vmapped.
+  ct = jax.random.normal(jax.random.key(2), x.shape)
+  _, vjp = jax.vjp(jax.vmap(member_conv.members_beside_channels), x)
+  np.testing.assert_array_equal(vjp(ct)[0], ct)
+  _, tangent = jax.jvp(jax.vmap(member_conv.members_beside_channels), (x,), (ct,))
+  np.testing.assert_array_equal(tangent, ct)
+
+
+def test_add_bias_keeps_the_layout_and_adds_per_member():
+  y = jax.random.normal(jax.random.key(3), (MEMBERS, 2, 3, 3, 4))
+  b = jax.random.normal(jax.random.key(4), (MEMBERS, 4))
+
+  def member(y_, b_):
+    return member_conv.add_bias(member_conv.members_beside_channels(y_), b_)
+
+  np.testing.assert_array_equal(jax.vmap(member)(y, b), y + b[:, None, None, None, :])
+  np.testing.assert_array_equal(member_conv.add_bias(y[0], None), y[0])
+  jaxpr = jax.make_jaxpr(jax.vmap(member))(y, b).jaxpr
+  assert _rank5_shapes(jaxpr, 'add') == [(2, 3, 3, MEMBERS, 4)]
+
+
+def test_a_population_block_runs_with_members_beside_channels_both_ways():
+  """Bias, ReLU and max pool, forward and backward, on (N, H, W, K, C): no map of the first
+  convolution's size is moved to (K, N, H, W, C) on the way (see member_conv)."""
+  params, images = _members_and_images()
+  grads = _per_member_grads(_first_block_then_conv)
+  jaxpr = jax.make_jaxpr(grads)(params, images).jaxpr
+  n, c, size = images.shape[0], params['w1'].shape[-1], images.shape[1] - 2
+  beside = {}  # primitive -> does each of its first-layer-sized maps have (N, ., ., K, C)?
+  for eqn in _equations(jaxpr):
+    for v in eqn.outvars:
+      shape = v.aval.shape
+      if len(shape) == 5 and shape[-1] == c and size in shape[1:4]:
+        ok = shape[0] == n and shape[3] == MEMBERS
+        beside.setdefault(eqn.primitive.name, set()).add(ok)
+  # Computed beside the channels, forward and backward: the bias, ReLU, pool and their masks.
+  for primitive in ('add', 'max', 'reduce_window_max', 'pad', 'mul'):
+    assert beside.get(primitive) == {True}, (primitive, beside.get(primitive))
+  # In front only where a map enters or leaves a convolution's rule, and the bias's broadcast.
+  moved_to_front = {name for name, ok in beside.items() if False in ok}
+  assert moved_to_front <= {'transpose', 'broadcast_in_dim'}, moved_to_front
+
+  def first_maps(primitive):
+    return [s for s in _rank5_shapes(jaxpr, primitive) if s[-1] == c and size in s[1:4]]
+
+  assert (n, size, size, MEMBERS, c) in first_maps('max')  # the ReLU, on the whole map
+  losses, member_grads = grads(params, images)
+  _assert_each_member_equals_alone(_first_block_then_conv, params, images, losses, member_grads)
+
+
+def test_the_layout_is_for_cpus(monkeypatch):
+  params, images = _members_and_images()
+  on_cpu = jax.make_jaxpr(_per_member_grads(_loss))(params, images).jaxpr
+  assert any(e.primitive.name == 'members_beside_channels' for e in _equations(on_cpu))
+  monkeypatch.setattr(conv_module, '_traced_for_cpu', lambda: False)
+  elsewhere = jax.make_jaxpr(_per_member_grads(_loss))(params, images).jaxpr
+  assert not any(e.primitive.name == 'members_beside_channels' for e in _equations(elsewhere))

@@ -413,6 +413,39 @@ def test_max_pool_gradient_goes_to_a_nan():
   np.testing.assert_array_equal(vjp(np.ones_like(y))[0][0, :, :, 0], [[0, 0], [1, 0]])
 
 
+def test_max_pool_infinite_cotangent_reaches_its_whole_window():
+  """The one difference from select-and-scatter (documented): a non-finite gradient arriving
+  at an output reaches its window's maximum and, as NaN, the window's other cells; the other
+  windows are untouched."""
+  x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+  y, vjp = jax.vjp(jax.jit(lambda x_: ops.max_pool(x_, 2)), x)
+  ct = np.ones_like(y)
+  ct[0, 0, 0, 0] = np.inf
+  grad = np.asarray(vjp(ct)[0][0, :, :, 0])
+  assert grad[1, 1] == np.inf  # the window's maximum gets it
+  assert np.isnan([grad[0, 0], grad[0, 1], grad[1, 0]]).all()
+  expected = np.zeros((4, 4), np.float32)
+  expected[1, 3] = expected[3, 1] = expected[3, 3] = 1.0
+  np.testing.assert_array_equal(grad[2:], expected[2:])
+  np.testing.assert_array_equal(grad[:2, 2:], expected[:2, 2:])
+
+
+def test_max_pool_derivative_keeps_a_vmapped_axis_in_place():
+  """vmapped over the axis before the channels (a population's layout, member_conv), the
+  pool's value and derivative move nothing; both equal the loop over the mapped axis."""
+  x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3, 4))
+  ct = jax.random.normal(jax.random.key(1), (2, 4, 4, 3, 4))
+
+  def pool_vjp(x_, ct_):
+    return jax.vjp(lambda v: ops.max_pool(v, 2), x_)[1](ct_)[0]
+
+  batched = jax.vmap(pool_vjp, in_axes=3, out_axes=3)
+  names = {eqn.primitive.name for eqn in jax.make_jaxpr(batched)(x, ct).eqns}
+  assert 'transpose' not in names, names
+  looped = np.stack([pool_vjp(x[:, :, :, k], ct[:, :, :, k]) for k in range(3)], axis=3)
+  np.testing.assert_array_equal(jax.jit(batched)(x, ct), looped)
+
+
 def test_max_pool_backward_has_no_select_and_scatter_and_keeps_bfloat16():
   x = jnp.ones((2, 9, 9, 3), jnp.bfloat16)
   grad = jax.grad(lambda x_: ops.max_pool(x_, 3, stride=2, padding=1).astype(jnp.float32).sum())

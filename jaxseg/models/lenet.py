@@ -25,10 +25,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxseg import ops
 from jaxseg.models.registry import register_model
 from jaxseg.nn import AvgPool, Conv, Dense, MaxPool
 
-_ACTIVATIONS = {'tanh': jnp.tanh, 'relu': nn.relu}
+# ops.relu: jax.nn.relu's values and derivative, keeping a population's layout (issue 16).
+_ACTIVATIONS = {'tanh': jnp.tanh, 'relu': ops.relu}
 _POOLS = {'avg': AvgPool, 'max': MaxPool}
 
 

@@ -5,6 +5,7 @@ implementation it agrees with (PyTorch's functional op of the same name, Caffe f
 pooling, LRN and Deconvolution) and is tested against it and against naive NumPy loops.
 """
 
+from jaxseg.ops.activations import relu
 from jaxseg.ops.conv import atrous_conv2d, conv2d, conv_transpose2d
 from jaxseg.ops.density import fixation_density, mit_gaussian_sigma
 from jaxseg.ops.normalization import local_response_norm
@@ -35,5 +36,6 @@ __all__ = [
   'local_response_norm',
   'max_pool',
   'mit_gaussian_sigma',
+  'relu',
   'resize',
 ]

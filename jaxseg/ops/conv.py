@@ -167,6 +167,11 @@ def conv2d(
     x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups
   )
   x, w = _promote(x, w)
+  if member_conv.active() and _traced_for_cpu():
+    # A population's maps keep their member axis beside the channels (see member_conv).
+    x = member_conv.members_beside_channels(x)
+    y = member_conv.members_beside_channels(_conv2d_lowered(x, w, stride, pads, dilation, groups))
+    return member_conv.add_bias(y, b)
   return _add_bias(_conv2d_lowered(x, w, stride, pads, dilation, groups), b)
 
 

@@ -13,6 +13,12 @@ members' filters side by side, which is cheaper per member than the member alone
 channels per member become ``6 K``: 2.4 ms against 5.4 ms per member for LeNet-5's first layer).
 Derivatives go through a custom VJP whose backward pass batches the same way (reverse mode only,
 what training needs).
+
+Around each such convolution :func:`members_beside_channels` keeps the member axis next to the
+channels rather than in front, and :func:`add_bias` adds the bias without moving it back: the
+first layer's patch matmul already writes its output in that order, and XLA:CPU's loops over
+the maps after it (bias, activation, pooling and their derivatives) vectorise along the
+contiguous members x channels instead of a few channels alone.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
+from jax.extend import core as jex_core
+from jax.interpreters import ad, batching, mlir
 
 _ACTIVE = contextvars.ContextVar('jaxseg_per_member_convolutions', default=False)
 
@@ -107,3 +115,79 @@ def _member_rule(
     chosen = shared_input_fn if not in_batched[0] and all(in_batched[1:]) else fn
     out = jax.vmap(chosen, in_axes=tuple(0 if b else None for b in in_batched))(*args)
   return out, jax.tree.map(lambda _: True, out)
+
+
+# ---------------------------------------------------------------------------------------------
+# The member axis beside the channels.
+
+_beside_channels_p = jex_core.Primitive('members_beside_channels')
+_beside_channels_p.def_impl(lambda x: x)
+_beside_channels_p.def_abstract_eval(lambda x: x)
+mlir.register_lowering(_beside_channels_p, lambda ctx, x: [x])
+
+
+def _beside_channels_batch_rule(args, dims):
+  (x,), (dim,) = args, dims
+  if dim is None or x.ndim < 2:  # not mapped, or nothing to move
+    return _beside_channels_p.bind(x), dim
+  target = x.ndim - 2
+  return _beside_channels_p.bind(jnp.moveaxis(x, dim, target)), target
+
+
+batching.primitive_batchers[_beside_channels_p] = _beside_channels_batch_rule
+# Linear, and its own transpose: a cotangent flowing back through it is moved beside the
+# channels too, so the backward pass keeps the layout of the forward one.
+ad.deflinear2(_beside_channels_p, lambda ct, x: [_beside_channels_p.bind(ct)])
+
+
+def members_beside_channels(x: jax.Array) -> jax.Array:
+  """The identity, whose ``vmap`` puts the mapped (member) axis just before the last one.
+
+  ``vmap`` batches most operations with the mapped axis where their operands have it, and
+  moves it to the front when they disagree; :func:`per_member`'s batching rule returns it in
+  front. Applied to a population's convolution outputs (and inputs, for their cotangents), this
+  makes a member-stacked map ``(N, H, W, K, C)`` in memory instead of ``(K, N, H, W, C)``, the
+  order the shared first layer's patch matmul writes (rows ``N H W``, columns ``K C``).
+  Elementwise operations and windowed reductions along ``H`` and ``W`` after it then run on
+  ``K C`` contiguous values (issue 16, LeNet-5's population of 8: bias, ReLU and 2x2 max pool
+  over ``(8, 64, 28, 28, 6)``, forward and backward, 5.8 ms against 1.8 ms on ``K C = 48``
+  contiguous channels). Values and derivatives are unchanged (it is linear: its transpose is
+  itself, so cotangents flowing back through it move the same way).
+
+  Args:
+    x: any array of rank >= 1 (its last axis the channels).
+
+  Returns:
+    ``x``.
+
+  Example:
+    >>> x = jnp.zeros((8, 2, 5, 5, 6))   # 8 members' maps, each (N, H, W, C)
+    >>> y = jax.vmap(members_beside_channels)(x)
+    >>> y.shape, bool((y == x).all())
+    ((8, 2, 5, 5, 6), True)
+  """
+  return _beside_channels_p.bind(x)
+
+
+def add_bias(y: jax.Array, b: jax.Array | None) -> jax.Array:
+  """``y + b`` over the last axis, keeping :func:`members_beside_channels`'s layout.
+
+  A plain ``y + b`` broadcasts ``b`` first, a new array that ``vmap`` batches with the member
+  axis in front; adding it to ``y`` would move ``y``'s member axis to the front as well.
+
+  Args:
+    y: ``(..., C)``.
+    b: ``(C,)`` or None.
+
+  Returns:
+    ``y + b`` (``y`` when ``b`` is None), dtype of ``y``.
+
+  Example:
+    >>> y, b = jnp.zeros((8, 2, 3, 3, 4)), jnp.arange(32.0).reshape(8, 4)
+    >>> out = jax.vmap(lambda y_, b_: add_bias(members_beside_channels(y_), b_))(y, b)
+    >>> out[1, 0, 0, 0].tolist()
+    [4.0, 5.0, 6.0, 7.0]
+  """
+  if b is None:
+    return y
+  return y + members_beside_channels(jnp.broadcast_to(jnp.asarray(b, y.dtype), y.shape))

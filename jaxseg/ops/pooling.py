@@ -91,7 +91,8 @@ def max_pool(
   Derivative: the whole gradient of an output goes to the first maximum of its window in
   row-major order (PyTorch's and XLA's select-and-scatter rule; padding never wins, a NaN
   counts as the maximum), computed separably without select-and-scatter (2.5x faster to train
-  on XLA:CPU; see `_max_pool_first_max`). Forward and reverse mode both work.
+  on XLA:CPU; see `_max_pool_first_max`). Forward and reverse mode both work. A NaN or
+  infinite gradient arriving at an output also reaches its window's other cells, as NaN.
 
   Args:
     x: input, shape `(N, H, W, C)` (NHWC).
@@ -162,25 +163,42 @@ def _max_pool_axis(x, axis, window, stride, reduce_pads, pad_lo):
 def _max_pool_axis_jvp(axis, window, stride, reduce_pads, pad_lo, primals, tangents):
   (x,), (dx,) = primals, tangents
   y = _max_pool_axis(x, axis, window, stride, reduce_pads, pad_lo)
+  first = _first_maximum_tap(x, y, axis, window, stride, reduce_pads, pad_lo)
+  # Each tap's tangent is kept by a 0/1 mask, not by `where`: under vmap, `where`'s transpose
+  # selects against an unbatched zero, and the batching rule then moves the mapped axis to the
+  # front, undoing a population's layout (member_conv.members_beside_channels). The one
+  # difference: a NaN or infinite cotangent reaches the window's other cells as NaN.
+  dy = None
+  for tap, dx_tap in enumerate(_axis_taps(dx, axis, window, stride, reduce_pads, 0)):
+    term = dx_tap * (first == tap).astype(dx.dtype)
+    dy = term if dy is None else dy + term
+  return y, dy
+
+
+def _first_maximum_tap(x, y, axis, window, stride, reduce_pads, pad_lo):
+  """Per output along `axis`, the first tap holding its maximum (int32, shape of `y`).
+
+  The first holding the maximum, or a NaN (it propagates to y), inside the input (padding
+  never wins; an all -inf window takes its first input cell, as PyTorch's loop does). Scanned
+  backwards, so the first wins without a running mask; in integer arithmetic with scalars
+  rather than `where` against a constant array, which would move a vmapped axis to the front.
+  """
   y_is_nan = jnp.isnan(y)
   size = x.shape[axis]
   shape = [1] * x.ndim
   shape[axis] = y.shape[axis]
   starts = np.arange(y.shape[axis]) * stride - pad_lo
-  # Which tap each output takes: the first holding the maximum, or a NaN (it propagates to y),
-  # inside the input (padding never wins; an all -inf window takes its first input cell, as
-  # PyTorch's loop does). Scanned backwards so the first wins without a running mask.
-  first = jnp.full(y.shape, window, jnp.int32)
+  first = None
   for tap, x_tap in reversed(
     list(enumerate(_axis_taps(x, axis, window, stride, reduce_pads, -np.inf)))
   ):
-    inside = ((starts + tap >= 0) & (starts + tap < size)).reshape(shape)
-    hit = ((x_tap == y) | (y_is_nan & jnp.isnan(x_tap))) & inside
-    first = jnp.where(hit, tap, first)
-  dy = jnp.zeros(y.shape, dx.dtype)
-  for tap, dx_tap in enumerate(_axis_taps(dx, axis, window, stride, reduce_pads, 0)):
-    dy = dy + jnp.where(first == tap, dx_tap, jnp.zeros((), dx.dtype))
-  return y, dy
+    hit = (x_tap == y) | (y_is_nan & jnp.isnan(x_tap))
+    inside = (starts + tap >= 0) & (starts + tap < size)
+    if not inside.all():
+      hit = hit & inside.reshape(shape)
+    hit = hit.astype(jnp.int32)
+    first = window + (tap - window) * hit if first is None else first + (tap - first) * hit
+  return first
 
 
 def _max_pool_first_max(x, window, stride, reduce_pads, pads):
