@@ -279,3 +279,28 @@ def test_the_layout_is_for_cpus(monkeypatch):
   monkeypatch.setattr(conv_module, '_traced_for_cpu', lambda: False)
   elsewhere = jax.make_jaxpr(_per_member_grads(_loss))(params, images).jaxpr
   assert not any(e.primitive.name == 'members_beside_channels' for e in _equations(elsewhere))
+
+
+@pytest.mark.parametrize('features, beside', [(7, True), (8, False)])
+def test_maps_of_fewer_than_8_channels_go_beside_them(features, beside):
+  """The rule (conv.py, _FEW_CHANNELS_TO_VECTORISE): 7 output channels are laid out
+  (N, H, W, K, C), 8 keep vmap's (K, N, H, W, C) with nothing moved."""
+  params, images = _members_and_images()
+  params = {
+    'w1': jax.random.normal(jax.random.key(5), (MEMBERS, 3, 3, 2, features)),
+    'b1': jnp.zeros((MEMBERS, features)),
+    'w2': jax.random.normal(jax.random.key(6), (MEMBERS, 3, 3, features, 8)) / 4,  # not moved
+  }
+  jaxpr = jax.make_jaxpr(_per_member_grads(_first_block_then_conv))(params, images).jaxpr
+  n, size = images.shape[0], images.shape[1] - 2
+  expected = (n, size, size, MEMBERS, features) if beside else (MEMBERS, n, size, size, features)
+  assert [s for s in _rank5_shapes(jaxpr, 'max') if s[-1] == features] == [expected]
+  moved = [  # the shared images (rank 4) may pass a marker, which leaves them alone
+    e
+    for e in _equations(jaxpr)
+    if e.primitive.name == 'members_beside_channels'
+    if len(e.outvars[0].aval.shape) == 5
+  ]
+  assert bool(moved) == beside
+  losses, grads = _per_member_grads(_first_block_then_conv)(params, images)
+  _assert_each_member_equals_alone(_first_block_then_conv, params, images, losses, grads)

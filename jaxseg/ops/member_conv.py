@@ -70,6 +70,7 @@ def per_member(
   conv: Callable[[jax.Array, jax.Array], jax.Array],
   *,
   shared_input_conv: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+  maps_beside_channels: tuple[bool, bool] = (False, False),
 ) -> Callable:
   """``conv(x, w)`` with the member-wise batching rule, forward and backward.
 
@@ -78,6 +79,10 @@ def per_member(
     shared_input_conv: the same convolution in another formulation (same values), which the
       batching rule ``vmap``s instead of ``conv`` when the input is shared by the members and
       only the kernel is batched (the first layer of a population); None keeps ``conv``.
+    maps_beside_channels: ``(input, output)``: run once per member (both operands batched),
+      stack the members' input cotangents and output maps, each where true, as
+      ``(N, H, W, K, C)`` in memory, for a caller that puts the member axis there with
+      :func:`members_beside_channels`.
 
   Returns:
     The same function under ``jax.custom_vjp``, its forward and backward passes under
@@ -85,14 +90,22 @@ def per_member(
   """
   shared_input_conv = shared_input_conv or conv
   forward = jax.custom_batching.custom_vmap(conv)
-  forward.def_vmap(functools.partial(_member_rule, conv, shared_input_conv))
+  input_beside, output_beside = maps_beside_channels
+  forward.def_vmap(functools.partial(_member_rule, conv, shared_input_conv, output_beside))
 
   def cotangents_of(fn):
     return lambda x, w, dy: jax.vjp(fn, x, w)[1](dy)
 
   cotangents = cotangents_of(conv)
   backward = jax.custom_batching.custom_vmap(cotangents)
-  backward.def_vmap(functools.partial(_member_rule, cotangents, cotangents_of(shared_input_conv)))
+  backward.def_vmap(
+    functools.partial(
+      _member_rule,
+      cotangents,
+      cotangents_of(shared_input_conv),
+      (input_beside, False),  # (dx: a map, dw: a kernel)
+    )
+  )
 
   @jax.custom_vjp
   def member_conv(x, w):
@@ -102,15 +115,30 @@ def per_member(
   return member_conv
 
 
+def _stack_members(beside_channels: bool, *rows: jax.Array) -> jax.Array:
+  """The members' results stacked on a leading axis; a map's written ``(N, H, W, K, C)`` in
+  memory when ``beside_channels`` (the transpose back to the front then cancels against
+  :func:`members_beside_channels`'s, and no map is copied between the two layouts)."""
+  if not beside_channels:
+    return jnp.stack(rows)
+  return jnp.moveaxis(jnp.stack(rows, axis=rows[0].ndim - 1), rows[0].ndim - 1, 0)
+
+
 def _member_rule(
-  fn: Callable, shared_input_fn: Callable, axis_size: int, in_batched: list[bool], *args: Any
+  fn: Callable,
+  shared_input_fn: Callable,
+  beside_channels: Any,
+  axis_size: int,
+  in_batched: list[bool],
+  *args: Any,
 ):
-  """``vmap`` of ``fn``: once per member when every operand is batched, else ``vmap``'s form
+  """``vmap`` of ``fn``: once per member when every operand is batched (``beside_channels``, a
+  bool per output, says which are maps to stack beside their channels), else ``vmap``'s form
   (a shared operand folds the members into the other's channels or batch: no grouping), of
   ``shared_input_fn`` when the shared operand is the input (the first argument)."""
   if all(in_batched):
     outputs = [fn(*(a[i] for a in args)) for i in range(axis_size)]
-    out = jax.tree.map(lambda *rows: jnp.stack(rows), *outputs)
+    out = jax.tree.map(_stack_members, beside_channels, *outputs)
   else:
     chosen = shared_input_fn if not in_batched[0] and all(in_batched[1:]) else fn
     out = jax.vmap(chosen, in_axes=tuple(0 if b else None for b in in_batched))(*args)
