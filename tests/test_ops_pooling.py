@@ -430,14 +430,15 @@ def test_max_pool_infinite_cotangent_reaches_its_whole_window():
   np.testing.assert_array_equal(grad[:2, 2:], expected[:2, 2:])
 
 
-def test_max_pool_derivative_keeps_a_vmapped_axis_in_place():
+@pytest.mark.parametrize('pool', [ops.max_pool, ops.avg_pool], ids=['max', 'avg'])
+def test_pool_derivative_keeps_a_vmapped_axis_in_place(pool):
   """vmapped over the axis before the channels (a population's layout, member_conv), the
   pool's value and derivative move nothing; both equal the loop over the mapped axis."""
   x = jax.random.normal(jax.random.key(0), (2, 8, 8, 3, 4))
   ct = jax.random.normal(jax.random.key(1), (2, 4, 4, 3, 4))
 
   def pool_vjp(x_, ct_):
-    return jax.vjp(lambda v: ops.max_pool(v, 2), x_)[1](ct_)[0]
+    return jax.vjp(lambda v: pool(v, 2), x_)[1](ct_)[0]
 
   batched = jax.vmap(pool_vjp, in_axes=3, out_axes=3)
   names = {eqn.primitive.name for eqn in jax.make_jaxpr(batched)(x, ct).eqns}

@@ -1,4 +1,4 @@
-"""Pure convolution, pooling, normalization and resizing ops over `jax.lax`.
+"""Pure convolution, pooling, normalization and resizing ops over `jax.lax`, and a ReLU.
 
 Activations are NHWC, kernels HWIO `(kh, kw, in, out)`, options keyword-only. Every op names the
 implementation it agrees with (PyTorch's functional op of the same name, Caffe for ceil-mode
