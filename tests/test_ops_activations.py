@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from jaxseg import ops
 
@@ -42,3 +43,14 @@ def test_relu_gradient_keeps_a_vmapped_axis_in_place():
   assert 'transpose' not in names(ops.relu)
   assert 'transpose' in names(jax.nn.relu)
   np.testing.assert_array_equal(batched_vjp(ops.relu)(x, ct), batched_vjp(jax.nn.relu)(x, ct))
+
+
+def test_relu_values_and_gradient_equal_torch():
+  torch = pytest.importorskip('torch')
+  x = np.array([-2.0, -0.0, 0.0, 1e-30, 3.0, -np.inf, np.inf], np.float32)
+  x_t = torch.tensor(x, requires_grad=True)
+  y_t = torch.nn.functional.relu(x_t)
+  ct = np.arange(1.0, 8.0, dtype=np.float32)
+  y_t.backward(torch.from_numpy(ct))
+  np.testing.assert_array_equal(ops.relu(x), y_t.detach().numpy())
+  np.testing.assert_array_equal(jax.vjp(ops.relu, x)[1](ct)[0], x_t.grad.numpy())

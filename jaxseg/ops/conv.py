@@ -168,7 +168,7 @@ def conv2d(
   )
   x, w = _promote(x, w)
   if member_conv.active() and _beside_channels_pays(w.shape[-1]):
-    # A population's maps of few channels keep their member axis beside them (see above).
+    # A population's maps of few channels keep their member axis beside them (rule below).
     y = member_conv.members_beside_channels(_conv2d_lowered(x, w, stride, pads, dilation, groups))
     return member_conv.add_bias(y, b)
   return _add_bias(_conv2d_lowered(x, w, stride, pads, dilation, groups), b)

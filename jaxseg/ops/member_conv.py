@@ -14,7 +14,8 @@ channels per member become ``6 K``: 2.4 ms against 5.4 ms per member for LeNet-5
 Derivatives go through a custom VJP whose backward pass batches the same way (reverse mode only,
 what training needs).
 
-Around each such convolution :func:`members_beside_channels` keeps the member axis next to the
+On CPUs, around such convolutions whose maps have few channels (the rule is in
+``jaxseg/ops/conv.py``), :func:`members_beside_channels` keeps the member axis next to the
 channels rather than in front, and :func:`add_bias` adds the bias without moving it back: the
 first layer's patch matmul already writes its output in that order, and XLA:CPU's loops over
 the maps after it (bias, activation, pooling and their derivatives) vectorise along the
@@ -173,7 +174,8 @@ def members_beside_channels(x: jax.Array) -> jax.Array:
 
   ``vmap`` batches most operations with the mapped axis where their operands have it, and
   moves it to the front when they disagree; :func:`per_member`'s batching rule returns it in
-  front. Applied to a population's convolution outputs (and inputs, for their cotangents), this
+  front. Applied to a population's convolution outputs (and inputs, for their cotangents) of
+  few channels, this
   makes a member-stacked map ``(N, H, W, K, C)`` in memory instead of ``(K, N, H, W, C)``, the
   order the shared first layer's patch matmul writes (rows ``N H W``, columns ``K C``).
   Elementwise operations and windowed reductions along ``H`` and ``W`` after it then run on
