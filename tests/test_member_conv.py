@@ -268,6 +268,12 @@ def test_a_population_block_runs_with_members_beside_channels_both_ways():
     return [s for s in _rank5_shapes(jaxpr, primitive) if s[-1] == c and size in s[1:4]]
 
   assert (n, size, size, MEMBERS, c) in first_maps('max')  # the ReLU, on the whole map
+  # The second convolution's members' input gradients are stacked beside the channels, so no
+  # map is copied from one layout into the other (per_member's maps_beside_channels).
+  pooled = size // 2
+  assert [s for s in _rank5_shapes(jaxpr, 'stack') if s[-1] == c] == [
+    (n, pooled, pooled, MEMBERS, c)
+  ]
   losses, member_grads = grads(params, images)
   _assert_each_member_equals_alone(_first_block_then_conv, params, images, losses, member_grads)
 
