@@ -371,6 +371,8 @@ def make_iterator(
   spec, options = registry.resolve_options(data_config)
   builder = preparation.prepared_builder(spec, options)
   source = builder.as_data_source(split)
+  if options['cache_in_memory']:
+    source = _in_memory(source)
   num_examples = len(source)
   local = global_batch_size // process_count
 
@@ -409,6 +411,29 @@ def make_iterator(
       )
     )
   return DataIterator(iter_ds, num_batches=num_batches)
+
+
+def _in_memory(source) -> list:
+  """Every example of ``source`` read and decoded once (tfds parses the record and decodes its
+  images), its arrays read-only so that no transform can change the copy every epoch reads.
+
+  A list is a random-access source for grain as the ArrayRecord source is, indexed the same, so
+  shuffling, sharding and checkpointed positions are unchanged. Measured on the ``digits``
+  pipeline (issue 16; batches of 64, one thread): 8.4 -> 3.7 ms a batch (reading, parsing and
+  decoding were half of an element's ~0.13 ms).
+  """
+  examples = [source[i] for i in range(len(source))]
+  for example in examples:
+    _freeze(example)
+  return examples
+
+
+def _freeze(value) -> None:
+  if isinstance(value, np.ndarray):
+    value.flags.writeable = False
+  elif isinstance(value, dict):
+    for item in value.values():
+      _freeze(item)
 
 
 def _check_int(value, name: str, *, minimum: int) -> None:
