@@ -21,7 +21,7 @@ Pads = tuple[tuple[int, int], tuple[int, int]]
 def _is_int(value: Any) -> bool:
   # bool is an Integral but never a meaningful size; numpy integers are fine. A plain int is
   # answered first: the ABC check costs ~1 us, and the data pipeline's transforms ask per image
-  # (issue 16: 9% of a digit's augmentation time).
+  # (issue 16: the digits pipeline 3.61 -> 3.50 ms a batch).
   if type(value) is int:  # exactly int (bool, a subclass, is refused below)
     return True
   return isinstance(value, numbers.Integral) and not isinstance(value, bool)
