@@ -483,6 +483,9 @@ def test_cached_examples_are_read_only(data_dir):
   assert isinstance(image, np.ndarray) and not image.flags.writeable
   with pytest.raises(ValueError, match='read-only'):
     image[0, 0, 0] = 1
+  nested = {'objects': [np.zeros(2), (np.zeros(3),)], 'id': 'x'}  # tfds sequences, nested
+  pipeline._freeze(nested)
+  assert not nested['objects'][0].flags.writeable and not nested['objects'][1][0].flags.writeable
 
 
 def test_cache_in_memory_option_is_checked_and_on_for_digits(data_dir):

@@ -431,8 +431,8 @@ def _in_memory(source) -> list:
 def _freeze(value) -> None:
   if isinstance(value, np.ndarray):
     value.flags.writeable = False
-  elif isinstance(value, dict):
-    for item in value.values():
+  elif isinstance(value, (dict, list, tuple)):
+    for item in value.values() if isinstance(value, dict) else value:
       _freeze(item)
 
 

@@ -167,11 +167,11 @@ def conv2d(
     x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups
   )
   x, w = _promote(x, w)
+  y = _conv2d_lowered(x, w, stride, pads, dilation, groups)
   if member_conv.active() and _beside_channels_pays(w.shape[-1]):
     # A population's maps of few channels keep their member axis beside them (rule below).
-    y = member_conv.members_beside_channels(_conv2d_lowered(x, w, stride, pads, dilation, groups))
-    return member_conv.add_bias(y, b)
-  return _add_bias(_conv2d_lowered(x, w, stride, pads, dilation, groups), b)
+    return member_conv.add_bias(member_conv.members_beside_channels(y), b)
+  return _add_bias(y, b)
 
 
 # A population's maps of fewer than 8 channels are laid out (N, H, W, K, C) in memory rather
