@@ -6,6 +6,7 @@ JAX_NUM_PROCESSES / JAX_PROCESS_ID, each process feeding its slice of the global
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -17,10 +18,34 @@ from tests import _digits_run_files as files
 REPO = files.REPO
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+  try:
+    with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+      low, high = (int(word) for word in f.read().split())
+    return low, high
+  except (OSError, ValueError):
+    return 32768, 60999  # Linux's default
+
+
 def _free_port():
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
+  """A port the coordinator can bind, below the kernel's range of ephemeral ports.
+
+  ``bind(('localhost', 0))`` would pick one from that range, where any outgoing connection can
+  take it before the coordinator binds it: process 1's first attempts to reach a coordinator
+  not yet listening can even connect to themselves (TCP simultaneous open), after which the
+  coordinator cannot bind and process 1 waits on a peer that never comes.
+  """
+  low, _ = _ephemeral_ports()
+  candidates = list(range(20000, min(low, 32768)))
+  random.shuffle(candidates)
+  for port in candidates:
+    with socket.socket() as s:
+      try:
+        s.bind(('localhost', port))
+      except OSError:
+        continue
+      return port
+  raise RuntimeError(f'no free port in [20000, {low}) outside the ephemeral range')
 
 
 def _launch(config_path, workdir, total_steps):
@@ -56,19 +81,25 @@ def _launch(config_path, workdir, total_steps):
         stderr=subprocess.STDOUT,
       )
     )
+  timed_out = False
   try:
     for p in processes:
       p.wait(timeout=150)
+  except subprocess.TimeoutExpired:
+    timed_out = True  # reported below with both logs, which say where each process stopped
   finally:
     for p in processes:
       if p.poll() is None:
         p.kill()
+        p.wait()
   outputs = []
   for log in logs:
     log.seek(0)
     outputs.append(log.read())
     log.close()
-  assert [p.returncode for p in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+  tails = '\n'.join(f'--- process {i} ---\n{out[-3000:]}' for i, out in enumerate(outputs))
+  assert not timed_out, f'still running after 150 s:\n{tails}'
+  assert [p.returncode for p in processes] == [0, 0], tails
   return outputs
 
 
