@@ -180,7 +180,12 @@ def main(argv):
   compilation_cache.enable(_CACHE.value)
   # Before the platform line: listing the devices initialises the backend, after which a
   # multi-process run can no longer join its coordinator.
-  sharding.maybe_initialize_distributed()
+  try:
+    sharding.maybe_initialize_distributed()
+  except ValueError as e:  # JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID
+    _fail(e, CONFIG_ERROR_EXIT)
+  except OSError as e:  # the coordinator's port is taken
+    _fail(e, RUN_ERROR_EXIT)
   platform.announce_platform()
   if not sys.stderr.isatty():
     # tfds's build progress bars redraw with terminal escape codes: none in a log file.

@@ -7,15 +7,19 @@ JAX_NUM_PROCESSES / JAX_PROCESS_ID, each process feeding its slice of the global
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
+from jaxseg.train import sharding
 from tests import _digits_run_files as files
 
 REPO = files.REPO
+
+
+_LAUNCH_LIMIT_S = 150  # a launch takes ~10-30 s on a 2-core machine
 
 
 def _ephemeral_ports() -> tuple[int, int]:
@@ -30,22 +34,39 @@ def _ephemeral_ports() -> tuple[int, int]:
 def _free_port():
   """A port the coordinator can bind, below the kernel's range of ephemeral ports.
 
-  ``bind(('localhost', 0))`` would pick one from that range, where any outgoing connection can
-  take it before the coordinator binds it: process 1's first attempts to reach a coordinator
-  not yet listening can even connect to themselves (TCP simultaneous open), after which the
-  coordinator cannot bind and process 1 waits on a peer that never comes.
+  ``bind(('localhost', 0))`` picks one from that range, where any outgoing connection can take it
+  before the coordinator binds it. A coordinator that cannot bind its port kills process 0 at
+  once (SIGSEGV in jax 0.10), and process 1 then waits for it until jax.distributed's
+  initialization timeout (300 s): the shape of a CI failure of this test (stop 25).
   """
   low, _ = _ephemeral_ports()
   candidates = list(range(20000, min(low, 32768)))
   random.shuffle(candidates)
   for port in candidates:
-    with socket.socket() as s:
-      try:
-        s.bind(('localhost', port))
-      except OSError:
-        continue
-      return port
+    try:
+      sharding._check_port_free(port, f'localhost:{port}')  # every interface, as process 0 binds
+    except OSError:
+      continue
+    return port
   raise RuntimeError(f'no free port in [20000, {low}) outside the ephemeral range')
+
+
+def _wait_all(processes) -> str | None:
+  """Waits for every process; None when all exited, else why it stopped waiting.
+
+  A process that fails stops the wait at once: the others would only wait for it in their next
+  collective.
+  """
+  deadline = time.monotonic() + _LAUNCH_LIMIT_S
+  while time.monotonic() < deadline:
+    codes = [p.poll() for p in processes]
+    if all(code is not None for code in codes):
+      return None
+    failed = [i for i, code in enumerate(codes) if code not in (None, 0)]
+    if failed:
+      return f'process {failed[0]} exited with {codes[failed[0]]} while another still ran'
+    time.sleep(0.2)
+  return f'still running after {_LAUNCH_LIMIT_S} s'
 
 
 def _launch(config_path, workdir, total_steps):
@@ -81,12 +102,8 @@ def _launch(config_path, workdir, total_steps):
         stderr=subprocess.STDOUT,
       )
     )
-  timed_out = False
   try:
-    for p in processes:
-      p.wait(timeout=150)
-  except subprocess.TimeoutExpired:
-    timed_out = True  # reported below with both logs, which say where each process stopped
+    stopped_waiting = _wait_all(processes)
   finally:
     for p in processes:
       if p.poll() is None:
@@ -98,7 +115,7 @@ def _launch(config_path, workdir, total_steps):
     outputs.append(log.read())
     log.close()
   tails = '\n'.join(f'--- process {i} ---\n{out[-3000:]}' for i, out in enumerate(outputs))
-  assert not timed_out, f'still running after 150 s:\n{tails}'
+  assert stopped_waiting is None, f'{stopped_waiting} (port {port}):\n{tails}'
   assert [p.returncode for p in processes] == [0, 0], tails
   return outputs
 

@@ -10,8 +10,10 @@ Parameters and optimizer state are otherwise replicated, except that with
 the computation and reduce-scatters its gradient).
 """
 
+import errno
 import math
 import os
+import socket
 from typing import Any, Mapping, Sequence
 
 from absl import logging
@@ -33,6 +35,18 @@ def maybe_initialize_distributed() -> None:
   does nothing. Must run before any other JAX call (the binaries call it first, before they
   announce the platform, which lists the devices); a second call is a no-op. On CPU, processes
   exchange data with gloo.
+
+  Raises:
+    ValueError: a malformed ``JAX_COORDINATOR_ADDRESS``, or ``JAX_NUM_PROCESSES`` /
+      ``JAX_PROCESS_ID`` missing, not integers or out of range.
+    OSError: in process 0, when the coordinator's port cannot be bound (another program holds
+      it); jax.distributed would otherwise crash there and leave the others waiting.
+
+  Example:
+    >>> import os
+    >>> 'JAX_COORDINATOR_ADDRESS' in os.environ  # one process: nothing to initialise
+    False
+    >>> maybe_initialize_distributed()
   """
   if jax.distributed.is_initialized():
     return
@@ -41,21 +55,67 @@ def maybe_initialize_distributed() -> None:
   mpi = int(os.environ.get('OMPI_COMM_WORLD_SIZE', '1')) > 1
   tpu_pod = ',' in os.environ.get('TPU_WORKER_HOSTNAMES', '')
   if address:
-    num_processes = os.environ.get('JAX_NUM_PROCESSES')
-    process_id = os.environ.get('JAX_PROCESS_ID')
-    if num_processes is None or process_id is None:
-      raise ValueError(
-        'JAX_COORDINATOR_ADDRESS is set: also set JAX_NUM_PROCESSES and '
-        'JAX_PROCESS_ID for every process'
-      )
-    jax.distributed.initialize(
-      address, num_processes=int(num_processes), process_id=int(process_id)
-    )
+    port, num_processes, process_id = _coordinator_settings(address)
+    if process_id == 0:
+      _check_port_free(port, address)
+    jax.distributed.initialize(address, num_processes=num_processes, process_id=process_id)
   elif slurm or mpi or tpu_pod:
     jax.distributed.initialize()
   else:
     return
   logging.info('jax.distributed: process %d of %d', jax.process_index(), jax.process_count())
+
+
+def _coordinator_settings(address: str) -> tuple[int, int, int]:
+  """``(port, num_processes, process_id)`` from the environment, checked: ValueError naming the
+  variable and its value otherwise (jax.distributed itself would abort in C++ or wait)."""
+  host, _, port = address.rpartition(':')
+  if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    raise ValueError(
+      f'JAX_COORDINATOR_ADDRESS must be host:port with a port in [1, 65535], got {address!r}.'
+    )
+  values = {}
+  for name in ('JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'):
+    value = os.environ.get(name)
+    if value is None:
+      raise ValueError(
+        'JAX_COORDINATOR_ADDRESS is set: also set JAX_NUM_PROCESSES and JAX_PROCESS_ID for '
+        f'every process ({name} is not set).'
+      )
+    if not value.strip().isdigit():
+      raise ValueError(f'{name} must be a non-negative integer, got {value!r}.')
+    values[name] = int(value)
+  num_processes, process_id = values['JAX_NUM_PROCESSES'], values['JAX_PROCESS_ID']
+  if num_processes < 1 or process_id >= num_processes:
+    raise ValueError(
+      f'JAX_PROCESS_ID must be in [0, JAX_NUM_PROCESSES={num_processes}), got {process_id}.'
+    )
+  return int(port), num_processes, process_id
+
+
+def _check_port_free(port: int, address: str) -> None:
+  """OSError when process 0 could not host the coordinator on ``port``.
+
+  Process 0 serves the coordinator on ``[::]:port`` (every interface); when that port is taken
+  jax 0.10 kills the process with a segmentation fault and the other processes wait for it until
+  their initialization timeout (300 s). This check turns the usual case, a port still held by
+  another program, into an error naming it (a program taking the port after the check can still
+  race it).
+  """
+  families = [(socket.AF_INET, '0.0.0.0')] + ([(socket.AF_INET6, '::')] if socket.has_ipv6 else [])
+  for family, host in families:
+    try:
+      with socket.socket(family) as probe:
+        probe.bind((host, port))
+    except OSError as e:
+      if e.errno == errno.EAFNOSUPPORT:
+        continue  # no IPv6 on this machine: the IPv4 probe decides
+      raise OSError(
+        e.errno,
+        f'JAX_COORDINATOR_ADDRESS={address!r}: process 0 hosts the coordinator on port {port}, '
+        f'which it cannot bind ({e.strerror}); choose a free port, or stop the program holding '
+        f"it (ss -ltnp 'sport = :{port}').",
+      ) from e
 
 
 def make_mesh(

@@ -1,0 +1,116 @@
+"""sharding.maybe_initialize_distributed: mistakes in the multi-process environment are errors
+naming the variable and its value, raised before jax.distributed is called (which would abort in
+C++, or wait 300 s for a peer that crashed)."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import pytest
+
+from jaxseg.train import sharding
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _held_port():
+  """A socket listening on every interface, and its port."""
+  holder = socket.socket()
+  holder.bind(('0.0.0.0', 0))
+  holder.listen()
+  return holder, holder.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+  'env, pattern',
+  [
+    ({'JAX_COORDINATOR_ADDRESS': 'localhost'}, r"host:port .*got 'localhost'"),
+    ({'JAX_COORDINATOR_ADDRESS': 'localhost:99999'}, r'\[1, 65535\].*localhost:99999'),
+    ({'JAX_COORDINATOR_ADDRESS': ':1234'}, r"host:port .*got ':1234'"),
+    (
+      {'JAX_COORDINATOR_ADDRESS': 'localhost:1234', 'JAX_NUM_PROCESSES': '2'},
+      r'JAX_PROCESS_ID is not set',
+    ),
+    (
+      {'JAX_COORDINATOR_ADDRESS': 'localhost:1234', 'JAX_PROCESS_ID': '0'},
+      r'JAX_NUM_PROCESSES is not set',
+    ),
+    (
+      {
+        'JAX_COORDINATOR_ADDRESS': 'localhost:1234',
+        'JAX_NUM_PROCESSES': 'two',
+        'JAX_PROCESS_ID': '0',
+      },
+      r"JAX_NUM_PROCESSES must be a non-negative integer, got 'two'",
+    ),
+    (
+      {
+        'JAX_COORDINATOR_ADDRESS': 'localhost:1234',
+        'JAX_NUM_PROCESSES': '2',
+        'JAX_PROCESS_ID': '-1',
+      },
+      r"JAX_PROCESS_ID must be a non-negative integer, got '-1'",
+    ),
+    (
+      {
+        'JAX_COORDINATOR_ADDRESS': 'localhost:1234',
+        'JAX_NUM_PROCESSES': '2',
+        'JAX_PROCESS_ID': '2',
+      },
+      r'JAX_PROCESS_ID must be in \[0, JAX_NUM_PROCESSES=2\), got 2',
+    ),
+  ],
+)
+def test_malformed_environment_is_a_value_error_naming_it(env, pattern, monkeypatch):
+  for name in ('JAX_COORDINATOR_ADDRESS', 'JAX_NUM_PROCESSES', 'JAX_PROCESS_ID'):
+    monkeypatch.delenv(name, raising=False)
+  for name, value in env.items():
+    monkeypatch.setenv(name, value)
+  with pytest.raises(ValueError, match=pattern):
+    sharding.maybe_initialize_distributed()
+  assert not jax.distributed.is_initialized()
+
+
+def test_process_0_with_its_port_taken_is_an_os_error_naming_the_port(monkeypatch):
+  holder, port = _held_port()
+  with holder:
+    monkeypatch.setenv('JAX_COORDINATOR_ADDRESS', f'localhost:{port}')
+    monkeypatch.setenv('JAX_NUM_PROCESSES', '2')
+    monkeypatch.setenv('JAX_PROCESS_ID', '0')
+    with pytest.raises(OSError, match=rf"localhost:{port}'.*port {port}, which it cannot bind"):
+      sharding.maybe_initialize_distributed()
+  assert not jax.distributed.is_initialized()
+
+
+def test_the_binary_says_so_in_one_line_with_exit_code_1(tmp_path):
+  holder, port = _held_port()
+  env = dict(
+    os.environ,
+    PYTHONPATH=ROOT,
+    JAX_PLATFORMS='cpu',
+    JAXSEG_DATA_DIR=str(tmp_path / 'data'),
+    JAX_COORDINATOR_ADDRESS=f'localhost:{port}',
+    JAX_NUM_PROCESSES='2',
+    JAX_PROCESS_ID='0',
+  )
+  with holder:
+    result = subprocess.run(
+      [
+        sys.executable,
+        '-m',
+        'experiments.main',
+        '--config=experiments/configs/lenet5_digits.py',
+        f'--workdir={tmp_path / "run"}',
+      ],
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=120,
+    )
+  assert result.returncode == 1, result.stderr[-2000:]
+  lines = result.stderr.strip().splitlines()
+  assert lines[-1].startswith('error: ') and f'port {port}' in lines[-1], result.stderr[-2000:]
+  assert 'Traceback' not in result.stderr
