@@ -84,6 +84,25 @@ def test_process_0_with_its_port_taken_is_an_os_error_naming_the_port(monkeypatc
   assert not jax.distributed.is_initialized()
 
 
+def test_a_port_left_in_time_wait_by_a_previous_coordinator_is_free():
+  # The previous run's coordinator (gRPC, SO_REUSEADDR) closed first: its connection waits out
+  # TIME_WAIT on the port, which the next coordinator may bind again; the check must agree.
+  server = socket.socket()
+  server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+  server.bind(('0.0.0.0', 0))
+  server.listen()
+  port = server.getsockname()[1]
+  client = socket.create_connection(('127.0.0.1', port))
+  accepted, _ = server.accept()
+  accepted.close()
+  client.close()
+  server.close()
+  with socket.socket() as plain:  # the state the check must see through
+    with pytest.raises(OSError):
+      plain.bind(('0.0.0.0', port))
+  sharding._check_port_free(port, f'localhost:{port}')
+
+
 def test_the_binary_says_so_in_one_line_with_exit_code_1(tmp_path):
   holder, port = _held_port()
   env = dict(

@@ -106,6 +106,9 @@ def _check_port_free(port: int, address: str) -> None:
   for family, host in families:
     try:
       with socket.socket(family) as probe:
+        # As the coordinator's gRPC server does: a port left in TIME_WAIT by the previous run's
+        # coordinator is free to it, and must be to this probe.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
     except OSError as e:
       if e.errno == errno.EAFNOSUPPORT:
