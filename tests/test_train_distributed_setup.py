@@ -61,6 +61,14 @@ def _held_port():
       },
       r'JAX_PROCESS_ID must be in \[0, JAX_NUM_PROCESSES=2\), got 2',
     ),
+    (
+      {
+        'JAX_COORDINATOR_ADDRESS': 'localhost:1234',
+        'JAX_NUM_PROCESSES': '0',
+        'JAX_PROCESS_ID': '0',
+      },
+      r'JAX_NUM_PROCESSES must be >= 1, got 0',
+    ),
   ],
 )
 def test_malformed_environment_is_a_value_error_naming_it(env, pattern, monkeypatch):

@@ -86,7 +86,9 @@ def _coordinator_settings(address: str) -> tuple[int, int, int]:
       raise ValueError(f'{name} must be a non-negative integer, got {value!r}.')
     values[name] = int(value)
   num_processes, process_id = values['JAX_NUM_PROCESSES'], values['JAX_PROCESS_ID']
-  if num_processes < 1 or process_id >= num_processes:
+  if num_processes < 1:
+    raise ValueError(f'JAX_NUM_PROCESSES must be >= 1, got {num_processes}.')
+  if process_id >= num_processes:
     raise ValueError(
       f'JAX_PROCESS_ID must be in [0, JAX_NUM_PROCESSES={num_processes}), got {process_id}.'
     )
