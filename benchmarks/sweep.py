@@ -73,9 +73,12 @@ def write_sweep(directory: str, k: int, steps: int) -> str:
 def run_sweep(sweep_file: str, mode: str, scratch: str, name: str) -> dict:
   """Runs ``experiments.sweep`` in ``mode`` with a fresh workdir and cache; returns its timing."""
   workdir = os.path.join(scratch, name)
+  # The repository first, the caller's path kept (packages installed with --target live there,
+  # as on a lent GPU machine: benchmarks/gpu/run.sh).
+  python_path = os.pathsep.join(filter(None, [REPO, os.environ.get('PYTHONPATH')]))
   env = dict(
     os.environ,
-    PYTHONPATH=REPO,
+    PYTHONPATH=python_path,
     JAXSEG_COMPILATION_CACHE=os.path.join(scratch, f'{name}_cache'),
   )
   command = [
