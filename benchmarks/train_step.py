@@ -540,12 +540,17 @@ def main(argv=None):
     for row in rows_of(name, measured, dtype=args.dtype, isolation=args.isolation):
       rows.append(row)
       _print_row(row)
+    if args.json:  # after every model: run_all.py's time limit can stop the run at any model
+      _write_rows(rows, args.json)
   device = ', '.join(sorted(devices)) if in_processes else _this_device()
   print(f'device: {device}; load {os.getloadavg()[0]:.1f}')
-  if args.json:
-    with open(args.json, 'w') as f:
-      json.dump(rows, f, indent=1)
   return rows
+
+
+def _write_rows(rows, path) -> None:
+  with open(f'{path}.partial', 'w') as f:
+    json.dump(rows, f, indent=1)
+  os.replace(f'{path}.partial', path)
 
 
 def _this_device() -> str:
