@@ -59,11 +59,14 @@ def main(argv=None):
     if family not in FAMILIES:
       parser.error(f'--families: unknown family {family!r}; expected some of {FAMILIES}')
     try:
-      module = importlib.import_module(f'classic_{family}')
+      rows.extend(importlib.import_module(f'classic_{family}').rows(args.quick))
     except ModuleNotFoundError as error:
+      # An anchor that is not installed (scikit-image, scikit-learn, OpenCV, PyMaxflow, gco;
+      # families import theirs when they run): its rows stand beside the anchor's, so the
+      # family is skipped and named. A module of this project missing is a bug, not a skip.
+      if (error.name or '').split('.')[0] in ('jaxseg', 'experiments'):
+        raise
       print(f'[skip] {family}: {error}')
-      continue
-    rows.extend(module.rows(args.quick))
   print(_format(rows))
   return rows
 
