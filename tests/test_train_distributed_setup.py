@@ -141,3 +141,33 @@ def test_the_binary_says_so_in_one_line_with_exit_code_1(tmp_path):
   lines = result.stderr.strip().splitlines()
   assert lines[-1].startswith('error: ') and f'port {port}' in lines[-1], result.stderr[-2000:]
   assert 'Traceback' not in result.stderr
+
+
+def _coordinator_env(monkeypatch, process_id):
+  monkeypatch.setenv('JAX_COORDINATOR_ADDRESS', 'localhost:1234')
+  monkeypatch.setenv('JAX_NUM_PROCESSES', '2')
+  monkeypatch.setenv('JAX_PROCESS_ID', str(process_id))
+
+
+def test_a_hostname_that_does_not_resolve_is_an_os_error_naming_it(monkeypatch):
+  # gloo (JAX's CPU collectives) looks the hostname up; unresolved, jax fails in C++ with
+  # "enforce fail ... device.cc:99 rv == 0. -2 vs 0" (seen with an /etc/hosts lacking it).
+  _coordinator_env(monkeypatch, process_id=1)
+  monkeypatch.setattr(socket, 'gethostname', lambda: 'no-such-host.invalid')
+  with pytest.raises(
+    OSError, match=r"hostname 'no-such-host.invalid' does not resolve.*/etc/hosts"
+  ):
+    sharding.maybe_initialize_distributed()
+  assert not jax.distributed.is_initialized()
+
+
+def test_the_hostname_check_passes_where_it_resolves_and_without_gloo(monkeypatch):
+  monkeypatch.setattr(socket, 'gethostname', lambda: 'localhost')
+  sharding._check_hostname_resolves()
+  monkeypatch.setattr(socket, 'gethostname', lambda: 'no-such-host.invalid')
+  before = jax.config.jax_cpu_collectives_implementation
+  jax.config.update('jax_cpu_collectives_implementation', 'mpi')  # gloo's lookup is not made
+  try:
+    sharding._check_hostname_resolves()
+  finally:
+    jax.config.update('jax_cpu_collectives_implementation', before)

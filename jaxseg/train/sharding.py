@@ -40,7 +40,9 @@ def maybe_initialize_distributed() -> None:
     ValueError: a malformed ``JAX_COORDINATOR_ADDRESS``, or ``JAX_NUM_PROCESSES`` /
       ``JAX_PROCESS_ID`` missing, not integers or out of range.
     OSError: in process 0, when the coordinator's port cannot be bound (another program holds
-      it); jax.distributed would otherwise crash there and leave the others waiting.
+      it); jax.distributed would otherwise crash there and leave the others waiting. In any
+      process, when this machine's hostname does not resolve and JAX's CPU collectives are gloo's
+      (the default): gloo looks it up, and fails with an ``enforce fail ... rv == 0. -2 vs 0``.
 
   Example:
     >>> import os
@@ -58,8 +60,10 @@ def maybe_initialize_distributed() -> None:
     port, num_processes, process_id = _coordinator_settings(address)
     if process_id == 0:
       _check_port_free(port, address)
+    _check_hostname_resolves()
     jax.distributed.initialize(address, num_processes=num_processes, process_id=process_id)
   elif slurm or mpi or tpu_pod:
+    _check_hostname_resolves()
     jax.distributed.initialize()
   else:
     return
@@ -121,6 +125,27 @@ def _check_port_free(port: int, address: str) -> None:
         f'which it cannot bind ({e.strerror}); choose a free port, or stop the program holding '
         f"it (ss -ltnp 'sport = :{port}').",
       ) from e
+
+
+def _check_hostname_resolves() -> None:
+  """OSError when gloo, JAX's CPU collectives in a multi-process run, could not start here.
+
+  Every process of a multi-process run builds a CPU client whose collectives are gloo's (also
+  beside GPUs), and gloo's TCP transport binds to the address this machine's hostname resolves
+  to. Where it resolves to nothing (a container whose /etc/hosts lacks it), jax 0.10-0.12 fail
+  in C++ with ``[enforce fail at .../gloo/transport/tcp/device.cc:99] rv == 0. -2 vs 0``.
+  """
+  if jax.config.jax_cpu_collectives_implementation != 'gloo':
+    return
+  hostname = socket.gethostname()
+  try:
+    socket.getaddrinfo(hostname, None)
+  except socket.gaierror as e:
+    raise OSError(
+      f"this machine's hostname {hostname!r} does not resolve ({e.strerror}): the CPU "
+      'collectives of a multi-process JAX run (gloo) need it; add it to /etc/hosts (e.g. '
+      f"'127.0.0.1 {hostname}' for processes on this machine) or to DNS."
+    ) from e
 
 
 def make_mesh(
