@@ -150,6 +150,16 @@ def _time_left(budget_s, start) -> float:
   return float('inf') if budget_s is None else budget_s - (time.perf_counter() - start)
 
 
+def _summary(entries: dict) -> str:
+  """One line per benchmark, printed last: a lent machine's reply carries only the output's
+  end, so the statuses must be there whatever the tables above printed."""
+  lines = ['| benchmark | status | wall s | rows |', '|---|---|---|---|']
+  for name, entry in entries.items():
+    wall = f'{entry["wall_s"]:.0f}' if 'wall_s' in entry else '-'
+    lines.append(f'| {name} | {entry["status"]} | {wall} | {len(entry.get("rows", []))} |')
+  return '\n'.join(lines)
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
   parser.add_argument(
@@ -197,6 +207,7 @@ def main(argv=None):
   report['load_at_end'] = os.getloadavg()[0]
   _write_report(report, args.out)
   failed = [n for n, e in report['benchmarks'].items() if e['status'] not in (0, 'missing')]
+  print(_summary(report['benchmarks']))
   print(
     f'total {report["total_s"]:.0f} s; wrote {args.out}'
     + (f'; FAILED or skipped: {", ".join(failed)}' if failed else '')

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -74,7 +75,7 @@ def _load_run_all(monkeypatch, tmp_path, plan, smallest_useful_s=1):
   return run_all
 
 
-def test_budget_cuts_the_running_benchmark_and_skips_the_rest(monkeypatch, tmp_path):
+def test_budget_cuts_the_running_benchmark_and_skips_the_rest(monkeypatch, tmp_path, capsys):
   plan = [('slow', 'import time\nprint("started", flush=True)\ntime.sleep(60)\n'), ('next', '')]
   run_all = _load_run_all(monkeypatch, tmp_path, plan)
   out = tmp_path / 'report.json'
@@ -84,6 +85,9 @@ def test_budget_cuts_the_running_benchmark_and_skips_the_rest(monkeypatch, tmp_p
   assert slow['status'].startswith('timeout after') and 'started' in slow['output']
   assert slow['wall_s'] < 30
   assert report['benchmarks']['next'] == {'status': 'over budget'}
+  summary = capsys.readouterr().out.splitlines()[-4:-1]  # the summary table before 'total'
+  assert re.fullmatch(r'\| slow \| timeout after [0-3] s \| [0-9]+ \| 0 \|', summary[1])
+  assert summary[2] == '| next | over budget | - | 0 |'
 
 
 def test_a_timeout_kills_the_benchmarks_own_processes(monkeypatch, tmp_path):
