@@ -38,8 +38,10 @@ def _run(root, *args, out=None):
   # python3 on PATH is this interpreter, as the image's python3 is there.
   bin_dir = root.parent / 'bin'
   bin_dir.mkdir(exist_ok=True)
-  if not (bin_dir / 'python3').exists():
-    (bin_dir / 'python3').symlink_to(sys.executable)
+  wrapper = bin_dir / 'python3'
+  if not wrapper.exists():  # a script, not a link: a linked venv python loses its venv
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
   env = dict(os.environ, PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
   env.pop('PYTHONPATH', None)
   env['JAXSEG_GPU_SCRATCH'] = str(root.parent / 'scratch')
