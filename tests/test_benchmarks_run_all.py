@@ -92,14 +92,18 @@ def test_budget_cuts_the_running_benchmark_and_skips_the_rest(monkeypatch, tmp_p
 
 def test_a_timeout_kills_the_benchmarks_own_processes(monkeypatch, tmp_path):
   marker = tmp_path / 'grandchild_survived'
-  grandchild = f'import time; time.sleep(3); open({str(marker)!r}, "w").close()'
+  grandchild = f'import time; time.sleep(4); open({str(marker)!r}, "w").close()'
   parent = (
     'import subprocess, sys, time\n'
     f'subprocess.Popen([sys.executable, "-c", {grandchild!r}])\n'
+    'print("spawned", flush=True)\n'
     'time.sleep(60)\n'
   )
   run_all = _load_run_all(monkeypatch, tmp_path, [('parent', parent)])
-  assert run_all.main([f'--out={tmp_path / "report.json"}', '--budget_s=1.5']) == 1
+  out = tmp_path / 'report.json'
+  assert run_all.main([f'--out={out}', '--budget_s=3']) == 1
+  # The grandchild was started before the kill, and would have written within 4 s of that.
+  assert 'spawned' in json.loads(out.read_text())['benchmarks']['parent']['output']
   time.sleep(5)
   assert not marker.exists()
 
